@@ -1,0 +1,35 @@
+//! The model package linked into the large memory (section `.pith_package`, see build.rs), and the
+//! arena the model runs in (section `.pith_arena`, not loaded, zeroed at boot).
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+include!(concat!(env!("OUT_DIR"), "/package.rs"));
+
+/// The package bytes (empty when none was linked).
+pub fn bytes() -> &'static [u8] {
+    &PACKAGE.0
+}
+
+const ARENA_WORDS: usize = crate::memory::ARENA_BYTES / 4;
+
+#[link_section = ".pith_arena"]
+static mut ARENA: [i32; ARENA_WORDS] = [0; ARENA_WORDS];
+
+static ARENA_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Hands out the arena once, zeroed; `None` on a second call.
+pub fn take_arena() -> Option<&'static mut [i32]> {
+    // Load then store is enough: this runs once, from `main`, before anything else could call it
+    // (and ARMv6-M has no compare-and-swap).
+    if ARENA_TAKEN.load(Ordering::Acquire) {
+        return None;
+    }
+    ARENA_TAKEN.store(true, Ordering::Release);
+    let p = &raw mut ARENA;
+    // SAFETY: the flag above makes this the only reference ever created to ARENA. The section is
+    // NOLOAD (no loader or reset handler initialises it), so it is zeroed here before use.
+    unsafe {
+        core::ptr::write_bytes(p, 0, 1);
+        Some(&mut *p)
+    }
+}

@@ -1,0 +1,134 @@
+//! CMSDK APB UART (the MPS2/MPS3 boards' UART0) behind `embedded_io::{Read, Write}`.
+//!
+//! Polled transmit; receive waits with WFI on the RX interrupt (taken with PRIMASK set, so no
+//! handler runs and no vector is needed) instead of spinning, which keeps QEMU idle between lines.
+
+use core::convert::Infallible;
+use core::ptr::{read_volatile, write_volatile};
+
+use cortex_m::interrupt::InterruptNumber;
+use cortex_m::peripheral::NVIC;
+
+const DATA: usize = 0x00;
+const STATE: usize = 0x04;
+const CTRL: usize = 0x08;
+const INTCLEAR: usize = 0x0c;
+const BAUDDIV: usize = 0x10;
+
+const STATE_TX_FULL: u32 = 1 << 0;
+const STATE_RX_FULL: u32 = 1 << 1;
+const STATE_RX_OVERRUN: u32 = 1 << 3;
+const CTRL_TX_EN: u32 = 1 << 0;
+const CTRL_RX_EN: u32 = 1 << 1;
+const CTRL_RX_INT_EN: u32 = 1 << 3;
+const INT_RX: u32 = 1 << 1;
+
+#[derive(Clone, Copy)]
+struct Irq(u16);
+
+// SAFETY: the numbers come from the board table and are valid external interrupt lines there.
+unsafe impl InterruptNumber for Irq {
+    fn number(self) -> u16 {
+        self.0
+    }
+}
+
+/// UART0 of the board.
+pub struct Uart {
+    base: usize,
+    irqs: [u16; 2],
+    /// Receive overruns seen (bytes lost); QEMU applies back-pressure, so this stays 0 there.
+    pub overruns: u32,
+}
+
+impl Uart {
+    /// Takes the UART at `base` and enables it at `baud` from a `pclk_hz` clock.
+    ///
+    /// # Safety
+    /// `base` must be a CMSDK APB UART that nothing else drives, and `irqs` its interrupt lines.
+    pub unsafe fn new(base: usize, irqs: [u16; 2], pclk_hz: u32, baud: u32) -> Self {
+        let uart = Uart { base, irqs, overruns: 0 };
+        // The CMSDK UART refuses divisors below 16.
+        uart.write_reg(BAUDDIV, (pclk_hz / baud.max(1)).max(16));
+        uart.write_reg(CTRL, CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN);
+        for irq in irqs {
+            // SAFETY: no handler runs for these lines: they are only ever pending while PRIMASK
+            // is set in `wait_rx`, which clears them before unmasking.
+            unsafe { NVIC::unmask(Irq(irq)) };
+        }
+        uart
+    }
+
+    fn read_reg(&self, offset: usize) -> u32 {
+        // SAFETY: `new`'s contract: base is this UART's register block; offsets are its registers.
+        unsafe { read_volatile((self.base + offset) as *const u32) }
+    }
+
+    fn write_reg(&self, offset: usize, value: u32) {
+        // SAFETY: as in `read_reg`.
+        unsafe { write_volatile((self.base + offset) as *mut u32, value) }
+    }
+
+    fn rx_full(&self) -> bool {
+        self.read_reg(STATE) & STATE_RX_FULL != 0
+    }
+
+    /// Sleeps until a byte has arrived.
+    fn wait_rx(&mut self) {
+        while !self.rx_full() {
+            cortex_m::interrupt::free(|_| {
+                // Checked again with interrupts masked: a byte arriving after this check pends
+                // the RX interrupt, which wakes WFI even though PRIMASK keeps it from being taken.
+                if !self.rx_full() {
+                    cortex_m::asm::wfi();
+                }
+                self.write_reg(INTCLEAR, INT_RX);
+                for irq in self.irqs {
+                    NVIC::unpend(Irq(irq));
+                }
+            });
+        }
+        if self.read_reg(STATE) & STATE_RX_OVERRUN != 0 {
+            self.overruns = self.overruns.wrapping_add(1);
+            self.write_reg(STATE, STATE_RX_OVERRUN);
+        }
+    }
+}
+
+impl embedded_io::ErrorType for Uart {
+    type Error = Infallible;
+}
+
+impl embedded_io::Read for Uart {
+    /// Blocks for the first byte, then takes whatever else is already waiting.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.wait_rx();
+        let mut n = 0;
+        for slot in buf.iter_mut() {
+            if !self.rx_full() {
+                break;
+            }
+            *slot = self.read_reg(DATA) as u8;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+impl embedded_io::Write for Uart {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        for &b in buf {
+            while self.read_reg(STATE) & STATE_TX_FULL != 0 {}
+            self.write_reg(DATA, b as u32);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Infallible> {
+        while self.read_reg(STATE) & STATE_TX_FULL != 0 {}
+        Ok(())
+    }
+}

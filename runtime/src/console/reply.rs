@@ -1,0 +1,138 @@
+//! Text replies. Every reply is zero or more `key value` lines, then one line starting `OK` or
+//! `ERR <code> <message>`; lines end with CRLF so raw terminals show them right.
+
+use core::fmt;
+
+use embedded_io::{Write, WriteFmtError};
+
+use super::line::Reject;
+use super::service::{Board, Clock, ErrCode, Failure, Service};
+
+/// Writes formatted text; a formatting error cannot happen with our `Display` impls, so only the
+/// port's error is passed on.
+pub(crate) fn put<W: Write>(w: &mut W, args: fmt::Arguments<'_>) -> Result<(), W::Error> {
+    match w.write_fmt(args) {
+        Err(WriteFmtError::Other(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// `OK`
+pub fn ok<W: Write>(w: &mut W) -> Result<(), W::Error> {
+    w.write_all(b"OK\r\n")
+}
+
+/// `ERR <code> <message>`
+pub fn err<W: Write>(w: &mut W, code: ErrCode, message: impl fmt::Display) -> Result<(), W::Error> {
+    put(w, format_args!("ERR {} {}\r\n", code as u8, message))
+}
+
+/// The reply for a failed command.
+pub fn failure<W: Write>(w: &mut W, f: &Failure) -> Result<(), W::Error> {
+    err(w, f.code, f.cause)
+}
+
+/// The reply for a rejected input line.
+pub fn rejected<W: Write>(w: &mut W, why: Reject, max: usize) -> Result<(), W::Error> {
+    match why {
+        Reject::TooLong => err(w, ErrCode::BadInput, format_args!("line too long (max {max} bytes)")),
+        Reject::ControlByte(b) => err(w, ErrCode::BadInput, format_args!("control byte 0x{b:02x} in line")),
+        Reject::InvalidUtf8 => err(w, ErrCode::BadInput, "invalid UTF-8"),
+    }
+}
+
+/// FNV-1a (32-bit) of the int8 values as bytes: a short, stable digest to compare embeddings by eye.
+pub fn fnv1a(values: &[i8]) -> u32 {
+    values.iter().fold(0x811c_9dc5u32, |h, &v| (h ^ v as u8 as u32).wrapping_mul(0x0100_0193))
+}
+
+/// `embed`: token count, digest and the first 8 values.
+pub fn embedding<W: Write>(w: &mut W, tokens: usize, values: &[i8]) -> Result<(), W::Error> {
+    put(w, format_args!("tokens {tokens}\r\ndim {}\r\nfnv1a {:08x}\r\nhead", values.len(), fnv1a(values)))?;
+    for v in values.iter().take(8) {
+        put(w, format_args!(" {v}"))?;
+    }
+    w.write_all(b"\r\n")?;
+    ok(w)
+}
+
+/// `sim`: the cosine and both token counts.
+pub fn similarity<W: Write>(w: &mut W, cosine: f32, ta: usize, tb: usize) -> Result<(), W::Error> {
+    put(w, format_args!("cosine {cosine:.4}\r\ntokens {ta} {tb}\r\n"))?;
+    ok(w)
+}
+
+/// `ask`: the passage and its score.
+pub fn answer<W: Write>(w: &mut W, text: &str, score: f32) -> Result<(), W::Error> {
+    put(w, format_args!("score {score:.4}\r\nanswer {text}\r\n"))?;
+    ok(w)
+}
+
+/// `bench`: tokens and virtual nanoseconds (instructions under `-icount shift=0`).
+pub fn bench<W: Write>(w: &mut W, tokens: usize, ns: u64) -> Result<(), W::Error> {
+    let per_token = if tokens == 0 { 0 } else { ns / tokens as u64 };
+    put(w, format_args!("tokens {tokens}\r\nns {ns}\r\nns_per_token {per_token}\r\n"))?;
+    ok(w)
+}
+
+/// `info`: model, board and memory.
+pub fn info<W: Write, C: Clock>(w: &mut W, s: &Service<'_, C>) -> Result<(), W::Error> {
+    match s.model() {
+        Ok(m) => {
+            let h = m.header();
+            let c = &h.model;
+            put(w, format_args!("model {}\r\ndim {}\r\nlayers {}\r\n", h.name, m.dim(), c.layers))?;
+            put(w, format_args!("vocab {}\r\nmax_tokens {}\r\n", c.vocab_size, s.max_tokens()))?;
+        }
+        Err(e) => put(w, format_args!("model none ({e})\r\n"))?,
+    }
+    board(w, s.board())?;
+    ok(w)
+}
+
+fn board<W: Write>(w: &mut W, b: &Board<'_>) -> Result<(), W::Error> {
+    put(w, format_args!("board {} ({})\r\n", b.name, b.cpu))?;
+    put(w, format_args!("flash {} of {} bytes\r\n", b.flash_used, b.flash_size))?;
+    put(w, format_args!("ram {} of {} bytes\r\n", b.ram_used, b.ram_size))?;
+    put(w, format_args!("package {} bytes\r\narena {} bytes\r\n", b.package_bytes, b.arena_bytes))
+}
+
+/// `help`
+pub fn help<W: Write>(w: &mut W) -> Result<(), W::Error> {
+    for line in super::command::HELP {
+        put(w, format_args!("{line}\r\n"))?;
+    }
+    ok(w)
+}
+
+/// The boot banner.
+pub fn banner<W: Write, C: Clock>(w: &mut W, s: &Service<'_, C>) -> Result<(), W::Error> {
+    let b = s.board();
+    put(w, format_args!("\r\npith {} console on {} ({})\r\n", env!("CARGO_PKG_VERSION"), b.name, b.cpu))?;
+    match s.model() {
+        Ok(m) => put(w, format_args!("model {} ({} dims)\r\n", m.header().name, m.dim()))?,
+        Err(e) => put(w, format_args!("model none ({e})\r\n"))?,
+    }
+    w.write_all(b"type help for commands\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_test_vector() {
+        // FNV-1a 32 of "a" is 0xe40c292c.
+        assert_eq!(fnv1a(&[b'a' as i8]), 0xe40c_292c);
+        assert_eq!(fnv1a(&[]), 0x811c_9dc5);
+    }
+
+    #[test]
+    fn err_line_has_code_and_message() {
+        let mut buf = [0u8; 64];
+        let mut out: &mut [u8] = &mut buf;
+        err(&mut out, ErrCode::NoBank, "no knowledge bank").unwrap();
+        let left = out.len();
+        assert_eq!(&buf[..64 - left], b"ERR 3 no knowledge bank\r\n");
+    }
+}

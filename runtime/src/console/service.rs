@@ -1,0 +1,227 @@
+//! What the console's commands do, independent of how they are spelled (text or frames).
+
+use core::fmt;
+
+use crate::engine::{cosine_i8, Model};
+use crate::error::Error;
+use crate::frame::MAX_DIM;
+
+/// What the firmware tells the console about the board it runs on (for `info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Board<'a> {
+    /// Board name, e.g. `mps3-an547`.
+    pub name: &'a str,
+    /// Core, e.g. `Cortex-M55`.
+    pub cpu: &'a str,
+    /// Flash bytes used by code and constants (the package excluded).
+    pub flash_used: u32,
+    /// Flash bytes available.
+    pub flash_size: u32,
+    /// RAM bytes used by statics (the stack excluded).
+    pub ram_used: u32,
+    /// RAM bytes available.
+    pub ram_size: u32,
+    /// Bytes of the linked package (0 when none is linked).
+    pub package_bytes: u32,
+    /// Bytes of the inference arena.
+    pub arena_bytes: u32,
+}
+
+/// A monotonic clock supplied by the firmware, for `bench`.
+pub trait Clock {
+    /// Nanoseconds since some fixed point. Under QEMU `-icount shift=0` one instruction is one
+    /// virtual nanosecond, so differences count instructions.
+    fn now_ns(&mut self) -> u64;
+}
+
+/// A clock that never moves, for hosts and boards without a timer (`bench` then reports 0).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoClock;
+
+impl Clock for NoClock {
+    fn now_ns(&mut self) -> u64 {
+        0
+    }
+}
+
+/// The hook `ask` calls: a knowledge bank that finds the best passage for a question embedding.
+pub trait Knowledge {
+    /// The entry closest to `query` (int8, model dimension) and its cosine, or `None` when empty.
+    fn best(&self, query: &[i8]) -> Option<(&str, f32)>;
+}
+
+/// Error codes after `ERR` (text) or in `Response::Error` (frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ErrCode {
+    /// The input line was refused: too long, control bytes, invalid UTF-8.
+    BadInput = 1,
+    /// Unknown command or wrong usage.
+    BadCommand = 2,
+    /// `ask` without a knowledge bank.
+    NoBank = 3,
+    /// No valid model package is linked.
+    NoModel = 4,
+    /// The model refused the text (see the message).
+    Model = 5,
+    /// A frame did not decode or was too long (framed mode only).
+    BadFrame = 6,
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A fixed explanation.
+    Text(&'static str),
+    /// A runtime error.
+    Runtime(Error),
+    /// No model, because of this runtime error.
+    NoModel(Error),
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Text(t) => f.write_str(t),
+            Cause::Runtime(e) => fmt::Display::fmt(e, f),
+            Cause::NoModel(e) => write!(f, "no model: {e}"),
+        }
+    }
+}
+
+/// A failed command: its code and cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Code.
+    pub code: ErrCode,
+    /// Cause.
+    pub cause: Cause,
+}
+
+impl Failure {
+    const fn new(code: ErrCode, cause: Cause) -> Self {
+        Failure { code, cause }
+    }
+}
+
+/// The fixed sentence `bench` embeds: 16 tokens with [CLS] and [SEP] in BERT uncased.
+pub const BENCH_SENTENCE: &str = "a man is playing a guitar on the stage while people watch him closely";
+
+/// One embedding slot: where `embed` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The first buffer.
+    A,
+    /// The second buffer (for `sim`).
+    B,
+}
+
+/// The model, its arena and the board: everything the commands act on.
+pub struct Service<'m, C: Clock> {
+    model: Result<Model<'m>, Error>,
+    arena: &'m mut [i32],
+    max_tokens: usize,
+    board: Board<'m>,
+    clock: C,
+    bank: Option<&'m dyn Knowledge>,
+    a: [i8; MAX_DIM],
+    b: [i8; MAX_DIM],
+}
+
+impl<'m, C: Clock> Service<'m, C> {
+    /// Wraps a model (or the reason there is none). Checks once that the arena fits at least a
+    /// two-token input and the dimension fits the reply buffers; otherwise model commands answer `ERR 4`.
+    pub fn new(model: Result<Model<'m>, Error>, arena: &'m mut [i32], board: Board<'m>, clock: C) -> Self {
+        let mut max_tokens = 0;
+        let model = model.and_then(|m| {
+            if m.dim() == 0 || m.dim() > MAX_DIM {
+                return Err(Error::OutputSizeMismatch);
+            }
+            max_tokens = largest_fitting(&m, arena.len());
+            if max_tokens < 2 {
+                return Err(Error::ArenaTooSmall);
+            }
+            Ok(m)
+        });
+        Service { model, arena, max_tokens, board, clock, bank: None, a: [0; MAX_DIM], b: [0; MAX_DIM] }
+    }
+
+    /// Attaches a knowledge bank for `ask`.
+    pub fn with_bank(mut self, bank: &'m dyn Knowledge) -> Self {
+        self.bank = Some(bank);
+        self
+    }
+
+    /// The model, or why there is none.
+    pub fn model(&self) -> Result<&Model<'m>, Error> {
+        self.model.as_ref().map_err(|e| *e)
+    }
+
+    /// The board description.
+    pub fn board(&self) -> &Board<'m> {
+        &self.board
+    }
+
+    /// Longest input in tokens the arena allows (0 without a model).
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Embeds `text` into `slot`; returns the token count and the vector.
+    pub fn embed(&mut self, slot: Slot, text: &str) -> Result<(usize, &[i8]), Failure> {
+        let model = self.model.as_ref().map_err(|e| Failure::new(ErrCode::NoModel, Cause::NoModel(*e)))?;
+        let dim = model.dim();
+        let buf = match slot {
+            Slot::A => &mut self.a,
+            Slot::B => &mut self.b,
+        };
+        let out = buf.get_mut(..dim).ok_or(Failure::new(ErrCode::NoModel, Cause::Text("dimension too large")))?;
+        let tokens = model.embed(text, self.arena, out).map_err(|e| Failure::new(ErrCode::Model, Cause::Runtime(e)))?;
+        Ok((tokens, out))
+    }
+
+    /// Cosine similarity of two texts; returns (cosine, tokens of a, tokens of b).
+    pub fn sim(&mut self, a: &str, b: &str) -> Result<(f32, usize, usize), Failure> {
+        let (ta, _) = self.embed(Slot::A, a)?;
+        let (tb, _) = self.embed(Slot::B, b)?;
+        let dim = self.model().map(|m| m.dim()).unwrap_or(0);
+        let (va, vb) = (self.a.get(..dim).unwrap_or(&[]), self.b.get(..dim).unwrap_or(&[]));
+        Ok((cosine_i8(va, vb), ta, tb))
+    }
+
+    /// The knowledge bank's best passage for `question`, with its cosine.
+    pub fn ask(&mut self, question: &str) -> Result<(&str, f32), Failure> {
+        let bank = self.bank.ok_or(Failure::new(ErrCode::NoBank, Cause::Text("no knowledge bank")))?;
+        let (_, query) = self.embed(Slot::A, question)?;
+        bank.best(query).ok_or(Failure::new(ErrCode::NoBank, Cause::Text("knowledge bank is empty")))
+    }
+
+    /// Embeds `text` once and measures it; returns (tokens, nanoseconds on the firmware's clock).
+    pub fn bench(&mut self, text: &str) -> Result<(usize, u64), Failure> {
+        let start = self.clock.now_ns();
+        let (tokens, _) = self.embed(Slot::A, text)?;
+        let end = self.clock.now_ns();
+        Ok((tokens, end.saturating_sub(start)))
+    }
+}
+
+/// The longest input (2..=model max) whose scratch fits `words` i32 words; 0 if none does.
+fn largest_fitting(model: &Model<'_>, words: usize) -> usize {
+    let mut t = model.max_tokens();
+    while t >= 2 && model.arena_words(t) > words {
+        // Scratch grows at least linearly in tokens: halving finds a fitting length in a few steps,
+        // then the linear walk below recovers the exact largest one.
+        t /= 2;
+    }
+    if t < 2 {
+        return 0;
+    }
+    let mut best = t;
+    for cand in (t + 1)..=model.max_tokens() {
+        if model.arena_words(cand) > words {
+            break;
+        }
+        best = cand;
+    }
+    best
+}

@@ -1,0 +1,155 @@
+//! The integer-only BERT encoder (post-LayerNorm), one sentence at a time, no padding.
+//!
+//! Data flow per layer (all integers; scales live in the requantization constants):
+//! `xm` (i8) → Q, K, V (i8) → scores (i32, softmax-table steps) → probabilities (u8, 1/255)
+//! → context (i8) → output projection added into the int32 residual `xr` → LayerNorm-1
+//! → `xm` → FFN up (i8) → GELU table (i8, zero point) → FFN down added into `xr` → LayerNorm-2.
+
+use super::layernorm::{layernorm, LnParams};
+use super::requant::{div_round, rq_i32, rq_i8};
+use super::sections::{EmbedView, LayerView, Linear};
+use crate::kernels::{dot_i8, matmul_i8};
+
+/// Shapes of one run.
+#[derive(Clone, Copy)]
+pub struct Dims {
+    pub tokens: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub ffn: usize,
+}
+
+/// Scratch buffers carved from the arena.
+pub struct Scratch<'s> {
+    /// Residual stream, [tokens, hidden].
+    pub xr: &'s mut [i32],
+    /// LayerNorm matmul head, reused for the attention context, [tokens, hidden].
+    pub xm: &'s mut [i8],
+    pub q: &'s mut [i8],
+    pub k: &'s mut [i8],
+    pub v: &'s mut [i8],
+    /// FFN activations, [tokens, ffn].
+    pub u: &'s mut [i8],
+    /// One row of attention scores / exponentials, [tokens].
+    pub scores: &'s mut [i32],
+    /// One row of probabilities, [tokens].
+    pub probs: &'s mut [u8],
+}
+
+/// Embedding sum and LayerNorm for every token.
+pub fn embed(ids: &[u32], e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
+    let h = d.hidden;
+    let ln = LnParams::new(e.ln, h);
+    for (t, &id) in ids.iter().enumerate() {
+        let id = id as usize;
+        let (wm, ws) = e.word_rq.rq(id);
+        let (pm, ps) = e.pos_rq.rq(t);
+        let wrow = e.word.get(id * h..(id + 1) * h).unwrap_or(&[]);
+        let prow = e.pos.get(t * h..(t + 1) * h).unwrap_or(&[]);
+        let xr = &mut s.xr[t * h..(t + 1) * h];
+        for (j, x) in xr.iter_mut().enumerate() {
+            let w = wrow.get(j).copied().unwrap_or(0) as i64;
+            let p = prow.get(j).copied().unwrap_or(0) as i64;
+            *x = rq_i32(w, wm, ws).saturating_add(rq_i32(p, pm, ps));
+        }
+        layernorm(xr, &ln, &mut s.xm[t * h..(t + 1) * h]);
+    }
+}
+
+/// `out[t, n] = rq_i8(x[t] . w[n] + b[n])`.
+fn linear_i8(x: &[i8], lin: &Linear<'_>, k: usize, n: usize, tokens: usize, out: &mut [i8]) {
+    matmul_i8(x, lin.w, k, tokens, n, |t, j, acc| {
+        let (m, sh) = lin.rq.rq(j);
+        out[t * n + j] = rq_i8(acc as i64 + lin.b.at(j) as i64, m, sh);
+    });
+}
+
+/// `xr[t, n] += rq(x[t] . w[n] + b[n])`: a projection added into the residual stream.
+fn linear_residual(x: &[i8], lin: &Linear<'_>, k: usize, n: usize, tokens: usize, xr: &mut [i32]) {
+    matmul_i8(x, lin.w, k, tokens, n, |t, j, acc| {
+        let (m, sh) = lin.rq.rq(j);
+        let r = &mut xr[t * n + j];
+        *r = r.saturating_add(rq_i32(acc as i64 + lin.b.at(j) as i64, m, sh));
+    });
+}
+
+/// One encoder layer, in place on `s.xr` / `s.xm`.
+pub fn layer(lv: &LayerView<'_>, e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
+    let (tn, h, f) = (d.tokens, d.hidden, d.ffn);
+    let dh = h / d.heads;
+    linear_i8(s.xm, &lv.q, h, h, tn, s.q);
+    linear_i8(s.xm, &lv.k, h, h, tn, s.k);
+    linear_i8(s.xm, &lv.v, h, h, tn, s.v);
+
+    let (sm, ssh) = (lv.scalars.at(0), lv.scalars.at(1));
+    let (cm, csh) = (lv.scalars.at(2), lv.scalars.at(3));
+    let ctx = &mut *s.xm; // Q/K/V consumed xm: it now holds the context.
+    for t in 0..tn {
+        for hd in 0..d.heads {
+            let qrow = &s.q[t * h + hd * dh..t * h + (hd + 1) * dh];
+            let mut max = i32::MIN;
+            for (u, sc) in s.scores[..tn].iter_mut().enumerate() {
+                let krow = &s.k[u * h + hd * dh..u * h + (hd + 1) * dh];
+                *sc = rq_i32(dot_i8(qrow, krow) as i64, sm, ssh);
+                max = max.max(*sc);
+            }
+            let mut sum: u32 = 0;
+            for sc in s.scores[..tn].iter_mut() {
+                let ex = e.exp_at(max.saturating_sub(*sc) as usize);
+                *sc = ex as i32;
+                sum = sum.saturating_add(ex);
+            }
+            let sum = sum.max(1) as u64;
+            for (p, &ex) in s.probs[..tn].iter_mut().zip(s.scores[..tn].iter()) {
+                *p = ((ex as u64 * 255 + sum / 2) / sum).min(255) as u8;
+            }
+            // context[t, head] = sum_u p[u] * v[u, head]
+            let mut acc = [0i32; MAX_HEAD_DIM];
+            for (u, &p) in s.probs[..tn].iter().enumerate() {
+                if p == 0 {
+                    continue;
+                }
+                let vrow = &s.v[u * h + hd * dh..u * h + (hd + 1) * dh];
+                for (a, &v) in acc.iter_mut().zip(vrow) {
+                    *a += p as i32 * v as i32;
+                }
+            }
+            let out = &mut ctx[t * h + hd * dh..t * h + (hd + 1) * dh];
+            for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                *o = rq_i8(a as i64, cm, csh);
+            }
+        }
+    }
+    linear_residual(ctx, &lv.o, h, h, tn, s.xr);
+    let ln1 = LnParams::new(lv.ln1, h);
+    for t in 0..tn {
+        layernorm(&mut s.xr[t * h..(t + 1) * h], &ln1, &mut s.xm[t * h..(t + 1) * h]);
+    }
+
+    // FFN: up + GELU table into u, then down added into the residual.
+    let gelu = lv.gelu;
+    matmul_i8(s.xm, lv.up.w, h, tn, f, |t, j, acc| {
+        let (m, sh) = lv.up.rq.rq(j);
+        let x = rq_i8(acc as i64 + lv.up.b.at(j) as i64, m, sh);
+        s.u[t * f + j] = gelu.get((x as i32 + 128) as usize).copied().unwrap_or(0);
+    });
+    linear_residual(s.u, &lv.down, f, h, tn, s.xr);
+    let ln2 = LnParams::new(lv.ln2, h);
+    for t in 0..tn {
+        layernorm(&mut s.xr[t * h..(t + 1) * h], &ln2, &mut s.xm[t * h..(t + 1) * h]);
+    }
+}
+
+/// Largest attention head width the encoder supports (validated at load).
+pub const MAX_HEAD_DIM: usize = 256;
+
+/// Pools the final residual stream into `out` (int8, scaled so the largest |value| is 127).
+/// Mean pooling needs no division: the int8 rescaling by the maximum absorbs the token count.
+pub fn pool(xr: &[i32], tokens: usize, hidden: usize, cls: bool, out: &mut [i8]) {
+    let rows = if cls { tokens.min(1) } else { tokens };
+    let column = |j: usize| -> i64 { (0..rows).map(|t| xr.get(t * hidden + j).copied().unwrap_or(0) as i64).sum() };
+    let max = (0..hidden).map(|j| column(j).abs()).max().unwrap_or(0);
+    for (j, o) in out.iter_mut().enumerate().take(hidden) {
+        *o = if max == 0 { 0 } else { div_round(column(j) * 127, max).clamp(-127, 127) as i8 };
+    }
+}

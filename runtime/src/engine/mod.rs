@@ -1,0 +1,178 @@
+//! The model: a validated package plus its tokenizer, embedding text into a caller-supplied arena.
+
+mod bert;
+mod layernorm;
+pub mod requant;
+mod sections;
+
+use crate::error::{Error, Result};
+use crate::format::{Arch, DType, Header, Package, Pooling, SectionKind};
+use crate::tokenizer::Tokenizer;
+use bert::{Dims, Scratch, MAX_HEAD_DIM};
+use sections::{EmbedView, LayerView};
+
+/// A validated model ready to embed text. Holds no buffers: all scratch lives in the caller's arena.
+#[derive(Clone)]
+pub struct Model<'a> {
+    package: Package<'a>,
+    tokenizer: Tokenizer<'a>,
+    embed: EmbedView<'a>,
+}
+
+fn words_for_bytes(n: usize) -> usize {
+    n.div_ceil(4)
+}
+
+impl<'a> Model<'a> {
+    /// Validates the package (checksum included) and every section the network needs.
+    pub fn new(bytes: &'a [u8]) -> Result<Self> {
+        Self::from_package(Package::new_checked(bytes)?)
+    }
+
+    /// Builds a model from an already validated package, shape-checking every section once so
+    /// that [`Model::embed`] cannot fail on the package afterwards.
+    pub fn from_package(package: Package<'a>) -> Result<Self> {
+        let h = package.header().clone();
+        if h.arch != Arch::Bert {
+            return Err(Error::PackageBadConfig);
+        }
+        let m = h.model;
+        let (vocab, hidden, ffn) = (m.vocab_size as usize, m.hidden as usize, m.ffn as usize);
+        if hidden / m.heads as usize > MAX_HEAD_DIM {
+            return Err(Error::PackageBadConfig);
+        }
+        let vocab_bytes = package.tensor(SectionKind::Vocab, 0, DType::U8, 0, 0)?;
+        let tokenizer = Tokenizer::new(vocab_bytes, h.tokenizer)?;
+        let embed = EmbedView::resolve(&package, vocab, hidden, m.max_positions as usize)?;
+        for l in 0..m.layers {
+            LayerView::resolve(&package, l as u16, hidden, ffn)?;
+        }
+        Ok(Model { package, tokenizer, embed })
+    }
+
+    /// The package header.
+    pub fn header(&self) -> &Header {
+        self.package.header()
+    }
+
+    /// The package.
+    pub fn package(&self) -> &Package<'a> {
+        &self.package
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer<'a> {
+        &self.tokenizer
+    }
+
+    /// Output dimension.
+    pub fn dim(&self) -> usize {
+        self.header().model.hidden as usize
+    }
+
+    /// Longest input in tokens ([CLS] and [SEP] included).
+    pub fn max_tokens(&self) -> usize {
+        self.header().tokenizer.max_len as usize
+    }
+
+    /// i32 words of arena [`Model::embed`] needs for inputs of up to `max_tokens` tokens.
+    pub fn arena_words(&self, max_tokens: usize) -> usize {
+        let m = &self.header().model;
+        let (t, h, f) = (max_tokens, m.hidden as usize, m.ffn as usize);
+        t // ids
+            + t * h // residual
+            + 4 * words_for_bytes(t * h) // xm/context, q, k, v
+            + words_for_bytes(t * f) // FFN activations
+            + t // scores
+            + words_for_bytes(t) // probabilities
+    }
+
+    /// Embeds `text` into `out` (int8, length [`Model::dim`]); returns the number of tokens used.
+    /// Inputs longer than the arena allows are truncated like over-long inputs.
+    pub fn embed(&self, text: &str, arena: &mut [i32], out: &mut [i8]) -> Result<usize> {
+        let per_token = self.arena_words(1);
+        let fit = (0..=self.max_tokens()).rev().find(|&t| self.arena_words(t) <= arena.len()).unwrap_or(0);
+        if fit < 2 || per_token == 0 {
+            return Err(Error::ArenaTooSmall);
+        }
+        let (ids_words, rest) = arena.split_at_mut(fit);
+        let ids: &mut [u32] = bytemuck::cast_slice_mut(ids_words);
+        let n = self.tokenizer.encode(text, ids)?;
+        self.embed_ids(&ids[..n], rest, out)?;
+        Ok(n)
+    }
+
+    /// Embeds already tokenized ids (`[CLS] .. [SEP]`); `arena` needs `arena_words(ids.len()) - ids.len()` words.
+    pub fn embed_ids(&self, ids: &[u32], arena: &mut [i32], out: &mut [i8]) -> Result<()> {
+        self.embed_ids_observed(ids, arena, out, |_, _| {})
+    }
+
+    /// [`Model::embed_ids`], calling `observe(layer, residual)` with the int32 residual stream
+    /// (`[tokens, hidden]`) after each layer — for the quantizer's per-layer error report.
+    pub fn embed_ids_observed<F: FnMut(usize, &[i32])>(
+        &self,
+        ids: &[u32],
+        arena: &mut [i32],
+        out: &mut [i8],
+        mut observe: F,
+    ) -> Result<()> {
+        let m = self.header().model;
+        let (tn, h, f) = (ids.len(), m.hidden as usize, m.ffn as usize);
+        if out.len() != h {
+            return Err(Error::OutputSizeMismatch);
+        }
+        if tn == 0 || tn > self.max_tokens() || ids.iter().any(|&i| i >= m.vocab_size) {
+            return Err(Error::PackageBadConfig);
+        }
+        if arena.len() + tn < self.arena_words(tn) {
+            return Err(Error::ArenaTooSmall);
+        }
+        let (xr, rest) = arena.split_at_mut(tn * h);
+        let (xm, rest) = rest.split_at_mut(words_for_bytes(tn * h));
+        let (q, rest) = rest.split_at_mut(words_for_bytes(tn * h));
+        let (k, rest) = rest.split_at_mut(words_for_bytes(tn * h));
+        let (v, rest) = rest.split_at_mut(words_for_bytes(tn * h));
+        let (u, rest) = rest.split_at_mut(words_for_bytes(tn * f));
+        let (scores, rest) = rest.split_at_mut(tn);
+        let probs = &mut rest[..words_for_bytes(tn)];
+        let mut s = Scratch {
+            xr,
+            xm: &mut bytemuck::cast_slice_mut(xm)[..tn * h],
+            q: &mut bytemuck::cast_slice_mut(q)[..tn * h],
+            k: &mut bytemuck::cast_slice_mut(k)[..tn * h],
+            v: &mut bytemuck::cast_slice_mut(v)[..tn * h],
+            u: &mut bytemuck::cast_slice_mut(u)[..tn * f],
+            scores,
+            probs: &mut bytemuck::cast_slice_mut(probs)[..tn],
+        };
+        let d = Dims { tokens: tn, hidden: h, heads: m.heads as usize, ffn: f };
+        bert::embed(ids, &self.embed, d, &mut s);
+        for l in 0..m.layers {
+            let lv = LayerView::resolve(&self.package, l as u16, h, f)?;
+            bert::layer(&lv, &self.embed, d, &mut s);
+            observe(l as usize, s.xr);
+        }
+        bert::pool(s.xr, tn, h, m.pooling == Pooling::Cls, out);
+        Ok(())
+    }
+
+    /// Converts an int8 embedding to a unit-length f32 vector (IEEE single ops only: deterministic).
+    pub fn dequantize(q: &[i8], out: &mut [f32]) {
+        let norm: i64 = q.iter().map(|&x| x as i64 * x as i64).sum();
+        let norm = libm::sqrtf(norm as f32);
+        for (o, &x) in out.iter_mut().zip(q) {
+            *o = if norm > 0.0 { x as f32 / norm } else { 0.0 };
+        }
+    }
+}
+
+/// Cosine similarity of two int8 vectors, computed exactly in integers and converted once.
+pub fn cosine_i8(a: &[i8], b: &[i8]) -> f32 {
+    let dot: i64 = a.iter().zip(b).map(|(x, y)| *x as i64 * *y as i64).sum();
+    let na: i64 = a.iter().map(|x| *x as i64 * *x as i64).sum();
+    let nb: i64 = b.iter().map(|x| *x as i64 * *x as i64).sum();
+    if na == 0 || nb == 0 {
+        return 0.0;
+    }
+    (dot as f64 / libm::sqrt(na as f64 * nb as f64)) as f32
+}

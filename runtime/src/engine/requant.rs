@@ -1,0 +1,84 @@
+//! Fixed-point requantization: `real multiplier = m * 2^-shift`, applied with round-half-up.
+//! The same integer arithmetic on every CPU, hence the same bytes everywhere.
+
+/// `round(acc * m / 2^shift)`, computed in i64 (acc and m both fit i32, so the product cannot
+/// overflow). `shift` is clamped to 0..=62 so a hostile package cannot make a shift panic.
+#[inline(always)]
+pub fn rq(acc: i64, m: i32, shift: i32) -> i64 {
+    let sh = shift.clamp(0, 62) as u32;
+    let p = acc.saturating_mul(m as i64);
+    if sh == 0 {
+        p
+    } else {
+        p.saturating_add(1i64 << (sh - 1)) >> sh
+    }
+}
+
+/// [`rq`] then saturation to the symmetric int8 range.
+#[inline(always)]
+pub fn rq_i8(acc: i64, m: i32, shift: i32) -> i8 {
+    rq(acc, m, shift).clamp(-127, 127) as i8
+}
+
+/// [`rq`] then saturation to i32.
+#[inline(always)]
+pub fn rq_i32(acc: i64, m: i32, shift: i32) -> i32 {
+    rq(acc, m, shift).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// Rounded division of `a` by a positive `b` (half away from zero).
+#[inline]
+pub fn div_round(a: i64, b: i64) -> i64 {
+    if b <= 0 {
+        return 0;
+    }
+    if a >= 0 {
+        (a + b / 2) / b
+    } else {
+        -((-a + b / 2) / b)
+    }
+}
+
+/// Floor of the square root of a u128.
+pub fn isqrt_u128(v: u128) -> u128 {
+    if v < 2 {
+        return v;
+    }
+    // Bit-by-bit method: exact, branch-light and without floating point.
+    let mut rem = v;
+    let mut root: u128 = 0;
+    let mut bit: u128 = 1 << ((127 - v.leading_zeros()) & !1);
+    while bit != 0 {
+        if rem >= root + bit {
+            rem -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isqrt_is_floor_sqrt() {
+        for v in (0u128..5000).chain([u64::MAX as u128, (1u128 << 100) + 12345, u128::MAX]) {
+            let r = isqrt_u128(v);
+            assert!(r * r <= v, "{v}");
+            assert!((r + 1).checked_mul(r + 1).map_or(true, |s| s > v), "{v}");
+        }
+    }
+
+    #[test]
+    fn rq_rounds_half_up_and_never_panics() {
+        assert_eq!(rq(3, 1 << 30, 31), 2); // 1.5 -> 2
+        assert_eq!(rq(-3, 1 << 30, 31), -1); // -1.5 -> -1 (half up)
+        assert_eq!(rq(i32::MAX as i64, i32::MAX, 200), 0);
+        assert_eq!(rq(5, 7, -4), 35);
+        assert_eq!(rq_i8(1 << 40, 1 << 30, 1), 127);
+    }
+}

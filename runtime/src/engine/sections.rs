@@ -1,0 +1,127 @@
+//! Typed, validated views of the package sections the integer encoder reads.
+
+use crate::error::{Error, Result};
+use crate::format::{DType, Package, SectionKind};
+
+/// Little-endian i32 array read in place (no alignment needed).
+#[derive(Clone, Copy)]
+pub struct I32s<'a>(pub &'a [u8]);
+
+impl I32s<'_> {
+    /// Element `i`, or 0 past the end (validation makes that unreachable).
+    #[inline(always)]
+    pub fn at(&self, i: usize) -> i32 {
+        match self.0.get(i * 4..i * 4 + 4) {
+            Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            None => 0,
+        }
+    }
+    /// (multiplier, shift) pair `i` of a `[n, 2]` requantization table.
+    #[inline(always)]
+    pub fn rq(&self, i: usize) -> (i32, i32) {
+        (self.at(2 * i), self.at(2 * i + 1))
+    }
+}
+
+/// Reinterprets validated i8 section bytes.
+pub fn as_i8(b: &[u8]) -> &[i8] {
+    bytemuck::cast_slice(b)
+}
+
+/// One linear layer: int8 weight `[out, in]`, i32 bias, per-channel requantization.
+#[derive(Clone, Copy)]
+pub struct Linear<'a> {
+    /// Weight rows.
+    pub w: &'a [i8],
+    /// Bias in accumulator units.
+    pub b: I32s<'a>,
+    /// (multiplier, shift) per output channel.
+    pub rq: I32s<'a>,
+}
+
+/// All sections of one encoder layer.
+#[derive(Clone, Copy)]
+pub struct LayerView<'a> {
+    pub q: Linear<'a>,
+    pub k: Linear<'a>,
+    pub v: Linear<'a>,
+    pub o: Linear<'a>,
+    pub up: Linear<'a>,
+    pub down: Linear<'a>,
+    pub ln1: &'a [u8],
+    pub ln2: &'a [u8],
+    pub gelu: &'a [i8],
+    /// score (mult, shift), context (mult, shift), GELU zero point.
+    pub scalars: I32s<'a>,
+}
+
+fn linear<'a>(
+    p: &Package<'a>,
+    layer: u16,
+    kinds: (SectionKind, SectionKind, SectionKind),
+    out: usize,
+    inp: usize,
+) -> Result<Linear<'a>> {
+    Ok(Linear {
+        w: as_i8(p.tensor(kinds.0, layer, DType::I8, out, inp)?),
+        b: I32s(p.tensor(kinds.1, layer, DType::I32, 1, out)?),
+        rq: I32s(p.tensor(kinds.2, layer, DType::I32, out, 2)?),
+    })
+}
+
+impl<'a> LayerView<'a> {
+    /// Resolves and shape-checks every section of layer `l`.
+    pub fn resolve(p: &Package<'a>, l: u16, hidden: usize, ffn: usize) -> Result<Self> {
+        use SectionKind::*;
+        Ok(LayerView {
+            q: linear(p, l, (Wq, Bq, RqQ), hidden, hidden)?,
+            k: linear(p, l, (Wk, Bk, RqK), hidden, hidden)?,
+            v: linear(p, l, (Wv, Bv, RqV), hidden, hidden)?,
+            o: linear(p, l, (Wo, Bo, RqO), hidden, hidden)?,
+            up: linear(p, l, (W1, B1, Rq1), ffn, hidden)?,
+            down: linear(p, l, (W2, B2, Rq2), hidden, ffn)?,
+            ln1: p.tensor(Ln1, l, DType::I64, 4, hidden)?,
+            ln2: p.tensor(Ln2, l, DType::I64, 4, hidden)?,
+            gelu: as_i8(p.tensor(GeluTable, l, DType::I8, 1, 256)?),
+            scalars: I32s(p.tensor(LayerScalars, l, DType::I32, 1, 8)?),
+        })
+    }
+}
+
+/// Embedding-stage sections.
+#[derive(Clone, Copy)]
+pub struct EmbedView<'a> {
+    pub word: &'a [i8],
+    pub word_rq: I32s<'a>,
+    pub pos: &'a [i8],
+    pub pos_rq: I32s<'a>,
+    pub ln: &'a [u8],
+    pub exp: &'a [u8],
+}
+
+impl<'a> EmbedView<'a> {
+    /// Resolves and shape-checks the embedding sections and the softmax table.
+    pub fn resolve(p: &Package<'a>, vocab: usize, hidden: usize, positions: usize) -> Result<Self> {
+        use SectionKind::*;
+        let exp = p.tensor(ExpTable, 0, DType::U16, 1, 0)?;
+        if exp.len() < 4 {
+            return Err(Error::PackageBadSection);
+        }
+        Ok(EmbedView {
+            word: as_i8(p.tensor(WordEmb, 0, DType::I8, vocab, hidden)?),
+            word_rq: I32s(p.tensor(WordEmbRq, 0, DType::I32, vocab, 2)?),
+            pos: as_i8(p.tensor(PosEmb, 0, DType::I8, positions, hidden)?),
+            pos_rq: I32s(p.tensor(PosEmbRq, 0, DType::I32, positions, 2)?),
+            ln: p.tensor(EmbLn, 0, DType::I64, 4, hidden)?,
+            exp,
+        })
+    }
+
+    /// Softmax table entry `d` (saturating at the last entry).
+    #[inline(always)]
+    pub fn exp_at(&self, d: usize) -> u32 {
+        let n = self.exp.len() / 2;
+        let i = d.min(n - 1) * 2;
+        u16::from_le_bytes([self.exp[i], self.exp[i + 1]]) as u32
+    }
+}

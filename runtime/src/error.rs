@@ -1,0 +1,61 @@
+//! One flat error enum for the whole runtime: every variant is phase + cause.
+
+use core::fmt;
+
+/// Everything the runtime can refuse. No runtime path panics on bad input: it returns one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The package is shorter than its fixed preamble or than the length it declares.
+    PackageTruncated,
+    /// The package does not start with the `PITH` magic.
+    PackageBadMagic,
+    /// The package's format version is not one this runtime reads.
+    PackageUnsupportedVersion(u16),
+    /// The CRC-32 at the end of the package does not match its contents.
+    PackageBadChecksum,
+    /// The postcard header could not be decoded.
+    PackageBadHeader,
+    /// A section points outside the package, overlaps the checksum or has a size that disagrees with its shape.
+    PackageBadSection,
+    /// A section the model needs is missing.
+    PackageMissingSection,
+    /// The model configuration is inconsistent (zero sizes, heads not dividing hidden, and so on).
+    PackageBadConfig,
+    /// The vocabulary section is malformed.
+    VocabCorrupt,
+    /// The caller's arena is smaller than [`crate::Model::arena_words`] asks for.
+    ArenaTooSmall,
+    /// The output buffer does not have the model's dimension.
+    OutputSizeMismatch,
+    /// The knowledge bank is truncated or malformed.
+    BankCorrupt,
+    /// The knowledge bank was built for a model of another dimension.
+    BankDimensionMismatch,
+}
+
+/// Result alias used across the runtime.
+pub type Result<T> = core::result::Result<T, Error>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::PackageTruncated => f.write_str("package truncated"),
+            Error::PackageBadMagic => f.write_str("not a .pith package (bad magic)"),
+            Error::PackageUnsupportedVersion(v) => write!(f, "unsupported package format version {v}"),
+            Error::PackageBadChecksum => f.write_str("package checksum mismatch (corrupted)"),
+            Error::PackageBadHeader => f.write_str("package header does not decode"),
+            Error::PackageBadSection => f.write_str("package section out of bounds or mis-sized"),
+            Error::PackageMissingSection => f.write_str("package lacks a section the model needs"),
+            Error::PackageBadConfig => f.write_str("package model configuration is inconsistent"),
+            Error::VocabCorrupt => f.write_str("vocabulary section is corrupt"),
+            Error::ArenaTooSmall => f.write_str("arena too small for this model and sequence length"),
+            Error::OutputSizeMismatch => f.write_str("output buffer does not match the model dimension"),
+            Error::BankCorrupt => f.write_str("knowledge bank is corrupt"),
+            Error::BankDimensionMismatch => f.write_str("knowledge bank dimension differs from the model's"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

@@ -1,0 +1,185 @@
+//! The postcard header: small, fixed-capacity, decodable without an allocator.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What the network between token ids and the pooled vector is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Arch {
+    /// A BERT-family encoder (post-LayerNorm transformer), integer-only.
+    Bert,
+    /// A static model: one vector per token, pooled (model2vec style).
+    Static,
+}
+
+/// How token vectors become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pooling {
+    /// Mean over all tokens, [CLS] and [SEP] included (sentence-transformers' mean pooling).
+    Mean,
+    /// The [CLS] token's vector.
+    Cls,
+}
+
+/// Shapes of the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Rows of the token table.
+    pub vocab_size: u32,
+    /// Width of the residual stream (the embedding dimension for BERT).
+    pub hidden: u32,
+    /// Transformer layers (0 for static models).
+    pub layers: u32,
+    /// Attention heads.
+    pub heads: u32,
+    /// Width of the feed-forward block.
+    pub ffn: u32,
+    /// Rows of the position table.
+    pub max_positions: u32,
+    /// Pooling mode.
+    pub pooling: Pooling,
+    /// Whether the reference model L2-normalizes its output.
+    pub normalize: bool,
+}
+
+/// Settings of the BERT WordPiece tokenizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenizerConfig {
+    /// Lowercase the input (uncased models).
+    pub lowercase: bool,
+    /// Remove combining marks after NFD decomposition.
+    pub strip_accents: bool,
+    /// Put spaces around CJK ideographs.
+    pub split_cjk: bool,
+    /// Id of `[CLS]`.
+    pub cls_id: u32,
+    /// Id of `[SEP]`.
+    pub sep_id: u32,
+    /// Id of `[UNK]`.
+    pub unk_id: u32,
+    /// Id of `[PAD]`.
+    pub pad_id: u32,
+    /// Maximum sequence length in tokens, `[CLS]` and `[SEP]` included.
+    pub max_len: u32,
+    /// Words longer than this many chars become `[UNK]` (Hugging Face's `max_input_chars_per_word`).
+    pub max_chars_per_word: u32,
+}
+
+/// The package header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Human-readable model name (for `info`).
+    pub name: heapless::String<48>,
+    /// Network family.
+    pub arch: Arch,
+    /// Shapes.
+    pub model: ModelConfig,
+    /// Tokenizer settings.
+    pub tokenizer: TokenizerConfig,
+    /// Real value of one unit of the pooled integer vector (before the int8 output rounding);
+    /// used only to give un-normalized models their magnitude back.
+    pub pool_scale: f32,
+    /// log2 of the number of softmax-table steps per unit of attention logit.
+    pub score_step_log2: u8,
+}
+
+impl Header {
+    /// Checks that the configuration is self-consistent (sizes non-zero, heads divide hidden, ...).
+    pub fn validate(&self) -> Result<()> {
+        let m = &self.model;
+        let t = &self.tokenizer;
+        let bad = m.vocab_size == 0
+            || m.hidden == 0
+            || t.max_len < 2
+            || t.cls_id >= m.vocab_size
+            || t.sep_id >= m.vocab_size
+            || t.unk_id >= m.vocab_size
+            || t.pad_id >= m.vocab_size;
+        if bad {
+            return Err(Error::PackageBadConfig);
+        }
+        if self.arch == Arch::Bert {
+            let bad = m.layers == 0
+                || m.heads == 0
+                || m.hidden % m.heads != 0
+                || m.ffn == 0
+                || m.max_positions < t.max_len;
+            if bad {
+                return Err(Error::PackageBadConfig);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a section holds. Per-layer kinds carry the layer index in the section record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum SectionKind {
+    /// The WordPiece vocabulary (see `tokenizer::vocab`).
+    Vocab = 1,
+    /// Softmax table: `exp(-d / 2^score_step_log2)` in Q16 for d = 0..len, u16 [1, len].
+    ExpTable = 2,
+    /// Token table, i8 [vocab, hidden], symmetric per row.
+    WordEmb = 10,
+    /// Per-row requantization of WordEmb into the embedding-sum scale, i32 [vocab, 2] = (multiplier, shift).
+    WordEmbRq = 11,
+    /// Position (+ token type 0) table, i8 [positions, hidden].
+    PosEmb = 12,
+    /// Per-row requantization of PosEmb, i32 [positions, 2].
+    PosEmbRq = 13,
+    /// LayerNorm after the embeddings, i64 [4, hidden] (see [`SectionKind::Ln1`]).
+    EmbLn = 14,
+    /// Query weight, i8 [hidden, hidden] (out, in), per-output-channel symmetric.
+    Wq = 20,
+    /// Key weight.
+    Wk = 21,
+    /// Value weight.
+    Wv = 22,
+    /// Attention output weight.
+    Wo = 23,
+    /// FFN up weight, i8 [ffn, hidden].
+    W1 = 24,
+    /// FFN down weight, i8 [hidden, ffn].
+    W2 = 25,
+    /// Query bias in accumulator units, i32 [1, hidden].
+    Bq = 30,
+    /// Key bias.
+    Bk = 31,
+    /// Value bias.
+    Bv = 32,
+    /// Attention output bias.
+    Bo = 33,
+    /// FFN up bias, i32 [1, ffn].
+    B1 = 34,
+    /// FFN down bias, with the GELU zero-point correction folded in.
+    B2 = 35,
+    /// Per-channel requantization (multiplier, shift) of the query accumulator, i32 [hidden, 2].
+    RqQ = 40,
+    /// Key.
+    RqK = 41,
+    /// Value.
+    RqV = 42,
+    /// Attention output, into the residual scale.
+    RqO = 43,
+    /// FFN up, into the GELU input scale, i32 [ffn, 2].
+    Rq1 = 44,
+    /// FFN down, into the residual scale.
+    Rq2 = 45,
+    /// LayerNorm after attention, i64 [4, hidden]: rows = residual-head gain, residual-head offset,
+    /// matmul-head gain, matmul-head offset; `y = (n * gain + offset) >> 32`, `n` the Q16 normalized input.
+    Ln1 = 50,
+    /// LayerNorm after the FFN, same layout.
+    Ln2 = 51,
+    /// GELU as a table from int8 input (index `x + 128`) to int8 output, i8 [1, 256].
+    GeluTable = 52,
+    /// Per-layer scalars, i32 [1, 8]: score (mult, shift), context (mult, shift), GELU output zero point.
+    LayerScalars = 53,
+    /// Static model token table, i8 [vocab, dim].
+    StaticEmb = 60,
+    /// Per-row requantization of the static table into the pooling scale, i32 [vocab, 2].
+    StaticEmbRq = 61,
+    /// Knowledge bank (see `kb`), u8.
+    Bank = 70,
+}

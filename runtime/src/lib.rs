@@ -1,0 +1,25 @@
+//! pith-runtime: sentence embeddings on microcontrollers.
+//!
+//! Reads a `.pith` package in place (zero-copy, from flash), tokenizes with BERT WordPiece (the same
+//! ids as Hugging Face `tokenizers`), runs an integer-only encoder into a caller-supplied arena and
+//! pools to an int8 sentence vector. No allocator, no panics on bad input, the same bytes on every CPU.
+//!
+//! Features: `std` (package writer, std error impls), `tract` (host fallback running the ONNX export
+//! through tract-onnx).
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod console;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod frame;
+pub mod kernels;
+pub mod tokenizer;
+#[cfg(feature = "tract")]
+pub mod tract;
+
+pub use engine::{cosine_i8, Model};
+pub use error::{Error, Result};
+pub use format::Package;

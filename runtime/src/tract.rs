@@ -1,0 +1,46 @@
+//! Host fallback (feature `tract`): runs the fp32 or QDQ ONNX export through tract-onnx, with the
+//! very tokenizer of a `.pith` package, so both paths see the same token ids.
+
+use std::path::Path;
+
+use tract_onnx::prelude::*;
+
+use crate::tokenizer::Tokenizer;
+
+type Plan = std::sync::Arc<TypedRunnableModel>;
+
+/// An ONNX sentence encoder (`input_ids`, `attention_mask` → `sentence_embedding`) run by tract.
+pub struct TractModel {
+    plan: Plan,
+}
+
+impl TractModel {
+    /// Loads and optimizes the graph for batch 1 and any sequence length. Unknown ops, malformed
+    /// protobuf or wrong inputs come back as errors naming the problem.
+    pub fn load(path: &Path) -> TractResult<Self> {
+        let mut model = tract_onnx::onnx().model_for_path(path)?;
+        let seq = model.symbols.sym("S");
+        let fact = i64::fact(&[1.to_dim(), seq.to_dim()]);
+        model.set_input_fact(0, fact.clone().into())?;
+        model.set_input_fact(1, fact.into())?;
+        let plan = model.into_optimized()?.into_runnable()?;
+        Ok(TractModel { plan })
+    }
+
+    /// Embeds token ids (`[CLS] .. [SEP]`); returns the output vector as the graph produced it.
+    pub fn embed_ids(&self, ids: &[u32]) -> TractResult<Vec<f32>> {
+        let n = ids.len();
+        let input: Tensor = tract_ndarray::Array2::from_shape_vec((1, n), ids.iter().map(|&i| i as i64).collect())?.into();
+        let mask: Tensor = tract_ndarray::Array2::<i64>::ones((1, n)).into();
+        let out = self.plan.run(tvec!(input.into(), mask.into()))?;
+        let v = out[0].to_plain_array_view::<f32>()?;
+        Ok(v.iter().copied().collect())
+    }
+
+    /// Tokenizes with `tok` and embeds.
+    pub fn embed(&self, tok: &Tokenizer<'_>, text: &str, max_tokens: usize) -> TractResult<Vec<f32>> {
+        let mut ids = vec![0u32; max_tokens.max(2)];
+        let n = tok.encode(text, &mut ids).map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.embed_ids(&ids[..n])
+    }
+}

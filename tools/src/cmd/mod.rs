@@ -1,0 +1,11 @@
+//! One file per subcommand: its clap arguments and its `run`.
+
+pub mod ask;
+pub mod bench;
+pub mod console;
+pub mod embed;
+pub mod eval;
+pub mod export;
+pub mod kb;
+pub mod quantize;
+pub mod sim;

@@ -1,0 +1,57 @@
+//! `pith`: turn a sentence-transformers checkpoint into an int8 `.pith` package and use it.
+
+mod artifacts;
+mod backend;
+mod checkpoint;
+mod fp32;
+mod quant;
+mod stats;
+mod text;
+mod cmd;
+mod defaults;
+mod onnx;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "pith", version, about = "Sentence embeddings for microcontrollers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Export a checkpoint to an fp32 ONNX graph (input_ids, attention_mask -> sentence_embedding).
+    Export(cmd::export::Args),
+    /// Calibrate and quantize a checkpoint into a .pith package (and optionally a QDQ ONNX).
+    Quantize(cmd::quantize::Args),
+    /// Embed one text and print the vector.
+    Embed(cmd::embed::Args),
+    /// Cosine similarity of two texts.
+    Sim(cmd::sim::Args),
+    /// Evaluate on a benchmark (sts, faq).
+    Eval(cmd::eval::Args),
+    /// Time native int8 against tract fp32 and tract int8 on the same sentences.
+    Bench(cmd::bench::Args),
+    /// Build or inspect a knowledge bank.
+    Kb(cmd::kb::Args),
+    /// Answer a question from a knowledge bank.
+    Ask(cmd::ask::Args),
+    /// Attach to the firmware's serial console (QEMU simulator or a real board).
+    Console(cmd::console::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Export(a) => cmd::export::run(a),
+        Command::Quantize(a) => cmd::quantize::run(a),
+        Command::Embed(a) => cmd::embed::run(a),
+        Command::Sim(a) => cmd::sim::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+        Command::Kb(a) => cmd::kb::run(a),
+        Command::Ask(a) => cmd::ask::run(a),
+        Command::Console(a) => cmd::console::run(a),
+    }
+}

@@ -1,0 +1,198 @@
+//! The BERT encoder + pooling graph, written once and parameterized by where the weights come from
+//! (fp32 checkpoint or quantized model), so the fp32 and QDQ exports share every non-weight node.
+
+use anyhow::{bail, Result};
+use ndarray::Array1;
+use pith_runtime::format::Pooling;
+use tract_onnx::pb::tensor_proto::DataType;
+
+use super::builder::{Attr, Dim, Graph};
+use crate::checkpoint::BertConfig;
+
+/// Name of the token-id input.
+pub const INPUT_IDS: &str = "input_ids";
+/// Name of the attention-mask input.
+pub const ATTENTION_MASK: &str = "attention_mask";
+/// Name of the pooled (and normalized) output.
+pub const OUTPUT: &str = "sentence_embedding";
+
+/// Large enough that exp() of a masked score underflows to exactly zero in f32, small enough to
+/// survive an fp16 conversion of the graph.
+const MASK_NEG: f32 = -10000.0;
+
+/// The six linear layers of an encoder layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lin {
+    Q,
+    K,
+    V,
+    O,
+    Up,
+    Down,
+}
+
+/// Activations that the quantized graph requantizes (besides linear-layer inputs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Site {
+    QOut,
+    KOut,
+    VOut,
+    Probs,
+    GeluIn,
+}
+
+/// Where the encoder's parameters come from and what happens around each linear layer.
+pub trait Weights {
+    /// Token table `[vocab, hidden]`, float.
+    fn word_table(&mut self, g: &mut Graph) -> Result<String>;
+    /// Position table `[positions, hidden]`, float, token type 0 already added.
+    fn pos_table(&mut self, g: &mut Graph) -> Result<String>;
+    /// Embedding LayerNorm gamma and beta.
+    fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>);
+    /// LayerNorm `which` (1 = after attention, 2 = after FFN) of `layer`.
+    fn ln(&self, layer: usize, which: u8) -> (&Array1<f32>, &Array1<f32>);
+    /// LayerNorm epsilon.
+    fn eps(&self) -> f32;
+    /// `x W^T + b` for linear `lin` of `layer`, including whatever happens to its input.
+    fn linear(&mut self, g: &mut Graph, layer: usize, lin: Lin, x: &str) -> Result<String>;
+    /// Hook on an intermediate activation; identity unless the flavor requantizes it.
+    fn act(&mut self, _g: &mut Graph, _layer: usize, _site: Site, x: &str) -> Result<String> {
+        Ok(x.to_string())
+    }
+}
+
+fn layer_norm(g: &mut Graph, x: &str, gamma: &Array1<f32>, beta: &Array1<f32>, eps: f32) -> String {
+    let n = gamma.len();
+    let gm = g.init_f32("ln_g", &[n], gamma.as_slice().expect("contiguous"));
+    let bt = g.init_f32("ln_b", &[n], beta.as_slice().expect("contiguous"));
+    g.op(
+        "LayerNormalization",
+        &[x, &gm, &bt],
+        vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps))],
+    )
+}
+
+/// Splits `[B, S, H]` into heads: `[B, heads, S, dh]`, or `[B, heads, dh, S]` when `keys_t`.
+fn split_heads(g: &mut Graph, x: &str, heads: usize, dh: usize, keys_t: bool) -> String {
+    // 0 copies the batch and sequence dims, so the graph stays shape-polymorphic.
+    let shape = g.ints(&[0, 0, heads as i64, dh as i64]);
+    let r = g.op("Reshape", &[x, &shape], vec![]);
+    let perm = if keys_t { vec![0, 2, 3, 1] } else { vec![0, 2, 1, 3] };
+    g.op("Transpose", &[&r], vec![("perm", Attr::Ints(perm))])
+}
+
+/// Builds the whole graph: inputs, embeddings, `cfg.layers` encoder layers, pooling, normalization.
+pub fn build(
+    g: &mut Graph,
+    cfg: &BertConfig,
+    pooling: Pooling,
+    normalize: bool,
+    w: &mut dyn Weights,
+) -> Result<()> {
+    if cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+        bail!("hidden size {} is not a multiple of the {} attention heads", cfg.hidden, cfg.heads);
+    }
+    let (h, heads) = (cfg.hidden, cfg.heads);
+    let dh = h / heads;
+    let dims = [Dim::Named("batch"), Dim::Named("sequence")];
+    let ids = g.input(INPUT_IDS, DataType::Int64, &dims);
+    let mask = g.input(ATTENTION_MASK, DataType::Int64, &dims);
+
+    let word_table = w.word_table(g)?;
+    let word = g.op("Gather", &[&word_table, &ids], vec![("axis", Attr::Int(0))]);
+    // Positions 0..S: slice the table by the runtime sequence length instead of a Range op.
+    let shape = g.op("Shape", &[&ids], vec![]);
+    let one = g.ints(&[1]);
+    let seq_len = g.op("Gather", &[&shape, &one], vec![("axis", Attr::Int(0))]);
+    let pos_table = w.pos_table(g)?;
+    let zero = g.ints(&[0]);
+    let pos = g.op("Slice", &[&pos_table, &zero, &seq_len, &zero], vec![]);
+    let emb = g.op("Add", &[&word, &pos], vec![]);
+    let eps = w.eps();
+    let (eg, eb) = w.emb_ln();
+    let mut x = layer_norm(g, &emb, eg, eb, eps);
+
+    let maskf = g.op("Cast", &[&mask], vec![("to", Attr::Int(DataType::Float as i64))]);
+    let c1 = g.scalar_f32(1.0);
+    let neg = g.scalar_f32(-MASK_NEG);
+    let m1 = g.op("Sub", &[&maskf, &c1], vec![]);
+    let add_mask = g.op("Mul", &[&m1, &neg], vec![]);
+    let axes12 = g.ints(&[1, 2]);
+    // [B, 1, 1, S]: broadcast over heads and query positions.
+    let add_mask = g.op("Unsqueeze", &[&add_mask, &axes12], vec![]);
+    let inv_sqrt_dh = g.scalar_f32(1.0 / (dh as f32).sqrt());
+    let merge_shape = g.ints(&[0, 0, h as i64]);
+    let half = g.scalar_f32(0.5);
+    let inv_sqrt2 = g.scalar_f32(std::f32::consts::FRAC_1_SQRT_2);
+
+    for l in 0..cfg.layers {
+        let q = w.linear(g, l, Lin::Q, &x)?;
+        let q = w.act(g, l, Site::QOut, &q)?;
+        let k = w.linear(g, l, Lin::K, &x)?;
+        let k = w.act(g, l, Site::KOut, &k)?;
+        let v = w.linear(g, l, Lin::V, &x)?;
+        let v = w.act(g, l, Site::VOut, &v)?;
+        let qh = split_heads(g, &q, heads, dh, false);
+        let kt = split_heads(g, &k, heads, dh, true);
+        let vh = split_heads(g, &v, heads, dh, false);
+        let scores = g.op("MatMul", &[&qh, &kt], vec![]);
+        let scores = g.op("Mul", &[&scores, &inv_sqrt_dh], vec![]);
+        let scores = g.op("Add", &[&scores, &add_mask], vec![]);
+        let probs = g.op("Softmax", &[&scores], vec![("axis", Attr::Int(-1))]);
+        let probs = w.act(g, l, Site::Probs, &probs)?;
+        let ctx = g.op("MatMul", &[&probs, &vh], vec![]);
+        let ctx = g.op("Transpose", &[&ctx], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let ctx = g.op("Reshape", &[&ctx, &merge_shape], vec![]);
+        let o = w.linear(g, l, Lin::O, &ctx)?;
+        let r1 = g.op("Add", &[&o, &x], vec![]);
+        let (g1, b1) = w.ln(l, 1);
+        let x1 = layer_norm(g, &r1, g1, b1, eps);
+
+        let u = w.linear(g, l, Lin::Up, &x1)?;
+        let u = w.act(g, l, Site::GeluIn, &u)?;
+        // Exact GELU, 0.5 x (1 + erf(x / sqrt 2)): opset 17 has no Gelu operator.
+        let us = g.op("Mul", &[&u, &inv_sqrt2], vec![]);
+        let erf = g.op("Erf", &[&us], vec![]);
+        let erf1 = g.op("Add", &[&erf, &c1], vec![]);
+        let uh = g.op("Mul", &[&u, &half], vec![]);
+        let gelu = g.op("Mul", &[&uh, &erf1], vec![]);
+        let d = w.linear(g, l, Lin::Down, &gelu)?;
+        let r2 = g.op("Add", &[&d, &x1], vec![]);
+        let (g2, b2) = w.ln(l, 2);
+        x = layer_norm(g, &r2, g2, b2, eps);
+    }
+
+    let pooled = match pooling {
+        Pooling::Mean => {
+            let axes2 = g.ints(&[2]);
+            let m3 = g.op("Unsqueeze", &[&maskf, &axes2], vec![]);
+            let masked = g.op("Mul", &[&x, &m3], vec![]);
+            let axes1 = g.ints(&[1]);
+            let sum = g.op("ReduceSum", &[&masked, &axes1], vec![("keepdims", Attr::Int(0))]);
+            let count = g.op("ReduceSum", &[&m3, &axes1], vec![("keepdims", Attr::Int(0))]);
+            // sentence-transformers clamps the token count the same way (all-padding rows).
+            let tiny = g.scalar_f32(1e-9);
+            let count = g.op("Max", &[&count, &tiny], vec![]);
+            g.op("Div", &[&sum, &count], vec![])
+        }
+        Pooling::Cls => {
+            let first = g.scalar_i64(0);
+            g.op("Gather", &[&x, &first], vec![("axis", Attr::Int(1))])
+        }
+    };
+    let out_dims = [Dim::Named("batch"), Dim::Fixed(h as i64)];
+    if normalize {
+        let sq = g.op("Mul", &[&pooled, &pooled], vec![]);
+        let axes1 = g.ints(&[1]);
+        let ss = g.op("ReduceSum", &[&sq, &axes1], vec![("keepdims", Attr::Int(1))]);
+        let norm = g.op("Sqrt", &[&ss], vec![]);
+        // torch.nn.functional.normalize's epsilon.
+        let eps_n = g.scalar_f32(1e-12);
+        let norm = g.op("Max", &[&norm, &eps_n], vec![]);
+        g.op_to(OUTPUT, "Div", &[&pooled, &norm], vec![]);
+    } else {
+        g.op_to(OUTPUT, "Identity", &[&pooled], vec![]);
+    }
+    g.output(OUTPUT, DataType::Float, Some(&out_dims));
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! ONNX export of a checkpoint: the fp32 graph (`pith export`) and the QDQ graph of a quantized
+//! model, both `input_ids, attention_mask -> sentence_embedding`, opset 17, loadable by tract and
+//! onnxruntime.
+
+mod bert;
+mod builder;
+mod fp32;
+mod qdq;
+#[cfg(test)]
+mod naive;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use prost::Message;
+use tract_onnx::pb::ModelProto;
+
+use crate::checkpoint::Checkpoint;
+use crate::quant::model::QModel;
+
+fn write(model: &ModelProto, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, model.encode_to_vec()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The fp32 graph as an in-memory ONNX model.
+pub fn fp32_model(ckpt: &Checkpoint) -> Result<ModelProto> {
+    let mut g = builder::Graph::default();
+    bert::build(&mut g, &ckpt.config, ckpt.pooling, ckpt.normalize, &mut fp32::Fp32::new(ckpt))?;
+    Ok(g.finish(&format!("{}-fp32", ckpt.name)))
+}
+
+/// The QDQ graph of `q` as an in-memory ONNX model.
+pub fn qdq_model(ckpt: &Checkpoint, q: &QModel) -> Result<ModelProto> {
+    let mut flavor = qdq::Qdq::new(&ckpt.config, q).context("quantized model does not match the checkpoint")?;
+    let mut g = builder::Graph::default();
+    bert::build(&mut g, &ckpt.config, ckpt.pooling, ckpt.normalize, &mut flavor)?;
+    Ok(g.finish(&format!("{}-qdq", ckpt.name)))
+}
+
+/// Writes the fp32 ONNX graph of `ckpt` to `path`.
+pub fn export_fp32(ckpt: &Checkpoint, path: &Path) -> Result<()> {
+    write(&fp32_model(ckpt)?, path)
+}
+
+/// Writes the QDQ ONNX graph of the quantized model `q` (built from `ckpt`) to `path`.
+pub fn export_qdq(ckpt: &Checkpoint, q: &QModel, path: &Path) -> Result<()> {
+    write(&qdq_model(ckpt, q)?, path)
+}

@@ -1,0 +1,205 @@
+//! QDQ export tests. They live inside the binary crate because the QModel is built here by the
+//! naive quantizer and handed to `export_qdq` directly; the fp32 export is tested through the
+//! `pith` binary in tests/tests/onnx_export.rs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+
+use super::{export_fp32, export_qdq, naive::naive_qmodel};
+use crate::checkpoint::Checkpoint;
+
+const CALIB_LINES: usize = 64;
+const EVAL_LINES: usize = 200;
+
+fn repo_root() -> PathBuf {
+    crate::defaults::repo_root()
+}
+
+fn model_dir() -> Option<PathBuf> {
+    let d = repo_root().join("models/cache/all-MiniLM-L6-v2");
+    d.join("model.safetensors").exists().then_some(d)
+}
+
+const FALLBACK_SENTENCES: &[&str] = &[
+    "A man is playing a guitar on stage.",
+    "Two dogs run through a snowy field.",
+    "The children are eating lunch outside.",
+    "A woman slices tomatoes in the kitchen.",
+    "Nobody is swimming in the pool.",
+    "An old man reads a newspaper on a bench.",
+    "The cat sleeps.",
+    "People wait for the train at a crowded station while it rains heavily.",
+];
+
+/// SNLI dev sentences when the shared data set is present, a few fixed ones otherwise.
+fn sentences() -> Vec<String> {
+    let p = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
+    match std::fs::read_to_string(&p) {
+        Ok(t) => t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+        Err(_) => FALLBACK_SENTENCES.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pith-onnx-unit-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn python() -> String {
+    std::env::var("PITH_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn run_python(args: &[&str]) -> String {
+    let out = Command::new(python())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("python3 must be installed (numpy, tokenizers, safetensors, onnxruntime)");
+    assert!(out.status.success(), "python {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Token ids and numpy reference embeddings for the lines of `sentences`.
+fn reference(model: &Path, sentences: &Path, out: &Path) -> (Vec<Vec<i64>>, Vec<Vec<f32>>) {
+    run_python(&[
+        "tests/reference/bert_ref.py",
+        model.to_str().unwrap(),
+        "--sentences",
+        sentences.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    let ids = serde_json::from_value(doc["ids"].clone()).unwrap();
+    let embs = serde_json::from_value(doc["embeddings"].clone()).unwrap();
+    (ids, embs)
+}
+
+fn tract_plan(path: &Path) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut model = tract_onnx::onnx().model_for_path(path)?;
+    let fact = InferenceFact::dt_shape(i64::datum_type(), tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()]);
+    model.set_input_fact(0, fact.clone())?;
+    model.set_input_fact(1, fact)?;
+    model.into_optimized()?.into_runnable()
+}
+
+/// Embeds `ids` in consecutive groups of `batch`, padding each group to its longest member.
+fn tract_embed(plan: &Arc<TypedRunnableModel>, ids: &[Vec<i64>], batch: usize) -> Vec<Vec<f32>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(batch) {
+        let n = chunk.iter().map(Vec::len).max().unwrap();
+        let mut input = vec![0i64; chunk.len() * n];
+        let mut mask = vec![0i64; chunk.len() * n];
+        for (r, x) in chunk.iter().enumerate() {
+            input[r * n..r * n + x.len()].copy_from_slice(x);
+            mask[r * n..r * n + x.len()].fill(1);
+        }
+        let res = plan
+            .run(tvec![
+                Tensor::from_shape(&[chunk.len(), n], &input).unwrap().into(),
+                Tensor::from_shape(&[chunk.len(), n], &mask).unwrap().into(),
+            ])
+            .unwrap();
+        let emb = res[0].to_plain_array_view::<f32>().unwrap();
+        for row in emb.outer_iter() {
+            out.push(row.iter().copied().collect());
+        }
+    }
+    out
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// (mean, min) cosine between paired rows.
+fn stats(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len());
+    let c: Vec<f64> = a.iter().zip(b).map(|(x, y)| cosine(x, y)).collect();
+    (c.iter().sum::<f64>() / c.len() as f64, c.iter().copied().fold(f64::MAX, f64::min))
+}
+
+#[test]
+fn qdq_export_runs_in_tract_and_onnxruntime() {
+    let Some(model) = model_dir() else {
+        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 absent (run scripts/fetch-model.sh)");
+        return;
+    };
+    let ckpt = Checkpoint::load(&model).unwrap();
+    let all = sentences();
+    let calib: Vec<String> = all.iter().take(CALIB_LINES).cloned().collect();
+    // Evaluate on lines the naive quantizer did not see when there are enough of them.
+    let eval: Vec<String> = if all.len() > CALIB_LINES { all.iter().skip(CALIB_LINES).take(EVAL_LINES).cloned().collect() } else { all.clone() };
+    let q = naive_qmodel(&ckpt, &calib).unwrap();
+
+    let dir = scratch("qdq");
+    let (fp32_path, qdq_path) = (dir.join("fp32.onnx"), dir.join("qdq.onnx"));
+    export_fp32(&ckpt, &fp32_path).unwrap();
+    export_qdq(&ckpt, &q, &qdq_path).unwrap();
+    let eval_path = dir.join("eval.txt");
+    std::fs::write(&eval_path, eval.join("\n")).unwrap();
+    let ref_path = dir.join("ref.json");
+    let (ids, reference) = reference(&model, &eval_path, &ref_path);
+
+    let fp32_plan = tract_plan(&fp32_path).expect("tract loads the fp32 export");
+    let qdq_plan = tract_plan(&qdq_path).expect("tract loads the QDQ export");
+    let fp32 = tract_embed(&fp32_plan, &ids, 1);
+    let qdq = tract_embed(&qdq_plan, &ids, 1);
+    let qdq_padded = tract_embed(&qdq_plan, &ids, 8);
+    let (m, lo) = stats(&fp32, &reference);
+    eprintln!("tract fp32 vs numpy: mean {m:.7} min {lo:.7}");
+    assert!(lo >= 0.99999, "tract fp32 vs numpy min cosine {lo}");
+    let (m, lo) = stats(&qdq, &fp32);
+    eprintln!("tract QDQ vs tract fp32: n {} mean {m:.5} min {lo:.5}", ids.len());
+    assert!(lo >= 0.98, "tract QDQ vs fp32 min cosine {lo}");
+    let (m, lo) = stats(&qdq_padded, &qdq);
+    eprintln!("tract QDQ padded(8) vs unpadded: mean {m:.7} min {lo:.7}");
+    assert!(lo >= 0.999, "padding changes tract QDQ embeddings: min cosine {lo}");
+
+    let dump = dir.join("ort_qdq.json");
+    let report = run_python(&[
+        "tests/reference/check_onnx.py",
+        qdq_path.to_str().unwrap(),
+        "--ref-json",
+        ref_path.to_str().unwrap(),
+        "--against",
+        fp32_path.to_str().unwrap(),
+        "--batches",
+        "1,8",
+        "--dump",
+        dump.to_str().unwrap(),
+    ]);
+    eprintln!("onnxruntime QDQ vs onnxruntime fp32: {report}");
+    let report: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    let lo = report["min"].as_f64().unwrap();
+    assert!(lo >= 0.98, "onnxruntime QDQ vs fp32 min cosine {lo}");
+    let ort: Vec<Vec<f32>> = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+    let (m, lo) = stats(&ort, &qdq);
+    eprintln!("onnxruntime QDQ vs tract QDQ: mean {m:.7} min {lo:.7}");
+    // Both runtimes implement the same rounding; only summation order may flip a rare tie.
+    assert!(lo >= 0.999, "onnxruntime and tract disagree on the QDQ graph: min cosine {lo}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn qdq_export_rejects_a_mismatched_qmodel() {
+    let Some(model) = model_dir() else {
+        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 absent");
+        return;
+    };
+    let ckpt = Checkpoint::load(&model).unwrap();
+    let mut q = naive_qmodel(&ckpt, &["a short calibration sentence".to_string()]).unwrap();
+    q.layers[0].up.w_scale.pop();
+    let dir = scratch("bad");
+    let err = export_qdq(&ckpt, &q, &dir.join("bad.onnx")).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("layer 0 Up") && msg.contains("weight scales"), "unexpected error: {msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,183 @@
+//! From fp32 weights and calibration statistics to the real-valued quantized model ([`Plan`]):
+//! SmoothQuant for the LayerNorm-fed linears, symmetric per-channel int8 weights, per-tensor int8
+//! activation grids, an asymmetric grid for the GELU output, and int32 residual scales.
+
+use ndarray::{Array1, Array2};
+
+use super::calibrate::Stats;
+use super::model::{QLayer, QLinear, QModel};
+use crate::checkpoint::Checkpoint;
+use crate::fp32::{gelu, Site};
+
+/// Settings of the quantizer.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// SmoothQuant migration strength (0 = none).
+    pub smooth_alpha: f32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        // 0.7 measured best on all-MiniLM-L6-v2 (shared/notes/quantization.md).
+        Options { smooth_alpha: 0.7 }
+    }
+}
+
+/// Units of the int32 residual stream per calibrated maximum: 2^20 leaves 2^11 of headroom.
+pub const RESIDUAL_UNITS: f32 = (1u32 << 20) as f32;
+
+/// Everything the package writer needs beyond [`QModel`].
+pub struct Plan {
+    pub q: QModel,
+    /// Scale of the embedding sum (input of the embedding LayerNorm).
+    pub emb_sum_scale: f32,
+    /// Residual scale of each layer's attention add (its input `x` and the projection).
+    pub res_attn: Vec<f32>,
+    /// Residual scale of each layer's FFN add.
+    pub res_ffn: Vec<f32>,
+    /// Scale of the final LayerNorm output that is pooled.
+    pub pool_scale: f32,
+    /// GELU output grid: (scale, zero point) per layer (same as `down.in_scale/in_zp`).
+    pub gelu_out: Vec<(f32, i32)>,
+}
+
+/// Symmetric per-row int8 quantization of `w` (`[out, in]`): (values, scales).
+pub fn quantize_rows(w: &Array2<f32>) -> (Array2<i8>, Vec<f32>) {
+    let scales: Vec<f32> = w
+        .rows()
+        .into_iter()
+        .map(|r| {
+            let m = r.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            if m > 0.0 {
+                m / 127.0
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mut q = Array2::<i8>::zeros(w.dim());
+    for (i, (row, s)) in w.rows().into_iter().zip(&scales).enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            q[[i, j]] = (v / s).round().clamp(-127.0, 127.0) as i8;
+        }
+    }
+    (q, scales)
+}
+
+/// SmoothQuant divisors for an activation with per-channel maxima `act` feeding weights `ws`.
+fn smoothing(act: &[f32], ws: &[&Array2<f32>], alpha: f32) -> Option<Array1<f32>> {
+    if alpha <= 0.0 {
+        return None;
+    }
+    let n = act.len();
+    let mut wmax = vec![0.0f32; n];
+    for w in ws {
+        for col in 0..n {
+            let m = w.column(col).iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            wmax[col] = wmax[col].max(m);
+        }
+    }
+    Some(Array1::from_iter(act.iter().zip(&wmax).map(|(&a, &w)| {
+        let s = a.max(1e-5).powf(alpha) / w.max(1e-5).powf(1.0 - alpha);
+        s.clamp(1e-3, 1e3)
+    })))
+}
+
+/// Builds a linear layer whose input (per-channel maxima `act_max`) is divided by `smooth`.
+fn qlinear(w: &Array2<f32>, b: &Array1<f32>, act_max: &[f32], smooth: Option<Array1<f32>>) -> QLinear {
+    let mut w = w.clone();
+    let mut in_max = 0.0f32;
+    for (j, a) in act_max.iter().enumerate() {
+        let s = smooth.as_ref().map_or(1.0, |s| s[j]);
+        in_max = in_max.max(a / s);
+        if let Some(sm) = &smooth {
+            w.column_mut(j).mapv_inplace(|v| v * sm[j]);
+        }
+    }
+    let (wq, w_scale) = quantize_rows(&w);
+    QLinear { w: wq, w_scale, bias: b.clone(), in_scale: in_max.max(1e-6) / 127.0, in_zp: 0, smooth }
+}
+
+/// The GELU output grid for GELU inputs on the int8 grid of `in_scale`: asymmetric int8 covering
+/// exactly the values the table can produce.
+pub fn gelu_grid(in_scale: f32) -> (f32, i32) {
+    let vals: Vec<f32> = (-128..=127).map(|q| gelu(q as f32 * in_scale)).collect();
+    let lo = vals.iter().cloned().fold(0.0f32, f32::min);
+    let hi = vals.iter().cloned().fold(0.0f32, f32::max);
+    let scale = ((hi - lo) / 255.0).max(1e-8);
+    let zp = (-128.0 - lo / scale).round() as i32;
+    (scale, zp.clamp(-128, 127))
+}
+
+/// Quantizes the checkpoint with the calibration statistics.
+pub fn plan(ck: &Checkpoint, st: &Stats, opt: Options) -> Plan {
+    let h = ck.config.hidden;
+    let alpha = opt.smooth_alpha;
+
+    let (word_emb, word_scale) = quantize_rows(&ck.word_emb);
+    let pos_full = &ck.pos_emb + &ck.type_emb.row(0);
+    let (pos_emb, pos_scale) = quantize_rows(&pos_full);
+    let max_abs = |a: &Array2<f32>| a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let emb_sum_scale = (max_abs(&ck.word_emb) + max_abs(&pos_full)) / RESIDUAL_UNITS;
+
+    let mut layers = Vec::new();
+    let (mut res_attn, mut res_ffn, mut gelu_out) = (Vec::new(), Vec::new(), Vec::new());
+    for (li, l) in ck.layers.iter().enumerate() {
+        let x_site = if li == 0 { (Site::EmbLn, 0) } else { (Site::Ln2, li - 1) };
+        let x_max = st.channels(x_site.0, x_site.1, h);
+        let qkv_smooth = smoothing(&x_max, &[&l.wq, &l.wk, &l.wv], alpha);
+        let q = qlinear(&l.wq, &l.bq, &x_max, qkv_smooth.clone());
+        let k = qlinear(&l.wk, &l.bk, &x_max, qkv_smooth.clone());
+        let v = qlinear(&l.wv, &l.bv, &x_max, qkv_smooth);
+        let ctx_max = st.channels(Site::Ctx, li, h);
+        let o = qlinear(&l.wo, &l.bo, &ctx_max, None);
+        let ln1_max = st.channels(Site::Ln1, li, h);
+        let up_smooth = smoothing(&ln1_max, &[&l.w1], alpha);
+        let up = qlinear(&l.w1, &l.b1, &ln1_max, up_smooth);
+        let gelu_in_scale = st.tensor(Site::Up, li) / 127.0;
+        let (g_scale, g_zp) = gelu_grid(gelu_in_scale);
+        let (w2q, w2s) = quantize_rows(&l.w2);
+        let down = QLinear { w: w2q, w_scale: w2s, bias: l.b2.clone(), in_scale: g_scale, in_zp: g_zp, smooth: None };
+        gelu_out.push((g_scale, g_zp));
+        // The residual add sees x, the projection and their sum: cover all three.
+        let ra = st.tensor(Site::AttnSum, li).max(st.tensor(x_site.0, x_site.1));
+        res_attn.push(ra / RESIDUAL_UNITS);
+        let rf = st.tensor(Site::FfnSum, li).max(st.tensor(Site::Ln1, li));
+        res_ffn.push(rf / RESIDUAL_UNITS);
+        layers.push(QLayer {
+            q,
+            k,
+            v,
+            o,
+            up,
+            down,
+            q_out_scale: st.tensor(Site::Q, li) / 127.0,
+            k_out_scale: st.tensor(Site::K, li) / 127.0,
+            v_out_scale: st.tensor(Site::V, li) / 127.0,
+            gelu_in_scale,
+            ln1_g: l.ln1_g.clone(),
+            ln1_b: l.ln1_b.clone(),
+            ln2_g: l.ln2_g.clone(),
+            ln2_b: l.ln2_b.clone(),
+        });
+    }
+    let last = ck.layers.len().saturating_sub(1);
+    let pool_scale = st.tensor(Site::Ln2, last) / RESIDUAL_UNITS;
+    Plan {
+        q: QModel {
+            word_emb,
+            word_scale,
+            pos_emb,
+            pos_scale,
+            emb_ln_g: ck.emb_ln_g.clone(),
+            emb_ln_b: ck.emb_ln_b.clone(),
+            layers,
+            layer_norm_eps: ck.config.layer_norm_eps,
+        },
+        emb_sum_scale,
+        res_attn,
+        res_ffn,
+        pool_scale,
+        gelu_out,
+    }
+}

@@ -1,0 +1,163 @@
+//! Lowering the real-valued [`Plan`] to fixed point and writing the `.pith` package.
+
+use anyhow::{ensure, Result};
+use ndarray::Array1;
+
+use super::build::Plan;
+use super::model::QLinear;
+use crate::checkpoint::Checkpoint;
+use pith_runtime::format::{Arch, DType, Header, ModelConfig, PackageWriter, SectionKind as K};
+
+/// Softmax table resolution: 2^5 = 32 steps per unit of attention logit.
+pub const SCORE_STEP_LOG2: u8 = 5;
+/// Softmax table length: covers logit gaps up to 16, beyond which exp() < 2^-23.
+pub const EXP_TABLE_LEN: usize = 16 << SCORE_STEP_LOG2;
+
+/// A positive real multiplier as (m, shift) with m in [2^30, 2^31): real = m * 2^-shift.
+pub fn multiplier(r: f64) -> (i32, i32) {
+    if !(r > 0.0) || !r.is_finite() {
+        return (0, 0);
+    }
+    let mut shift = 30 - r.log2().floor() as i32;
+    let mut m = (r * 2f64.powi(shift)).round();
+    if m >= 2f64.powi(31) {
+        m /= 2.0;
+        shift -= 1;
+    }
+    if shift > 62 {
+        m = (r * 2f64.powi(62)).round();
+        shift = 62;
+    }
+    if shift < 0 {
+        return (i32::MAX, 0);
+    }
+    (m as i32, shift)
+}
+
+fn rq_table(rs: impl Iterator<Item = f64>) -> Vec<i32> {
+    rs.flat_map(|r| {
+        let (m, s) = multiplier(r);
+        [m, s]
+    })
+    .collect()
+}
+
+/// LayerNorm heads: `(n_q16 * G + B) >> 32` gives `y / scale`; the matmul head also divides by the
+/// consumer's smoothing.
+fn ln_rows(g: &Array1<f32>, b: &Array1<f32>, res_scale: f32, mm: Option<(f32, Option<&Array1<f32>>)>) -> Vec<i64> {
+    let h = g.len();
+    let mut out = vec![0i64; 4 * h];
+    let q16 = 65536.0f64;
+    let q32 = 4294967296.0f64;
+    for j in 0..h {
+        out[j] = (g[j] as f64 / res_scale as f64 * q16).round() as i64;
+        out[h + j] = (b[j] as f64 / res_scale as f64 * q32).round() as i64;
+        if let Some((s, smooth)) = mm {
+            let d = s as f64 * smooth.map_or(1.0, |sm| sm[j] as f64);
+            out[2 * h + j] = (g[j] as f64 / d * q16).round() as i64;
+            out[3 * h + j] = (b[j] as f64 / d * q32).round() as i64;
+        }
+    }
+    out
+}
+
+fn add_linear(w: &mut PackageWriter, l: u16, kinds: (K, K, K), q: &QLinear, out_scale: Option<f32>, extra_bias: Option<Vec<i64>>) {
+    let (n, k) = q.w.dim();
+    let flat: Vec<i8> = q.w.iter().copied().collect();
+    w.add_i8(kinds.0, l, n, k, &flat);
+    let bias: Vec<i32> = (0..n)
+        .map(|j| {
+            let b = q.bias[j] as f64 / (q.in_scale as f64 * q.w_scale[j] as f64);
+            let b = b.round() as i64 + extra_bias.as_ref().map_or(0, |e| e[j]);
+            b.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+        })
+        .collect();
+    w.add_i32(kinds.1, l, 1, n, &bias);
+    let out = out_scale.unwrap_or(1.0) as f64;
+    w.add_i32(kinds.2, l, n, 2, &rq_table((0..n).map(|j| q.in_scale as f64 * q.w_scale[j] as f64 / out)));
+}
+
+/// Writes the package for a planned quantization of `ck`.
+pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
+    let c = &ck.config;
+    let (h, heads) = (c.hidden, c.heads);
+    ensure!(h % heads == 0, "hidden {h} is not a multiple of heads {heads}");
+    let mut name48 = heapless::String::<48>::new();
+    for ch in name.chars() {
+        if name48.push(ch).is_err() {
+            break;
+        }
+    }
+    let header = Header {
+        name: name48,
+        arch: Arch::Bert,
+        model: ModelConfig {
+            vocab_size: c.vocab_size as u32,
+            hidden: h as u32,
+            layers: c.layers as u32,
+            heads: heads as u32,
+            ffn: c.ffn as u32,
+            max_positions: c.max_positions as u32,
+            pooling: ck.pooling,
+            normalize: ck.normalize,
+        },
+        tokenizer: ck.tokenizer,
+        pool_scale: p.pool_scale,
+        score_step_log2: SCORE_STEP_LOG2,
+    };
+    let mut w = PackageWriter::new(header);
+    let vocab = pith_runtime::tokenizer::build_vocab_section(&ck.vocab);
+    w.add(K::Vocab, 0, DType::U8, 1, vocab.len(), vocab);
+    let exp: Vec<u16> = (0..EXP_TABLE_LEN)
+        .map(|d| (65535.0 * (-(d as f64) / (1u32 << SCORE_STEP_LOG2) as f64).exp()).round() as u16)
+        .collect();
+    w.add_u16(K::ExpTable, 0, 1, EXP_TABLE_LEN, &exp);
+
+    let q = &p.q;
+    let (v, _) = q.word_emb.dim();
+    w.add_i8(K::WordEmb, 0, v, h, &q.word_emb.iter().copied().collect::<Vec<_>>());
+    w.add_i32(K::WordEmbRq, 0, v, 2, &rq_table(q.word_scale.iter().map(|s| *s as f64 / p.emb_sum_scale as f64)));
+    let (np, _) = q.pos_emb.dim();
+    w.add_i8(K::PosEmb, 0, np, h, &q.pos_emb.iter().copied().collect::<Vec<_>>());
+    w.add_i32(K::PosEmbRq, 0, np, 2, &rq_table(q.pos_scale.iter().map(|s| *s as f64 / p.emb_sum_scale as f64)));
+    let l0 = &q.layers[0];
+    // LayerNorm outputs are scaled relative to the residual-stream unit of the *input* sum;
+    // the integer LayerNorm normalizes, so only the output scales enter the gains.
+    w.add_i64(K::EmbLn, 0, 4, h, &ln_rows(&q.emb_ln_g, &q.emb_ln_b, p.res_attn[0], Some((l0.q.in_scale, l0.q.smooth.as_ref()))));
+
+    let nl = q.layers.len();
+    for (li, ql) in q.layers.iter().enumerate() {
+        let l = li as u16;
+        add_linear(&mut w, l, (K::Wq, K::Bq, K::RqQ), &ql.q, Some(ql.q_out_scale), None);
+        add_linear(&mut w, l, (K::Wk, K::Bk, K::RqK), &ql.k, Some(ql.k_out_scale), None);
+        add_linear(&mut w, l, (K::Wv, K::Bv, K::RqV), &ql.v, Some(ql.v_out_scale), None);
+        add_linear(&mut w, l, (K::Wo, K::Bo, K::RqO), &ql.o, Some(p.res_attn[li]), None);
+        add_linear(&mut w, l, (K::W1, K::B1, K::Rq1), &ql.up, Some(ql.gelu_in_scale), None);
+        // FFN down sees (g - zp): fold -zp * sum(w row) into the bias.
+        let zp = ql.down.in_zp as i64;
+        let corr: Vec<i64> = ql.down.w.rows().into_iter().map(|r| -zp * r.iter().map(|&x| x as i64).sum::<i64>()).collect();
+        add_linear(&mut w, l, (K::W2, K::B2, K::Rq2), &ql.down, Some(p.res_ffn[li]), Some(corr));
+        w.add_i64(K::Ln1, l, 4, h, &ln_rows(&ql.ln1_g, &ql.ln1_b, p.res_ffn[li], Some((ql.up.in_scale, ql.up.smooth.as_ref()))));
+        let ln2 = if li + 1 < nl {
+            let next = &q.layers[li + 1];
+            ln_rows(&ql.ln2_g, &ql.ln2_b, p.res_attn[li + 1], Some((next.q.in_scale, next.q.smooth.as_ref())))
+        } else {
+            ln_rows(&ql.ln2_g, &ql.ln2_b, p.pool_scale, None)
+        };
+        w.add_i64(K::Ln2, l, 4, h, &ln2);
+        let (gs, gzp) = p.gelu_out[li];
+        let table: Vec<i8> = (-128..=127)
+            .map(|x| {
+                let y = crate::fp32::gelu(x as f32 * ql.gelu_in_scale) as f64;
+                ((y / gs as f64).round() as i64 + gzp as i64).clamp(-128, 127) as i8
+            })
+            .collect();
+        w.add_i8(K::GeluTable, l, 1, 256, &table);
+        let dh = (h / heads) as f64;
+        let score = ql.q_out_scale as f64 * ql.k_out_scale as f64 / dh.sqrt() * (1u32 << SCORE_STEP_LOG2) as f64;
+        let (sm, ss) = multiplier(score);
+        let (cm, cs) = multiplier(ql.v_out_scale as f64 / 255.0 / ql.o.in_scale as f64);
+        w.add_i32(K::LayerScalars, l, 1, 8, &[sm, ss, cm, cs, gzp, 0, 0, 0]);
+    }
+    Ok(w.finish())
+}

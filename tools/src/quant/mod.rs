@@ -1,0 +1,7 @@
+//! The quantizer: calibrate, plan, lower, write.
+
+pub mod build;
+pub mod calibrate;
+pub mod lower;
+pub mod model;
+pub mod report;
