@@ -5,7 +5,7 @@ The tokenizer must give the same ids as Hugging Face `tokenizers` (0.23), whose 
 older than Python's:
   * categories (control, punctuation, nonspacing mark) come from the `unicode_categories` crate,
     built from UnicodeData.txt 8.0.0, listing only code points that have their own line there
-    (so of the private-use ranges only the First/Last endpoints count as private use);
+    (the private-use ranges it matches whole);
   * NFD comes from `unicode-normalization-alignments`, Unicode 9.0.0.
 Python 3.11 ships unicodedata 14.0.0, so code points assigned after those versions are cut by
 their age, read from DerivedAge.txt (Debian package `unicode-data`, /usr/share/unicode/; pass
@@ -23,9 +23,14 @@ import unicodedata as ud
 CATEGORY_AGE = (8, 0)
 NFD_AGE = (9, 0)
 # Code points whose 8.0.0 category differs from unicodedata's: {code point: category in 8.0.0}.
-CATEGORY_OVERRIDES = {}
-# UnicodeData.txt gives these private-use blocks as First/Last ranges; only the endpoints count.
-PRIVATE_USE_ENDPOINTS = [0xE000, 0xF8FF, 0xF0000, 0xFFFFD, 0x100000, 0x10FFFD]
+CATEGORY_OVERRIDES = {
+    0x166D: "Po",  # CANADIAN SYLLABICS CHI SIGN, So since 12.0
+    0x1734: "Mn",  # HANUNOO SIGN PAMUDPOD, Mc since 14.0
+    0x1885: "Lo",  # MONGOLIAN LETTER ALI GALI BALUDA, Mn since 9.0
+    0x1886: "Lo",  # MONGOLIAN LETTER ALI GALI THREE BALUDA, Mn since 9.0
+    0xA9BD: "Mc",  # JAVANESE CONSONANT SIGN KERET, Mn since 12.0
+    0x111C9: "Po",  # SHARADA SANDHI MARK, Mn since 11.0
+}
 ASCII_PUNCT = set(range(33, 48)) | set(range(58, 65)) | set(range(91, 97)) | set(range(123, 127))
 S_BASE, L_BASE, V_BASE, T_BASE = 0xAC00, 0x1100, 0x1161, 0x11A7
 S_COUNT = 11172
@@ -60,10 +65,7 @@ def main():
             return CATEGORY_OVERRIDES[c]
         if age(c) > CATEGORY_AGE:
             return "Cn"
-        cat = ud.category(chr(c))
-        if cat == "Co" and c not in PRIVATE_USE_ENDPOINTS:
-            return "Cn"
-        return cat
+        return ud.category(chr(c))
 
     def ccc(c):
         return ud.combining(chr(c)) if age(c) <= NFD_AGE else 0

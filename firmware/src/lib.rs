@@ -5,6 +5,7 @@
 
 pub mod board;
 pub mod clock;
+mod log;
 pub mod memory;
 pub mod package;
 pub mod uart;
@@ -56,6 +57,17 @@ pub fn fatal(why: &str) -> ! {
     cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
     loop {
         cortex_m::asm::bkpt();
+    }
+}
+
+/// Interrupts without a handler of their own. The UART RX interrupt only wakes `Uart::read` from
+/// WFI: clearing it is all there is to do. Anything else is unexpected: mask it so it cannot storm.
+#[cortex_m_rt::exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    if irqn >= 0 && BOARD.uart_irqs.contains(&(irqn as u16)) {
+        uart::clear_rx_interrupt(BOARD.uart_base);
+    } else if irqn >= 0 {
+        cortex_m::peripheral::NVIC::mask(uart::Irq(irqn as u16));
     }
 }
 

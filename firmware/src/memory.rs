@@ -15,15 +15,13 @@ fn addr(p: *const u8) -> u32 {
 
 /// Flash bytes used: vector table, code, constants and the load image of `.data`.
 pub fn flash_used() -> u32 {
-    // SAFETY: only the symbols' addresses are taken; they are defined by cortex-m-rt's link.x.
-    let (sidata, sdata, edata) =
-        unsafe { (addr(&raw const __sidata), addr(&raw const __sdata), addr(&raw const __edata)) };
+    // Only the symbols' addresses are taken (never their contents); cortex-m-rt's link.x defines them.
+    let (sidata, sdata, edata) = (addr(&raw const __sidata), addr(&raw const __sdata), addr(&raw const __edata));
     (sidata - FLASH.0) + (edata - sdata)
 }
 
 /// RAM bytes used by statics (`.data`, `.bss`, `.uninit`); the stack takes what is left.
 pub fn ram_used() -> u32 {
-    // SAFETY: as in `flash_used`.
-    let euninit = unsafe { addr(&raw const __euninit) };
+    let euninit = addr(&raw const __euninit);
     euninit - RAM.0
 }

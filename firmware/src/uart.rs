@@ -1,7 +1,7 @@
 //! CMSDK APB UART (the MPS2/MPS3 boards' UART0) behind `embedded_io::{Read, Write}`.
 //!
-//! Polled transmit; receive waits with WFI on the RX interrupt (taken with PRIMASK set, so no
-//! handler runs and no vector is needed) instead of spinning, which keeps QEMU idle between lines.
+//! Polled transmit; receive sleeps in WFI until the RX interrupt (whose handler only clears it)
+//! instead of spinning, which keeps QEMU idle between lines.
 
 use core::convert::Infallible;
 use core::ptr::{read_volatile, write_volatile};
@@ -23,8 +23,9 @@ const CTRL_RX_EN: u32 = 1 << 1;
 const CTRL_RX_INT_EN: u32 = 1 << 3;
 const INT_RX: u32 = 1 << 1;
 
+/// An external interrupt line.
 #[derive(Clone, Copy)]
-struct Irq(u16);
+pub struct Irq(pub u16);
 
 // SAFETY: the numbers come from the board table and are valid external interrupt lines there.
 unsafe impl InterruptNumber for Irq {
@@ -36,7 +37,6 @@ unsafe impl InterruptNumber for Irq {
 /// UART0 of the board.
 pub struct Uart {
     base: usize,
-    irqs: [u16; 2],
     /// Receive overruns seen (bytes lost); QEMU applies back-pressure, so this stays 0 there.
     pub overruns: u32,
 }
@@ -47,13 +47,12 @@ impl Uart {
     /// # Safety
     /// `base` must be a CMSDK APB UART that nothing else drives, and `irqs` its interrupt lines.
     pub unsafe fn new(base: usize, irqs: [u16; 2], pclk_hz: u32, baud: u32) -> Self {
-        let uart = Uart { base, irqs, overruns: 0 };
+        let uart = Uart { base, overruns: 0 };
         // The CMSDK UART refuses divisors below 16.
         uart.write_reg(BAUDDIV, (pclk_hz / baud.max(1)).max(16));
         uart.write_reg(CTRL, CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN);
         for irq in irqs {
-            // SAFETY: no handler runs for these lines: they are only ever pending while PRIMASK
-            // is set in `wait_rx`, which clears them before unmasking.
+            // SAFETY: the firmware's DefaultHandler serves these lines (it clears the RX interrupt).
             unsafe { NVIC::unmask(Irq(irq)) };
         }
         uart
@@ -77,14 +76,11 @@ impl Uart {
     fn wait_rx(&mut self) {
         while !self.rx_full() {
             cortex_m::interrupt::free(|_| {
-                // Checked again with interrupts masked: a byte arriving after this check pends
-                // the RX interrupt, which wakes WFI even though PRIMASK keeps it from being taken.
+                // Checked again with interrupts masked: a byte arriving after this check pends the
+                // RX interrupt, which wakes WFI even though PRIMASK holds it off; it is taken (and
+                // cleared by DefaultHandler) when the critical section ends.
                 if !self.rx_full() {
                     cortex_m::asm::wfi();
-                }
-                self.write_reg(INTCLEAR, INT_RX);
-                for irq in self.irqs {
-                    NVIC::unpend(Irq(irq));
                 }
             });
         }
@@ -93,6 +89,13 @@ impl Uart {
             self.write_reg(STATE, STATE_RX_OVERRUN);
         }
     }
+}
+
+/// Acknowledges the RX interrupt of the UART at `base` (called from the interrupt handler).
+pub fn clear_rx_interrupt(base: usize) {
+    // SAFETY: INTCLEAR is write-1-to-clear and touches nothing but the interrupt status; `base`
+    // is the board's UART0, whose registers are always mapped.
+    unsafe { write_volatile((base + INTCLEAR) as *mut u32, INT_RX) }
 }
 
 impl embedded_io::ErrorType for Uart {

@@ -18,7 +18,11 @@ fn root() -> PathBuf {
 
 fn model_dir() -> PathBuf {
     let dir = root().join("models/cache/all-MiniLM-L6-v2");
-    assert!(dir.join("vocab.txt").exists(), "{} missing: run ./scripts/fetch-model.sh", dir.display());
+    assert!(
+        dir.join("vocab.txt").exists(),
+        "{} missing: run ./scripts/fetch-model.sh",
+        dir.display()
+    );
     dir
 }
 
@@ -47,7 +51,11 @@ fn hf() -> HfTokenizer {
     let mut t = HfTokenizer::from_file(model_dir().join("tokenizer.json")).unwrap();
     // The file bakes in padding and truncation to 128.
     t.with_padding(None);
-    t.with_truncation(Some(TruncationParams { max_length: MAX_LEN, ..Default::default() })).unwrap();
+    t.with_truncation(Some(TruncationParams {
+        max_length: MAX_LEN,
+        ..Default::default()
+    }))
+    .unwrap();
     t
 }
 
@@ -63,12 +71,29 @@ fn ours(tok: &Tokenizer<'_>, text: &str) -> Vec<u32> {
 
 /// Describes a mismatch with the tokens on both sides.
 fn diff(tok: &Tokenizer<'_>, text: &str, want: &[u32], got: &[u32]) -> String {
-    let show = |ids: &[u32]| ids.iter().map(|&i| tok.token(i).unwrap_or("?").to_string()).collect::<Vec<_>>();
-    let cps: Vec<String> = text.chars().take(40).map(|c| format!("{:04X}", c as u32)).collect();
-    format!("text {text:?} ({})\n  hf   {:?}\n  ours {:?}", cps.join(" "), show(want), show(got))
+    let show = |ids: &[u32]| {
+        ids.iter()
+            .map(|&i| tok.token(i).unwrap_or("?").to_string())
+            .collect::<Vec<_>>()
+    };
+    let cps: Vec<String> = text
+        .chars()
+        .take(40)
+        .map(|c| format!("{:04X}", c as u32))
+        .collect();
+    format!(
+        "text {text:?} ({})\n  hf   {:?}\n  ours {:?}",
+        cps.join(" "),
+        show(want),
+        show(got)
+    )
 }
 
-fn assert_all_match<'t>(tok: &Tokenizer<'_>, hf: &HfTokenizer, texts: impl IntoIterator<Item = &'t str>) -> usize {
+fn assert_all_match<'t>(
+    tok: &Tokenizer<'_>,
+    hf: &HfTokenizer,
+    texts: impl IntoIterator<Item = &'t str>,
+) -> usize {
     let mut failures = Vec::new();
     let mut n = 0;
     for text in texts {
@@ -78,7 +103,12 @@ fn assert_all_match<'t>(tok: &Tokenizer<'_>, hf: &HfTokenizer, texts: impl IntoI
             failures.push(diff(tok, text, &want, &got));
         }
     }
-    assert!(failures.is_empty(), "{} of {n} differ:\n{}", failures.len(), failures[..failures.len().min(20)].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} differ:\n{}",
+        failures.len(),
+        failures[..failures.len().min(20)].join("\n")
+    );
     n
 }
 
@@ -89,13 +119,18 @@ fn every_snli_dev_sentence_matches() {
     let section = vocab_section();
     let tok = Tokenizer::new(&section, config()).unwrap();
     let n = assert_all_match(&tok, &hf(), text.lines());
-    assert_eq!(n, 13086);
+    assert_eq!(n, text.lines().count());
+    assert!(n >= 13086, "only {n} lines");
     println!("{n} SNLI dev sentences: identical ids");
 }
 
 fn tricky_inputs() -> Vec<String> {
     let mut v: Vec<String> = [
-        "", " ", "   \t\n\r  ", "\u{A0}\u{2003}\u{3000}\u{202F}", "\u{200B}\u{FEFF}",
+        "",
+        " ",
+        "   \t\n\r  ",
+        "\u{A0}\u{2003}\u{3000}\u{202F}",
+        "\u{200B}\u{FEFF}",
         "café naïve Ångström Zürich façade coöperate résumé",
         "CAFÉ NAÏVE ÅNGSTRÖM ZÜRICH",
         "e\u{301}te\u{301} n\u{303}o a\u{30A}\u{301}",
@@ -144,10 +179,18 @@ fn tricky_inputs() -> Vec<String> {
     v.push("a".repeat(101));
     v.push("é".repeat(100));
     v.push("é".repeat(101));
-    v.push(format!("short {} words", "supercalifragilisticexpialidocious".repeat(4)));
+    v.push(format!(
+        "short {} words",
+        "supercalifragilisticexpialidocious".repeat(4)
+    ));
     v.push("x".repeat(5000));
     v.push("antidisestablishmentarianism ".repeat(80));
-    v.push((0..400).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" "));
+    v.push(
+        (0..400)
+            .map(|i| format!("word{i}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
     v.push("The quick brown fox jumps over the lazy dog. ".repeat(40));
     v.push("中".repeat(300));
     v.push("!".repeat(300));
@@ -172,7 +215,7 @@ fn truncation_to_any_buffer_matches_hf_prefix() {
     let section = vocab_section();
     let tok = Tokenizer::new(&section, config()).unwrap();
     let hf = hf();
-    let text = "Unaffable café-owners don't 'really' like 中文 tokenizers!!! ".repeat(12);
+    let text = "Unaffable café-owners don't 'really' like 中文 tokenizers!!! ".repeat(20);
     let full = hf_ids(&hf, &text);
     assert_eq!(full.len(), MAX_LEN);
     for room in 0..MAX_LEN + 3 {
@@ -184,7 +227,10 @@ fn truncation_to_any_buffer_matches_hf_prefix() {
             r => full[..r - 1].iter().copied().chain([102]).collect(),
         };
         assert_eq!(&ids[..n], &want[..], "room {room}");
-        assert!(ids[n..].iter().all(|&i| i == u32::MAX), "room {room}: wrote past the count");
+        assert!(
+            ids[n..].iter().all(|&i| i == u32::MAX),
+            "room {room}: wrote past the count"
+        );
     }
 }
 
@@ -206,12 +252,35 @@ impl Rng {
     /// A char from a mix of ranges where tokenizers differ in practice.
     fn char(&mut self) -> char {
         const RANGES: &[(u32, u32)] = &[
-            (0x20, 0x7E), (0x20, 0x7E), (0x20, 0x7E), (0x0, 0x20), (0x80, 0x24F), (0x300, 0x36F),
-            (0x370, 0x52F), (0x590, 0x6FF), (0x900, 0xDFF), (0xE00, 0xFFF), (0x1100, 0x11FF),
-            (0x1AB0, 0x1DFF), (0x1E00, 0x1FFF), (0x2000, 0x206F), (0x2070, 0x2BFF), (0x3000, 0x30FF),
-            (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xE000, 0xF8FF), (0xF900, 0xFAFF),
-            (0xFB00, 0xFFFF), (0x10000, 0x1FFFF), (0x1D100, 0x1D1FF), (0x1F300, 0x1FAFF),
-            (0x20000, 0x2FFFF), (0xE0000, 0xE01EF), (0xF0000, 0x10FFFF),
+            (0x20, 0x7E),
+            (0x20, 0x7E),
+            (0x20, 0x7E),
+            (0x0, 0x20),
+            (0x80, 0x24F),
+            (0x300, 0x36F),
+            (0x370, 0x52F),
+            (0x590, 0x6FF),
+            (0x900, 0xDFF),
+            (0xE00, 0xFFF),
+            (0x1100, 0x11FF),
+            (0x1AB0, 0x1DFF),
+            (0x1E00, 0x1FFF),
+            (0x2000, 0x206F),
+            (0x2070, 0x2BFF),
+            (0x3000, 0x30FF),
+            (0x3400, 0x4DBF),
+            (0x4E00, 0x9FFF),
+            (0xAC00, 0xD7A3),
+            (0xE000, 0xF8FF),
+            (0xF900, 0xFAFF),
+            (0xFB00, 0xFFFF),
+            (0x10000, 0x1FFFF),
+            (0x1D100, 0x1D1FF),
+            (0x1F300, 0x1FAFF),
+            (0x20000, 0x2FFFF),
+            (0x30000, 0x3FFFF),
+            (0xE0000, 0xE01EF),
+            (0xF0000, 0x10FFFF),
         ];
         loop {
             let (lo, hi) = RANGES[self.below(RANGES.len() as u64) as usize];
@@ -228,7 +297,9 @@ impl Rng {
             match self.below(12) {
                 0 => s.push(' '),
                 1 => s.push_str(["[CLS]", "[SEP]", "[MASK]", "##", "[UNK"][self.below(5) as usize]),
-                2 => s.push_str(["the", "ing", "un", "able", "café", "中文"][self.below(6) as usize]),
+                2 => {
+                    s.push_str(["the", "ing", "un", "able", "café", "中文"][self.below(6) as usize])
+                }
                 _ => s.push(self.char()),
             }
         }
@@ -241,8 +312,8 @@ fn random_unicode_strings_match() {
     let section = vocab_section();
     let tok = Tokenizer::new(&section, config()).unwrap();
     let hf = hf();
-    let mut rng = Rng(0x5EED_0F_F00D);
-    let texts: Vec<String> = (0..5000).map(|_| rng.text()).collect();
+    let mut rng = Rng(0x5EED_F00D);
+    let texts: Vec<String> = (0..20_000).map(|_| rng.text()).collect();
     let n = assert_all_match(&tok, &hf, texts.iter().map(String::as_str));
     println!("{n} random strings: identical ids");
 }
@@ -252,13 +323,22 @@ fn cased_configuration_matches_hf_cased_pipeline() {
     // The same vocabulary under lowercase = false, strip_accents = false (a cased BERT's settings),
     // against HF's pipeline with the normalizer's flags changed the same way.
     let section = vocab_section();
-    let cfg = TokenizerConfig { lowercase: false, strip_accents: false, ..config() };
+    let cfg = TokenizerConfig {
+        lowercase: false,
+        strip_accents: false,
+        ..config()
+    };
     let tok = Tokenizer::new(&section, cfg).unwrap();
     let mut hf = hf();
-    hf.with_normalizer(Some(BertNormalizer::new(true, true, Some(false), false))).unwrap();
+    hf.with_normalizer(Some(BertNormalizer::new(true, true, Some(false), false)))
+        .unwrap();
     assert_eq!(ours(&tok, "Café"), hf_ids(&hf, "Café"));
-    assert_ne!(hf_ids(&hf, "Café"), hf_ids(&self::hf(), "Café"), "cased settings not applied");
-    let mut rng = Rng(0xCA5E_D);
+    assert_ne!(
+        hf_ids(&hf, "Café"),
+        hf_ids(&self::hf(), "Café"),
+        "cased settings not applied"
+    );
+    let mut rng = Rng(0xCA5E);
     let mut texts: Vec<String> = (0..2000).map(|_| rng.text()).collect();
     texts.extend(tricky_inputs());
     let n = assert_all_match(&tok, &hf, texts.iter().map(String::as_str));

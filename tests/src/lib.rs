@@ -1,1 +1,5 @@
+//! pith-tests: host-side integration tests and the QEMU simulator harness.
 
+pub mod memport;
+pub mod qemu;
+pub mod synthetic;

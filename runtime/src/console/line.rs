@@ -64,6 +64,10 @@ impl<const N: usize> LineEditor<N> {
     /// Feeds one byte.
     pub fn push(&mut self, byte: u8) -> Event {
         let after_cr = core::mem::replace(&mut self.after_cr, byte == b'\r');
+        // A line end always ends the line, even inside a half-received escape sequence.
+        if byte == b'\r' || byte == b'\n' {
+            self.escape = Escape::None;
+        }
         match self.escape {
             Escape::Started => {
                 self.escape = if byte == b'[' || byte == b'O' { Escape::Body } else { Escape::None };

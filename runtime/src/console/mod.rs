@@ -18,7 +18,7 @@ pub use command::{parse, Command};
 pub use framed::After;
 pub use line::{Event, LineEditor, Reject};
 pub use reply::fnv1a;
-pub use service::{Board, Clock, ErrCode, Failure, Knowledge, NoClock, Service, Slot, BENCH_SENTENCE};
+pub use service::{Board, Cause, Clock, ErrCode, Failure, Knowledge, NoClock, Service, Slot, Unavailable, BENCH_SENTENCE};
 
 /// Longest command line in bytes; longer lines get `ERR 1`.
 pub const LINE_MAX: usize = 512;

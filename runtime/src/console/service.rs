@@ -68,6 +68,24 @@ pub enum ErrCode {
     BadFrame = 6,
 }
 
+/// Why there is no model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The firmware was built without a package (empty blob).
+    NoPackage,
+    /// The package is there but did not validate, or does not fit the arena or reply buffers.
+    Invalid(Error),
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::NoPackage => f.write_str("no package linked"),
+            Unavailable::Invalid(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
 /// Why a command failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
@@ -75,8 +93,8 @@ pub enum Cause {
     Text(&'static str),
     /// A runtime error.
     Runtime(Error),
-    /// No model, because of this runtime error.
-    NoModel(Error),
+    /// No model.
+    NoModel(Unavailable),
 }
 
 impl fmt::Display for Cause {
@@ -84,7 +102,7 @@ impl fmt::Display for Cause {
         match self {
             Cause::Text(t) => f.write_str(t),
             Cause::Runtime(e) => fmt::Display::fmt(e, f),
-            Cause::NoModel(e) => write!(f, "no model: {e}"),
+            Cause::NoModel(u) => write!(f, "no model: {u}"),
         }
     }
 }
@@ -118,7 +136,7 @@ pub enum Slot {
 
 /// The model, its arena and the board: everything the commands act on.
 pub struct Service<'m, C: Clock> {
-    model: Result<Model<'m>, Error>,
+    model: Result<Model<'m>, Unavailable>,
     arena: &'m mut [i32],
     max_tokens: usize,
     board: Board<'m>,
@@ -129,11 +147,13 @@ pub struct Service<'m, C: Clock> {
 }
 
 impl<'m, C: Clock> Service<'m, C> {
-    /// Wraps a model (or the reason there is none). Checks once that the arena fits at least a
-    /// two-token input and the dimension fits the reply buffers; otherwise model commands answer `ERR 4`.
+    /// Wraps a model, or the reason there is none (an empty `package` means none was linked).
+    /// Checks once that the arena fits at least a two-token input and the dimension fits the reply
+    /// buffers; otherwise model commands answer `ERR 4`.
     pub fn new(model: Result<Model<'m>, Error>, arena: &'m mut [i32], board: Board<'m>, clock: C) -> Self {
         let mut max_tokens = 0;
-        let model = model.and_then(|m| {
+        let model = model
+            .and_then(|m| {
             if m.dim() == 0 || m.dim() > MAX_DIM {
                 return Err(Error::OutputSizeMismatch);
             }
@@ -142,7 +162,8 @@ impl<'m, C: Clock> Service<'m, C> {
                 return Err(Error::ArenaTooSmall);
             }
             Ok(m)
-        });
+            })
+            .map_err(|e| if board.package_bytes == 0 { Unavailable::NoPackage } else { Unavailable::Invalid(e) });
         Service { model, arena, max_tokens, board, clock, bank: None, a: [0; MAX_DIM], b: [0; MAX_DIM] }
     }
 
@@ -153,7 +174,7 @@ impl<'m, C: Clock> Service<'m, C> {
     }
 
     /// The model, or why there is none.
-    pub fn model(&self) -> Result<&Model<'m>, Error> {
+    pub fn model(&self) -> Result<&Model<'m>, Unavailable> {
         self.model.as_ref().map_err(|e| *e)
     }
 

@@ -43,6 +43,10 @@ impl<'a> Model<'a> {
         }
         let vocab_bytes = package.tensor(SectionKind::Vocab, 0, DType::U8, 0, 0)?;
         let tokenizer = Tokenizer::new(vocab_bytes, h.tokenizer)?;
+        // Every id the tokenizer can emit must index the token table.
+        if tokenizer.vocab_len() != vocab {
+            return Err(Error::PackageBadConfig);
+        }
         let embed = EmbedView::resolve(&package, vocab, hidden, m.max_positions as usize)?;
         for l in 0..m.layers {
             LayerView::resolve(&package, l as u16, hidden, ffn)?;

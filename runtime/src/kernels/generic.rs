@@ -31,18 +31,6 @@ pub fn matvec_i8(x: &[i8], w: &[i8], k: usize, out: &mut [i32]) {
     }
 }
 
-/// Scalar oracle of [`super::matmul_i8`].
-pub fn matmul_i8<F: FnMut(usize, usize, i32)>(x: &[i8], w: &[i8], k: usize, tokens: usize, outs: usize, mut emit: F) {
-    if k == 0 {
-        return;
-    }
-    for (n, row) in w.chunks_exact(k).take(outs).enumerate() {
-        for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
-            emit(t, n, dot_i8(xt, row));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

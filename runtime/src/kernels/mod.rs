@@ -1,26 +1,71 @@
 //! Integer kernels. The contract: every implementation returns exactly the scalar oracle's result
 //! (integer sums are exact, so SIMD, lane order and thread count cannot change a single byte).
 //!
-//! `generic` is the scalar oracle and the portable fallback; per-architecture files may override
-//! `dot_i8` where a faster exact implementation exists.
+//! `generic` is the scalar oracle and the portable fallback; `x86` is the only unsafe code of the
+//! runtime and is tested against `generic` on random and extreme inputs.
 
 pub mod generic;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub mod x86;
 
-/// Dot product of two int8 vectors of equal length, exact in i32 for lengths below 133 144.
+/// Dot product of two int8 vectors over the shorter length, exact in i32 for lengths below 133 144.
+/// `b` (the weight operand) must not contain -128 for SIMD paths to be exact; quantized weights
+/// are -127..=127 by construction.
 #[inline]
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if x86::available() {
+        return x86::dot_i8(a, b);
+    }
     generic::dot_i8(a, b)
-}
-
-/// `out[n] = bias[n] + dot(x, w[n])` for each output row `n` of the row-major `w` (`[out, k]`).
-#[inline]
-pub fn matvec_i8(x: &[i8], w: &[i8], k: usize, out: &mut [i32]) {
-    generic::matvec_i8(x, w, k, out)
 }
 
 /// For every token `t < tokens` and output row `n < outs` of the row-major `w` (`[outs, k]`),
 /// calls `emit(t, n, x[t] . w[n])`. Rows are visited output-major so each weight row is read once.
 #[inline]
-pub fn matmul_i8<F: FnMut(usize, usize, i32)>(x: &[i8], w: &[i8], k: usize, tokens: usize, outs: usize, emit: F) {
-    generic::matmul_i8(x, w, k, tokens, outs, emit)
+pub fn matmul_i8<F: FnMut(usize, usize, i32)>(x: &[i8], w: &[i8], k: usize, tokens: usize, outs: usize, mut emit: F) {
+    if k == 0 {
+        return;
+    }
+    for (n, row) in w.chunks_exact(k).take(outs).enumerate() {
+        for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
+            emit(t, n, dot_i8(xt, row));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xorshift(seed: &mut u32) -> u32 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 17;
+        *seed ^= *seed << 5;
+        *seed
+    }
+
+    /// Every dispatching kernel equals the scalar oracle, including at the extremes.
+    #[test]
+    fn dispatch_equals_oracle() {
+        let mut seed = 0x9e37_79b9;
+        for len in [0usize, 1, 15, 16, 31, 32, 33, 64, 100, 384, 1536, 1537] {
+            for case in 0..20 {
+                let a: Vec<i8> = (0..len)
+                    .map(|_| match case {
+                        0 => -128,
+                        1 => 127,
+                        _ => xorshift(&mut seed) as i8,
+                    })
+                    .collect();
+                let b: Vec<i8> = (0..len)
+                    .map(|_| match case {
+                        0 | 1 => -127,
+                        _ => (xorshift(&mut seed) as i8).max(-127),
+                    })
+                    .collect();
+                assert_eq!(dot_i8(&a, &b), generic::dot_i8(&a, &b), "len {len} case {case}");
+            }
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! BERT WordPiece tokenizer giving the same ids as Hugging Face `tokenizers` (`BertNormalizer`,
 //! `BertPreTokenizer`, `WordPiece`, `[CLS] $A [SEP]`), without heap or Unicode crates.
 //!
-//! The text streams through [`normalize`] (one char at a time), [`pretokenize`] (a stack buffer
-//! holding the current word) and [`wordpiece`] (greedy longest match over the sorted
+//! The text streams through `normalize` (one char at a time), `pretokenize` (a stack buffer
+//! holding the current word) and `wordpiece` (greedy longest match over the sorted
 //! [`vocab`] section), writing ids straight into the caller's buffer and stopping once it is full.
 //!
 //! Like HF's added vocabulary, the texts of the special tokens (`[CLS]`, `[SEP]`, `[UNK]`, `[PAD]`
@@ -12,6 +12,7 @@
 mod classes;
 mod normalize;
 mod pretokenize;
+#[rustfmt::skip]
 mod tables;
 pub mod vocab;
 mod wordpiece;
@@ -20,10 +21,10 @@ use crate::error::{Error, Result};
 use crate::format::TokenizerConfig;
 
 use normalize::{normalize_char, Steps};
+use pretokenize::Word;
 use pretokenize::{PreTokenizer, MAX_WORD_CHARS};
 use vocab::Vocab;
 use wordpiece::{encode_word, Pieces};
-use pretokenize::Word;
 
 #[cfg(feature = "std")]
 pub use vocab::build_vocab_section;
@@ -50,14 +51,31 @@ impl<'a> Tokenizer<'a> {
     /// buffer holds.
     pub fn new(vocab_section: &'a [u8], config: TokenizerConfig) -> Result<Self> {
         let vocab = Vocab::new(vocab_section)?;
-        if usize::try_from(config.max_chars_per_word).map_or(true, |m| m > MAX_WORD_CHARS) {
+        if !matches!(usize::try_from(config.max_chars_per_word), Ok(m) if m <= MAX_WORD_CHARS) {
             return Err(Error::PackageBadConfig);
         }
-        let mut t = Tokenizer { vocab, config, special: [&[]; MAX_SPECIAL], special_ids: [0; MAX_SPECIAL] };
-        let mask = vocab.longest_prefix(MASK, false).filter(|&(len, _)| len == MASK.len()).map(|(_, id)| id);
-        let ids = [Some(config.cls_id), Some(config.sep_id), Some(config.unk_id), Some(config.pad_id), mask];
+        let mut t = Tokenizer {
+            vocab,
+            config,
+            special: [&[]; MAX_SPECIAL],
+            special_ids: [0; MAX_SPECIAL],
+        };
+        let mask = vocab
+            .longest_prefix(MASK, false)
+            .filter(|&(len, _)| len == MASK.len())
+            .map(|(_, id)| id);
+        let ids = [
+            Some(config.cls_id),
+            Some(config.sep_id),
+            Some(config.unk_id),
+            Some(config.pad_id),
+            mask,
+        ];
         for (k, id) in ids.into_iter().flatten().enumerate() {
-            let text = usize::try_from(id).ok().and_then(|i| vocab.token_bytes(i)).ok_or(Error::VocabCorrupt)?;
+            let text = usize::try_from(id)
+                .ok()
+                .and_then(|i| vocab.token_bytes(i))
+                .ok_or(Error::VocabCorrupt)?;
             if let (Some(s), Some(i)) = (t.special.get_mut(k), t.special_ids.get_mut(k)) {
                 (*s, *i) = (text, id);
             }
@@ -73,10 +91,16 @@ impl<'a> Tokenizer<'a> {
     pub fn encode(&self, text: &str, ids: &mut [u32]) -> Result<usize> {
         let max_len = usize::try_from(self.config.max_len).unwrap_or(usize::MAX);
         let limit = ids.len().min(max_len);
-        let Some(body) = ids.get_mut(..limit) else { return Ok(0) };
-        let Some((first, _)) = body.split_first_mut() else { return Ok(0) };
+        let Some(body) = ids.get_mut(..limit) else {
+            return Ok(0);
+        };
+        let Some((first, _)) = body.split_first_mut() else {
+            return Ok(0);
+        };
         *first = self.config.cls_id;
-        let Some((_, head)) = body.split_last_mut() else { return Ok(1) };
+        let Some((_, head)) = body.split_last_mut() else {
+            return Ok(1);
+        };
         if head.is_empty() {
             return Ok(1);
         }
@@ -124,7 +148,7 @@ impl<'a> Tokenizer<'a> {
         for (text, &id) in self.special.iter().zip(&self.special_ids) {
             if text.first() == Some(&first)
                 && rest.as_bytes().starts_with(text)
-                && best.map_or(true, |(_, len)| text.len() > len)
+                && !matches!(best, Some((_, len)) if len >= text.len())
             {
                 best = Some((id, text.len()));
             }
@@ -175,8 +199,8 @@ mod tests {
 
     fn section() -> Vec<u8> {
         let tokens = [
-            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "un", "##aff", "##able", "!",
-            "cafe", "中", "##s",
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "un", "##aff",
+            "##able", "!", "cafe", "中", "##s",
         ];
         vocab::build_vocab_section(&tokens.map(String::from))
     }
@@ -194,10 +218,16 @@ mod tests {
     #[test]
     fn encodes_with_special_tokens() {
         assert_eq!(encode("Hello, WORLD!", 16), vec![2, 5, 1, 6, 10, 3]);
-        assert_eq!(encode("unaffable café 中s", 16), vec![2, 7, 8, 9, 11, 12, 1, 3]);
+        assert_eq!(
+            encode("unaffable café 中s", 16),
+            vec![2, 7, 8, 9, 11, 12, 1, 3]
+        );
         assert_eq!(encode("", 16), vec![2, 3]);
         assert_eq!(encode(" \t\n", 16), vec![2, 3]);
-        assert_eq!(encode("hello[MASK]world [SEP][cls]", 16), vec![2, 5, 4, 6, 3, 1, 1, 1, 3]);
+        assert_eq!(
+            encode("hello[MASK]world [SEP][cls]", 16),
+            vec![2, 5, 4, 6, 3, 1, 1, 1, 3]
+        );
     }
 
     #[test]
@@ -222,7 +252,14 @@ mod tests {
     #[test]
     fn arbitrary_text_never_panics() {
         let bytes = section();
-        let tok = Tokenizer::new(&bytes, TokenizerConfig { max_len: u32::MAX, ..CONFIG }).unwrap();
+        let tok = Tokenizer::new(
+            &bytes,
+            TokenizerConfig {
+                max_len: u32::MAX,
+                ..CONFIG
+            },
+        )
+        .unwrap();
         let mut state = 0x1234_5678_9ABC_DEF1u64;
         let mut raw = vec![0u8; 100_000];
         for b in raw.iter_mut() {
@@ -244,12 +281,24 @@ mod tests {
     fn bad_sections_and_configs_are_errors() {
         let bytes = section();
         for len in 0..bytes.len() {
-            assert_eq!(Tokenizer::new(&bytes[..len], CONFIG).err(), Some(Error::VocabCorrupt));
+            assert_eq!(
+                Tokenizer::new(&bytes[..len], CONFIG).err(),
+                Some(Error::VocabCorrupt)
+            );
         }
-        let far = TokenizerConfig { unk_id: 14, ..CONFIG };
+        let far = TokenizerConfig {
+            unk_id: 14,
+            ..CONFIG
+        };
         assert_eq!(Tokenizer::new(&bytes, far).err(), Some(Error::VocabCorrupt));
-        let long = TokenizerConfig { max_chars_per_word: 129, ..CONFIG };
-        assert_eq!(Tokenizer::new(&bytes, long).err(), Some(Error::PackageBadConfig));
+        let long = TokenizerConfig {
+            max_chars_per_word: 129,
+            ..CONFIG
+        };
+        assert_eq!(
+            Tokenizer::new(&bytes, long).err(),
+            Some(Error::PackageBadConfig)
+        );
     }
 
     #[test]

@@ -66,7 +66,10 @@ fn lowercase(c: char, ccc: u8, steps: Steps, emit: &mut impl FnMut(Norm)) {
         return emit(Norm::Char { c, ccc });
     }
     if c.is_ascii() {
-        return emit(Norm::Char { c: c.to_ascii_lowercase(), ccc: 0 });
+        return emit(Norm::Char {
+            c: c.to_ascii_lowercase(),
+            ccc: 0,
+        });
     }
     for l in c.to_lowercase() {
         emit(Norm::Char { c: l, ccc: 0 });
@@ -81,9 +84,23 @@ fn decompose(c: char, out: &mut impl FnMut(char)) {
         return out(c);
     }
     if let Some(s) = cp.checked_sub(HANGUL_S).filter(|&s| s < HANGUL_S_COUNT) {
-        let (l, v, t) = (s / (HANGUL_V_COUNT * HANGUL_T_COUNT), (s / HANGUL_T_COUNT) % HANGUL_V_COUNT, s % HANGUL_T_COUNT);
-        let jamo = [HANGUL_L + l, HANGUL_V + v, if t == 0 { 0 } else { HANGUL_T + t }];
-        jamo.iter().filter(|&&j| j != 0).filter_map(|&j| char::from_u32(j)).for_each(|j| out(j));
+        let (l, v, t) = (
+            s / (HANGUL_V_COUNT * HANGUL_T_COUNT),
+            (s / HANGUL_T_COUNT) % HANGUL_V_COUNT,
+            s % HANGUL_T_COUNT,
+        );
+        let jamo = [
+            HANGUL_L + l,
+            HANGUL_V + v,
+            if t == 0 { 0 } else { HANGUL_T + t },
+        ];
+        for j in jamo
+            .into_iter()
+            .filter(|&j| j != 0)
+            .filter_map(char::from_u32)
+        {
+            out(j);
+        }
         return;
     }
     if cp < 0x1_0000 {
@@ -107,7 +124,9 @@ fn decompose(c: char, out: &mut impl FnMut(char)) {
     }
     let (at, len) = (((value & !(1 << 31)) >> 4) as usize, (value & 0xF) as usize);
     let pool = DECOMP_POOL.get(at..at.saturating_add(len)).unwrap_or(&[]);
-    pool.iter().filter_map(|&d| char::from_u32(d)).for_each(|d| out(d));
+    for d in pool.iter().filter_map(|&d| char::from_u32(d)) {
+        out(d);
+    }
 }
 
 #[cfg(test)]
@@ -130,17 +149,38 @@ mod tests {
     }
 
     fn hf(s: &str, steps: Steps) -> String {
-        let n = BertNormalizer::new(true, steps.split_cjk, Some(steps.strip_accents), steps.lowercase);
+        let n = BertNormalizer::new(
+            true,
+            steps.split_cjk,
+            Some(steps.strip_accents),
+            steps.lowercase,
+        );
         let mut ns = NormalizedString::from(s);
         n.normalize(&mut ns).unwrap();
         ns.get().to_string()
     }
 
     const ALL_STEPS: [Steps; 4] = [
-        Steps { lowercase: true, strip_accents: true, split_cjk: true },
-        Steps { lowercase: false, strip_accents: true, split_cjk: true },
-        Steps { lowercase: true, strip_accents: false, split_cjk: false },
-        Steps { lowercase: false, strip_accents: false, split_cjk: true },
+        Steps {
+            lowercase: true,
+            strip_accents: true,
+            split_cjk: true,
+        },
+        Steps {
+            lowercase: false,
+            strip_accents: true,
+            split_cjk: true,
+        },
+        Steps {
+            lowercase: true,
+            strip_accents: false,
+            split_cjk: false,
+        },
+        Steps {
+            lowercase: false,
+            strip_accents: false,
+            split_cjk: true,
+        },
     ];
 
     #[test]
@@ -148,22 +188,34 @@ mod tests {
         let mut mismatches = Vec::new();
         for steps in ALL_STEPS {
             for cp in 0..=0x10FFFFu32 {
-                let Some(c) = char::from_u32(cp) else { continue };
+                let Some(c) = char::from_u32(cp) else {
+                    continue;
+                };
                 let s = c.to_string();
                 if ours(&s, steps) != hf(&s, steps) {
                     mismatches.push((cp, steps));
                 }
             }
         }
-        let shown: Vec<String> =
-            mismatches.iter().take(40).map(|(cp, s)| format!("U+{cp:04X} {s:?}")).collect();
-        assert!(mismatches.is_empty(), "{} mismatches: {shown:#?}", mismatches.len());
+        let shown: Vec<String> = mismatches
+            .iter()
+            .take(40)
+            .map(|(cp, s)| format!("U+{cp:04X} {s:?}"))
+            .collect();
+        assert!(
+            mismatches.is_empty(),
+            "{} mismatches: {shown:#?}",
+            mismatches.len()
+        );
     }
 
     #[test]
     fn hangul_decomposes_to_jamo() {
         let steps = ALL_STEPS[0];
-        assert_eq!(ours("한국어", steps), "\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8}\u{110B}\u{1165}");
+        assert_eq!(
+            ours("한국어", steps),
+            "\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8}\u{110B}\u{1165}"
+        );
         assert_eq!(ours("한국어", steps), hf("한국어", steps));
     }
 

@@ -34,7 +34,13 @@ pub(crate) struct PreTokenizer {
 impl PreTokenizer {
     /// An empty pre-tokenizer.
     pub(crate) fn new() -> Self {
-        PreTokenizer { buf: [0; WORD_BYTES], len: 0, chars: 0, overflow: false, run_start: None }
+        PreTokenizer {
+            buf: [0; WORD_BYTES],
+            len: 0,
+            chars: 0,
+            overflow: false,
+            run_start: None,
+        }
     }
 
     /// Feeds one normalizer event; finished words go to `on_word`.
@@ -46,7 +52,11 @@ impl PreTokenizer {
                 self.finish(on_word);
                 let mut one = [0u8; 4];
                 let bytes = c.encode_utf8(&mut one).as_bytes();
-                on_word(Word { bytes, chars: 1, overflow: false });
+                on_word(Word {
+                    bytes,
+                    chars: 1,
+                    overflow: false,
+                });
             }
             Norm::Char { c, ccc: 0 } => {
                 self.run_start = None;
@@ -60,7 +70,11 @@ impl PreTokenizer {
     pub(crate) fn finish(&mut self, on_word: &mut impl FnMut(Word<'_>)) {
         if self.chars > 0 {
             let bytes = self.buf.get(..self.len).unwrap_or(&[]);
-            on_word(Word { bytes, chars: self.chars, overflow: self.overflow });
+            on_word(Word {
+                bytes,
+                chars: self.chars,
+                overflow: self.overflow,
+            });
         }
         self.len = 0;
         self.chars = 0;
@@ -76,7 +90,10 @@ impl PreTokenizer {
         if !self.overflow {
             let run = self.buf.get(run_start..self.len).unwrap_or(&[]);
             if let Ok(run) = core::str::from_utf8(run) {
-                if let Some((i, _)) = run.char_indices().find(|&(_, r)| kept_combining_class(r) > ccc) {
+                if let Some((i, _)) = run
+                    .char_indices()
+                    .find(|&(_, r)| kept_combining_class(r) > ccc)
+                {
                     at = run_start + i;
                 }
             }
@@ -110,15 +127,26 @@ mod tests {
     use crate::tokenizer::normalize::{normalize_char, Steps};
     use tokenizers::normalizers::BertNormalizer;
     use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-    use tokenizers::{NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer as _};
+    use tokenizers::{
+        NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString,
+        PreTokenizer as _,
+    };
 
-    const STEPS: Steps = Steps { lowercase: true, strip_accents: true, split_cjk: true };
+    const STEPS: Steps = Steps {
+        lowercase: true,
+        strip_accents: true,
+        split_cjk: true,
+    };
 
     fn ours(text: &str) -> Vec<String> {
         let mut words = Vec::new();
         let mut pre = PreTokenizer::new();
         let mut on_word = |w: Word<'_>| {
-            words.push(if w.overflow || w.chars > MAX_WORD_CHARS { format!("<{} chars>", w.chars) } else { String::from_utf8(w.bytes.to_vec()).unwrap() })
+            words.push(if w.overflow || w.chars > MAX_WORD_CHARS {
+                format!("<{} chars>", w.chars)
+            } else {
+                String::from_utf8(w.bytes.to_vec()).unwrap()
+            })
         };
         for c in text.chars() {
             normalize_char(c, STEPS, &mut |n| pre.feed(n, &mut on_word));
@@ -129,12 +157,20 @@ mod tests {
 
     fn hf(text: &str) -> Vec<String> {
         let mut ns = NormalizedString::from(text);
-        BertNormalizer::new(true, true, Some(true), true).normalize(&mut ns).unwrap();
+        BertNormalizer::new(true, true, Some(true), true)
+            .normalize(&mut ns)
+            .unwrap();
         let mut pre = PreTokenizedString::from(ns);
         BertPreTokenizer.pre_tokenize(&mut pre).unwrap();
         pre.get_splits(OffsetReferential::Normalized, OffsetType::Byte)
             .into_iter()
-            .map(|(s, _, _)| if s.chars().count() > MAX_WORD_CHARS { format!("<{} chars>", s.chars().count()) } else { s.to_string() })
+            .map(|(s, _, _)| {
+                if s.chars().count() > MAX_WORD_CHARS {
+                    format!("<{} chars>", s.chars().count())
+                } else {
+                    s.to_string()
+                }
+            })
             .collect()
     }
 
@@ -142,13 +178,24 @@ mod tests {
     fn every_code_point_splits_like_hugging_face() {
         let mut bad = Vec::new();
         for cp in 0..=0x10FFFFu32 {
-            let Some(c) = char::from_u32(cp) else { continue };
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
             let text = format!("a{c}b");
             if ours(&text) != hf(&text) {
-                bad.push(format!("U+{cp:04X}: ours {:?} hf {:?}", ours(&text), hf(&text)));
+                bad.push(format!(
+                    "U+{cp:04X}: ours {:?} hf {:?}",
+                    ours(&text),
+                    hf(&text)
+                ));
             }
         }
-        assert!(bad.is_empty(), "{} mismatches: {:#?}", bad.len(), &bad[..bad.len().min(40)]);
+        assert!(
+            bad.is_empty(),
+            "{} mismatches: {:#?}",
+            bad.len(),
+            &bad[..bad.len().min(40)]
+        );
     }
 
     #[test]
@@ -157,8 +204,18 @@ mod tests {
         // (U+0B56, U+0C46) and non-zero class (U+0301) between them, and a decomposition that
         // brings its own reorderable marks (U+1D160).
         let pool = [
-            "\u{1D16D}", "\u{1D165}", "\u{1734}", "\u{08D4}", "\u{302E}", "\u{0B56}", "\u{0301}",
-            "\u{1D160}", "\u{0C48}", "x", "\u{1E94A}", "\u{11446}",
+            "\u{1D16D}",
+            "\u{1D165}",
+            "\u{1734}",
+            "\u{08D4}",
+            "\u{302E}",
+            "\u{0B56}",
+            "\u{0301}",
+            "\u{1D160}",
+            "\u{0C48}",
+            "x",
+            "\u{1E94A}",
+            "\u{11446}",
         ];
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         for _ in 0..20_000 {
@@ -169,7 +226,12 @@ mod tests {
             for k in 0..(state % 9) {
                 text.push_str(pool[((state >> (8 + 4 * k)) % pool.len() as u64) as usize]);
             }
-            assert_eq!(ours(&text), hf(&text), "{:?}", text.chars().map(|c| c as u32).collect::<Vec<_>>());
+            assert_eq!(
+                ours(&text),
+                hf(&text),
+                "{:?}",
+                text.chars().map(|c| c as u32).collect::<Vec<_>>()
+            );
         }
     }
 
@@ -177,7 +239,10 @@ mod tests {
     fn long_words_overflow_but_keep_counting() {
         let long = "é".repeat(300);
         assert_eq!(ours(&long), vec!["<300 chars>".to_string()]);
-        assert_eq!(ours(&format!("{long} ok")), vec!["<300 chars>".to_string(), "ok".to_string()]);
+        assert_eq!(
+            ours(&format!("{long} ok")),
+            vec!["<300 chars>".to_string(), "ok".to_string()]
+        );
         let just = "ab".repeat(MAX_WORD_CHARS / 2);
         assert_eq!(ours(&just), vec![just.clone()]);
     }

@@ -25,7 +25,7 @@
 //! order by the text after `##`: WordPiece looks up a continuation by comparing past the first two
 //! bytes, without ever building `"##" + piece`.
 //!
-//! [`Vocab::new`] checks all of this once, so no accessor can index out of bounds afterwards.
+//! [`Tokenizer::new`](super::Tokenizer::new) checks all of this once, so no accessor can index out of bounds afterwards.
 
 use crate::error::{Error, Result};
 
@@ -95,7 +95,14 @@ impl<'a> Vocab<'a> {
         if !rest.is_empty() {
             return None;
         }
-        let vocab = Vocab { offsets, sorted, blob, n, m, cont };
+        let vocab = Vocab {
+            offsets,
+            sorted,
+            blob,
+            n,
+            m,
+            cont,
+        };
         vocab.check_tokens(blob_len)?;
         vocab.check_sorted()?;
         Some(vocab)
@@ -178,8 +185,14 @@ impl<'a> Vocab<'a> {
     /// prefix itself, if it is a token, is the first entry of that range. So the greedy
     /// longest-match costs O(len · log m) instead of one full lookup per candidate length.
     pub(crate) fn longest_prefix(&self, text: &[u8], continuation: bool) -> Option<(usize, u32)> {
-        let (skip, mut lo, mut hi) =
-            if continuation { (CONT.len(), self.cont.0, self.cont.1) } else { (0, 0, self.m) };
+        let (skip, mut lo, mut hi) = if continuation {
+            (CONT.len(), self.cont.0, self.cont.1)
+        } else {
+            (0, 0, self.m)
+        };
+        if text.is_empty() {
+            return None;
+        }
         let mut best = None;
         for (k, &byte) in text.iter().enumerate() {
             let depth = skip + k;
@@ -187,13 +200,14 @@ impl<'a> Vocab<'a> {
                 best = self.exact_at(lo, hi, depth, k).or(best);
             }
             // Entries ending at `depth` or with a smaller byte there sort before the new range.
-            lo = self.partition(lo, hi, |e| e.get(depth).map_or(true, |&b| b < byte));
-            hi = self.partition(lo, hi, |e| e.get(depth).map_or(true, |&b| b <= byte));
+            lo = self.partition(lo, hi, |e| !matches!(e.get(depth), Some(&b) if b >= byte));
+            hi = self.partition(lo, hi, |e| !matches!(e.get(depth), Some(&b) if b > byte));
             if lo >= hi {
                 return best;
             }
         }
-        self.exact_at(lo, hi, skip + text.len(), text.len()).or(best)
+        self.exact_at(lo, hi, skip + text.len(), text.len())
+            .or(best)
     }
 
     /// `(k, id)` when the first entry of `lo..hi` is exactly `depth` bytes long.
@@ -219,7 +233,7 @@ impl<'a> Vocab<'a> {
     }
 }
 
-/// Serializes `tokens` (in id order) into a section [`Vocab::new`] accepts.
+/// Serializes a vocabulary (tokens in id order) into the section layout `Tokenizer::new` reads.
 ///
 /// Panics if the vocabulary exceeds the 24-bit limits of the layout (16,777,215 tokens, 16 MiB of
 /// text): a host-side build error, not a runtime input.
@@ -231,7 +245,10 @@ pub fn build_vocab_section(tokens: &[String]) -> Vec<u8> {
         blob.extend_from_slice(t.as_bytes());
         offsets.push(blob.len());
     }
-    assert!(tokens.len() <= ENTRY_MAX && blob.len() <= ENTRY_MAX, "vocabulary too large");
+    assert!(
+        tokens.len() <= ENTRY_MAX && blob.len() <= ENTRY_MAX,
+        "vocabulary too large"
+    );
     let mut sorted: Vec<usize> = (0..tokens.len()).collect();
     // Stable sort by bytes keeps the lowest id first among duplicates; dedup keeps that one.
     sorted.sort_by(|&a, &b| tokens[a].as_bytes().cmp(tokens[b].as_bytes()));
@@ -239,7 +256,8 @@ pub fn build_vocab_section(tokens: &[String]) -> Vec<u8> {
     let c0 = sorted.partition_point(|&i| tokens[i].as_bytes() < CONT);
     let c1 = c0 + sorted[c0..].partition_point(|&i| tokens[i].as_bytes().starts_with(CONT));
 
-    let mut out = Vec::with_capacity(HEADER_LEN + ENTRY * (offsets.len() + sorted.len()) + blob.len());
+    let mut out =
+        Vec::with_capacity(HEADER_LEN + ENTRY * (offsets.len() + sorted.len()) + blob.len());
     out.extend_from_slice(&MAGIC);
     for v in [tokens.len(), sorted.len(), c0, c1, blob.len()] {
         out.extend_from_slice(&(v as u32).to_le_bytes());
@@ -270,10 +288,18 @@ mod tests {
         let bytes = small();
         let v = Vocab::new(&bytes).unwrap();
         assert_eq!(v.len(), 12);
-        assert_eq!(v.find(b"un", false), Some(2), "duplicates resolve to the lowest id");
+        assert_eq!(
+            v.find(b"un", false),
+            Some(2),
+            "duplicates resolve to the lowest id"
+        );
         assert_eq!(v.find(b"aff", true), Some(3));
         assert_eq!(v.find(b"aff", false), None);
-        assert_eq!(v.find(b"##aff", false), Some(3), "word-initial lookups see ## tokens too");
+        assert_eq!(
+            v.find(b"##aff", false),
+            Some(3),
+            "word-initial lookups see ## tokens too"
+        );
         assert_eq!(v.find(b"", true), None);
         assert_eq!(v.longest_prefix(b"unaffable", false), Some((3, 6)));
         assert_eq!(v.longest_prefix(b"uzz", false), Some((1, 5)));
@@ -289,7 +315,9 @@ mod tests {
 
     #[test]
     fn every_token_is_found_by_its_own_text() {
-        let tokens = strings(&["a", "ab", "abc", "##b", "##bc", "b", "é", "##é", "日本", "##本", "z"]);
+        let tokens = strings(&[
+            "a", "ab", "abc", "##b", "##bc", "b", "é", "##é", "日本", "##本", "z",
+        ]);
         let bytes = build_vocab_section(&tokens);
         let v = Vocab::new(&bytes).unwrap();
         for (id, t) in tokens.iter().enumerate() {
@@ -338,12 +366,27 @@ mod tests {
             ("m larger than n", patched(8, &13u32.to_le_bytes())),
             ("c0 after c1", patched(12, &9u32.to_le_bytes())),
             ("c1 past m", patched(16, &12u32.to_le_bytes())),
-            ("continuation block too short", patched(16, &4u32.to_le_bytes())),
-            ("continuation block too long", patched(16, &6u32.to_le_bytes())),
+            (
+                "continuation block too short",
+                patched(16, &4u32.to_le_bytes()),
+            ),
+            (
+                "continuation block too long",
+                patched(16, &6u32.to_le_bytes()),
+            ),
             ("first offset not zero", patched(offsets_at, &[1, 0, 0])),
-            ("offsets decrease", patched(offsets_at + 2 * ENTRY, &[1, 0, 0])),
-            ("offset past the blob", patched(offsets_at + ENTRY, &[200, 0, 0])),
-            ("sorted id out of range", patched(sorted_at, &[0xFF, 0xFF, 0])),
+            (
+                "offsets decrease",
+                patched(offsets_at + 2 * ENTRY, &[1, 0, 0]),
+            ),
+            (
+                "offset past the blob",
+                patched(offsets_at + ENTRY, &[200, 0, 0]),
+            ),
+            (
+                "sorted id out of range",
+                patched(sorted_at, &[0xFF, 0xFF, 0]),
+            ),
             ("sorted order broken", {
                 let mut b = small();
                 b.swap(sorted_at, sorted_at + ENTRY);

@@ -36,7 +36,13 @@ impl<'o> Pieces<'o> {
 
 /// Appends the pieces of `word`: its greedy longest-match split, or a single `unk` when it is
 /// longer than `max_chars` or some position has no matching piece.
-pub(crate) fn encode_word(vocab: &Vocab<'_>, word: Word<'_>, max_chars: usize, unk: u32, out: &mut Pieces<'_>) {
+pub(crate) fn encode_word(
+    vocab: &Vocab<'_>,
+    word: Word<'_>,
+    max_chars: usize,
+    unk: u32,
+    out: &mut Pieces<'_>,
+) {
     if out.is_full() {
         return;
     }
@@ -67,7 +73,11 @@ mod tests {
         let v = Vocab::new(&bytes).unwrap();
         let mut ids = vec![u32::MAX; room];
         let mut out = Pieces::new(&mut ids, 0);
-        let w = Word { bytes: word.as_bytes(), chars: word.chars().count(), overflow: false };
+        let w = Word {
+            bytes: word.as_bytes(),
+            chars: word.chars().count(),
+            overflow: false,
+        };
         encode_word(&v, w, 100, 0, &mut out);
         let n = out.count();
         ids.truncate(n);

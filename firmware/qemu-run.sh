@@ -1,0 +1,25 @@
+#!/bin/sh
+# cargo runner: boots a firmware ELF in QEMU. The ELF's file name is the QEMU machine name.
+# The UART is this terminal (Ctrl-C quits QEMU); defmt logs (semihosting) go to <elf>.defmt,
+# decode them with `defmt-print -e <elf> < <elf>.defmt` when defmt-print is installed.
+# PITH_ICOUNT=1 makes instruction counts exact (-icount shift=0: one instruction = one virtual ns).
+set -eu
+elf="$1"
+shift
+board=$(basename "$elf")
+case "$board" in
+mps2-an385 | mps2-an386 | mps2-an500 | mps2-an505 | mps3-an547) ;;
+*)
+    echo "qemu-run.sh: $board is not a board binary (mps2-an385/386/500/505, mps3-an547)" >&2
+    exit 2
+    ;;
+esac
+icount=""
+if [ "${PITH_ICOUNT:-0}" = 1 ]; then icount="-icount shift=0"; fi
+log="$elf.defmt"
+echo "qemu-run.sh: $board; defmt log in $log; Ctrl-C quits" >&2
+# shellcheck disable=SC2086
+exec qemu-system-arm -machine "$board" -kernel "$elf" $icount \
+    -display none -monitor none -serial stdio \
+    -chardev file,id=defmt,path="$log" \
+    -semihosting-config enable=on,target=native,chardev=defmt "$@"

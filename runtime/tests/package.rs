@@ -1,0 +1,115 @@
+//! The runtime against the real default package: validation of damaged packages, determinism,
+//! and no panic on hostile text. Needs models/minilm-l6.pith (scripts/test.sh builds it first).
+
+use pith_runtime::{Error, Model};
+
+fn package() -> Vec<u8> {
+    let path = std::env::var("PITH_PACKAGE")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../models/minilm-l6.pith").to_string());
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e}; build it with `cargo run --release --bin pith -- embed hi` (scripts/test.sh does)")
+    })
+}
+
+fn embed(m: &Model<'_>, text: &str) -> Vec<i8> {
+    let mut arena = vec![0i32; m.arena_words(m.max_tokens())];
+    let mut out = vec![0i8; m.dim()];
+    m.embed(text, &mut arena, &mut out).expect("embeds");
+    out
+}
+
+#[test]
+fn damaged_packages_are_refused_with_the_right_error() {
+    let good = package();
+    assert!(Model::new(&good).is_ok());
+    // Truncation anywhere: never a panic, always an error.
+    for cut in [0, 3, 10, 27, 100, 4096, good.len() / 2, good.len() - 1] {
+        assert!(Model::new(&good[..cut]).is_err(), "truncated at {cut}");
+    }
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert_eq!(Model::new(&bad).err(), Some(Error::PackageBadMagic));
+    let mut bad = good.clone();
+    bad[4] = 99;
+    assert_eq!(Model::new(&bad).err(), Some(Error::PackageUnsupportedVersion(99)));
+    // A flipped bit in the weights is caught by the checksum.
+    let mut bad = good.clone();
+    let at = good.len() * 3 / 4;
+    bad[at] ^= 0x10;
+    assert_eq!(Model::new(&bad).err(), Some(Error::PackageBadChecksum));
+    // Garbage of every small size.
+    for n in 0..64 {
+        let junk: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+        assert!(Model::new(&junk).is_err());
+    }
+}
+
+#[test]
+fn a_damaged_header_or_section_table_is_an_error_even_without_the_checksum() {
+    let mut bad = package();
+    // Corrupt bytes of the header and section table, then skip the CRC: structural checks must hold.
+    for at in 24..600 {
+        bad[at] ^= 0xff;
+        if let Ok(p) = pith_runtime::Package::new_checked_without_crc(&bad) {
+            if let Ok(m) = Model::from_package(p) {
+                // If the damage was benign (padding, a name byte), the model must still work.
+                let mut arena = vec![0i32; m.arena_words(16)];
+                let mut out = vec![0i8; m.dim()];
+                let _ = m.embed("still answers", &mut arena, &mut out);
+            }
+        }
+        bad[at] ^= 0xff;
+    }
+}
+
+#[test]
+fn embeddings_are_deterministic_and_sensible() {
+    let bytes = package();
+    let m = Model::new(&bytes).expect("package loads");
+    let a = embed(&m, "A man is playing a guitar.");
+    let b = embed(&m, "A man is playing a guitar.");
+    assert_eq!(a, b);
+    // Same bytes from another thread and another arena (no hidden state).
+    let bytes2 = bytes.clone();
+    let c = std::thread::spawn(move || {
+        let m = Model::new(&bytes2).expect("loads");
+        embed(&m, "A man is playing a guitar.")
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(a, c);
+    let near = embed(&m, "Someone plays the guitar.");
+    let far = embed(&m, "The stock market fell sharply today.");
+    let s_near = pith_runtime::cosine_i8(&a, &near);
+    let s_far = pith_runtime::cosine_i8(&a, &far);
+    assert!(s_near > 0.6 && s_far < 0.3 && s_near > s_far + 0.3, "near {s_near} far {s_far}");
+}
+
+#[test]
+fn hostile_text_never_panics() {
+    let bytes = package();
+    let m = Model::new(&bytes).expect("package loads");
+    let mut arena = vec![0i32; m.arena_words(m.max_tokens())];
+    let mut out = vec![0i8; m.dim()];
+    let long = "word ".repeat(20_000); // 100 kB
+    let controls: String = (0u8..32).map(|b| b as char).collect();
+    let mut seed = 7u32;
+    let random: String = (0..5000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            char::from_u32(seed % 0x30000).unwrap_or('?')
+        })
+        .collect();
+    for text in ["", " ", "\u{0}", controls.as_str(), long.as_str(), random.as_str(), "[CLS] [SEP] [PAD]"] {
+        let n = m.embed(text, &mut arena, &mut out).expect("any text embeds");
+        assert!((2..=m.max_tokens()).contains(&n));
+    }
+    // A tiny arena is an error, not a panic; a modest one truncates.
+    assert_eq!(m.embed("hello", &mut arena[..10], &mut out).err(), Some(Error::ArenaTooSmall));
+    let words = m.arena_words(16);
+    assert_eq!(m.embed(&long, &mut arena[..words], &mut out), Ok(16));
+    let mut wrong = vec![0i8; 3];
+    assert_eq!(m.embed("hello", &mut arena, &mut wrong).err(), Some(Error::OutputSizeMismatch));
+}

@@ -1,0 +1,147 @@
+//! The firmware in QEMU: every board boots and answers `info`; the device console survives hostile
+//! input; framed mode works over the real UART; device embeddings equal the host's byte for byte.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use pith_runtime::frame::{Request, Response};
+use pith_runtime::Model;
+use pith_tests::qemu::{board, build_firmware, package_path, repo_root, Qemu, BOARDS};
+use pith_tests::synthetic::{tiny_bert_package, WORDS};
+
+const BOOT: Duration = Duration::from_secs(30);
+const REPLY: Duration = Duration::from_secs(20);
+
+#[test]
+fn every_board_boots_with_banner_and_answers_info() -> Result<()> {
+    for b in BOARDS {
+        let elf = build_firmware(b, None)?;
+        let mut q = Qemu::boot(b, &elf, false)?;
+        let banner = q.start_quiet(BOOT).with_context(|| format!("booting {}", b.name))?;
+        let title = format!("pith 0.1.0 console on {} ({})", b.name, b.cpu);
+        assert!(banner.contains(&title), "{}: banner {banner:?}", b.name);
+        assert!(banner.iter().any(|l| l == "model none (no package linked)"), "{}: {banner:?}", b.name);
+
+        let info = q.command("info", REPLY)?;
+        assert!(info.ok(), "{}: {info:?}", b.name);
+        assert_eq!(info.get("board"), Some(format!("{} ({})", b.name, b.cpu).as_str()));
+        let flash: u32 = info.get("flash").and_then(|v| v.split(' ').next()?.parse().ok()).context("flash line")?;
+        let ram: u32 = info.get("ram").and_then(|v| v.split(' ').next()?.parse().ok()).context("ram line")?;
+        // Code plus constants: more than a stub, far less than the board's flash.
+        assert!((20_000..400_000).contains(&flash), "{}: flash {flash}", b.name);
+        assert!(ram < 64 * 1024, "{}: ram {ram}", b.name);
+        assert_eq!(q.command("embed a cat", REPLY)?.status, "ERR 4 no model: no package linked");
+        assert_eq!(q.command("ask why", REPLY)?.status, "ERR 3 no knowledge bank");
+    }
+    Ok(())
+}
+
+#[test]
+fn device_console_survives_hostile_input() -> Result<()> {
+    let b = board("mps3-an547")?;
+    let elf = build_firmware(&b, None)?;
+    let mut q = Qemu::boot(&b, &elf, false)?;
+    q.start_quiet(BOOT)?;
+    // Small on purpose: QEMU moves only a few KB/s into the guest.
+    let mut hostile = Vec::new();
+    hostile.extend_from_slice(b"\x00\x00\x01\x02\x1b[A\x7f\x7f\x7f\r");
+    hostile.extend(std::iter::repeat_n(b'z', 1500));
+    hostile.extend_from_slice(b"\r\xff\xfe\xc0\x80\n\xe2\x82\r\n");
+    hostile.extend_from_slice(b"embed \x00\x00\r");
+    q.send(&hostile)?;
+    let mut errs = Vec::new();
+    for _ in 0..4 {
+        errs.push(q.read_reply(REPLY)?.status);
+    }
+    assert_eq!(
+        errs,
+        [
+            "ERR 1 control byte 0x00 in line",
+            "ERR 1 line too long (max 512 bytes)",
+            "ERR 1 invalid UTF-8",
+            "ERR 1 invalid UTF-8",
+        ]
+    );
+    assert_eq!(q.read_reply(REPLY)?.status, "ERR 1 control byte 0x00 in line");
+    let info = q.command("info", REPLY)?;
+    assert!(info.ok() && info.get("board") == Some("mps3-an547 (Cortex-M55)"), "{info:?}");
+    Ok(())
+}
+
+#[test]
+fn framed_mode_over_the_uart() -> Result<()> {
+    let b = board("mps3-an547")?;
+    let elf = build_firmware(&b, None)?;
+    let mut q = Qemu::boot(&b, &elf, false)?;
+    q.start_quiet(BOOT)?;
+    let ack = q.command("frame", REPLY)?;
+    assert!(ack.status.starts_with("OK framed"), "{ack:?}");
+    match q.request(&Request::Info, REPLY)? {
+        Response::Info(info) => assert_eq!(info.board.as_str(), "mps3-an547"),
+        other => bail!("expected Info, got {other:?}"),
+    }
+    match q.request(&Request::Embed { text: "a cat" }, REPLY)? {
+        Response::Error { code: 4, .. } => {}
+        other => bail!("expected ERR 4, got {other:?}"),
+    }
+    q.send(&[0x03, 0xff, 0x00])?;
+    assert!(matches!(q.read_response(REPLY)?, Response::Error { code: 6, .. }));
+    assert_eq!(q.request(&Request::Exit, REPLY)?, Response::Bye);
+    assert!(q.command("info", REPLY)?.ok());
+    Ok(())
+}
+
+/// Embeds every sentence on the device (framed mode) and on the host; they must agree exactly.
+fn assert_bit_exact(board_name: &str, package: PathBuf, sentences: &[String]) -> Result<()> {
+    let bytes = std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
+    let model = Model::new(&bytes).context("host model")?;
+    let b = board(board_name)?;
+    let elf = build_firmware(&b, Some(&package))?;
+    let mut q = Qemu::boot(&b, &elf, false)?;
+    q.start_quiet(BOOT)?;
+    let info = q.command("info", REPLY)?;
+    let max_tokens: usize = info.get("max_tokens").and_then(|v| v.parse().ok()).context("max_tokens in info")?;
+    assert!(q.command("frame", REPLY)?.ok());
+    let mut arena = vec![0i32; model.arena_words(max_tokens)];
+    let mut want = vec![0i8; model.dim()];
+    let mut digests = std::collections::HashSet::new();
+    for (i, s) in sentences.iter().enumerate() {
+        let tokens = model.embed(s, &mut arena, &mut want).with_context(|| format!("host embed of {s:?}"))?;
+        match q.request(&Request::Embed { text: s }, Duration::from_secs(120))? {
+            Response::Embedding { tokens: t, values } => {
+                assert_eq!((t as usize, values.as_slice()), (tokens, want.as_slice()), "sentence {i}: {s:?}");
+            }
+            other => bail!("sentence {i} {s:?}: {other:?}"),
+        }
+        digests.insert(pith_runtime::console::fnv1a(&want));
+    }
+    // Guards against a degenerate model or package whose every output is the same vector.
+    assert!(digests.len() > sentences.len() / 2, "only {} distinct embeddings", digests.len());
+    assert_eq!(q.request(&Request::Exit, REPLY)?, Response::Bye);
+    Ok(())
+}
+
+#[test]
+fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
+    let dir = repo_root().join("target/pith-tests");
+    std::fs::create_dir_all(&dir)?;
+    let package = dir.join("tiny-random-bert.pith");
+    std::fs::write(&package, tiny_bert_package(7))?;
+    let mut sentences = Vec::new();
+    for i in 0..40usize {
+        let n = 1 + i % 12;
+        sentences.push((0..n).map(|j| WORDS[(i * 7 + j * 13) % WORDS.len()]).collect::<Vec<_>>().join(" "));
+    }
+    assert_bit_exact("mps3-an547", package, &sentences)
+}
+
+#[test]
+fn real_model_is_bit_exact_on_the_device_for_200_snli_sentences() -> Result<()> {
+    let package = package_path()?;
+    let path = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let sentences: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).take(200).map(str::to_string).collect();
+    assert_eq!(sentences.len(), 200);
+    assert_bit_exact("mps3-an547", package, &sentences)
+}
