@@ -32,7 +32,7 @@ CATEGORY_OVERRIDES = {
     0x111C9: "Po",  # SHARADA SANDHI MARK, Mn since 11.0
 }
 ASCII_PUNCT = set(range(33, 48)) | set(range(58, 65)) | set(range(91, 97)) | set(range(123, 127))
-S_BASE, L_BASE, V_BASE, T_BASE = 0xAC00, 0x1100, 0x1161, 0x11A7
+S_BASE = 0xAC00  # Hangul syllables, decomposed algorithmically by the runtime
 S_COUNT = 11172
 RANGE_LEN_BITS = 11
 
