@@ -32,6 +32,10 @@ pub enum Error {
     BankCorrupt,
     /// The knowledge bank was built for a model of another dimension.
     BankDimensionMismatch,
+    /// The knowledge bank's format version is not one this runtime reads.
+    BankUnsupportedVersion(u16),
+    /// The knowledge bank was embedded by another model package (its recorded tag differs).
+    BankModelMismatch,
 }
 
 /// Result alias used across the runtime.
@@ -53,6 +57,8 @@ impl fmt::Display for Error {
             Error::OutputSizeMismatch => f.write_str("output buffer does not match the model dimension"),
             Error::BankCorrupt => f.write_str("knowledge bank is corrupt"),
             Error::BankDimensionMismatch => f.write_str("knowledge bank dimension differs from the model's"),
+            Error::BankUnsupportedVersion(v) => write!(f, "unsupported knowledge bank format version {v}"),
+            Error::BankModelMismatch => f.write_str("knowledge bank was built with another model package"),
         }
     }
 }

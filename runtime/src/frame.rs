@@ -41,6 +41,8 @@ pub enum Request<'a> {
 }
 
 /// A response from the device.
+// No heap to box the embedding into: a response lives on the stack once per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// The int8 embedding of the request's text.
@@ -103,12 +105,18 @@ pub struct InfoReply {
 }
 
 /// Encodes `response` as one COBS frame (0x00 terminated) into `buf`; returns the frame.
-pub fn encode_response<'b>(response: &Response, buf: &'b mut [u8]) -> postcard::Result<&'b mut [u8]> {
+pub fn encode_response<'b>(
+    response: &Response,
+    buf: &'b mut [u8],
+) -> postcard::Result<&'b mut [u8]> {
     postcard::to_slice_cobs(response, buf)
 }
 
 /// Encodes `request` as one COBS frame (0x00 terminated) into `buf`; returns the frame.
-pub fn encode_request<'b>(request: &Request<'_>, buf: &'b mut [u8]) -> postcard::Result<&'b mut [u8]> {
+pub fn encode_request<'b>(
+    request: &Request<'_>,
+    buf: &'b mut [u8],
+) -> postcard::Result<&'b mut [u8]> {
     postcard::to_slice_cobs(request, buf)
 }
 
@@ -119,7 +127,10 @@ mod tests {
     #[test]
     fn request_round_trips_through_a_frame() {
         let mut buf = [0u8; MAX_REQUEST_FRAME];
-        let req = Request::Sim { a: "a cat", b: "a dog" };
+        let req = Request::Sim {
+            a: "a cat",
+            b: "a dog",
+        };
         let frame = encode_request(&req, &mut buf).unwrap();
         assert_eq!(frame.last(), Some(&0));
         assert!(!frame[..frame.len() - 1].contains(&0));
@@ -133,7 +144,10 @@ mod tests {
         for i in 0..MAX_DIM {
             values.push((i % 256) as u8 as i8).unwrap();
         }
-        let resp = Response::Embedding { tokens: 512, values };
+        let resp = Response::Embedding {
+            tokens: 512,
+            values,
+        };
         let mut buf = [0u8; MAX_RESPONSE_FRAME];
         let frame = encode_response(&resp, &mut buf).unwrap();
         let back: Response = postcard::from_bytes_cobs(frame).unwrap();

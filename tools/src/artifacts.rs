@@ -40,6 +40,8 @@ pub fn default_artifacts() -> Result<Artifacts> {
         output: a.package.clone(),
         onnx: Some(a.int8_onnx.clone()),
         name: Some("all-MiniLM-L6-v2 int8".into()),
+        vocab_size: None,
+        vocab_corpus: Vec::new(),
     })?;
     Ok(a)
 }

@@ -55,7 +55,9 @@ pub fn parse(line: &str) -> Command<'_> {
         "ask" => Command::Ask(rest),
         "bench" => Command::Bench(if rest.is_empty() { None } else { Some(rest) }),
         "sim" => match rest.split_once('|') {
-            Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => Command::Sim(a.trim(), b.trim()),
+            Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
+                Command::Sim(a.trim(), b.trim())
+            }
             _ => Command::Invalid("usage: sim A | B"),
         },
         "echo" => match rest {

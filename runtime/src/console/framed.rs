@@ -5,7 +5,9 @@ use embedded_io::Write;
 use postcard::accumulator::{CobsAccumulator, FeedResult};
 
 use super::service::{Clock, ErrCode, Failure, Service, Slot};
-use crate::frame::{encode_response, InfoReply, Request, Response, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
+use crate::frame::{
+    encode_response, InfoReply, Request, Response, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME,
+};
 
 /// Receive state of framed mode.
 pub struct Framed {
@@ -35,7 +37,12 @@ impl Default for Framed {
 impl Framed {
     /// Fresh receive state.
     pub const fn new() -> Self {
-        Framed { acc: CobsAccumulator::new(), pending: 0, skipping: false, out: [0; MAX_RESPONSE_FRAME] }
+        Framed {
+            acc: CobsAccumulator::new(),
+            pending: 0,
+            skipping: false,
+            out: [0; MAX_RESPONSE_FRAME],
+        }
     }
 
     /// Resets the receive state (on entering framed mode).
@@ -65,7 +72,12 @@ impl Framed {
         if self.pending == 0 && input.first() == Some(&0) {
             return Ok((input.get(1..).unwrap_or(&[]), After::Stay));
         }
-        let Framed { acc, pending, skipping, out } = self;
+        let Framed {
+            acc,
+            pending,
+            skipping,
+            out,
+        } = self;
         let response;
         let rest = match acc.feed_ref::<Request<'_>>(input) {
             FeedResult::Consumed => {
@@ -104,7 +116,9 @@ fn send<W: Write>(w: &mut W, buf: &mut [u8], response: &Response) -> Result<(), 
         // changes, the host still gets a well-formed answer instead of silence.
         Err(_) => {
             let mut small = [0u8; 128];
-            if let Ok(frame) = encode_response(&error(ErrCode::BadFrame, "response too large"), &mut small) {
+            if let Ok(frame) =
+                encode_response(&error(ErrCode::BadFrame, "response too large"), &mut small)
+            {
                 w.write_all(frame)?;
             }
         }
@@ -113,14 +127,20 @@ fn send<W: Write>(w: &mut W, buf: &mut [u8], response: &Response) -> Result<(), 
 }
 
 fn error(code: ErrCode, message: &str) -> Response {
-    Response::Error { code: code as u8, message: cut(message) }
+    Response::Error {
+        code: code as u8,
+        message: cut(message),
+    }
 }
 
 fn failure(f: Failure) -> Response {
     let mut message = heapless::String::<96>::new();
     // A message longer than the field is cut; the code still says what happened.
     let _ = core::fmt::write(&mut Truncating(&mut message), format_args!("{}", f.cause));
-    Response::Error { code: f.code as u8, message }
+    Response::Error {
+        code: f.code as u8,
+        message,
+    }
 }
 
 /// Copies `s` into a fixed-capacity string, cutting at a character boundary.
@@ -151,7 +171,10 @@ fn answer<C: Clock>(request: Request<'_>, service: &mut Service<'_, C>) -> Respo
                 let mut v = heapless::Vec::new();
                 // The service caps the dimension at MAX_DIM, so this never truncates.
                 let _ = v.extend_from_slice(values);
-                Response::Embedding { tokens: tokens.min(u16::MAX as usize) as u16, values: v }
+                Response::Embedding {
+                    tokens: tokens.min(u16::MAX as usize) as u16,
+                    values: v,
+                }
             }
             Err(f) => failure(f),
         },
@@ -164,7 +187,10 @@ fn answer<C: Clock>(request: Request<'_>, service: &mut Service<'_, C>) -> Respo
             Err(f) => failure(f),
         },
         Request::Ask { question } => match service.ask(question) {
-            Ok((text, score)) => Response::Answer { text: cut(text), score },
+            Ok((text, score)) => Response::Answer {
+                text: cut(text),
+                score,
+            },
             Err(f) => failure(f),
         },
         Request::Info => Response::Info(info(service)),
@@ -176,7 +202,12 @@ fn answer<C: Clock>(request: Request<'_>, service: &mut Service<'_, C>) -> Respo
 pub fn info<C: Clock>(service: &Service<'_, C>) -> InfoReply {
     let b = service.board();
     let (model, dim, layers, vocab) = match service.model() {
-        Ok(m) => (m.header().name.clone(), m.dim() as u32, m.header().model.layers, m.header().model.vocab_size),
+        Ok(m) => (
+            m.header().name.clone(),
+            m.dim() as u32,
+            m.header().model.layers,
+            m.header().model.vocab_size,
+        ),
         Err(_) => (heapless::String::new(), 0, 0, 0),
     };
     InfoReply {

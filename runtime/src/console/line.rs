@@ -58,7 +58,12 @@ impl<const N: usize> Default for LineEditor<N> {
 impl<const N: usize> LineEditor<N> {
     /// An empty editor.
     pub const fn new() -> Self {
-        LineEditor { buf: heapless::Vec::new(), bad: None, escape: Escape::None, after_cr: false }
+        LineEditor {
+            buf: heapless::Vec::new(),
+            bad: None,
+            escape: Escape::None,
+            after_cr: false,
+        }
     }
 
     /// Feeds one byte.
@@ -70,7 +75,11 @@ impl<const N: usize> LineEditor<N> {
         }
         match self.escape {
             Escape::Started => {
-                self.escape = if byte == b'[' || byte == b'O' { Escape::Body } else { Escape::None };
+                self.escape = if byte == b'[' || byte == b'O' {
+                    Escape::Body
+                } else {
+                    Escape::None
+                };
                 return Event::None;
             }
             Escape::Body => {
@@ -165,7 +174,11 @@ mod tests {
     use super::*;
 
     fn feed<const N: usize>(ed: &mut LineEditor<N>, bytes: &[u8]) -> Vec<Event> {
-        bytes.iter().map(|&b| ed.push(b)).filter(|e| *e != Event::None).collect()
+        bytes
+            .iter()
+            .map(|&b| ed.push(b))
+            .filter(|e| *e != Event::None)
+            .collect()
     }
 
     #[test]
@@ -199,7 +212,13 @@ mod tests {
     #[test]
     fn nul_and_invalid_utf8_are_rejected() {
         let mut ed = LineEditor::<8>::new();
-        assert_eq!(feed(&mut ed, b"a\0b\n").last(), Some(&Event::Rejected(Reject::ControlByte(0))));
-        assert_eq!(feed(&mut ed, b"\xff\xfe\n").last(), Some(&Event::Rejected(Reject::InvalidUtf8)));
+        assert_eq!(
+            feed(&mut ed, b"a\0b\n").last(),
+            Some(&Event::Rejected(Reject::ControlByte(0)))
+        );
+        assert_eq!(
+            feed(&mut ed, b"\xff\xfe\n").last(),
+            Some(&Event::Rejected(Reject::InvalidUtf8))
+        );
     }
 }

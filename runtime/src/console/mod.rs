@@ -18,7 +18,10 @@ pub use command::{parse, Command};
 pub use framed::After;
 pub use line::{Event, LineEditor, Reject};
 pub use reply::fnv1a;
-pub use service::{Board, Cause, Clock, ErrCode, Failure, Knowledge, NoClock, Service, Slot, Unavailable, BENCH_SENTENCE};
+pub use service::{
+    Board, Cause, Clock, ErrCode, Failure, Knowledge, NoClock, Service, Slot, Unavailable,
+    BENCH_SENTENCE,
+};
 
 /// Longest command line in bytes; longer lines get `ERR 1`.
 pub const LINE_MAX: usize = 512;
@@ -43,7 +46,13 @@ pub struct Console<'m, C: Clock> {
 impl<'m, C: Clock> Console<'m, C> {
     /// A console in text mode with echo on.
     pub fn new(service: Service<'m, C>) -> Self {
-        Console { service, editor: LineEditor::new(), framed: framed::Framed::new(), echo: true, mode: Mode::Text }
+        Console {
+            service,
+            editor: LineEditor::new(),
+            framed: framed::Framed::new(),
+            echo: true,
+            mode: Mode::Text,
+        }
     }
 
     /// The service behind the console.
@@ -91,7 +100,11 @@ impl<'m, C: Clock> Console<'m, C> {
     }
 
     /// Feeds text bytes until the input ends or the mode changes; returns the unconsumed rest.
-    fn feed_text<'i, W: Write>(&mut self, input: &'i [u8], w: &mut W) -> Result<&'i [u8], W::Error> {
+    fn feed_text<'i, W: Write>(
+        &mut self,
+        input: &'i [u8],
+        w: &mut W,
+    ) -> Result<&'i [u8], W::Error> {
         for (i, &byte) in input.iter().enumerate() {
             match self.editor.push(byte) {
                 Event::None => {}

@@ -35,20 +35,37 @@ pub fn failure<W: Write>(w: &mut W, f: &Failure) -> Result<(), W::Error> {
 /// The reply for a rejected input line.
 pub fn rejected<W: Write>(w: &mut W, why: Reject, max: usize) -> Result<(), W::Error> {
     match why {
-        Reject::TooLong => err(w, ErrCode::BadInput, format_args!("line too long (max {max} bytes)")),
-        Reject::ControlByte(b) => err(w, ErrCode::BadInput, format_args!("control byte 0x{b:02x} in line")),
+        Reject::TooLong => err(
+            w,
+            ErrCode::BadInput,
+            format_args!("line too long (max {max} bytes)"),
+        ),
+        Reject::ControlByte(b) => err(
+            w,
+            ErrCode::BadInput,
+            format_args!("control byte 0x{b:02x} in line"),
+        ),
         Reject::InvalidUtf8 => err(w, ErrCode::BadInput, "invalid UTF-8"),
     }
 }
 
 /// FNV-1a (32-bit) of the int8 values as bytes: a short, stable digest to compare embeddings by eye.
 pub fn fnv1a(values: &[i8]) -> u32 {
-    values.iter().fold(0x811c_9dc5u32, |h, &v| (h ^ v as u8 as u32).wrapping_mul(0x0100_0193))
+    values.iter().fold(0x811c_9dc5u32, |h, &v| {
+        (h ^ v as u8 as u32).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// `embed`: token count, digest and the first 8 values.
 pub fn embedding<W: Write>(w: &mut W, tokens: usize, values: &[i8]) -> Result<(), W::Error> {
-    put(w, format_args!("tokens {tokens}\r\ndim {}\r\nfnv1a {:08x}\r\nhead", values.len(), fnv1a(values)))?;
+    put(
+        w,
+        format_args!(
+            "tokens {tokens}\r\ndim {}\r\nfnv1a {:08x}\r\nhead",
+            values.len(),
+            fnv1a(values)
+        ),
+    )?;
     for v in values.iter().take(8) {
         put(w, format_args!(" {v}"))?;
     }
@@ -58,7 +75,10 @@ pub fn embedding<W: Write>(w: &mut W, tokens: usize, values: &[i8]) -> Result<()
 
 /// `sim`: the cosine and both token counts.
 pub fn similarity<W: Write>(w: &mut W, cosine: f32, ta: usize, tb: usize) -> Result<(), W::Error> {
-    put(w, format_args!("cosine {cosine:.4}\r\ntokens {ta} {tb}\r\n"))?;
+    put(
+        w,
+        format_args!("cosine {cosine:.4}\r\ntokens {ta} {tb}\r\n"),
+    )?;
     ok(w)
 }
 
@@ -71,7 +91,10 @@ pub fn answer<W: Write>(w: &mut W, text: &str, score: f32) -> Result<(), W::Erro
 /// `bench`: tokens and virtual nanoseconds (instructions under `-icount shift=0`).
 pub fn bench<W: Write>(w: &mut W, tokens: usize, ns: u64) -> Result<(), W::Error> {
     let per_token = if tokens == 0 { 0 } else { ns / tokens as u64 };
-    put(w, format_args!("tokens {tokens}\r\nns {ns}\r\nns_per_token {per_token}\r\n"))?;
+    put(
+        w,
+        format_args!("tokens {tokens}\r\nns {ns}\r\nns_per_token {per_token}\r\n"),
+    )?;
     ok(w)
 }
 
@@ -81,8 +104,23 @@ pub fn info<W: Write, C: Clock>(w: &mut W, s: &Service<'_, C>) -> Result<(), W::
         Ok(m) => {
             let h = m.header();
             let c = &h.model;
-            put(w, format_args!("model {}\r\ndim {}\r\nlayers {}\r\n", h.name, m.dim(), c.layers))?;
-            put(w, format_args!("vocab {}\r\nmax_tokens {}\r\n", c.vocab_size, s.max_tokens()))?;
+            put(
+                w,
+                format_args!(
+                    "model {}\r\ndim {}\r\nlayers {}\r\n",
+                    h.name,
+                    m.dim(),
+                    c.layers
+                ),
+            )?;
+            put(
+                w,
+                format_args!(
+                    "vocab {}\r\nmax_tokens {}\r\n",
+                    c.vocab_size,
+                    s.max_tokens()
+                ),
+            )?;
         }
         Err(e) => put(w, format_args!("model none ({e})\r\n"))?,
     }
@@ -92,9 +130,21 @@ pub fn info<W: Write, C: Clock>(w: &mut W, s: &Service<'_, C>) -> Result<(), W::
 
 fn board<W: Write>(w: &mut W, b: &Board<'_>) -> Result<(), W::Error> {
     put(w, format_args!("board {} ({})\r\n", b.name, b.cpu))?;
-    put(w, format_args!("flash {} of {} bytes\r\n", b.flash_used, b.flash_size))?;
-    put(w, format_args!("ram {} of {} bytes\r\n", b.ram_used, b.ram_size))?;
-    put(w, format_args!("package {} bytes\r\narena {} bytes\r\n", b.package_bytes, b.arena_bytes))
+    put(
+        w,
+        format_args!("flash {} of {} bytes\r\n", b.flash_used, b.flash_size),
+    )?;
+    put(
+        w,
+        format_args!("ram {} of {} bytes\r\n", b.ram_used, b.ram_size),
+    )?;
+    put(
+        w,
+        format_args!(
+            "package {} bytes\r\narena {} bytes\r\n",
+            b.package_bytes, b.arena_bytes
+        ),
+    )
 }
 
 /// `help`
@@ -108,9 +158,20 @@ pub fn help<W: Write>(w: &mut W) -> Result<(), W::Error> {
 /// The boot banner.
 pub fn banner<W: Write, C: Clock>(w: &mut W, s: &Service<'_, C>) -> Result<(), W::Error> {
     let b = s.board();
-    put(w, format_args!("\r\npith {} console on {} ({})\r\n", env!("CARGO_PKG_VERSION"), b.name, b.cpu))?;
+    put(
+        w,
+        format_args!(
+            "\r\npith {} console on {} ({})\r\n",
+            env!("CARGO_PKG_VERSION"),
+            b.name,
+            b.cpu
+        ),
+    )?;
     match s.model() {
-        Ok(m) => put(w, format_args!("model {} ({} dims)\r\n", m.header().name, m.dim()))?,
+        Ok(m) => put(
+            w,
+            format_args!("model {} ({} dims)\r\n", m.header().name, m.dim()),
+        )?,
         Err(e) => put(w, format_args!("model none ({e})\r\n"))?,
     }
     w.write_all(b"type help for commands\r\n")

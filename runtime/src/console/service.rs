@@ -123,7 +123,8 @@ impl Failure {
 }
 
 /// The fixed sentence `bench` embeds: 16 tokens with [CLS] and [SEP] in BERT uncased.
-pub const BENCH_SENTENCE: &str = "a man is playing a guitar on the stage while people watch him closely";
+pub const BENCH_SENTENCE: &str =
+    "a man is playing a guitar on the stage while people watch him closely";
 
 /// One embedding slot: where `embed` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,21 +151,41 @@ impl<'m, C: Clock> Service<'m, C> {
     /// Wraps a model, or the reason there is none (an empty `package` means none was linked).
     /// Checks once that the arena fits at least a two-token input and the dimension fits the reply
     /// buffers; otherwise model commands answer `ERR 4`.
-    pub fn new(model: Result<Model<'m>, Error>, arena: &'m mut [i32], board: Board<'m>, clock: C) -> Self {
+    pub fn new(
+        model: Result<Model<'m>, Error>,
+        arena: &'m mut [i32],
+        board: Board<'m>,
+        clock: C,
+    ) -> Self {
         let mut max_tokens = 0;
         let model = model
             .and_then(|m| {
-            if m.dim() == 0 || m.dim() > MAX_DIM {
-                return Err(Error::OutputSizeMismatch);
-            }
-            max_tokens = largest_fitting(&m, arena.len());
-            if max_tokens < 2 {
-                return Err(Error::ArenaTooSmall);
-            }
-            Ok(m)
+                if m.dim() == 0 || m.dim() > MAX_DIM {
+                    return Err(Error::OutputSizeMismatch);
+                }
+                max_tokens = largest_fitting(&m, arena.len());
+                if max_tokens < 2 {
+                    return Err(Error::ArenaTooSmall);
+                }
+                Ok(m)
             })
-            .map_err(|e| if board.package_bytes == 0 { Unavailable::NoPackage } else { Unavailable::Invalid(e) });
-        Service { model, arena, max_tokens, board, clock, bank: None, a: [0; MAX_DIM], b: [0; MAX_DIM] }
+            .map_err(|e| {
+                if board.package_bytes == 0 {
+                    Unavailable::NoPackage
+                } else {
+                    Unavailable::Invalid(e)
+                }
+            });
+        Service {
+            model,
+            arena,
+            max_tokens,
+            board,
+            clock,
+            bank: None,
+            a: [0; MAX_DIM],
+            b: [0; MAX_DIM],
+        }
     }
 
     /// Attaches a knowledge bank for `ask`.
@@ -190,14 +211,22 @@ impl<'m, C: Clock> Service<'m, C> {
 
     /// Embeds `text` into `slot`; returns the token count and the vector.
     pub fn embed(&mut self, slot: Slot, text: &str) -> Result<(usize, &[i8]), Failure> {
-        let model = self.model.as_ref().map_err(|e| Failure::new(ErrCode::NoModel, Cause::NoModel(*e)))?;
+        let model = self
+            .model
+            .as_ref()
+            .map_err(|e| Failure::new(ErrCode::NoModel, Cause::NoModel(*e)))?;
         let dim = model.dim();
         let buf = match slot {
             Slot::A => &mut self.a,
             Slot::B => &mut self.b,
         };
-        let out = buf.get_mut(..dim).ok_or(Failure::new(ErrCode::NoModel, Cause::Text("dimension too large")))?;
-        let tokens = model.embed(text, self.arena, out).map_err(|e| Failure::new(ErrCode::Model, Cause::Runtime(e)))?;
+        let out = buf.get_mut(..dim).ok_or(Failure::new(
+            ErrCode::NoModel,
+            Cause::Text("dimension too large"),
+        ))?;
+        let tokens = model
+            .embed(text, self.arena, out)
+            .map_err(|e| Failure::new(ErrCode::Model, Cause::Runtime(e)))?;
         Ok((tokens, out))
     }
 
@@ -206,15 +235,24 @@ impl<'m, C: Clock> Service<'m, C> {
         let (ta, _) = self.embed(Slot::A, a)?;
         let (tb, _) = self.embed(Slot::B, b)?;
         let dim = self.model().map(|m| m.dim()).unwrap_or(0);
-        let (va, vb) = (self.a.get(..dim).unwrap_or(&[]), self.b.get(..dim).unwrap_or(&[]));
+        let (va, vb) = (
+            self.a.get(..dim).unwrap_or(&[]),
+            self.b.get(..dim).unwrap_or(&[]),
+        );
         Ok((cosine_i8(va, vb), ta, tb))
     }
 
     /// The knowledge bank's best passage for `question`, with its cosine.
     pub fn ask(&mut self, question: &str) -> Result<(&str, f32), Failure> {
-        let bank = self.bank.ok_or(Failure::new(ErrCode::NoBank, Cause::Text("no knowledge bank")))?;
+        let bank = self.bank.ok_or(Failure::new(
+            ErrCode::NoBank,
+            Cause::Text("no knowledge bank"),
+        ))?;
         let (_, query) = self.embed(Slot::A, question)?;
-        bank.best(query).ok_or(Failure::new(ErrCode::NoBank, Cause::Text("knowledge bank is empty")))
+        bank.best(query).ok_or(Failure::new(
+            ErrCode::NoBank,
+            Cause::Text("knowledge bank is empty"),
+        ))
     }
 
     /// Embeds `text` once and measures it; returns (tokens, nanoseconds on the firmware's clock).

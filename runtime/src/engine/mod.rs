@@ -4,19 +4,28 @@ mod bert;
 mod layernorm;
 pub mod requant;
 mod sections;
+mod static_model;
 
 use crate::error::{Error, Result};
 use crate::format::{Arch, DType, Header, Package, Pooling, SectionKind};
 use crate::tokenizer::Tokenizer;
 use bert::{Dims, Scratch, MAX_HEAD_DIM};
 use sections::{EmbedView, LayerView};
+use static_model::StaticView;
+
+/// The network-specific sections, resolved once at load.
+#[derive(Clone, Copy)]
+enum Net<'a> {
+    Bert(EmbedView<'a>),
+    Static(StaticView<'a>),
+}
 
 /// A validated model ready to embed text. Holds no buffers: all scratch lives in the caller's arena.
 #[derive(Clone)]
 pub struct Model<'a> {
     package: Package<'a>,
     tokenizer: Tokenizer<'a>,
-    embed: EmbedView<'a>,
+    net: Net<'a>,
 }
 
 fn words_for_bytes(n: usize) -> usize {
@@ -33,12 +42,10 @@ impl<'a> Model<'a> {
     /// that [`Model::embed`] cannot fail on the package afterwards.
     pub fn from_package(package: Package<'a>) -> Result<Self> {
         let h = package.header().clone();
-        if h.arch != Arch::Bert {
-            return Err(Error::PackageBadConfig);
-        }
         let m = h.model;
         let (vocab, hidden, ffn) = (m.vocab_size as usize, m.hidden as usize, m.ffn as usize);
-        if hidden / m.heads as usize > MAX_HEAD_DIM {
+        // validate() guarantees heads > 0 for BERT, so the division cannot fault.
+        if h.arch == Arch::Bert && hidden / m.heads as usize > MAX_HEAD_DIM {
             return Err(Error::PackageBadConfig);
         }
         let vocab_bytes = package.tensor(SectionKind::Vocab, 0, DType::U8, 0, 0)?;
@@ -47,11 +54,17 @@ impl<'a> Model<'a> {
         if tokenizer.vocab_len() != vocab {
             return Err(Error::PackageBadConfig);
         }
-        let embed = EmbedView::resolve(&package, vocab, hidden, m.max_positions as usize)?;
-        for l in 0..m.layers {
-            LayerView::resolve(&package, l as u16, hidden, ffn)?;
-        }
-        Ok(Model { package, tokenizer, embed })
+        let net = match h.arch {
+            Arch::Bert => {
+                let embed = EmbedView::resolve(&package, vocab, hidden, m.max_positions as usize)?;
+                for l in 0..m.layers {
+                    LayerView::resolve(&package, l as u16, hidden, ffn)?;
+                }
+                Net::Bert(embed)
+            }
+            Arch::Static => Net::Static(StaticView::resolve(&package, vocab, hidden)?),
+        };
+        Ok(Model { package, tokenizer, net })
     }
 
     /// The package header.
@@ -83,6 +96,9 @@ impl<'a> Model<'a> {
     pub fn arena_words(&self, max_tokens: usize) -> usize {
         let m = &self.header().model;
         let (t, h, f) = (max_tokens, m.hidden as usize, m.ffn as usize);
+        if let Net::Static(_) = self.net {
+            return t + static_model::scratch_words(h); // ids + one i32 accumulator row
+        }
         t // ids
             + t * h // residual
             + 4 * words_for_bytes(t * h) // xm/context, q, k, v
@@ -131,6 +147,13 @@ impl<'a> Model<'a> {
         if arena.len() + tn < self.arena_words(tn) {
             return Err(Error::ArenaTooSmall);
         }
+        let embed = match &self.net {
+            Net::Bert(e) => e,
+            Net::Static(sv) => {
+                static_model::embed(ids, sv, arena, out);
+                return Ok(());
+            }
+        };
         let (xr, rest) = arena.split_at_mut(tn * h);
         let (xm, rest) = rest.split_at_mut(words_for_bytes(tn * h));
         let (q, rest) = rest.split_at_mut(words_for_bytes(tn * h));
@@ -150,10 +173,10 @@ impl<'a> Model<'a> {
             probs: &mut bytemuck::cast_slice_mut(probs)[..tn],
         };
         let d = Dims { tokens: tn, hidden: h, heads: m.heads as usize, ffn: f };
-        bert::embed(ids, &self.embed, d, &mut s);
+        bert::embed(ids, embed, d, &mut s);
         for l in 0..m.layers {
             let lv = LayerView::resolve(&self.package, l as u16, h, f)?;
-            bert::layer(&lv, &self.embed, d, &mut s);
+            bert::layer(&lv, embed, d, &mut s);
             observe(l as usize, s.xr);
         }
         bert::pool(s.xr, tn, h, m.pooling == Pooling::Cls, out);

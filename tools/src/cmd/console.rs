@@ -56,7 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => build_firmware(&args.board)?,
     };
     let defmt_log = elf.with_extension("defmt");
-    let log = std::fs::File::create(&defmt_log).with_context(|| format!("creating {}", defmt_log.display()))?;
+    let log = std::fs::File::create(&defmt_log)
+        .with_context(|| format!("creating {}", defmt_log.display()))?;
     let mut qemu = Command::new("qemu-system-arm");
     qemu.args(["-machine", &args.board, "-kernel"])
         .arg(&elf)
@@ -65,8 +66,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // defmt frames arrive on QEMU's stderr (semihosting); the UART owns stdin/stdout.
         .stderr(log);
     if !scripted {
-        eprintln!("pith console: {} in QEMU, defmt log {}; Ctrl-C quits", args.board, defmt_log.display());
-        let status = qemu.status().context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
+        eprintln!(
+            "pith console: {} in QEMU, defmt log {}; Ctrl-C quits",
+            args.board,
+            defmt_log.display()
+        );
+        let status = qemu
+            .status()
+            .context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
         if !status.success() && status.code() != Some(130) {
             eprintln!("qemu exited with {status}; see {}", defmt_log.display());
         }
@@ -87,18 +94,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Builds the firmware for `board` with cargo and returns the ELF.
 fn build_firmware(board: &str) -> Result<PathBuf> {
-    let &(_, target, cpu) = BOARDS.iter().find(|b| b.0 == board).with_context(|| format!("unknown board {board}"))?;
+    let &(_, target, cpu) = BOARDS
+        .iter()
+        .find(|b| b.0 == board)
+        .with_context(|| format!("unknown board {board}"))?;
     let firmware = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware");
     let mut cmd = Command::new("cargo");
-    cmd.current_dir(&firmware)
-        .args(["build", "--release", "--no-default-features", "--features", board, "--target", target, "--bin", board]);
-    let flags = if cpu.is_empty() { String::new() } else { format!("-C target-cpu={cpu}") };
-    cmd.env(format!("CARGO_TARGET_{}_RUSTFLAGS", target.to_uppercase().replace(['-', '.'], "_")), flags);
+    cmd.current_dir(&firmware).args([
+        "build",
+        "--release",
+        "--no-default-features",
+        "--features",
+        board,
+        "--target",
+        target,
+        "--bin",
+        board,
+    ]);
+    let flags = if cpu.is_empty() {
+        String::new()
+    } else {
+        format!("-C target-cpu={cpu}")
+    };
+    cmd.env(
+        format!(
+            "CARGO_TARGET_{}_RUSTFLAGS",
+            target.to_uppercase().replace(['-', '.'], "_")
+        ),
+        flags,
+    );
     let status = cmd.status().context("running cargo build in firmware/")?;
     if !status.success() {
         bail!("firmware build failed");
     }
-    Ok(firmware.join("target").join(target).join("release").join(board))
+    Ok(firmware
+        .join("target")
+        .join(target)
+        .join("release")
+        .join(board))
 }
 
 /// Bytes from the device (through a reader thread, so waits can time out) and a writer to it.
@@ -119,7 +152,11 @@ impl Link {
                 }
             }
         });
-        Link { rx, tx: Box::new(to), pending: Vec::new() }
+        Link {
+            rx,
+            tx: Box::new(to),
+            pending: Vec::new(),
+        }
     }
 
     fn send(&mut self, line: &str) -> Result<()> {
@@ -132,7 +169,9 @@ impl Link {
         loop {
             if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
                 let raw: Vec<u8> = self.pending.drain(..=i).collect();
-                return Ok(String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']).to_string());
+                return Ok(String::from_utf8_lossy(&raw)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
@@ -181,7 +220,9 @@ fn script(mut link: Link, timeout: Duration) -> Result<()> {
             continue;
         }
         link.send(cmd)?;
-        let (body, status) = link.reply(timeout).with_context(|| format!("reply to {cmd:?}"))?;
+        let (body, status) = link
+            .reply(timeout)
+            .with_context(|| format!("reply to {cmd:?}"))?;
         let mut out = stdout.lock();
         for l in body {
             writeln!(out, "{l}")?;
@@ -208,7 +249,11 @@ fn real_board(port: &Path, baud: u32, scripted: bool, timeout: Duration) -> Resu
     if !status.success() {
         bail!("stty could not configure {}", port.display());
     }
-    let dev = std::fs::OpenOptions::new().read(true).write(true).open(port).with_context(|| format!("opening {}", port.display()))?;
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(port)
+        .with_context(|| format!("opening {}", port.display()))?;
     let writer = dev.try_clone()?;
     if scripted {
         return script(Link::new(dev, writer), timeout);
@@ -218,9 +263,17 @@ fn real_board(port: &Path, baud: u32, scripted: bool, timeout: Duration) -> Resu
 
 /// Copies the terminal to the device and back, the terminal in raw mode; Ctrl-] quits.
 fn interactive(mut from_dev: std::fs::File, mut to_dev: std::fs::File) -> Result<()> {
-    let saved = Command::new("stty").arg("-g").stdin(Stdio::inherit()).output().context("stty -g")?;
+    let saved = Command::new("stty")
+        .arg("-g")
+        .stdin(Stdio::inherit())
+        .output()
+        .context("stty -g")?;
     let saved = String::from_utf8_lossy(&saved.stdout).trim().to_string();
-    Command::new("stty").args(["raw", "-echo"]).stdin(Stdio::inherit()).status().context("stty raw")?;
+    Command::new("stty")
+        .args(["raw", "-echo"])
+        .stdin(Stdio::inherit())
+        .status()
+        .context("stty raw")?;
     eprint!("pith console: connected; Ctrl-] quits\r\n");
     std::thread::spawn(move || {
         let mut buf = [0u8; 256];
@@ -246,7 +299,10 @@ fn interactive(mut from_dev: std::fs::File, mut to_dev: std::fs::File) -> Result
             break Err(e.into());
         }
     };
-    let _ = Command::new("stty").arg(&saved).stdin(Stdio::inherit()).status();
+    let _ = Command::new("stty")
+        .arg(&saved)
+        .stdin(Stdio::inherit())
+        .status();
     eprintln!();
     result
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 use crate::checkpoint::Checkpoint;
 use crate::defaults;
-use crate::quant::{build, calibrate, lower, report};
+use crate::quant::{build, calibrate, lower, report, static_model};
 use crate::text::{read_lines, CheckpointTokenizer};
 
 /// Arguments.
@@ -35,13 +35,30 @@ pub struct Args {
     /// Model name stored in the package.
     #[arg(long)]
     pub name: Option<String>,
+    /// Prune the vocabulary to this many tokens (for boards with less memory; see prune.rs).
+    #[arg(long)]
+    pub vocab_size: Option<usize>,
+    /// Text files whose tokens pruning keeps first (default: the calibration file).
+    #[arg(long)]
+    pub vocab_corpus: Vec<PathBuf>,
 }
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let ck = Checkpoint::load(&a.checkpoint).with_context(|| format!("loading {}", a.checkpoint.display()))?;
+    if static_model::is_static(&a.checkpoint) {
+        return run_static(a);
+    }
+    let mut ck = Checkpoint::load(&a.checkpoint).with_context(|| format!("loading {}", a.checkpoint.display()))?;
     let calib = a.calib.unwrap_or_else(defaults::calib_file);
     let lines = read_lines(&calib)?;
+    if let Some(size) = a.vocab_size {
+        let mut corpus = Vec::new();
+        for f in if a.vocab_corpus.is_empty() { vec![calib.clone()] } else { a.vocab_corpus.clone() } {
+            corpus.extend(read_lines(&f)?);
+        }
+        crate::prune::prune(&mut ck, &corpus, size)?;
+        eprintln!("vocabulary pruned to {} tokens", ck.vocab.len());
+    }
     anyhow::ensure!(lines.len() > a.calib_count, "{} has only {} lines", calib.display(), lines.len());
     let tok = CheckpointTokenizer::new(&ck);
     let ids: Vec<Vec<u32>> = lines.iter().map(|l| tok.ids(l)).collect::<Result<_>>()?;
@@ -73,6 +90,60 @@ pub fn run(a: Args) -> Result<()> {
     let json = serde_json::json!({
         "package": a.output, "bytes": bytes.len(), "calib_file": calib, "calib_sentences": cal.len(),
         "fidelity": fid, "smooth_alpha": a.alpha,
+    });
+    std::fs::write(&report_path, serde_json::to_string_pretty(&json)?)?;
+    Ok(())
+}
+
+/// Static checkpoints (`"arch": "static"`): no calibration, just int8 rows; the report compares
+/// the runtime's int8 output with the float static model on held-out sentences.
+fn run_static(a: Args) -> Result<()> {
+    let ck = static_model::StaticCheckpoint::load(&a.checkpoint)
+        .with_context(|| format!("loading {}", a.checkpoint.display()))?;
+    let name = a.name.unwrap_or_else(|| ck.name.clone());
+    let bytes = static_model::write_package(&ck, &name)?;
+    std::fs::write(&a.output, &bytes).with_context(|| format!("writing {}", a.output.display()))?;
+    let model = pith_runtime::Model::new(&bytes).map_err(|e| anyhow::anyhow!("the written package does not load: {e}"))?;
+
+    let calib = a.calib.unwrap_or_else(defaults::calib_file);
+    let lines = read_lines(&calib)?;
+    // The same held-out lines as the BERT report: after the first calib_count.
+    let held: Vec<&String> = lines.iter().skip(a.calib_count).take(a.eval_count).collect();
+    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+    let mut ids = vec![0u32; model.max_tokens()];
+    let mut q = vec![0i8; model.dim()];
+    let (mut sum, mut worst, mut count) = (0f64, 1f64, 0usize);
+    for line in &held {
+        let n = model.tokenizer().encode(line, &mut ids).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+        model.embed(line, &mut arena, &mut q).map_err(|e| anyhow::anyhow!("embedding: {e}"))?;
+        let f = ck.embed_ids(&ids[..n]);
+        let (mut dot, mut nf, mut nq) = (0f64, 0f64, 0f64);
+        for (x, y) in f.iter().zip(&q) {
+            dot += *x as f64 * *y as f64;
+            nf += *x as f64 * *x as f64;
+            nq += *y as f64 * *y as f64;
+        }
+        if nf == 0.0 && nq == 0.0 {
+            continue; // nothing but unknown-free zero rows: both agree on "no signal"
+        }
+        let c = if nf > 0.0 && nq > 0.0 { dot / (nf * nq).sqrt() } else { 0.0 };
+        sum += c;
+        worst = worst.min(c);
+        count += 1;
+    }
+    let mean = sum / count.max(1) as f64;
+    let (vocab, dim) = ck.table.dim();
+    let ram = model.arena_words(model.max_tokens()) * 4;
+    println!("package      {} ({} bytes, {:.1} KiB)", a.output.display(), bytes.len(), bytes.len() as f64 / 1024.0);
+    println!("model        static, vocab {vocab} x dim {dim} = {} parameters", vocab * dim);
+    println!("arena        {ram} bytes at {} tokens", model.max_tokens());
+    println!("held out     {count} sentences of {}", calib.display());
+    println!("embedding    mean cosine to the float static model {mean:.5}, worst {worst:.5}");
+    let report_path = a.output.with_extension("report.json");
+    let json = serde_json::json!({
+        "package": a.output, "bytes": bytes.len(), "arch": "static", "vocab": vocab, "dim": dim,
+        "parameters": vocab * dim, "arena_bytes": ram, "eval_file": calib, "eval_sentences": count,
+        "fidelity": {"mean_cosine": mean, "worst_cosine": worst},
     });
     std::fs::write(&report_path, serde_json::to_string_pretty(&json)?)?;
     Ok(())

@@ -5,3 +5,4 @@ pub mod calibrate;
 pub mod lower;
 pub mod model;
 pub mod report;
+pub mod static_model;

@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Distils a static (one vector per token, mean-pooled) embedding model from a BERT teacher.
+
+Tier S of pith: the model must fit a 512 KB package (vocabulary included) and run on a
+Cortex-M0+, so it is a token table only. Method (no GPU, no torch; numpy + onnxruntime):
+
+1. Token frequencies from a corpus: the wordfreq word list (English, Apache-2.0 code,
+   CC BY-SA 4.0 data) with each word split by the teacher's WordPiece tokenizer, mixed with
+   the SNLI sentences in ../shared/data/calib (the BERT vocabulary is not frequency-sorted,
+   so Zipf-by-rank weights would be wrong).
+2. Every vocabulary token embedded through the teacher as ``[CLS] token [SEP]`` (the teacher's
+   own pooled, normalised sentence embedding), through its fp32 ONNX export.
+3. Vocabulary pruning to a byte budget: special tokens, the Latin-script single characters and
+   their ``##`` forms (so WordPiece can always fall back on them), then the most frequent tokens.
+4. PCA to ``--dim`` dimensions, then SIF weights ``a / (a + p(token))`` folded into the rows.
+5. Optional refinement on a corpus (``--refine``): ridge regression of the table so that the
+   mean of a text's token rows matches the teacher's embedding of that text (frequent words
+   and the training half of the SNLI sentences), pulled towards the step-4 table.
+
+Outputs a checkpoint folder: ``embeddings.safetensors`` (``embeddings``: fp16 [vocab, dim]),
+``vocab.txt`` (ids in line order) and ``config.json`` (``"arch": "static"`` plus tokenizer
+settings); ``pith quantize DIR -o PKG`` turns it into a ``.pith`` package.
+
+Hyperparameters are chosen on agreement with the teacher on held-out SNLI sentence pairs,
+never on SICK (the evaluation set). Everything is deterministic: no random numbers are drawn.
+"""
+
+import argparse
+import gzip
+import io
+import json
+import os
+import struct
+import sys
+import zipfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# Bytes the package spends per vocabulary token besides its row: the (multiplier, shift) pair
+# (8) and the vocabulary section's offset and sorted-index entries (3 + 3).
+PER_TOKEN_OVERHEAD = 14
+# Fixed package bytes: preamble, header, section table, vocabulary header, alignment, checksum.
+FIXED_OVERHEAD = 512
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpus: wordfreq's English list (msgpack "cB" format, read without the msgpack package).
+
+
+def _msgpack(buf, i=0):
+    """Decodes one msgpack value at ``buf[i:]``; returns (value, next index).
+
+    Only the types wordfreq's files use: arrays, maps, strings and small integers."""
+    b = buf[i]
+    if b <= 0x7F:
+        return b, i + 1
+    if 0x80 <= b <= 0x8F:
+        return _map(buf, i + 1, b & 0x0F)
+    if 0x90 <= b <= 0x9F:
+        return _array(buf, i + 1, b & 0x0F)
+    if 0xA0 <= b <= 0xBF:
+        n = b & 0x1F
+        return buf[i + 1:i + 1 + n].decode("utf-8"), i + 1 + n
+    if b == 0xCC:
+        return buf[i + 1], i + 2
+    if b == 0xCD:
+        return struct.unpack(">H", buf[i + 1:i + 3])[0], i + 3
+    if b in (0xD9, 0xDA, 0xDB):
+        w = {0xD9: 1, 0xDA: 2, 0xDB: 4}[b]
+        n = int.from_bytes(buf[i + 1:i + 1 + w], "big")
+        s = i + 1 + w
+        return buf[s:s + n].decode("utf-8"), s + n
+    if b in (0xDC, 0xDD):
+        w = 2 if b == 0xDC else 4
+        return _array(buf, i + 1 + w, int.from_bytes(buf[i + 1:i + 1 + w], "big"))
+    if b in (0xDE, 0xDF):
+        w = 2 if b == 0xDE else 4
+        return _map(buf, i + 1 + w, int.from_bytes(buf[i + 1:i + 1 + w], "big"))
+    raise ValueError(f"msgpack type 0x{b:02x} not supported")
+
+
+def _array(buf, i, n):
+    out = []
+    for _ in range(n):
+        v, i = _msgpack(buf, i)
+        out.append(v)
+    return out, i
+
+
+def _map(buf, i, n):
+    out = {}
+    for _ in range(n):
+        k, i = _msgpack(buf, i)
+        v, i = _msgpack(buf, i)
+        out[k] = v
+    return out, i
+
+
+def wordfreq_words(path, min_freq):
+    """(word, frequency) pairs from wordfreq's large English list, most frequent first.
+
+    ``path`` is the wordfreq wheel (or the extracted ``large_en.msgpack.gz``). Bin ``k`` of the
+    cB format holds the words whose frequency is ``10 ** (-k / 100)``."""
+    if path.endswith(".whl"):
+        with zipfile.ZipFile(path) as z:
+            raw = z.read("wordfreq/data/large_en.msgpack.gz")
+    else:
+        with open(path, "rb") as f:
+            raw = f.read()
+    data, _ = _msgpack(gzip.decompress(raw))
+    header, bins = data[0], data[1:]
+    if header.get("format") != "cB":
+        raise ValueError("not a wordfreq cB file")
+    out = []
+    for k, words in enumerate(bins):
+        f = 10.0 ** (-k / 100.0)
+        if f < min_freq:
+            break
+        out.extend((w, f) for w in words)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Teacher
+
+
+def read_vocab(path):
+    with open(path, encoding="utf-8") as f:
+        toks = f.read().split("\n")
+    if toks and toks[-1] == "":
+        toks.pop()
+    return toks
+
+
+def wordpiece(vocab_tokens):
+    """A Hugging Face BERT tokenizer over a vocabulary list (what the pith runtime reproduces)."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    vocab = {}
+    for i, t in enumerate(vocab_tokens):
+        vocab.setdefault(t, i)
+    return BertWordPieceTokenizer(vocab, lowercase=True, strip_accents=None, clean_text=True,
+                                  handle_chinese_chars=True, wordpieces_prefix="##")
+
+
+class Teacher:
+    """The teacher's fp32 ONNX export (inputs input_ids / attention_mask, output sentence_embedding)."""
+
+    def __init__(self, onnx_path):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, min(2, os.cpu_count() or 1))
+        self.sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+
+    def embed_ids(self, seqs, batch=256, label=""):
+        """Pooled, normalised teacher embeddings of id sequences (each with [CLS] .. [SEP])."""
+        out = np.zeros((len(seqs), 384), np.float32)
+        # Sorting by length keeps padding (and time) small; results go back to input order.
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        for s in range(0, len(order), batch):
+            idx = order[s:s + batch]
+            t = max(len(seqs[i]) for i in idx)
+            ids = np.zeros((len(idx), t), np.int64)
+            mask = np.zeros((len(idx), t), np.int64)
+            for r, i in enumerate(idx):
+                ids[r, :len(seqs[i])] = seqs[i]
+                mask[r, :len(seqs[i])] = 1
+            e = self.sess.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+            out[idx] = e
+            if label and (s // batch) % 20 == 0:
+                print(f"  {label}: {s + len(idx)}/{len(seqs)}", file=sys.stderr, flush=True)
+        n = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(n, 1e-12)
+
+
+def cached(path, fn):
+    if os.path.exists(path):
+        return np.load(path)
+    v = fn()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.save(path, v)
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# Static model
+
+
+def is_fallback_char(tok):
+    """Single characters (plain or ``##``) that are always kept: Latin script, punctuation,
+    symbols and digits below U+0250, plus general punctuation and currency signs."""
+    c = tok[2:] if tok.startswith("##") else tok
+    if len(c) != 1:
+        return False
+    o = ord(c)
+    return o < 0x250 or 0x2000 <= o < 0x20D0
+
+
+def select_vocab(tokens, freq, budget_bytes, dim):
+    """Chooses ids to keep (in teacher id order) so the package fits ``budget_bytes``."""
+    keep = set()
+    for i, t in enumerate(tokens):
+        if t in SPECIALS or is_fallback_char(t):
+            keep.add(i)
+    used = FIXED_OVERHEAD + sum(dim + PER_TOKEN_OVERHEAD + len(tokens[i].encode()) for i in keep)
+    # Then by frequency; ties (mostly zero frequency) are broken by id for determinism.
+    for i in sorted(range(len(tokens)), key=lambda i: (-freq[i], i)):
+        if i in keep or tokens[i].startswith("[unused") or freq[i] <= 0:
+            continue
+        cost = dim + PER_TOKEN_OVERHEAD + len(tokens[i].encode())
+        if used + cost > budget_bytes:
+            continue  # a shorter, rarer token may still fit
+        keep.add(i)
+        used += cost
+    return sorted(keep), used
+
+
+def pca(x, dim, weights=None):
+    """Principal axes of the rows of ``x`` (weighted mean and covariance), deterministic signs."""
+    w = np.ones(len(x)) if weights is None else weights
+    w = w / w.sum()
+    mu = (w[:, None] * x).sum(0)
+    xc = x - mu
+    cov = (xc * w[:, None]).T @ xc
+    vals, vecs = np.linalg.eigh(cov.astype(np.float64))
+    order = np.argsort(vals)[::-1][:dim]
+    vecs = vecs[:, order]
+    # Fix each axis' sign so its largest-magnitude component is positive: same output every run.
+    signs = np.sign(vecs[np.abs(vecs).argmax(0), np.arange(vecs.shape[1])])
+    return mu, vecs * signs, vals[order]
+
+
+def bag_matrix(texts_ids, n):
+    """Row-normalised bag-of-ids matrix (dense float64; texts are few thousand)."""
+    a = np.zeros((len(texts_ids), n), np.float64)
+    for r, ids in enumerate(texts_ids):
+        for i in ids:
+            a[r, i] += 1.0
+        s = a[r].sum()
+        if s > 0:
+            a[r] /= s
+    return a
+
+
+def embed_static(table, tok, texts):
+    out = np.zeros((len(texts), table.shape[1]), np.float32)
+    for r, enc in enumerate(tok.encode_batch(texts)):
+        ids = enc.ids
+        out[r] = table[ids].sum(0)  # [CLS]/[SEP]/[PAD] rows are zero
+    n = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(n, 1e-12)
+
+
+def spearman(a, b):
+    def rank(x):
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        # average ranks of ties
+        xs = np.asarray(x)[order]
+        i = 0
+        while i < len(xs):
+            j = i
+            while j + 1 < len(xs) and xs[j + 1] == xs[i]:
+                j += 1
+            if j > i:
+                r[order[i:j + 1]] = (i + j) / 2.0
+            i = j + 1
+        return r
+
+    ra, rb = rank(a), rank(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--teacher", default=os.path.join(ROOT, "models/cache/all-MiniLM-L6-v2"))
+    p.add_argument("--onnx", default=os.path.join(ROOT, "models/minilm-l6.fp32.onnx"),
+                   help="teacher fp32 ONNX (pith export TEACHER -o FILE)")
+    p.add_argument("--wordfreq", required=True,
+                   help="wordfreq 3.1.1 wheel (pip download --no-deps wordfreq==3.1.1)")
+    p.add_argument("--corpus", default=os.path.join(ROOT, "../shared/data/calib/snli-dev-sentences.txt"))
+    p.add_argument("--corpus-train", type=int, default=10000,
+                   help="corpus lines used for frequencies/refinement; the rest are the dev check")
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--budget", type=int, default=512 * 1024, help="package bytes")
+    p.add_argument("--sif", type=float, default=1e-4, help="SIF weight a / (a + p)")
+    p.add_argument("--refine", type=float, default=0.0,
+                   help="ridge strength pulling towards the distilled table (0: no refinement)")
+    p.add_argument("--refine-words", type=int, default=30000)
+    p.add_argument("--cache", default=os.path.join(ROOT, "models/cache/tier-s"))
+    p.add_argument("--out", default=None, help="checkpoint folder to write")
+    p.add_argument("--sick", default=None, help="report float SICK Spearman (evaluation only)")
+    args = p.parse_args()
+
+    tokens = read_vocab(os.path.join(args.teacher, "vocab.txt"))
+    n = len(tokens)
+    full_tok = wordpiece(tokens)
+    full_tok.no_padding()
+    full_tok.no_truncation()
+
+    # 1. Frequencies.
+    words = wordfreq_words(args.wordfreq, 1e-8)
+    with open(args.corpus, encoding="utf-8") as f:
+        lines = [l.strip() for l in f if l.strip()]
+    train_lines, dev_lines = lines[:args.corpus_train], lines[args.corpus_train:]
+    p_wf = np.zeros(n)
+    for (w, fw), enc in zip(words, full_tok.encode_batch([w for w, _ in words], add_special_tokens=False)):
+        for i in enc.ids:
+            p_wf[i] += fw
+    p_wf /= p_wf.sum()
+    p_corpus = np.zeros(n)
+    for enc in full_tok.encode_batch(train_lines, add_special_tokens=False):
+        for i in enc.ids:
+            p_corpus[i] += 1
+    p_corpus /= p_corpus.sum()
+    # Mostly the general-English list; the corpus adds the everyday vocabulary of short sentences.
+    freq = 0.7 * p_wf + 0.3 * p_corpus
+    print(f"frequencies: {len(words)} wordfreq words, {len(train_lines)} corpus lines", file=sys.stderr)
+
+    # 2. Teacher token vectors.
+    cls_id, sep_id = tokens.index("[CLS]"), tokens.index("[SEP]")
+    teacher = None
+
+    def get_teacher():
+        nonlocal teacher
+        if teacher is None:
+            teacher = Teacher(args.onnx)
+        return teacher
+
+    tok_vecs = cached(os.path.join(args.cache, "teacher_tokens.npy"),
+                      lambda: get_teacher().embed_ids([[cls_id, i, sep_id] for i in range(n)], 1024, "tokens"))
+
+    # 3. Vocabulary.
+    keep, used = select_vocab(tokens, freq, args.budget, args.dim)
+    kept_tokens = [tokens[i] for i in keep]
+    v = len(keep)
+    print(f"vocabulary: {v} tokens, ~{used} package bytes", file=sys.stderr)
+
+    # 4. PCA (fitted with frequency weights, so frequent tokens' directions dominate) + SIF.
+    x = tok_vecs[keep].astype(np.float64)
+    f_kept = freq[keep]
+    mu, axes, _ = pca(x, args.dim, weights=f_kept + 1e-7)
+    table = (x - mu) @ axes
+    if args.sif > 0:
+        table = table * (args.sif / (args.sif + f_kept))[:, None]
+    for s in ("[CLS]", "[SEP]", "[PAD]"):
+        table[kept_tokens.index(s)] = 0.0
+
+    small_tok = wordpiece(kept_tokens)
+    small_tok.no_padding()
+    small_tok.enable_truncation(256)
+
+    # 5. Refinement: mean of token rows ≈ teacher embedding (projected by the same PCA) for
+    # frequent words and corpus sentences; ridge towards the distilled table keeps rare tokens.
+    if args.refine > 0:
+        ws = [w for w, _ in words[:args.refine_words]]
+        w_ids = [e.ids for e in full_tok.encode_batch(ws)]
+        s_ids = [e.ids for e in full_tok.encode_batch(train_lines)]
+        t_words = cached(os.path.join(args.cache, f"teacher_words{args.refine_words}.npy"),
+                         lambda: get_teacher().embed_ids(w_ids, 512, "words"))
+        t_sents = cached(os.path.join(args.cache, f"teacher_sents{len(train_lines)}.npy"),
+                         lambda: get_teacher().embed_ids(s_ids, 128, "sentences"))
+        texts = ws + train_lines
+        targets = np.concatenate([t_words, t_sents]).astype(np.float64)
+        targets = (targets - mu) @ axes
+        small_ids = [[i for i in e.ids if kept_tokens[i] not in ("[CLS]", "[SEP]")]
+                     for e in small_tok.encode_batch(texts)]
+        a = bag_matrix(small_ids, v)
+        # Each text's target is scaled to the norm its current static embedding has, so the
+        # regression fits directions (cosine is all that is used) and leaves magnitudes alone.
+        cur = a @ table
+        scale = np.linalg.norm(cur, axis=1) / np.maximum(np.linalg.norm(targets, axis=1), 1e-12)
+        targets *= scale[:, None]
+        # Words weigh by (dampened) frequency; sentences weigh as much as the words together.
+        ww = np.array([f for _, f in words[:args.refine_words]]) ** 0.5
+        ww = ww / ww.sum()
+        sw = np.full(len(train_lines), 1.0 / len(train_lines))
+        rw = np.concatenate([ww, sw])
+        rw = rw / rw.mean()
+        aw = a * rw[:, None]
+        lam = args.refine * np.mean(np.einsum("ij,ij->i", a, aw)) * len(texts) / v
+        lhs = a.T @ aw + lam * np.eye(v)
+        rhs = aw.T @ targets + lam * table
+        refined = np.linalg.solve(lhs, rhs)
+        for s in ("[CLS]", "[SEP]", "[PAD]"):
+            refined[kept_tokens.index(s)] = 0.0
+        table = refined
+
+    table = table.astype(np.float32)
+
+    # Dev check on held-out corpus pairs (consecutive SNLI lines share a premise): Spearman of
+    # the static model's cosines against the teacher's.
+    dev_a, dev_b = dev_lines[:-1], dev_lines[1:]
+    dev_ids = [e.ids for e in full_tok.encode_batch(dev_lines)]
+    t_dev = cached(os.path.join(args.cache, f"teacher_dev{len(dev_lines)}.npy"),
+                   lambda: get_teacher().embed_ids(dev_ids, 128, "dev"))
+    t_cos = np.einsum("ij,ij->i", t_dev[:-1], t_dev[1:])
+    s_dev = embed_static(table, small_tok, dev_lines)
+    s_cos = np.einsum("ij,ij->i", s_dev[:-1], s_dev[1:])
+    dev = spearman(t_cos, s_cos) * 100
+    result = {"dim": args.dim, "vocab": v, "params": v * args.dim, "sif": args.sif,
+              "refine": args.refine, "dev_teacher_agreement": round(dev, 2)}
+    if args.sick:
+        gold, sa, sb = [], [], []
+        with open(args.sick, encoding="utf-8") as f:
+            for line in f:
+                c = line.rstrip("\n").split("\t")
+                if len(c) == 3:
+                    gold.append(float(c[0]))
+                    sa.append(c[1])
+                    sb.append(c[2])
+        ea, eb = embed_static(table, small_tok, sa), embed_static(table, small_tok, sb)
+        result["sick_float"] = round(spearman(gold, np.einsum("ij,ij->i", ea, eb)) * 100, 2)
+    print(json.dumps(result))
+
+    if args.out:
+        from safetensors.numpy import save_file
+
+        os.makedirs(args.out, exist_ok=True)
+        save_file({"embeddings": table.astype(np.float16)}, os.path.join(args.out, "embeddings.safetensors"))
+        with open(os.path.join(args.out, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(kept_tokens) + "\n")
+        cfg = {
+            "arch": "static",
+            "name": f"pith-tier-s-{args.dim}x{v}",
+            "teacher": "sentence-transformers/all-MiniLM-L6-v2",
+            "dim": args.dim,
+            "vocab_size": v,
+            "pooling": "mean",
+            "normalize": True,
+            "tokenizer": {"lowercase": True, "strip_accents": True, "split_cjk": True,
+                          "cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]",
+                          "pad_token": "[PAD]", "max_len": 256, "max_chars_per_word": 100},
+            "distillation": {k: val for k, val in vars(args).items()
+                             if k in ("dim", "budget", "sif", "refine", "refine_words", "corpus_train")},
+        }
+        with open(os.path.join(args.out, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
