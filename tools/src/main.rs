@@ -4,6 +4,7 @@ mod artifacts;
 mod backend;
 mod checkpoint;
 mod fp32;
+mod kb;
 mod prune;
 mod quant;
 mod stats;

@@ -234,16 +234,28 @@ def pca(x, dim, weights=None):
     return mu, vecs * signs, vals[order]
 
 
-def bag_matrix(texts_ids, n):
-    """Row-normalised bag-of-ids matrix (dense float64; texts are few thousand)."""
-    a = np.zeros((len(texts_ids), n), np.float64)
-    for r, ids in enumerate(texts_ids):
-        for i in ids:
-            a[r, i] += 1.0
-        s = a[r].sum()
-        if s > 0:
-            a[r] /= s
-    return a
+def bags(texts_ids, n):
+    """Each text as (unique ids, share of the text's tokens): one row of the bag-of-ids matrix."""
+    out = []
+    for ids in texts_ids:
+        u, c = np.unique(np.asarray(ids, np.int64), return_counts=True)
+        out.append((u, c / max(1, c.sum())))
+    return out
+
+
+def ridge_refine(bag, targets, weights, table, lam):
+    """argmin_E sum_r w_r |bag_r E - t_r|^2 + lam |E - table|^2, built sparsely (texts touch few ids)."""
+    v = table.shape[0]
+    lhs = np.zeros(v * v)
+    rhs = lam * table.astype(np.float64)
+    for (u, a), t, w in zip(bag, targets, weights):
+        if len(u) == 0:
+            continue
+        np.add.at(lhs, (u[:, None] * v + u[None, :]).ravel(), (w * np.outer(a, a)).ravel())
+        rhs[u] += (w * a)[:, None] * t[None, :]
+    lhs = lhs.reshape(v, v)
+    lhs[np.diag_indices(v)] += lam
+    return np.linalg.solve(lhs, rhs)
 
 
 def embed_static(table, tok, texts):
@@ -368,12 +380,11 @@ def main():
         texts = ws + train_lines
         targets = np.concatenate([t_words, t_sents]).astype(np.float64)
         targets = (targets - mu) @ axes
-        small_ids = [[i for i in e.ids if kept_tokens[i] not in ("[CLS]", "[SEP]")]
-                     for e in small_tok.encode_batch(texts)]
-        a = bag_matrix(small_ids, v)
+        skip = {kept_tokens.index(t) for t in ("[CLS]", "[SEP]")}
+        bag = bags([[i for i in e.ids if i not in skip] for e in small_tok.encode_batch(texts)], v)
         # Each text's target is scaled to the norm its current static embedding has, so the
         # regression fits directions (cosine is all that is used) and leaves magnitudes alone.
-        cur = a @ table
+        cur = np.stack([(a[:, None] * table[u]).sum(0) for u, a in bag])
         scale = np.linalg.norm(cur, axis=1) / np.maximum(np.linalg.norm(targets, axis=1), 1e-12)
         targets *= scale[:, None]
         # Words weigh by (dampened) frequency; sentences weigh as much as the words together.
@@ -381,12 +392,12 @@ def main():
         ww = ww / ww.sum()
         sw = np.full(len(train_lines), 1.0 / len(train_lines))
         rw = np.concatenate([ww, sw])
-        rw = rw / rw.mean()
-        aw = a * rw[:, None]
-        lam = args.refine * np.mean(np.einsum("ij,ij->i", a, aw)) * len(texts) / v
-        lhs = a.T @ aw + lam * np.eye(v)
-        rhs = aw.T @ targets + lam * table
-        refined = np.linalg.solve(lhs, rhs)
+        rw = rw * (len(rw) / rw.sum())
+        # lam is relative: per id, the data term's typical diagonal weight.
+        diag = np.zeros(v)
+        for (u, a), w in zip(bag, rw):
+            diag[u] += w * a * a
+        refined = ridge_refine(bag, targets, rw, table, args.refine * float(np.mean(diag)))
         for s in ("[CLS]", "[SEP]", "[PAD]"):
             refined[kept_tokens.index(s)] = 0.0
         table = refined

@@ -100,6 +100,10 @@ fn build_firmware(board: &str) -> Result<PathBuf> {
         .with_context(|| format!("unknown board {board}"))?;
     let firmware = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware");
     let mut cmd = Command::new("cargo");
+    // Without PITH_PACKAGE the board gets the default model that fits it, built on first use.
+    if std::env::var_os("PITH_PACKAGE").is_none() {
+        cmd.env("PITH_PACKAGE", crate::artifacts::board_package(board)?);
+    }
     cmd.current_dir(&firmware).args([
         "build",
         "--release",

@@ -20,6 +20,8 @@ pub struct Args {
 pub enum Task {
     /// Semantic textual similarity: Spearman (percent) between gold scores and cosines.
     Sts(StsArgs),
+    /// FAQ retrieval: top-1 and MRR (percent) of the entry each `id<TAB>query` line names.
+    Faq(crate::cmd::eval_faq::FaqArgs),
 }
 
 /// Arguments of `eval sts`.
@@ -70,6 +72,7 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(f64, String, String)>> {
 pub fn run(a: Args) -> Result<()> {
     match a.task {
         Task::Sts(s) => run_sts(s),
+        Task::Faq(f) => crate::cmd::eval_faq::run_faq(f),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod console;
 pub mod embed;
 pub mod eval;
+pub mod eval_faq;
 pub mod export;
 pub mod kb;
 pub mod quantize;
