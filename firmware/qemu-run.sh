@@ -1,6 +1,6 @@
 #!/bin/sh
 # cargo runner: boots a firmware ELF in QEMU. The ELF's file name is the QEMU machine name.
-# The UART is this terminal (Ctrl-C quits QEMU); defmt logs (semihosting) go to <elf>.defmt,
+# The UART is this terminal (Ctrl-C quits QEMU); defmt logs (semihosting stderr) go to <elf>.defmt,
 # decode them with `defmt-print -e <elf> < <elf>.defmt` when defmt-print is installed.
 # PITH_ICOUNT=1 makes instruction counts exact (-icount shift=0: one instruction = one virtual ns).
 set -eu
@@ -18,8 +18,12 @@ icount=""
 if [ "${PITH_ICOUNT:-0}" = 1 ]; then icount="-icount shift=0"; fi
 log="$elf.defmt"
 echo "qemu-run.sh: $board; defmt log in $log; Ctrl-C quits" >&2
+# defmt frames arrive on QEMU's stderr (semihosting), so stderr goes to the log, not the terminal.
 # shellcheck disable=SC2086
-exec qemu-system-arm -machine "$board" -kernel "$elf" $icount \
+qemu-system-arm -machine "$board" -kernel "$elf" $icount \
     -display none -monitor none -serial stdio \
-    -chardev file,id=defmt,path="$log" \
-    -semihosting-config enable=on,target=native,chardev=defmt "$@"
+    -semihosting-config enable=on,target=native "$@" 2>"$log" || {
+    rc=$?
+    echo "qemu-run.sh: qemu exited with $rc; QEMU's own messages are at the end of $log" >&2
+    exit $rc
+}

@@ -17,7 +17,10 @@ static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[exception]
 fn SysTick() {
-    WRAPS.store(WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// A free-running clock on SysTick.
@@ -35,7 +38,10 @@ impl SysTickClock {
         syst.clear_current();
         syst.enable_interrupt();
         syst.enable_counter();
-        SysTickClock { _syst: syst, cpu_hz: cpu_hz.max(1_000_000) }
+        SysTickClock {
+            _syst: syst,
+            cpu_hz: cpu_hz.max(1_000_000),
+        }
     }
 
     /// SysTick ticks since `start`. Call with interrupts enabled (thread mode outside critical

@@ -20,17 +20,30 @@ const BAUD: u32 = 115_200;
 
 /// The firmware's main: never returns.
 pub fn run() -> ! {
-    let Some(cp) = cortex_m::Peripherals::take() else { fatal("core peripherals taken twice") };
+    let Some(cp) = cortex_m::Peripherals::take() else {
+        fatal("core peripherals taken twice")
+    };
     let clock = clock::SysTickClock::start(cp.SYST, BOARD.cpu_hz);
     // SAFETY: the board table names this board's UART0, and nothing else in the firmware uses it.
     let mut uart = unsafe { uart::Uart::new(BOARD.uart_base, BOARD.uart_irqs, BOARD.cpu_hz, BAUD) };
-    let Some(arena) = package::take_arena() else { fatal("arena taken twice") };
+    let Some(arena) = package::take_arena() else {
+        fatal("arena taken twice")
+    };
 
     let bytes = package::bytes();
-    defmt::info!("pith on {=str}: package {=usize} bytes, arena {=usize} words", BOARD.name, bytes.len(), arena.len());
+    defmt::info!(
+        "pith on {=str}: package {=usize} bytes, arena {=usize} words",
+        BOARD.name,
+        bytes.len(),
+        arena.len()
+    );
     let model = Model::new(bytes);
     match &model {
-        Ok(m) => defmt::info!("model ok: dim {=usize}, max {=usize} tokens", m.dim(), m.max_tokens()),
+        Ok(m) => defmt::info!(
+            "model ok: dim {=usize}, max {=usize} tokens",
+            m.dim(),
+            m.max_tokens()
+        ),
         Err(_) => defmt::warn!("no usable package: model commands will answer ERR 4"),
     }
     let info = BoardInfo {
@@ -44,7 +57,10 @@ pub fn run() -> ! {
         arena_bytes: (arena.len() * 4) as u32,
     };
     let service = Service::new(model, arena, info, clock);
-    defmt::info!("max tokens within the arena: {=usize}", service.max_tokens());
+    defmt::info!(
+        "max tokens within the arena: {=usize}",
+        service.max_tokens()
+    );
     let mut console = Console::new(service);
     // The UART's error type is Infallible: `serve` only returns if the port reports end of input.
     let _ = console.serve(&mut uart);

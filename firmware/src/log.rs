@@ -21,7 +21,11 @@ struct State {
 }
 
 impl State {
-    fn push(frame: &mut heapless::Vec<u8, FRAME_BUF>, stream: &mut Option<HostStream>, bytes: &[u8]) {
+    fn push(
+        frame: &mut heapless::Vec<u8, FRAME_BUF>,
+        stream: &mut Option<HostStream>,
+        bytes: &[u8],
+    ) {
         for &b in bytes {
             if frame.push(b).is_err() {
                 Self::send(frame, stream);
@@ -78,7 +82,12 @@ unsafe impl defmt::Logger for SemihostingStderr {
         // SAFETY: exclusive, see `Sync` above.
         let s = unsafe { &mut *SHARED.state.get() };
         s.restore = was_active;
-        let State { encoder, frame, stream, .. } = s;
+        let State {
+            encoder,
+            frame,
+            stream,
+            ..
+        } = s;
         encoder.start_frame(|b| State::push(frame, stream, b));
     }
 
@@ -87,7 +96,12 @@ unsafe impl defmt::Logger for SemihostingStderr {
     unsafe fn release() {
         // SAFETY: the caller holds the logger (defmt contract), so access is exclusive.
         let s = unsafe { &mut *SHARED.state.get() };
-        let State { encoder, frame, stream, restore } = s;
+        let State {
+            encoder,
+            frame,
+            stream,
+            restore,
+        } = s;
         encoder.end_frame(|b| State::push(frame, stream, b));
         State::send(frame, stream);
         let restore = *restore;
@@ -101,7 +115,12 @@ unsafe impl defmt::Logger for SemihostingStderr {
     unsafe fn write(bytes: &[u8]) {
         // SAFETY: the caller holds the logger (defmt contract), so access is exclusive.
         let s = unsafe { &mut *SHARED.state.get() };
-        let State { encoder, frame, stream, .. } = s;
+        let State {
+            encoder,
+            frame,
+            stream,
+            ..
+        } = s;
         encoder.write(bytes, |b| State::push(frame, stream, b));
     }
 }

@@ -16,7 +16,11 @@ fn addr(p: *const u8) -> u32 {
 /// Flash bytes used: vector table, code, constants and the load image of `.data`.
 pub fn flash_used() -> u32 {
     // Only the symbols' addresses are taken (never their contents); cortex-m-rt's link.x defines them.
-    let (sidata, sdata, edata) = (addr(&raw const __sidata), addr(&raw const __sdata), addr(&raw const __edata));
+    let (sidata, sdata, edata) = (
+        addr(&raw const __sidata),
+        addr(&raw const __sdata),
+        addr(&raw const __edata),
+    );
     (sidata - FLASH.0) + (edata - sdata)
 }
 

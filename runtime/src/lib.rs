@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod frame;
+pub mod kb;
 pub mod kernels;
 pub mod tokenizer;
 #[cfg(feature = "tract")]

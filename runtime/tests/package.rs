@@ -86,6 +86,22 @@ fn embeddings_are_deterministic_and_sensible() {
 }
 
 #[test]
+fn simd_and_scalar_kernels_give_the_same_bytes() {
+    let bytes = package();
+    let m = Model::new(&bytes).expect("package loads");
+    let lines = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/calib/snli-dev-sentences.txt"))
+        .expect("calibration sentences");
+    for line in lines.lines().skip(1000).take(40) {
+        pith_runtime::kernels::force_scalar(false);
+        let fast = embed(&m, line);
+        pith_runtime::kernels::force_scalar(true);
+        let scalar = embed(&m, line);
+        pith_runtime::kernels::force_scalar(false);
+        assert_eq!(fast, scalar, "{line}");
+    }
+}
+
+#[test]
 fn hostile_text_never_panics() {
     let bytes = package();
     let m = Model::new(&bytes).expect("package loads");

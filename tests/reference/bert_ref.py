@@ -10,10 +10,15 @@ ground truth the exported graphs are checked against.
 writes {"ids": [[...]], "embeddings": [[...]]} (token ids and reference embeddings).
 """
 
+import os
+
+# The matrices here are small: threaded BLAS only spins and, on a shared machine, stalls.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import argparse
 import json
 import math
-import os
 import sys
 
 import numpy as np

@@ -14,9 +14,14 @@ embeddings.
 Prints one JSON object: n, mean and min cosine (worst over batch sizes) and per-batch details.
 """
 
+import os
+
+# The matrices here are small: threaded BLAS only spins and, on a shared machine, stalls.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import argparse
 import json
-import os
 import sys
 
 import numpy as np

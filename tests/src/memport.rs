@@ -18,7 +18,10 @@ pub struct MemPort {
 impl MemPort {
     /// A port whose reads return at most `max_read` bytes (0: everything queued).
     pub fn new(max_read: usize) -> Self {
-        MemPort { max_read, ..Default::default() }
+        MemPort {
+            max_read,
+            ..Default::default()
+        }
     }
 
     /// Queues input.
@@ -41,7 +44,11 @@ impl embedded_io::Read for MemPort {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         self.reads += 1;
         // Chunk sizes cycle 1..=max_read so frames and lines arrive split at every offset.
-        let limit = if self.max_read == 0 { buf.len() } else { 1 + self.reads % self.max_read };
+        let limit = if self.max_read == 0 {
+            buf.len()
+        } else {
+            1 + self.reads % self.max_read
+        };
         let n = buf.len().min(limit).min(self.input.len());
         for (slot, b) in buf.iter_mut().zip(self.input.drain(..n)) {
             *slot = b;

@@ -8,7 +8,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use pith_runtime::frame::{encode_request, Request, Response, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
+use pith_runtime::frame::{
+    encode_request, Request, Response, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME,
+};
 use postcard::accumulator::{CobsAccumulator, FeedResult};
 
 /// A board the firmware supports.
@@ -26,21 +28,53 @@ pub struct Board {
 
 /// Every board, default (mps3-an547) first.
 pub const BOARDS: &[Board] = &[
-    Board { name: "mps3-an547", cpu: "Cortex-M55", target: "thumbv8m.main-none-eabihf", target_cpu: Some("cortex-m55") },
-    Board { name: "mps2-an505", cpu: "Cortex-M33", target: "thumbv8m.main-none-eabihf", target_cpu: Some("cortex-m33") },
-    Board { name: "mps2-an500", cpu: "Cortex-M7", target: "thumbv7em-none-eabihf", target_cpu: None },
-    Board { name: "mps2-an386", cpu: "Cortex-M4F", target: "thumbv7em-none-eabihf", target_cpu: None },
-    Board { name: "mps2-an385", cpu: "Cortex-M3", target: "thumbv6m-none-eabi", target_cpu: None },
+    Board {
+        name: "mps3-an547",
+        cpu: "Cortex-M55",
+        target: "thumbv8m.main-none-eabihf",
+        target_cpu: Some("cortex-m55"),
+    },
+    Board {
+        name: "mps2-an505",
+        cpu: "Cortex-M33",
+        target: "thumbv8m.main-none-eabihf",
+        target_cpu: Some("cortex-m33"),
+    },
+    Board {
+        name: "mps2-an500",
+        cpu: "Cortex-M7",
+        target: "thumbv7em-none-eabihf",
+        target_cpu: None,
+    },
+    Board {
+        name: "mps2-an386",
+        cpu: "Cortex-M4F",
+        target: "thumbv7em-none-eabihf",
+        target_cpu: None,
+    },
+    Board {
+        name: "mps2-an385",
+        cpu: "Cortex-M3",
+        target: "thumbv6m-none-eabi",
+        target_cpu: None,
+    },
 ];
 
 /// The board called `name`.
 pub fn board(name: &str) -> Result<Board> {
-    BOARDS.iter().copied().find(|b| b.name == name).with_context(|| format!("unknown board {name}"))
+    BOARDS
+        .iter()
+        .copied()
+        .find(|b| b.name == name)
+        .with_context(|| format!("unknown board {name}"))
 }
 
 /// The repository root (parent of this crate).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The model package tests use: `$PITH_PACKAGE` or `models/minilm-l6.pith`; a clear error if absent.
@@ -63,30 +97,61 @@ pub fn package_path() -> Result<PathBuf> {
 pub fn build_firmware(board: &Board, package: Option<&Path>) -> Result<PathBuf> {
     let firmware = repo_root().join("firmware");
     let flavour = if package.is_some() { "pkg" } else { "nopkg" };
-    let target_dir = firmware.join("target").join(format!("harness-{}-{flavour}", board.target_cpu.unwrap_or("generic")));
+    let target_dir = firmware.join("target").join(format!(
+        "harness-{}-{flavour}",
+        board.target_cpu.unwrap_or("generic")
+    ));
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&firmware)
-        .args(["build", "--release", "--no-default-features", "--features", board.name])
+        .args([
+            "build",
+            "--release",
+            "--no-default-features",
+            "--features",
+            board.name,
+        ])
         .args(["--target", board.target, "--bin", board.name])
         .env("CARGO_TARGET_DIR", &target_dir)
         // Host crates' flags (from the outer cargo test) must not leak into the thumb build.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET");
-    let flags = board.target_cpu.map(|cpu| format!("-C target-cpu={cpu}")).unwrap_or_default();
+    let flags = board
+        .target_cpu
+        .map(|cpu| format!("-C target-cpu={cpu}"))
+        .unwrap_or_default();
     // Replaces .cargo/config.toml's per-target rustflags, so every board gets exactly its own CPU.
-    cmd.env(format!("CARGO_TARGET_{}_RUSTFLAGS", board.target.to_uppercase().replace(['-', '.'], "_")), flags);
+    cmd.env(
+        format!(
+            "CARGO_TARGET_{}_RUSTFLAGS",
+            board.target.to_uppercase().replace(['-', '.'], "_")
+        ),
+        flags,
+    );
     match package {
         Some(p) => cmd.env("PITH_PACKAGE", p),
         None => cmd.env_remove("PITH_PACKAGE"),
     };
-    let out = cmd.output().context("running cargo build for the firmware")?;
+    let out = cmd
+        .output()
+        .context("running cargo build for the firmware")?;
     if !out.status.success() {
-        bail!("firmware build for {} failed:\n{}", board.name, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "firmware build for {} failed:\n{}",
+            board.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let elf = target_dir.join(board.target).join("release").join(board.name);
+    let elf = target_dir
+        .join(board.target)
+        .join("release")
+        .join(board.name);
     if !elf.is_file() {
-        bail!("firmware build for {} produced no {}", board.name, elf.display());
+        bail!(
+            "firmware build for {} produced no {}",
+            board.name,
+            elf.display()
+        );
     }
     Ok(elf)
 }
@@ -108,7 +173,9 @@ impl Reply {
 
     /// The value of the first body line `key value`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.body.iter().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+        self.body
+            .iter()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
     }
 }
 
@@ -137,7 +204,9 @@ impl Qemu {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log);
-        let mut child = cmd.spawn().context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
+        let mut child = cmd
+            .spawn()
+            .context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
         let stdin = child.stdin.take().context("qemu stdin")?;
         let mut stdout = child.stdout.take().context("qemu stdout")?;
         let (tx, rx) = mpsc::channel();
@@ -149,7 +218,13 @@ impl Qemu {
                 }
             }
         });
-        Ok(Qemu { child, stdin, rx, pending: Vec::new(), defmt_log })
+        Ok(Qemu {
+            child,
+            stdin,
+            rx,
+            pending: Vec::new(),
+            defmt_log,
+        })
     }
 
     /// Sends raw bytes to the UART.
@@ -166,11 +241,17 @@ impl Qemu {
                 Ok(())
             }
             Err(RecvTimeoutError::Timeout) => {
-                bail!("timed out; UART output so far: {:?}", String::from_utf8_lossy(&self.pending))
+                bail!(
+                    "timed out; UART output so far: {:?}",
+                    String::from_utf8_lossy(&self.pending)
+                )
             }
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.child.wait().ok();
-                bail!("qemu exited ({status:?}); UART output: {:?}", String::from_utf8_lossy(&self.pending))
+                bail!(
+                    "qemu exited ({status:?}); UART output: {:?}",
+                    String::from_utf8_lossy(&self.pending)
+                )
             }
         }
     }
@@ -214,25 +295,32 @@ impl Qemu {
 
     /// Waits for the banner and switches echo and prompt off, for programmatic use.
     pub fn start_quiet(&mut self, timeout: Duration) -> Result<Vec<String>> {
-        let banner = self.read_until(b"pith> ", timeout).context("waiting for the first prompt")?;
+        let banner = self
+            .read_until(b"pith> ", timeout)
+            .context("waiting for the first prompt")?;
         let text = String::from_utf8_lossy(&banner).to_string();
         let reply = self.command("echo off", timeout)?;
         if !reply.ok() {
             bail!("echo off answered {reply:?}");
         }
-        Ok(text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect())
+        Ok(text
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .collect())
     }
 
     /// Sends one command line and reads its reply (echo must be off).
     pub fn command(&mut self, line: &str, timeout: Duration) -> Result<Reply> {
         self.send(format!("{line}\r").as_bytes())?;
-        self.read_reply(timeout).with_context(|| format!("reply to {line:?}"))
+        self.read_reply(timeout)
+            .with_context(|| format!("reply to {line:?}"))
     }
 
     /// Sends one framed request and reads one framed response (framed mode must be on).
     pub fn request(&mut self, request: &Request<'_>, timeout: Duration) -> Result<Response> {
         let mut buf = [0u8; MAX_REQUEST_FRAME];
-        let frame = encode_request(request, &mut buf).map_err(|e| anyhow::anyhow!("encoding: {e}"))?;
+        let frame =
+            encode_request(request, &mut buf).map_err(|e| anyhow::anyhow!("encoding: {e}"))?;
         let frame = frame.to_vec();
         self.send(&frame)?;
         self.read_response(timeout)

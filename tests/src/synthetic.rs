@@ -2,7 +2,9 @@
 //! shapes, with scales chosen so values neither vanish nor all saturate. Its embeddings mean
 //! nothing, but they are deterministic, so device and host must agree on them byte for byte.
 
-use pith_runtime::format::{Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig};
+use pith_runtime::format::{
+    Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig,
+};
 use pith_runtime::tokenizer::build_vocab_section;
 
 const HIDDEN: usize = 32;
@@ -13,9 +15,10 @@ const POSITIONS: usize = 64;
 
 /// Words of the vocabulary besides the specials; sentences built from them tokenize without [UNK].
 pub const WORDS: &[&str] = &[
-    "a", "the", "man", "woman", "dog", "cat", "is", "are", "playing", "guitar", "on", "stage", "while",
-    "people", "watch", "him", "closely", "sits", "runs", "in", "park", "with", "ball", "red", "blue",
-    "two", "children", "eat", "food", ".", ",", "##s", "##ing", "hello", "world", "why", "sky",
+    "a", "the", "man", "woman", "dog", "cat", "is", "are", "playing", "guitar", "on", "stage",
+    "while", "people", "watch", "him", "closely", "sits", "runs", "in", "park", "with", "ball",
+    "red", "blue", "two", "children", "eat", "food", ".", ",", "##s", "##ing", "hello", "world",
+    "why", "sky",
 ];
 
 struct Rng(u64);
@@ -31,7 +34,9 @@ impl Rng {
     }
 
     fn i8s(&mut self, n: usize) -> Vec<i8> {
-        (0..n).map(|_| ((self.next() % 255) as i64 - 127) as i8).collect()
+        (0..n)
+            .map(|_| ((self.next() % 255) as i64 - 127) as i8)
+            .collect()
     }
 
     fn range(&mut self, lo: i64, hi: i64) -> i64 {
@@ -41,7 +46,9 @@ impl Rng {
 
 /// (multiplier, shift) pairs for `rows` channels.
 fn rq(rng: &mut Rng, rows: usize, mult: (i64, i64), shift: i32) -> Vec<i32> {
-    (0..rows).flat_map(|_| [rng.range(mult.0, mult.1) as i32, shift]).collect()
+    (0..rows)
+        .flat_map(|_| [rng.range(mult.0, mult.1) as i32, shift])
+        .collect()
 }
 
 /// LayerNorm rows: residual gain, residual offset, matmul gain, matmul offset (see `SectionKind::Ln1`).
@@ -49,7 +56,11 @@ fn ln(rng: &mut Rng) -> Vec<i64> {
     let mut v = Vec::with_capacity(4 * HIDDEN);
     for row in 0..4 {
         for _ in 0..HIDDEN {
-            v.push(if row % 2 == 0 { rng.range(1 << 26, 1 << 27) } else { rng.range(-(1 << 33), 1 << 33) });
+            v.push(if row % 2 == 0 {
+                rng.range(1 << 26, 1 << 27)
+            } else {
+                rng.range(-(1 << 33), 1 << 33)
+            });
         }
     }
     v
@@ -57,7 +68,10 @@ fn ln(rng: &mut Rng) -> Vec<i64> {
 
 /// The vocabulary in id order.
 pub fn vocab() -> Vec<String> {
-    let mut v: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     v.extend(WORDS.iter().map(|s| s.to_string()));
     v
 }
@@ -97,13 +111,33 @@ pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
     let section = build_vocab_section(&vocab);
     let n = section.len();
     w.add(SectionKind::Vocab, 0, DType::U8, 1, n, section);
-    let exp: Vec<u16> = (0..256).map(|d| (65535.0 * (-(d as f64) / 16.0).exp()).round() as u16).collect();
+    let exp: Vec<u16> = (0..256)
+        .map(|d| (65535.0 * (-(d as f64) / 16.0).exp()).round() as u16)
+        .collect();
     w.add_u16(SectionKind::ExpTable, 0, 1, exp.len(), &exp);
     let v = vocab.len();
     w.add_i8(SectionKind::WordEmb, 0, v, HIDDEN, &rng.i8s(v * HIDDEN));
-    w.add_i32(SectionKind::WordEmbRq, 0, v, 2, &rq(&mut rng, v, (1 << 14, 1 << 15), 8));
-    w.add_i8(SectionKind::PosEmb, 0, POSITIONS, HIDDEN, &rng.i8s(POSITIONS * HIDDEN));
-    w.add_i32(SectionKind::PosEmbRq, 0, POSITIONS, 2, &rq(&mut rng, POSITIONS, (1 << 13, 1 << 14), 8));
+    w.add_i32(
+        SectionKind::WordEmbRq,
+        0,
+        v,
+        2,
+        &rq(&mut rng, v, (1 << 14, 1 << 15), 8),
+    );
+    w.add_i8(
+        SectionKind::PosEmb,
+        0,
+        POSITIONS,
+        HIDDEN,
+        &rng.i8s(POSITIONS * HIDDEN),
+    );
+    w.add_i32(
+        SectionKind::PosEmbRq,
+        0,
+        POSITIONS,
+        2,
+        &rq(&mut rng, POSITIONS, (1 << 13, 1 << 14), 8),
+    );
     w.add_i64(SectionKind::EmbLn, 0, 4, HIDDEN, &ln(&mut rng));
     use SectionKind::*;
     for l in 0..LAYERS as u16 {
@@ -117,14 +151,18 @@ pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
         ];
         for (wk, bk, rk, out, inp) in linears {
             w.add_i8(wk, l, out, inp, &rng.i8s(out * inp));
-            let bias: Vec<i32> = (0..out).map(|_| rng.range(-20_000, 20_000) as i32).collect();
+            let bias: Vec<i32> = (0..out)
+                .map(|_| rng.range(-20_000, 20_000) as i32)
+                .collect();
             w.add_i32(bk, l, 1, out, &bias);
             // Accumulators reach ~127*127*inp; bring them back to roughly +-100.
             w.add_i32(rk, l, out, 2, &rq(&mut rng, out, (1 << 12, 1 << 13), 24));
         }
         w.add_i64(Ln1, l, 4, HIDDEN, &ln(&mut rng));
         w.add_i64(Ln2, l, 4, HIDDEN, &ln(&mut rng));
-        let gelu: Vec<i8> = (0..256).map(|i| ((i as i32 - 128).max(-20) * 3 / 4) as i8).collect();
+        let gelu: Vec<i8> = (0..256i32)
+            .map(|i| ((i - 128).max(-20) * 3 / 4) as i8)
+            .collect();
         w.add_i8(GeluTable, l, 1, 256, &gelu);
         w.add_i32(LayerScalars, l, 1, 8, &[1, 10, 1 << 8, 16, 0, 0, 0, 0]);
     }

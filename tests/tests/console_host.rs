@@ -41,17 +41,29 @@ fn statuses(out: &str) -> Vec<String> {
 #[test]
 fn banner_prompt_and_info_without_a_package() {
     let out = run(Err(Error::PackageTruncated), BOARD, b"info\r", 0);
-    assert!(out.contains("pith 0.1.0 console on host-test (x86)"), "{out}");
+    assert!(
+        out.contains("pith 0.1.0 console on host-test (x86)"),
+        "{out}"
+    );
     assert!(out.contains("model none (no package linked)"), "{out}");
-    assert!(out.contains("pith> info\r\n"), "typed text is echoed: {out}");
-    assert!(out.contains("flash 1234 of 4096 bytes\r\nram 56 of 1024 bytes\r\n"), "{out}");
+    assert!(
+        out.contains("pith> info\r\n"),
+        "typed text is echoed: {out}"
+    );
+    assert!(
+        out.contains("flash 1234 of 4096 bytes\r\nram 56 of 1024 bytes\r\n"),
+        "{out}"
+    );
     assert_eq!(statuses(&out), ["OK"]);
     assert!(out.ends_with("OK\r\npith> "), "{out:?}");
 }
 
 #[test]
 fn model_commands_answer_err_without_a_model_and_the_console_keeps_serving() {
-    let board = Board { package_bytes: 100, ..BOARD };
+    let board = Board {
+        package_bytes: 100,
+        ..BOARD
+    };
     let input = b"echo off\rembed a cat\rsim a | b\rbench\rask why\rfrobnicate\rembed\r\rinfo\r";
     let out = run(Err(Error::PackageBadChecksum), board, input, 3);
     assert_eq!(
@@ -67,15 +79,27 @@ fn model_commands_answer_err_without_a_model_and_the_console_keeps_serving() {
             "OK",
         ]
     );
-    assert!(!out.contains("pith> embed"), "echo off hides prompt and echo: {out}");
+    assert!(
+        !out.contains("pith> embed"),
+        "echo off hides prompt and echo: {out}"
+    );
 }
 
 #[test]
 fn info_reports_the_model_from_a_valid_package() {
     let bytes = tiny_bert_package(1);
-    let board = Board { package_bytes: bytes.len() as u32, ..BOARD };
+    let board = Board {
+        package_bytes: bytes.len() as u32,
+        ..BOARD
+    };
     let out = run(Model::new(&bytes), board, b"echo off\rinfo\r", 0);
-    for want in ["model tiny-random-bert\r\n", "dim 32\r\n", "layers 2\r\n", "vocab 41\r\n", "max_tokens 64\r\n"] {
+    for want in [
+        "model tiny-random-bert\r\n",
+        "dim 32\r\n",
+        "layers 2\r\n",
+        "vocab 41\r\n",
+        "max_tokens 64\r\n",
+    ] {
         assert!(out.contains(want), "missing {want:?} in {out}");
     }
 }
@@ -90,28 +114,59 @@ fn embed_and_sim_report_what_the_model_computes() {
     let tokens = model.embed(text, &mut arena, &mut want).unwrap();
     let head: Vec<String> = want.iter().take(8).map(|v| v.to_string()).collect();
 
-    let board = Board { package_bytes: bytes.len() as u32, ..BOARD };
-    let out = run(Model::new(&bytes), board, format!("echo off\rembed {text}\rsim {text} | {text}\r").as_bytes(), 5);
+    let board = Board {
+        package_bytes: bytes.len() as u32,
+        ..BOARD
+    };
+    let out = run(
+        Model::new(&bytes),
+        board,
+        format!("echo off\rembed {text}\rsim {text} | {text}\r").as_bytes(),
+        5,
+    );
     let expected = format!(
         "tokens {tokens}\r\ndim 32\r\nfnv1a {:08x}\r\nhead {}\r\nOK\r\n",
         pith_runtime::console::fnv1a(&want),
         head.join(" ")
     );
     assert!(out.contains(&expected), "want {expected:?} in {out:?}");
-    assert!(out.contains(&format!("cosine 1.0000\r\ntokens {tokens} {tokens}\r\nOK")), "{out:?}");
+    assert!(
+        out.contains(&format!("cosine 1.0000\r\ntokens {tokens} {tokens}\r\nOK")),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn backspace_and_delete_edit_the_line_on_screen_and_in_the_buffer() {
-    let out = run(Err(Error::PackageTruncated), BOARD, b"inx\x7ffo\x08\x08fo\r", 0);
-    assert!(out.contains("pith> inx\x08 \x08fo\x08 \x08\x08 \x08fo\r\n"), "{out:?}");
-    assert!(out.contains("board host-test"), "the edited line ran as `info`: {out}");
+    let out = run(
+        Err(Error::PackageTruncated),
+        BOARD,
+        b"inx\x7ffo\x08\x08fo\r",
+        0,
+    );
+    assert!(
+        out.contains("pith> inx\x08 \x08fo\x08 \x08\x08 \x08fo\r\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.contains("board host-test"),
+        "the edited line ran as `info`: {out}"
+    );
 }
 
 #[test]
 fn help_lists_every_command() {
     let out = run(Err(Error::PackageTruncated), BOARD, b"help\r", 0);
-    for cmd in ["help", "info", "embed TEXT", "sim A | B", "ask QUESTION", "bench", "echo on|off", "frame"] {
+    for cmd in [
+        "help",
+        "info",
+        "embed TEXT",
+        "sim A | B",
+        "ask QUESTION",
+        "bench",
+        "echo on|off",
+        "frame",
+    ] {
         assert!(out.contains(cmd), "help lacks {cmd}: {out}");
     }
 }
@@ -152,19 +207,30 @@ fn hostile_lines(n: usize, seed: u64) -> Vec<u8> {
 #[test]
 fn ten_thousand_hostile_lines_then_info_still_answers_correctly() {
     let baseline = run(Err(Error::PackageTruncated), BOARD, b"echo off\rinfo\r", 0);
-    let baseline_info = baseline.split_once("OK\r\n").map(|(_, rest)| rest.to_string()).unwrap();
+    let baseline_info = baseline
+        .split_once("OK\r\n")
+        .map(|(_, rest)| rest.to_string())
+        .unwrap();
 
     let mut input = hostile_lines(10_000, 0x9e37_79b9_7f4a_7c15);
     input.extend_from_slice(b"\recho off\rinfo\r");
     let out = run(Err(Error::PackageTruncated), BOARD, &input, 61);
 
     let s = statuses(&out);
-    assert!(s.len() >= 8_000, "most hostile lines get a reply, got {}", s.len());
+    assert!(
+        s.len() >= 8_000,
+        "most hostile lines get a reply, got {}",
+        s.len()
+    );
     assert!(s.iter().any(|l| l == "ERR 1 line too long (max 512 bytes)"));
     assert!(s.iter().any(|l| l == "ERR 1 invalid UTF-8"));
     assert!(s.iter().any(|l| l == "ERR 1 control byte 0x00 in line"));
     assert!(s.iter().any(|l| l == "ERR 2 unknown command (try help)"));
-    assert!(out.ends_with(&baseline_info), "last reply differs from a fresh console's info:\n{}", &out[out.len() - 400..]);
+    assert!(
+        out.ends_with(&baseline_info),
+        "last reply differs from a fresh console's info:\n{}",
+        &out[out.len() - 400..]
+    );
 }
 
 #[test]
@@ -172,8 +238,15 @@ fn a_megabyte_without_line_end_is_one_err_then_service_resumes() {
     let mut input = vec![b'x'; 1 << 20];
     input.extend_from_slice(b"\recho off\rinfo\r");
     let out = run(Err(Error::PackageTruncated), BOARD, &input, 0);
-    assert_eq!(statuses(&out), ["ERR 1 line too long (max 512 bytes)", "OK", "OK"]);
-    assert!(out.len() < 2_000, "nothing of the flood is echoed back past the buffer: {} bytes", out.len());
+    assert_eq!(
+        statuses(&out),
+        ["ERR 1 line too long (max 512 bytes)", "OK", "OK"]
+    );
+    assert!(
+        out.len() < 2_000,
+        "nothing of the flood is echoed back past the buffer: {} bytes",
+        out.len()
+    );
 }
 
 fn frame(request: &Request<'_>) -> Vec<u8> {
@@ -183,7 +256,10 @@ fn frame(request: &Request<'_>) -> Vec<u8> {
 
 /// Splits framed output (after the `OK framed` line) into responses.
 fn responses(out: &[u8]) -> Vec<Response> {
-    out.split_inclusive(|&b| b == 0).filter(|f| f.last() == Some(&0)).map(|f| decode_response(f).unwrap()).collect()
+    out.split_inclusive(|&b| b == 0)
+        .filter(|f| f.last() == Some(&0))
+        .map(|f| decode_response(f).unwrap())
+        .collect()
 }
 
 #[test]
@@ -200,7 +276,15 @@ fn framed_mode_serves_requests_survives_garbage_and_exits_to_text() {
     input.extend(frame(&Request::Exit));
     input.extend_from_slice(b"info\r");
     let mut arena = vec![0i32; 64];
-    let service = Service::new(Err(Error::PackageBadMagic), &mut arena, Board { package_bytes: 9, ..BOARD }, NoClock);
+    let service = Service::new(
+        Err(Error::PackageBadMagic),
+        &mut arena,
+        Board {
+            package_bytes: 9,
+            ..BOARD
+        },
+        NoClock,
+    );
     let mut console = Console::new(service);
     let mut port = MemPort::new(7);
     port.push(&input);
@@ -208,7 +292,8 @@ fn framed_mode_serves_requests_survives_garbage_and_exits_to_text() {
     let out = port.take_output();
 
     let text = String::from_utf8_lossy(&out);
-    let start = text.find("OK framed").expect("frame acknowledged") + "OK framed: postcard Request in COBS frames until Exit\r\n".len();
+    let start = text.find("OK framed").expect("frame acknowledged")
+        + "OK framed: postcard Request in COBS frames until Exit\r\n".len();
     let framed_part = &out[start..];
     let end = framed_part.iter().rposition(|&b| b == 0).unwrap() + 1;
     let got = responses(&framed_part[..end]);
@@ -216,7 +301,10 @@ fn framed_mode_serves_requests_survives_garbage_and_exits_to_text() {
     match &got[0] {
         Response::Info(info) => {
             assert_eq!(info.board.as_str(), "host-test");
-            assert_eq!((info.dim, info.flash_used, info.package_bytes), (0, 1234, 9));
+            assert_eq!(
+                (info.dim, info.flash_used, info.package_bytes),
+                (0, 1234, 9)
+            );
         }
         other => panic!("expected Info, got {other:?}"),
     }
@@ -230,5 +318,8 @@ fn framed_mode_serves_requests_survives_garbage_and_exits_to_text() {
     assert_eq!(codes, [4, 3, 6, 6, 4], "embed, ask, garbage, overlong, sim");
     assert_eq!(got[6], Response::Bye);
     let after = String::from_utf8_lossy(&framed_part[end..]);
-    assert!(after.contains("board host-test") && after.trim_end().ends_with("OK"), "text mode is back: {after}");
+    assert!(
+        after.contains("board host-test") && after.trim_end().ends_with("OK"),
+        "text mode is back: {after}"
+    );
 }

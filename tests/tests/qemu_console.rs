@@ -18,21 +18,46 @@ fn every_board_boots_with_banner_and_answers_info() -> Result<()> {
     for b in BOARDS {
         let elf = build_firmware(b, None)?;
         let mut q = Qemu::boot(b, &elf, false)?;
-        let banner = q.start_quiet(BOOT).with_context(|| format!("booting {}", b.name))?;
+        let banner = q
+            .start_quiet(BOOT)
+            .with_context(|| format!("booting {}", b.name))?;
         let title = format!("pith 0.1.0 console on {} ({})", b.name, b.cpu);
         assert!(banner.contains(&title), "{}: banner {banner:?}", b.name);
-        assert!(banner.iter().any(|l| l == "model none (no package linked)"), "{}: {banner:?}", b.name);
+        assert!(
+            banner.iter().any(|l| l == "model none (no package linked)"),
+            "{}: {banner:?}",
+            b.name
+        );
 
         let info = q.command("info", REPLY)?;
         assert!(info.ok(), "{}: {info:?}", b.name);
-        assert_eq!(info.get("board"), Some(format!("{} ({})", b.name, b.cpu).as_str()));
-        let flash: u32 = info.get("flash").and_then(|v| v.split(' ').next()?.parse().ok()).context("flash line")?;
-        let ram: u32 = info.get("ram").and_then(|v| v.split(' ').next()?.parse().ok()).context("ram line")?;
+        assert_eq!(
+            info.get("board"),
+            Some(format!("{} ({})", b.name, b.cpu).as_str())
+        );
+        let flash: u32 = info
+            .get("flash")
+            .and_then(|v| v.split(' ').next()?.parse().ok())
+            .context("flash line")?;
+        let ram: u32 = info
+            .get("ram")
+            .and_then(|v| v.split(' ').next()?.parse().ok())
+            .context("ram line")?;
         // Code plus constants: more than a stub, far less than the board's flash.
-        assert!((20_000..400_000).contains(&flash), "{}: flash {flash}", b.name);
+        assert!(
+            (20_000..400_000).contains(&flash),
+            "{}: flash {flash}",
+            b.name
+        );
         assert!(ram < 64 * 1024, "{}: ram {ram}", b.name);
-        assert_eq!(q.command("embed a cat", REPLY)?.status, "ERR 4 no model: no package linked");
-        assert_eq!(q.command("ask why", REPLY)?.status, "ERR 3 no knowledge bank");
+        assert_eq!(
+            q.command("embed a cat", REPLY)?.status,
+            "ERR 4 no model: no package linked"
+        );
+        assert_eq!(
+            q.command("ask why", REPLY)?.status,
+            "ERR 3 no knowledge bank"
+        );
     }
     Ok(())
 }
@@ -63,9 +88,15 @@ fn device_console_survives_hostile_input() -> Result<()> {
             "ERR 1 invalid UTF-8",
         ]
     );
-    assert_eq!(q.read_reply(REPLY)?.status, "ERR 1 control byte 0x00 in line");
+    assert_eq!(
+        q.read_reply(REPLY)?.status,
+        "ERR 1 control byte 0x00 in line"
+    );
     let info = q.command("info", REPLY)?;
-    assert!(info.ok() && info.get("board") == Some("mps3-an547 (Cortex-M55)"), "{info:?}");
+    assert!(
+        info.ok() && info.get("board") == Some("mps3-an547 (Cortex-M55)"),
+        "{info:?}"
+    );
     Ok(())
 }
 
@@ -86,7 +117,10 @@ fn framed_mode_over_the_uart() -> Result<()> {
         other => bail!("expected ERR 4, got {other:?}"),
     }
     q.send(&[0x03, 0xff, 0x00])?;
-    assert!(matches!(q.read_response(REPLY)?, Response::Error { code: 6, .. }));
+    assert!(matches!(
+        q.read_response(REPLY)?,
+        Response::Error { code: 6, .. }
+    ));
     assert_eq!(q.request(&Request::Exit, REPLY)?, Response::Bye);
     assert!(q.command("info", REPLY)?.ok());
     Ok(())
@@ -94,30 +128,44 @@ fn framed_mode_over_the_uart() -> Result<()> {
 
 /// Embeds every sentence on the device (framed mode) and on the host; they must agree exactly.
 fn assert_bit_exact(board_name: &str, package: PathBuf, sentences: &[String]) -> Result<()> {
-    let bytes = std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
+    let bytes =
+        std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
     let model = Model::new(&bytes).context("host model")?;
     let b = board(board_name)?;
     let elf = build_firmware(&b, Some(&package))?;
     let mut q = Qemu::boot(&b, &elf, false)?;
     q.start_quiet(BOOT)?;
     let info = q.command("info", REPLY)?;
-    let max_tokens: usize = info.get("max_tokens").and_then(|v| v.parse().ok()).context("max_tokens in info")?;
+    let max_tokens: usize = info
+        .get("max_tokens")
+        .and_then(|v| v.parse().ok())
+        .context("max_tokens in info")?;
     assert!(q.command("frame", REPLY)?.ok());
     let mut arena = vec![0i32; model.arena_words(max_tokens)];
     let mut want = vec![0i8; model.dim()];
     let mut digests = std::collections::HashSet::new();
     for (i, s) in sentences.iter().enumerate() {
-        let tokens = model.embed(s, &mut arena, &mut want).with_context(|| format!("host embed of {s:?}"))?;
+        let tokens = model
+            .embed(s, &mut arena, &mut want)
+            .with_context(|| format!("host embed of {s:?}"))?;
         match q.request(&Request::Embed { text: s }, Duration::from_secs(120))? {
             Response::Embedding { tokens: t, values } => {
-                assert_eq!((t as usize, values.as_slice()), (tokens, want.as_slice()), "sentence {i}: {s:?}");
+                assert_eq!(
+                    (t as usize, values.as_slice()),
+                    (tokens, want.as_slice()),
+                    "sentence {i}: {s:?}"
+                );
             }
             other => bail!("sentence {i} {s:?}: {other:?}"),
         }
         digests.insert(pith_runtime::console::fnv1a(&want));
     }
     // Guards against a degenerate model or package whose every output is the same vector.
-    assert!(digests.len() > sentences.len() / 2, "only {} distinct embeddings", digests.len());
+    assert!(
+        digests.len() > sentences.len() / 2,
+        "only {} distinct embeddings",
+        digests.len()
+    );
     assert_eq!(q.request(&Request::Exit, REPLY)?, Response::Bye);
     Ok(())
 }
@@ -131,7 +179,12 @@ fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
     let mut sentences = Vec::new();
     for i in 0..40usize {
         let n = 1 + i % 12;
-        sentences.push((0..n).map(|j| WORDS[(i * 7 + j * 13) % WORDS.len()]).collect::<Vec<_>>().join(" "));
+        sentences.push(
+            (0..n)
+                .map(|j| WORDS[(i * 7 + j * 13) % WORDS.len()])
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
     assert_bit_exact("mps3-an547", package, &sentences)
 }
@@ -140,8 +193,14 @@ fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
 fn real_model_is_bit_exact_on_the_device_for_200_snli_sentences() -> Result<()> {
     let package = package_path()?;
     let path = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let sentences: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).take(200).map(str::to_string).collect();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let sentences: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(200)
+        .map(str::to_string)
+        .collect();
     assert_eq!(sentences.len(), 200);
     assert_bit_exact("mps3-an547", package, &sentences)
 }

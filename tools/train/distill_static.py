@@ -21,8 +21,9 @@ Outputs a checkpoint folder: ``embeddings.safetensors`` (``embeddings``: fp16 [v
 ``vocab.txt`` (ids in line order) and ``config.json`` (``"arch": "static"`` plus tokenizer
 settings); ``pith quantize DIR -o PKG`` turns it into a ``.pith`` package.
 
-Hyperparameters are chosen on agreement with the teacher on held-out SNLI sentence pairs,
-never on SICK (the evaluation set). Everything is deterministic: no random numbers are drawn.
+The script prints its agreement with the teacher on held-out SNLI sentence pairs (a dev check
+that never looks at SICK); ``--sick`` adds the float SICK Spearman for reporting. The defaults are
+the shipped setting (models/tier-s.md). Everything is deterministic: no random numbers are drawn.
 """
 
 import argparse
@@ -121,6 +122,26 @@ def wordfreq_words(path, min_freq):
             break
         out.extend((w, f) for w in words)
     return out
+
+
+def wordnet_texts(folder, count):
+    """Glosses and example sentences of WordNet 3.0 (Debian package wordnet-base, files
+    ``data.{noun,verb,adj,adv}``), at least three words each; ``count`` of them taken at an even
+    stride, so the choice is deterministic and spread over all parts of speech."""
+    texts = []
+    for pos in ("noun", "verb", "adj", "adv"):
+        with open(os.path.join(folder, f"data.{pos}"), encoding="latin-1") as f:
+            for line in f:
+                if line.startswith("  ") or "|" not in line:
+                    continue  # the license header lines start with two spaces
+                for part in line.split("|", 1)[1].split(";"):
+                    t = part.strip().strip('"').strip()
+                    if len(t.split()) >= 3:
+                        texts.append(t)
+    if count and count < len(texts):
+        step = len(texts) / count
+        texts = [texts[int(i * step)] for i in range(count)]
+    return texts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,12 +319,21 @@ def main():
     p.add_argument("--corpus", default=os.path.join(ROOT, "../shared/data/calib/snli-dev-sentences.txt"))
     p.add_argument("--corpus-train", type=int, default=10000,
                    help="corpus lines used for frequencies/refinement; the rest are the dev check")
-    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--dim", type=int, default=128)
     p.add_argument("--budget", type=int, default=512 * 1024, help="package bytes")
-    p.add_argument("--sif", type=float, default=1e-4, help="SIF weight a / (a + p)")
-    p.add_argument("--refine", type=float, default=0.0,
+    p.add_argument("--sif", type=float, default=0.0, help="SIF weight a / (a + p) (0: none)")
+    p.add_argument("--refine", type=float, default=0.1,
                    help="ridge strength pulling towards the distilled table (0: no refinement)")
     p.add_argument("--refine-words", type=int, default=30000)
+    p.add_argument("--wordnet", default=None,
+                   help="WordNet dict folder (apt-get download wordnet-base; dpkg-deb -x): its "
+                        "glosses and examples join the refinement texts")
+    p.add_argument("--wordnet-texts", type=int, default=40000)
+    p.add_argument("--pca", choices=("tokens", "texts"), default="tokens",
+                   help="fit the PCA on the token vectors, or on the refinement texts' teacher "
+                        "embeddings (the space sentences live in)")
+    p.add_argument("--targets", choices=("match", "unit"), default="match",
+                   help="refinement targets: scaled to each text's current norm, or unit length")
     p.add_argument("--cache", default=os.path.join(ROOT, "models/cache/tier-s"))
     p.add_argument("--out", default=None, help="checkpoint folder to write")
     p.add_argument("--sick", default=None, help="report float SICK Spearman (evaluation only)")
@@ -358,8 +388,8 @@ def main():
     f_kept = freq[keep]
     mu, axes, _ = pca(x, args.dim, weights=f_kept + 1e-7)
     table = (x - mu) @ axes
-    if args.sif > 0:
-        table = table * (args.sif / (args.sif + f_kept))[:, None]
+    sif = args.sif / (args.sif + f_kept) if args.sif > 0 else np.ones(v)
+    table = table * sif[:, None]
     for s in ("[CLS]", "[SEP]", "[PAD]"):
         table[kept_tokens.index(s)] = 0.0
 
@@ -377,22 +407,36 @@ def main():
                          lambda: get_teacher().embed_ids(w_ids, 512, "words"))
         t_sents = cached(os.path.join(args.cache, f"teacher_sents{len(train_lines)}.npy"),
                          lambda: get_teacher().embed_ids(s_ids, 128, "sentences"))
-        texts = ws + train_lines
-        targets = np.concatenate([t_words, t_sents]).astype(np.float64)
-        targets = (targets - mu) @ axes
-        skip = {kept_tokens.index(t) for t in ("[CLS]", "[SEP]")}
-        bag = bags([[i for i in e.ids if i not in skip] for e in small_tok.encode_batch(texts)], v)
-        # Each text's target is scaled to the norm its current static embedding has, so the
-        # regression fits directions (cosine is all that is used) and leaves magnitudes alone.
-        cur = np.stack([(a[:, None] * table[u]).sum(0) for u, a in bag])
-        scale = np.linalg.norm(cur, axis=1) / np.maximum(np.linalg.norm(targets, axis=1), 1e-12)
-        targets *= scale[:, None]
-        # Words weigh by (dampened) frequency; sentences weigh as much as the words together.
+        wn = wordnet_texts(args.wordnet, args.wordnet_texts) if args.wordnet else []
+        wn_ids = [e.ids for e in full_tok.encode_batch(wn)]
+        t_wn = cached(os.path.join(args.cache, f"teacher_wordnet{len(wn)}.npy"),
+                      lambda: get_teacher().embed_ids(wn_ids, 128, "wordnet")) if wn else np.zeros((0, 384))
+        texts = ws + train_lines + wn
+        targets = np.concatenate([t_words, t_sents, t_wn]).astype(np.float64)
+        # Words weigh by (dampened) frequency; each group of texts (words, corpus sentences,
+        # WordNet glosses) weighs as much in total as each other.
         ww = np.array([f for _, f in words[:args.refine_words]]) ** 0.5
         ww = ww / ww.sum()
         sw = np.full(len(train_lines), 1.0 / len(train_lines))
-        rw = np.concatenate([ww, sw])
+        gw = np.full(len(wn), 1.0 / max(1, len(wn)))
+        rw = np.concatenate([ww, sw, gw])
         rw = rw * (len(rw) / rw.sum())
+        if args.pca == "texts":
+            mu, axes, _ = pca(targets, args.dim, weights=rw)
+            table = ((x - mu) @ axes) * sif[:, None]
+            for s in ("[CLS]", "[SEP]", "[PAD]"):
+                table[kept_tokens.index(s)] = 0.0
+        targets = (targets - mu) @ axes
+        skip = {kept_tokens.index(t) for t in ("[CLS]", "[SEP]")}
+        bag = bags([[i for i in e.ids if i not in skip] for e in small_tok.encode_batch(texts)], v)
+        if args.targets == "match":
+            # Each text's target is scaled to the norm its current static embedding has, so the
+            # regression fits directions (cosine is all that is used) and leaves magnitudes alone.
+            cur = np.stack([(a[:, None] * table[u]).sum(0) for u, a in bag])
+            scale = np.linalg.norm(cur, axis=1) / np.maximum(np.linalg.norm(targets, axis=1), 1e-12)
+        else:
+            scale = 1.0 / np.maximum(np.linalg.norm(targets, axis=1), 1e-12)
+        targets *= scale[:, None]
         # lam is relative: per id, the data term's typical diagonal weight.
         diag = np.zeros(v)
         for (u, a), w in zip(bag, rw):
@@ -448,7 +492,8 @@ def main():
                           "cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]",
                           "pad_token": "[PAD]", "max_len": 256, "max_chars_per_word": 100},
             "distillation": {k: val for k, val in vars(args).items()
-                             if k in ("dim", "budget", "sif", "refine", "refine_words", "corpus_train")},
+                             if k in ("dim", "budget", "sif", "refine", "refine_words", "corpus_train",
+                                      "wordnet_texts")},
         }
         with open(os.path.join(args.out, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)

@@ -30,7 +30,7 @@ impl<'a> StaticView<'a> {
     }
 }
 
-/// i32 words of scratch for `tokens` ids: the accumulator row (the ids live before it).
+/// i32 words of scratch after the ids: one accumulator row of `dim`.
 pub fn scratch_words(dim: usize) -> usize {
     dim
 }
@@ -39,7 +39,8 @@ pub fn scratch_words(dim: usize) -> usize {
 /// vector to `out`. Ids outside the table contribute nothing (callers validate them anyway).
 pub fn embed(ids: &[u32], v: &StaticView<'_>, acc: &mut [i32], out: &mut [i8]) {
     let d = v.dim;
-    let acc = &mut acc[..d.min(acc.len())];
+    let n = d.min(acc.len());
+    let acc = &mut acc[..n];
     acc.fill(0);
     for &id in ids {
         let id = id as usize;

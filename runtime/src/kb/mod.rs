@@ -45,8 +45,8 @@
 //!
 //! # Scores
 //!
-//! A cosine is `dot * 65536 / isqrt(|q|² |v|²)` in i64 arithmetic (truncated toward zero, clamped
-//! to ±[`SCORE_ONE`]). [`Index::Both`] scores an entry `max(cos_question, cos_answer + bias)`: a
+//! A cosine is `(dot << 32) / isqrt((|q|² |v|²) << 32)` in 128-bit integer arithmetic (floor root,
+//! division truncated toward zero, clamped to ±[`SCORE_ONE`]): `dot / (|q| |v|)` in units of 2^-16. [`Index::Both`] scores an entry `max(cos_question, cos_answer + bias)`: a
 //! rephrased question usually matches the stored question, but some users describe the problem
 //! the way the answer does, and the `max` lets either match count without diluting the other (a
 //! weighted sum of the two blurs the sharp question match; see the project README for numbers).

@@ -46,11 +46,13 @@ pub fn cosine_score(dot: i64, norm2_a: i64, norm2_b: i64) -> i32 {
     if norm2_a <= 0 || norm2_b <= 0 {
         return 0;
     }
-    let den = isqrt_u128(norm2_a as u128 * norm2_b as u128);
+    // The root is taken 2^16 finer than the score so that its truncation stays far below one
+    // score unit even for short 4-bit rows (a plain integer root would cost several units there).
+    let den = isqrt_u128((norm2_a as u128 * norm2_b as u128) << 32);
     if den == 0 {
         return 0;
     }
-    let q = (dot as i128 * SCORE_ONE as i128) / den as i128;
+    let q = ((dot as i128) << 32) / den as i128;
     q.clamp(-(SCORE_ONE as i128), SCORE_ONE as i128) as i32
 }
 

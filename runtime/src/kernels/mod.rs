@@ -8,13 +8,26 @@ pub mod generic;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod x86;
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+static FORCE_SCALAR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Routes every kernel to the scalar oracle (`true`) or back to the fastest one: lets tests and
+/// `pith` check that SIMD and scalar builds give the same bytes.
+#[cfg(feature = "std")]
+pub fn force_scalar(on: bool) {
+    #[cfg(target_arch = "x86_64")]
+    FORCE_SCALAR.store(on, core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = on;
+}
+
 /// Dot product of two int8 vectors over the shorter length, exact in i32 for lengths below 133 144.
 /// `b` (the weight operand) must not contain -128 for SIMD paths to be exact; quantized weights
 /// are -127..=127 by construction.
 #[inline]
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if x86::available() {
+    if x86::available() && !FORCE_SCALAR.load(core::sync::atomic::Ordering::Relaxed) {
         return x86::dot_i8(a, b);
     }
     generic::dot_i8(a, b)

@@ -1,40 +1,80 @@
 //! Per board: flash and RAM the firmware uses (as the firmware itself reports them in `info`) and
 //! instructions per embedding of a 16-token sentence (`bench` under `-icount shift=0`, where one
-//! instruction is one virtual nanosecond). Links `$PITH_PACKAGE` when set. Usage:
-//! `firmware-report [BOARD...]` (default: every board).
+//! instruction is one virtual nanosecond). Links `$PITH_PACKAGE` when set; otherwise each board gets
+//! the default model that fits it (models/minilm-l6.pith on mps3-an547, models/minilm-l6-12k.pith
+//! on the 16 MiB PSRAM boards). The implied time assumes one instruction per cycle at a typical
+//! clock of a real part with that core. Usage: `firmware-report [BOARD...]` (default: every board).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pith_tests::qemu::{board, build_firmware, Qemu, BOARDS};
+use pith_tests::qemu::{board, build_firmware, repo_root, Qemu, BOARDS};
 
 fn main() -> Result<()> {
     let names: Vec<String> = std::env::args().skip(1).collect();
-    let boards = if names.is_empty() { BOARDS.to_vec() } else { names.iter().map(|n| board(n)).collect::<Result<_>>()? };
-    let package = std::env::var_os("PITH_PACKAGE").map(PathBuf::from);
-    println!("{:<11} {:>10} {:>10} {:>11} {:>7} {:>15}", "board", "flash", "ram", "package", "tokens", "instr/embed");
+    let boards = if names.is_empty() {
+        BOARDS.to_vec()
+    } else {
+        names.iter().map(|n| board(n)).collect::<Result<_>>()?
+    };
+    let fixed = std::env::var_os("PITH_PACKAGE").map(PathBuf::from);
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {} |",
+        "board", "flash used (B)", "RAM used (B)", "package (B)", "tokens", "instructions/embedding", "implied time"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for b in &boards {
+        let package = fixed.clone().or_else(|| {
+            let name = if b.name == "mps3-an547" { "models/minilm-l6.pith" } else { "models/minilm-l6-12k.pith" };
+            Some(repo_root().join(name)).filter(|p| p.is_file())
+        });
         let elf = build_firmware(b, package.as_deref())?;
         let mut q = Qemu::boot(b, &elf, true)?;
-        q.start_quiet(Duration::from_secs(60)).with_context(|| format!("booting {}", b.name))?;
+        q.start_quiet(Duration::from_secs(60))
+            .with_context(|| format!("booting {}", b.name))?;
         let info = q.command("info", Duration::from_secs(30))?;
-        let num = |key: &str| info.get(key).and_then(|v| v.split(' ').next()).unwrap_or("?").to_string();
+        let num = |key: &str| {
+            info.get(key)
+                .and_then(|v| v.split(' ').next())
+                .unwrap_or("?")
+                .to_string()
+        };
         let bench = q.command("bench", Duration::from_secs(600))?;
         let (tokens, instr) = if bench.ok() {
-            (bench.get("tokens").unwrap_or("?").to_string(), bench.get("ns").unwrap_or("?").to_string())
+            (
+                bench.get("tokens").unwrap_or("?").to_string(),
+                bench.get("ns").unwrap_or("?").to_string(),
+            )
         } else {
             ("-".to_string(), format!("({})", bench.status))
         };
+        let (clock_name, mhz) = part_clock(b.name);
+        let implied = instr
+            .parse::<f64>()
+            .map(|i| format!("{:.0} ms at {mhz} MHz ({clock_name})", i / (mhz as f64 * 1e3)))
+            .unwrap_or_else(|_| "-".into());
         println!(
-            "{:<11} {:>10} {:>10} {:>11} {:>7} {:>15}",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             b.name,
             num("flash"),
             num("ram"),
             num("package"),
             tokens,
-            instr
+            instr,
+            implied
         );
     }
     Ok(())
+}
+
+/// A typical shipping part for each simulated core and its top clock.
+fn part_clock(board: &str) -> (&'static str, u32) {
+    match board {
+        "mps3-an547" => ("Cortex-M55, e.g. Alif Ensemble E7 HP", 400),
+        "mps2-an505" => ("Cortex-M33, e.g. STM32U585", 160),
+        "mps2-an500" => ("Cortex-M7, e.g. STM32H743", 480),
+        "mps2-an386" => ("Cortex-M4F, e.g. STM32F407", 168),
+        _ => ("M0+ class, e.g. RP2040", 133),
+    }
 }

@@ -53,7 +53,7 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = DEFAULT_KEEP)]
     pub keep: f64,
     /// Abstain threshold (cosine) instead of calibrating; a negative value never abstains.
-    #[arg(long, conflicts_with = "calibrate")]
+    #[arg(long, conflicts_with = "calibrate", allow_hyphen_values = true)]
     pub threshold: Option<f32>,
     /// Added to the answer cosine before taking the max with the question cosine.
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]

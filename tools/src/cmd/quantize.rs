@@ -124,7 +124,7 @@ fn run_static(a: Args) -> Result<()> {
             nq += *y as f64 * *y as f64;
         }
         if nf == 0.0 && nq == 0.0 {
-            continue; // nothing but unknown-free zero rows: both agree on "no signal"
+            continue; // only zero rows ([CLS], [SEP]): both are the zero vector, nothing to compare
         }
         let c = if nf > 0.0 && nq > 0.0 { dot / (nf * nq).sqrt() } else { 0.0 };
         sum += c;

@@ -209,14 +209,53 @@ fn qdq_export_rejects_a_mismatched_qmodel() {
 
 #[test]
 #[ignore]
+fn zz_probe_ops() {
+    let dir = PathBuf::from(std::env::var("PROBE_DIR").unwrap());
+    for name in ["fp32.onnx", "qdq.onnx"] {
+        let mut model = tract_onnx::onnx().model_for_path(dir.join(name)).unwrap();
+        let fact = InferenceFact::dt_shape(i64::datum_type(), tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()]);
+        model.set_input_fact(0, fact.clone()).unwrap();
+        model.set_input_fact(1, fact).unwrap();
+        let opt = model.into_optimized().unwrap();
+        let mut hist = std::collections::BTreeMap::<String, usize>::new();
+        let mut const_bytes = std::collections::BTreeMap::<String, usize>::new();
+        for n in opt.nodes() {
+            *hist.entry(n.op().name().to_string()).or_default() += 1;
+            if n.op().name() == "Gather" {
+                let mut cur = n.inputs[0];
+                for _ in 0..6 {
+                    let p = opt.node(cur.node);
+                    eprintln!("  <- {} {} {:?} konst {}", p.name, p.op().name(), p.outputs[0].fact.datum_type, p.outputs[0].fact.konst.is_some());
+                    if p.inputs.is_empty() { break; }
+                    cur = p.inputs[0];
+                }
+            }
+            if n.op().name() == "LookupTable" || n.op().name() == "Gather" {
+                let ins: Vec<String> = n.inputs.iter().map(|i| format!("{:?}", opt.outlet_fact(*i).unwrap().datum_type)).collect();
+                eprintln!("  {} {} in {:?} out {:?}", n.name, n.op().name(), ins, n.outputs[0].fact.datum_type);
+            }
+            if let Some(k) = &n.outputs[0].fact.konst {
+                *const_bytes.entry(format!("{:?}", k.datum_type())).or_default() += k.len() * k.datum_type().size_of();
+            }
+        }
+        eprintln!("{name}: {hist:?}");
+        eprintln!("{name} consts: {const_bytes:?}");
+    }
+}
+
+#[test]
+#[ignore]
 fn zz_probe_tract() {
     let dir = PathBuf::from(std::env::var("PROBE_DIR").unwrap());
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("ref.json")).unwrap()).unwrap();
     let ids: Vec<Vec<i64>> = serde_json::from_value(doc["ids"].clone()).unwrap();
     let ids = &ids[..100];
-    let plan = tract_plan(&dir.join("qdq.onnx")).unwrap();
-    let a = tract_embed(&plan, ids, 1);
-    std::fs::write(dir.join("tract_opt.json"), serde_json::to_string(&a).unwrap()).unwrap();
+    for v in ["v_nosoftmaxq", "v_nomulq"] {
+        let plan = tract_plan(&dir.join(format!("{v}.onnx"))).unwrap();
+        let a = tract_embed(&plan, ids, 1);
+        std::fs::write(dir.join(format!("tract_{v}.json")), serde_json::to_string(&a).unwrap()).unwrap();
+    }
+    if true { return; }
     let mut model = tract_onnx::onnx().model_for_path(dir.join("qdq.onnx")).unwrap();
     let fact = InferenceFact::dt_shape(i64::datum_type(), tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()]);
     model.set_input_fact(0, fact.clone()).unwrap();

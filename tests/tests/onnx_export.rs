@@ -1,0 +1,340 @@
+//! `pith export` end to end: the fp32 ONNX graph must load and run in tract and onnxruntime and
+//! match the independent numpy BERT (tests/reference/bert_ref.py), padded or not; and tract's
+//! loading path must turn bad ONNX files into errors, not panics.
+//!
+//! The `pith` binary belongs to another package, so Cargo does not build it for this one: the
+//! tests ask Cargo for it (`cargo build --release -p pith-tools --bin pith`, a no-op when fresh)
+//! and take the executable path from Cargo's JSON messages; `PITH_BIN` overrides that.
+//! The QDQ export is tested inside pith-tools (tools/src/onnx/tests.rs), where a QModel can be
+//! built and handed to `export_qdq`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+const EVAL_LINES: usize = 300;
+const MIN_COSINE: f64 = 0.99999;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn model_dir() -> Option<PathBuf> {
+    let d = repo_root().join("models/cache/all-MiniLM-L6-v2");
+    d.join("model.safetensors").exists().then_some(d)
+}
+
+fn pith_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("PITH_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--release", "-p", "pith-tools", "--bin", "pith", "--message-format=json"])
+            .current_dir(repo_root())
+            .output()
+            .expect("running cargo build for the pith binary");
+        assert!(out.status.success(), "cargo build of pith failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "pith")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no pith executable")
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pith-onnx-it-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const FALLBACK_SENTENCES: &[&str] = &[
+    "A man is playing a guitar on stage.",
+    "Two dogs run through a snowy field.",
+    "The children are eating lunch outside.",
+    "A woman slices tomatoes in the kitchen.",
+    "Nobody is swimming in the pool.",
+    "An old man reads a newspaper on a bench.",
+    "The cat sleeps.",
+    "People wait for the train at a crowded station while it rains heavily.",
+    "Unbelievably, the préfecture's café served crème brûlée at 3:00 a.m.!",
+];
+
+/// The first `n` SNLI dev sentences when the shared data set is present, a few fixed ones otherwise.
+fn sentences(n: usize) -> Vec<String> {
+    let p = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
+    match std::fs::read_to_string(&p) {
+        Ok(t) => t.lines().map(str::trim).filter(|l| !l.is_empty()).take(n).map(String::from).collect(),
+        Err(_) => FALLBACK_SENTENCES.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn python(args: &[&str]) -> String {
+    let py = std::env::var("PITH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&py)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("{py} must be installed with numpy, tokenizers, safetensors, onnxruntime: {e}"));
+    assert!(out.status.success(), "{py} {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn export(checkpoint: &Path, out: &Path) {
+    let status = Command::new(pith_bin())
+        .arg("export")
+        .arg(checkpoint)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("running pith export");
+    assert!(status.success(), "pith export {} failed", checkpoint.display());
+}
+
+/// Token ids and numpy reference embeddings of `sents`.
+fn reference(checkpoint: &Path, sents: &[String], dir: &Path) -> (PathBuf, Vec<Vec<i64>>, Vec<Vec<f32>>) {
+    let txt = dir.join("sentences.txt");
+    std::fs::write(&txt, sents.join("\n")).unwrap();
+    let json = dir.join("ref.json");
+    python(&[
+        "tests/reference/bert_ref.py",
+        checkpoint.to_str().unwrap(),
+        "--sentences",
+        txt.to_str().unwrap(),
+        "--out",
+        json.to_str().unwrap(),
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ids = serde_json::from_value(doc["ids"].clone()).unwrap();
+    let embs = serde_json::from_value(doc["embeddings"].clone()).unwrap();
+    (json, ids, embs)
+}
+
+/// Loads an ONNX file the way a host backend would: symbolic batch and sequence, optimized.
+fn tract_plan(path: &Path) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut model = tract_onnx::onnx().model_for_path(path)?;
+    let dims = tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()];
+    let fact = InferenceFact::dt_shape(i64::datum_type(), dims);
+    model.set_input_fact(0, fact.clone())?;
+    model.set_input_fact(1, fact)?;
+    model.into_optimized()?.into_runnable()
+}
+
+/// Embeds `ids` in consecutive groups of `batch`, padding each group to its longest member.
+fn tract_embed(plan: &Arc<TypedRunnableModel>, ids: &[Vec<i64>], batch: usize) -> Vec<Vec<f32>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(batch) {
+        let n = chunk.iter().map(Vec::len).max().unwrap();
+        let mut input = vec![0i64; chunk.len() * n];
+        let mut mask = vec![0i64; chunk.len() * n];
+        for (r, x) in chunk.iter().enumerate() {
+            input[r * n..r * n + x.len()].copy_from_slice(x);
+            mask[r * n..r * n + x.len()].fill(1);
+        }
+        let res = plan
+            .run(tvec![
+                Tensor::from_shape(&[chunk.len(), n], &input).unwrap().into(),
+                Tensor::from_shape(&[chunk.len(), n], &mask).unwrap().into(),
+            ])
+            .unwrap();
+        let emb = res[0].to_plain_array_view::<f32>().unwrap();
+        assert_eq!(emb.shape()[0], chunk.len());
+        out.extend(emb.outer_iter().map(|row| row.iter().copied().collect::<Vec<f32>>()));
+    }
+    out
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// (mean, min) cosine between paired rows.
+fn stats(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len());
+    let c: Vec<f64> = a.iter().zip(b).map(|(x, y)| cosine(x, y)).collect();
+    (c.iter().sum::<f64>() / c.len() as f64, c.iter().copied().fold(f64::MAX, f64::min))
+}
+
+/// Exports `checkpoint`, then checks tract (unpadded and padded) and onnxruntime against numpy.
+fn check_checkpoint(checkpoint: &Path, n: usize, dir: &Path, expect_unit_norm: bool) {
+    let onnx = dir.join("model.onnx");
+    export(checkpoint, &onnx);
+    let (ref_json, ids, reference) = reference(checkpoint, &sentences(n), dir);
+
+    let plan = tract_plan(&onnx).expect("tract loads the fp32 export");
+    for batch in [1, 8] {
+        let got = tract_embed(&plan, &ids, batch);
+        let (mean, min) = stats(&got, &reference);
+        eprintln!("{}: tract batch {batch} vs numpy: n {} mean {mean:.9} min {min:.9}", checkpoint.display(), ids.len());
+        assert!(min >= MIN_COSINE, "tract batch {batch}: min cosine {min} < {MIN_COSINE}");
+        if batch == 1 {
+            for e in &got {
+                let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+                assert_eq!((norm - 1.0).abs() < 1e-4, expect_unit_norm, "embedding norm {norm}");
+            }
+        }
+    }
+
+    let report = python(&[
+        "tests/reference/check_onnx.py",
+        onnx.to_str().unwrap(),
+        "--ref-json",
+        ref_json.to_str().unwrap(),
+        "--batches",
+        "1,8",
+    ]);
+    eprintln!("{}: onnxruntime vs numpy: {}", checkpoint.display(), report.trim());
+    let report: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    let min = report["min"].as_f64().unwrap();
+    assert!(min >= MIN_COSINE, "onnxruntime: min cosine {min} < {MIN_COSINE}");
+}
+
+#[test]
+fn fp32_export_matches_numpy_in_tract_and_onnxruntime() {
+    let Some(model) = model_dir() else {
+        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 absent (run scripts/fetch-model.sh)");
+        return;
+    };
+    let dir = scratch("fp32");
+    check_checkpoint(&model, EVAL_LINES, &dir, true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same weights dressed as a CLS-pooled, unnormalized checkpoint: exercises the other
+/// pooling branch and the no-Normalize output against the numpy reference's own reading of the
+/// same config files.
+#[test]
+fn cls_pooling_without_normalize_matches_numpy() {
+    let Some(model) = model_dir() else {
+        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 absent (run scripts/fetch-model.sh)");
+        return;
+    };
+    let dir = scratch("cls");
+    let ck = dir.join("cls-checkpoint");
+    std::fs::create_dir_all(ck.join("1_Pooling")).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentence_bert_config.json"] {
+        let src = model.join(f);
+        if src.exists() {
+            std::os::unix::fs::symlink(&src, ck.join(f)).unwrap();
+        }
+    }
+    std::fs::write(ck.join("1_Pooling/config.json"), r#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#).unwrap();
+    std::fs::write(ck.join("modules.json"), r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]"#).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    check_checkpoint(&ck, 40, &out, false);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Loads and prepares `path` the way a backend would, turning a panic into a test failure that
+/// says so, and returns tract's error text.
+fn load_error(path: &Path) -> String {
+    let res = catch_unwind(AssertUnwindSafe(|| tract_plan(path).map(|_| ())));
+    match res {
+        Err(_) => panic!("tract panicked on {}", path.display()),
+        Ok(Ok(())) => panic!("tract accepted {}", path.display()),
+        Ok(Err(e)) => format!("{e:?}"),
+    }
+}
+
+#[test]
+fn malformed_onnx_is_an_error_not_a_panic() {
+    let dir = scratch("malformed");
+    let garbage = dir.join("garbage.onnx");
+    std::fs::write(&garbage, b"this is not a protobuf \xff\xfe\x00\x01 at all").unwrap();
+    let empty = dir.join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    let missing = dir.join("missing.onnx");
+    for p in [&garbage, &empty, &missing] {
+        let e = load_error(p);
+        eprintln!("{}: {}", p.display(), e.lines().next().unwrap_or(""));
+    }
+
+    // A valid model cut short: a truncated download.
+    let good = tiny_model("Relu").encode_to_vec();
+    let cut = dir.join("truncated.onnx");
+    std::fs::write(&cut, &good[..good.len() * 2 / 3]).unwrap();
+    let e = load_error(&cut);
+    eprintln!("truncated: {}", e.lines().next().unwrap_or(""));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_operator_is_an_error_naming_it() {
+    let dir = scratch("unknown-op");
+    // The same graph with a known op loads, so the failure below is the operator's doing.
+    let ok = dir.join("relu.onnx");
+    std::fs::write(&ok, tiny_model("Relu").encode_to_vec()).unwrap();
+    tract_plan(&ok).expect("tract loads the one-Relu model");
+    let bad = dir.join("unknown.onnx");
+    std::fs::write(&bad, tiny_model("PithNoSuchOp").encode_to_vec()).unwrap();
+    let e = load_error(&bad);
+    eprintln!("unknown op: {e}");
+    assert!(e.contains("PithNoSuchOp"), "error does not name the operator: {e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// input_ids, attention_mask -> one `op_type` node on the cast ids -> sentence_embedding.
+fn tiny_model(op_type: &str) -> pb::ModelProto {
+    use pb::tensor_proto::DataType;
+    let vi = |name: &str, elem: DataType| pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: elem as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: ["batch", "sequence"]
+                        .iter()
+                        .map(|d| pb::tensor_shape_proto::Dimension {
+                            denotation: String::new(),
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimParam(d.to_string())),
+                        })
+                        .collect(),
+                }),
+            })),
+        }),
+        doc_string: String::new(),
+    };
+    let node = |op: &str, input: &str, output: &str, attrs: Vec<pb::AttributeProto>| pb::NodeProto {
+        input: vec![input.into()],
+        output: vec![output.into()],
+        name: output.into(),
+        op_type: op.into(),
+        attribute: attrs,
+        ..Default::default()
+    };
+    let to_float = pb::AttributeProto {
+        name: "to".into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: DataType::Float as i64,
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
+        graph: Some(pb::GraphProto {
+            name: "tiny".into(),
+            node: vec![
+                node("Cast", "input_ids", "ids_f", vec![to_float]),
+                node(op_type, "ids_f", "sentence_embedding", vec![]),
+            ],
+            input: vec![vi("input_ids", DataType::Int64), vi("attention_mask", DataType::Int64)],
+            output: vec![vi("sentence_embedding", DataType::Float)],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,211 @@
+//! Tier S, the static model: a synthetic package checks the arithmetic exactly; the real one
+//! (models/tier-s/, quantized by `pith quantize`) checks size, RAM, determinism and quality.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use pith_runtime::format::{Arch, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig};
+use pith_runtime::tokenizer::build_vocab_section;
+use pith_runtime::{cosine_i8, Error, Model};
+use pith_tests::qemu::repo_root;
+
+/// The package must fit this (the Tier S flash budget, vocabulary included).
+const MAX_PACKAGE_BYTES: usize = 512 * 1024;
+/// Embedding RAM budget (arena at the model's maximum tokens).
+const MAX_ARENA_BYTES: usize = 32 * 1024;
+/// SICK dev Spearman (percent) of the committed model measured by this runtime (models/tier-s.md);
+/// the test allows 0.5 below it so a regression is caught.
+const REPORTED_SICK_SPEARMAN: f64 = 66.54;
+
+fn tokenizer_config(vocab: &[&str]) -> TokenizerConfig {
+    let id = |t: &str| vocab.iter().position(|v| *v == t).unwrap() as u32;
+    TokenizerConfig {
+        lowercase: true,
+        strip_accents: true,
+        split_cjk: true,
+        cls_id: id("[CLS]"),
+        sep_id: id("[SEP]"),
+        unk_id: id("[UNK]"),
+        pad_id: id("[PAD]"),
+        max_len: 16,
+        max_chars_per_word: 100,
+    }
+}
+
+/// A 4-dimensional static package over a tiny vocabulary; rows chosen so sums are easy to check.
+fn synthetic() -> Vec<u8> {
+    let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "cat", "dog", "##s", "a"];
+    let rows: [[i8; 4]; 8] = [
+        [0, 0, 0, 0],
+        [4, 4, 4, 4],
+        [0, 0, 0, 0],
+        [0, 0, 0, 0],
+        [127, 0, 0, -127],
+        [0, 127, 0, 64],
+        [0, 0, 127, 0],
+        [10, 10, 10, 10],
+    ];
+    // cat and dog at scale 1, ##s at 1/2, the rest at 1/4 of the pooling unit (m = 2^30, shift 30 = 1.0).
+    let rq: [(i32, i32); 8] =
+        [(0, 0), (1 << 30, 32), (0, 0), (0, 0), (1 << 30, 30), (1 << 30, 30), (1 << 30, 31), (1 << 30, 32)];
+    let header = Header {
+        name: heapless::String::try_from("synthetic-static").unwrap(),
+        arch: Arch::Static,
+        model: ModelConfig {
+            vocab_size: vocab.len() as u32,
+            hidden: 4,
+            layers: 0,
+            heads: 0,
+            ffn: 0,
+            max_positions: 16,
+            pooling: Pooling::Mean,
+            normalize: true,
+        },
+        tokenizer: tokenizer_config(&vocab),
+        pool_scale: 1.0,
+        score_step_log2: 0,
+    };
+    let mut w = PackageWriter::new(header);
+    let section = build_vocab_section(&vocab.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    w.add(SectionKind::Vocab, 0, pith_runtime::format::DType::U8, 1, section.len(), section);
+    w.add_i8(SectionKind::StaticEmb, 0, 8, 4, &rows.concat());
+    w.add_i32(SectionKind::StaticEmbRq, 0, 8, 2, &rq.iter().flat_map(|&(m, s)| [m, s]).collect::<Vec<_>>());
+    w.finish()
+}
+
+fn embed(model: &Model<'_>, text: &str) -> Vec<i8> {
+    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+    let mut out = vec![0i8; model.dim()];
+    model.embed(text, &mut arena, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn synthetic_static_sums_rows_exactly() {
+    let bytes = synthetic();
+    let model = Model::new(&bytes).unwrap();
+    assert_eq!(model.dim(), 4);
+    assert_eq!(model.arena_words(16), 16 + 4, "ids + one accumulator row");
+    // "cats": [CLS] cat ##s [SEP] = (127, 0, 0, -127) + (0, 0, 63.5, 0) -> scaled so max is 127.
+    assert_eq!(embed(&model, "cats"), vec![127, 0, 64, -127]);
+    // Order does not matter (bag of tokens) and repeated text scales away.
+    assert_eq!(embed(&model, "cat dog"), embed(&model, "dog cat"));
+    assert_eq!(embed(&model, "cat dog"), embed(&model, "cat dog cat dog"));
+    // Only zero rows: a zero vector, not a division by zero.
+    assert_eq!(embed(&model, ""), vec![0, 0, 0, 0]);
+    // Unknown words use the [UNK] row.
+    assert_eq!(embed(&model, "zebra"), vec![127, 127, 127, 127]);
+}
+
+#[test]
+fn synthetic_static_rejects_bad_packages_and_buffers() {
+    let bytes = synthetic();
+    let model = Model::new(&bytes).unwrap();
+    let mut small = vec![0i32; model.arena_words(1)];
+    let mut out = [0i8; 4];
+    assert_eq!(model.embed("cat", &mut small, &mut out), Err(Error::ArenaTooSmall));
+    let mut arena = vec![0i32; model.arena_words(16)];
+    assert_eq!(model.embed("cat", &mut arena, &mut [0i8; 3]), Err(Error::OutputSizeMismatch));
+    // Every truncation and a flipped byte anywhere must be refused without panicking.
+    for cut in (0..bytes.len()).step_by(7) {
+        assert!(Model::new(&bytes[..cut]).is_err());
+    }
+    for at in (0..bytes.len()).step_by(5) {
+        let mut b = bytes.clone();
+        b[at] ^= 0x5a;
+        let _ = Model::new(&b).map(|m| embed(&m, "cat dog ##s"));
+    }
+}
+
+/// Writes the Tier S package from the committed checkpoint with the release CLI.
+fn quantize(out: &str) -> Vec<u8> {
+    let root = repo_root();
+    let pith = root.join("target/release/pith");
+    assert!(pith.is_file(), "{} is missing: run `cargo build --release --bin pith` first", pith.display());
+    let out = std::env::temp_dir().join(format!("pith-tier-s-{}-{out}.pith", std::process::id()));
+    let status = Command::new(&pith)
+        .arg("quantize")
+        .arg(root.join("models/tier-s"))
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("running pith quantize");
+    assert!(status.success(), "pith quantize models/tier-s failed");
+    let bytes = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(out.with_extension("report.json"));
+    bytes
+}
+
+fn sick_path() -> PathBuf {
+    repo_root().join("../shared/data/sts/sick-dev.tsv")
+}
+
+fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut r = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
+            j += 1;
+        }
+        for k in i..=j {
+            r[idx[k]] = (i + j) as f64 / 2.0; // ties share their mean rank
+        }
+        i = j + 1;
+    }
+    r
+}
+
+fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma) * (x - ma)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb) * (y - mb)).sum();
+    cov / (va * vb).sqrt()
+}
+
+#[test]
+fn tier_s_package_fits_and_keeps_its_quality() {
+    let bytes = quantize("a");
+    assert!(bytes.len() <= MAX_PACKAGE_BYTES, "package is {} bytes, budget {MAX_PACKAGE_BYTES}", bytes.len());
+    assert_eq!(bytes, quantize("b"), "quantizing twice must give the same bytes");
+    let model = Model::new(&bytes).unwrap();
+    assert_eq!(model.header().arch, Arch::Static);
+    let arena_bytes = model.arena_words(model.max_tokens()) * 4;
+    assert!(arena_bytes <= MAX_ARENA_BYTES, "arena {arena_bytes} bytes");
+
+    // Hostile text: control characters, invalid-looking escapes, huge words, every script.
+    let long_word = "x".repeat(10_000);
+    let many_words = "word ".repeat(5_000);
+    for text in ["", " ", "\u{0}\u{1}\u{7f}", "[CLS][SEP][UNK][PAD][MASK]", &long_word, &many_words, "日本語の文章 العربية हिन्दी 🙂🙃", "\u{202e}reversed\u{200b}"] {
+        let v = embed(&model, text);
+        assert!(v.iter().all(|&x| x >= -127), "int8 output stays symmetric");
+    }
+    assert_eq!(embed(&model, "A man is playing a guitar."), embed(&model, "A man is playing a guitar."));
+
+    let text = std::fs::read_to_string(sick_path()).expect("../shared/data/sts/sick-dev.tsv");
+    let (mut gold, mut pred) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let Some(score) = cols.first().and_then(|s| s.trim().parse::<f64>().ok()) else { continue };
+        if cols.len() != 3 {
+            continue;
+        }
+        gold.push(score);
+        pred.push(cosine_i8(&embed(&model, cols[1]), &embed(&model, cols[2])) as f64);
+    }
+    assert_eq!(gold.len(), 4934);
+    let rho = spearman(&gold, &pred) * 100.0;
+    eprintln!(
+        "tier-s: {} bytes, arena {arena_bytes} bytes, Model struct {} bytes, SICK dev Spearman {rho:.2}",
+        bytes.len(),
+        std::mem::size_of::<Model<'_>>()
+    );
+    assert!(rho >= REPORTED_SICK_SPEARMAN - 0.5, "SICK dev Spearman {rho:.2} fell below {REPORTED_SICK_SPEARMAN} - 0.5");
+}
