@@ -18,13 +18,21 @@ const M: u32 = 1024 * 1024;
 
 fn board_map(board: &str) -> Map {
     match board {
-        // MPS2 (AN385/386/500): SSRAM1 4M at 0 holds code; SSRAM2/3 4M at 0x2000_0000 holds statics
+        // MPS2 (AN385/386): SSRAM1 4M at 0 holds code; SSRAM2/3 4M at 0x2000_0000 holds statics
         // (1M) and the arena (3M); the 16M PSRAM at 0x2100_0000 holds the package.
-        "mps2-an385" | "mps2-an386" | "mps2-an500" => Map {
+        "mps2-an385" | "mps2-an386" => Map {
             flash: (0x0000_0000, 4 * M),
             ram: (0x2000_0000, M),
             arena: (0x2010_0000, 3 * M),
             package: (0x2100_0000, 16 * M),
+        },
+        // AN500 (Cortex-M7): the same, but its 16M PSRAM sits at 0x6000_0000 (a package linked at
+        // 0x2100_0000 reads back corrupted there).
+        "mps2-an500" => Map {
+            flash: (0x0000_0000, 4 * M),
+            ram: (0x2000_0000, M),
+            arena: (0x2010_0000, 3 * M),
+            package: (0x6000_0000, 16 * M),
         },
         // AN505 boots secure from 0x1000_0000; SSRAM2+3 (secure alias 0x3800_0000) are 4M together;
         // PSRAM 16M at 0x8000_0000.

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 cargo build --release --bin pith
 # Builds models/minilm-l6.pith and its ONNX exports on first use.
 ./target/release/pith embed "warming up the default model" >/dev/null
+# The 12k-vocabulary package for the 16 MiB mps2 boards (firmware tests link it).
+[ -f models/minilm-l6-12k.pith ] ||
+  ./target/release/pith quantize models/cache/all-MiniLM-L6-v2 -o models/minilm-l6-12k.pith \
+    --vocab-size 12000 --eval-count 100 --name "all-MiniLM-L6-v2 int8 12k-vocab"
 
 cargo test --release --workspace
 # The runtime must stay no_std: check it for a Cortex-M target.

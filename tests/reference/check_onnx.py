@@ -11,7 +11,8 @@ ONNX graph run unpadded (--against). Each batch size in --batches groups consecu
 and pads them to the longest, so batch sizes > 1 check that padding does not leak into the
 embeddings.
 
-Prints one JSON object: n, mean and min cosine (worst over batch sizes) and per-batch details.
+Runs the ONNX checker (full_check) first. Prints one JSON object: n, mean and min cosine (worst
+over batch sizes) and per-batch details.
 """
 
 import os
@@ -25,6 +26,7 @@ import json
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -89,6 +91,8 @@ def main():
     else:
         ref = np.array([bert.embed_ids(i) for i in ids])
 
+    # The ONNX checker with shape inference catches spec violations a lenient runtime would accept.
+    onnx.checker.check_model(args.onnx, full_check=True)
     sess = session(args.onnx, args.threads)
     per_batch = {}
     for b in [int(x) for x in args.batches.split(",") if x]:
@@ -101,7 +105,8 @@ def main():
         "n": len(ids),
         "mean": min(v["mean"] for v in per_batch.values()),
         "min": min(v["min"] for v in per_batch.values()),
-        "reference": "onnx" if args.against else "numpy",
+        "reference": "onnx" if args.against else ("ref-json" if doc is not None else "numpy"),
+        "checker": "ok",
         "per_batch": per_batch,
     }
     print(json.dumps(result))

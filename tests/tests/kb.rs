@@ -23,8 +23,32 @@ fn xorshift(seed: &mut u32) -> u32 {
 }
 
 const WORDS: &[&str] = &[
-    "how", "do", "I", "reset", "the", "device", "password", "when", "sensor", "battery", "café", "naïve", "日本語",
-    "🙂", "network", "firmware", "update", "fails", "after", "power", "loss", "¿qué?", "Ω", "and", "then", "again",
+    "how",
+    "do",
+    "I",
+    "reset",
+    "the",
+    "device",
+    "password",
+    "when",
+    "sensor",
+    "battery",
+    "café",
+    "naïve",
+    "日本語",
+    "🙂",
+    "network",
+    "firmware",
+    "update",
+    "fails",
+    "after",
+    "power",
+    "loss",
+    "¿qué?",
+    "Ω",
+    "and",
+    "then",
+    "again",
 ];
 
 fn sentence(seed: &mut u32, words: usize) -> String {
@@ -127,9 +151,10 @@ fn round_trip_every_layout() {
                         assert!(want.starts_with(got) && got.len() <= cap && got.len() + 4 > cap.min(want.len()));
                     }
                 }
-                for (v, want, b) in
-                    [(e.question_vector, &s.question_vector, options.question_bits), (e.answer_vector, &s.answer_vector, options.answer_bits)]
-                {
+                for (v, want, b) in [
+                    (e.question_vector, &s.question_vector, options.question_bits),
+                    (e.answer_vector, &s.answer_vector, options.answer_bits),
+                ] {
                     let got = unpack(&v);
                     if b == 8 {
                         let clipped: Vec<i8> = want.iter().map(|&x| x.max(-127)).collect();
@@ -231,6 +256,37 @@ fn damaged_banks_are_refused_without_panic() {
     assert_eq!(Bank::new_checked(&t).unwrap().threshold(), 777);
 }
 
+#[test]
+fn expansion_is_bounded() {
+    let dim = 4;
+    let e = |answer: String| BankEntry {
+        id: "x".into(),
+        question: "q".into(),
+        answer,
+        question_vector: vec![1; dim],
+        answer_vector: vec![1; dim],
+    };
+    // Very repetitive text codes too well for readers' budget: the writer stores it plain.
+    let long = "ab".repeat(100_000);
+    let bytes = write(&[e(long.clone())], dim, BankOptions::default());
+    let bank = Bank::new_checked(&bytes).unwrap();
+    assert!(!bank.is_compressed());
+    assert!(bank.entry(0).unwrap().answer.eq_str(&long));
+    // A hostile table: code 0x01 = "aa", code n = (n-1, n-1) up to depth 24, so each byte 0x18 of
+    // the text stands for 16 Mi bytes. Validation must refuse it without decoding it all.
+    let mut b = write(&[e("\u{18}".repeat(4000))], dim, BankOptions { compress: false, ..BankOptions::default() });
+    for code in 1u8..=0x18 {
+        b[48 + code as usize / 8] |= 1 << (code % 8);
+        let half = if code == 1 { b'a' } else { code - 1 };
+        b[80 + 2 * code as usize] = half;
+        b[81 + 2 * code as usize] = half;
+    }
+    reseal(&mut b);
+    let started = std::time::Instant::now();
+    assert_eq!(Bank::new_checked(&b).err(), Some(Error::BankCorrupt));
+    assert!(started.elapsed().as_secs() < 5);
+}
+
 /// Float reference: f64 cosines of the unpacked rows, the same combination, ranked by score and
 /// then by index.
 fn reference(bank: &Bank<'_>, q: &[i8], index: Index) -> Vec<(usize, f64)> {
@@ -259,7 +315,13 @@ fn search_equals_brute_force_reference() {
     let src = entries(40, dim, 11);
     let mut seed = 99u32;
     for (qb, ab) in [(8u8, 8u8), (4, 4), (8, 4)] {
-        let options = BankOptions { question_bits: qb, answer_bits: ab, answer_bias: -SCORE_ONE / 20, threshold: SCORE_ONE / 2, ..BankOptions::default() };
+        let options = BankOptions {
+            question_bits: qb,
+            answer_bits: ab,
+            answer_bias: -SCORE_ONE / 20,
+            threshold: SCORE_ONE / 2,
+            ..BankOptions::default()
+        };
         let bytes = write(&src, dim, options);
         let bank = Bank::new_checked(&bytes).unwrap();
         for trial in 0..30 {
@@ -268,7 +330,9 @@ fn search_equals_brute_force_reference() {
                 vector(&mut seed, dim).iter().map(|&x| x.max(-127)).collect()
             } else {
                 let base = &src[trial % src.len()].question_vector;
-                base.iter().map(|&x| (x as i32 + (xorshift(&mut seed) % 21) as i32 - 10).clamp(-127, 127) as i8).collect()
+                base.iter()
+                    .map(|&x| (x as i32 + (xorshift(&mut seed) % 21) as i32 - 10).clamp(-127, 127) as i8)
+                    .collect()
             };
             for index in [Index::Question, Index::Answer, Index::Both] {
                 let want = reference(&bank, &q, index);
@@ -287,12 +351,15 @@ fn search_equals_brute_force_reference() {
                         }
                         assert_eq!(bank.score(&q, h.index, index), Some(h.score));
                     }
-                    assert!(hits[..n].windows(2).all(|p| p[0].score > p[1].score || (p[0].score == p[1].score && p[0].index < p[1].index)));
+                    assert!(hits[..n]
+                        .windows(2)
+                        .all(|p| p[0].score > p[1].score || (p[0].score == p[1].score && p[0].index < p[1].index)));
                 }
             }
             let mut top = [Hit::default()];
             bank.search(&q, Index::Both, &mut top);
-            let expected = if top[0].score >= SCORE_ONE / 2 { Reply::Answer(top[0]) } else { Reply::Abstain(Some(top[0])) };
+            let expected =
+                if top[0].score >= SCORE_ONE / 2 { Reply::Answer(top[0]) } else { Reply::Abstain(Some(top[0])) };
             assert_eq!(bank.ask(&q), expected);
         }
         // Wrong dimension or no room: nothing found, nothing panics.
@@ -306,6 +373,77 @@ fn search_equals_brute_force_reference() {
     let never = write(&src, dim, BankOptions { threshold: NEVER_ABSTAIN, ..BankOptions::default() });
     let bank = Bank::new_checked(&never).unwrap();
     assert!(matches!(bank.ask(&vec![-5i8; dim]), Reply::Answer(_)));
+}
+
+/// What the device does for `ask`: a bank checked against the linked model, the query embedded
+/// by `Model::embed` into a fixed arena, `Bank::ask`, the answer streamed through `Display`.
+#[test]
+fn device_flow_with_a_model() {
+    use pith_runtime::format::{DType, Package, PackageWriter, SectionKind};
+    use pith_runtime::kb::package_tag;
+    use pith_runtime::Model;
+
+    let pkg = pith_tests::synthetic::tiny_bert_package(1);
+    let model = Model::new(&pkg).unwrap();
+    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+    let mut embed = |t: &str| {
+        let mut v = vec![0i8; model.dim()];
+        model.embed(t, &mut arena, &mut v).unwrap();
+        v
+    };
+    let words = pith_tests::synthetic::WORDS;
+    let mut seed = 5u32;
+    let mut w = BankWriter::new(
+        model.dim(),
+        BankOptions {
+            question_bits: 8,
+            answer_bits: 8,
+            model_tag: package_tag(model.package()),
+            ..BankOptions::default()
+        },
+    );
+    let mut questions = Vec::new();
+    for i in 0..20 {
+        let pick = |seed: &mut u32, n: usize| {
+            (0..n).map(|_| words[xorshift(seed) as usize % words.len()]).collect::<Vec<_>>().join(" ")
+        };
+        let (q, a) = (pick(&mut seed, 4), pick(&mut seed, 12));
+        w.push(BankEntry {
+            id: format!("{i}"),
+            question_vector: embed(&q),
+            answer_vector: embed(&a),
+            question: q.clone(),
+            answer: a,
+        });
+        questions.push(q);
+    }
+    let bytes = w.finish().unwrap();
+    let bank = Bank::for_model(&bytes, &model).unwrap();
+    for (i, q) in questions.iter().enumerate() {
+        let query = embed(q);
+        let Reply::Answer(hit) = bank.ask(&query) else { panic!("abstained on {q:?}") };
+        let e = bank.entry(hit.index).unwrap();
+        // A repeated question can only lose to an identical twin.
+        assert!(hit.index == i || e.question.eq_str(q), "{q:?} answered by {}", e.question);
+        assert_eq!(hit.score, SCORE_ONE);
+        assert_eq!(format!("answer {}", e.answer), format!("answer {}", e.answer.to_string()));
+    }
+    // Another model of the same dimension, or another dimension, is refused.
+    let other = pith_tests::synthetic::tiny_bert_package(2);
+    let other = Model::new(&other).unwrap();
+    assert_eq!(Bank::for_model(&bytes, &other).err(), Some(Error::BankModelMismatch));
+    let narrow = write(&entries(2, 8, 1), 8, BankOptions::default());
+    assert_eq!(Bank::for_model(&narrow, &model).err(), Some(Error::BankDimensionMismatch));
+    // The same bank as a section of a package: one flash image for model and bank.
+    let header = Package::new_checked(&pkg).unwrap().header().clone();
+    let mut pw = PackageWriter::new(header);
+    pw.add(SectionKind::Bank, 0, DType::U8, 1, bytes.len(), bytes.clone());
+    let combined = pw.finish();
+    let p = Package::new_checked(&combined).unwrap();
+    let inner = Bank::from_package(&p).unwrap();
+    assert_eq!((inner.len(), inner.bytes()), (20, &bytes[..]));
+    let plain = Package::new_checked(&pkg).unwrap();
+    assert_eq!(Bank::from_package(&plain).err(), Some(Error::PackageMissingSection));
 }
 
 // ---- through the CLI, on the real model and the StackFAQ data ----
@@ -360,14 +498,34 @@ fn stackfaq_bank() -> &'static str {
     PATH.get_or_init(|| {
         let out = std::env::temp_dir().join(format!("pith-kb-test-{}.pithkb", std::process::id()));
         let out = out.to_string_lossy().into_owned();
-        run(&["kb", "build", &data("stackfaq-bank.jsonl"), "-o", &out, "--calibrate", &data("stackfaq-dev-queries.tsv")]);
+        run(&[
+            "kb",
+            "build",
+            &data("stackfaq-bank.jsonl"),
+            "-o",
+            &out,
+            "--calibrate",
+            &data("stackfaq-dev-queries.tsv"),
+        ]);
         out
     })
 }
 
 fn eval(index: &str, backend: &str, extra: &[&str]) -> Value {
     let q = data("stackfaq-dev-queries.tsv");
-    let mut args = vec!["eval", "faq", "--bank", stackfaq_bank(), "--queries", &q, "--index", index, "--backend", backend, "--json"];
+    let mut args = vec![
+        "eval",
+        "faq",
+        "--bank",
+        stackfaq_bank(),
+        "--queries",
+        &q,
+        "--index",
+        index,
+        "--backend",
+        backend,
+        "--json",
+    ];
     args.extend_from_slice(extra);
     let v = json(&args);
     eprintln!("eval faq --index {index} --backend {backend} {extra:?}: {v}");
@@ -462,10 +620,24 @@ fn markdown_and_text_sources_build_banks() {
         assert_eq!(bank.len(), n);
     }
     // Retrieval only: a two-entry bank keeps the generic threshold, which is not what is tested here.
-    let v = json(&["ask", "my battery is empty every morning", "--kb", &dir.join("faq.pithkb").to_string_lossy(), "--no-abstain", "--json"]);
+    let v = json(&[
+        "ask",
+        "my battery is empty every morning",
+        "--kb",
+        &dir.join("faq.pithkb").to_string_lossy(),
+        "--no-abstain",
+        "--json",
+    ]);
     assert_eq!(v["answers"][0]["id"], "1");
     assert_eq!(v["answers"][0]["text"], "Bluetooth scanning stays on; disable it in settings.");
-    let v = json(&["ask", "where can I park my car", "--kb", &dir.join("facts.pithkb").to_string_lossy(), "--no-abstain", "--json"]);
+    let v = json(&[
+        "ask",
+        "where can I park my car",
+        "--kb",
+        &dir.join("facts.pithkb").to_string_lossy(),
+        "--no-abstain",
+        "--json",
+    ]);
     assert_eq!(v["answers"][0]["text"], "Parking is behind the building.");
     let _ = std::fs::remove_dir_all(&dir);
 }

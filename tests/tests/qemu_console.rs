@@ -189,18 +189,33 @@ fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
     assert_bit_exact("mps3-an547", package, &sentences)
 }
 
-#[test]
-fn real_model_is_bit_exact_on_the_device_for_200_snli_sentences() -> Result<()> {
-    let package = package_path()?;
+fn snli(skip: usize, count: usize) -> Result<Vec<String>> {
     let path = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let sentences: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .take(200)
+        .skip(skip)
+        .take(count)
         .map(str::to_string)
         .collect();
-    assert_eq!(sentences.len(), 200);
-    assert_bit_exact("mps3-an547", package, &sentences)
+    assert_eq!(sentences.len(), count);
+    Ok(sentences)
+}
+
+/// The 12k-vocabulary MiniLM on the Cortex-M4F board (scalar Thumb-2 kernels) against the host
+/// (AVX2 or scalar): 200 sentences, byte for byte.
+#[test]
+fn real_model_is_bit_exact_on_cortex_m4_for_200_snli_sentences() -> Result<()> {
+    let package = repo_root().join("models/minilm-l6-12k.pith");
+    assert!(package.is_file(), "{} is missing: scripts/test.sh builds it", package.display());
+    assert_bit_exact("mps2-an386", package, &snli(2000, 200)?)
+}
+
+/// The full MiniLM on the Cortex-M55 board, whose build is auto-vectorized for Helium. QEMU
+/// emulates Helium slowly (about 20 MIPS), so this one checks fewer sentences.
+#[test]
+fn real_model_is_bit_exact_on_cortex_m55_helium() -> Result<()> {
+    assert_bit_exact("mps3-an547", package_path()?, &snli(3000, 24)?)
 }

@@ -41,7 +41,8 @@
 //! other byte stands for itself. A text whose bytes are all literals is plain UTF-8 and can be
 //! borrowed as `&str`; an empty bitmap means the whole bank is plain text. Each text decodes to
 //! valid UTF-8. Entry `i`'s id starts where entry `i - 1`'s answer ends (0 for the first entry),
-//! and the last answer ends at `T`.
+//! and the last answer ends at `T`. All texts together decode to at most `64 T + 65536` bytes
+//! ([`decode_budget`]), which bounds the work of validating a hostile bank.
 //!
 //! # Scores
 //!
@@ -81,6 +82,16 @@ pub const ENTRY_RECORD_LEN: usize = 12;
 pub const MAX_CODE_DEPTH: usize = 24;
 /// Largest dimension a bank may declare; keeps every integer dot product far inside i32.
 pub const MAX_BANK_DIM: usize = 8192;
+/// Most decoded text a bank may hold per coded text byte (plus [`DECODE_ALLOWANCE`]): bounds the
+/// time validation can take on a hostile bank whose codes nest into huge expansions.
+pub const MAX_EXPANSION: usize = 64;
+/// Decoded bytes every bank may hold regardless of its coded size.
+pub const DECODE_ALLOWANCE: usize = 1 << 16;
+
+/// Most decoded text bytes a bank with `coded` bytes of coded text may hold.
+pub const fn decode_budget(coded: usize) -> usize {
+    coded.saturating_mul(MAX_EXPANSION).saturating_add(DECODE_ALLOWANCE)
+}
 /// The score of a cosine of exactly 1.0.
 pub const SCORE_ONE: i32 = 1 << 16;
 /// Threshold value meaning "never abstain".
@@ -343,11 +354,12 @@ impl<'a> Bank<'a> {
 
     fn check_entries(&self) -> Result<()> {
         let mut start = 0usize;
+        let mut budget = decode_budget(self.text.len());
         for i in 0..self.count {
             for k in 0..3 {
                 let end = u32_at(self.entries, i * ENTRY_RECORD_LEN + 4 * k).ok_or(Error::BankCorrupt)? as usize;
                 let coded = self.text.get(start..end).ok_or(Error::BankCorrupt)?;
-                if !Text::new(coded, self.codes).is_valid() {
+                if !Text::new(coded, self.codes).check(&mut budget) {
                     return Err(Error::BankCorrupt);
                 }
                 start = end;

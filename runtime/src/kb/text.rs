@@ -16,7 +16,8 @@ impl<'a> Codes<'a> {
     /// Validates the table: literals have a (0, 0) pair, and every code expands to literals
     /// within [`MAX_CODE_DEPTH`] levels (which also rules out cycles).
     pub(crate) fn new(table: &'a [u8]) -> Result<Self> {
-        let (bitmap, pairs) = (table.get(..32).ok_or(Error::BankCorrupt)?, table.get(32..544).ok_or(Error::BankCorrupt)?);
+        let (bitmap, pairs) =
+            (table.get(..32).ok_or(Error::BankCorrupt)?, table.get(32..544).ok_or(Error::BankCorrupt)?);
         let c = Codes { bitmap, pairs };
         const UNKNOWN: u8 = u8::MAX;
         let mut depth = [0u8; 256];
@@ -175,9 +176,16 @@ impl<'a> Text<'a> {
         finished && ok && flush(&mut buf, &mut len, true)
     }
 
-    /// Whether the text decodes completely to valid UTF-8 (checked once by the bank).
-    pub(crate) fn is_valid(&self) -> bool {
-        self.chunks(&mut |_| true)
+    /// Whether the text decodes completely to valid UTF-8 within `budget` bytes, which it then
+    /// reduces by the decoded length (checked once by the bank).
+    pub(crate) fn check(&self, budget: &mut usize) -> bool {
+        self.chunks(&mut |s| match budget.checked_sub(s.len()) {
+            Some(left) => {
+                *budget = left;
+                true
+            }
+            None => false,
+        })
     }
 
     /// Decodes into `buf` and returns the text, cut at a character boundary if `buf` is too short

@@ -40,7 +40,14 @@ pub struct BankOptions {
 
 impl Default for BankOptions {
     fn default() -> Self {
-        BankOptions { question_bits: 4, answer_bits: 4, compress: true, threshold: NEVER_ABSTAIN, answer_bias: 0, model_tag: 0 }
+        BankOptions {
+            question_bits: 4,
+            answer_bits: 4,
+            compress: true,
+            threshold: NEVER_ABSTAIN,
+            answer_bias: 0,
+            model_tag: 0,
+        }
     }
 }
 
@@ -92,7 +99,15 @@ impl BankWriter {
                 texts.push(t.as_bytes().to_vec());
             }
         }
-        let table = if o.compress { train_codes(&mut texts) } else { [None; 256] };
+        let plain: Vec<Vec<u8>> = texts.clone();
+        let mut table = if o.compress { train_codes(&mut texts) } else { [None; 256] };
+        let coded_len: usize = texts.iter().map(Vec::len).sum();
+        let plain_len: usize = plain.iter().map(Vec::len).sum();
+        if plain_len > decode_budget(coded_len) {
+            // Text this repetitive would exceed what readers agree to decode: store it plain.
+            texts = plain;
+            table = [None; 256];
+        }
 
         let mut out = Vec::new();
         out.extend_from_slice(&BANK_MAGIC);
@@ -212,7 +227,7 @@ fn train_codes(texts: &mut [Vec<u8>]) -> [Option<(u8, u8)>; 256] {
             if n < 2 || best.is_some_and(|(bn, _)| n <= bn) {
                 continue;
             }
-            if 1 + depth[p >> 8].max(depth[p & 0xff]) <= MAX_CODE_DEPTH {
+            if depth[p >> 8].max(depth[p & 0xff]) < MAX_CODE_DEPTH {
                 best = Some((n, p));
             }
         }

@@ -4,6 +4,8 @@
 //! `generic` is the scalar oracle and the portable fallback; `x86` is the only unsafe code of the
 //! runtime and is tested against `generic` on random and extreme inputs.
 
+#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+pub mod arm_dsp;
 pub mod generic;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod x86;
@@ -30,6 +32,9 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     if x86::available() && !FORCE_SCALAR.load(core::sync::atomic::Ordering::Relaxed) {
         return x86::dot_i8(a, b);
     }
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    return arm_dsp::dot_i8(a, b);
+    #[allow(unreachable_code)]
     generic::dot_i8(a, b)
 }
 

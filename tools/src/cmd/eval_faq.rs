@@ -158,7 +158,9 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
     let index: Index = a.index.into();
 
     let mut scorer: Box<dyn Scorer + '_> = match a.backend {
-        Kind::Native => Box::new(Native { bank, model: &model, index, arena: vec![0i32; model.arena_words(model.max_tokens())] }),
+        Kind::Native => {
+            Box::new(Native { bank, model: &model, index, arena: vec![0i32; model.arena_words(model.max_tokens())] })
+        }
         kind => {
             let mut embedder = Embedder::new(&package, kind, a.onnx.clone())?;
             let bar = indicatif::ProgressBar::new(2 * bank.len() as u64);
@@ -243,7 +245,10 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
                 out["precision"].as_f64().unwrap_or(0.0)
             );
             if let Some((count, refused)) = negatives_refused {
-                println!("off-topic: refuses {refused} of {count} ({:.2} %)", 100.0 * refused as f64 / count.max(1) as f64);
+                println!(
+                    "off-topic: refuses {refused} of {count} ({:.2} %)",
+                    100.0 * refused as f64 / count.max(1) as f64
+                );
             }
         }
     }

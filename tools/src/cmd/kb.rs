@@ -155,7 +155,9 @@ fn info(a: InfoArgs) -> Result<()> {
         Err(e) => bail!("{}: {e}", a.file.display()),
     };
     let (bq, ba) = b.bits();
-    let vectors = b.len() * (pith_runtime::kb::row_bytes(bq, b.dim()).unwrap_or(0) + pith_runtime::kb::row_bytes(ba, b.dim()).unwrap_or(0));
+    let vectors = b.len()
+        * (pith_runtime::kb::row_bytes(bq, b.dim()).unwrap_or(0)
+            + pith_runtime::kb::row_bytes(ba, b.dim()).unwrap_or(0));
     let plain: usize = b.entries().map(|e| e.id.len() + e.question.len() + e.answer.len()).sum();
     let ids: Vec<serde_json::Value> = if a.entries {
         b.entries().map(|e| serde_json::json!({ "id": e.id.to_string(), "question": e.question.to_string() })).collect()

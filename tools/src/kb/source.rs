@@ -150,9 +150,7 @@ pub fn read_queries(path: &Path) -> Result<Vec<(String, String)>> {
         if line.trim().is_empty() {
             continue;
         }
-        let Some((id, q)) = line.split_once('\t') else {
-            bail!("{}:{}: expected id<TAB>query", path.display(), n + 1)
-        };
+        let Some((id, q)) = line.split_once('\t') else { bail!("{}:{}: expected id<TAB>query", path.display(), n + 1) };
         out.push((id.trim().to_string(), q.trim().to_string()));
     }
     Ok(out)

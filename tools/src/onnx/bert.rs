@@ -43,8 +43,8 @@ pub enum Site {
 
 /// Where the encoder's parameters come from and what happens around each linear layer.
 pub trait Weights {
-    /// Token table `[vocab, hidden]`, float.
-    fn word_table(&mut self, g: &mut Graph) -> Result<String>;
+    /// Token vectors `[B, S, hidden]`, float, for the int64 ids `[B, S]`.
+    fn word_embed(&mut self, g: &mut Graph, ids: &str) -> Result<String>;
     /// Position table `[positions, hidden]`, float, token type 0 already added.
     fn pos_table(&mut self, g: &mut Graph) -> Result<String>;
     /// Embedding LayerNorm gamma and beta.
@@ -98,8 +98,7 @@ pub fn build(
     let ids = g.input(INPUT_IDS, DataType::Int64, &dims);
     let mask = g.input(ATTENTION_MASK, DataType::Int64, &dims);
 
-    let word_table = w.word_table(g)?;
-    let word = g.op("Gather", &[&word_table, &ids], vec![("axis", Attr::Int(0))]);
+    let word = w.word_embed(g, &ids)?;
     // Positions 0..S: slice the table by the runtime sequence length instead of a Range op.
     let shape = g.op("Shape", &[&ids], vec![]);
     let one = g.ints(&[1]);
@@ -114,9 +113,10 @@ pub fn build(
 
     let maskf = g.op("Cast", &[&mask], vec![("to", Attr::Int(DataType::Float as i64))]);
     let c1 = g.scalar_f32(1.0);
-    let neg = g.scalar_f32(-MASK_NEG);
+    // (mask - 1) * -MASK_NEG: 0 on real tokens, MASK_NEG on padding.
+    let big = g.scalar_f32(-MASK_NEG);
     let m1 = g.op("Sub", &[&maskf, &c1], vec![]);
-    let add_mask = g.op("Mul", &[&m1, &neg], vec![]);
+    let add_mask = g.op("Mul", &[&m1, &big], vec![]);
     let axes12 = g.ints(&[1, 2]);
     // [B, 1, 1, S]: broadcast over heads and query positions.
     let add_mask = g.op("Unsqueeze", &[&add_mask, &axes12], vec![]);

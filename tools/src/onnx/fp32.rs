@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2};
 use tract_onnx::pb::tensor_proto::DataType;
 
 use super::bert::{Lin, Site, Weights};
-use super::builder::Graph;
+use super::builder::{Attr, Graph};
 use crate::checkpoint::{Checkpoint, Layer};
 
 /// What a probe observes: the input of a linear layer or a hooked activation.
@@ -81,9 +81,10 @@ pub fn linear_of(layer: &Layer, lin: Lin) -> (&Array2<f32>, &Array1<f32>) {
 }
 
 impl Weights for Fp32<'_> {
-    fn word_table(&mut self, g: &mut Graph) -> Result<String> {
+    fn word_embed(&mut self, g: &mut Graph, ids: &str) -> Result<String> {
         let t = self.ckpt.word_emb.as_standard_layout();
-        Ok(g.init_f32("word_emb", &[t.nrows(), t.ncols()], t.as_slice().expect("standard layout")))
+        let table = g.init_f32("word_emb", &[t.nrows(), t.ncols()], t.as_slice().expect("standard layout"));
+        Ok(g.op("Gather", &[&table, ids], vec![("axis", Attr::Int(0))]))
     }
 
     fn pos_table(&mut self, g: &mut Graph) -> Result<String> {

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use ndarray::{Array1, Array2};
+use tract_onnx::pb::tensor_proto::DataType;
 
 use super::bert::{Lin, Site, Weights};
 use super::builder::{Attr, Graph};
@@ -108,8 +109,20 @@ fn qdq_i8(g: &mut Graph, x: &str, scale: f32, zp: i32) -> String {
 }
 
 impl Weights for Qdq<'_> {
-    fn word_table(&mut self, g: &mut Graph) -> Result<String> {
-        Ok(dq_rows(g, "word_emb_q", &self.q.word_emb, &self.q.word_scale))
+    fn word_embed(&mut self, g: &mut Graph, ids: &str) -> Result<String> {
+        // Gather the int8 rows and their scales first, then dequantize: the same numbers as
+        // DequantizeLinear(table, scale, axis=0) followed by Gather, but a runtime that will not
+        // constant-fold a 4x larger float table (tract keeps folds within the input's size)
+        // would otherwise dequantize all 30k rows on every call.
+        let t = self.q.word_emb.as_standard_layout();
+        let table = g.init_i8("word_emb_q", &[t.nrows(), t.ncols()], t.as_slice().context("word table layout")?);
+        let scale = g.init_f32("word_scale", &[self.q.word_scale.len()], &self.q.word_scale);
+        let rows = g.op("Gather", &[&table, ids], vec![("axis", Attr::Int(0))]);
+        let rows = g.op("Cast", &[&rows], vec![("to", Attr::Int(DataType::Float as i64))]);
+        let s = g.op("Gather", &[&scale, ids], vec![("axis", Attr::Int(0))]);
+        let axes = g.ints(&[2]);
+        let s = g.op("Unsqueeze", &[&s, &axes], vec![]);
+        Ok(g.op("Mul", &[&rows, &s], vec![]))
     }
 
     fn pos_table(&mut self, g: &mut Graph) -> Result<String> {
