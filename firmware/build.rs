@@ -153,9 +153,22 @@ fn write_package(out: &Path) {
                 .to_string()
         }
     };
+    // The knowledge bank (`pith kb build`) goes to ordinary flash (.rodata): about 90 KB.
+    println!("cargo:rerun-if-env-changed=PITH_BANK");
+    let bank = match env::var("PITH_BANK").ok().filter(|p| !p.is_empty()) {
+        Some(path) => {
+            let path = fs::canonicalize(&path).unwrap_or_else(|e| panic!("PITH_BANK={path}: {e}"));
+            println!("cargo:rerun-if-changed={}", path.display());
+            format!(
+                "/// The linked knowledge bank.\npub static BANK: &[u8] = include_bytes!({p:?});\n",
+                p = path.display().to_string()
+            )
+        }
+        None => "/// No knowledge bank linked (PITH_BANK was unset at build time).\npub static BANK: &[u8] = &[];\n".to_string(),
+    };
     let s = format!(
         "/// 64-byte alignment, so the package's own 16-byte section alignment holds in memory.\n\
-                     #[repr(C, align(64))]\npub struct Aligned<T: ?Sized>(pub T);\n\n{body}"
+                     #[repr(C, align(64))]\npub struct Aligned<T: ?Sized>(pub T);\n\n{body}\n{bank}"
     );
     fs::write(out.join("package.rs"), s).expect("write package.rs");
 }

@@ -11,7 +11,14 @@ cargo build --release --bin pith
 # The 12k-vocabulary package for the 16 MiB mps2 boards (firmware tests link it).
 [ -f models/minilm-l6-12k.pith ] ||
   ./target/release/pith quantize models/cache/all-MiniLM-L6-v2 -o models/minilm-l6-12k.pith \
-    --vocab-size 12000 --eval-count 100 --name "all-MiniLM-L6-v2 int8 12k-vocab"
+    --vocab-size 12000 --eval-count 100 --name "all-MiniLM-L6-v2 int8 12k-vocab" \
+    --vocab-corpus ../shared/data/calib/snli-dev-sentences.txt --vocab-corpus ../shared/data/faq/stackfaq-bank.jsonl
+# The StackFAQ bank embedded by each package (the firmware links the one of its package).
+for pkg in models/minilm-l6 models/minilm-l6-12k; do
+  [ -f $pkg.pithkb ] ||
+    ./target/release/pith kb build ../shared/data/faq/stackfaq-bank.jsonl --model $pkg.pith -o $pkg.pithkb \
+      --calibrate ../shared/data/faq/stackfaq-dev-queries.tsv
+done
 
 cargo test --release --workspace
 # The runtime must stay no_std: check it for a Cortex-M target.

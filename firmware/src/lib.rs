@@ -11,6 +11,7 @@ pub mod package;
 pub mod uart;
 
 use pith_runtime::console::{Board as BoardInfo, Console, Service};
+use pith_runtime::kb::Bank;
 use pith_runtime::Model;
 
 use crate::board::BOARD;
@@ -56,7 +57,24 @@ pub fn run() -> ! {
         package_bytes: bytes.len() as u32,
         arena_bytes: (arena.len() * 4) as u32,
     };
-    let service = Service::new(model, arena, info, clock);
+    // The bank must have been embedded by this very package (its model tag is the package CRC).
+    let bank = match &model {
+        Ok(m) if !package::bank().is_empty() => match Bank::for_model(package::bank(), m) {
+            Ok(b) => {
+                defmt::info!("knowledge bank: {=usize} entries", b.len());
+                Some(b)
+            }
+            Err(_) => {
+                defmt::warn!("knowledge bank refused (corrupt or built for another model)");
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut service = Service::new(model, arena, info, clock);
+    if let Some(b) = bank {
+        service = service.with_bank(b);
+    }
     defmt::info!(
         "max tokens within the arena: {=usize}",
         service.max_tokens()

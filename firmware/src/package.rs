@@ -10,6 +10,11 @@ pub fn bytes() -> &'static [u8] {
     &PACKAGE.0
 }
 
+/// The knowledge bank bytes (empty when none was linked).
+pub fn bank() -> &'static [u8] {
+    BANK
+}
+
 const ARENA_WORDS: usize = crate::memory::ARENA_BYTES / 4;
 
 #[link_section = ".pith_arena"]

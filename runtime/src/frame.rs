@@ -63,10 +63,12 @@ pub enum Response {
     },
     /// The best knowledge-bank entry for a question.
     Answer {
-        /// The entry's text (cut to fit).
+        /// The entry's answer (cut to fit); empty when not confident.
         text: heapless::String<512>,
-        /// Its cosine to the question.
+        /// Cosine of the best entry to the question.
         score: f32,
+        /// False: below the bank's abstain threshold ("no confident answer").
+        confident: bool,
     },
     /// Model and board description.
     Info(InfoReply),

@@ -96,7 +96,12 @@ pub fn package_path() -> Result<PathBuf> {
 /// Each (board, package) pair gets its own target directory so that runs never relink each other's.
 pub fn build_firmware(board: &Board, package: Option<&Path>) -> Result<PathBuf> {
     let firmware = repo_root().join("firmware");
-    let flavour = if package.is_some() { "pkg" } else { "nopkg" };
+    // Tests run in parallel: each package gets its own directory, or one test could boot an ELF
+    // another test just relinked with a different package.
+    let flavour = match package {
+        Some(p) => format!("pkg-{}", p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()),
+        None => "nopkg".to_string(),
+    };
     let target_dir = firmware.join("target").join(format!(
         "harness-{}-{flavour}",
         board.target_cpu.unwrap_or("generic")
@@ -131,6 +136,11 @@ pub fn build_firmware(board: &Board, package: Option<&Path>) -> Result<PathBuf> 
     match package {
         Some(p) => cmd.env("PITH_PACKAGE", p),
         None => cmd.env_remove("PITH_PACKAGE"),
+    };
+    // The StackFAQ bank embedded by this package, when scripts/test.sh (or `pith`) built it.
+    match package.map(|p| p.with_extension("pithkb")).filter(|b| b.is_file()) {
+        Some(b) => cmd.env("PITH_BANK", b),
+        None => cmd.env_remove("PITH_BANK"),
     };
     let out = cmd
         .output()

@@ -219,3 +219,48 @@ fn real_model_is_bit_exact_on_cortex_m4_for_200_snli_sentences() -> Result<()> {
 fn real_model_is_bit_exact_on_cortex_m55_helium() -> Result<()> {
     assert_bit_exact("mps3-an547", package_path()?, &snli(3000, 24)?)
 }
+
+/// `ask` on the device (Cortex-M4F, 12k-vocabulary package, its StackFAQ bank in flash) answers 50
+/// dev queries with exactly the entries the host picks from the same bank.
+#[test]
+fn device_ask_answers_like_the_host() -> Result<()> {
+    let package = repo_root().join("models/minilm-l6-12k.pith");
+    let bank_path = package.with_extension("pithkb");
+    assert!(bank_path.is_file(), "{} is missing: scripts/test.sh builds it", bank_path.display());
+    let bytes = std::fs::read(&package)?;
+    let model = Model::new(&bytes).context("host model")?;
+    let bank_bytes = std::fs::read(&bank_path)?;
+    let bank = pith_runtime::kb::Bank::for_model(&bank_bytes, &model).context("host bank")?;
+    let b = board("mps2-an386")?;
+    let elf = build_firmware(&b, Some(&package))?;
+    let mut q = Qemu::boot(&b, &elf, false)?;
+    q.start_quiet(BOOT)?;
+    let kb = q.command("kb", REPLY)?;
+    assert!(kb.ok(), "{kb:?}");
+    assert_eq!(kb.get("entries"), Some(bank.len().to_string().as_str()));
+    let queries = std::fs::read_to_string(repo_root().join("../shared/data/faq/stackfaq-dev-queries.tsv"))?;
+    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+    let mut v = vec![0i8; model.dim()];
+    let mut answered = 0;
+    for line in queries.lines().step_by(12).take(50) {
+        let Some((_, query)) = line.split_once('\t') else { continue };
+        model.embed(query, &mut arena, &mut v).context("host embed")?;
+        let reply = q.command(&format!("ask {query}"), Duration::from_secs(120))?;
+        assert!(reply.ok(), "{query:?}: {reply:?}");
+        match bank.ask(&v) {
+            pith_runtime::kb::Reply::Answer(hit) => {
+                let entry = bank.entry(hit.index).context("entry")?;
+                assert_eq!(reply.get("id"), Some(entry.id.to_string().as_str()), "{query:?}");
+                answered += 1;
+            }
+            pith_runtime::kb::Reply::Abstain(_) => {
+                assert_eq!(reply.get("answer"), Some("none (no confident answer)"), "{query:?}");
+            }
+        }
+    }
+    assert!(answered >= 45, "only {answered} of 50 dev queries answered");
+    // The product's example works out of the box.
+    let fb = q.command("ask How do I delete my Facebook account?", Duration::from_secs(120))?;
+    assert!(fb.ok() && fb.get("answer").is_some_and(|a| a.to_lowercase().contains("delete")), "{fb:?}");
+    Ok(())
+}

@@ -65,8 +65,23 @@ pub fn board_package(board: &str) -> Result<PathBuf> {
             onnx: None,
             name: Some("all-MiniLM-L6-v2 int8 12k-vocab".into()),
             vocab_size: Some(12_000),
-            vocab_corpus: Vec::new(),
+            // The sentences the model is calibrated on and the bank the board answers from.
+            vocab_corpus: vec![defaults::calib_file(), defaults::data_dir().join("faq/stackfaq-bank.jsonl")],
         })?;
+    }
+    Ok(path)
+}
+
+/// The StackFAQ knowledge bank embedded by `package` (beside it, `.pithkb`), built on first use.
+pub fn bank_for(package: &Path) -> Result<PathBuf> {
+    let path = package.with_extension("pithkb");
+    let bytes = std::fs::read(package).with_context(|| format!("reading {}", package.display()))?;
+    let model = pith_runtime::Model::new(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", package.display()))?;
+    let fresh = std::fs::read(&path).ok().is_some_and(|b| pith_runtime::kb::Bank::for_model(&b, &model).is_ok());
+    if !fresh {
+        eprintln!("pith: building the StackFAQ bank for {} ...", package.display());
+        let (bank, _) = crate::kb::build_stackfaq(&model)?;
+        crate::kb::write_atomic(&path, &bank)?;
     }
     Ok(path)
 }

@@ -15,6 +15,8 @@ pub enum Command<'a> {
     Sim(&'a str, &'a str),
     /// `ask QUESTION`
     Ask(&'a str),
+    /// `kb`: the knowledge bank's size and entry count.
+    Kb,
     /// `bench [TEXT]`: without text, a fixed 16-token sentence.
     Bench(Option<&'a str>),
     /// `echo on|off`: off also hides the prompt, for programs.
@@ -31,7 +33,8 @@ pub const HELP: &[&str] = &[
     "info              model, board, flash and RAM",
     "embed TEXT        int8 embedding: tokens, FNV-1a digest, first 8 values",
     "sim A | B         cosine similarity of two texts",
-    "ask QUESTION      best passage from the knowledge bank",
+    "ask QUESTION      best answer from the knowledge bank (or: no confident answer)",
+    "kb                knowledge bank: entries, bytes, abstain threshold",
     "bench [TEXT]      virtual ns per embedding (= instructions under qemu -icount shift=0)",
     "echo on|off       terminal echo and prompt (off for programs)",
     "frame             switch to framed binary mode (postcard in COBS frames)",
@@ -53,6 +56,7 @@ pub fn parse(line: &str) -> Command<'_> {
         "embed" => Command::Embed(rest),
         "ask" if rest.is_empty() => Command::Invalid("usage: ask QUESTION"),
         "ask" => Command::Ask(rest),
+        "kb" => Command::Kb,
         "bench" => Command::Bench(if rest.is_empty() { None } else { Some(rest) }),
         "sim" => match rest.split_once('|') {
             Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {

@@ -187,10 +187,13 @@ fn answer<C: Clock>(request: Request<'_>, service: &mut Service<'_, C>) -> Respo
             Err(f) => failure(f),
         },
         Request::Ask { question } => match service.ask(question) {
-            Ok((text, score)) => Response::Answer {
-                text: cut(text),
-                score,
-            },
+            Ok(a) => {
+                let mut text = heapless::String::new();
+                if a.confident {
+                    let _ = core::fmt::Write::write_fmt(&mut Truncating(&mut text), format_args!("{}", a.text));
+                }
+                Response::Answer { text, score: a.score, confident: a.confident }
+            }
             Err(f) => failure(f),
         },
         Request::Info => Response::Info(info(service)),

@@ -19,7 +19,7 @@ pub use framed::After;
 pub use line::{Event, LineEditor, Reject};
 pub use reply::fnv1a;
 pub use service::{
-    Board, Cause, Clock, ErrCode, Failure, Knowledge, NoClock, Service, Slot, Unavailable,
+    Answer, Board, Cause, Clock, ErrCode, Failure, NoClock, Service, Slot, Unavailable,
     BENCH_SENTENCE,
 };
 
@@ -152,8 +152,12 @@ impl<'m, C: Clock> Console<'m, C> {
                 Err(f) => reply::failure(w, &f),
             },
             Command::Ask(q) => match s.ask(q) {
-                Ok((text, score)) => reply::answer(w, text, score),
+                Ok(a) => reply::answer(w, &a),
                 Err(f) => reply::failure(w, &f),
+            },
+            Command::Kb => match s.bank() {
+                Some(b) => reply::bank(w, b),
+                None => reply::failure(w, &Failure::new(ErrCode::NoBank, Cause::Text("no knowledge bank"))),
             },
             Command::Bench(text) => match s.bench(text.unwrap_or(BENCH_SENTENCE)) {
                 Ok((tokens, ns)) => reply::bench(w, tokens, ns),

@@ -82,9 +82,28 @@ pub fn similarity<W: Write>(w: &mut W, cosine: f32, ta: usize, tb: usize) -> Res
     ok(w)
 }
 
-/// `ask`: the passage and its score.
-pub fn answer<W: Write>(w: &mut W, text: &str, score: f32) -> Result<(), W::Error> {
-    put(w, format_args!("score {score:.4}\r\nanswer {text}\r\n"))?;
+/// `ask`: the entry's id, score and answer, or the abstention with the best score.
+pub fn answer<W: Write>(w: &mut W, a: &super::Answer<'_>) -> Result<(), W::Error> {
+    if a.confident {
+        put(w, format_args!("id {}\r\nscore {:.4}\r\nanswer {}\r\n", a.id, a.score, a.text))?;
+    } else {
+        put(w, format_args!("score {:.4}\r\nanswer none (no confident answer)\r\n", a.score))?;
+    }
+    ok(w)
+}
+
+/// `kb`: what the linked bank holds.
+pub fn bank<W: Write>(w: &mut W, b: &crate::kb::Bank<'_>) -> Result<(), W::Error> {
+    put(
+        w,
+        format_args!(
+            "entries {}\r\nbytes {}\r\ndim {}\r\nthreshold {:.4}\r\n",
+            b.len(),
+            b.bytes().len(),
+            b.dim(),
+            crate::kb::score_to_cosine(b.threshold())
+        ),
+    )?;
     ok(w)
 }
 

@@ -5,6 +5,7 @@ use core::fmt;
 use crate::engine::{cosine_i8, Model};
 use crate::error::Error;
 use crate::frame::MAX_DIM;
+use crate::kb::{Bank, Reply, Text};
 
 /// What the firmware tells the console about the board it runs on (for `info`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +45,17 @@ impl Clock for NoClock {
     }
 }
 
-/// The hook `ask` calls: a knowledge bank that finds the best passage for a question embedding.
-pub trait Knowledge {
-    /// The entry closest to `query` (int8, model dimension) and its cosine, or `None` when empty.
-    fn best(&self, query: &[i8]) -> Option<(&str, f32)>;
+/// What `ask` found in the knowledge bank.
+#[derive(Clone, Copy)]
+pub struct Answer<'k> {
+    /// The entry's id.
+    pub id: Text<'k>,
+    /// The entry's answer text (decoded as it is written: no buffer needed).
+    pub text: Text<'k>,
+    /// Cosine of the best match (question or answer, see `kb`).
+    pub score: f32,
+    /// False when the score is below the bank's abstain threshold: "no confident answer".
+    pub confident: bool,
 }
 
 /// Error codes after `ERR` (text) or in `Response::Error` (frames).
@@ -117,7 +125,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    const fn new(code: ErrCode, cause: Cause) -> Self {
+    pub(crate) const fn new(code: ErrCode, cause: Cause) -> Self {
         Failure { code, cause }
     }
 }
@@ -142,7 +150,7 @@ pub struct Service<'m, C: Clock> {
     max_tokens: usize,
     board: Board<'m>,
     clock: C,
-    bank: Option<&'m dyn Knowledge>,
+    bank: Option<Bank<'m>>,
     a: [i8; MAX_DIM],
     b: [i8; MAX_DIM],
 }
@@ -188,8 +196,8 @@ impl<'m, C: Clock> Service<'m, C> {
         }
     }
 
-    /// Attaches a knowledge bank for `ask`.
-    pub fn with_bank(mut self, bank: &'m dyn Knowledge) -> Self {
+    /// Attaches a knowledge bank for `ask` (validated by the caller with `Bank::for_model`).
+    pub fn with_bank(mut self, bank: Bank<'m>) -> Self {
         self.bank = Some(bank);
         self
     }
@@ -242,17 +250,30 @@ impl<'m, C: Clock> Service<'m, C> {
         Ok((cosine_i8(va, vb), ta, tb))
     }
 
-    /// The knowledge bank's best passage for `question`, with its cosine.
-    pub fn ask(&mut self, question: &str) -> Result<(&str, f32), Failure> {
+    /// The knowledge bank's best entry for `question` (confident or not).
+    pub fn ask(&mut self, question: &str) -> Result<Answer<'m>, Failure> {
         let bank = self.bank.ok_or(Failure::new(
             ErrCode::NoBank,
             Cause::Text("no knowledge bank"),
         ))?;
         let (_, query) = self.embed(Slot::A, question)?;
-        bank.best(query).ok_or(Failure::new(
+        let (hit, confident) = match bank.ask(query) {
+            Reply::Answer(hit) => (hit, true),
+            Reply::Abstain(Some(hit)) => (hit, false),
+            Reply::Abstain(None) => {
+                return Err(Failure::new(ErrCode::NoBank, Cause::Text("knowledge bank is empty")))
+            }
+        };
+        let entry = bank.entry(hit.index).ok_or(Failure::new(
             ErrCode::NoBank,
             Cause::Text("knowledge bank is empty"),
-        ))
+        ))?;
+        Ok(Answer { id: entry.id, text: entry.answer, score: hit.cosine(), confident })
+    }
+
+    /// The attached bank, if any (for `kb`).
+    pub fn bank(&self) -> Option<&Bank<'m>> {
+        self.bank.as_ref()
     }
 
     /// Embeds `text` once and measures it; returns (tokens, nanoseconds on the firmware's clock).

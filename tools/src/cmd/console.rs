@@ -102,7 +102,9 @@ fn build_firmware(board: &str) -> Result<PathBuf> {
     let mut cmd = Command::new("cargo");
     // Without PITH_PACKAGE the board gets the default model that fits it, built on first use.
     if std::env::var_os("PITH_PACKAGE").is_none() {
-        cmd.env("PITH_PACKAGE", crate::artifacts::board_package(board)?);
+        let package = crate::artifacts::board_package(board)?;
+        cmd.env("PITH_BANK", crate::artifacts::bank_for(&package)?);
+        cmd.env("PITH_PACKAGE", package);
     }
     cmd.current_dir(&firmware).args([
         "build",
