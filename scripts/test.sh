@@ -13,6 +13,8 @@ cargo build --release --bin pith
   ./target/release/pith quantize models/cache/all-MiniLM-L6-v2 -o models/minilm-l6-12k.pith \
     --vocab-size 12000 --eval-count 100 --name "all-MiniLM-L6-v2 int8 12k-vocab" \
     --vocab-corpus ../shared/data/calib/snli-dev-sentences.txt --vocab-corpus ../shared/data/faq/stackfaq-bank.jsonl
+# Tier S, the static model for 512 KB parts (an M0+-class firmware test links it).
+[ -f models/tier-s.pith ] || ./target/release/pith quantize models/tier-s -o models/tier-s.pith
 # The StackFAQ bank embedded by each package (the firmware links the one of its package).
 for pkg in models/minilm-l6 models/minilm-l6-12k; do
   [ -f $pkg.pithkb ] ||

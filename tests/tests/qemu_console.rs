@@ -264,3 +264,12 @@ fn device_ask_answers_like_the_host() -> Result<()> {
     assert!(fb.ok() && fb.get("answer").is_some_and(|a| a.to_lowercase().contains("delete")), "{fb:?}");
     Ok(())
 }
+
+/// Tier S (static model, 512 KB package) on the M0+-class build (thumbv6m, run on mps2-an385):
+/// byte-identical to the host.
+#[test]
+fn tier_s_static_model_is_bit_exact_on_the_m0plus_class_build() -> Result<()> {
+    let package = repo_root().join("models/tier-s.pith");
+    assert!(package.is_file(), "{} is missing: scripts/test.sh builds it", package.display());
+    assert_bit_exact("mps2-an385", package, &snli(4000, 100)?)
+}
