@@ -21,7 +21,10 @@ const EVAL_LINES: usize = 300;
 const MIN_COSINE: f64 = 0.99999;
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn model_dir() -> Option<PathBuf> {
@@ -37,11 +40,23 @@ fn pith_bin() -> &'static Path {
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(cargo)
-            .args(["build", "--release", "-p", "pith-tools", "--bin", "pith", "--message-format=json"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "pith-tools",
+                "--bin",
+                "pith",
+                "--message-format=json",
+            ])
             .current_dir(repo_root())
             .output()
             .expect("running cargo build for the pith binary");
-        assert!(out.status.success(), "cargo build of pith failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo build of pith failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -73,7 +88,13 @@ const FALLBACK_SENTENCES: &[&str] = &[
 fn sentences(n: usize) -> Vec<String> {
     let p = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
     match std::fs::read_to_string(&p) {
-        Ok(t) => t.lines().map(str::trim).filter(|l| !l.is_empty()).take(n).map(String::from).collect(),
+        Ok(t) => t
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(n)
+            .map(String::from)
+            .collect(),
         Err(_) => FALLBACK_SENTENCES.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -84,8 +105,14 @@ fn python(args: &[&str]) -> String {
         .args(args)
         .current_dir(repo_root())
         .output()
-        .unwrap_or_else(|e| panic!("{py} must be installed with numpy, tokenizers, safetensors, onnxruntime: {e}"));
-    assert!(out.status.success(), "{py} {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!("{py} must be installed with numpy, tokenizers, safetensors, onnxruntime: {e}")
+        });
+    assert!(
+        out.status.success(),
+        "{py} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -97,11 +124,19 @@ fn export(checkpoint: &Path, out: &Path) {
         .arg(out)
         .status()
         .expect("running pith export");
-    assert!(status.success(), "pith export {} failed", checkpoint.display());
+    assert!(
+        status.success(),
+        "pith export {} failed",
+        checkpoint.display()
+    );
 }
 
 /// Token ids and numpy reference embeddings of `sents`.
-fn reference(checkpoint: &Path, sents: &[String], dir: &Path) -> (PathBuf, Vec<Vec<i64>>, Vec<Vec<f32>>) {
+fn reference(
+    checkpoint: &Path,
+    sents: &[String],
+    dir: &Path,
+) -> (PathBuf, Vec<Vec<i64>>, Vec<Vec<f32>>) {
     let txt = dir.join("sentences.txt");
     std::fs::write(&txt, sents.join("\n")).unwrap();
     let json = dir.join("ref.json");
@@ -113,7 +148,8 @@ fn reference(checkpoint: &Path, sents: &[String], dir: &Path) -> (PathBuf, Vec<V
         "--out",
         json.to_str().unwrap(),
     ]);
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let ids = serde_json::from_value(doc["ids"].clone()).unwrap();
     let embs = serde_json::from_value(doc["embeddings"].clone()).unwrap();
     (json, ids, embs)
@@ -142,13 +178,18 @@ fn tract_embed(plan: &Arc<TypedRunnableModel>, ids: &[Vec<i64>], batch: usize) -
         }
         let res = plan
             .run(tvec![
-                Tensor::from_shape(&[chunk.len(), n], &input).unwrap().into(),
+                Tensor::from_shape(&[chunk.len(), n], &input)
+                    .unwrap()
+                    .into(),
                 Tensor::from_shape(&[chunk.len(), n], &mask).unwrap().into(),
             ])
             .unwrap();
         let emb = res[0].to_plain_array_view::<f32>().unwrap();
         assert_eq!(emb.shape()[0], chunk.len());
-        out.extend(emb.outer_iter().map(|row| row.iter().copied().collect::<Vec<f32>>()));
+        out.extend(
+            emb.outer_iter()
+                .map(|row| row.iter().copied().collect::<Vec<f32>>()),
+        );
     }
     out
 }
@@ -164,7 +205,10 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 fn stats(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f64, f64) {
     assert_eq!(a.len(), b.len());
     let c: Vec<f64> = a.iter().zip(b).map(|(x, y)| cosine(x, y)).collect();
-    (c.iter().sum::<f64>() / c.len() as f64, c.iter().copied().fold(f64::MAX, f64::min))
+    (
+        c.iter().sum::<f64>() / c.len() as f64,
+        c.iter().copied().fold(f64::MAX, f64::min),
+    )
 }
 
 /// Exports `checkpoint`, then checks tract (unpadded and padded) and onnxruntime against numpy.
@@ -184,11 +228,18 @@ fn check_checkpoint(checkpoint: &Path, n: usize, dir: &Path, expect_unit_norm: b
             1.0 - mean,
             1.0 - min
         );
-        assert!(min >= MIN_COSINE, "tract batch {batch}: min cosine {min} < {MIN_COSINE}");
+        assert!(
+            min >= MIN_COSINE,
+            "tract batch {batch}: min cosine {min} < {MIN_COSINE}"
+        );
         if batch == 1 {
             for e in &got {
                 let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
-                assert_eq!((norm - 1.0).abs() < 1e-4, expect_unit_norm, "embedding norm {norm}");
+                assert_eq!(
+                    (norm - 1.0).abs() < 1e-4,
+                    expect_unit_norm,
+                    "embedding norm {norm}"
+                );
             }
         }
     }
@@ -201,10 +252,17 @@ fn check_checkpoint(checkpoint: &Path, n: usize, dir: &Path, expect_unit_norm: b
         "--batches",
         "1,8",
     ]);
-    eprintln!("{}: onnxruntime vs numpy: {}", checkpoint.display(), report.trim());
+    eprintln!(
+        "{}: onnxruntime vs numpy: {}",
+        checkpoint.display(),
+        report.trim()
+    );
     let report: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     let min = report["min"].as_f64().unwrap();
-    assert!(min >= MIN_COSINE, "onnxruntime: min cosine {min} < {MIN_COSINE}");
+    assert!(
+        min >= MIN_COSINE,
+        "onnxruntime: min cosine {min} < {MIN_COSINE}"
+    );
 }
 
 #[test]
@@ -230,7 +288,14 @@ fn cls_pooling_without_normalize_matches_numpy() {
     let dir = scratch("cls");
     let ck = dir.join("cls-checkpoint");
     std::fs::create_dir_all(ck.join("1_Pooling")).unwrap();
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentence_bert_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "sentence_bert_config.json",
+    ] {
         let src = model.join(f);
         if src.exists() {
             std::os::unix::fs::symlink(&src, ck.join(f)).unwrap();
@@ -288,7 +353,10 @@ fn unknown_operator_is_an_error_naming_it() {
     std::fs::write(&bad, tiny_model("PithNoSuchOp").encode_to_vec()).unwrap();
     let e = load_error(&bad);
     eprintln!("unknown op: {}", e.lines().next().unwrap_or(""));
-    assert!(e.contains("PithNoSuchOp"), "error does not name the operator: {e}");
+    assert!(
+        e.contains("PithNoSuchOp"),
+        "error does not name the operator: {e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -306,7 +374,9 @@ fn tiny_model(op_type: &str) -> pb::ModelProto {
                         .iter()
                         .map(|d| pb::tensor_shape_proto::Dimension {
                             denotation: String::new(),
-                            value: Some(pb::tensor_shape_proto::dimension::Value::DimParam(d.to_string())),
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimParam(
+                                d.to_string(),
+                            )),
                         })
                         .collect(),
                 }),
@@ -314,14 +384,15 @@ fn tiny_model(op_type: &str) -> pb::ModelProto {
         }),
         doc_string: String::new(),
     };
-    let node = |op: &str, input: &str, output: &str, attrs: Vec<pb::AttributeProto>| pb::NodeProto {
-        input: vec![input.into()],
-        output: vec![output.into()],
-        name: output.into(),
-        op_type: op.into(),
-        attribute: attrs,
-        ..Default::default()
-    };
+    let node =
+        |op: &str, input: &str, output: &str, attrs: Vec<pb::AttributeProto>| pb::NodeProto {
+            input: vec![input.into()],
+            output: vec![output.into()],
+            name: output.into(),
+            op_type: op.into(),
+            attribute: attrs,
+            ..Default::default()
+        };
     let to_float = pb::AttributeProto {
         name: "to".into(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -330,14 +401,20 @@ fn tiny_model(op_type: &str) -> pb::ModelProto {
     };
     pb::ModelProto {
         ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
         graph: Some(pb::GraphProto {
             name: "tiny".into(),
             node: vec![
                 node("Cast", "input_ids", "ids_f", vec![to_float]),
                 node(op_type, "ids_f", "sentence_embedding", vec![]),
             ],
-            input: vec![vi("input_ids", DataType::Int64), vi("attention_mask", DataType::Int64)],
+            input: vec![
+                vi("input_ids", DataType::Int64),
+                vi("attention_mask", DataType::Int64),
+            ],
             output: vec![vi("sentence_embedding", DataType::Float)],
             ..Default::default()
         }),

@@ -77,7 +77,11 @@ fn split_heads(g: &mut Graph, x: &str, heads: usize, dh: usize, keys_t: bool) ->
     // 0 copies the batch and sequence dims, so the graph stays shape-polymorphic.
     let shape = g.ints(&[0, 0, heads as i64, dh as i64]);
     let r = g.op("Reshape", &[x, &shape], vec![]);
-    let perm = if keys_t { vec![0, 2, 3, 1] } else { vec![0, 2, 1, 3] };
+    let perm = if keys_t {
+        vec![0, 2, 3, 1]
+    } else {
+        vec![0, 2, 1, 3]
+    };
     g.op("Transpose", &[&r], vec![("perm", Attr::Ints(perm))])
 }
 
@@ -90,7 +94,11 @@ pub fn build(
     w: &mut dyn Weights,
 ) -> Result<()> {
     if cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
-        bail!("hidden size {} is not a multiple of the {} attention heads", cfg.hidden, cfg.heads);
+        bail!(
+            "hidden size {} is not a multiple of the {} attention heads",
+            cfg.hidden,
+            cfg.heads
+        );
     }
     let (h, heads) = (cfg.hidden, cfg.heads);
     let dh = h / heads;
@@ -111,7 +119,11 @@ pub fn build(
     let (eg, eb) = w.emb_ln();
     let mut x = layer_norm(g, &emb, eg, eb, eps);
 
-    let maskf = g.op("Cast", &[&mask], vec![("to", Attr::Int(DataType::Float as i64))]);
+    let maskf = g.op(
+        "Cast",
+        &[&mask],
+        vec![("to", Attr::Int(DataType::Float as i64))],
+    );
     let c1 = g.scalar_f32(1.0);
     // (mask - 1) * -MASK_NEG: 0 on real tokens, MASK_NEG on padding.
     let big = g.scalar_f32(-MASK_NEG);
@@ -141,7 +153,11 @@ pub fn build(
         let probs = g.op("Softmax", &[&scores], vec![("axis", Attr::Int(-1))]);
         let probs = w.act(g, l, Site::Probs, &probs)?;
         let ctx = g.op("MatMul", &[&probs, &vh], vec![]);
-        let ctx = g.op("Transpose", &[&ctx], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let ctx = g.op(
+            "Transpose",
+            &[&ctx],
+            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+        );
         let ctx = g.op("Reshape", &[&ctx, &merge_shape], vec![]);
         let o = w.linear(g, l, Lin::O, &ctx)?;
         let r1 = g.op("Add", &[&o, &x], vec![]);
@@ -168,8 +184,16 @@ pub fn build(
             let m3 = g.op("Unsqueeze", &[&maskf, &axes2], vec![]);
             let masked = g.op("Mul", &[&x, &m3], vec![]);
             let axes1 = g.ints(&[1]);
-            let sum = g.op("ReduceSum", &[&masked, &axes1], vec![("keepdims", Attr::Int(0))]);
-            let count = g.op("ReduceSum", &[&m3, &axes1], vec![("keepdims", Attr::Int(0))]);
+            let sum = g.op(
+                "ReduceSum",
+                &[&masked, &axes1],
+                vec![("keepdims", Attr::Int(0))],
+            );
+            let count = g.op(
+                "ReduceSum",
+                &[&m3, &axes1],
+                vec![("keepdims", Attr::Int(0))],
+            );
             // sentence-transformers clamps the token count the same way (all-padding rows).
             let tiny = g.scalar_f32(1e-9);
             let count = g.op("Max", &[&count, &tiny], vec![]);
@@ -184,7 +208,11 @@ pub fn build(
     if normalize {
         let sq = g.op("Mul", &[&pooled, &pooled], vec![]);
         let axes1 = g.ints(&[1]);
-        let ss = g.op("ReduceSum", &[&sq, &axes1], vec![("keepdims", Attr::Int(1))]);
+        let ss = g.op(
+            "ReduceSum",
+            &[&sq, &axes1],
+            vec![("keepdims", Attr::Int(1))],
+        );
         let norm = g.op("Sqrt", &[&ss], vec![]);
         // torch.nn.functional.normalize's epsilon.
         let eps_n = g.scalar_f32(1e-12);

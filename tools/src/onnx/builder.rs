@@ -56,14 +56,20 @@ fn value_info(name: &str, elem: DataType, dims: Option<&[Dim]>) -> ValueInfoProt
         name: name.to_string(),
         r#type: Some(TypeProto {
             denotation: String::new(),
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: elem as i32, shape })),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: elem as i32,
+                shape,
+            })),
         }),
         doc_string: String::new(),
     }
 }
 
 fn attribute(name: &str, value: Attr) -> AttributeProto {
-    let mut a = AttributeProto { name: name.to_string(), ..Default::default() };
+    let mut a = AttributeProto {
+        name: name.to_string(),
+        ..Default::default()
+    };
     match value {
         Attr::Int(i) => {
             a.r#type = AttributeType::Int as i32;
@@ -125,7 +131,11 @@ impl Graph {
     }
 
     fn cached(&mut self, hint: &str, elem: DataType, dims: &[usize], raw: Vec<u8>) -> String {
-        let key = (elem as i32, raw.clone(), dims.iter().map(|&d| d as i64).collect());
+        let key = (
+            elem as i32,
+            raw.clone(),
+            dims.iter().map(|&d| d as i64).collect(),
+        );
         if let Some(name) = self.scalar_cache.get(&key) {
             return name.clone();
         }
@@ -185,7 +195,10 @@ impl Graph {
     pub fn finish(self, graph_name: &str) -> ModelProto {
         ModelProto {
             ir_version: IR_VERSION,
-            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: OPSET,
+            }],
             producer_name: "pith".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             graph: Some(GraphProto {

@@ -35,14 +35,19 @@ impl<'a> Fp32<'a> {
     // Only the test quantizer calibrates through the graph; the real one has its own forward pass.
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn with_probes(ckpt: &'a Checkpoint) -> Self {
-        Fp32 { ckpt, probes: Some(HashMap::new()) }
+        Fp32 {
+            ckpt,
+            probes: Some(HashMap::new()),
+        }
     }
 
     /// Declares each distinct probed value as a graph output and returns (probe, output index),
     /// output index counted after the model's own single output.
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn expose_probes(&self, g: &mut Graph) -> Vec<(Probe, usize)> {
-        let Some(probes) = &self.probes else { return Vec::new() };
+        let Some(probes) = &self.probes else {
+            return Vec::new();
+        };
         let mut names: Vec<&String> = probes.values().collect();
         names.sort();
         names.dedup();
@@ -83,13 +88,21 @@ pub fn linear_of(layer: &Layer, lin: Lin) -> (&Array2<f32>, &Array1<f32>) {
 impl Weights for Fp32<'_> {
     fn word_embed(&mut self, g: &mut Graph, ids: &str) -> Result<String> {
         let t = self.ckpt.word_emb.as_standard_layout();
-        let table = g.init_f32("word_emb", &[t.nrows(), t.ncols()], t.as_slice().expect("standard layout"));
+        let table = g.init_f32(
+            "word_emb",
+            &[t.nrows(), t.ncols()],
+            t.as_slice().expect("standard layout"),
+        );
         Ok(g.op("Gather", &[&table, ids], vec![("axis", Attr::Int(0))]))
     }
 
     fn pos_table(&mut self, g: &mut Graph) -> Result<String> {
         let t = folded_positions(self.ckpt);
-        Ok(g.init_f32("pos_emb", &[t.nrows(), t.ncols()], t.as_slice().expect("standard layout")))
+        Ok(g.init_f32(
+            "pos_emb",
+            &[t.nrows(), t.ncols()],
+            t.as_slice().expect("standard layout"),
+        ))
     }
 
     fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>) {
@@ -114,7 +127,11 @@ impl Weights for Fp32<'_> {
         let (w, b) = linear_of(&self.ckpt.layers[layer], lin);
         // ONNX MatMul wants [in, out]; transposing here keeps the graph free of weight Transposes.
         let wt = w.t().as_standard_layout().to_owned();
-        let wn = g.init_f32("w", &[wt.nrows(), wt.ncols()], wt.as_slice().expect("standard layout"));
+        let wn = g.init_f32(
+            "w",
+            &[wt.nrows(), wt.ncols()],
+            wt.as_slice().expect("standard layout"),
+        );
         let bn = g.init_f32("b", &[b.len()], b.as_slice().expect("contiguous"));
         let y = g.op("MatMul", &[x, &wn], vec![]);
         Ok(g.op("Add", &[&y, &bn], vec![]))

@@ -5,9 +5,9 @@
 mod bert;
 mod builder;
 mod fp32;
-mod qdq;
 #[cfg(test)]
 mod naive;
+mod qdq;
 #[cfg(test)]
 mod tests;
 
@@ -24,21 +24,35 @@ fn write(model: &ModelProto, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(path, model.encode_to_vec()).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, model.encode_to_vec())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The fp32 graph as an in-memory ONNX model.
 pub fn fp32_model(ckpt: &Checkpoint) -> Result<ModelProto> {
     let mut g = builder::Graph::default();
-    bert::build(&mut g, &ckpt.config, ckpt.pooling, ckpt.normalize, &mut fp32::Fp32::new(ckpt))?;
+    bert::build(
+        &mut g,
+        &ckpt.config,
+        ckpt.pooling,
+        ckpt.normalize,
+        &mut fp32::Fp32::new(ckpt),
+    )?;
     Ok(g.finish(&format!("{}-fp32", ckpt.name)))
 }
 
 /// The QDQ graph of `q` as an in-memory ONNX model.
 pub fn qdq_model(ckpt: &Checkpoint, q: &QModel) -> Result<ModelProto> {
-    let mut flavor = qdq::Qdq::new(&ckpt.config, q).context("quantized model does not match the checkpoint")?;
+    let mut flavor =
+        qdq::Qdq::new(&ckpt.config, q).context("quantized model does not match the checkpoint")?;
     let mut g = builder::Graph::default();
-    bert::build(&mut g, &ckpt.config, ckpt.pooling, ckpt.normalize, &mut flavor)?;
+    bert::build(
+        &mut g,
+        &ckpt.config,
+        ckpt.pooling,
+        ckpt.normalize,
+        &mut flavor,
+    )?;
     Ok(g.finish(&format!("{}-qdq", ckpt.name)))
 }
 

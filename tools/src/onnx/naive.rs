@@ -45,7 +45,11 @@ fn crude_ids(ckpt: &Checkpoint, vocab: &HashMap<&str, u32>, text: &str) -> Vec<i
             let from = chars[start].0;
             let found = (start + 1..=chars.len()).rev().find_map(|end| {
                 let to = chars.get(end).map_or(w.len(), |c| c.0);
-                let piece = if start == 0 { w[from..to].to_string() } else { format!("##{}", &w[from..to]) };
+                let piece = if start == 0 {
+                    w[from..to].to_string()
+                } else {
+                    format!("##{}", &w[from..to])
+                };
                 vocab.get(piece.as_str()).map(|&id| (end, id))
             });
             match found {
@@ -82,7 +86,10 @@ fn quant_rows(m: &Array2<f32>) -> (Array2<i8>, Vec<f32>) {
 }
 
 /// Runs the fp32 graph over `sentences` and returns each probe's (min, max).
-fn activation_ranges(ckpt: &Checkpoint, sentences: &[String]) -> Result<HashMap<Probe, (f32, f32)>> {
+fn activation_ranges(
+    ckpt: &Checkpoint,
+    sentences: &[String],
+) -> Result<HashMap<Probe, (f32, f32)>> {
     let mut g = Graph::default();
     let mut w = Fp32::with_probes(ckpt);
     bert::build(&mut g, &ckpt.config, ckpt.pooling, ckpt.normalize, &mut w)?;
@@ -93,7 +100,12 @@ fn activation_ranges(ckpt: &Checkpoint, sentences: &[String]) -> Result<HashMap<
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .context("building the calibration graph in tract")?;
-    let vocab: HashMap<&str, u32> = ckpt.vocab.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+    let vocab: HashMap<&str, u32> = ckpt
+        .vocab
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i as u32))
+        .collect();
     let mut ranges: HashMap<Probe, (f32, f32)> = HashMap::new();
     for s in sentences {
         let ids = crude_ids(ckpt, &vocab, s);
@@ -103,7 +115,9 @@ fn activation_ranges(ckpt: &Checkpoint, sentences: &[String]) -> Result<HashMap<
         let out = plan.run(tvec![ids.into(), mask.into()])?;
         for (p, idx) in &probes {
             let view = out[*idx].to_plain_array_view::<f32>()?;
-            let (lo, hi) = view.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let (lo, hi) = view
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
             let e = ranges.entry(*p).or_insert((f32::MAX, f32::MIN));
             *e = (e.0.min(lo), e.1.max(hi));
         }
@@ -113,9 +127,17 @@ fn activation_ranges(ckpt: &Checkpoint, sentences: &[String]) -> Result<HashMap<
 
 /// Quantizes `ckpt` naively, calibrating activation ranges on `sentences`.
 pub fn naive_qmodel(ckpt: &Checkpoint, sentences: &[String]) -> Result<QModel> {
-    anyhow::ensure!(!sentences.is_empty(), "naive quantization needs at least one calibration sentence");
+    anyhow::ensure!(
+        !sentences.is_empty(),
+        "naive quantization needs at least one calibration sentence"
+    );
     let ranges = activation_ranges(ckpt, sentences)?;
-    let range = |p: Probe| ranges.get(&p).copied().with_context(|| format!("no range for {p:?}"));
+    let range = |p: Probe| {
+        ranges
+            .get(&p)
+            .copied()
+            .with_context(|| format!("no range for {p:?}"))
+    };
     let sym = |p: Probe| -> Result<f32> {
         let (lo, hi) = range(p)?;
         Ok(lo.abs().max(hi.abs()).max(1e-8) / 127.0)
@@ -134,7 +156,14 @@ pub fn naive_qmodel(ckpt: &Checkpoint, sentences: &[String]) -> Result<QModel> {
             } else {
                 (sym(Probe::LinIn(l, which))?, 0)
             };
-            Ok(QLinear { w: wq, w_scale, bias: b.clone(), in_scale, in_zp, smooth: None })
+            Ok(QLinear {
+                w: wq,
+                w_scale,
+                bias: b.clone(),
+                in_scale,
+                in_zp,
+                smooth: None,
+            })
         };
         layers.push(QLayer {
             q: lin(Lin::Q)?,

@@ -30,15 +30,25 @@ fn qlinear(l: &QLayer, lin: Lin) -> &QLinear {
 }
 
 fn check_scale(what: &str, s: f32) -> Result<()> {
-    ensure!(s.is_finite() && s > 0.0, "{what}: scale {s} is not a positive finite number");
+    ensure!(
+        s.is_finite() && s > 0.0,
+        "{what}: scale {s} is not a positive finite number"
+    );
     Ok(())
 }
 
 fn check_table(what: &str, t: &Array2<i8>, scale: &[f32], rows: usize, cols: usize) -> Result<()> {
     if t.dim() != (rows, cols) {
-        bail!("{what}: table is {:?}, the checkpoint wants {rows}x{cols}", t.dim());
+        bail!(
+            "{what}: table is {:?}, the checkpoint wants {rows}x{cols}",
+            t.dim()
+        );
     }
-    ensure!(scale.len() == rows, "{what}: {} row scales for {rows} rows", scale.len());
+    ensure!(
+        scale.len() == rows,
+        "{what}: {} row scales for {rows} rows",
+        scale.len()
+    );
     for (i, &s) in scale.iter().enumerate() {
         // An all-zero row may legitimately carry scale 0 (unused tokens); DequantizeLinear is fine with it.
         ensure!(s.is_finite() && s >= 0.0, "{what}: row {i} has scale {s}");
@@ -51,11 +61,35 @@ impl<'a> Qdq<'a> {
     /// with a message instead of inside an ONNX runtime.
     pub fn new(cfg: &BertConfig, q: &'a QModel) -> Result<Self> {
         let h = cfg.hidden;
-        check_table("word embeddings", &q.word_emb, &q.word_scale, cfg.vocab_size, h)?;
-        ensure!(q.pos_emb.ncols() == h, "position table has {} columns, hidden is {h}", q.pos_emb.ncols());
-        check_table("position embeddings", &q.pos_emb, &q.pos_scale, q.pos_emb.nrows(), h)?;
-        ensure!(q.emb_ln_g.len() == h && q.emb_ln_b.len() == h, "embedding LayerNorm is not {h} wide");
-        ensure!(q.layers.len() == cfg.layers, "{} quantized layers, config says {}", q.layers.len(), cfg.layers);
+        check_table(
+            "word embeddings",
+            &q.word_emb,
+            &q.word_scale,
+            cfg.vocab_size,
+            h,
+        )?;
+        ensure!(
+            q.pos_emb.ncols() == h,
+            "position table has {} columns, hidden is {h}",
+            q.pos_emb.ncols()
+        );
+        check_table(
+            "position embeddings",
+            &q.pos_emb,
+            &q.pos_scale,
+            q.pos_emb.nrows(),
+            h,
+        )?;
+        ensure!(
+            q.emb_ln_g.len() == h && q.emb_ln_b.len() == h,
+            "embedding LayerNorm is not {h} wide"
+        );
+        ensure!(
+            q.layers.len() == cfg.layers,
+            "{} quantized layers, config says {}",
+            q.layers.len(),
+            cfg.layers
+        );
         for (i, l) in q.layers.iter().enumerate() {
             for lin in [Lin::Q, Lin::K, Lin::V, Lin::O, Lin::Up, Lin::Down] {
                 let (out, inp) = match lin {
@@ -65,14 +99,37 @@ impl<'a> Qdq<'a> {
                 };
                 let ql = qlinear(l, lin);
                 let what = format!("layer {i} {lin:?}");
-                ensure!(ql.w.dim() == (out, inp), "{what}: weight is {:?}, expected [{out}, {inp}]", ql.w.dim());
-                ensure!(ql.w_scale.len() == out, "{what}: {} weight scales for {out} outputs", ql.w_scale.len());
-                ensure!(ql.bias.len() == out, "{what}: bias has {} entries, expected {out}", ql.bias.len());
+                ensure!(
+                    ql.w.dim() == (out, inp),
+                    "{what}: weight is {:?}, expected [{out}, {inp}]",
+                    ql.w.dim()
+                );
+                ensure!(
+                    ql.w_scale.len() == out,
+                    "{what}: {} weight scales for {out} outputs",
+                    ql.w_scale.len()
+                );
+                ensure!(
+                    ql.bias.len() == out,
+                    "{what}: bias has {} entries, expected {out}",
+                    ql.bias.len()
+                );
                 check_scale(&format!("{what} input"), ql.in_scale)?;
-                ensure!((-128..=127).contains(&ql.in_zp), "{what}: input zero point {} is not int8", ql.in_zp);
+                ensure!(
+                    (-128..=127).contains(&ql.in_zp),
+                    "{what}: input zero point {} is not int8",
+                    ql.in_zp
+                );
                 if let Some(s) = &ql.smooth {
-                    ensure!(s.len() == inp, "{what}: smoothing has {} entries, expected {inp}", s.len());
-                    ensure!(s.iter().all(|v| v.is_finite() && *v > 0.0), "{what}: smoothing has a non-positive entry");
+                    ensure!(
+                        s.len() == inp,
+                        "{what}: smoothing has {} entries, expected {inp}",
+                        s.len()
+                    );
+                    ensure!(
+                        s.iter().all(|v| v.is_finite() && *v > 0.0),
+                        "{what}: smoothing has a non-positive entry"
+                    );
                 }
             }
             for (name, s) in [
@@ -83,8 +140,17 @@ impl<'a> Qdq<'a> {
             ] {
                 check_scale(&format!("layer {i} {name}"), s)?;
             }
-            for (name, v) in [("ln1_g", &l.ln1_g), ("ln1_b", &l.ln1_b), ("ln2_g", &l.ln2_g), ("ln2_b", &l.ln2_b)] {
-                ensure!(v.len() == h, "layer {i} {name} has {} entries, expected {h}", v.len());
+            for (name, v) in [
+                ("ln1_g", &l.ln1_g),
+                ("ln1_b", &l.ln1_b),
+                ("ln2_g", &l.ln2_g),
+                ("ln2_b", &l.ln2_b),
+            ] {
+                ensure!(
+                    v.len() == h,
+                    "layer {i} {name} has {} entries, expected {h}",
+                    v.len()
+                );
             }
         }
         Ok(Qdq { q })
@@ -94,10 +160,18 @@ impl<'a> Qdq<'a> {
 /// DequantizeLinear of a constant int8 matrix with one scale per row (axis 0).
 fn dq_rows(g: &mut Graph, hint: &str, t: &Array2<i8>, scale: &[f32]) -> String {
     let t = t.as_standard_layout();
-    let data = g.init_i8(hint, &[t.nrows(), t.ncols()], t.as_slice().expect("standard layout"));
+    let data = g.init_i8(
+        hint,
+        &[t.nrows(), t.ncols()],
+        t.as_slice().expect("standard layout"),
+    );
     let s = g.init_f32("scale", &[scale.len()], scale);
     let zp = g.init_i8("zp", &[scale.len()], &vec![0; scale.len()]);
-    g.op("DequantizeLinear", &[&data, &s, &zp], vec![("axis", Attr::Int(0))])
+    g.op(
+        "DequantizeLinear",
+        &[&data, &s, &zp],
+        vec![("axis", Attr::Int(0))],
+    )
 }
 
 /// Rounds `x` onto an int8 grid and back: what the integer engine sees.
@@ -115,10 +189,18 @@ impl Weights for Qdq<'_> {
         // constant-fold a 4x larger float table (tract keeps folds within the input's size)
         // would otherwise dequantize all 30k rows on every call.
         let t = self.q.word_emb.as_standard_layout();
-        let table = g.init_i8("word_emb_q", &[t.nrows(), t.ncols()], t.as_slice().context("word table layout")?);
+        let table = g.init_i8(
+            "word_emb_q",
+            &[t.nrows(), t.ncols()],
+            t.as_slice().context("word table layout")?,
+        );
         let scale = g.init_f32("word_scale", &[self.q.word_scale.len()], &self.q.word_scale);
         let rows = g.op("Gather", &[&table, ids], vec![("axis", Attr::Int(0))]);
-        let rows = g.op("Cast", &[&rows], vec![("to", Attr::Int(DataType::Float as i64))]);
+        let rows = g.op(
+            "Cast",
+            &[&rows],
+            vec![("to", Attr::Int(DataType::Float as i64))],
+        );
         let s = g.op("Gather", &[&scale, ids], vec![("axis", Attr::Int(0))]);
         let axes = g.ints(&[2]);
         let s = g.op("Unsqueeze", &[&s, &axes], vec![]);
@@ -160,7 +242,11 @@ impl Weights for Qdq<'_> {
         let w = dq_rows(g, "w_q", &ql.w, &ql.w_scale);
         // Weights stay [out, in] as the engine stores them; the runtimes fold this Transpose.
         let wt = g.op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]);
-        let b = g.init_f32("b", &[ql.bias.len()], ql.bias.as_slice().context("bias not contiguous")?);
+        let b = g.init_f32(
+            "b",
+            &[ql.bias.len()],
+            ql.bias.as_slice().context("bias not contiguous")?,
+        );
         let y = g.op("MatMul", &[&xq, &wt], vec![]);
         Ok(g.op("Add", &[&y, &b], vec![]))
     }
@@ -181,4 +267,3 @@ impl Weights for Qdq<'_> {
         })
     }
 }
-

@@ -38,7 +38,12 @@ const FALLBACK_SENTENCES: &[&str] = &[
 fn sentences() -> Vec<String> {
     let p = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
     match std::fs::read_to_string(&p) {
-        Ok(t) => t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+        Ok(t) => t
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
         Err(_) => FALLBACK_SENTENCES.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -59,7 +64,11 @@ fn run_python(args: &[&str]) -> String {
         .current_dir(repo_root())
         .output()
         .expect("python3 must be installed (numpy, tokenizers, safetensors, onnxruntime)");
-    assert!(out.status.success(), "python {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -73,7 +82,8 @@ fn reference(model: &Path, sentences: &Path, out: &Path) -> (Vec<Vec<i64>>, Vec<
         "--out",
         out.to_str().unwrap(),
     ]);
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
     let ids = serde_json::from_value(doc["ids"].clone()).unwrap();
     let embs = serde_json::from_value(doc["embeddings"].clone()).unwrap();
     (ids, embs)
@@ -81,7 +91,10 @@ fn reference(model: &Path, sentences: &Path, out: &Path) -> (Vec<Vec<i64>>, Vec<
 
 fn tract_plan(path: &Path) -> TractResult<Arc<TypedRunnableModel>> {
     let mut model = tract_onnx::onnx().model_for_path(path)?;
-    let fact = InferenceFact::dt_shape(i64::datum_type(), tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()]);
+    let fact = InferenceFact::dt_shape(
+        i64::datum_type(),
+        tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()],
+    );
     model.set_input_fact(0, fact.clone())?;
     model.set_input_fact(1, fact)?;
     model.into_optimized()?.into_runnable()
@@ -100,7 +113,9 @@ fn tract_embed(plan: &Arc<TypedRunnableModel>, ids: &[Vec<i64>], batch: usize) -
         }
         let res = plan
             .run(tvec![
-                Tensor::from_shape(&[chunk.len(), n], &input).unwrap().into(),
+                Tensor::from_shape(&[chunk.len(), n], &input)
+                    .unwrap()
+                    .into(),
                 Tensor::from_shape(&[chunk.len(), n], &mask).unwrap().into(),
             ])
             .unwrap();
@@ -123,7 +138,10 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 fn stats(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f64, f64) {
     assert_eq!(a.len(), b.len());
     let c: Vec<f64> = a.iter().zip(b).map(|(x, y)| cosine(x, y)).collect();
-    (c.iter().sum::<f64>() / c.len() as f64, c.iter().copied().fold(f64::MAX, f64::min))
+    (
+        c.iter().sum::<f64>() / c.len() as f64,
+        c.iter().copied().fold(f64::MAX, f64::min),
+    )
 }
 
 #[test]
@@ -136,7 +154,15 @@ fn qdq_export_runs_in_tract_and_onnxruntime() {
     let all = sentences();
     let calib: Vec<String> = all.iter().take(CALIB_LINES).cloned().collect();
     // Evaluate on lines the naive quantizer did not see when there are enough of them.
-    let eval: Vec<String> = if all.len() > CALIB_LINES { all.iter().skip(CALIB_LINES).take(EVAL_LINES).cloned().collect() } else { all.clone() };
+    let eval: Vec<String> = if all.len() > CALIB_LINES {
+        all.iter()
+            .skip(CALIB_LINES)
+            .take(EVAL_LINES)
+            .cloned()
+            .collect()
+    } else {
+        all.clone()
+    };
     let q = naive_qmodel(&ckpt, &calib).unwrap();
 
     let dir = scratch("qdq");
@@ -157,14 +183,20 @@ fn qdq_export_runs_in_tract_and_onnxruntime() {
     eprintln!("tract fp32 vs numpy: mean {m:.7} min {lo:.7}");
     assert!(lo >= 0.99999, "tract fp32 vs numpy min cosine {lo}");
     let (m, lo) = stats(&qdq, &fp32);
-    eprintln!("tract QDQ vs tract fp32: n {} mean {m:.5} min {lo:.5}", ids.len());
+    eprintln!(
+        "tract QDQ vs tract fp32: n {} mean {m:.5} min {lo:.5}",
+        ids.len()
+    );
     assert!(lo >= 0.98, "tract QDQ vs fp32 min cosine {lo}");
     let (m, lo) = stats(&qdq_padded, &qdq);
     eprintln!("tract QDQ padded(8) vs unpadded: mean {m:.7} min {lo:.7}");
     // Not bit-exact in tract: the padded length picks other matmul and softmax kernels, the float
     // values move by ~1e-7, a value on a rounding boundary of the coarse grid flips one step and
     // the change spreads through later requantizations. (onnxruntime happens to be exact here.)
-    assert!(m >= 0.9995 && lo >= 0.99, "padding changes tract QDQ embeddings: mean {m} min {lo}");
+    assert!(
+        m >= 0.9995 && lo >= 0.99,
+        "padding changes tract QDQ embeddings: mean {m} min {lo}"
+    );
 
     let dump = dir.join("ort_qdq.json");
     let report = run_python(&[
@@ -183,13 +215,17 @@ fn qdq_export_runs_in_tract_and_onnxruntime() {
     let report: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     let lo = report["min"].as_f64().unwrap();
     assert!(lo >= 0.98, "onnxruntime QDQ vs fp32 min cosine {lo}");
-    let ort: Vec<Vec<f32>> = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+    let ort: Vec<Vec<f32>> =
+        serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     let (m, lo) = stats(&ort, &qdq);
     eprintln!("onnxruntime QDQ vs tract QDQ: mean {m:.7} min {lo:.7}");
     // Same graph and rounding rule, but different float kernels (exp, erf, sums): boundary flips
     // cascade as in the padding check, so the runtimes agree only to a fraction of the
     // quantization error itself. A misread axis or zero point would be far below these bounds.
-    assert!(m >= 0.995 && lo >= 0.97, "onnxruntime and tract disagree on the QDQ graph: mean {m} min {lo}");
+    assert!(
+        m >= 0.995 && lo >= 0.97,
+        "onnxruntime and tract disagree on the QDQ graph: mean {m} min {lo}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -205,6 +241,9 @@ fn qdq_export_rejects_a_mismatched_qmodel() {
     let dir = scratch("bad");
     let err = export_qdq(&ckpt, &q, &dir.join("bad.onnx")).unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("layer 0 Up") && msg.contains("weight scales"), "unexpected error: {msg}");
+    assert!(
+        msg.contains("layer 0 Up") && msg.contains("weight scales"),
+        "unexpected error: {msg}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
