@@ -3,6 +3,7 @@
 mod artifacts;
 mod backend;
 mod checkpoint;
+mod checkpoint_onnx;
 mod fp32;
 mod kb;
 mod prune;

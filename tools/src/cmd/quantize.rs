@@ -12,7 +12,7 @@ use crate::text::{read_lines, CheckpointTokenizer};
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Sentence-transformers checkpoint directory (config.json, model.safetensors, vocab).
+    /// Checkpoint directory, or an fp32 ONNX written by `pith export`.
     pub checkpoint: PathBuf,
     /// Sentences for calibration (one a line); the lines after the calibration ones are held out for the report.
     #[arg(long)]
@@ -48,7 +48,9 @@ pub fn run(a: Args) -> Result<()> {
     if static_model::is_static(&a.checkpoint) {
         return run_static(a);
     }
-    let mut ck = Checkpoint::load(&a.checkpoint).with_context(|| format!("loading {}", a.checkpoint.display()))?;
+    let is_onnx = a.checkpoint.is_file() && a.checkpoint.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    let mut ck = if is_onnx { Checkpoint::from_onnx(&a.checkpoint) } else { Checkpoint::load(&a.checkpoint) }
+        .with_context(|| format!("loading {}", a.checkpoint.display()))?;
     let calib = a.calib.unwrap_or_else(defaults::calib_file);
     let lines = read_lines(&calib)?;
     if let Some(size) = a.vocab_size {

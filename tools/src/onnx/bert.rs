@@ -31,6 +31,39 @@ pub enum Lin {
     Down,
 }
 
+impl Lin {
+    /// The Hugging Face module path of this linear inside `encoder.layer.N.`.
+    pub fn hf_module(self) -> &'static str {
+        match self {
+            Lin::Q => "attention.self.query",
+            Lin::K => "attention.self.key",
+            Lin::V => "attention.self.value",
+            Lin::O => "attention.output.dense",
+            Lin::Up => "intermediate.dense",
+            Lin::Down => "output.dense",
+        }
+    }
+}
+
+/// Hugging Face name prefix of encoder layer `layer` (initializers are named after the
+/// checkpoint's tensors so an exported graph can be read back as a checkpoint).
+pub fn layer_prefix(layer: usize) -> String {
+    format!("encoder.layer.{layer}.")
+}
+
+/// Hugging Face name of the embedding LayerNorm module.
+pub const EMB_LN: &str = "embeddings.LayerNorm";
+
+/// Hugging Face module name of LayerNorm `which` (1 = after attention, 2 = after FFN) of `layer`.
+pub fn ln_module(layer: usize, which: u8) -> String {
+    let p = layer_prefix(layer);
+    if which == 1 {
+        format!("{p}attention.output.LayerNorm")
+    } else {
+        format!("{p}output.LayerNorm")
+    }
+}
+
 /// Activations that the quantized graph requantizes (besides linear-layer inputs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Site {
@@ -61,10 +94,26 @@ pub trait Weights {
     }
 }
 
-fn layer_norm(g: &mut Graph, x: &str, gamma: &Array1<f32>, beta: &Array1<f32>, eps: f32) -> String {
+/// LayerNormalization over the last axis, its gamma and beta named `{module}.weight` / `.bias`.
+fn layer_norm(
+    g: &mut Graph,
+    module: &str,
+    x: &str,
+    gamma: &Array1<f32>,
+    beta: &Array1<f32>,
+    eps: f32,
+) -> String {
     let n = gamma.len();
-    let gm = g.init_f32("ln_g", &[n], gamma.as_slice().expect("contiguous"));
-    let bt = g.init_f32("ln_b", &[n], beta.as_slice().expect("contiguous"));
+    let gm = g.init_f32_named(
+        &format!("{module}.weight"),
+        &[n],
+        gamma.as_slice().expect("contiguous"),
+    );
+    let bt = g.init_f32_named(
+        &format!("{module}.bias"),
+        &[n],
+        beta.as_slice().expect("contiguous"),
+    );
     g.op(
         "LayerNormalization",
         &[x, &gm, &bt],
@@ -117,7 +166,7 @@ pub fn build(
     let emb = g.op("Add", &[&word, &pos], vec![]);
     let eps = w.eps();
     let (eg, eb) = w.emb_ln();
-    let mut x = layer_norm(g, &emb, eg, eb, eps);
+    let mut x = layer_norm(g, EMB_LN, &emb, eg, eb, eps);
 
     let maskf = g.op(
         "Cast",
@@ -162,7 +211,7 @@ pub fn build(
         let o = w.linear(g, l, Lin::O, &ctx)?;
         let r1 = g.op("Add", &[&o, &x], vec![]);
         let (g1, b1) = w.ln(l, 1);
-        let x1 = layer_norm(g, &r1, g1, b1, eps);
+        let x1 = layer_norm(g, &ln_module(l, 1), &r1, g1, b1, eps);
 
         let u = w.linear(g, l, Lin::Up, &x1)?;
         let u = w.act(g, l, Site::GeluIn, &u)?;
@@ -175,7 +224,7 @@ pub fn build(
         let d = w.linear(g, l, Lin::Down, &gelu)?;
         let r2 = g.op("Add", &[&d, &x1], vec![]);
         let (g2, b2) = w.ln(l, 2);
-        x = layer_norm(g, &r2, g2, b2, eps);
+        x = layer_norm(g, &ln_module(l, 2), &r2, g2, b2, eps);
     }
 
     let pooled = match pooling {

@@ -106,14 +106,18 @@ impl Graph {
 
     fn raw_init(&mut self, hint: &str, elem: DataType, dims: &[usize], raw: Vec<u8>) -> String {
         let name = self.fresh(hint);
+        self.push_init(&name, elem, dims, raw);
+        name
+    }
+
+    fn push_init(&mut self, name: &str, elem: DataType, dims: &[usize], raw: Vec<u8>) {
         self.inits.push(TensorProto {
-            name: name.clone(),
+            name: name.to_string(),
             dims: dims.iter().map(|&d| d as i64).collect(),
             data_type: elem as i32,
             raw_data: raw,
             ..Default::default()
         });
-        name
     }
 
     /// Adds an fp32 initializer of shape `dims` (row-major data).
@@ -121,6 +125,27 @@ impl Graph {
         debug_assert_eq!(dims.iter().product::<usize>(), data.len());
         let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
         self.raw_init(hint, DataType::Float, dims, raw)
+    }
+
+    /// Adds an fp32 initializer under exactly `name` (a Hugging Face tensor name, so readers can
+    /// map it back); the caller keeps such names unique, and they never clash with the builder's
+    /// own `hint_N` names because those contain no dots.
+    pub fn init_f32_named(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        debug_assert!(
+            !self.inits.iter().any(|t| t.name == name),
+            "duplicate initializer {name}"
+        );
+        let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.push_init(name, DataType::Float, dims, raw);
+        name.to_string()
+    }
+
+    /// Sets the doc string of initializer `name` (how it differs from the tensor it is named after).
+    pub fn set_doc(&mut self, name: &str, doc: &str) {
+        if let Some(t) = self.inits.iter_mut().rev().find(|t| t.name == name) {
+            t.doc_string = doc.to_string();
+        }
     }
 
     /// Adds an int8 initializer of shape `dims` (row-major data).

@@ -7,7 +7,7 @@ use anyhow::Result;
 use ndarray::{Array1, Array2};
 use tract_onnx::pb::tensor_proto::DataType;
 
-use super::bert::{Lin, Site, Weights};
+use super::bert::{layer_prefix, Lin, Site, Weights};
 use super::builder::{Attr, Graph};
 use crate::checkpoint::{Checkpoint, Layer};
 
@@ -69,6 +69,8 @@ impl<'a> Fp32<'a> {
 
 /// The position table as the graph uses it: token type 0 folded in, since pith never feeds
 /// other token types.
+// The fp32 graph now folds in-graph; only the test quantizer still needs the table itself.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn folded_positions(ckpt: &Checkpoint) -> Array2<f32> {
     &ckpt.pos_emb + &ckpt.type_emb.row(0)
 }
@@ -85,11 +87,21 @@ pub fn linear_of(layer: &Layer, lin: Lin) -> (&Array2<f32>, &Array1<f32>) {
     }
 }
 
+/// Hugging Face names of the embedding tables the fp32 graph stores unchanged.
+pub const WORD_EMB: &str = "embeddings.word_embeddings.weight";
+/// See [`WORD_EMB`].
+pub const POS_EMB: &str = "embeddings.position_embeddings.weight";
+/// See [`WORD_EMB`].
+pub const TYPE_EMB: &str = "embeddings.token_type_embeddings.weight";
+
+/// Doc string on each linear weight: the graph holds `W^T` so MatMul needs no Transpose node.
+pub const TRANSPOSED_DOC: &str = "transposed: [in, out], the Hugging Face tensor is [out, in]";
+
 impl Weights for Fp32<'_> {
     fn word_embed(&mut self, g: &mut Graph, ids: &str) -> Result<String> {
         let t = self.ckpt.word_emb.as_standard_layout();
-        let table = g.init_f32(
-            "word_emb",
+        let table = g.init_f32_named(
+            WORD_EMB,
             &[t.nrows(), t.ncols()],
             t.as_slice().expect("standard layout"),
         );
@@ -97,12 +109,25 @@ impl Weights for Fp32<'_> {
     }
 
     fn pos_table(&mut self, g: &mut Graph) -> Result<String> {
-        let t = folded_positions(self.ckpt);
-        Ok(g.init_f32(
-            "pos_emb",
+        // Both tables go in as the checkpoint has them and the fold happens in the graph: a folded
+        // table cannot be split back exactly, and the float reference (crate::fp32) adds word,
+        // position and type vectors in an order a pre-folded table would not reproduce bit for
+        // bit. An f32 Add of constants gives the same bits as `folded_positions`.
+        let p = self.ckpt.pos_emb.as_standard_layout();
+        let pos = g.init_f32_named(
+            POS_EMB,
+            &[p.nrows(), p.ncols()],
+            p.as_slice().expect("standard layout"),
+        );
+        let t = self.ckpt.type_emb.as_standard_layout();
+        let types = g.init_f32_named(
+            TYPE_EMB,
             &[t.nrows(), t.ncols()],
             t.as_slice().expect("standard layout"),
-        ))
+        );
+        let zero = g.scalar_i64(0);
+        let type0 = g.op("Gather", &[&types, &zero], vec![("axis", Attr::Int(0))]);
+        Ok(g.op("Add", &[&pos, &type0], vec![]))
     }
 
     fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>) {
@@ -127,12 +152,18 @@ impl Weights for Fp32<'_> {
         let (w, b) = linear_of(&self.ckpt.layers[layer], lin);
         // ONNX MatMul wants [in, out]; transposing here keeps the graph free of weight Transposes.
         let wt = w.t().as_standard_layout().to_owned();
-        let wn = g.init_f32(
-            "w",
+        let module = format!("{}{}", layer_prefix(layer), lin.hf_module());
+        let wn = g.init_f32_named(
+            &format!("{module}.weight"),
             &[wt.nrows(), wt.ncols()],
             wt.as_slice().expect("standard layout"),
         );
-        let bn = g.init_f32("b", &[b.len()], b.as_slice().expect("contiguous"));
+        g.set_doc(&wn, TRANSPOSED_DOC);
+        let bn = g.init_f32_named(
+            &format!("{module}.bias"),
+            &[b.len()],
+            b.as_slice().expect("contiguous"),
+        );
         let y = g.op("MatMul", &[x, &wn], vec![]);
         Ok(g.op("Add", &[&y, &bn], vec![]))
     }

@@ -28,7 +28,13 @@ fn write(model: &ModelProto, path: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// The fp32 graph as an in-memory ONNX model.
+// Names the reader of `pith export` files (crate::checkpoint_onnx) shares with the writer.
+pub(crate) use bert::{layer_prefix, ln_module, Lin, EMB_LN};
+pub(crate) use fp32::{POS_EMB, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB};
+
+/// The fp32 graph as an in-memory ONNX model, its initializers named after the checkpoint's
+/// tensors and its metadata carrying the rest of the checkpoint, so `Checkpoint::from_onnx`
+/// can read it back.
 pub fn fp32_model(ckpt: &Checkpoint) -> Result<ModelProto> {
     let mut g = builder::Graph::default();
     bert::build(
@@ -38,7 +44,9 @@ pub fn fp32_model(ckpt: &Checkpoint) -> Result<ModelProto> {
         ckpt.normalize,
         &mut fp32::Fp32::new(ckpt),
     )?;
-    Ok(g.finish(&format!("{}-fp32", ckpt.name)))
+    let mut model = g.finish(&format!("{}-fp32", ckpt.name));
+    model.metadata_props = crate::checkpoint_onnx::metadata(ckpt)?;
+    Ok(model)
 }
 
 /// The QDQ graph of `q` as an in-memory ONNX model.

@@ -1,0 +1,144 @@
+//! `pith quantize FILE.onnx`: an fp32 graph written by `pith export` must quantize to exactly the
+//! package its checkpoint directory gives, and an ONNX file `pith export` did not write must be
+//! refused with a message that points at `pith export`.
+//!
+//! Like onnx_export.rs, the `pith` binary is built through Cargo (`PITH_BIN` overrides it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use prost::Message;
+use tract_onnx::pb;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn model_dir() -> Option<PathBuf> {
+    let d = repo_root().join("models/cache/all-MiniLM-L6-v2");
+    d.join("model.safetensors").exists().then_some(d)
+}
+
+fn pith_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("PITH_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "pith-tools",
+                "--bin",
+                "pith",
+                "--message-format=json",
+            ])
+            .current_dir(repo_root())
+            .output()
+            .expect("running cargo build for the pith binary");
+        assert!(
+            out.status.success(),
+            "cargo build of pith failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "pith")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no pith executable")
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pith-quantize-onnx-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pith(args: &[&Path]) -> Output {
+    Command::new(pith_bin())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("running pith")
+}
+
+/// Small counts keep the two quantizations quick; equality does not depend on them.
+fn quantize(input: &Path, out: &Path) -> Output {
+    let mut args: Vec<&Path> = vec![Path::new("quantize"), input, Path::new("-o"), out];
+    for a in ["--eval-count", "20", "--calib-count", "50"] {
+        args.push(Path::new(a));
+    }
+    pith(&args)
+}
+
+fn assert_ok(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn quantize_from_onnx_matches_directory() {
+    let Some(dir) = model_dir() else {
+        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 is not downloaded");
+        return;
+    };
+    let tmp = scratch("match");
+    let onnx = tmp.join("minilm.onnx");
+    assert_ok(
+        "pith export",
+        &pith(&[Path::new("export"), &dir, Path::new("-o"), &onnx]),
+    );
+
+    let from_onnx = tmp.join("from-onnx.pith");
+    let from_dir = tmp.join("from-dir.pith");
+    assert_ok("pith quantize FILE.onnx", &quantize(&onnx, &from_onnx));
+    assert_ok("pith quantize DIR", &quantize(&dir, &from_dir));
+    let a = std::fs::read(&from_onnx).unwrap();
+    let b = std::fs::read(&from_dir).unwrap();
+    assert!(!a.is_empty());
+    assert!(
+        a == b,
+        "the package quantized from the ONNX differs from the directory's ({} vs {} bytes)",
+        a.len(),
+        b.len()
+    );
+
+    // The same graph stripped of pith's metadata stands for any ONNX pith did not write.
+    let mut model = pb::ModelProto::decode(std::fs::read(&onnx).unwrap().as_slice()).unwrap();
+    assert!(
+        model.metadata_props.iter().any(|e| e.key == "pith.config"),
+        "export wrote no pith.config"
+    );
+    model.metadata_props.clear();
+    let foreign = tmp.join("foreign.onnx");
+    std::fs::write(&foreign, model.encode_to_vec()).unwrap();
+    let out = quantize(&foreign, &tmp.join("foreign.pith"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "quantizing an ONNX without pith metadata succeeded"
+    );
+    assert!(
+        err.contains("pith export"),
+        "the error does not mention `pith export`:\n{err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "pith panicked instead of reporting an error:\n{err}"
+    );
+
+    std::fs::remove_dir_all(&tmp).ok();
+}

@@ -1,0 +1,409 @@
+//! Reading back the fp32 ONNX graph that `pith export` writes, as the same [`Checkpoint`] the
+//! source directory loads to, so `pith quantize` accepts either.
+//!
+//! Format "1" of such a file: every weight initializer is named after its Hugging Face tensor
+//! (`encoder.layer.0.attention.self.query.weight`, `embeddings.word_embeddings.weight`, ...);
+//! linear weights are stored transposed (`[in, out]`, marked in their doc string), everything else
+//! as the checkpoint has it, the position and token-type tables unfolded. The model's
+//! `metadata_props` carry what is not a tensor: `pith.format`, `pith.config` (shapes, pooling,
+//! normalization, tokenizer settings, name, as JSON) and `pith.vocab` (one token a line, id order).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+use ndarray::{Array1, Array2};
+use pith_runtime::format::{Pooling, TokenizerConfig};
+use prost::Message;
+use serde_json::{json, Value};
+use tract_onnx::pb::{tensor_proto::DataType, ModelProto, StringStringEntryProto, TensorProto};
+
+use crate::checkpoint::{BertConfig, Checkpoint, Layer};
+use crate::onnx::{
+    layer_prefix, ln_module, Lin, EMB_LN, POS_EMB, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB,
+};
+
+/// Metadata key of the layout version.
+pub const FORMAT_KEY: &str = "pith.format";
+/// Metadata key of the JSON configuration.
+pub const CONFIG_KEY: &str = "pith.config";
+/// Metadata key of the vocabulary.
+pub const VOCAB_KEY: &str = "pith.vocab";
+/// The layout version this module writes and reads.
+pub const FORMAT_VERSION: &str = "1";
+
+fn pooling_name(p: Pooling) -> &'static str {
+    match p {
+        Pooling::Mean => "mean",
+        Pooling::Cls => "cls",
+    }
+}
+
+/// The `metadata_props` that make an fp32 export readable back as `ck`.
+pub fn metadata(ck: &Checkpoint) -> Result<Vec<StringStringEntryProto>> {
+    let c = &ck.config;
+    let t = &ck.tokenizer;
+    // f32 -> f64 is exact and serde_json prints the shortest f64 that parses back to the same
+    // value, so the epsilon survives the round trip bit for bit.
+    let config = json!({
+        "name": ck.name,
+        "vocab_size": c.vocab_size,
+        "hidden": c.hidden,
+        "layers": c.layers,
+        "heads": c.heads,
+        "ffn": c.ffn,
+        "max_positions": c.max_positions,
+        "layer_norm_eps": c.layer_norm_eps as f64,
+        "pooling": pooling_name(ck.pooling),
+        "normalize": ck.normalize,
+        "tokenizer": {
+            "lowercase": t.lowercase,
+            "strip_accents": t.strip_accents,
+            "split_cjk": t.split_cjk,
+            "cls_id": t.cls_id,
+            "sep_id": t.sep_id,
+            "unk_id": t.unk_id,
+            "pad_id": t.pad_id,
+            "max_len": t.max_len,
+            "max_chars_per_word": t.max_chars_per_word,
+        },
+    });
+    // One token a line only works if no token holds a line break.
+    if let Some(bad) = ck.vocab.iter().find(|tok| tok.contains('\n')) {
+        bail!(
+            "vocabulary token {bad:?} contains a line break; it cannot be stored one token a line"
+        );
+    }
+    let entry = |k: &str, v: String| StringStringEntryProto {
+        key: k.to_string(),
+        value: v,
+    };
+    Ok(vec![
+        entry(FORMAT_KEY, FORMAT_VERSION.to_string()),
+        entry(CONFIG_KEY, serde_json::to_string(&config)?),
+        entry(VOCAB_KEY, ck.vocab.join("\n")),
+    ])
+}
+
+fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value> {
+    v.get(key)
+        .with_context(|| format!("`{CONFIG_KEY}` lacks `{key}`"))
+}
+
+fn usize_of(v: &Value, key: &str) -> Result<usize> {
+    field(v, key)?
+        .as_u64()
+        .map(|x| x as usize)
+        .with_context(|| format!("`{CONFIG_KEY}`: `{key}` is not a count"))
+}
+
+fn u32_of(v: &Value, key: &str) -> Result<u32> {
+    let n = field(v, key)?
+        .as_u64()
+        .with_context(|| format!("`{CONFIG_KEY}`: `{key}` is not a number"))?;
+    u32::try_from(n).with_context(|| format!("`{CONFIG_KEY}`: `{key}` = {n} is out of range"))
+}
+
+fn bool_of(v: &Value, key: &str) -> Result<bool> {
+    field(v, key)?
+        .as_bool()
+        .with_context(|| format!("`{CONFIG_KEY}`: `{key}` is not a boolean"))
+}
+
+/// The graph's initializers by name.
+struct Inits<'a> {
+    map: HashMap<&'a str, &'a TensorProto>,
+}
+
+impl<'a> Inits<'a> {
+    /// The fp32 values of `name`, checking its shape is `dims`.
+    fn floats(&self, name: &str, dims: &[usize]) -> Result<Vec<f32>> {
+        let t = self
+            .map
+            .get(name)
+            .with_context(|| format!("the ONNX graph lacks initializer `{name}`"))?;
+        ensure!(
+            t.data_type == DataType::Float as i32,
+            "initializer `{name}` is not fp32"
+        );
+        let have: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        ensure!(
+            have == dims,
+            "initializer `{name}` has shape {have:?}, expected {dims:?}"
+        );
+        let n: usize = dims.iter().product();
+        let data: Vec<f32> = if !t.raw_data.is_empty() {
+            // ONNX raw_data is little-endian whatever the host.
+            t.raw_data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        } else {
+            t.float_data.clone()
+        };
+        ensure!(
+            data.len() == n,
+            "initializer `{name}` holds {} values, its shape needs {n}",
+            data.len()
+        );
+        Ok(data)
+    }
+
+    fn rows(&self, name: &str) -> Result<usize> {
+        let t = self
+            .map
+            .get(name)
+            .with_context(|| format!("the ONNX graph lacks initializer `{name}`"))?;
+        ensure!(t.dims.len() == 2, "initializer `{name}` is not a matrix");
+        Ok(t.dims[0] as usize)
+    }
+
+    fn mat(&self, name: &str, r: usize, c: usize) -> Result<Array2<f32>> {
+        Ok(Array2::from_shape_vec((r, c), self.floats(name, &[r, c])?)?)
+    }
+
+    fn vec(&self, name: &str, n: usize) -> Result<Array1<f32>> {
+        Ok(Array1::from(self.floats(name, &[n])?))
+    }
+
+    /// Weight (back in PyTorch `[out, in]` layout) and bias of linear `lin` of `layer`.
+    fn linear(
+        &self,
+        layer: usize,
+        lin: Lin,
+        out: usize,
+        inp: usize,
+    ) -> Result<(Array2<f32>, Array1<f32>)> {
+        let module = format!("{}{}", layer_prefix(layer), lin.hf_module());
+        let wname = format!("{module}.weight");
+        let doc = self
+            .map
+            .get(wname.as_str())
+            .map(|t| t.doc_string.as_str())
+            .unwrap_or_default();
+        ensure!(
+            doc == TRANSPOSED_DOC,
+            "initializer `{wname}` is not marked as a transposed linear weight"
+        );
+        let wt = self.mat(&wname, inp, out)?;
+        // Transposing is a copy of the same values, so every bit comes back.
+        let w = wt.reversed_axes().as_standard_layout().into_owned();
+        Ok((w, self.vec(&format!("{module}.bias"), out)?))
+    }
+}
+
+impl Checkpoint {
+    /// Reads an fp32 ONNX written by `pith export` back into the checkpoint it was exported from.
+    pub fn from_onnx(path: &Path) -> Result<Checkpoint> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let model = ModelProto::decode(bytes.as_slice())
+            .with_context(|| format!("{} is not an ONNX model", path.display()))?;
+        let meta: HashMap<&str, &str> = model
+            .metadata_props
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        let Some(config_text) = meta.get(CONFIG_KEY) else {
+            bail!(
+                "{} has no `{CONFIG_KEY}` metadata, so it was not written by `pith export`: only \
+                 `pith export` fp32 graphs can be quantized from ONNX (quantize the checkpoint \
+                 directory instead, or export it with `pith export DIR -o FILE.onnx`)",
+                path.display()
+            );
+        };
+        match meta.get(FORMAT_KEY) {
+            Some(&FORMAT_VERSION) => {}
+            Some(v) => bail!(
+                "{} is pith export format {v}; this pith reads format {FORMAT_VERSION}",
+                path.display()
+            ),
+            None => bail!(
+                "{} has `{CONFIG_KEY}` but no `{FORMAT_KEY}` metadata",
+                path.display()
+            ),
+        }
+        let cfg: Value =
+            serde_json::from_str(config_text).with_context(|| format!("parsing `{CONFIG_KEY}`"))?;
+        let config = BertConfig {
+            vocab_size: usize_of(&cfg, "vocab_size")?,
+            hidden: usize_of(&cfg, "hidden")?,
+            layers: usize_of(&cfg, "layers")?,
+            heads: usize_of(&cfg, "heads")?,
+            ffn: usize_of(&cfg, "ffn")?,
+            max_positions: usize_of(&cfg, "max_positions")?,
+            layer_norm_eps: field(&cfg, "layer_norm_eps")?
+                .as_f64()
+                .context("`layer_norm_eps` is not a number")? as f32,
+        };
+        let pooling = match field(&cfg, "pooling")?.as_str() {
+            Some("mean") => Pooling::Mean,
+            Some("cls") => Pooling::Cls,
+            other => bail!("`{CONFIG_KEY}`: pooling {other:?} is neither \"mean\" nor \"cls\""),
+        };
+        let normalize = bool_of(&cfg, "normalize")?;
+        let tk = field(&cfg, "tokenizer")?;
+        let tokenizer = TokenizerConfig {
+            lowercase: bool_of(tk, "lowercase")?,
+            strip_accents: bool_of(tk, "strip_accents")?,
+            split_cjk: bool_of(tk, "split_cjk")?,
+            cls_id: u32_of(tk, "cls_id")?,
+            sep_id: u32_of(tk, "sep_id")?,
+            unk_id: u32_of(tk, "unk_id")?,
+            pad_id: u32_of(tk, "pad_id")?,
+            max_len: u32_of(tk, "max_len")?,
+            max_chars_per_word: u32_of(tk, "max_chars_per_word")?,
+        };
+        let name = match cfg.get("name").and_then(Value::as_str) {
+            Some(n) => n.to_string(),
+            None => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into()),
+        };
+
+        let vocab_text = meta
+            .get(VOCAB_KEY)
+            .with_context(|| format!("{} lacks `{VOCAB_KEY}` metadata", path.display()))?;
+        let vocab: Vec<String> = vocab_text.split('\n').map(str::to_string).collect();
+        ensure!(
+            vocab.len() == config.vocab_size,
+            "`{VOCAB_KEY}` has {} tokens, `{CONFIG_KEY}` says {}",
+            vocab.len(),
+            config.vocab_size
+        );
+
+        let graph = model
+            .graph
+            .as_ref()
+            .with_context(|| format!("{} has no graph", path.display()))?;
+        let inits = Inits {
+            map: graph
+                .initializer
+                .iter()
+                .map(|t| (t.name.as_str(), t))
+                .collect(),
+        };
+        let (h, f) = (config.hidden, config.ffn);
+        let mut layers = Vec::with_capacity(config.layers);
+        for l in 0..config.layers {
+            let (wq, bq) = inits.linear(l, Lin::Q, h, h)?;
+            let (wk, bk) = inits.linear(l, Lin::K, h, h)?;
+            let (wv, bv) = inits.linear(l, Lin::V, h, h)?;
+            let (wo, bo) = inits.linear(l, Lin::O, h, h)?;
+            let (w1, b1) = inits.linear(l, Lin::Up, f, h)?;
+            let (w2, b2) = inits.linear(l, Lin::Down, h, f)?;
+            let (ln1, ln2) = (ln_module(l, 1), ln_module(l, 2));
+            layers.push(Layer {
+                wq,
+                bq,
+                wk,
+                bk,
+                wv,
+                bv,
+                wo,
+                bo,
+                ln1_g: inits.vec(&format!("{ln1}.weight"), h)?,
+                ln1_b: inits.vec(&format!("{ln1}.bias"), h)?,
+                w1,
+                b1,
+                w2,
+                b2,
+                ln2_g: inits.vec(&format!("{ln2}.weight"), h)?,
+                ln2_b: inits.vec(&format!("{ln2}.bias"), h)?,
+            });
+        }
+        let word_emb = inits.mat(WORD_EMB, config.vocab_size, h)?;
+        let pos_emb = inits.mat(POS_EMB, config.max_positions, h)?;
+        let type_emb = inits.mat(TYPE_EMB, inits.rows(TYPE_EMB)?, h)?;
+        ensure!(type_emb.nrows() > 0, "initializer `{TYPE_EMB}` has no rows");
+        let emb_ln_g = inits.vec(&format!("{EMB_LN}.weight"), h)?;
+        let emb_ln_b = inits.vec(&format!("{EMB_LN}.bias"), h)?;
+        Ok(Checkpoint {
+            dir: path.to_path_buf(),
+            name,
+            config,
+            word_emb,
+            pos_emb,
+            type_emb,
+            emb_ln_g,
+            emb_ln_b,
+            layers,
+            vocab,
+            tokenizer,
+            pooling,
+            normalize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fp32 value and setting comes back bit for bit from an in-memory export.
+    #[test]
+    fn round_trip_is_exact() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/cache/all-MiniLM-L6-v2");
+        if !dir.join("model.safetensors").exists() {
+            eprintln!("skipping: {} is not downloaded", dir.display());
+            return;
+        }
+        let a = Checkpoint::load(&dir).unwrap();
+        let model = crate::onnx::fp32_model(&a).unwrap();
+        let path = std::env::temp_dir().join(format!("pith-ckonnx-{}.onnx", std::process::id()));
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+        let b = Checkpoint::from_onnx(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        let bits2 = |x: &Array2<f32>| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let bits1 = |x: &Array1<f32>| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(a.name, b.name);
+        assert_eq!(format!("{:?}", a.config), format!("{:?}", b.config));
+        assert_eq!(
+            a.config.layer_norm_eps.to_bits(),
+            b.config.layer_norm_eps.to_bits()
+        );
+        assert_eq!(a.vocab, b.vocab);
+        assert_eq!(a.tokenizer, b.tokenizer);
+        assert_eq!(a.pooling, b.pooling);
+        assert_eq!(a.normalize, b.normalize);
+        for (x, y) in [
+            (&a.word_emb, &b.word_emb),
+            (&a.pos_emb, &b.pos_emb),
+            (&a.type_emb, &b.type_emb),
+        ] {
+            assert_eq!(x.dim(), y.dim());
+            assert_eq!(bits2(x), bits2(y));
+        }
+        assert_eq!(bits1(&a.emb_ln_g), bits1(&b.emb_ln_g));
+        assert_eq!(bits1(&a.emb_ln_b), bits1(&b.emb_ln_b));
+        assert_eq!(a.layers.len(), b.layers.len());
+        for (x, y) in a.layers.iter().zip(&b.layers) {
+            for (p, q) in [
+                (&x.wq, &y.wq),
+                (&x.wk, &y.wk),
+                (&x.wv, &y.wv),
+                (&x.wo, &y.wo),
+                (&x.w1, &y.w1),
+                (&x.w2, &y.w2),
+            ] {
+                assert_eq!(p.dim(), q.dim());
+                assert_eq!(bits2(p), bits2(q));
+            }
+            for (p, q) in [
+                (&x.bq, &y.bq),
+                (&x.bk, &y.bk),
+                (&x.bv, &y.bv),
+                (&x.bo, &y.bo),
+                (&x.b1, &y.b1),
+                (&x.b2, &y.b2),
+                (&x.ln1_g, &y.ln1_g),
+                (&x.ln1_b, &y.ln1_b),
+                (&x.ln2_g, &y.ln2_g),
+                (&x.ln2_b, &y.ln2_b),
+            ] {
+                assert_eq!(bits1(p), bits1(q));
+            }
+        }
+    }
+}
