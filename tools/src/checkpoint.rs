@@ -2,7 +2,7 @@
 //! bge-small, e5-small): config.json, model.safetensors, vocab.txt or tokenizer.json, pooling config.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ndarray::{Array1, Array2};
@@ -43,7 +43,6 @@ pub struct Layer {
 
 /// A loaded checkpoint.
 pub struct Checkpoint {
-    pub dir: PathBuf,
     pub name: String,
     pub config: BertConfig,
     pub word_emb: Array2<f32>,
@@ -275,7 +274,6 @@ impl Checkpoint {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| "model".into());
         Ok(Checkpoint {
-            dir: dir.to_path_buf(),
             name,
             config,
             word_emb,

@@ -319,7 +319,6 @@ impl Checkpoint {
         let emb_ln_g = inits.vec(&format!("{EMB_LN}.weight"), h)?;
         let emb_ln_b = inits.vec(&format!("{EMB_LN}.bias"), h)?;
         Ok(Checkpoint {
-            dir: path.to_path_buf(),
             name,
             config,
             word_emb,

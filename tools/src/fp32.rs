@@ -36,12 +36,6 @@ pub enum Site {
     Ln2,
 }
 
-/// Ignores everything.
-pub struct NoObserver;
-impl Observer for NoObserver {
-    fn see(&mut self, _: Site, _: usize, _: &Array2<f32>) {}
-}
-
 fn layernorm(x: &Array2<f32>, g: &Array1<f32>, b: &Array1<f32>, eps: f32) -> Array2<f32> {
     let mut out = x.clone();
     for mut row in out.rows_mut() {
