@@ -59,3 +59,28 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     }
     s
 }
+
+/// Dot products of `x` with two rows at once: each unpacked word of `x` serves both rows, which
+/// saves a third of the instructions of two separate [`dot_i8`] calls.
+#[inline]
+pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
+    let (mut a0, mut a1, mut b0, mut b1) = (0i32, 0i32, 0i32, 0i32);
+    let mut cx = x.chunks_exact(4);
+    let mut c0 = w0.chunks_exact(4);
+    let mut c1 = w1.chunks_exact(4);
+    for ((xc, p), q) in (&mut cx).zip(&mut c0).zip(&mut c1) {
+        let wx = word(xc);
+        let (xl, xh) = (sxtb16(wx), sxtb16_ror8(wx));
+        let (wp, wq) = (word(p), word(q));
+        a0 = smlad(xl, sxtb16(wp), a0);
+        a1 = smlad(xh, sxtb16_ror8(wp), a1);
+        b0 = smlad(xl, sxtb16(wq), b0);
+        b1 = smlad(xh, sxtb16_ror8(wq), b1);
+    }
+    let (mut s0, mut s1) = (a0.wrapping_add(a1), b0.wrapping_add(b1));
+    for ((x, p), q) in cx.remainder().iter().zip(c0.remainder()).zip(c1.remainder()) {
+        s0 += *x as i32 * *p as i32;
+        s1 += *x as i32 * *q as i32;
+    }
+    (s0, s1)
+}

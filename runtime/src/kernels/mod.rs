@@ -38,14 +38,35 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     generic::dot_i8(a, b)
 }
 
+/// `(x . w0, x . w1)`: two rows against one activation vector.
+#[inline]
+pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    return arm_dsp::dot2_i8(x, w0, w1);
+    #[allow(unreachable_code)]
+    (dot_i8(x, w0), dot_i8(x, w1))
+}
+
 /// For every token `t < tokens` and output row `n < outs` of the row-major `w` (`[outs, k]`),
-/// calls `emit(t, n, x[t] . w[n])`. Rows are visited output-major so each weight row is read once.
+/// calls `emit(t, n, x[t] . w[n])`. Rows are visited output-major, two at a time, so each weight
+/// row is read once and each activation word is unpacked once per pair of rows.
 #[inline]
 pub fn matmul_i8<F: FnMut(usize, usize, i32)>(x: &[i8], w: &[i8], k: usize, tokens: usize, outs: usize, mut emit: F) {
     if k == 0 {
         return;
     }
-    for (n, row) in w.chunks_exact(k).take(outs).enumerate() {
+    let rows = w.chunks_exact(k).take(outs);
+    let pairs = rows.len() / 2;
+    let mut rows = rows.enumerate();
+    for _ in 0..pairs {
+        let (Some((n, w0)), Some((_, w1))) = (rows.next(), rows.next()) else { break };
+        for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
+            let (d0, d1) = dot2_i8(xt, w0, w1);
+            emit(t, n, d0);
+            emit(t, n + 1, d1);
+        }
+    }
+    for (n, row) in rows {
         for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
             emit(t, n, dot_i8(xt, row));
         }
@@ -61,6 +82,28 @@ mod tests {
         *seed ^= *seed >> 17;
         *seed ^= *seed << 5;
         *seed
+    }
+
+    /// The blocked matmul visits every (token, row) exactly once with the oracle's dot product,
+    /// for odd and even row counts.
+    #[test]
+    fn matmul_equals_oracle_dots() {
+        let mut seed = 0x1234_5678;
+        for outs in [0usize, 1, 2, 3, 7, 8] {
+            let (k, tokens) = (37usize, 3usize);
+            let x: Vec<i8> = (0..k * tokens).map(|_| xorshift(&mut seed) as i8).collect();
+            let w: Vec<i8> = (0..k * outs).map(|_| (xorshift(&mut seed) as i8).max(-127)).collect();
+            let mut seen = vec![None; tokens * outs];
+            matmul_i8(&x, &w, k, tokens, outs, |t, n, d| {
+                assert!(seen[t * outs + n].replace(d).is_none(), "({t}, {n}) twice");
+            });
+            for t in 0..tokens {
+                for n in 0..outs {
+                    let want = generic::dot_i8(&x[t * k..(t + 1) * k], &w[n * k..(n + 1) * k]);
+                    assert_eq!(seen[t * outs + n], Some(want), "({t}, {n})");
+                }
+            }
+        }
     }
 
     /// Every dispatching kernel equals the scalar oracle, including at the extremes.
