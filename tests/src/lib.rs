@@ -1,5 +1,6 @@
 //! pith-tests: host-side integration tests and the QEMU simulator harness.
 
+pub mod cli;
 pub mod memport;
 pub mod qemu;
 pub mod synthetic;

@@ -4,15 +4,16 @@
 //! The CLI tests need target/release/pith (built here when missing) and the default package
 //! (`$PITH_PACKAGE`, else models/minilm-l6.pith, which the CLI builds on first use).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::OnceLock;
+use std::process::Command;
 
 use pith_runtime::kb::{
     patch_threshold, quantize_4bit, Bank, BankEntry, BankOptions, BankWriter, Hit, Index, Reply, NEVER_ABSTAIN,
     SCORE_ONE,
 };
 use pith_runtime::Error;
+use pith_tests::qemu::repo_root;
 use serde_json::Value;
 
 fn xorshift(seed: &mut u32) -> u32 {
@@ -448,26 +449,8 @@ fn device_flow_with_a_model() {
 
 // ---- through the CLI, on the real model and the StackFAQ data ----
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-fn pith() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = repo_root().join("target/release/pith");
-        if !bin.is_file() {
-            let ok = Command::new(env!("CARGO"))
-                .args(["build", "--release", "--bin", "pith"])
-                .current_dir(repo_root())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            assert!(ok, "could not build target/release/pith");
-        }
-        bin
-    })
-    .clone()
+fn pith() -> &'static Path {
+    pith_tests::cli::pith_bin()
 }
 
 /// Runs `pith ARGS` (with `--model $PITH_PACKAGE` when set) and returns stdout.

@@ -4,58 +4,16 @@
 //!
 //! Like onnx_export.rs, the `pith` binary is built through Cargo (`PITH_BIN` overrides it).
 
+use pith_tests::cli::{model_dir, pith_bin};
+use pith_tests::qemu::repo_root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use prost::Message;
 use tract_onnx::pb;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
-fn model_dir() -> Option<PathBuf> {
-    let d = repo_root().join("models/cache/all-MiniLM-L6-v2");
-    d.join("model.safetensors").exists().then_some(d)
-}
 
-fn pith_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("PITH_BIN") {
-            return PathBuf::from(p);
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "pith-tools",
-                "--bin",
-                "pith",
-                "--message-format=json",
-            ])
-            .current_dir(repo_root())
-            .output()
-            .expect("running cargo build for the pith binary");
-        assert!(
-            out.status.success(),
-            "cargo build of pith failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "pith")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no pith executable")
-    })
-}
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pith-quantize-onnx-{}-{name}", std::process::id()));

@@ -120,10 +120,9 @@ fn synthetic_static_rejects_bad_packages_and_buffers() {
 /// Writes the Tier S package from the committed checkpoint with the release CLI.
 fn quantize(out: &str) -> Vec<u8> {
     let root = repo_root();
-    let pith = root.join("target/release/pith");
-    assert!(pith.is_file(), "{} is missing: run `cargo build --release --bin pith` first", pith.display());
+    let pith = pith_tests::cli::pith_bin();
     let out = std::env::temp_dir().join(format!("pith-tier-s-{}-{out}.pith", std::process::id()));
-    let status = Command::new(&pith)
+    let status = Command::new(pith)
         .arg("quantize")
         .arg(root.join("models/tier-s"))
         .arg("-o")

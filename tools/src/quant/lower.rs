@@ -77,19 +77,24 @@ fn add_linear(w: &mut PackageWriter, l: u16, kinds: (K, K, K), q: &QLinear, out_
     w.add_i32(kinds.2, l, n, 2, &rq_table((0..n).map(|j| q.in_scale as f64 * q.w_scale[j] as f64 / out)));
 }
 
+/// The model name as the header stores it: cut at 48 bytes, on a character boundary.
+pub fn header_name(name: &str) -> heapless::String<48> {
+    let mut out = heapless::String::new();
+    for ch in name.chars() {
+        if out.push(ch).is_err() {
+            break;
+        }
+    }
+    out
+}
+
 /// Writes the package for a planned quantization of `ck`.
 pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
     let c = &ck.config;
     let (h, heads) = (c.hidden, c.heads);
     ensure!(h % heads == 0, "hidden {h} is not a multiple of heads {heads}");
-    let mut name48 = heapless::String::<48>::new();
-    for ch in name.chars() {
-        if name48.push(ch).is_err() {
-            break;
-        }
-    }
     let header = Header {
-        name: name48,
+        name: header_name(name),
         arch: Arch::Bert,
         model: ModelConfig {
             vocab_size: c.vocab_size as u32,

@@ -140,14 +140,8 @@ pub fn write_package(ck: &StaticCheckpoint, name: &str) -> Result<Vec<u8>> {
             [m, sh]
         })
         .collect();
-    let mut name48 = heapless::String::<48>::new();
-    for ch in name.chars() {
-        if name48.push(ch).is_err() {
-            break;
-        }
-    }
     let header = Header {
-        name: name48,
+        name: super::lower::header_name(name),
         arch: Arch::Static,
         model: ModelConfig {
             vocab_size: vocab as u32,

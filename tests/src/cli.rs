@@ -1,0 +1,37 @@
+//! Finding the `pith` binary and the default checkpoint for tests that drive the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::qemu::repo_root;
+
+/// The teacher checkpoint, if scripts/fetch-model.sh fetched it.
+pub fn model_dir() -> Option<PathBuf> {
+    let d = repo_root().join("models/cache/all-MiniLM-L6-v2");
+    d.join("model.safetensors").exists().then_some(d)
+}
+
+/// The release `pith` binary: `PITH_BIN`, else built (a no-op when fresh) and located through
+/// cargo's JSON messages, so the path holds whatever the target directory is.
+pub fn pith_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("PITH_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--release", "-p", "pith-tools", "--bin", "pith", "--message-format=json"])
+            .current_dir(repo_root())
+            .output()
+            .expect("running cargo build for the pith binary");
+        assert!(out.status.success(), "cargo build of pith failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "pith")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no pith executable")
+    })
+}
