@@ -47,7 +47,7 @@ pub fn layernorm(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8]) {
         / h as u128;
     // std in Q16; a constant row (var 0) normalizes to 0, leaving only the offsets.
     let std_q16 = isqrt_u128(var << 32);
-    let inv: i128 = if std_q16 == 0 { 0 } else { ((1u128 << 64) / std_q16) as i128 };
+    let inv: i128 = (1u128 << 64).checked_div(std_q16).unwrap_or(0) as i128;
     for (j, (v, m)) in x.iter_mut().zip(mm.iter_mut()).enumerate() {
         let d = *v as i64 - mean;
         let n = ((d as i128 * inv) >> 32).clamp(i64::MIN as i128, i64::MAX as i128) as i64;

@@ -102,7 +102,7 @@ impl Header {
         if self.arch == Arch::Bert {
             let bad = m.layers == 0
                 || m.heads == 0
-                || m.hidden % m.heads != 0
+                || !m.hidden.is_multiple_of(m.heads)
                 || m.ffn == 0
                 || m.max_positions < t.max_len;
             if bad {

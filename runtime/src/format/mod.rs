@@ -101,7 +101,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 /// Rounds `n` up to the section alignment.
 pub const fn align_up(n: usize) -> usize {
-    (n + SECTION_ALIGN - 1) / SECTION_ALIGN * SECTION_ALIGN
+    n.div_ceil(SECTION_ALIGN) * SECTION_ALIGN
 }
 
 impl<'a> Package<'a> {
@@ -157,7 +157,7 @@ impl<'a> Package<'a> {
             let s = pkg.record(i).ok_or(Error::PackageBadSection)?;
             let start = s.offset as usize;
             let end = start.checked_add(s.len as usize).ok_or(Error::PackageBadSection)?;
-            if start < table_end || end > body_end || start % SECTION_ALIGN != 0 {
+            if start < table_end || end > body_end || !start.is_multiple_of(SECTION_ALIGN) {
                 return Err(Error::PackageBadSection);
             }
             let elems = (s.rows as usize)
