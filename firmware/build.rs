@@ -1,5 +1,6 @@
 //! Picks the board's memory map, writes `memory.x` (for cortex-m-rt) and `pith.x` (the package and
 //! arena sections), and links the model package named by `PITH_PACKAGE` (none when unset).
+//! `PITH_ARENA_BYTES` shrinks the arena below the board's default (to model a smaller part).
 
 use std::env;
 use std::fs;
@@ -79,7 +80,21 @@ fn main() {
         [one] => *one,
         _ => "mps3-an547",
     };
-    let map = board_map(board);
+    let mut map = board_map(board);
+    // A smaller arena models a part with less RAM (Tier M: 128 KB in all on an M4 part); the
+    // console then reports how many tokens fit in it.
+    println!("cargo:rerun-if-env-changed=PITH_ARENA_BYTES");
+    if let Some(v) = env::var("PITH_ARENA_BYTES").ok().filter(|v| !v.is_empty()) {
+        let bytes: u32 = v
+            .parse()
+            .unwrap_or_else(|_| panic!("PITH_ARENA_BYTES={v}: not a byte count"));
+        assert!(
+            bytes >= 1024 && bytes <= map.arena.1,
+            "PITH_ARENA_BYTES={bytes}: must be between 1024 and the board's {} bytes",
+            map.arena.1
+        );
+        map.arena.1 = bytes.next_multiple_of(64);
+    }
     write_memory_x(&out, &map);
     write_consts(&out, &map);
     write_package(&out);

@@ -21,6 +21,7 @@ const BAUD: u32 = 115_200;
 
 /// The firmware's main: never returns.
 pub fn run() -> ! {
+    memory::paint_stack();
     let Some(cp) = cortex_m::Peripherals::take() else {
         fatal("core peripherals taken twice")
     };
@@ -54,6 +55,7 @@ pub fn run() -> ! {
         flash_size: memory::FLASH.1,
         ram_used: memory::ram_used(),
         ram_size: memory::RAM.1,
+        stack_peak: Some(memory::stack_peak),
         package_bytes: bytes.len() as u32,
         arena_bytes: (arena.len() * 4) as u32,
     };

@@ -3,4 +3,5 @@
 pub mod cli;
 pub mod memport;
 pub mod qemu;
+pub mod sts;
 pub mod synthetic;

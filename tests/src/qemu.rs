@@ -95,13 +95,22 @@ pub fn package_path() -> Result<PathBuf> {
 /// Builds the firmware for `board`, linking `package` (none: no model), and returns the ELF path.
 /// Each (board, package) pair gets its own target directory so that runs never relink each other's.
 pub fn build_firmware(board: &Board, package: Option<&Path>) -> Result<PathBuf> {
+    build_firmware_with_arena(board, package, None)
+}
+
+/// [`build_firmware`] with the arena cut to `arena_bytes` (`PITH_ARENA_BYTES`), to model a part
+/// with less RAM than the simulated board.
+pub fn build_firmware_with_arena(board: &Board, package: Option<&Path>, arena_bytes: Option<u32>) -> Result<PathBuf> {
     let firmware = repo_root().join("firmware");
     // Tests run in parallel: each package gets its own directory, or one test could boot an ELF
     // another test just relinked with a different package.
-    let flavour = match package {
+    let mut flavour = match package {
         Some(p) => format!("pkg-{}", p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()),
         None => "nopkg".to_string(),
     };
+    if let Some(a) = arena_bytes {
+        flavour += &format!("-arena{a}");
+    }
     let target_dir = firmware.join("target").join(format!(
         "harness-{}-{flavour}",
         board.target_cpu.unwrap_or("generic")
@@ -138,6 +147,10 @@ pub fn build_firmware(board: &Board, package: Option<&Path>) -> Result<PathBuf> 
         None => cmd.env_remove("PITH_PACKAGE"),
     };
     // The StackFAQ bank embedded by this package, when scripts/test.sh (or `pith`) built it.
+    match arena_bytes {
+        Some(a) => cmd.env("PITH_ARENA_BYTES", a.to_string()),
+        None => cmd.env_remove("PITH_ARENA_BYTES"),
+    };
     match package.map(|p| p.with_extension("pithkb")).filter(|b| b.is_file()) {
         Some(b) => cmd.env("PITH_BANK", b),
         None => cmd.env_remove("PITH_BANK"),

@@ -16,6 +16,7 @@ const BOARD: Board<'static> = Board {
     ram_size: 1024,
     package_bytes: 0,
     arena_bytes: 4096,
+    stack_peak: None,
 };
 
 /// Runs the console over `input` (read in chunks of up to `max_read` bytes) and returns its output.

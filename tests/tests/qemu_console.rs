@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use pith_runtime::frame::{Request, Response};
 use pith_runtime::Model;
-use pith_tests::qemu::{board, build_firmware, package_path, repo_root, Qemu, BOARDS};
+use pith_tests::qemu::{
+    board, build_firmware, build_firmware_with_arena, package_path, repo_root, Qemu, BOARDS,
+};
 use pith_tests::synthetic::{tiny_bert_package, WORDS};
 
 const BOOT: Duration = Duration::from_secs(30);
@@ -128,13 +130,18 @@ fn framed_mode_over_the_uart() -> Result<()> {
 
 /// Embeds every sentence on the device (framed mode) and on the host; they must agree exactly.
 fn assert_bit_exact(board_name: &str, package: PathBuf, sentences: &[String]) -> Result<()> {
-    let bytes =
-        std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
-    let model = Model::new(&bytes).context("host model")?;
     let b = board(board_name)?;
     let elf = build_firmware(&b, Some(&package))?;
     let mut q = Qemu::boot(&b, &elf, false)?;
     q.start_quiet(BOOT)?;
+    assert_bit_exact_on(&mut q, &package, sentences)
+}
+
+/// [`assert_bit_exact`] on a device already booted with `package`.
+fn assert_bit_exact_on(q: &mut Qemu, package: &std::path::Path, sentences: &[String]) -> Result<()> {
+    let bytes =
+        std::fs::read(package).with_context(|| format!("reading {}", package.display()))?;
+    let model = Model::new(&bytes).context("host model")?;
     let info = q.command("info", REPLY)?;
     let max_tokens: usize = info
         .get("max_tokens")
@@ -272,4 +279,43 @@ fn tier_s_static_model_is_bit_exact_on_the_m0plus_class_build() -> Result<()> {
     let package = repo_root().join("models/tier-s.pith");
     assert!(package.is_file(), "{} is missing: scripts/test.sh builds it", package.display());
     assert_bit_exact("mps2-an385", package, &snli(4000, 100)?)
+}
+
+/// Tier M (a distilled 4-layer student, ≤ 2 MB package) on the Cortex-M4F board with the arena cut
+/// to what 64 tokens need: the device reports at least 64 tokens, statics + the stack's painted
+/// high-water mark + the arena stay within a 128 KiB part after a 64-token embedding, and
+/// embeddings are byte-identical to the host's.
+#[test]
+fn tier_m_student_fits_128k_of_ram_and_is_bit_exact_on_the_m4() -> Result<()> {
+    let package = repo_root().join("models/tier-m.pith");
+    let bytes = std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
+    assert!(bytes.len() <= 2_000_000, "package {} bytes", bytes.len());
+    let model = Model::new(&bytes).context("host model")?;
+    let arena = u32::try_from(model.arena_words(64) * 4)?;
+    let b = board("mps2-an386")?;
+    let elf = build_firmware_with_arena(&b, Some(&package), Some(arena))?;
+    let mut q = Qemu::boot(&b, &elf, false)?;
+    q.start_quiet(BOOT)?;
+    let long = "a man in a red jacket is riding a brown horse along the beach while two dogs run \
+                beside them and children watch from the dunes near an old wooden lighthouse that \
+                stands at the end of a long and narrow pier under a grey and cloudy sky, and later that \
+                evening the whole family sits by the fire telling stories about the old sailors";
+    let e = q.command(&format!("embed {long}"), Duration::from_secs(120))?;
+    assert!(e.ok(), "{e:?}");
+    assert_eq!(e.get("tokens"), Some("64"), "{e:?}");
+    let info = q.command("info", REPLY)?;
+    let num = |key: &str| -> Result<u32> {
+        info.get(key)
+            .and_then(|v| v.split(' ').next()?.parse().ok())
+            .with_context(|| format!("`{key}` in {info:?}"))
+    };
+    assert_eq!(num("max_tokens")?, 64, "{info:?}");
+    let (ram, stack, arena_dev) = (num("ram")?, num("stack")?, num("arena")?);
+    assert!(stack > 256, "stack peak {stack}: the painting did not work");
+    let peak = ram + stack + arena_dev;
+    eprintln!("tier M on mps2-an386: statics {ram} + stack {stack} + arena {arena_dev} = {peak} bytes");
+    assert!(peak <= 128 * 1024, "peak RAM {peak} bytes > 128 KiB");
+    let mut sentences = snli(5000, 40)?;
+    sentences.push(long.to_string());
+    assert_bit_exact_on(&mut q, &package, &sentences)
 }

@@ -1,13 +1,13 @@
 //! Tier S, the static model: a synthetic package checks the arithmetic exactly; the real one
 //! (models/tier-s/, quantized by `pith quantize`) checks size, RAM, determinism and quality.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use pith_runtime::format::{Arch, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig};
 use pith_runtime::tokenizer::build_vocab_section;
 use pith_runtime::{cosine_i8, Error, Model};
 use pith_tests::qemu::repo_root;
+use pith_tests::sts::{sick_dev, spearman};
 
 /// The package must fit this (the Tier S flash budget, vocabulary included).
 const MAX_PACKAGE_BYTES: usize = 512 * 1024;
@@ -137,38 +137,6 @@ fn quantize(out: &str) -> Vec<u8> {
     bytes
 }
 
-fn sick_path() -> PathBuf {
-    repo_root().join("../shared/data/sts/sick-dev.tsv")
-}
-
-fn ranks(x: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..x.len()).collect();
-    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let mut r = vec![0.0; x.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
-            j += 1;
-        }
-        for k in i..=j {
-            r[idx[k]] = (i + j) as f64 / 2.0; // ties share their mean rank
-        }
-        i = j + 1;
-    }
-    r
-}
-
-fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    let (ra, rb) = (ranks(a), ranks(b));
-    let n = ra.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
-    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f64 = ra.iter().map(|x| (x - ma) * (x - ma)).sum();
-    let vb: f64 = rb.iter().map(|y| (y - mb) * (y - mb)).sum();
-    cov / (va * vb).sqrt()
-}
-
 #[test]
 fn tier_s_package_fits_and_keeps_its_quality() {
     let bytes = quantize("a");
@@ -188,18 +156,11 @@ fn tier_s_package_fits_and_keeps_its_quality() {
     }
     assert_eq!(embed(&model, "A man is playing a guitar."), embed(&model, "A man is playing a guitar."));
 
-    let text = std::fs::read_to_string(sick_path()).expect("../shared/data/sts/sick-dev.tsv");
     let (mut gold, mut pred) = (Vec::new(), Vec::new());
-    for line in text.lines() {
-        let cols: Vec<&str> = line.split('\t').collect();
-        let Some(score) = cols.first().and_then(|s| s.trim().parse::<f64>().ok()) else { continue };
-        if cols.len() != 3 {
-            continue;
-        }
+    for (score, a, b) in sick_dev() {
         gold.push(score);
-        pred.push(cosine_i8(&embed(&model, cols[1]), &embed(&model, cols[2])) as f64);
+        pred.push(cosine_i8(&embed(&model, &a), &embed(&model, &b)) as f64);
     }
-    assert_eq!(gold.len(), 4934);
     let rho = spearman(&gold, &pred) * 100.0;
     eprintln!(
         "tier-s: {} bytes, arena {arena_bytes} bytes, Model struct {} bytes, SICK dev Spearman {rho:.2}",

@@ -329,6 +329,12 @@ def main():
                    help="WordNet dict folder (apt-get download wordnet-base; dpkg-deb -x): its "
                         "glosses and examples join the refinement texts")
     p.add_argument("--wordnet-texts", type=int, default=40000)
+    p.add_argument("--extra-texts", default=None,
+                   help="one more group of refinement texts, one a line (e.g. the Tier M corpus, "
+                        "tools/train/corpus.py)")
+    p.add_argument("--extra-emb", default=None,
+                   help="the teacher's embeddings of --extra-texts as raw little-endian f32 rows "
+                        "(pith embed --file TEXTS --out F)")
     p.add_argument("--pca", choices=("tokens", "texts"), default="tokens",
                    help="fit the PCA on the token vectors, or on the refinement texts' teacher "
                         "embeddings (the space sentences live in)")
@@ -411,15 +417,22 @@ def main():
         wn_ids = [e.ids for e in full_tok.encode_batch(wn)]
         t_wn = cached(os.path.join(args.cache, f"teacher_wordnet{len(wn)}.npy"),
                       lambda: get_teacher().embed_ids(wn_ids, 128, "wordnet")) if wn else np.zeros((0, 384))
-        texts = ws + train_lines + wn
-        targets = np.concatenate([t_words, t_sents, t_wn]).astype(np.float64)
+        extra, t_extra = [], np.zeros((0, 384))
+        if args.extra_texts:
+            with open(args.extra_texts, encoding="utf-8") as f:
+                extra = [l.strip() for l in f if l.strip()]
+            t_extra = np.fromfile(args.extra_emb, "<f4").reshape(len(extra), -1).astype(np.float64)
+            t_extra /= np.maximum(np.linalg.norm(t_extra, axis=1, keepdims=True), 1e-12)
+        texts = ws + train_lines + wn + extra
+        targets = np.concatenate([t_words, t_sents, t_wn, t_extra]).astype(np.float64)
         # Words weigh by (dampened) frequency; each group of texts (words, corpus sentences,
         # WordNet glosses) weighs as much in total as each other.
         ww = np.array([f for _, f in words[:args.refine_words]]) ** 0.5
         ww = ww / ww.sum()
         sw = np.full(len(train_lines), 1.0 / len(train_lines))
         gw = np.full(len(wn), 1.0 / max(1, len(wn)))
-        rw = np.concatenate([ww, sw, gw])
+        xw = np.full(len(extra), 1.0 / max(1, len(extra)))
+        rw = np.concatenate([ww, sw, gw, xw])
         rw = rw * (len(rw) / rw.sum())
         if args.pca == "texts":
             mu, axes, _ = pca(targets, args.dim, weights=rw)
@@ -494,6 +507,7 @@ def main():
             "distillation": {k: val for k, val in vars(args).items()
                              if k in ("dim", "budget", "sif", "refine", "refine_words", "corpus_train",
                                       "wordnet_texts")},
+            "extra_texts": len(extra) if args.refine > 0 else 0,
         }
         with open(os.path.join(args.out, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)

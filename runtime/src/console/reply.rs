@@ -157,6 +157,9 @@ fn board<W: Write>(w: &mut W, b: &Board<'_>) -> Result<(), W::Error> {
         w,
         format_args!("ram {} of {} bytes\r\n", b.ram_used, b.ram_size),
     )?;
+    if let Some(peak) = b.stack_peak {
+        put(w, format_args!("stack {} bytes peak\r\n", peak()))?;
+    }
     put(
         w,
         format_args!(

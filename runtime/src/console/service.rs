@@ -8,7 +8,7 @@ use crate::frame::MAX_DIM;
 use crate::kb::{Bank, Reply, Text};
 
 /// What the firmware tells the console about the board it runs on (for `info`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Board<'a> {
     /// Board name, e.g. `mps3-an547`.
     pub name: &'a str,
@@ -26,6 +26,8 @@ pub struct Board<'a> {
     pub package_bytes: u32,
     /// Bytes of the inference arena.
     pub arena_bytes: u32,
+    /// Deepest stack use so far in bytes, where the firmware can measure it (a painted stack).
+    pub stack_peak: Option<fn() -> u32>,
 }
 
 /// A monotonic clock supplied by the firmware, for `bench`.

@@ -4,12 +4,14 @@
 //! the default model that fits it (models/minilm-l6.pith on mps3-an547, models/minilm-l6-12k.pith
 //! on the 16 MiB PSRAM boards). The implied time assumes one instruction per cycle at a typical
 //! clock of a real part with that core. Usage: `firmware-report [BOARD...]` (default: every board).
+//! `PITH_ARENA_BYTES` cuts the arena (a part with less RAM); peak RAM is the statics, the stack's
+//! painted high-water mark after the bench and the arena.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pith_tests::qemu::{board, build_firmware, repo_root, Qemu, BOARDS};
+use pith_tests::qemu::{board, build_firmware_with_arena, repo_root, Qemu, BOARDS};
 
 fn main() -> Result<()> {
     let names: Vec<String> = std::env::args().skip(1).collect();
@@ -19,17 +21,21 @@ fn main() -> Result<()> {
         names.iter().map(|n| board(n)).collect::<Result<_>>()?
     };
     let fixed = std::env::var_os("PITH_PACKAGE").map(PathBuf::from);
+    let arena: Option<u32> = match std::env::var("PITH_ARENA_BYTES") {
+        Ok(v) if !v.is_empty() => Some(v.parse().context("PITH_ARENA_BYTES")?),
+        _ => None,
+    };
     println!(
-        "| {} | {} | {} | {} | {} | {} | {} |",
-        "board", "flash used (B)", "RAM used (B)", "package (B)", "tokens", "instructions/embedding", "implied time"
+        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+        "board", "flash used (B)", "RAM statics + stack peak + arena (B)", "package (B)", "max tokens", "tokens", "instructions/embedding", "implied time"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for b in &boards {
         let package = fixed.clone().or_else(|| {
             let name = if b.name == "mps3-an547" { "models/minilm-l6.pith" } else { "models/minilm-l6-12k.pith" };
             Some(repo_root().join(name)).filter(|p| p.is_file())
         });
-        let elf = build_firmware(b, package.as_deref())?;
+        let elf = build_firmware_with_arena(b, package.as_deref(), arena)?;
         let mut q = Qemu::boot(b, &elf, true)?;
         q.start_quiet(Duration::from_secs(60))
             .with_context(|| format!("booting {}", b.name))?;
@@ -41,6 +47,13 @@ fn main() -> Result<()> {
                 .to_string()
         };
         let bench = q.command("bench", Duration::from_secs(600))?;
+        // The stack's high-water mark after an embedding (the deepest path the console has).
+        let after = q.command("info", Duration::from_secs(30))?;
+        let field = |key: &str| after.get(key).and_then(|v| v.split(' ').next()?.parse::<u64>().ok());
+        let ram = match (field("ram"), field("stack"), field("arena")) {
+            (Some(r), Some(s), Some(a)) => format!("{r} + {s} + {a} = {}", r + s + a),
+            _ => "?".to_string(),
+        };
         let (tokens, instr) = if bench.ok() {
             (
                 bench.get("tokens").unwrap_or("?").to_string(),
@@ -55,11 +68,12 @@ fn main() -> Result<()> {
             .map(|i| format!("{:.0} ms at {mhz} MHz ({clock_name})", i / (mhz as f64 * 1e3)))
             .unwrap_or_else(|_| "-".into());
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             b.name,
             num("flash"),
-            num("ram"),
+            ram,
             num("package"),
+            num("max_tokens"),
             tokens,
             instr,
             implied

@@ -1,8 +1,10 @@
-//! `pith embed TEXT`: print the sentence embedding.
+//! `pith embed TEXT`: print the sentence embedding; `pith embed --file F --out O`: embed every
+//! line of a file (on several threads) into raw little-endian f32 rows, e.g. distillation targets.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
 use crate::backend::{Embedder, Kind};
 
@@ -10,7 +12,17 @@ use crate::backend::{Embedder, Kind};
 #[derive(clap::Args)]
 pub struct Args {
     /// The text to embed.
-    pub text: String,
+    #[arg(required_unless_present = "file")]
+    pub text: Option<String>,
+    /// Embed every non-empty line of this file instead (needs --out).
+    #[arg(long, conflicts_with = "text", requires = "out")]
+    pub file: Option<PathBuf>,
+    /// With --file: where the embeddings go, as raw little-endian f32 rows (lines x dim).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// With --file: worker threads (each runs its own engine on a share of the lines).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Package (default: models/minilm-l6.pith, built on first use).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -28,13 +40,54 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
     let bytes = crate::artifacts::read_package(a.model.as_deref())?;
+    if let (Some(file), Some(out)) = (&a.file, &a.out) {
+        return embed_file(&bytes, &a, file, out);
+    }
+    let text = a.text.as_deref().unwrap_or_default();
     let mut e = Embedder::new(&bytes, a.backend, a.onnx)?;
-    let v = e.embed(&a.text)?;
+    let v = e.embed(text)?;
     if a.json {
         println!("{}", serde_json::json!({ "embedding": v }));
     } else {
         let head: Vec<String> = v.iter().take(8).map(|x| format!("{x:+.4}")).collect();
         println!("dim {} [{} ...]", v.len(), head.join(", "));
     }
+    Ok(())
+}
+
+fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
+    let lines = crate::text::read_lines(file)?;
+    let threads = a.threads.clamp(1, 64);
+    let chunk = lines.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<f32>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || -> Result<Vec<f32>> {
+                    let mut e = Embedder::new(bytes, a.backend, a.onnx.clone())?;
+                    let mut rows = Vec::new();
+                    for l in part {
+                        rows.extend(e.embed(l).with_context(|| format!("embedding {l:?}"))?);
+                    }
+                    Ok(rows)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))).collect()
+    });
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?);
+    let mut n = 0usize;
+    for p in parts {
+        let p = p?;
+        n += p.len();
+        for x in p {
+            w.write_all(&x.to_le_bytes())?;
+        }
+    }
+    w.flush()?;
+    if lines.is_empty() {
+        bail!("{} has no non-empty lines", file.display());
+    }
+    eprintln!("{} lines x {} dims -> {}", lines.len(), n / lines.len(), out.display());
     Ok(())
 }
