@@ -46,19 +46,31 @@ impl fmt::Display for Error {
         match self {
             Error::PackageTruncated => f.write_str("package truncated"),
             Error::PackageBadMagic => f.write_str("not a .pith package (bad magic)"),
-            Error::PackageUnsupportedVersion(v) => write!(f, "unsupported package format version {v}"),
+            Error::PackageUnsupportedVersion(v) => {
+                write!(f, "unsupported package format version {v}")
+            }
             Error::PackageBadChecksum => f.write_str("package checksum mismatch (corrupted)"),
             Error::PackageBadHeader => f.write_str("package header does not decode"),
             Error::PackageBadSection => f.write_str("package section out of bounds or mis-sized"),
             Error::PackageMissingSection => f.write_str("package lacks a section the model needs"),
             Error::PackageBadConfig => f.write_str("package model configuration is inconsistent"),
             Error::VocabCorrupt => f.write_str("vocabulary section is corrupt"),
-            Error::ArenaTooSmall => f.write_str("arena too small for this model and sequence length"),
-            Error::OutputSizeMismatch => f.write_str("output buffer does not match the model dimension"),
+            Error::ArenaTooSmall => {
+                f.write_str("arena too small for this model and sequence length")
+            }
+            Error::OutputSizeMismatch => {
+                f.write_str("output buffer does not match the model dimension")
+            }
             Error::BankCorrupt => f.write_str("knowledge bank is corrupt"),
-            Error::BankDimensionMismatch => f.write_str("knowledge bank dimension differs from the model's"),
-            Error::BankUnsupportedVersion(v) => write!(f, "unsupported knowledge bank format version {v}"),
-            Error::BankModelMismatch => f.write_str("knowledge bank was built with another model package"),
+            Error::BankDimensionMismatch => {
+                f.write_str("knowledge bank dimension differs from the model's")
+            }
+            Error::BankUnsupportedVersion(v) => {
+                write!(f, "unsupported knowledge bank format version {v}")
+            }
+            Error::BankModelMismatch => {
+                f.write_str("knowledge bank was built with another model package")
+            }
         }
     }
 }

@@ -30,7 +30,9 @@ impl TractModel {
     /// Embeds token ids (`[CLS] .. [SEP]`); returns the output vector as the graph produced it.
     pub fn embed_ids(&self, ids: &[u32]) -> TractResult<Vec<f32>> {
         let n = ids.len();
-        let input: Tensor = tract_ndarray::Array2::from_shape_vec((1, n), ids.iter().map(|&i| i as i64).collect())?.into();
+        let input: Tensor =
+            tract_ndarray::Array2::from_shape_vec((1, n), ids.iter().map(|&i| i as i64).collect())?
+                .into();
         let mask: Tensor = tract_ndarray::Array2::<i64>::ones((1, n)).into();
         let out = self.plan.run(tvec!(input.into(), mask.into()))?;
         let v = out[0].to_plain_array_view::<f32>()?;
@@ -38,9 +40,16 @@ impl TractModel {
     }
 
     /// Tokenizes with `tok` and embeds.
-    pub fn embed(&self, tok: &Tokenizer<'_>, text: &str, max_tokens: usize) -> TractResult<Vec<f32>> {
+    pub fn embed(
+        &self,
+        tok: &Tokenizer<'_>,
+        text: &str,
+        max_tokens: usize,
+    ) -> TractResult<Vec<f32>> {
         let mut ids = vec![0u32; max_tokens.max(2)];
-        let n = tok.encode(text, &mut ids).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let n = tok
+            .encode(text, &mut ids)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         self.embed_ids(&ids[..n])
     }
 }

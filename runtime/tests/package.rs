@@ -4,8 +4,9 @@
 use pith_runtime::{Error, Model};
 
 fn package() -> Vec<u8> {
-    let path = std::env::var("PITH_PACKAGE")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../models/minilm-l6.pith").to_string());
+    let path = std::env::var("PITH_PACKAGE").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../models/minilm-l6.pith").to_string()
+    });
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!("{path}: {e}; build it with `cargo run --release --bin pith -- embed hi` (scripts/test.sh does)")
     })
@@ -31,7 +32,10 @@ fn damaged_packages_are_refused_with_the_right_error() {
     assert_eq!(Model::new(&bad).err(), Some(Error::PackageBadMagic));
     let mut bad = good.clone();
     bad[4] = 99;
-    assert_eq!(Model::new(&bad).err(), Some(Error::PackageUnsupportedVersion(99)));
+    assert_eq!(
+        Model::new(&bad).err(),
+        Some(Error::PackageUnsupportedVersion(99))
+    );
     // A flipped bit in the weights is caught by the checksum.
     let mut bad = good.clone();
     let at = good.len() * 3 / 4;
@@ -82,15 +86,21 @@ fn embeddings_are_deterministic_and_sensible() {
     let far = embed(&m, "The stock market fell sharply today.");
     let s_near = pith_runtime::cosine_i8(&a, &near);
     let s_far = pith_runtime::cosine_i8(&a, &far);
-    assert!(s_near > 0.6 && s_far < 0.3 && s_near > s_far + 0.3, "near {s_near} far {s_far}");
+    assert!(
+        s_near > 0.6 && s_far < 0.3 && s_near > s_far + 0.3,
+        "near {s_near} far {s_far}"
+    );
 }
 
 #[test]
 fn simd_and_scalar_kernels_give_the_same_bytes() {
     let bytes = package();
     let m = Model::new(&bytes).expect("package loads");
-    let lines = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/calib/snli-dev-sentences.txt"))
-        .expect("calibration sentences");
+    let lines = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/calib/snli-dev-sentences.txt"
+    ))
+    .expect("calibration sentences");
     for line in lines.lines().skip(1000).take(40) {
         pith_runtime::kernels::force_scalar(false);
         let fast = embed(&m, line);
@@ -118,14 +128,30 @@ fn hostile_text_never_panics() {
             char::from_u32(seed % 0x30000).unwrap_or('?')
         })
         .collect();
-    for text in ["", " ", "\u{0}", controls.as_str(), long.as_str(), random.as_str(), "[CLS] [SEP] [PAD]"] {
-        let n = m.embed(text, &mut arena, &mut out).expect("any text embeds");
+    for text in [
+        "",
+        " ",
+        "\u{0}",
+        controls.as_str(),
+        long.as_str(),
+        random.as_str(),
+        "[CLS] [SEP] [PAD]",
+    ] {
+        let n = m
+            .embed(text, &mut arena, &mut out)
+            .expect("any text embeds");
         assert!((2..=m.max_tokens()).contains(&n));
     }
     // A tiny arena is an error, not a panic; a modest one truncates.
-    assert_eq!(m.embed("hello", &mut arena[..10], &mut out).err(), Some(Error::ArenaTooSmall));
+    assert_eq!(
+        m.embed("hello", &mut arena[..10], &mut out).err(),
+        Some(Error::ArenaTooSmall)
+    );
     let words = m.arena_words(16);
     assert_eq!(m.embed(&long, &mut arena[..words], &mut out), Ok(16));
     let mut wrong = vec![0i8; 3];
-    assert_eq!(m.embed("hello", &mut arena, &mut wrong).err(), Some(Error::OutputSizeMismatch));
+    assert_eq!(
+        m.embed("hello", &mut arena, &mut wrong).err(),
+        Some(Error::OutputSizeMismatch)
+    );
 }

@@ -22,11 +22,23 @@ pub fn pith_bin() -> &'static Path {
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(cargo)
-            .args(["build", "--release", "-p", "pith-tools", "--bin", "pith", "--message-format=json"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "pith-tools",
+                "--bin",
+                "pith",
+                "--message-format=json",
+            ])
             .current_dir(repo_root())
             .output()
             .expect("running cargo build for the pith binary");
-        assert!(out.status.success(), "cargo build of pith failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo build of pith failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

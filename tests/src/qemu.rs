@@ -100,12 +100,21 @@ pub fn build_firmware(board: &Board, package: Option<&Path>) -> Result<PathBuf> 
 
 /// [`build_firmware`] with the arena cut to `arena_bytes` (`PITH_ARENA_BYTES`), to model a part
 /// with less RAM than the simulated board.
-pub fn build_firmware_with_arena(board: &Board, package: Option<&Path>, arena_bytes: Option<u32>) -> Result<PathBuf> {
+pub fn build_firmware_with_arena(
+    board: &Board,
+    package: Option<&Path>,
+    arena_bytes: Option<u32>,
+) -> Result<PathBuf> {
     let firmware = repo_root().join("firmware");
     // Tests run in parallel: each package gets its own directory, or one test could boot an ELF
     // another test just relinked with a different package.
     let mut flavour = match package {
-        Some(p) => format!("pkg-{}", p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()),
+        Some(p) => format!(
+            "pkg-{}",
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
         None => "nopkg".to_string(),
     };
     if let Some(a) = arena_bytes {
@@ -151,7 +160,10 @@ pub fn build_firmware_with_arena(board: &Board, package: Option<&Path>, arena_by
         Some(a) => cmd.env("PITH_ARENA_BYTES", a.to_string()),
         None => cmd.env_remove("PITH_ARENA_BYTES"),
     };
-    match package.map(|p| p.with_extension("pithkb")).filter(|b| b.is_file()) {
+    match package
+        .map(|p| p.with_extension("pithkb"))
+        .filter(|b| b.is_file())
+    {
         Some(b) => cmd.env("PITH_BANK", b),
         None => cmd.env_remove("PITH_BANK"),
     };

@@ -16,7 +16,12 @@ pub fn sick_dev() -> Vec<(f64, String, String)> {
             (cols.len() == 3).then(|| (score, cols[1].to_string(), cols[2].to_string()))
         })
         .collect();
-    assert_eq!(pairs.len(), 4934, "{} is not the SICK dev set", path.display());
+    assert_eq!(
+        pairs.len(),
+        4934,
+        "{} is not the SICK dev set",
+        path.display()
+    );
     pairs
 }
 

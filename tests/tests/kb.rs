@@ -5,12 +5,12 @@
 //! (`$PITH_PACKAGE`, else models/minilm-l6.pith, which the CLI builds on first use).
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use pith_runtime::kb::{
-    patch_threshold, quantize_4bit, Bank, BankEntry, BankOptions, BankWriter, Hit, Index, Reply, NEVER_ABSTAIN,
-    SCORE_ONE,
+    patch_threshold, quantize_4bit, Bank, BankEntry, BankOptions, BankWriter, Hit, Index, Reply,
+    NEVER_ABSTAIN, SCORE_ONE,
 };
 use pith_runtime::Error;
 use pith_tests::qemu::repo_root;
@@ -53,7 +53,10 @@ const WORDS: &[&str] = &[
 ];
 
 fn sentence(seed: &mut u32, words: usize) -> String {
-    (0..words).map(|_| WORDS[xorshift(seed) as usize % WORDS.len()]).collect::<Vec<_>>().join(" ")
+    (0..words)
+        .map(|_| WORDS[xorshift(seed) as usize % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn vector(seed: &mut u32, dim: usize) -> Vec<i8> {
@@ -67,7 +70,11 @@ fn entries(n: usize, dim: usize, seed: u32) -> Vec<BankEntry> {
         .map(|i| BankEntry {
             id: format!("e{i}"),
             question: sentence(&mut s, 3 + i % 7),
-            answer: if i == 2 { String::new() } else { sentence(&mut s, 5 + i % 40) },
+            answer: if i == 2 {
+                String::new()
+            } else {
+                sentence(&mut s, 5 + i % 40)
+            },
             question_vector: vector(&mut s, dim),
             answer_vector: vector(&mut s, dim),
         })
@@ -104,7 +111,13 @@ fn exercise(bank: &Bank<'_>) {
     let mut buf = [0u8; 7];
     for e in bank.entries() {
         for t in [e.id, e.question, e.answer] {
-            let _ = (t.to_string(), t.len(), t.as_str(), t.decode_into(&mut buf), t.eq_str("x"));
+            let _ = (
+                t.to_string(),
+                t.len(),
+                t.as_str(),
+                t.decode_into(&mut buf),
+                t.eq_str("x"),
+            );
         }
         let _ = (unpack(&e.question_vector), e.answer_vector.norm2());
     }
@@ -132,11 +145,21 @@ fn round_trip_every_layout() {
             };
             let bytes = write(&src, dim, options);
             let bank = Bank::new_checked(&bytes).unwrap();
-            assert_eq!((bank.len(), bank.dim(), bank.bits()), (12, dim, (options.question_bits, options.answer_bits)));
-            assert_eq!((bank.threshold(), bank.answer_bias(), bank.model_tag()), (12345, -321, 0xdead_beef));
+            assert_eq!(
+                (bank.len(), bank.dim(), bank.bits()),
+                (12, dim, (options.question_bits, options.answer_bits))
+            );
+            assert_eq!(
+                (bank.threshold(), bank.answer_bias(), bank.model_tag()),
+                (12345, -321, 0xdead_beef)
+            );
             assert_eq!(bank.is_compressed(), compress);
             for (i, (e, s)) in bank.entries().zip(&src).enumerate() {
-                for (t, want) in [(e.id, &s.id), (e.question, &s.question), (e.answer, &s.answer)] {
+                for (t, want) in [
+                    (e.id, &s.id),
+                    (e.question, &s.question),
+                    (e.answer, &s.answer),
+                ] {
                     assert_eq!(t.to_string(), *want);
                     assert_eq!(t.len(), want.len());
                     assert!(t.eq_str(want) && !t.eq_str(&format!("{want}!")));
@@ -149,7 +172,11 @@ fn round_trip_every_layout() {
                     for cap in 0..want.len().min(20) {
                         let mut small = vec![0u8; cap];
                         let got = t.decode_into(&mut small);
-                        assert!(want.starts_with(got) && got.len() <= cap && got.len() + 4 > cap.min(want.len()));
+                        assert!(
+                            want.starts_with(got)
+                                && got.len() <= cap
+                                && got.len() + 4 > cap.min(want.len())
+                        );
                     }
                 }
                 for (v, want, b) in [
@@ -162,9 +189,16 @@ fn round_trip_every_layout() {
                         assert_eq!(got, clipped);
                     } else {
                         assert_eq!(got, quantize_4bit(want));
-                        assert!(cos_f64(&got, want) > 0.97, "4-bit cosine {}", cos_f64(&got, want));
+                        assert!(
+                            cos_f64(&got, want) > 0.97,
+                            "4-bit cosine {}",
+                            cos_f64(&got, want)
+                        );
                     }
-                    assert_eq!(v.norm2(), got.iter().map(|&x| x as i64 * x as i64).sum::<i64>());
+                    assert_eq!(
+                        v.norm2(),
+                        got.iter().map(|&x| x as i64 * x as i64).sum::<i64>()
+                    );
                 }
                 assert_eq!(bank.find_id(&s.id), Some(i));
             }
@@ -172,14 +206,27 @@ fn round_trip_every_layout() {
             assert!(bank.entry(12).is_none());
         }
     }
-    let raw = write(&src, dim, BankOptions { compress: false, ..BankOptions::default() });
+    let raw = write(
+        &src,
+        dim,
+        BankOptions {
+            compress: false,
+            ..BankOptions::default()
+        },
+    );
     let coded = write(&src, dim, BankOptions::default());
     let text = |b: &[u8]| Bank::new_checked(b).unwrap().text_bytes();
-    assert!(text(&coded) * 10 < text(&raw) * 8, "byte-pair coding saves at least 20 % on repetitive text");
+    assert!(
+        text(&coded) * 10 < text(&raw) * 8,
+        "byte-pair coding saves at least 20 % on repetitive text"
+    );
     // Padding after the checksum (flash images) is ignored.
     let mut padded = coded.clone();
     padded.extend_from_slice(&[0xff; 64]);
-    assert_eq!(Bank::new_checked(&padded).unwrap().bytes().len(), coded.len());
+    assert_eq!(
+        Bank::new_checked(&padded).unwrap().bytes().len(),
+        coded.len()
+    );
     // An empty bank is valid and answers nothing.
     let empty = write(&[], dim, BankOptions::default());
     let bank = Bank::new_checked(&empty).unwrap();
@@ -193,7 +240,13 @@ fn writer_refuses_bad_input() {
     let mut w = BankWriter::new(9, BankOptions::default());
     w.push(src[0].clone());
     assert_eq!(w.finish(), Err(Error::BankDimensionMismatch));
-    let w = BankWriter::new(8, BankOptions { question_bits: 5, ..BankOptions::default() });
+    let w = BankWriter::new(
+        8,
+        BankOptions {
+            question_bits: 5,
+            ..BankOptions::default()
+        },
+    );
     assert_eq!(w.finish(), Err(Error::BankCorrupt));
 }
 
@@ -209,16 +262,29 @@ fn reseal(b: &mut [u8]) {
 #[test]
 fn damaged_banks_are_refused_without_panic() {
     let dim = 16;
-    let bytes = write(&entries(6, dim, 3), dim, BankOptions { question_bits: 8, ..BankOptions::default() });
+    let bytes = write(
+        &entries(6, dim, 3),
+        dim,
+        BankOptions {
+            question_bits: 8,
+            ..BankOptions::default()
+        },
+    );
     Bank::new_checked(&bytes).unwrap();
     for cut in 0..bytes.len() {
-        assert!(Bank::new_checked(&bytes[..cut]).is_err(), "truncated to {cut}");
+        assert!(
+            Bank::new_checked(&bytes[..cut]).is_err(),
+            "truncated to {cut}"
+        );
     }
     for at in 0..bytes.len() {
         for flip in [0x01u8, 0x80, 0xff] {
             let mut b = bytes.clone();
             b[at] ^= flip;
-            assert!(Bank::new_checked(&b).is_err(), "flip {flip:#x} at {at} passed the checksum");
+            assert!(
+                Bank::new_checked(&b).is_err(),
+                "flip {flip:#x} at {at} passed the checksum"
+            );
             // With the checksum fixed up the structure itself is on trial: it may be refused or,
             // if it still describes a consistent bank, used — but nothing may panic.
             reseal(&mut b);
@@ -233,10 +299,19 @@ fn damaged_banks_are_refused_without_panic() {
         reseal(&mut b);
         Bank::new_checked(&b).err()
     };
-    assert_eq!(sealed(&|b| b[4] = 2), Some(Error::BankUnsupportedVersion(2)));
+    assert_eq!(
+        sealed(&|b| b[4] = 2),
+        Some(Error::BankUnsupportedVersion(2))
+    );
     assert_eq!(sealed(&|b| b[0] = b'X'), Some(Error::BankCorrupt));
-    assert_eq!(sealed(&|b| b[16..20].copy_from_slice(&u32::MAX.to_le_bytes())), Some(Error::BankCorrupt));
-    assert_eq!(sealed(&|b| b[12..16].copy_from_slice(&0u32.to_le_bytes())), Some(Error::BankCorrupt));
+    assert_eq!(
+        sealed(&|b| b[16..20].copy_from_slice(&u32::MAX.to_le_bytes())),
+        Some(Error::BankCorrupt)
+    );
+    assert_eq!(
+        sealed(&|b| b[12..16].copy_from_slice(&0u32.to_le_bytes())),
+        Some(Error::BankCorrupt)
+    );
     // A code that expands to itself would never finish decoding.
     assert_eq!(
         sealed(&|b| {
@@ -275,7 +350,14 @@ fn expansion_is_bounded() {
     assert!(bank.entry(0).unwrap().answer.eq_str(&long));
     // A hostile table: code 0x01 = "aa", code n = (n-1, n-1) up to depth 24, so each byte 0x18 of
     // the text stands for 16 Mi bytes. Validation must refuse it without decoding it all.
-    let mut b = write(&[e("\u{18}".repeat(4000))], dim, BankOptions { compress: false, ..BankOptions::default() });
+    let mut b = write(
+        &[e("\u{18}".repeat(4000))],
+        dim,
+        BankOptions {
+            compress: false,
+            ..BankOptions::default()
+        },
+    );
     for code in 1u8..=0x18 {
         b[48 + code as usize / 8] |= 1 << (code % 8);
         let half = if code == 1 { b'a' } else { code - 1 };
@@ -328,11 +410,16 @@ fn search_equals_brute_force_reference() {
         for trial in 0..30 {
             // Half the queries are near an entry, as real questions are.
             let q: Vec<i8> = if trial % 2 == 0 {
-                vector(&mut seed, dim).iter().map(|&x| x.max(-127)).collect()
+                vector(&mut seed, dim)
+                    .iter()
+                    .map(|&x| x.max(-127))
+                    .collect()
             } else {
                 let base = &src[trial % src.len()].question_vector;
                 base.iter()
-                    .map(|&x| (x as i32 + (xorshift(&mut seed) % 21) as i32 - 10).clamp(-127, 127) as i8)
+                    .map(|&x| {
+                        (x as i32 + (xorshift(&mut seed) % 21) as i32 - 10).clamp(-127, 127) as i8
+                    })
                     .collect()
             };
             for index in [Index::Question, Index::Answer, Index::Both] {
@@ -345,33 +432,53 @@ fn search_equals_brute_force_reference() {
                         // Scores are cosines truncated to 1/65536; ranks may only differ where the
                         // float scores are that close.
                         let wscore = w.1 * SCORE_ONE as f64;
-                        assert!((h.score as f64 - wscore).abs() <= 2.0, "score {} vs {}", h.score, wscore);
+                        assert!(
+                            (h.score as f64 - wscore).abs() <= 2.0,
+                            "score {} vs {}",
+                            h.score,
+                            wscore
+                        );
                         if h.index != w.0 {
                             let theirs = want.iter().find(|x| x.0 == h.index).unwrap().1;
-                            assert!((theirs - w.1).abs() * SCORE_ONE as f64 <= 2.0, "rank differs beyond rounding");
+                            assert!(
+                                (theirs - w.1).abs() * SCORE_ONE as f64 <= 2.0,
+                                "rank differs beyond rounding"
+                            );
                         }
                         assert_eq!(bank.score(&q, h.index, index), Some(h.score));
                     }
-                    assert!(hits[..n]
-                        .windows(2)
-                        .all(|p| p[0].score > p[1].score || (p[0].score == p[1].score && p[0].index < p[1].index)));
+                    assert!(hits[..n].windows(2).all(|p| p[0].score > p[1].score
+                        || (p[0].score == p[1].score && p[0].index < p[1].index)));
                 }
             }
             let mut top = [Hit::default()];
             bank.search(&q, Index::Both, &mut top);
-            let expected =
-                if top[0].score >= SCORE_ONE / 2 { Reply::Answer(top[0]) } else { Reply::Abstain(Some(top[0])) };
+            let expected = if top[0].score >= SCORE_ONE / 2 {
+                Reply::Answer(top[0])
+            } else {
+                Reply::Abstain(Some(top[0]))
+            };
             assert_eq!(bank.ask(&q), expected);
         }
         // Wrong dimension or no room: nothing found, nothing panics.
-        assert_eq!(bank.search(&[1i8; 47], Index::Both, &mut [Hit::default(); 3]), 0);
+        assert_eq!(
+            bank.search(&[1i8; 47], Index::Both, &mut [Hit::default(); 3]),
+            0
+        );
         assert_eq!(bank.search(&[1i8; 48], Index::Both, &mut []), 0);
         assert_eq!(bank.score(&[1i8; 49], 0, Index::Both), None);
         assert_eq!(bank.ask(&[1i8; 3]), Reply::Abstain(None));
         // A zero query is orthogonal to everything.
         assert_eq!(bank.score(&[0i8; 48], 0, Index::Both), Some(0));
     }
-    let never = write(&src, dim, BankOptions { threshold: NEVER_ABSTAIN, ..BankOptions::default() });
+    let never = write(
+        &src,
+        dim,
+        BankOptions {
+            threshold: NEVER_ABSTAIN,
+            ..BankOptions::default()
+        },
+    );
     let bank = Bank::new_checked(&never).unwrap();
     assert!(matches!(bank.ask(&vec![-5i8; dim]), Reply::Answer(_)));
 }
@@ -406,7 +513,10 @@ fn device_flow_with_a_model() {
     let mut questions = Vec::new();
     for i in 0..20 {
         let pick = |seed: &mut u32, n: usize| {
-            (0..n).map(|_| words[xorshift(seed) as usize % words.len()]).collect::<Vec<_>>().join(" ")
+            (0..n)
+                .map(|_| words[xorshift(seed) as usize % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         let (q, a) = (pick(&mut seed, 4), pick(&mut seed, 12));
         w.push(BankEntry {
@@ -422,29 +532,54 @@ fn device_flow_with_a_model() {
     let bank = Bank::for_model(&bytes, &model).unwrap();
     for (i, q) in questions.iter().enumerate() {
         let query = embed(q);
-        let Reply::Answer(hit) = bank.ask(&query) else { panic!("abstained on {q:?}") };
+        let Reply::Answer(hit) = bank.ask(&query) else {
+            panic!("abstained on {q:?}")
+        };
         let e = bank.entry(hit.index).unwrap();
         // A repeated question can only lose to an identical twin.
-        assert!(hit.index == i || e.question.eq_str(q), "{q:?} answered by {}", e.question);
+        assert!(
+            hit.index == i || e.question.eq_str(q),
+            "{q:?} answered by {}",
+            e.question
+        );
         assert_eq!(hit.score, SCORE_ONE);
-        assert_eq!(format!("answer {}", e.answer), format!("answer {}", e.answer.to_string()));
+        assert_eq!(
+            format!("answer {}", e.answer),
+            format!("answer {}", e.answer.to_string())
+        );
     }
     // Another model of the same dimension, or another dimension, is refused.
     let other = pith_tests::synthetic::tiny_bert_package(2);
     let other = Model::new(&other).unwrap();
-    assert_eq!(Bank::for_model(&bytes, &other).err(), Some(Error::BankModelMismatch));
+    assert_eq!(
+        Bank::for_model(&bytes, &other).err(),
+        Some(Error::BankModelMismatch)
+    );
     let narrow = write(&entries(2, 8, 1), 8, BankOptions::default());
-    assert_eq!(Bank::for_model(&narrow, &model).err(), Some(Error::BankDimensionMismatch));
+    assert_eq!(
+        Bank::for_model(&narrow, &model).err(),
+        Some(Error::BankDimensionMismatch)
+    );
     // The same bank as a section of a package: one flash image for model and bank.
     let header = Package::new_checked(&pkg).unwrap().header().clone();
     let mut pw = PackageWriter::new(header);
-    pw.add(SectionKind::Bank, 0, DType::U8, 1, bytes.len(), bytes.clone());
+    pw.add(
+        SectionKind::Bank,
+        0,
+        DType::U8,
+        1,
+        bytes.len(),
+        bytes.clone(),
+    );
     let combined = pw.finish();
     let p = Package::new_checked(&combined).unwrap();
     let inner = Bank::from_package(&p).unwrap();
     assert_eq!((inner.len(), inner.bytes()), (20, &bytes[..]));
     let plain = Package::new_checked(&pkg).unwrap();
-    assert_eq!(Bank::from_package(&plain).err(), Some(Error::PackageMissingSection));
+    assert_eq!(
+        Bank::from_package(&plain).err(),
+        Some(Error::PackageMissingSection)
+    );
 }
 
 // ---- through the CLI, on the real model and the StackFAQ data ----
@@ -461,7 +596,11 @@ fn run(args: &[&str]) -> String {
         c.arg("--model").arg(p);
     }
     let out = c.output().expect("running pith");
-    assert!(out.status.success(), "pith {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pith {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -471,7 +610,11 @@ fn json(args: &[&str]) -> Value {
 }
 
 fn data(rel: &str) -> String {
-    repo_root().join("../shared/data/faq").join(rel).to_string_lossy().into_owned()
+    repo_root()
+        .join("../shared/data/faq")
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The StackFAQ bank built once by `pith kb build` with the default options, calibrated on the
@@ -523,7 +666,11 @@ fn pct(v: &Value, key: &str) -> f64 {
 fn stackfaq_bank_is_small_and_valid() {
     let bytes = std::fs::read(stackfaq_bank()).unwrap();
     let bank = Bank::new_checked(&bytes).unwrap();
-    eprintln!("StackFAQ bank: {} bytes, {} entries", bytes.len(), bank.len());
+    eprintln!(
+        "StackFAQ bank: {} bytes, {} entries",
+        bytes.len(),
+        bank.len()
+    );
     assert_eq!(bank.len(), 125);
     assert!(bytes.len() < 95_000, "bank is {} bytes", bytes.len());
     assert_ne!(bank.threshold(), NEVER_ABSTAIN);
@@ -543,16 +690,28 @@ fn stackfaq_native_retrieval() {
     assert_eq!(both["queries"], 625);
     assert!(pct(&question, "top1") >= 94.0 && pct(&question, "mrr") >= 96.5);
     assert!(pct(&answer, "top1") >= 69.0 && pct(&answer, "mrr") >= 77.5);
-    assert!(pct(&both, "top1") > 94.40 + 0.5, "both must beat the plain-question fp32 baseline");
+    assert!(
+        pct(&both, "top1") > 94.40 + 0.5,
+        "both must beat the plain-question fp32 baseline"
+    );
     assert!(pct(&both, "mrr") > 96.96 + 0.3);
     // Off-topic sentences (SNLI captions, not used for calibration) must be refused.
     let neg = std::env::temp_dir().join(format!("pith-kb-neg-{}.txt", std::process::id()));
-    let snli = std::fs::read_to_string(repo_root().join("../shared/data/calib/snli-dev-sentences.txt")).unwrap();
+    let snli =
+        std::fs::read_to_string(repo_root().join("../shared/data/calib/snli-dev-sentences.txt"))
+            .unwrap();
     let lines: Vec<&str> = snli.lines().collect();
     std::fs::write(&neg, lines[lines.len() - 300..].join("\n")).unwrap();
-    let gated = eval("both", "native", &["--abstain", "--negatives", &neg.to_string_lossy()]);
+    let gated = eval(
+        "both",
+        "native",
+        &["--abstain", "--negatives", &neg.to_string_lossy()],
+    );
     let _ = std::fs::remove_file(&neg);
-    assert!(pct(&gated, "answered") >= 97.5, "the calibrated threshold answers too few dev queries");
+    assert!(
+        pct(&gated, "answered") >= 97.5,
+        "the calibrated threshold answers too few dev queries"
+    );
     assert!(pct(&gated, "precision") >= pct(&both, "top1"));
     assert!(pct(&gated, "negatives_refused") >= 98.0);
 }
@@ -571,11 +730,28 @@ fn stackfaq_native_matches_tract_fp32() {
 #[test]
 fn ask_answers_and_abstains() {
     let kb = stackfaq_bank();
-    let v = json(&["ask", "how do I permanently delete my facebook account", "--kb", kb, "-k", "3", "--json"]);
+    let v = json(&[
+        "ask",
+        "how do I permanently delete my facebook account",
+        "--kb",
+        kb,
+        "-k",
+        "3",
+        "--json",
+    ]);
     assert_eq!(v["abstained"], false);
     assert_eq!(v["answers"][0]["id"], "1");
-    assert!(v["answers"][0]["text"].as_str().unwrap().contains("facebook.com/help/delete_account"));
-    let v = json(&["ask", "two dogs run across a snowy field", "--kb", kb, "--json"]);
+    assert!(v["answers"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("facebook.com/help/delete_account"));
+    let v = json(&[
+        "ask",
+        "two dogs run across a snowy field",
+        "--kb",
+        kb,
+        "--json",
+    ]);
     assert_eq!(v["abstained"], true);
     assert_eq!(v["answers"].as_array().map(Vec::len), Some(0));
     assert!(v["best"]["score"].as_f64().unwrap() < v["threshold"].as_f64().unwrap());
@@ -593,10 +769,21 @@ fn markdown_and_text_sources_build_banks() {
     )
     .unwrap();
     let txt = dir.join("facts.txt");
-    std::fs::write(&txt, "The office opens at nine.\n\nParking is behind the building.\n").unwrap();
+    std::fs::write(
+        &txt,
+        "The office opens at nine.\n\nParking is behind the building.\n",
+    )
+    .unwrap();
     for (src, n) in [(&md, 2), (&txt, 2)] {
         let out = src.with_extension("pithkb");
-        let built = json(&["kb", "build", &src.to_string_lossy(), "-o", &out.to_string_lossy(), "--json"]);
+        let built = json(&[
+            "kb",
+            "build",
+            &src.to_string_lossy(),
+            "-o",
+            &out.to_string_lossy(),
+            "--json",
+        ]);
         assert_eq!(built["entries"], n);
         let bytes = std::fs::read(&out).unwrap();
         let bank = Bank::new_checked(&bytes).unwrap();
@@ -612,7 +799,10 @@ fn markdown_and_text_sources_build_banks() {
         "--json",
     ]);
     assert_eq!(v["answers"][0]["id"], "1");
-    assert_eq!(v["answers"][0]["text"], "Bluetooth scanning stays on; disable it in settings.");
+    assert_eq!(
+        v["answers"][0]["text"],
+        "Bluetooth scanning stays on; disable it in settings."
+    );
     let v = json(&[
         "ask",
         "where can I park my car",

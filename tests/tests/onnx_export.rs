@@ -22,9 +22,6 @@ use tract_onnx::prelude::*;
 const EVAL_LINES: usize = 300;
 const MIN_COSINE: f64 = 0.99999;
 
-
-
-
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pith-onnx-it-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();

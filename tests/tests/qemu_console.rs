@@ -138,9 +138,12 @@ fn assert_bit_exact(board_name: &str, package: PathBuf, sentences: &[String]) ->
 }
 
 /// [`assert_bit_exact`] on a device already booted with `package`.
-fn assert_bit_exact_on(q: &mut Qemu, package: &std::path::Path, sentences: &[String]) -> Result<()> {
-    let bytes =
-        std::fs::read(package).with_context(|| format!("reading {}", package.display()))?;
+fn assert_bit_exact_on(
+    q: &mut Qemu,
+    package: &std::path::Path,
+    sentences: &[String],
+) -> Result<()> {
+    let bytes = std::fs::read(package).with_context(|| format!("reading {}", package.display()))?;
     let model = Model::new(&bytes).context("host model")?;
     let info = q.command("info", REPLY)?;
     let max_tokens: usize = info
@@ -216,7 +219,11 @@ fn snli(skip: usize, count: usize) -> Result<Vec<String>> {
 #[test]
 fn real_model_is_bit_exact_on_cortex_m4_for_200_snli_sentences() -> Result<()> {
     let package = repo_root().join("models/minilm-l6-12k.pith");
-    assert!(package.is_file(), "{} is missing: scripts/test.sh builds it", package.display());
+    assert!(
+        package.is_file(),
+        "{} is missing: scripts/test.sh builds it",
+        package.display()
+    );
     assert_bit_exact("mps2-an386", package, &snli(2000, 200)?)
 }
 
@@ -233,7 +240,11 @@ fn real_model_is_bit_exact_on_cortex_m55_helium() -> Result<()> {
 fn device_ask_answers_like_the_host() -> Result<()> {
     let package = repo_root().join("models/minilm-l6-12k.pith");
     let bank_path = package.with_extension("pithkb");
-    assert!(bank_path.is_file(), "{} is missing: scripts/test.sh builds it", bank_path.display());
+    assert!(
+        bank_path.is_file(),
+        "{} is missing: scripts/test.sh builds it",
+        bank_path.display()
+    );
     let bytes = std::fs::read(&package)?;
     let model = Model::new(&bytes).context("host model")?;
     let bank_bytes = std::fs::read(&bank_path)?;
@@ -245,30 +256,52 @@ fn device_ask_answers_like_the_host() -> Result<()> {
     let kb = q.command("kb", REPLY)?;
     assert!(kb.ok(), "{kb:?}");
     assert_eq!(kb.get("entries"), Some(bank.len().to_string().as_str()));
-    let queries = std::fs::read_to_string(repo_root().join("../shared/data/faq/stackfaq-dev-queries.tsv"))?;
+    let queries =
+        std::fs::read_to_string(repo_root().join("../shared/data/faq/stackfaq-dev-queries.tsv"))?;
     let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
     let mut v = vec![0i8; model.dim()];
     let mut answered = 0;
     for line in queries.lines().step_by(12).take(50) {
-        let Some((_, query)) = line.split_once('\t') else { continue };
-        model.embed(query, &mut arena, &mut v).context("host embed")?;
+        let Some((_, query)) = line.split_once('\t') else {
+            continue;
+        };
+        model
+            .embed(query, &mut arena, &mut v)
+            .context("host embed")?;
         let reply = q.command(&format!("ask {query}"), Duration::from_secs(120))?;
         assert!(reply.ok(), "{query:?}: {reply:?}");
         match bank.ask(&v) {
             pith_runtime::kb::Reply::Answer(hit) => {
                 let entry = bank.entry(hit.index).context("entry")?;
-                assert_eq!(reply.get("id"), Some(entry.id.to_string().as_str()), "{query:?}");
+                assert_eq!(
+                    reply.get("id"),
+                    Some(entry.id.to_string().as_str()),
+                    "{query:?}"
+                );
                 answered += 1;
             }
             pith_runtime::kb::Reply::Abstain(_) => {
-                assert_eq!(reply.get("answer"), Some("none (no confident answer)"), "{query:?}");
+                assert_eq!(
+                    reply.get("answer"),
+                    Some("none (no confident answer)"),
+                    "{query:?}"
+                );
             }
         }
     }
     assert!(answered >= 45, "only {answered} of 50 dev queries answered");
     // The product's example works out of the box.
-    let fb = q.command("ask How do I delete my Facebook account?", Duration::from_secs(120))?;
-    assert!(fb.ok() && fb.get("answer").is_some_and(|a| a.to_lowercase().contains("delete")), "{fb:?}");
+    let fb = q.command(
+        "ask How do I delete my Facebook account?",
+        Duration::from_secs(120),
+    )?;
+    assert!(
+        fb.ok()
+            && fb
+                .get("answer")
+                .is_some_and(|a| a.to_lowercase().contains("delete")),
+        "{fb:?}"
+    );
     Ok(())
 }
 
@@ -277,7 +310,11 @@ fn device_ask_answers_like_the_host() -> Result<()> {
 #[test]
 fn tier_s_static_model_is_bit_exact_on_the_m0plus_class_build() -> Result<()> {
     let package = repo_root().join("models/tier-s.pith");
-    assert!(package.is_file(), "{} is missing: scripts/test.sh builds it", package.display());
+    assert!(
+        package.is_file(),
+        "{} is missing: scripts/test.sh builds it",
+        package.display()
+    );
     assert_bit_exact("mps2-an385", package, &snli(4000, 100)?)
 }
 
@@ -288,7 +325,8 @@ fn tier_s_static_model_is_bit_exact_on_the_m0plus_class_build() -> Result<()> {
 #[test]
 fn tier_m_student_fits_128k_of_ram_and_is_bit_exact_on_the_m4() -> Result<()> {
     let package = repo_root().join("models/tier-m.pith");
-    let bytes = std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
+    let bytes =
+        std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
     assert!(bytes.len() <= 2_000_000, "package {} bytes", bytes.len());
     let model = Model::new(&bytes).context("host model")?;
     let arena = u32::try_from(model.arena_words(64) * 4)?;
@@ -313,7 +351,9 @@ fn tier_m_student_fits_128k_of_ram_and_is_bit_exact_on_the_m4() -> Result<()> {
     let (ram, stack, arena_dev) = (num("ram")?, num("stack")?, num("arena")?);
     assert!(stack > 256, "stack peak {stack}: the painting did not work");
     let peak = ram + stack + arena_dev;
-    eprintln!("tier M on mps2-an386: statics {ram} + stack {stack} + arena {arena_dev} = {peak} bytes");
+    eprintln!(
+        "tier M on mps2-an386: statics {ram} + stack {stack} + arena {arena_dev} = {peak} bytes"
+    );
     assert!(peak <= 128 * 1024, "peak RAM {peak} bytes > 128 KiB");
     let mut sentences = snli(5000, 40)?;
     sentences.push(long.to_string());

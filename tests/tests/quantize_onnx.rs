@@ -12,9 +12,6 @@ use std::process::{Command, Output};
 use prost::Message;
 use tract_onnx::pb;
 
-
-
-
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pith-quantize-onnx-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();

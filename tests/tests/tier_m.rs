@@ -27,7 +27,8 @@ fn embed(model: &Model<'_>, text: &str) -> Vec<i8> {
 #[test]
 fn committed_tier_m_package_is_reproducible_fits_and_keeps_its_quality() {
     let root = repo_root();
-    let committed = std::fs::read(root.join("models/tier-m.pith")).expect("models/tier-m.pith is committed");
+    let committed =
+        std::fs::read(root.join("models/tier-m.pith")).expect("models/tier-m.pith is committed");
     let out = std::env::temp_dir().join(format!("pith-tier-m-{}.pith", std::process::id()));
     let status = Command::new(pith_tests::cli::pith_bin())
         .arg("quantize")
@@ -41,18 +42,39 @@ fn committed_tier_m_package_is_reproducible_fits_and_keeps_its_quality() {
     let fresh = std::fs::read(&out).unwrap();
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(out.with_extension("report.json"));
-    assert!(fresh == committed, "models/tier-m.pith differs from `pith quantize models/tier-m` ({} vs {} bytes)", committed.len(), fresh.len());
+    assert!(
+        fresh == committed,
+        "models/tier-m.pith differs from `pith quantize models/tier-m` ({} vs {} bytes)",
+        committed.len(),
+        fresh.len()
+    );
 
-    assert!(committed.len() <= MAX_PACKAGE_BYTES, "package {} bytes", committed.len());
+    assert!(
+        committed.len() <= MAX_PACKAGE_BYTES,
+        "package {} bytes",
+        committed.len()
+    );
     let model = Model::new(&committed).unwrap();
     assert_eq!(model.header().arch, Arch::Bert);
     assert!(model.max_tokens() >= 64);
     let arena = model.arena_words(64) * 4;
-    assert!(arena <= MAX_ARENA_BYTES_AT_64, "arena at 64 tokens: {arena} bytes");
+    assert!(
+        arena <= MAX_ARENA_BYTES_AT_64,
+        "arena at 64 tokens: {arena} bytes"
+    );
 
     let long_word = "x".repeat(10_000);
     let many_words = "word ".repeat(5_000);
-    for text in ["", " ", "\u{0}\u{1}\u{7f}", "[CLS][SEP][UNK][PAD][MASK]", &long_word, &many_words, "日本語の文章 العربية हिन्दी 🙂🙃", "\u{202e}reversed\u{200b}"] {
+    for text in [
+        "",
+        " ",
+        "\u{0}\u{1}\u{7f}",
+        "[CLS][SEP][UNK][PAD][MASK]",
+        &long_word,
+        &many_words,
+        "日本語の文章 العربية हिन्दी 🙂🙃",
+        "\u{202e}reversed\u{200b}",
+    ] {
         let v = embed(&model, text);
         assert!(v.iter().all(|&x| x >= -127), "int8 output stays symmetric");
     }
@@ -63,6 +85,12 @@ fn committed_tier_m_package_is_reproducible_fits_and_keeps_its_quality() {
         pred.push(cosine_i8(&embed(&model, &a), &embed(&model, &b)) as f64);
     }
     let rho = spearman(&gold, &pred) * 100.0;
-    eprintln!("tier-m: {} bytes, arena at 64 tokens {arena} bytes, SICK dev Spearman {rho:.2}", committed.len());
-    assert!(rho >= REPORTED_SICK_SPEARMAN - 0.5, "SICK dev Spearman {rho:.2} fell below {REPORTED_SICK_SPEARMAN} - 0.5");
+    eprintln!(
+        "tier-m: {} bytes, arena at 64 tokens {arena} bytes, SICK dev Spearman {rho:.2}",
+        committed.len()
+    );
+    assert!(
+        rho >= REPORTED_SICK_SPEARMAN - 0.5,
+        "SICK dev Spearman {rho:.2} fell below {REPORTED_SICK_SPEARMAN} - 0.5"
+    );
 }

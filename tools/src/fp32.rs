@@ -70,7 +70,14 @@ fn softmax_rows(x: &mut Array2<f32>) {
     }
 }
 
-fn encoder_layer(l: &Layer, li: usize, x: &Array2<f32>, heads: usize, eps: f32, obs: &mut dyn Observer) -> Array2<f32> {
+fn encoder_layer(
+    l: &Layer,
+    li: usize,
+    x: &Array2<f32>,
+    heads: usize,
+    eps: f32,
+    obs: &mut dyn Observer,
+) -> Array2<f32> {
     let (t, h) = x.dim();
     let dh = h / heads;
     let q = linear(x, &l.wq, &l.bq);
@@ -87,7 +94,8 @@ fn encoder_layer(l: &Layer, li: usize, x: &Array2<f32>, heads: usize, eps: f32, 
         let vs = v.slice(s![.., hd * dh..(hd + 1) * dh]);
         let mut sc = qs.dot(&ks.t()) * scale;
         softmax_rows(&mut sc);
-        ctx.slice_mut(s![.., hd * dh..(hd + 1) * dh]).assign(&sc.dot(&vs));
+        ctx.slice_mut(s![.., hd * dh..(hd + 1) * dh])
+            .assign(&sc.dot(&vs));
     }
     obs.see(Site::Ctx, li, &ctx);
     let a = linear(&ctx, &l.wo, &l.bo) + x;

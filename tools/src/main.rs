@@ -4,20 +4,24 @@ mod artifacts;
 mod backend;
 mod checkpoint;
 mod checkpoint_onnx;
+mod cmd;
+mod defaults;
 mod fp32;
 mod kb;
+mod onnx;
 mod prune;
 mod quant;
 mod stats;
 mod text;
-mod cmd;
-mod defaults;
-mod onnx;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "pith", version, about = "Sentence embeddings for microcontrollers")]
+#[command(
+    name = "pith",
+    version,
+    about = "Sentence embeddings for microcontrollers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -20,14 +20,23 @@ pub fn prune(ck: &mut Checkpoint, corpus: &[String], size: usize) -> Result<()> 
         return Ok(());
     }
     let t = ck.tokenizer;
-    let mut keep: BTreeSet<usize> = [t.cls_id, t.sep_id, t.unk_id, t.pad_id].iter().map(|&i| i as usize).collect();
+    let mut keep: BTreeSet<usize> = [t.cls_id, t.sep_id, t.unk_id, t.pad_id]
+        .iter()
+        .map(|&i| i as usize)
+        .collect();
     for (i, tok) in ck.vocab.iter().enumerate() {
         let body = tok.strip_prefix("##").unwrap_or(tok);
-        if body.chars().count() == 1 || (tok.starts_with('[') && tok.ends_with(']') && !tok.starts_with("[unused")) {
+        if body.chars().count() == 1
+            || (tok.starts_with('[') && tok.ends_with(']') && !tok.starts_with("[unused"))
+        {
             keep.insert(i);
         }
     }
-    ensure!(keep.len() < size, "the {} character tokens alone exceed --vocab-size {size}", keep.len());
+    ensure!(
+        keep.len() < size,
+        "the {} character tokens alone exceed --vocab-size {size}",
+        keep.len()
+    );
     let tok = CheckpointTokenizer::new(ck);
     let mut freq = vec![0u64; n];
     for line in corpus {
@@ -51,7 +60,11 @@ pub fn prune(ck: &mut Checkpoint, corpus: &[String], size: usize) -> Result<()> 
     for (new, &old) in ids.iter().enumerate() {
         emb.row_mut(new).assign(&ck.word_emb.row(old));
     }
-    let remap = |old: u32| ids.iter().position(|&i| i == old as usize).map(|p| p as u32);
+    let remap = |old: u32| {
+        ids.iter()
+            .position(|&i| i == old as usize)
+            .map(|p| p as u32)
+    };
     ck.tokenizer.cls_id = remap(t.cls_id).unwrap_or(0);
     ck.tokenizer.sep_id = remap(t.sep_id).unwrap_or(0);
     ck.tokenizer.unk_id = remap(t.unk_id).unwrap_or(0);

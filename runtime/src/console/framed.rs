@@ -190,9 +190,16 @@ fn answer<C: Clock>(request: Request<'_>, service: &mut Service<'_, C>) -> Respo
             Ok(a) => {
                 let mut text = heapless::String::new();
                 if a.confident {
-                    let _ = core::fmt::Write::write_fmt(&mut Truncating(&mut text), format_args!("{}", a.text));
+                    let _ = core::fmt::Write::write_fmt(
+                        &mut Truncating(&mut text),
+                        format_args!("{}", a.text),
+                    );
                 }
-                Response::Answer { text, score: a.score, confident: a.confident }
+                Response::Answer {
+                    text,
+                    score: a.score,
+                    confident: a.confident,
+                }
             }
             Err(f) => failure(f),
         },

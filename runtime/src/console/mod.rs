@@ -157,7 +157,10 @@ impl<'m, C: Clock> Console<'m, C> {
             },
             Command::Kb => match s.bank() {
                 Some(b) => reply::bank(w, b),
-                None => reply::failure(w, &Failure::new(ErrCode::NoBank, Cause::Text("no knowledge bank"))),
+                None => reply::failure(
+                    w,
+                    &Failure::new(ErrCode::NoBank, Cause::Text("no knowledge bank")),
+                ),
             },
             Command::Bench(text) => match s.bench(text.unwrap_or(BENCH_SENTENCE)) {
                 Ok((tokens, ns)) => reply::bench(w, tokens, ns),

@@ -85,9 +85,21 @@ pub fn similarity<W: Write>(w: &mut W, cosine: f32, ta: usize, tb: usize) -> Res
 /// `ask`: the entry's id, score and answer, or the abstention with the best score.
 pub fn answer<W: Write>(w: &mut W, a: &super::Answer<'_>) -> Result<(), W::Error> {
     if a.confident {
-        put(w, format_args!("id {}\r\nscore {:.4}\r\nanswer {}\r\n", a.id, a.score, a.text))?;
+        put(
+            w,
+            format_args!(
+                "id {}\r\nscore {:.4}\r\nanswer {}\r\n",
+                a.id, a.score, a.text
+            ),
+        )?;
     } else {
-        put(w, format_args!("score {:.4}\r\nanswer none (no confident answer)\r\n", a.score))?;
+        put(
+            w,
+            format_args!(
+                "score {:.4}\r\nanswer none (no confident answer)\r\n",
+                a.score
+            ),
+        )?;
     }
     ok(w)
 }

@@ -263,14 +263,22 @@ impl<'m, C: Clock> Service<'m, C> {
             Reply::Answer(hit) => (hit, true),
             Reply::Abstain(Some(hit)) => (hit, false),
             Reply::Abstain(None) => {
-                return Err(Failure::new(ErrCode::NoBank, Cause::Text("knowledge bank is empty")))
+                return Err(Failure::new(
+                    ErrCode::NoBank,
+                    Cause::Text("knowledge bank is empty"),
+                ))
             }
         };
         let entry = bank.entry(hit.index).ok_or(Failure::new(
             ErrCode::NoBank,
             Cause::Text("knowledge bank is empty"),
         ))?;
-        Ok(Answer { id: entry.id, text: entry.answer, score: hit.cosine(), confident })
+        Ok(Answer {
+            id: entry.id,
+            text: entry.answer,
+            score: hit.cosine(),
+            confident,
+        })
     }
 
     /// The attached bank, if any (for `kb`).

@@ -123,7 +123,11 @@ pub fn layer(lv: &LayerView<'_>, e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>
     linear_residual(ctx, &lv.o, h, h, tn, s.xr);
     let ln1 = LnParams::new(lv.ln1, h);
     for t in 0..tn {
-        layernorm(&mut s.xr[t * h..(t + 1) * h], &ln1, &mut s.xm[t * h..(t + 1) * h]);
+        layernorm(
+            &mut s.xr[t * h..(t + 1) * h],
+            &ln1,
+            &mut s.xm[t * h..(t + 1) * h],
+        );
     }
 
     // FFN: up + GELU table into u, then down added into the residual.
@@ -136,7 +140,11 @@ pub fn layer(lv: &LayerView<'_>, e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>
     linear_residual(s.u, &lv.down, f, h, tn, s.xr);
     let ln2 = LnParams::new(lv.ln2, h);
     for t in 0..tn {
-        layernorm(&mut s.xr[t * h..(t + 1) * h], &ln2, &mut s.xm[t * h..(t + 1) * h]);
+        layernorm(
+            &mut s.xr[t * h..(t + 1) * h],
+            &ln2,
+            &mut s.xm[t * h..(t + 1) * h],
+        );
     }
 }
 
@@ -147,9 +155,17 @@ pub const MAX_HEAD_DIM: usize = 256;
 /// Mean pooling needs no division: the int8 rescaling by the maximum absorbs the token count.
 pub fn pool(xr: &[i32], tokens: usize, hidden: usize, cls: bool, out: &mut [i8]) {
     let rows = if cls { tokens.min(1) } else { tokens };
-    let column = |j: usize| -> i64 { (0..rows).map(|t| xr.get(t * hidden + j).copied().unwrap_or(0) as i64).sum() };
+    let column = |j: usize| -> i64 {
+        (0..rows)
+            .map(|t| xr.get(t * hidden + j).copied().unwrap_or(0) as i64)
+            .sum()
+    };
     let max = (0..hidden).map(|j| column(j).abs()).max().unwrap_or(0);
     for (j, o) in out.iter_mut().enumerate().take(hidden) {
-        *o = if max == 0 { 0 } else { div_round(column(j) * 127, max).clamp(-127, 127) as i8 };
+        *o = if max == 0 {
+            0
+        } else {
+            div_round(column(j) * 127, max).clamp(-127, 127) as i8
+        };
     }
 }

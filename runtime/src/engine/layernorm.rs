@@ -32,7 +32,10 @@ impl<'a> LnParams<'a> {
 
 #[inline(always)]
 fn head(n: i64, gain: i64, offset: i64) -> i64 {
-    n.saturating_mul(gain).saturating_add(offset).saturating_add(1 << 31) >> 32
+    n.saturating_mul(gain)
+        .saturating_add(offset)
+        .saturating_add(1 << 31)
+        >> 32
 }
 
 /// Normalizes `x` in place into the residual head and writes the matmul head into `mm`.
@@ -43,7 +46,10 @@ pub fn layernorm(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8]) {
     }
     let sum: i64 = x.iter().map(|&v| v as i64).sum();
     let mean = div_round(sum, h);
-    let var: u128 = x.iter().map(|&v| ((v as i64 - mean) as i128 * (v as i64 - mean) as i128) as u128).sum::<u128>()
+    let var: u128 = x
+        .iter()
+        .map(|&v| ((v as i64 - mean) as i128 * (v as i64 - mean) as i128) as u128)
+        .sum::<u128>()
         / h as u128;
     // std in Q16; a constant row (var 0) normalizes to 0, leaving only the offsets.
     let std_q16 = isqrt_u128(var << 32);

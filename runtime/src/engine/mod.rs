@@ -64,7 +64,11 @@ impl<'a> Model<'a> {
             }
             Arch::Static => Net::Static(StaticView::resolve(&package, vocab, hidden)?),
         };
-        Ok(Model { package, tokenizer, net })
+        Ok(Model {
+            package,
+            tokenizer,
+            net,
+        })
     }
 
     /// The package header.
@@ -111,7 +115,10 @@ impl<'a> Model<'a> {
     /// Inputs longer than the arena allows are truncated like over-long inputs.
     pub fn embed(&self, text: &str, arena: &mut [i32], out: &mut [i8]) -> Result<usize> {
         let per_token = self.arena_words(1);
-        let fit = (0..=self.max_tokens()).rev().find(|&t| self.arena_words(t) <= arena.len()).unwrap_or(0);
+        let fit = (0..=self.max_tokens())
+            .rev()
+            .find(|&t| self.arena_words(t) <= arena.len())
+            .unwrap_or(0);
         if fit < 2 || per_token == 0 {
             return Err(Error::ArenaTooSmall);
         }
@@ -172,7 +179,12 @@ impl<'a> Model<'a> {
             scores,
             probs: &mut bytemuck::cast_slice_mut(probs)[..tn],
         };
-        let d = Dims { tokens: tn, hidden: h, heads: m.heads as usize, ffn: f };
+        let d = Dims {
+            tokens: tn,
+            hidden: h,
+            heads: m.heads as usize,
+            ffn: f,
+        };
         bert::embed(ids, embed, d, &mut s);
         for l in 0..m.layers {
             let lv = LayerView::resolve(&self.package, l as u16, h, f)?;

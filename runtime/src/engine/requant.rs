@@ -77,7 +77,7 @@ mod tests {
     fn rq_rounds_half_up_and_never_panics() {
         assert_eq!(rq(3, 1 << 30, 31), 2); // 1.5 -> 2
         assert_eq!(rq(-3, 1 << 30, 31), -1); // -1.5 -> -1 (half up)
-        // A shift past 62 is clamped: (2^31-1)^2 / 2^62 rounds to 1.
+                                             // A shift past 62 is clamped: (2^31-1)^2 / 2^62 rounds to 1.
         assert_eq!(rq(i32::MAX as i64, i32::MAX, 200), 1);
         assert_eq!(rq(5, 7, -4), 35);
         assert_eq!(rq_i8(1 << 40, 1 << 30, 1), 127);

@@ -75,7 +75,11 @@ mod tests {
         let rows: [i8; 4] = [127, -64, 0, 127];
         let rq: [i32; 4] = [1 << 30, 30, 1 << 30, 31];
         let rq_bytes: std::vec::Vec<u8> = rq.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let v = StaticView { rows: &rows, rq: I32s(&rq_bytes), dim: 2 };
+        let v = StaticView {
+            rows: &rows,
+            rq: I32s(&rq_bytes),
+            dim: 2,
+        };
         let mut acc = [0i32; 2];
         let mut out = [0i8; 2];
         embed(&[0, 1, 7], &v, &mut acc, &mut out);

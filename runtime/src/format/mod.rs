@@ -141,22 +141,36 @@ impl<'a> Package<'a> {
                 return Err(Error::PackageBadChecksum);
             }
         }
-        let header_end = PREAMBLE_LEN.checked_add(header_len).ok_or(Error::PackageTruncated)?;
-        let header_bytes = bytes.get(PREAMBLE_LEN..header_end).ok_or(Error::PackageTruncated)?;
+        let header_end = PREAMBLE_LEN
+            .checked_add(header_len)
+            .ok_or(Error::PackageTruncated)?;
+        let header_bytes = bytes
+            .get(PREAMBLE_LEN..header_end)
+            .ok_or(Error::PackageTruncated)?;
         let header: Header =
             postcard::from_bytes(header_bytes).map_err(|_| Error::PackageBadHeader)?;
         let table_start = align_up(header_end);
-        let table_len = count.checked_mul(SECTION_RECORD_LEN).ok_or(Error::PackageBadSection)?;
-        let table_end = table_start.checked_add(table_len).ok_or(Error::PackageBadSection)?;
+        let table_len = count
+            .checked_mul(SECTION_RECORD_LEN)
+            .ok_or(Error::PackageBadSection)?;
+        let table_end = table_start
+            .checked_add(table_len)
+            .ok_or(Error::PackageBadSection)?;
         if table_end > body_end {
             return Err(Error::PackageTruncated);
         }
         let table = &bytes[table_start..table_end];
-        let pkg = Package { bytes, header, table };
+        let pkg = Package {
+            bytes,
+            header,
+            table,
+        };
         for i in 0..count {
             let s = pkg.record(i).ok_or(Error::PackageBadSection)?;
             let start = s.offset as usize;
-            let end = start.checked_add(s.len as usize).ok_or(Error::PackageBadSection)?;
+            let end = start
+                .checked_add(s.len as usize)
+                .ok_or(Error::PackageBadSection)?;
             if start < table_end || end > body_end || !start.is_multiple_of(SECTION_ALIGN) {
                 return Err(Error::PackageBadSection);
             }
@@ -173,7 +187,9 @@ impl<'a> Package<'a> {
     }
 
     fn record(&self, i: usize) -> Option<SectionInfo> {
-        let r = self.table.get(i * SECTION_RECORD_LEN..(i + 1) * SECTION_RECORD_LEN)?;
+        let r = self
+            .table
+            .get(i * SECTION_RECORD_LEN..(i + 1) * SECTION_RECORD_LEN)?;
         Some(SectionInfo {
             kind: u16_at(r, 0)?,
             layer: u16_at(r, 2)?,
@@ -210,7 +226,9 @@ impl<'a> Package<'a> {
         (0..self.section_count()).find_map(|i| {
             let s = self.record(i)?;
             if s.kind == kind as u16 && s.layer == layer {
-                let data = self.bytes.get(s.offset as usize..(s.offset + s.len) as usize)?;
+                let data = self
+                    .bytes
+                    .get(s.offset as usize..(s.offset + s.len) as usize)?;
                 Some((s, data))
             } else {
                 None

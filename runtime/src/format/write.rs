@@ -13,33 +13,77 @@ pub struct PackageWriter {
 impl PackageWriter {
     /// Starts a package with this header.
     pub fn new(header: Header) -> Self {
-        PackageWriter { header, sections: Vec::new() }
+        PackageWriter {
+            header,
+            sections: Vec::new(),
+        }
     }
 
     /// Adds a raw section; `bytes.len()` must equal `rows * cols * dtype.size()`.
-    pub fn add(&mut self, kind: SectionKind, layer: u16, dtype: DType, rows: usize, cols: usize, bytes: Vec<u8>) {
-        assert_eq!(bytes.len(), rows * cols * dtype.size(), "section {kind:?} size mismatch");
-        self.sections.push((kind, layer, dtype, rows as u32, cols as u32, bytes));
+    pub fn add(
+        &mut self,
+        kind: SectionKind,
+        layer: u16,
+        dtype: DType,
+        rows: usize,
+        cols: usize,
+        bytes: Vec<u8>,
+    ) {
+        assert_eq!(
+            bytes.len(),
+            rows * cols * dtype.size(),
+            "section {kind:?} size mismatch"
+        );
+        self.sections
+            .push((kind, layer, dtype, rows as u32, cols as u32, bytes));
     }
 
     /// Adds an i8 tensor.
     pub fn add_i8(&mut self, kind: SectionKind, layer: u16, rows: usize, cols: usize, v: &[i8]) {
-        self.add(kind, layer, DType::I8, rows, cols, v.iter().map(|&x| x as u8).collect());
+        self.add(
+            kind,
+            layer,
+            DType::I8,
+            rows,
+            cols,
+            v.iter().map(|&x| x as u8).collect(),
+        );
     }
 
     /// Adds an i32 tensor (little-endian).
     pub fn add_i32(&mut self, kind: SectionKind, layer: u16, rows: usize, cols: usize, v: &[i32]) {
-        self.add(kind, layer, DType::I32, rows, cols, v.iter().flat_map(|x| x.to_le_bytes()).collect());
+        self.add(
+            kind,
+            layer,
+            DType::I32,
+            rows,
+            cols,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        );
     }
 
     /// Adds an i64 tensor (little-endian).
     pub fn add_i64(&mut self, kind: SectionKind, layer: u16, rows: usize, cols: usize, v: &[i64]) {
-        self.add(kind, layer, DType::I64, rows, cols, v.iter().flat_map(|x| x.to_le_bytes()).collect());
+        self.add(
+            kind,
+            layer,
+            DType::I64,
+            rows,
+            cols,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        );
     }
 
     /// Adds a u16 tensor (little-endian).
     pub fn add_u16(&mut self, kind: SectionKind, layer: u16, rows: usize, cols: usize, v: &[u16]) {
-        self.add(kind, layer, DType::U16, rows, cols, v.iter().flat_map(|x| x.to_le_bytes()).collect());
+        self.add(
+            kind,
+            layer,
+            DType::U16,
+            rows,
+            cols,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        );
     }
 
     /// Lays the package out and appends the checksum.
@@ -62,7 +106,8 @@ impl PackageWriter {
             let offset = out.len() as u32;
             out.extend_from_slice(bytes);
             out.resize(align_up(out.len()), 0);
-            let r = &mut out[table_at + i * SECTION_RECORD_LEN..table_at + (i + 1) * SECTION_RECORD_LEN];
+            let r = &mut out
+                [table_at + i * SECTION_RECORD_LEN..table_at + (i + 1) * SECTION_RECORD_LEN];
             r[0..2].copy_from_slice(&(*kind as u16).to_le_bytes());
             r[2..4].copy_from_slice(&layer.to_le_bytes());
             r[4] = *dtype as u8;

@@ -90,7 +90,9 @@ pub const DECODE_ALLOWANCE: usize = 1 << 16;
 
 /// Most decoded text bytes a bank with `coded` bytes of coded text may hold.
 pub const fn decode_budget(coded: usize) -> usize {
-    coded.saturating_mul(MAX_EXPANSION).saturating_add(DECODE_ALLOWANCE)
+    coded
+        .saturating_mul(MAX_EXPANSION)
+        .saturating_add(DECODE_ALLOWANCE)
 }
 /// The score of a cosine of exactly 1.0.
 pub const SCORE_ONE: i32 = 1 << 16;
@@ -100,10 +102,14 @@ pub const NEVER_ABSTAIN: i32 = i32::MIN;
 const ENTRIES_AT: usize = HEADER_LEN + CODE_TABLE_LEN;
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 /// Bytes of one stored vector of `dim` elements at `bits` per element; `None` for unsupported widths.
@@ -169,8 +175,12 @@ impl<'a> Vector<'a> {
             _ => {
                 let mut acc = 0i64;
                 for (pair, &b) in query.chunks(2).zip(self.raw) {
-                    let lo = pair.first().map_or(0, |&x| x as i64 * nibble(b, false) as i64);
-                    let hi = pair.get(1).map_or(0, |&x| x as i64 * nibble(b, true) as i64);
+                    let lo = pair
+                        .first()
+                        .map_or(0, |&x| x as i64 * nibble(b, false) as i64);
+                    let hi = pair
+                        .get(1)
+                        .map_or(0, |&x| x as i64 * nibble(b, true) as i64);
                     acc += lo + hi;
                 }
                 acc
@@ -190,7 +200,11 @@ impl<'a> Vector<'a> {
                 for (j, &b) in self.raw.iter().enumerate() {
                     let lo = nibble(b, false) as i64;
                     // The high nibble of an odd dimension's last byte is padding.
-                    let hi = if 2 * j + 1 < self.dim { nibble(b, true) as i64 } else { 0 };
+                    let hi = if 2 * j + 1 < self.dim {
+                        nibble(b, true) as i64
+                    } else {
+                        0
+                    };
                     acc += lo * lo + hi * hi;
                 }
                 acc
@@ -265,18 +279,25 @@ impl<'a> Bank<'a> {
         // Trailing bytes beyond `total` are allowed: flash images are often padded.
         let bytes = bytes.get(..total).ok_or(Error::BankCorrupt)?;
         let body_end = total - 4;
-        let (body, stored_crc) = (bytes.get(..body_end).ok_or(Error::BankCorrupt)?, field(body_end)?);
+        let (body, stored_crc) = (
+            bytes.get(..body_end).ok_or(Error::BankCorrupt)?,
+            field(body_end)?,
+        );
         if CHECKSUM.checksum(body) != stored_crc {
             return Err(Error::BankCorrupt);
         }
         let flags = u16_at(bytes, 6).ok_or(Error::BankCorrupt)?;
-        let reserved = u16_at(bytes, 22).ok_or(Error::BankCorrupt)? as u32 | field(40)? | field(44)?;
+        let reserved =
+            u16_at(bytes, 22).ok_or(Error::BankCorrupt)? as u32 | field(40)? | field(44)?;
         if flags != 0 || reserved != 0 {
             return Err(Error::BankCorrupt);
         }
         let dim = field(12)? as usize;
         let count = field(16)? as usize;
-        let (question_bits, answer_bits) = (bytes.get(20).copied().unwrap_or(0), bytes.get(21).copied().unwrap_or(0));
+        let (question_bits, answer_bits) = (
+            bytes.get(20).copied().unwrap_or(0),
+            bytes.get(21).copied().unwrap_or(0),
+        );
         let row_q = row_bytes(question_bits, dim).ok_or(Error::BankCorrupt)?;
         let row_a = row_bytes(answer_bits, dim).ok_or(Error::BankCorrupt)?;
         if dim == 0 || dim > MAX_BANK_DIM {
@@ -314,7 +335,10 @@ impl<'a> Bank<'a> {
         };
         bank.check_entries()?;
         // -128 would break the exactness contract of the host's SIMD dot product.
-        for (bits, rows) in [(question_bits, bank.question_rows), (answer_bits, bank.answer_rows)] {
+        for (bits, rows) in [
+            (question_bits, bank.question_rows),
+            (answer_bits, bank.answer_rows),
+        ] {
             if bits == 8 && rows.contains(&0x80) {
                 return Err(Error::BankCorrupt);
             }
@@ -333,7 +357,9 @@ impl<'a> Bank<'a> {
     /// The bank stored as the [`SectionKind::Bank`] section of a package (one flash image for
     /// model and bank). Its model tag is not compared: a package cannot contain its own checksum.
     pub fn from_package(package: &Package<'a>) -> Result<Self> {
-        let (_, data) = package.find(SectionKind::Bank, 0).ok_or(Error::PackageMissingSection)?;
+        let (_, data) = package
+            .find(SectionKind::Bank, 0)
+            .ok_or(Error::PackageMissingSection)?;
         let bank = Self::new_checked(data)?;
         if bank.dim != package.header().model.hidden as usize {
             return Err(Error::BankDimensionMismatch);
@@ -357,7 +383,8 @@ impl<'a> Bank<'a> {
         let mut budget = decode_budget(self.text.len());
         for i in 0..self.count {
             for k in 0..3 {
-                let end = u32_at(self.entries, i * ENTRY_RECORD_LEN + 4 * k).ok_or(Error::BankCorrupt)? as usize;
+                let end = u32_at(self.entries, i * ENTRY_RECORD_LEN + 4 * k)
+                    .ok_or(Error::BankCorrupt)? as usize;
                 let coded = self.text.get(start..end).ok_or(Error::BankCorrupt)?;
                 if !Text::new(coded, self.codes).check(&mut budget) {
                     return Err(Error::BankCorrupt);
@@ -427,12 +454,20 @@ impl<'a> Bank<'a> {
             return None;
         }
         let end = |k: usize| u32_at(self.entries, i * ENTRY_RECORD_LEN + 4 * k).map(|v| v as usize);
-        let start = if i == 0 { Some(0) } else { u32_at(self.entries, i * ENTRY_RECORD_LEN - 4).map(|v| v as usize) };
+        let start = if i == 0 {
+            Some(0)
+        } else {
+            u32_at(self.entries, i * ENTRY_RECORD_LEN - 4).map(|v| v as usize)
+        };
         let (s, e0, e1, e2) = (start?, end(0)?, end(1)?, end(2)?);
         let text = |a: usize, b: usize| Text::new(self.text.get(a..b).unwrap_or(&[]), self.codes);
         let row = |rows: &'a [u8], bits: u8| {
             let n = row_bytes(bits, self.dim).unwrap_or(0);
-            Vector { bits, dim: self.dim, raw: rows.get(i * n..(i + 1) * n).unwrap_or(&[]) }
+            Vector {
+                bits,
+                dim: self.dim,
+                raw: rows.get(i * n..(i + 1) * n).unwrap_or(&[]),
+            }
         };
         Some(Entry {
             id: text(s, e0),
@@ -457,5 +492,8 @@ impl<'a> Bank<'a> {
 /// The model tag of a package: the CRC-32 stored in its last four bytes.
 pub fn package_tag(package: &Package<'_>) -> u32 {
     let b = package.bytes();
-    b.len().checked_sub(4).and_then(|at| u32_at(b, at)).unwrap_or(0)
+    b.len()
+        .checked_sub(4)
+        .and_then(|at| u32_at(b, at))
+        .unwrap_or(0)
 }

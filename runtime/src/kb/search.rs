@@ -82,7 +82,8 @@ fn insert(out: &mut [Hit], n: &mut usize, hit: Hit) {
         *slot = hit;
     }
     while pos > 0 {
-        let better = matches!((out.get(pos - 1), out.get(pos)), (Some(a), Some(b)) if b.score > a.score);
+        let better =
+            matches!((out.get(pos - 1), out.get(pos)), (Some(a), Some(b)) if b.score > a.score);
         if !better {
             break;
         }
@@ -99,7 +100,8 @@ impl<'a> Bank<'a> {
             Index::Answer => vector_score(&e.answer_vector, query, query_norm2),
             Index::Both => {
                 let q = vector_score(&e.question_vector, query, query_norm2);
-                let a = vector_score(&e.answer_vector, query, query_norm2).saturating_add(self.answer_bias());
+                let a = vector_score(&e.answer_vector, query, query_norm2)
+                    .saturating_add(self.answer_bias());
                 q.max(a)
             }
         }
@@ -124,7 +126,14 @@ impl<'a> Bank<'a> {
         let qn = norm2(query);
         let mut n = 0;
         for (i, e) in self.entries().enumerate() {
-            insert(out, &mut n, Hit { index: i, score: self.entry_score(&e, query, qn, index) });
+            insert(
+                out,
+                &mut n,
+                Hit {
+                    index: i,
+                    score: self.entry_score(&e, query, qn, index),
+                },
+            );
         }
         n
     }

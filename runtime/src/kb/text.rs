@@ -16,8 +16,10 @@ impl<'a> Codes<'a> {
     /// Validates the table: literals have a (0, 0) pair, and every code expands to literals
     /// within [`MAX_CODE_DEPTH`] levels (which also rules out cycles).
     pub(crate) fn new(table: &'a [u8]) -> Result<Self> {
-        let (bitmap, pairs) =
-            (table.get(..32).ok_or(Error::BankCorrupt)?, table.get(32..544).ok_or(Error::BankCorrupt)?);
+        let (bitmap, pairs) = (
+            table.get(..32).ok_or(Error::BankCorrupt)?,
+            table.get(32..544).ok_or(Error::BankCorrupt)?,
+        );
         let c = Codes { bitmap, pairs };
         const UNKNOWN: u8 = u8::MAX;
         let mut depth = [0u8; 256];
@@ -43,19 +45,27 @@ impl<'a> Codes<'a> {
                 break;
             }
         }
-        if depth.iter().any(|&d| d == UNKNOWN || d as usize > MAX_CODE_DEPTH) {
+        if depth
+            .iter()
+            .any(|&d| d == UNKNOWN || d as usize > MAX_CODE_DEPTH)
+        {
             return Err(Error::BankCorrupt);
         }
         Ok(c)
     }
 
     pub(crate) fn is_code(&self, b: u8) -> bool {
-        self.bitmap.get(b as usize / 8).is_some_and(|m| m & (1 << (b % 8)) != 0)
+        self.bitmap
+            .get(b as usize / 8)
+            .is_some_and(|m| m & (1 << (b % 8)) != 0)
     }
 
     fn pair(&self, b: u8) -> (u8, u8) {
         let at = 2 * b as usize;
-        (self.pairs.get(at).copied().unwrap_or(0), self.pairs.get(at + 1).copied().unwrap_or(0))
+        (
+            self.pairs.get(at).copied().unwrap_or(0),
+            self.pairs.get(at + 1).copied().unwrap_or(0),
+        )
     }
 
     pub(crate) fn any(&self) -> bool {
@@ -146,7 +156,9 @@ impl<'a> Text<'a> {
         let mut ok = true;
         // Emits the longest valid prefix of `buf` and keeps an incomplete trailing character.
         let mut flush = |buf: &mut [u8; CHUNK], len: &mut usize, last: bool| -> bool {
-            let Some(filled) = buf.get(..*len) else { return false };
+            let Some(filled) = buf.get(..*len) else {
+                return false;
+            };
             let (valid, complete) = match core::str::from_utf8(filled) {
                 Ok(_) => (*len, true),
                 Err(e) => (e.valid_up_to(), e.error_len().is_none() && !last),
@@ -154,7 +166,10 @@ impl<'a> Text<'a> {
             if !complete {
                 return false;
             }
-            let s = buf.get(..valid).and_then(|v| core::str::from_utf8(v).ok()).unwrap_or("");
+            let s = buf
+                .get(..valid)
+                .and_then(|v| core::str::from_utf8(v).ok())
+                .unwrap_or("");
             if !s.is_empty() && !emit(s) {
                 return false;
             }
@@ -204,7 +219,9 @@ impl<'a> Text<'a> {
             }
             take == s.len()
         });
-        buf.get(..n).and_then(|b| core::str::from_utf8(b).ok()).unwrap_or("")
+        buf.get(..n)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     /// Whether the decoded text equals `s`, without decoding it anywhere.

@@ -62,7 +62,11 @@ pub struct BankWriter {
 impl BankWriter {
     /// Starts a bank of vectors of `dim` elements.
     pub fn new(dim: usize, options: BankOptions) -> Self {
-        BankWriter { dim, options, entries: Vec::new() }
+        BankWriter {
+            dim,
+            options,
+            entries: Vec::new(),
+        }
     }
 
     /// Adds an entry.
@@ -90,7 +94,11 @@ impl BankWriter {
         if dim == 0 || dim > MAX_BANK_DIM {
             return Err(Error::BankCorrupt);
         }
-        if self.entries.iter().any(|e| e.question_vector.len() != dim || e.answer_vector.len() != dim) {
+        if self
+            .entries
+            .iter()
+            .any(|e| e.question_vector.len() != dim || e.answer_vector.len() != dim)
+        {
             return Err(Error::BankDimensionMismatch);
         }
         let mut texts: Vec<Vec<u8>> = Vec::with_capacity(3 * self.entries.len());
@@ -100,7 +108,11 @@ impl BankWriter {
             }
         }
         let plain: Vec<Vec<u8>> = texts.clone();
-        let mut table = if o.compress { train_codes(&mut texts) } else { [None; 256] };
+        let mut table = if o.compress {
+            train_codes(&mut texts)
+        } else {
+            [None; 256]
+        };
         let coded_len: usize = texts.iter().map(Vec::len).sum();
         let plain_len: usize = plain.iter().map(Vec::len).sum();
         if plain_len > decode_budget(coded_len) {
@@ -190,10 +202,17 @@ pub fn quantize_4bit(v: &[i8]) -> Vec<i8> {
     const STEPS: u32 = 48;
     for step in 0..=STEPS {
         let clip = max * (0.3 + 0.7 * step as f64 / STEPS as f64);
-        let q: Vec<i8> = v.iter().map(|&x| (x as f64 * 7.0 / clip).round().clamp(-7.0, 7.0) as i8).collect();
+        let q: Vec<i8> = v
+            .iter()
+            .map(|&x| (x as f64 * 7.0 / clip).round().clamp(-7.0, 7.0) as i8)
+            .collect();
         let dot: f64 = q.iter().zip(v).map(|(&a, &b)| a as f64 * b as f64).sum();
         let norm_q = q.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
-        let cos = if norm_q > 0.0 { dot / (norm_q * norm_v) } else { -1.0 };
+        let cos = if norm_q > 0.0 {
+            dot / (norm_q * norm_v)
+        } else {
+            -1.0
+        };
         if cos > best.0 {
             best = (cos, q);
         }

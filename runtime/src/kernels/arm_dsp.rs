@@ -13,7 +13,9 @@ use core::arch::asm;
 fn sxtb16(x: u32) -> u32 {
     let r: u32;
     // SAFETY: a pure register-to-register instruction of the DSP extension.
-    unsafe { asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
     r
 }
 
@@ -22,7 +24,9 @@ fn sxtb16(x: u32) -> u32 {
 fn sxtb16_ror8(x: u32) -> u32 {
     let r: u32;
     // SAFETY: as above.
-    unsafe { asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
     r
 }
 
@@ -32,7 +36,9 @@ fn sxtb16_ror8(x: u32) -> u32 {
 fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     let r: i32;
     // SAFETY: as above; it writes the Q flag, so flags are not declared preserved.
-    unsafe { asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, c = in(reg) acc, options(pure, nomem, nostack)) };
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, c = in(reg) acc, options(pure, nomem, nostack))
+    };
     r
 }
 
@@ -78,7 +84,12 @@ pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
         b1 = smlad(xh, sxtb16_ror8(wq), b1);
     }
     let (mut s0, mut s1) = (a0.wrapping_add(a1), b0.wrapping_add(b1));
-    for ((x, p), q) in cx.remainder().iter().zip(c0.remainder()).zip(c1.remainder()) {
+    for ((x, p), q) in cx
+        .remainder()
+        .iter()
+        .zip(c0.remainder())
+        .zip(c1.remainder())
+    {
         s0 += *x as i32 * *p as i32;
         s1 += *x as i32 * *q as i32;
     }

@@ -52,7 +52,11 @@ mod tests {
                 a.iter_mut().for_each(|v| *v = -128);
                 b.iter_mut().for_each(|v| *v = -128);
             }
-            let naive: i32 = a[..len].iter().zip(&b[..len]).map(|(x, y)| *x as i32 * *y as i32).sum();
+            let naive: i32 = a[..len]
+                .iter()
+                .zip(&b[..len])
+                .map(|(x, y)| *x as i32 * *y as i32)
+                .sum();
             assert_eq!(dot_i8(&a[..len], &b[..len]), naive, "len {len}");
         }
     }

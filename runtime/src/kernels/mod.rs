@@ -51,7 +51,14 @@ pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
 /// calls `emit(t, n, x[t] . w[n])`. Rows are visited output-major, two at a time, so each weight
 /// row is read once and each activation word is unpacked once per pair of rows.
 #[inline]
-pub fn matmul_i8<F: FnMut(usize, usize, i32)>(x: &[i8], w: &[i8], k: usize, tokens: usize, outs: usize, mut emit: F) {
+pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
+    x: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    mut emit: F,
+) {
     if k == 0 {
         return;
     }
@@ -59,7 +66,9 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(x: &[i8], w: &[i8], k: usize, toke
     let pairs = rows.len() / 2;
     let mut rows = rows.enumerate();
     for _ in 0..pairs {
-        let (Some((n, w0)), Some((_, w1))) = (rows.next(), rows.next()) else { break };
+        let (Some((n, w0)), Some((_, w1))) = (rows.next(), rows.next()) else {
+            break;
+        };
         for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
             let (d0, d1) = dot2_i8(xt, w0, w1);
             emit(t, n, d0);
@@ -92,7 +101,9 @@ mod tests {
         for outs in [0usize, 1, 2, 3, 7, 8] {
             let (k, tokens) = (37usize, 3usize);
             let x: Vec<i8> = (0..k * tokens).map(|_| xorshift(&mut seed) as i8).collect();
-            let w: Vec<i8> = (0..k * outs).map(|_| (xorshift(&mut seed) as i8).max(-127)).collect();
+            let w: Vec<i8> = (0..k * outs)
+                .map(|_| (xorshift(&mut seed) as i8).max(-127))
+                .collect();
             let mut seen = vec![None; tokens * outs];
             matmul_i8(&x, &w, k, tokens, outs, |t, n, d| {
                 assert!(seen[t * outs + n].replace(d).is_none(), "({t}, {n}) twice");
@@ -125,7 +136,11 @@ mod tests {
                         _ => (xorshift(&mut seed) as i8).max(-127),
                     })
                     .collect();
-                assert_eq!(dot_i8(&a, &b), generic::dot_i8(&a, &b), "len {len} case {case}");
+                assert_eq!(
+                    dot_i8(&a, &b),
+                    generic::dot_i8(&a, &b),
+                    "len {len} case {case}"
+                );
             }
         }
     }

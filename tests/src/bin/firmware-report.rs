@@ -27,12 +27,23 @@ fn main() -> Result<()> {
     };
     println!(
         "| {} | {} | {} | {} | {} | {} | {} | {} |",
-        "board", "flash used (B)", "RAM statics + stack peak + arena (B)", "package (B)", "max tokens", "tokens", "instructions/embedding", "implied time"
+        "board",
+        "flash used (B)",
+        "RAM statics + stack peak + arena (B)",
+        "package (B)",
+        "max tokens",
+        "tokens",
+        "instructions/embedding",
+        "implied time"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for b in &boards {
         let package = fixed.clone().or_else(|| {
-            let name = if b.name == "mps3-an547" { "models/minilm-l6.pith" } else { "models/minilm-l6-12k.pith" };
+            let name = if b.name == "mps3-an547" {
+                "models/minilm-l6.pith"
+            } else {
+                "models/minilm-l6-12k.pith"
+            };
             Some(repo_root().join(name)).filter(|p| p.is_file())
         });
         let elf = build_firmware_with_arena(b, package.as_deref(), arena)?;
@@ -49,7 +60,11 @@ fn main() -> Result<()> {
         let bench = q.command("bench", Duration::from_secs(600))?;
         // The stack's high-water mark after an embedding (the deepest path the console has).
         let after = q.command("info", Duration::from_secs(30))?;
-        let field = |key: &str| after.get(key).and_then(|v| v.split(' ').next()?.parse::<u64>().ok());
+        let field = |key: &str| {
+            after
+                .get(key)
+                .and_then(|v| v.split(' ').next()?.parse::<u64>().ok())
+        };
         let ram = match (field("ram"), field("stack"), field("arena")) {
             (Some(r), Some(s), Some(a)) => format!("{r} + {s} + {a} = {}", r + s + a),
             _ => "?".to_string(),
@@ -65,7 +80,12 @@ fn main() -> Result<()> {
         let (clock_name, mhz) = part_clock(b.name);
         let implied = instr
             .parse::<f64>()
-            .map(|i| format!("{:.0} ms at {mhz} MHz ({clock_name})", i / (mhz as f64 * 1e3)))
+            .map(|i| {
+                format!(
+                    "{:.0} ms at {mhz} MHz ({clock_name})",
+                    i / (mhz as f64 * 1e3)
+                )
+            })
             .unwrap_or_else(|_| "-".into());
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |",

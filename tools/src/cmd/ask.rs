@@ -39,12 +39,16 @@ pub fn run(a: Args) -> Result<()> {
         None => crate::kb::default_bank(&model)?,
     };
     let bank = Bank::for_model(&bytes, &model).map_err(|e| {
-        let which = a.kb.as_ref().map_or("the default bank".to_string(), |p| p.display().to_string());
+        let which =
+            a.kb.as_ref()
+                .map_or("the default bank".to_string(), |p| p.display().to_string());
         anyhow!("{which}: {e} (rebuild it with `pith kb build`)")
     })?;
     let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
     let mut query = vec![0i8; model.dim()];
-    model.embed(&a.question, &mut arena, &mut query).map_err(|e| anyhow!("embedding the question: {e}"))?;
+    model
+        .embed(&a.question, &mut arena, &mut query)
+        .map_err(|e| anyhow!("embedding the question: {e}"))?;
     let mut hits = vec![Hit::default(); a.k.max(1)];
     let n = bank.search(&query, Index::Both, &mut hits);
     hits.truncate(n);
@@ -52,7 +56,8 @@ pub fn run(a: Args) -> Result<()> {
     if !a.no_abstain {
         hits.retain(|h| bank.is_confident(h.score));
     }
-    let threshold = (bank.threshold() != pith_runtime::kb::NEVER_ABSTAIN).then(|| score_to_cosine(bank.threshold()));
+    let threshold = (bank.threshold() != pith_runtime::kb::NEVER_ABSTAIN)
+        .then(|| score_to_cosine(bank.threshold()));
     let describe = |h: &Hit| {
         let e = bank.entry(h.index);
         json!({
@@ -66,7 +71,10 @@ pub fn run(a: Args) -> Result<()> {
     if a.json {
         let mut v = json!({ "answers": hits.iter().map(describe).collect::<Vec<_>>(), "abstained": abstained });
         if abstained {
-            v["best"] = best.as_ref().map(describe).unwrap_or(serde_json::Value::Null);
+            v["best"] = best
+                .as_ref()
+                .map(describe)
+                .unwrap_or(serde_json::Value::Null);
             v["threshold"] = json!(threshold);
         }
         println!("{v}");
@@ -86,7 +94,9 @@ pub fn run(a: Args) -> Result<()> {
         return Ok(());
     }
     for (i, h) in hits.iter().enumerate() {
-        let Some(e) = bank.entry(h.index) else { continue };
+        let Some(e) = bank.entry(h.index) else {
+            continue;
+        };
         if i > 0 {
             println!();
         }

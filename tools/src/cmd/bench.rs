@@ -39,7 +39,12 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let file = a.sentences.unwrap_or_else(defaults::calib_file);
     let lines = read_lines(&file)?;
-    let sents: Vec<&str> = lines.iter().rev().take(a.count).map(String::as_str).collect();
+    let sents: Vec<&str> = lines
+        .iter()
+        .rev()
+        .take(a.count)
+        .map(String::as_str)
+        .collect();
     let bytes = crate::artifacts::read_package(a.model.as_deref())?;
     let mut kinds = vec![(Kind::Native, None)];
     if !a.native_only {
@@ -61,18 +66,35 @@ pub fn run(a: Args) -> Result<()> {
         rows.push((kind, ms));
     }
     let native = rows[0].1;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     if a.json {
         let v: Vec<_> = rows
             .iter()
             .map(|(k, ms)| serde_json::json!({"backend": k, "ms_per_sentence": ms, "ratio_to_native": ms / native}))
             .collect();
-        println!("{}", serde_json::json!({"sentences": sents.len(), "file": file, "results": v, "cpus": threads}));
+        println!(
+            "{}",
+            serde_json::json!({"sentences": sents.len(), "file": file, "results": v, "cpus": threads})
+        );
     } else {
-        println!("{} sentences from {}, one thread each, same machine, one run", sents.len(), file.display());
-        println!("{:<12} {:>14} {:>16}", "backend", "ms/sentence", "time / native");
+        println!(
+            "{} sentences from {}, one thread each, same machine, one run",
+            sents.len(),
+            file.display()
+        );
+        println!(
+            "{:<12} {:>14} {:>16}",
+            "backend", "ms/sentence", "time / native"
+        );
         for (k, ms) in &rows {
-            println!("{:<12} {:>14.3} {:>16.2}", format!("{k:?}"), ms, ms / native);
+            println!(
+                "{:<12} {:>14.3} {:>16.2}",
+                format!("{k:?}"),
+                ms,
+                ms / native
+            );
         }
     }
     Ok(())

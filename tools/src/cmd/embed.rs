@@ -73,9 +73,17 @@ fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))
+            })
+            .collect()
     });
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+    );
     let mut n = 0usize;
     for p in parts {
         let p = p?;
@@ -88,6 +96,11 @@ fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
     if lines.is_empty() {
         bail!("{} has no non-empty lines", file.display());
     }
-    eprintln!("{} lines x {} dims -> {}", lines.len(), n / lines.len(), out.display());
+    eprintln!(
+        "{} lines x {} dims -> {}",
+        lines.len(),
+        n / lines.len(),
+        out.display()
+    );
     Ok(())
 }

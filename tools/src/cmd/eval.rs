@@ -45,7 +45,8 @@ pub struct StsArgs {
 
 /// Reads (score, a, b) triples from either layout.
 pub fn read_pairs(path: &Path) -> Result<Vec<(f64, String, String)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -53,16 +54,28 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(f64, String, String)>> {
         }
         let cols: Vec<&str> = line.split('\t').collect();
         let parsed = if cols.len() == 3 {
-            cols[0].trim().parse::<f64>().ok().map(|s| (s, cols[1], cols[2]))
+            cols[0]
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .map(|s| (s, cols[1], cols[2]))
         } else if cols.len() >= 7 {
-            cols[4].trim().parse::<f64>().ok().map(|s| (s, cols[5], cols[6]))
+            cols[4]
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .map(|s| (s, cols[5], cols[6]))
         } else {
             None
         };
         match parsed {
             Some((s, a, b)) => out.push((s, a.to_string(), b.to_string())),
             None if i == 0 => continue, // a header line
-            None => bail!("{}:{}: expected score<TAB>a<TAB>b or the STS-B layout", path.display(), i + 1),
+            None => bail!(
+                "{}:{}: expected score<TAB>a<TAB>b or the STS-B layout",
+                path.display(),
+                i + 1
+            ),
         }
     }
     Ok(out)
@@ -91,9 +104,17 @@ fn run_sts(a: StsArgs) -> Result<()> {
     bar.finish_and_clear();
     let rho = spearman(&gold, &pred) * 100.0;
     if a.json {
-        println!("{}", serde_json::json!({ "pairs": pairs.len(), "spearman": rho, "backend": a.backend }));
+        println!(
+            "{}",
+            serde_json::json!({ "pairs": pairs.len(), "spearman": rho, "backend": a.backend })
+        );
     } else {
-        println!("{} pairs, Spearman {:.2} ({:?})", pairs.len(), rho, a.backend);
+        println!(
+            "{} pairs, Spearman {:.2} ({:?})",
+            pairs.len(),
+            rho,
+            a.backend
+        );
     }
     Ok(())
 }

@@ -89,9 +89,16 @@ struct Native<'a> {
 impl Scorer for Native<'_> {
     fn scores(&mut self, query: &str) -> Result<Vec<f64>> {
         let mut q = vec![0i8; self.model.dim()];
-        self.model.embed(query, &mut self.arena, &mut q).map_err(|e| anyhow!("embedding {query:?}: {e}"))?;
+        self.model
+            .embed(query, &mut self.arena, &mut q)
+            .map_err(|e| anyhow!("embedding {query:?}: {e}"))?;
         (0..self.bank.len())
-            .map(|i| self.bank.score(&q, i, self.index).map(|s| s as f64).ok_or_else(|| anyhow!("bank dimension")))
+            .map(|i| {
+                self.bank
+                    .score(&q, i, self.index)
+                    .map(|s| s as f64)
+                    .ok_or_else(|| anyhow!("bank dimension"))
+            })
             .collect()
     }
 }
@@ -130,7 +137,11 @@ impl Scorer for Float<'_> {
 /// 1-based rank of `gold`, ties going to the lower index (as the bank's search orders them).
 fn rank_of(scores: &[f64], gold: usize) -> usize {
     let g = scores[gold];
-    1 + scores.iter().enumerate().filter(|&(j, &s)| s > g || (s == g && j < gold)).count()
+    1 + scores
+        .iter()
+        .enumerate()
+        .filter(|&(j, &s)| s > g || (s == g && j < gold))
+        .count()
 }
 
 fn best(scores: &[f64]) -> f64 {
@@ -149,7 +160,11 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
             bail!("--bits must be 4 or 8");
         }
         let entries = read_source(&a.bank, None)?;
-        let options = BankOptions { question_bits: a.bits, answer_bits: a.bits, ..BankOptions::default() };
+        let options = BankOptions {
+            question_bits: a.bits,
+            answer_bits: a.bits,
+            ..BankOptions::default()
+        };
         crate::kb::build(&model, &entries, options)?
     };
     let bank = Bank::for_model(&bytes, &model).map_err(|e| anyhow!("{}: {e}", a.bank.display()))?;
@@ -158,9 +173,12 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
     let index: Index = a.index.into();
 
     let mut scorer: Box<dyn Scorer + '_> = match a.backend {
-        Kind::Native => {
-            Box::new(Native { bank, model: &model, index, arena: vec![0i32; model.arena_words(model.max_tokens())] })
-        }
+        Kind::Native => Box::new(Native {
+            bank,
+            model: &model,
+            index,
+            arena: vec![0i32; model.arena_words(model.max_tokens())],
+        }),
         kind => {
             let mut embedder = Embedder::new(&package, kind, a.onnx.clone())?;
             let bar = indicatif::ProgressBar::new(2 * bank.len() as u64);
@@ -172,7 +190,13 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
                 bar.inc(2);
             }
             bar.finish_and_clear();
-            Box::new(Float { embedder, questions, answers, index, bias: bank.answer_bias() as f64 })
+            Box::new(Float {
+                embedder,
+                questions,
+                answers,
+                index,
+                bias: bank.answer_bias() as f64,
+            })
         }
     };
 
@@ -196,8 +220,13 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
     }
     let mut negatives_refused = None;
     if let Some(path) = &a.negatives {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
-        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         bar.inc_length(lines.len() as u64);
         let mut refused = 0usize;
         for l in &lines {

@@ -110,7 +110,8 @@ fn build(a: BuildArgs) -> Result<()> {
             let queries = read_queries(path)?;
             let b = Bank::new_checked(&bytes).map_err(|e| anyhow!("{e}"))?;
             let cal = bank::calibrate(&b, &model, &queries, a.keep)?;
-            pith_runtime::kb::patch_threshold(&mut bytes, cal.threshold).map_err(|e| anyhow!("{e}"))?;
+            pith_runtime::kb::patch_threshold(&mut bytes, cal.threshold)
+                .map_err(|e| anyhow!("{e}"))?;
             Some(cal)
         }
         None => None,
@@ -126,7 +127,12 @@ fn build(a: BuildArgs) -> Result<()> {
             })
         );
     } else {
-        println!("wrote {} ({} bytes, {} entries)", a.output.display(), bytes.len(), b.len());
+        println!(
+            "wrote {} ({} bytes, {} entries)",
+            a.output.display(),
+            bytes.len(),
+            b.len()
+        );
         if let Some(c) = calibration {
             println!(
                 "threshold {:.4}: answers {}/{} correctly answered calibration queries, {} wrong ones still answered",
@@ -158,7 +164,10 @@ fn info(a: InfoArgs) -> Result<()> {
     let vectors = b.len()
         * (pith_runtime::kb::row_bytes(bq, b.dim()).unwrap_or(0)
             + pith_runtime::kb::row_bytes(ba, b.dim()).unwrap_or(0));
-    let plain: usize = b.entries().map(|e| e.id.len() + e.question.len() + e.answer.len()).sum();
+    let plain: usize = b
+        .entries()
+        .map(|e| e.id.len() + e.question.len() + e.answer.len())
+        .sum();
     let ids: Vec<serde_json::Value> = if a.entries {
         b.entries().map(|e| serde_json::json!({ "id": e.id.to_string(), "question": e.question.to_string() })).collect()
     } else {
@@ -178,10 +187,23 @@ fn info(a: InfoArgs) -> Result<()> {
         println!("{v}");
         return Ok(());
     }
-    println!("{}: {} bytes, {} entries, dim {}", a.file.display(), b.bytes().len(), b.len(), b.dim());
+    println!(
+        "{}: {} bytes, {} entries, dim {}",
+        a.file.display(),
+        b.bytes().len(),
+        b.len(),
+        b.dim()
+    );
     println!("vectors   {vectors} bytes ({bq}-bit questions, {ba}-bit answers)");
-    let how = if b.is_compressed() { "byte-pair coded" } else { "plain" };
-    println!("texts     {} bytes {how} ({plain} bytes plain)", b.text_bytes());
+    let how = if b.is_compressed() {
+        "byte-pair coded"
+    } else {
+        "plain"
+    };
+    println!(
+        "texts     {} bytes {how} ({plain} bytes plain)",
+        b.text_bytes()
+    );
     match b.threshold() {
         NEVER_ABSTAIN => println!("threshold none (never abstains)"),
         t => println!("threshold {:.4}", score_to_cosine(t)),
@@ -189,7 +211,11 @@ fn info(a: InfoArgs) -> Result<()> {
     println!("answer bias {:.4}", score_to_cosine(b.answer_bias()));
     println!("model tag {:08x}", b.model_tag());
     for e in &ids {
-        println!("{}\t{}", e["id"].as_str().unwrap_or(""), e["question"].as_str().unwrap_or(""));
+        println!(
+            "{}\t{}",
+            e["id"].as_str().unwrap_or(""),
+            e["question"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }

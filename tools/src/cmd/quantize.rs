@@ -48,27 +48,49 @@ pub fn run(a: Args) -> Result<()> {
     if static_model::is_static(&a.checkpoint) {
         return run_static(a);
     }
-    let is_onnx = a.checkpoint.is_file() && a.checkpoint.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
-    let mut ck = if is_onnx { Checkpoint::from_onnx(&a.checkpoint) } else { Checkpoint::load(&a.checkpoint) }
-        .with_context(|| format!("loading {}", a.checkpoint.display()))?;
+    let is_onnx = a.checkpoint.is_file()
+        && a.checkpoint
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    let mut ck = if is_onnx {
+        Checkpoint::from_onnx(&a.checkpoint)
+    } else {
+        Checkpoint::load(&a.checkpoint)
+    }
+    .with_context(|| format!("loading {}", a.checkpoint.display()))?;
     let calib = a.calib.unwrap_or_else(defaults::calib_file);
     let lines = read_lines(&calib)?;
     if let Some(size) = a.vocab_size {
         let mut corpus = Vec::new();
-        for f in if a.vocab_corpus.is_empty() { vec![calib.clone()] } else { a.vocab_corpus.clone() } {
+        for f in if a.vocab_corpus.is_empty() {
+            vec![calib.clone()]
+        } else {
+            a.vocab_corpus.clone()
+        } {
             corpus.extend(read_lines(&f)?);
         }
         crate::prune::prune(&mut ck, &corpus, size)?;
         eprintln!("vocabulary pruned to {} tokens", ck.vocab.len());
     }
-    anyhow::ensure!(lines.len() > a.calib_count, "{} has only {} lines", calib.display(), lines.len());
+    anyhow::ensure!(
+        lines.len() > a.calib_count,
+        "{} has only {} lines",
+        calib.display(),
+        lines.len()
+    );
     let tok = CheckpointTokenizer::new(&ck);
     let ids: Vec<Vec<u32>> = lines.iter().map(|l| tok.ids(l)).collect::<Result<_>>()?;
     let (cal, rest) = ids.split_at(a.calib_count);
     let held = &rest[..a.eval_count.min(rest.len())];
 
     let stats = calibrate::calibrate(&ck, cal);
-    let plan = build::plan(&ck, &stats, build::Options { smooth_alpha: a.alpha });
+    let plan = build::plan(
+        &ck,
+        &stats,
+        build::Options {
+            smooth_alpha: a.alpha,
+        },
+    );
     let name = a.name.unwrap_or_else(|| ck.name.clone());
     let bytes = lower::write_package(&ck, &plan, &name)?;
     std::fs::write(&a.output, &bytes).with_context(|| format!("writing {}", a.output.display()))?;
@@ -77,17 +99,32 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("wrote {}", onnx.display());
     }
 
-    let model = pith_runtime::Model::new(&bytes).map_err(|e| anyhow::anyhow!("the written package does not load: {e}"))?;
+    let model = pith_runtime::Model::new(&bytes)
+        .map_err(|e| anyhow::anyhow!("the written package does not load: {e}"))?;
     let mut scales: Vec<f32> = plan.res_attn.iter().skip(1).copied().collect();
     scales.push(plan.pool_scale);
     let fid = report::measure(&ck, &model, held, &scales);
-    println!("package      {} ({:.2} MB)", a.output.display(), bytes.len() as f64 / 1e6);
-    println!("calibration  {} sentences of {}", cal.len(), calib.display());
-    println!("held out     {} sentences (the next lines of the same file)", fid.sentences);
+    println!(
+        "package      {} ({:.2} MB)",
+        a.output.display(),
+        bytes.len() as f64 / 1e6
+    );
+    println!(
+        "calibration  {} sentences of {}",
+        cal.len(),
+        calib.display()
+    );
+    println!(
+        "held out     {} sentences (the next lines of the same file)",
+        fid.sentences
+    );
     for (l, c) in fid.layer_cosine.iter().enumerate() {
         println!("layer {l:<2}     residual cosine to fp32 {c:.5}");
     }
-    println!("embedding    mean cosine to fp32 {:.5}, worst {:.5}", fid.mean_cosine, fid.worst_cosine);
+    println!(
+        "embedding    mean cosine to fp32 {:.5}, worst {:.5}",
+        fid.mean_cosine, fid.worst_cosine
+    );
     let report_path = a.output.with_extension("report.json");
     let json = serde_json::json!({
         "package": a.output, "bytes": bytes.len(), "calib_file": calib, "calib_sentences": cal.len(),
@@ -105,19 +142,29 @@ fn run_static(a: Args) -> Result<()> {
     let name = a.name.unwrap_or_else(|| ck.name.clone());
     let bytes = static_model::write_package(&ck, &name)?;
     std::fs::write(&a.output, &bytes).with_context(|| format!("writing {}", a.output.display()))?;
-    let model = pith_runtime::Model::new(&bytes).map_err(|e| anyhow::anyhow!("the written package does not load: {e}"))?;
+    let model = pith_runtime::Model::new(&bytes)
+        .map_err(|e| anyhow::anyhow!("the written package does not load: {e}"))?;
 
     let calib = a.calib.unwrap_or_else(defaults::calib_file);
     let lines = read_lines(&calib)?;
     // The same held-out lines as the BERT report: after the first calib_count.
-    let held: Vec<&String> = lines.iter().skip(a.calib_count).take(a.eval_count).collect();
+    let held: Vec<&String> = lines
+        .iter()
+        .skip(a.calib_count)
+        .take(a.eval_count)
+        .collect();
     let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
     let mut ids = vec![0u32; model.max_tokens()];
     let mut q = vec![0i8; model.dim()];
     let (mut sum, mut worst, mut count) = (0f64, 1f64, 0usize);
     for line in &held {
-        let n = model.tokenizer().encode(line, &mut ids).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
-        model.embed(line, &mut arena, &mut q).map_err(|e| anyhow::anyhow!("embedding: {e}"))?;
+        let n = model
+            .tokenizer()
+            .encode(line, &mut ids)
+            .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+        model
+            .embed(line, &mut arena, &mut q)
+            .map_err(|e| anyhow::anyhow!("embedding: {e}"))?;
         let f = ck.embed_ids(&ids[..n]);
         let (mut dot, mut nf, mut nq) = (0f64, 0f64, 0f64);
         for (x, y) in f.iter().zip(&q) {
@@ -128,7 +175,11 @@ fn run_static(a: Args) -> Result<()> {
         if nf == 0.0 && nq == 0.0 {
             continue; // only zero rows ([CLS], [SEP]): both are the zero vector, nothing to compare
         }
-        let c = if nf > 0.0 && nq > 0.0 { dot / (nf * nq).sqrt() } else { 0.0 };
+        let c = if nf > 0.0 && nq > 0.0 {
+            dot / (nf * nq).sqrt()
+        } else {
+            0.0
+        };
         sum += c;
         worst = worst.min(c);
         count += 1;
@@ -136,8 +187,16 @@ fn run_static(a: Args) -> Result<()> {
     let mean = sum / count.max(1) as f64;
     let (vocab, dim) = ck.table.dim();
     let ram = model.arena_words(model.max_tokens()) * 4;
-    println!("package      {} ({} bytes, {:.1} KiB)", a.output.display(), bytes.len(), bytes.len() as f64 / 1024.0);
-    println!("model        static, vocab {vocab} x dim {dim} = {} parameters", vocab * dim);
+    println!(
+        "package      {} ({} bytes, {:.1} KiB)",
+        a.output.display(),
+        bytes.len(),
+        bytes.len() as f64 / 1024.0
+    );
+    println!(
+        "model        static, vocab {vocab} x dim {dim} = {} parameters",
+        vocab * dim
+    );
     println!("arena        {ram} bytes at {} tokens", model.max_tokens());
     println!("held out     {count} sentences of {}", calib.display());
     println!("embedding    mean cosine to the float static model {mean:.5}, worst {worst:.5}");

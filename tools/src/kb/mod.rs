@@ -6,7 +6,9 @@ pub mod source;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use pith_runtime::kb::{package_tag, Bank, BankEntry, BankOptions, BankWriter, Hit, Index, SCORE_ONE};
+use pith_runtime::kb::{
+    package_tag, Bank, BankEntry, BankOptions, BankWriter, Hit, Index, SCORE_ONE,
+};
 use pith_runtime::Model;
 use rayon::prelude::*;
 
@@ -43,7 +45,9 @@ pub fn embed_all(model: &Model<'_>, texts: &[&str]) -> Result<Vec<Vec<i8>>> {
             || vec![0i32; words],
             |arena, t| {
                 let mut v = vec![0i8; model.dim()];
-                model.embed(t, arena, &mut v).map_err(|e| anyhow!("embedding {t:?}: {e}"))?;
+                model
+                    .embed(t, arena, &mut v)
+                    .map_err(|e| anyhow!("embedding {t:?}: {e}"))?;
                 Ok(v)
             },
         )
@@ -52,9 +56,18 @@ pub fn embed_all(model: &Model<'_>, texts: &[&str]) -> Result<Vec<Vec<i8>>> {
 
 /// Embeds every entry's question and answer and writes the bank (threshold as in `options`).
 pub fn build(model: &Model<'_>, entries: &[SourceEntry], options: BankOptions) -> Result<Vec<u8>> {
-    let texts: Vec<&str> = entries.iter().flat_map(|e| [e.question.as_str(), e.answer.as_str()]).collect();
+    let texts: Vec<&str> = entries
+        .iter()
+        .flat_map(|e| [e.question.as_str(), e.answer.as_str()])
+        .collect();
     let vectors = embed_all(model, &texts)?;
-    let mut w = BankWriter::new(model.dim(), BankOptions { model_tag: package_tag(model.package()), ..options });
+    let mut w = BankWriter::new(
+        model.dim(),
+        BankOptions {
+            model_tag: package_tag(model.package()),
+            ..options
+        },
+    );
     for (e, v) in entries.iter().zip(vectors.chunks_exact(2)) {
         w.push(BankEntry {
             id: e.id.clone(),
@@ -85,7 +98,12 @@ pub struct Calibration {
 /// Chooses the highest threshold that still answers `keep` of the queries whose top answer is
 /// right: abstaining then costs at most `1 - keep` of the good answers, and everything scoring
 /// below the worst of them (typically off-topic input) is refused.
-pub fn calibrate(bank: &Bank<'_>, model: &Model<'_>, queries: &[(String, String)], keep: f64) -> Result<Calibration> {
+pub fn calibrate(
+    bank: &Bank<'_>,
+    model: &Model<'_>,
+    queries: &[(String, String)],
+    keep: f64,
+) -> Result<Calibration> {
     let labelled = label(bank, queries)?;
     let texts: Vec<&str> = queries.iter().map(|(_, q)| q.as_str()).collect();
     let vectors = embed_all(model, &texts)?;
@@ -106,7 +124,8 @@ pub fn calibrate(bank: &Bank<'_>, model: &Model<'_>, queries: &[(String, String)
         bail!("no calibration query was answered correctly: cannot place a threshold");
     }
     right.sort_unstable();
-    let drop = (((1.0 - keep.clamp(0.0, 1.0)) * right.len() as f64).floor() as usize).min(right.len() - 1);
+    let drop =
+        (((1.0 - keep.clamp(0.0, 1.0)) * right.len() as f64).floor() as usize).min(right.len() - 1);
     let threshold = right[drop];
     Ok(Calibration {
         threshold,
@@ -125,7 +144,11 @@ pub fn label(bank: &Bank<'_>, queries: &[(String, String)]) -> Result<Vec<usize>
     }
     queries
         .iter()
-        .map(|(id, q)| ids.get(id).copied().ok_or_else(|| anyhow!("query {q:?} names id {id:?}, which the bank lacks")))
+        .map(|(id, q)| {
+            ids.get(id)
+                .copied()
+                .ok_or_else(|| anyhow!("query {q:?} names id {id:?}, which the bank lacks"))
+        })
         .collect()
 }
 
@@ -163,7 +186,11 @@ pub fn default_bank(model: &Model<'_>) -> Result<Vec<u8>> {
             return Ok(bytes);
         }
     }
-    eprintln!("pith: building the default knowledge bank {} from {} ...", path.display(), stackfaq_source().display());
+    eprintln!(
+        "pith: building the default knowledge bank {} from {} ...",
+        path.display(),
+        stackfaq_source().display()
+    );
     let (bytes, _) = build_stackfaq(model)?;
     write_atomic(&path, &bytes)?;
     Ok(bytes)

@@ -26,7 +26,12 @@ pub enum SourceFormat {
 
 /// The format a file's extension implies (plain text when unknown).
 pub fn detect(path: &Path) -> SourceFormat {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("jsonl" | "json" | "ndjson") => SourceFormat::Jsonl,
         Some("md" | "markdown") => SourceFormat::Markdown,
         _ => SourceFormat::Text,
@@ -35,9 +40,12 @@ pub fn detect(path: &Path) -> SourceFormat {
 
 /// Reads the entries of `path` (format from `format` or the extension).
 pub fn read_source(path: &Path, format: Option<SourceFormat>) -> Result<Vec<SourceEntry>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let entries = match format.unwrap_or_else(|| detect(path)) {
-        SourceFormat::Jsonl => parse_jsonl(&text).with_context(|| format!("in {}", path.display()))?,
+        SourceFormat::Jsonl => {
+            parse_jsonl(&text).with_context(|| format!("in {}", path.display()))?
+        }
         SourceFormat::Markdown => parse_markdown(&text),
         SourceFormat::Text => parse_text(&text),
     };
@@ -68,16 +76,30 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<SourceEntry>> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line).with_context(|| format!("line {}: not JSON", n + 1))?;
-        let Some(obj) = v.as_object() else { bail!("line {}: expected a JSON object", n + 1) };
+        let v: Value =
+            serde_json::from_str(line).with_context(|| format!("line {}: not JSON", n + 1))?;
+        let Some(obj) = v.as_object() else {
+            bail!("line {}: expected a JSON object", n + 1)
+        };
         let id = field(obj, "id").unwrap_or_else(|| out.len().to_string());
-        let (question, answer) = match (field(obj, "question"), field(obj, "answer"), field(obj, "text")) {
+        let (question, answer) = match (
+            field(obj, "question"),
+            field(obj, "answer"),
+            field(obj, "text"),
+        ) {
             (Some(q), Some(a), _) => (q, a),
             (Some(q), None, _) => (q.clone(), q),
             (None, _, Some(t)) => (t.clone(), t),
-            _ => bail!("line {}: needs \"question\" (and \"answer\") or \"text\"", n + 1),
+            _ => bail!(
+                "line {}: needs \"question\" (and \"answer\") or \"text\"",
+                n + 1
+            ),
         };
-        out.push(SourceEntry { id, question, answer });
+        out.push(SourceEntry {
+            id,
+            question,
+            answer,
+        });
     }
     Ok(out)
 }
@@ -107,7 +129,11 @@ pub fn parse_markdown(text: &str) -> Vec<SourceEntry> {
         if let Some((q, body)) = cur {
             let answer = one_line(&body.join("\n"));
             if !q.is_empty() && !answer.is_empty() {
-                out.push(SourceEntry { id: out.len().to_string(), question: one_line(&q), answer });
+                out.push(SourceEntry {
+                    id: out.len().to_string(),
+                    question: one_line(&q),
+                    answer,
+                });
             }
         }
     };
@@ -138,19 +164,26 @@ pub fn parse_text(text: &str) -> Vec<SourceEntry> {
         .map(one_line)
         .filter(|l| !l.is_empty())
         .enumerate()
-        .map(|(i, l)| SourceEntry { id: i.to_string(), question: l.clone(), answer: l })
+        .map(|(i, l)| SourceEntry {
+            id: i.to_string(),
+            question: l.clone(),
+            answer: l,
+        })
         .collect()
 }
 
 /// Reads `id<TAB>query` lines (blank lines skipped).
 pub fn read_queries(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let Some((id, q)) = line.split_once('\t') else { bail!("{}:{}: expected id<TAB>query", path.display(), n + 1) };
+        let Some((id, q)) = line.split_once('\t') else {
+            bail!("{}:{}: expected id<TAB>query", path.display(), n + 1)
+        };
         out.push((id.trim().to_string(), q.trim().to_string()));
     }
     Ok(out)
@@ -175,8 +208,22 @@ mod tests {
     fn jsonl_forms() {
         let j = "{\"id\": 7, \"question\": \"q\", \"answer\": \"a\"}\n\n{\"text\": \"t  x\"}\n";
         let e = parse_jsonl(j).unwrap();
-        assert_eq!(e[0], SourceEntry { id: "7".into(), question: "q".into(), answer: "a".into() });
-        assert_eq!(e[1], SourceEntry { id: "1".into(), question: "t x".into(), answer: "t x".into() });
+        assert_eq!(
+            e[0],
+            SourceEntry {
+                id: "7".into(),
+                question: "q".into(),
+                answer: "a".into()
+            }
+        );
+        assert_eq!(
+            e[1],
+            SourceEntry {
+                id: "1".into(),
+                question: "t x".into(),
+                answer: "t x".into()
+            }
+        );
         assert!(parse_jsonl("{\"answer\": 1}").is_err());
     }
 

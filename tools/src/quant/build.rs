@@ -84,7 +84,12 @@ fn smoothing(act: &[f32], ws: &[&Array2<f32>], alpha: f32) -> Option<Array1<f32>
 }
 
 /// Builds a linear layer whose input (per-channel maxima `act_max`) is divided by `smooth`.
-fn qlinear(w: &Array2<f32>, b: &Array1<f32>, act_max: &[f32], smooth: Option<Array1<f32>>) -> QLinear {
+fn qlinear(
+    w: &Array2<f32>,
+    b: &Array1<f32>,
+    act_max: &[f32],
+    smooth: Option<Array1<f32>>,
+) -> QLinear {
     let mut w = w.clone();
     let mut in_max = 0.0f32;
     for (j, a) in act_max.iter().enumerate() {
@@ -95,7 +100,14 @@ fn qlinear(w: &Array2<f32>, b: &Array1<f32>, act_max: &[f32], smooth: Option<Arr
         }
     }
     let (wq, w_scale) = quantize_rows(&w);
-    QLinear { w: wq, w_scale, bias: b.clone(), in_scale: in_max.max(1e-6) / 127.0, in_zp: 0, smooth }
+    QLinear {
+        w: wq,
+        w_scale,
+        bias: b.clone(),
+        in_scale: in_max.max(1e-6) / 127.0,
+        in_zp: 0,
+        smooth,
+    }
 }
 
 /// The GELU output grid for GELU inputs on the int8 grid of `in_scale`: asymmetric int8 covering
@@ -123,7 +135,11 @@ pub fn plan(ck: &Checkpoint, st: &Stats, opt: Options) -> Plan {
     let mut layers = Vec::new();
     let (mut res_attn, mut res_ffn, mut gelu_out) = (Vec::new(), Vec::new(), Vec::new());
     for (li, l) in ck.layers.iter().enumerate() {
-        let x_site = if li == 0 { (Site::EmbLn, 0) } else { (Site::Ln2, li - 1) };
+        let x_site = if li == 0 {
+            (Site::EmbLn, 0)
+        } else {
+            (Site::Ln2, li - 1)
+        };
         let x_max = st.channels(x_site.0, x_site.1, h);
         let qkv_smooth = smoothing(&x_max, &[&l.wq, &l.wk, &l.wv], alpha);
         let q = qlinear(&l.wq, &l.bq, &x_max, qkv_smooth.clone());
@@ -137,10 +153,19 @@ pub fn plan(ck: &Checkpoint, st: &Stats, opt: Options) -> Plan {
         let gelu_in_scale = st.tensor(Site::Up, li) / 127.0;
         let (g_scale, g_zp) = gelu_grid(gelu_in_scale);
         let (w2q, w2s) = quantize_rows(&l.w2);
-        let down = QLinear { w: w2q, w_scale: w2s, bias: l.b2.clone(), in_scale: g_scale, in_zp: g_zp, smooth: None };
+        let down = QLinear {
+            w: w2q,
+            w_scale: w2s,
+            bias: l.b2.clone(),
+            in_scale: g_scale,
+            in_zp: g_zp,
+            smooth: None,
+        };
         gelu_out.push((g_scale, g_zp));
         // The residual add sees x, the projection and their sum: cover all three.
-        let ra = st.tensor(Site::AttnSum, li).max(st.tensor(x_site.0, x_site.1));
+        let ra = st
+            .tensor(Site::AttnSum, li)
+            .max(st.tensor(x_site.0, x_site.1));
         res_attn.push(ra / RESIDUAL_UNITS);
         let rf = st.tensor(Site::FfnSum, li).max(st.tensor(Site::Ln1, li));
         res_ffn.push(rf / RESIDUAL_UNITS);

@@ -17,7 +17,10 @@ pub struct Stats {
 
 impl Observer for Stats {
     fn see(&mut self, site: Site, layer: usize, x: &Array2<f32>) {
-        let e = self.max.entry((site, layer)).or_insert_with(|| vec![0.0; x.ncols()]);
+        let e = self
+            .max
+            .entry((site, layer))
+            .or_insert_with(|| vec![0.0; x.ncols()]);
         for row in x.rows() {
             for (m, v) in e.iter_mut().zip(row) {
                 *m = m.max(v.abs());
@@ -39,7 +42,10 @@ impl Stats {
 
     /// Per-channel maxima of a site (zeros if never seen).
     pub fn channels(&self, site: Site, layer: usize, n: usize) -> Vec<f32> {
-        self.max.get(&(site, layer)).cloned().unwrap_or_else(|| vec![0.0; n])
+        self.max
+            .get(&(site, layer))
+            .cloned()
+            .unwrap_or_else(|| vec![0.0; n])
     }
 
     /// Per-tensor max of a site, never zero (a dead tensor still needs a valid grid).
@@ -55,8 +61,10 @@ impl Stats {
 /// Runs every tokenized sentence through the fp32 model, in parallel, with a progress bar.
 pub fn calibrate(ck: &Checkpoint, sentences: &[Vec<u32>]) -> Stats {
     let bar = indicatif::ProgressBar::new(sentences.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("calibrating {bar:40} {pos}/{len} sentences [{elapsed}<{eta}]")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "calibrating {bar:40} {pos}/{len} sentences [{elapsed}<{eta}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let stats = sentences
         .par_iter()

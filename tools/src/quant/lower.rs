@@ -44,7 +44,12 @@ fn rq_table(rs: impl Iterator<Item = f64>) -> Vec<i32> {
 
 /// LayerNorm heads: `(n_q16 * G + B) >> 32` gives `y / scale`; the matmul head also divides by the
 /// consumer's smoothing.
-fn ln_rows(g: &Array1<f32>, b: &Array1<f32>, res_scale: f32, mm: Option<(f32, Option<&Array1<f32>>)>) -> Vec<i64> {
+fn ln_rows(
+    g: &Array1<f32>,
+    b: &Array1<f32>,
+    res_scale: f32,
+    mm: Option<(f32, Option<&Array1<f32>>)>,
+) -> Vec<i64> {
     let h = g.len();
     let mut out = vec![0i64; 4 * h];
     let q16 = 65536.0f64;
@@ -61,7 +66,14 @@ fn ln_rows(g: &Array1<f32>, b: &Array1<f32>, res_scale: f32, mm: Option<(f32, Op
     out
 }
 
-fn add_linear(w: &mut PackageWriter, l: u16, kinds: (K, K, K), q: &QLinear, out_scale: Option<f32>, extra_bias: Option<Vec<i64>>) {
+fn add_linear(
+    w: &mut PackageWriter,
+    l: u16,
+    kinds: (K, K, K),
+    q: &QLinear,
+    out_scale: Option<f32>,
+    extra_bias: Option<Vec<i64>>,
+) {
     let (n, k) = q.w.dim();
     let flat: Vec<i8> = q.w.iter().copied().collect();
     w.add_i8(kinds.0, l, n, k, &flat);
@@ -74,7 +86,13 @@ fn add_linear(w: &mut PackageWriter, l: u16, kinds: (K, K, K), q: &QLinear, out_
         .collect();
     w.add_i32(kinds.1, l, 1, n, &bias);
     let out = out_scale.unwrap_or(1.0) as f64;
-    w.add_i32(kinds.2, l, n, 2, &rq_table((0..n).map(|j| q.in_scale as f64 * q.w_scale[j] as f64 / out)));
+    w.add_i32(
+        kinds.2,
+        l,
+        n,
+        2,
+        &rq_table((0..n).map(|j| q.in_scale as f64 * q.w_scale[j] as f64 / out)),
+    );
 }
 
 /// The model name as the header stores it: cut at 48 bytes, on a character boundary.
@@ -92,7 +110,10 @@ pub fn header_name(name: &str) -> heapless::String<48> {
 pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
     let c = &ck.config;
     let (h, heads) = (c.hidden, c.heads);
-    ensure!(h % heads == 0, "hidden {h} is not a multiple of heads {heads}");
+    ensure!(
+        h % heads == 0,
+        "hidden {h} is not a multiple of heads {heads}"
+    );
     let header = Header {
         name: header_name(name),
         arch: Arch::Bert,
@@ -120,32 +141,139 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
 
     let q = &p.q;
     let (v, _) = q.word_emb.dim();
-    w.add_i8(K::WordEmb, 0, v, h, &q.word_emb.iter().copied().collect::<Vec<_>>());
-    w.add_i32(K::WordEmbRq, 0, v, 2, &rq_table(q.word_scale.iter().map(|s| *s as f64 / p.emb_sum_scale as f64)));
+    w.add_i8(
+        K::WordEmb,
+        0,
+        v,
+        h,
+        &q.word_emb.iter().copied().collect::<Vec<_>>(),
+    );
+    w.add_i32(
+        K::WordEmbRq,
+        0,
+        v,
+        2,
+        &rq_table(
+            q.word_scale
+                .iter()
+                .map(|s| *s as f64 / p.emb_sum_scale as f64),
+        ),
+    );
     let (np, _) = q.pos_emb.dim();
-    w.add_i8(K::PosEmb, 0, np, h, &q.pos_emb.iter().copied().collect::<Vec<_>>());
-    w.add_i32(K::PosEmbRq, 0, np, 2, &rq_table(q.pos_scale.iter().map(|s| *s as f64 / p.emb_sum_scale as f64)));
+    w.add_i8(
+        K::PosEmb,
+        0,
+        np,
+        h,
+        &q.pos_emb.iter().copied().collect::<Vec<_>>(),
+    );
+    w.add_i32(
+        K::PosEmbRq,
+        0,
+        np,
+        2,
+        &rq_table(
+            q.pos_scale
+                .iter()
+                .map(|s| *s as f64 / p.emb_sum_scale as f64),
+        ),
+    );
     let l0 = &q.layers[0];
     // LayerNorm outputs are scaled relative to the residual-stream unit of the *input* sum;
     // the integer LayerNorm normalizes, so only the output scales enter the gains.
-    w.add_i64(K::EmbLn, 0, 4, h, &ln_rows(&q.emb_ln_g, &q.emb_ln_b, p.res_attn[0], Some((l0.q.in_scale, l0.q.smooth.as_ref()))));
+    w.add_i64(
+        K::EmbLn,
+        0,
+        4,
+        h,
+        &ln_rows(
+            &q.emb_ln_g,
+            &q.emb_ln_b,
+            p.res_attn[0],
+            Some((l0.q.in_scale, l0.q.smooth.as_ref())),
+        ),
+    );
 
     let nl = q.layers.len();
     for (li, ql) in q.layers.iter().enumerate() {
         let l = li as u16;
-        add_linear(&mut w, l, (K::Wq, K::Bq, K::RqQ), &ql.q, Some(ql.q_out_scale), None);
-        add_linear(&mut w, l, (K::Wk, K::Bk, K::RqK), &ql.k, Some(ql.k_out_scale), None);
-        add_linear(&mut w, l, (K::Wv, K::Bv, K::RqV), &ql.v, Some(ql.v_out_scale), None);
-        add_linear(&mut w, l, (K::Wo, K::Bo, K::RqO), &ql.o, Some(p.res_attn[li]), None);
-        add_linear(&mut w, l, (K::W1, K::B1, K::Rq1), &ql.up, Some(ql.gelu_in_scale), None);
+        add_linear(
+            &mut w,
+            l,
+            (K::Wq, K::Bq, K::RqQ),
+            &ql.q,
+            Some(ql.q_out_scale),
+            None,
+        );
+        add_linear(
+            &mut w,
+            l,
+            (K::Wk, K::Bk, K::RqK),
+            &ql.k,
+            Some(ql.k_out_scale),
+            None,
+        );
+        add_linear(
+            &mut w,
+            l,
+            (K::Wv, K::Bv, K::RqV),
+            &ql.v,
+            Some(ql.v_out_scale),
+            None,
+        );
+        add_linear(
+            &mut w,
+            l,
+            (K::Wo, K::Bo, K::RqO),
+            &ql.o,
+            Some(p.res_attn[li]),
+            None,
+        );
+        add_linear(
+            &mut w,
+            l,
+            (K::W1, K::B1, K::Rq1),
+            &ql.up,
+            Some(ql.gelu_in_scale),
+            None,
+        );
         // FFN down sees (g - zp): fold -zp * sum(w row) into the bias.
         let zp = ql.down.in_zp as i64;
-        let corr: Vec<i64> = ql.down.w.rows().into_iter().map(|r| -zp * r.iter().map(|&x| x as i64).sum::<i64>()).collect();
-        add_linear(&mut w, l, (K::W2, K::B2, K::Rq2), &ql.down, Some(p.res_ffn[li]), Some(corr));
-        w.add_i64(K::Ln1, l, 4, h, &ln_rows(&ql.ln1_g, &ql.ln1_b, p.res_ffn[li], Some((ql.up.in_scale, ql.up.smooth.as_ref()))));
+        let corr: Vec<i64> = ql
+            .down
+            .w
+            .rows()
+            .into_iter()
+            .map(|r| -zp * r.iter().map(|&x| x as i64).sum::<i64>())
+            .collect();
+        add_linear(
+            &mut w,
+            l,
+            (K::W2, K::B2, K::Rq2),
+            &ql.down,
+            Some(p.res_ffn[li]),
+            Some(corr),
+        );
+        w.add_i64(
+            K::Ln1,
+            l,
+            4,
+            h,
+            &ln_rows(
+                &ql.ln1_g,
+                &ql.ln1_b,
+                p.res_ffn[li],
+                Some((ql.up.in_scale, ql.up.smooth.as_ref())),
+            ),
+        );
         let ln2 = if li + 1 < nl {
             let next = &q.layers[li + 1];
-            ln_rows(&ql.ln2_g, &ql.ln2_b, p.res_attn[li + 1], Some((next.q.in_scale, next.q.smooth.as_ref())))
+            ln_rows(
+                &ql.ln2_g,
+                &ql.ln2_b,
+                p.res_attn[li + 1],
+                Some((next.q.in_scale, next.q.smooth.as_ref())),
+            )
         } else {
             ln_rows(&ql.ln2_g, &ql.ln2_b, p.pool_scale, None)
         };
@@ -159,7 +287,8 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
             .collect();
         w.add_i8(K::GeluTable, l, 1, 256, &table);
         let dh = (h / heads) as f64;
-        let score = ql.q_out_scale as f64 * ql.k_out_scale as f64 / dh.sqrt() * (1u32 << SCORE_STEP_LOG2) as f64;
+        let score = ql.q_out_scale as f64 * ql.k_out_scale as f64 / dh.sqrt()
+            * (1u32 << SCORE_STEP_LOG2) as f64;
         let (sm, ss) = multiplier(score);
         let (cm, cs) = multiplier(ql.v_out_scale as f64 / 255.0 / ql.o.in_scale as f64);
         w.add_i32(K::LayerScalars, l, 1, 8, &[sm, ss, cm, cs, gzp, 0, 0, 0]);

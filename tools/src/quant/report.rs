@@ -28,7 +28,12 @@ impl Observer for Keep {
 
 /// Embeds `sentences` (token ids) with both and compares. `layer_scales[l]` is the real value of one
 /// unit of the residual stream after layer `l`.
-pub fn measure(ck: &Checkpoint, model: &Model<'_>, sentences: &[Vec<u32>], layer_scales: &[f32]) -> Fidelity {
+pub fn measure(
+    ck: &Checkpoint,
+    model: &Model<'_>,
+    sentences: &[Vec<u32>],
+    layer_scales: &[f32],
+) -> Fidelity {
     let dim = model.dim();
     let nl = ck.layers.len();
     let rows: Vec<(f64, Vec<f64>)> = sentences
@@ -43,7 +48,10 @@ pub fn measure(ck: &Checkpoint, model: &Model<'_>, sentences: &[Vec<u32>], layer
                 let want = &keep.0[l];
                 let mut acc = 0.0;
                 for (t, row) in want.rows().into_iter().enumerate() {
-                    let got: Vec<f32> = xr[t * dim..(t + 1) * dim].iter().map(|&v| v as f32 * layer_scales[l]).collect();
+                    let got: Vec<f32> = xr[t * dim..(t + 1) * dim]
+                        .iter()
+                        .map(|&v| v as f32 * layer_scales[l])
+                        .collect();
                     acc += cosine(&got, row.as_slice().unwrap_or(&[])) as f64;
                 }
                 layer_cos[l] = acc / want.nrows().max(1) as f64;
@@ -62,6 +70,13 @@ pub fn measure(ck: &Checkpoint, model: &Model<'_>, sentences: &[Vec<u32>], layer
     let n = rows.len().max(1) as f64;
     let mean = rows.iter().map(|r| r.0).sum::<f64>() / n;
     let worst = rows.iter().map(|r| r.0).fold(1.0, f64::min);
-    let layer_cosine = (0..nl).map(|l| rows.iter().map(|r| r.1[l]).sum::<f64>() / n).collect();
-    Fidelity { sentences: rows.len(), mean_cosine: mean, worst_cosine: worst, layer_cosine }
+    let layer_cosine = (0..nl)
+        .map(|l| rows.iter().map(|r| r.1[l]).sum::<f64>() / n)
+        .collect();
+    Fidelity {
+        sentences: rows.len(),
+        mean_cosine: mean,
+        worst_cosine: worst,
+        layer_cosine,
+    }
 }

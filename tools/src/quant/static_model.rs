@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::build::quantize_rows;
 use super::lower::multiplier;
-use pith_runtime::format::{Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind as K, TokenizerConfig};
+use pith_runtime::format::{
+    Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind as K, TokenizerConfig,
+};
 
 /// Units of the i32 pooling accumulator per largest |table value|: 2^20 leaves 2^11 of headroom,
 /// more than the 256-token maximum needs (the sum of 256 rows stays below 2^28).
@@ -55,31 +57,53 @@ fn f16_to_f32(h: u16) -> f32 {
 impl StaticCheckpoint {
     /// Loads and checks the folder.
     pub fn load(dir: &Path) -> Result<Self> {
-        let cfg: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)
-            .with_context(|| format!("parsing {}", dir.join("config.json").display()))?;
-        ensure!(cfg.get("arch").and_then(Value::as_str) == Some("static"), "config.json: arch is not \"static\"");
+        let cfg: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)
+                .with_context(|| format!("parsing {}", dir.join("config.json").display()))?;
+        ensure!(
+            cfg.get("arch").and_then(Value::as_str) == Some("static"),
+            "config.json: arch is not \"static\""
+        );
         let text = std::fs::read_to_string(dir.join("vocab.txt")).context("reading vocab.txt")?;
         let vocab: Vec<String> = text.lines().map(String::from).collect();
-        let bytes = std::fs::read(dir.join("embeddings.safetensors")).context("reading embeddings.safetensors")?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).context("parsing embeddings.safetensors")?;
-        let view = st.tensor("embeddings").context("embeddings.safetensors lacks `embeddings`")?;
+        let bytes = std::fs::read(dir.join("embeddings.safetensors"))
+            .context("reading embeddings.safetensors")?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .context("parsing embeddings.safetensors")?;
+        let view = st
+            .tensor("embeddings")
+            .context("embeddings.safetensors lacks `embeddings`")?;
         let (rows, dim) = match view.shape() {
             [r, c] => (*r, *c),
             s => bail!("embeddings has shape {s:?}, expected [vocab, dim]"),
         };
         let data: Vec<f32> = match view.dtype() {
-            safetensors::Dtype::F32 => {
-                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-            }
-            safetensors::Dtype::F16 => {
-                view.data().chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
-            }
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            safetensors::Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
             d => bail!("embeddings dtype {d:?} (expected F16 or F32)"),
         };
-        ensure!(data.iter().all(|v| v.is_finite()), "embeddings contain non-finite values");
-        ensure!(rows == vocab.len(), "embeddings have {rows} rows, vocab.txt has {} tokens", vocab.len());
+        ensure!(
+            data.iter().all(|v| v.is_finite()),
+            "embeddings contain non-finite values"
+        );
+        ensure!(
+            rows == vocab.len(),
+            "embeddings have {rows} rows, vocab.txt has {} tokens",
+            vocab.len()
+        );
         if let Some(d) = cfg.get("dim").and_then(Value::as_u64) {
-            ensure!(d as usize == dim, "config.json dim {d} but embeddings are {dim} wide");
+            ensure!(
+                d as usize == dim,
+                "config.json dim {d} but embeddings are {dim} wide"
+            );
         }
         let table = Array2::from_shape_vec((rows, dim), data)?;
 
@@ -88,7 +112,11 @@ impl StaticCheckpoint {
         let num = |k: &str, d: u64| t.get(k).and_then(Value::as_u64).unwrap_or(d) as u32;
         let id = |k: &str, d: &str| -> Result<u32> {
             let tok = t.get(k).and_then(Value::as_str).unwrap_or(d);
-            vocab.iter().position(|v| v == tok).map(|i| i as u32).with_context(|| format!("vocabulary lacks {tok}"))
+            vocab
+                .iter()
+                .position(|v| v == tok)
+                .map(|i| i as u32)
+                .with_context(|| format!("vocabulary lacks {tok}"))
         };
         let tokenizer = TokenizerConfig {
             lowercase: flag("lowercase", true),
@@ -101,10 +129,21 @@ impl StaticCheckpoint {
             max_len: num("max_len", 256),
             max_chars_per_word: num("max_chars_per_word", 100),
         };
-        let name = cfg.get("name").and_then(Value::as_str).map(String::from).unwrap_or_else(|| {
-            dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "static".into())
-        });
-        Ok(StaticCheckpoint { name, table, vocab, tokenizer })
+        let name = cfg
+            .get("name")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| {
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "static".into())
+            });
+        Ok(StaticCheckpoint {
+            name,
+            table,
+            vocab,
+            tokenizer,
+        })
     }
 
     /// The float reference: mean of the rows of `ids` (un-normalized; cosine ignores the scale).
@@ -136,7 +175,11 @@ pub fn write_package(ck: &StaticCheckpoint, name: &str) -> Result<Vec<u8>> {
         .into_iter()
         .zip(&row_scale)
         .flat_map(|(row, &s)| {
-            let (m, sh) = if row.iter().all(|&v| v == 0.0) { (0, 0) } else { multiplier(s as f64 / pool_scale) };
+            let (m, sh) = if row.iter().all(|&v| v == 0.0) {
+                (0, 0)
+            } else {
+                multiplier(s as f64 / pool_scale)
+            };
             [m, sh]
         })
         .collect();
@@ -160,7 +203,13 @@ pub fn write_package(ck: &StaticCheckpoint, name: &str) -> Result<Vec<u8>> {
     let mut w = PackageWriter::new(header);
     let section = pith_runtime::tokenizer::build_vocab_section(&ck.vocab);
     w.add(K::Vocab, 0, DType::U8, 1, section.len(), section);
-    w.add_i8(K::StaticEmb, 0, vocab, dim, &q.iter().copied().collect::<Vec<_>>());
+    w.add_i8(
+        K::StaticEmb,
+        0,
+        vocab,
+        dim,
+        &q.iter().copied().collect::<Vec<_>>(),
+    );
     w.add_i32(K::StaticEmbRq, 0, vocab, 2, &rq);
     Ok(w.finish())
 }
