@@ -1,6 +1,7 @@
 //! pith-tests: host-side integration tests and the QEMU simulator harness.
 
 pub mod cli;
+pub mod hostile;
 pub mod memport;
 pub mod qemu;
 pub mod sts;

@@ -184,20 +184,8 @@ fn tier_s_package_fits_and_keeps_its_quality() {
     let arena_bytes = model.arena_words(model.max_tokens()) * 4;
     assert!(arena_bytes <= MAX_ARENA_BYTES, "arena {arena_bytes} bytes");
 
-    // Hostile text: control characters, invalid-looking escapes, huge words, every script.
-    let long_word = "x".repeat(10_000);
-    let many_words = "word ".repeat(5_000);
-    for text in [
-        "",
-        " ",
-        "\u{0}\u{1}\u{7f}",
-        "[CLS][SEP][UNK][PAD][MASK]",
-        &long_word,
-        &many_words,
-        "日本語の文章 العربية हिन्दी 🙂🙃",
-        "\u{202e}reversed\u{200b}",
-    ] {
-        let v = embed(&model, text);
+    for text in pith_tests::hostile::texts() {
+        let v = embed(&model, &text);
         assert!(v.iter().all(|&x| x >= -127), "int8 output stays symmetric");
     }
     assert_eq!(
