@@ -47,3 +47,22 @@ pub fn pith_bin() -> &'static Path {
             .expect("cargo reported no pith executable")
     })
 }
+
+/// Quantizes the committed checkpoint `models/<name>` with the release CLI and returns the package
+/// bytes (`tag` keeps parallel calls apart); the temporary package and report are removed.
+pub fn quantize_committed(name: &str, tag: &str) -> Vec<u8> {
+    let out = std::env::temp_dir().join(format!("pith-{name}-{}-{tag}.pith", std::process::id()));
+    let status = Command::new(pith_bin())
+        .arg("quantize")
+        .arg(repo_root().join("models").join(name))
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("running pith quantize");
+    assert!(status.success(), "pith quantize models/{name} failed");
+    let bytes = std::fs::read(&out).expect("reading the quantized package");
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(out.with_extension("report.json"));
+    bytes
+}

@@ -2,8 +2,6 @@
 //! `pith quantize` makes of the committed checkpoint, it fits 2 MB of flash and a 64-token arena
 //! under 128 KiB, survives hostile text and keeps its measured SICK quality.
 
-use std::process::Command;
-
 use pith_runtime::format::Arch;
 use pith_runtime::{cosine_i8, Model};
 use pith_tests::qemu::repo_root;
@@ -29,19 +27,7 @@ fn committed_tier_m_package_is_reproducible_fits_and_keeps_its_quality() {
     let root = repo_root();
     let committed =
         std::fs::read(root.join("models/tier-m.pith")).expect("models/tier-m.pith is committed");
-    let out = std::env::temp_dir().join(format!("pith-tier-m-{}.pith", std::process::id()));
-    let status = Command::new(pith_tests::cli::pith_bin())
-        .arg("quantize")
-        .arg(root.join("models/tier-m"))
-        .arg("-o")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("running pith quantize");
-    assert!(status.success(), "pith quantize models/tier-m failed");
-    let fresh = std::fs::read(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
-    let _ = std::fs::remove_file(out.with_extension("report.json"));
+    let fresh = pith_tests::cli::quantize_committed("tier-m", "a");
     assert!(
         fresh == committed,
         "models/tier-m.pith differs from `pith quantize models/tier-m` ({} vs {} bytes)",

@@ -1,14 +1,11 @@
 //! Tier S, the static model: a synthetic package checks the arithmetic exactly; the real one
 //! (models/tier-s/, quantized by `pith quantize`) checks size, RAM, determinism and quality.
 
-use std::process::Command;
-
 use pith_runtime::format::{
     Arch, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig,
 };
 use pith_runtime::tokenizer::build_vocab_section;
 use pith_runtime::{cosine_i8, Error, Model};
-use pith_tests::qemu::repo_root;
 use pith_tests::sts::{sick_dev, spearman};
 
 /// The package must fit this (the Tier S flash budget, vocabulary included).
@@ -147,23 +144,8 @@ fn synthetic_static_rejects_bad_packages_and_buffers() {
 }
 
 /// Writes the Tier S package from the committed checkpoint with the release CLI.
-fn quantize(out: &str) -> Vec<u8> {
-    let root = repo_root();
-    let pith = pith_tests::cli::pith_bin();
-    let out = std::env::temp_dir().join(format!("pith-tier-s-{}-{out}.pith", std::process::id()));
-    let status = Command::new(pith)
-        .arg("quantize")
-        .arg(root.join("models/tier-s"))
-        .arg("-o")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("running pith quantize");
-    assert!(status.success(), "pith quantize models/tier-s failed");
-    let bytes = std::fs::read(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
-    let _ = std::fs::remove_file(out.with_extension("report.json"));
-    bytes
+fn quantize(tag: &str) -> Vec<u8> {
+    pith_tests::cli::quantize_committed("tier-s", tag)
 }
 
 #[test]
