@@ -18,6 +18,12 @@ Training only (PyTorch, CPU or CUDA); the runtime never imports torch. Stages, e
 4. Distillation: AdamW, linear warm-up and decay; loss = MSE between the student's and the
    teacher's in-batch cosine-similarity matrices (what STS measures) + MSE between the student's
    embedding and the teacher's projected by the same PCA (anchors the geometry).
+   With ``--aug`` (tools/train/augment.py: groups of a sentence and its near-duplicates, labelled
+   by the teacher), ``--group-share`` of every batch is whole groups, and the MSE over the
+   same-group entries of the cosine matrix is added again with ``--group-weight``: random texts
+   alone never show the student the teacher's cosines between close sentences.
+   ``--init DIR`` continues from a trained student instead of the teacher-derived initialisation
+   (same vocabulary and PCA, checked).
 
 Output: a Hugging Face-style checkpoint folder (config.json, model.safetensors in fp16,
 vocab.txt, tokenizer_config.json, 1_Pooling/config.json, train.json with the losses), which
@@ -78,6 +84,29 @@ def embed_all(model, seqs, batch=256, device="cpu", label=""):
         if label and n % 100 == 0:
             log(f"{label}: {n * batch}/{len(seqs)}")
     return out
+
+
+def read_rows(path, n):
+    """Raw little-endian f32 rows of 384 (`pith embed --out`), normalised."""
+    raw = np.fromfile(path, "<f4")
+    if raw.size % 384 or raw.size // 384 < n:
+        raise SystemExit(f"{path}: {raw.size} floats, not {n} rows of 384")
+    e = raw.reshape(-1, 384)[:n]
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def read_groups(path, emb_path):
+    """--aug texts, their teacher embeddings, and the train and dev groups (lists of line numbers)."""
+    with open(path, encoding="utf-8") as f:
+        texts = [l.rstrip("\n") for l in f]
+    with open(path + ".tsv") as f:
+        meta = [l.split() for l in f if l.strip()]
+    if len(meta) != len(texts):
+        raise SystemExit(f"{path}: {len(texts)} lines but {len(meta)} in its .tsv")
+    groups = {"train": {}, "dev": {}}
+    for i, (g, split) in enumerate(meta):
+        groups[split].setdefault(g, []).append(i)
+    return texts, read_rows(emb_path, len(texts)), list(groups["train"].values()), list(groups["dev"].values())
 
 
 def encode(tok, texts, max_len):
@@ -184,6 +213,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--teacher-only", action="store_true", help="stop after the teacher embeddings")
+    ap.add_argument("--init", default=None, help="continue from this student checkpoint folder")
+    ap.add_argument("--aug", default=None, help="augmented texts (tools/train/augment.py; AUG.tsv beside it)")
+    ap.add_argument("--aug-emb", default=None, help="teacher embeddings of the --aug lines (raw f32 rows)")
+    ap.add_argument("--group-share", type=float, default=0.5, help="share of each batch taken by --aug groups")
+    ap.add_argument("--group-weight", type=float, default=1.0, help="weight of the same-group cosine MSE")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -209,11 +243,7 @@ def main():
     # Stage 1
     tpath = os.path.join(args.cache, f"teacher_{len(texts)}.npy")
     if args.teacher_emb:
-        raw = np.fromfile(args.teacher_emb, "<f4")
-        if raw.size % 384 or raw.size // 384 < len(texts):
-            raise SystemExit(f"{args.teacher_emb}: {raw.size} floats, not {len(texts)} rows of 384")
-        t_emb = raw.reshape(-1, 384)[:len(texts)]
-        t_emb = t_emb / np.maximum(np.linalg.norm(t_emb, axis=1, keepdims=True), 1e-12)
+        t_emb = read_rows(args.teacher_emb, len(texts))
     elif os.path.exists(tpath):
         t_emb = np.load(tpath).astype(np.float32)
     else:
@@ -249,8 +279,37 @@ def main():
     sample = t_seqs[:2000]
     student, p, t_layers = init_from_teacher(teacher, keep, sample, args)
     del teacher
+    previous = None
+    if args.init:
+        if read_vocab(os.path.join(args.init, "vocab.txt")) != s_vocab:
+            raise SystemExit(f"{args.init}: its vocabulary is not the one this corpus and --vocab give")
+        icfg = json.load(open(os.path.join(args.init, "config.json")))
+        if any(icfg[k] != v for k, v in student.cfg.items()):
+            raise SystemExit(f"{args.init}: shape differs from the --hidden/--layers/--heads/--ffn asked for")
+        student = Bert.from_hf(load_file(os.path.join(args.init, "model.safetensors")), icfg)
+        tj = os.path.join(args.init, "train.json")
+        previous = json.load(open(tj)) if os.path.exists(tj) else None
+        log(f"continuing from {args.init}")
     student = student.to(device)
-    target = torch.from_numpy(t_emb)
+    n = len(texts)
+    train_groups, close = [], None
+    if args.aug:
+        a_texts, a_emb, train_groups, dev_groups = read_groups(args.aug, args.aug_emb)
+        a_seqs = encode(s_tok, a_texts, args.max_len)
+        train_groups = [np.array(g) + n for g in train_groups]
+        s_seqs = s_seqs + a_seqs
+        t_emb = np.concatenate([t_emb, a_emb])
+        # Close-pair dev check: each held-out SNLI line against its own variants.
+        # Embedding only the dev groups' lines: rows renumbered 0.. in dev_lines order.
+        dev_lines = [i for g in dev_groups for i in g]
+        close_seqs = [a_seqs[i] for i in dev_lines]
+        at = {line: r for r, line in enumerate(dev_lines)}
+        close = (np.array([at[g[0]] for g in dev_groups for _ in g[1:]]),
+                 np.array([at[v] for g in dev_groups for v in g[1:]]))
+        close_emb = a_emb[dev_lines]
+        close_t = (close_emb[close[0]] * close_emb[close[1]]).sum(1)
+        log(f"--aug: {len(a_texts)} texts, {len(train_groups)} train groups, {len(close[0])} close dev pairs")
+    target = torch.from_numpy(np.ascontiguousarray(t_emb, dtype=np.float32))
     target_p = F.normalize(target @ p, dim=-1)
     pairs = (np.arange(0, len(dev) - 1, 2), np.arange(1, len(dev), 2))
     t_cos = (dev_t[pairs[0]] * dev_t[pairs[1]]).sum(1)
@@ -258,18 +317,22 @@ def main():
     def dev_check():
         student.eval()
         e = embed_all(student, dev_s_seqs, 256, device)
+        r = {"dev_agreement": 100 * spearman((e[pairs[0]] * e[pairs[1]]).sum(1), t_cos)}
+        if close is not None:
+            e = embed_all(student, close_seqs, 256, device)
+            r["close_agreement"] = 100 * spearman((e[close[0]] * e[close[1]]).sum(1), close_t)
         student.train()
-        return 100 * spearman((e[pairs[0]] * e[pairs[1]]).sum(1), t_cos)
+        return r
 
-    history = [{"step": 0, "dev_agreement": dev_check()}]
-    log(f"init: dev agreement {history[0]['dev_agreement']:.2f}")
+    history = [{"step": 0, **dev_check()}]
+    log(f"init: {history[0]}")
 
     # Stage 4
-    n = len(texts)
     steps_per_epoch = n // args.batch
     total = int(args.epochs * steps_per_epoch)
     warm = max(1, total // 50)
     opt = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.01)
+    n_rand = args.batch - int(round(args.group_share * args.batch)) if train_groups else args.batch
     # With --minutes, the schedule is fitted to the time budget after 100 steps (the learning
     # rate then still decays to zero at the end, instead of being cut off mid-schedule).
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -281,46 +344,62 @@ def main():
     stopped_early = False
     while step < total:
         perm = rng.permutation(n)
-        chunks = [perm[i:i + args.batch * 50] for i in range(0, n, args.batch * 50)]
+        chunks = [perm[i:i + n_rand * 50] for i in range(0, n, n_rand * 50)]
         order = []
         for c in chunks:
             c = c[np.argsort(lengths[c], kind="stable")]
-            order.extend(c[i:i + args.batch] for i in range(0, len(c) - args.batch + 1, args.batch))
+            order.extend(c[i:i + n_rand] for i in range(0, len(c) - n_rand + 1, n_rand))
         rng.shuffle(order)
         for idx in order:
             if step >= total:
                 break
+            gid = np.zeros(len(idx), np.int64)  # 0: a random text; k > 0: the k-th group of the batch
+            if train_groups:
+                parts, k = [idx], 0
+                while sum(len(x) for x in parts) < args.batch:
+                    k += 1
+                    g = train_groups[rng.integers(len(train_groups))]
+                    parts.append(g)
+                    gid = np.concatenate([gid, np.full(len(g), k)])
+                idx = np.concatenate(parts)
             ids, mask = pad(s_seqs, idx, device)
             e = student(ids, mask)
             t = target[idx].to(device)
-            rel = F.mse_loss(e @ e.T, t @ t.T)
+            se, te = e @ e.T, t @ t.T
+            rel = F.mse_loss(se, te)
             anc = F.mse_loss(e, target_p[idx].to(device)) * e.shape[1]
             loss = rel * 10.0 + args.anchor * anc
+            if train_groups:
+                g = torch.from_numpy(gid).to(device)
+                same = (g[:, None] == g[None, :]) & (g[:, None] > 0)
+                same.fill_diagonal_(False)
+                grp = ((se - te)[same] ** 2).mean()
+                loss = loss + args.group_weight * 10.0 * grp
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
             opt.step()
             sched.step()
             step += 1
-            run.append((rel.item(), anc.item()))
+            run.append((rel.item(), anc.item(), grp.item() if train_groups else 0.0))
             if step % 200 == 0:
                 r = np.mean(run, 0)
                 run = []
-                log(f"step {step}/{total} rel {r[0]:.5f} anchor {r[1]:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                log(f"step {step}/{total} rel {r[0]:.5f} anchor {r[1]:.4f} group {r[2]:.5f} lr {sched.get_last_lr()[0]:.2e} "
                     f"{(time.time() - t0) / step:.3f} s/step")
                 if step % 2000 == 0:
                     history.append({"step": step, "rel_loss": float(r[0]), "anchor_loss": float(r[1]),
-                                    "dev_agreement": dev_check()})
-                    log(f"dev agreement {history[-1]['dev_agreement']:.2f}")
+                                    "group_loss": float(r[2]),
+                                    **dev_check()})
+                    log(f"dev check {history[-1]}")
             if args.minutes and step == 100:
                 fit = int(args.minutes * 60 / ((time.time() - t0) / step))
                 if fit < total:
                     log(f"time budget: {fit} steps of {total} ({fit / steps_per_epoch:.2f} epochs)")
                     total = fit
                     stopped_early = True
-    final = dev_check()
-    history.append({"step": step, "dev_agreement": final})
-    log(f"done: {step} steps, dev agreement {final:.2f}")
+    history.append({"step": step, **dev_check()})
+    log(f"done: {step} steps, {history[-1]}")
 
     # Output
     os.makedirs(args.out, exist_ok=True)
@@ -341,7 +420,8 @@ def main():
                    "texts": len(texts), "steps": step, "epochs": round(step / steps_per_epoch, 3),
                    "schedule_fitted_to_time_budget": stopped_early,
                    "args": {k: v for k, v in vars(args).items() if k not in ("teacher", "corpus", "cache", "out")},
-                   "device": device, "torch": torch.__version__, "history": history}, f, indent=2)
+                   "device": device, "torch": torch.__version__, "history": history,
+                   "continued_from": previous}, f, indent=2)
     log(f"wrote {args.out}")
 
 
