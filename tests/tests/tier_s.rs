@@ -14,7 +14,7 @@ const MAX_PACKAGE_BYTES: usize = 512 * 1024;
 const MAX_ARENA_BYTES: usize = 32 * 1024;
 /// SICK dev Spearman (percent) of the committed model measured by this runtime (models/tier-s.md);
 /// the test allows 0.5 below it so a regression is caught.
-const REPORTED_SICK_SPEARMAN: f64 = 66.54;
+const REPORTED_SICK_SPEARMAN: f64 = 71.07;
 
 fn tokenizer_config(vocab: &[&str]) -> TokenizerConfig {
     let id = |t: &str| vocab.iter().position(|v| *v == t).unwrap() as u32;
