@@ -83,23 +83,8 @@ impl Tensors {
         let mut map = HashMap::new();
         for (name, view) in st.tensors() {
             let shape = view.shape().to_vec();
-            let data: Vec<f32> = match view.dtype() {
-                safetensors::Dtype::F32 => view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                safetensors::Dtype::F16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                    .collect(),
-                safetensors::Dtype::BF16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
-                    .collect(),
-                _ => continue, // position_ids (int64) and the like are not weights
+            let Some(data) = tensor_f32(&view) else {
+                continue; // position_ids (int64) and the like are not weights
             };
             let (r, c) = match shape.as_slice() {
                 [n] => (1, *n),
@@ -130,26 +115,25 @@ impl Tensors {
     }
 }
 
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let frac = (h & 0x3ff) as u32;
-    let bits = match (exp, frac) {
-        (0, 0) => sign,
-        (0, f) => {
-            // subnormal: renormalize
-            let mut e = 127 - 15 + 1;
-            let mut f = f;
-            while f & 0x400 == 0 {
-                f <<= 1;
-                e -= 1;
-            }
-            sign | ((e as u32) << 23) | ((f & 0x3ff) << 13)
-        }
-        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
-        (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),
-    };
-    f32::from_bits(bits)
+/// A safetensors tensor's values as f32 (F32, F16 or BF16, little-endian, as the format stores
+/// them); `None` for other dtypes.
+pub(crate) fn tensor_f32(view: &safetensors::tensor::TensorView<'_>) -> Option<Vec<f32>> {
+    let d = view.data();
+    Some(match view.dtype() {
+        safetensors::Dtype::F32 => d
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        safetensors::Dtype::F16 => d
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        safetensors::Dtype::BF16 => d
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    })
 }
 
 fn load_vocab(dir: &Path) -> Result<Vec<String>> {

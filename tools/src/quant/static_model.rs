@@ -42,18 +42,6 @@ pub fn is_static(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as i32;
-    let frac = (h & 0x3ff) as f32;
-    let mag = match exp {
-        0 => frac * 2f32.powi(-24), // subnormal
-        0x1f => f32::INFINITY,      // the distiller never writes inf/nan; treat as inf
-        e => (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
-    };
-    f32::from_bits(mag.to_bits() | sign)
-}
-
 impl StaticCheckpoint {
     /// Loads and checks the folder.
     pub fn load(dir: &Path) -> Result<Self> {
@@ -77,18 +65,8 @@ impl StaticCheckpoint {
             [r, c] => (*r, *c),
             s => bail!("embeddings has shape {s:?}, expected [vocab, dim]"),
         };
-        let data: Vec<f32> = match view.dtype() {
-            safetensors::Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            safetensors::Dtype::F16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                .collect(),
-            d => bail!("embeddings dtype {d:?} (expected F16 or F32)"),
+        let Some(data) = crate::checkpoint::tensor_f32(&view) else {
+            bail!("embeddings dtype {:?} (expected F16, BF16 or F32)", view.dtype());
         };
         ensure!(
             data.iter().all(|v| v.is_finite()),
