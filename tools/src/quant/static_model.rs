@@ -66,7 +66,10 @@ impl StaticCheckpoint {
             s => bail!("embeddings has shape {s:?}, expected [vocab, dim]"),
         };
         let Some(data) = crate::checkpoint::tensor_f32(&view) else {
-            bail!("embeddings dtype {:?} (expected F16, BF16 or F32)", view.dtype());
+            bail!(
+                "embeddings dtype {:?} (expected F16, BF16 or F32)",
+                view.dtype()
+            );
         };
         ensure!(
             data.iter().all(|v| v.is_finite()),
