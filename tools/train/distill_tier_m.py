@@ -109,6 +109,37 @@ def read_groups(path, emb_path):
     return texts, read_rows(emb_path, len(texts)), list(groups["train"].values()), list(groups["dev"].values())
 
 
+def close_pairs(dev_groups, emb):
+    """The close-pair dev check: the dev groups' line numbers (embed them in this order), each
+    (source, variant) pair as row indices into that order, and the teacher's cosine of each pair."""
+    lines = [i for g in dev_groups for i in g]
+    at = {line: r for r, line in enumerate(lines)}
+    pairs = (np.array([at[g[0]] for g in dev_groups for _ in g[1:]]),
+             np.array([at[v] for g in dev_groups for v in g[1:]]))
+    e = emb[lines]
+    return lines, pairs, (e[pairs[0]] * e[pairs[1]]).sum(1)
+
+
+def fill_with_groups(idx, groups, size, rng):
+    """Appends whole random groups to a batch of random texts until it holds ``size`` rows; returns
+    the rows and each row's group number (0: a random text, k > 0: the k-th group added)."""
+    parts, gid, k = [idx], [np.zeros(len(idx), np.int64)], 0
+    while sum(len(x) for x in parts) < size:
+        k += 1
+        g = groups[rng.integers(len(groups))]
+        parts.append(g)
+        gid.append(np.full(len(g), k))
+    return np.concatenate(parts), np.concatenate(gid)
+
+
+def within_group_mse(se, te, gid):
+    """MSE between two cosine matrices over the pairs of distinct rows of the same group."""
+    g = torch.from_numpy(gid).to(se.device)
+    same = (g[:, None] == g[None, :]) & (g[:, None] > 0)
+    same.fill_diagonal_(False)
+    return ((se - te)[same] ** 2).mean()
+
+
 def encode(tok, texts, max_len):
     enc = tok.encode_batch(texts)
     out = []
@@ -300,14 +331,8 @@ def main():
         s_seqs = s_seqs + a_seqs
         t_emb = np.concatenate([t_emb, a_emb])
         # Close-pair dev check: each held-out SNLI line against its own variants.
-        # Embedding only the dev groups' lines: rows renumbered 0.. in dev_lines order.
-        dev_lines = [i for g in dev_groups for i in g]
+        dev_lines, close, close_t = close_pairs(dev_groups, a_emb)
         close_seqs = [a_seqs[i] for i in dev_lines]
-        at = {line: r for r, line in enumerate(dev_lines)}
-        close = (np.array([at[g[0]] for g in dev_groups for _ in g[1:]]),
-                 np.array([at[v] for g in dev_groups for v in g[1:]]))
-        close_emb = a_emb[dev_lines]
-        close_t = (close_emb[close[0]] * close_emb[close[1]]).sum(1)
         log(f"--aug: {len(a_texts)} texts, {len(train_groups)} train groups, {len(close[0])} close dev pairs")
     target = torch.from_numpy(np.ascontiguousarray(t_emb, dtype=np.float32))
     target_p = F.normalize(target @ p, dim=-1)
@@ -353,15 +378,8 @@ def main():
         for idx in order:
             if step >= total:
                 break
-            gid = np.zeros(len(idx), np.int64)  # 0: a random text; k > 0: the k-th group of the batch
             if train_groups:
-                parts, k = [idx], 0
-                while sum(len(x) for x in parts) < args.batch:
-                    k += 1
-                    g = train_groups[rng.integers(len(train_groups))]
-                    parts.append(g)
-                    gid = np.concatenate([gid, np.full(len(g), k)])
-                idx = np.concatenate(parts)
+                idx, gid = fill_with_groups(idx, train_groups, args.batch, rng)
             ids, mask = pad(s_seqs, idx, device)
             e = student(ids, mask)
             t = target[idx].to(device)
@@ -370,10 +388,7 @@ def main():
             anc = F.mse_loss(e, target_p[idx].to(device)) * e.shape[1]
             loss = rel * 10.0 + args.anchor * anc
             if train_groups:
-                g = torch.from_numpy(gid).to(device)
-                same = (g[:, None] == g[None, :]) & (g[:, None] > 0)
-                same.fill_diagonal_(False)
-                grp = ((se - te)[same] ** 2).mean()
+                grp = within_group_mse(se, te, gid)
                 loss = loss + args.group_weight * 10.0 * grp
             opt.zero_grad(set_to_none=True)
             loss.backward()

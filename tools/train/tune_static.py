@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 from distill_static import read_vocab, spearman, wordpiece  # noqa: E402
-from distill_tier_m import SNLI, read_groups, read_rows  # noqa: E402
+from distill_tier_m import SNLI, close_pairs, fill_with_groups, read_groups, read_rows, within_group_mse  # noqa: E402
 
 
 def log(*a):
@@ -96,13 +96,8 @@ def main():
     dev_seqs = encode(dev)
     t_dev = np.load(args.dev_teacher).astype(np.float32)
     t_cos = (t_dev[:-1] * t_dev[1:]).sum(1)
-    dev_lines = [i for g in dev_groups for i in g]
+    dev_lines, close, close_t = close_pairs(dev_groups, a_emb)
     close_seqs = [seqs[n + i] for i in dev_lines]
-    at = {line: r for r, line in enumerate(dev_lines)}
-    close = (np.array([at[g[0]] for g in dev_groups for _ in g[1:]]),
-             np.array([at[v] for g in dev_groups for v in g[1:]]))
-    ce = a_emb[dev_lines]
-    close_t = (ce[close[0]] * ce[close[1]]).sum(1)
 
     start = torch.from_numpy(table0)
     bag = torch.nn.EmbeddingBag.from_pretrained(start.clone(), freeze=False, mode="sum")
@@ -125,22 +120,12 @@ def main():
     n_rand = args.batch - int(round(args.group_share * args.batch))
     run = []
     for step in range(1, args.steps + 1):
-        parts = [rng.integers(n, size=n_rand)]
-        gid = [np.zeros(n_rand, np.int64)]
-        k = 0
-        while sum(len(p) for p in parts) < args.batch:
-            k += 1
-            g = train_groups[rng.integers(len(train_groups))]
-            parts.append(g)
-            gid.append(np.full(len(g), k))
-        idx, gid = np.concatenate(parts), torch.from_numpy(np.concatenate(gid))
+        idx, gid = fill_with_groups(rng.integers(n, size=n_rand), train_groups, args.batch, rng)
         e = F.normalize(bag(*bag_inputs(seqs, idx)), dim=-1)
         t = target[idx]
         se, te = e @ e.T, t @ t.T
-        same = (gid[:, None] == gid[None, :]) & (gid[:, None] > 0)
-        same.fill_diagonal_(False)
         rel = F.mse_loss(se, te)
-        grp = ((se - te)[same] ** 2).mean()
+        grp = within_group_mse(se, te, gid)
         pull = (bag.weight - start).pow(2).sum(1).mean() / (rms * rms * start.shape[1])
         loss = 10 * rel + 10 * grp + args.pull * pull
         opt.zero_grad(set_to_none=True)
