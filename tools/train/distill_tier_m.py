@@ -432,7 +432,7 @@ def main():
     shutil.copy(os.path.join(args.teacher, "1_Pooling", "config.json"), os.path.join(args.out, "1_Pooling"))
     with open(os.path.join(args.out, "train.json"), "w") as f:
         json.dump({"teacher": "sentence-transformers/all-MiniLM-L6-v2", "teacher_layers": t_layers,
-                   "texts": len(texts), "steps": step, "epochs": round(step / steps_per_epoch, 3),
+                   "texts": len(texts), "steps": step, "epochs": round(step * n_rand / n, 3),  # passes over the corpus
                    "schedule_fitted_to_time_budget": stopped_early,
                    "args": {k: v for k, v in vars(args).items() if k not in ("teacher", "corpus", "cache", "out")},
                    "device": device, "torch": torch.__version__, "history": history,
