@@ -12,14 +12,14 @@ cargo build --release --bin pith
 [ -f models/minilm-l6-12k.pith ] ||
   ./target/release/pith quantize models/cache/all-MiniLM-L6-v2 -o models/minilm-l6-12k.pith \
     --vocab-size 12000 --eval-count 100 --name "all-MiniLM-L6-v2 int8 12k-vocab" \
-    --vocab-corpus ../shared/data/calib/snli-dev-sentences.txt --vocab-corpus ../shared/data/faq/stackfaq-bank.jsonl
+    --vocab-corpus data/calib/snli-dev-sentences.txt --vocab-corpus data/faq/stackfaq-bank.jsonl
 # Tier S, the static model for 512 KB parts (an M0+-class firmware test links it).
 [ -f models/tier-s.pith ] || ./target/release/pith quantize models/tier-s -o models/tier-s.pith
 # The StackFAQ bank embedded by each package (the firmware links the one of its package).
 for pkg in models/minilm-l6 models/minilm-l6-12k; do
   [ -f $pkg.pithkb ] ||
-    ./target/release/pith kb build ../shared/data/faq/stackfaq-bank.jsonl --model $pkg.pith -o $pkg.pithkb \
-      --calibrate ../shared/data/faq/stackfaq-dev-queries.tsv
+    ./target/release/pith kb build data/faq/stackfaq-bank.jsonl --model $pkg.pith -o $pkg.pithkb \
+      --calibrate data/faq/stackfaq-dev-queries.tsv
 done
 
 cargo test --release --workspace

@@ -98,7 +98,7 @@ fn simd_and_scalar_kernels_give_the_same_bytes() {
     let m = Model::new(&bytes).expect("package loads");
     let lines = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/calib/snli-dev-sentences.txt"
+        "/../data/calib/snli-dev-sentences.txt"
     ))
     .expect("calibration sentences");
     for line in lines.lines().skip(1000).take(40) {

@@ -1,7 +1,7 @@
 //! The no_std tokenizer against Hugging Face `tokenizers` on the real all-MiniLM-L6-v2 vocabulary:
 //! every SNLI dev sentence, hand-picked tricky inputs, and seeded random Unicode strings.
 //!
-//! Needs the model (./scripts/fetch-model.sh) and ../shared/data.
+//! Needs the model (./scripts/fetch-model.sh) and data/.
 
 use std::path::{Path, PathBuf};
 
@@ -114,7 +114,7 @@ fn assert_all_match<'t>(
 
 #[test]
 fn every_snli_dev_sentence_matches() {
-    let path = root().join("../shared/data/calib/snli-dev-sentences.txt");
+    let path = root().join("data/calib/snli-dev-sentences.txt");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let section = vocab_section();
     let tok = Tokenizer::new(&section, config()).unwrap();

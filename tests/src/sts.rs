@@ -1,4 +1,4 @@
-//! SICK dev (../shared/data/sts) and Spearman's rank correlation, for the model-quality tests.
+//! SICK dev (data/sts) and Spearman's rank correlation, for the model-quality tests.
 
 use std::path::PathBuf;
 
@@ -6,7 +6,7 @@ use crate::qemu::repo_root;
 
 /// The SICK dev pairs: (gold score, sentence a, sentence b).
 pub fn sick_dev() -> Vec<(f64, String, String)> {
-    let path: PathBuf = repo_root().join("../shared/data/sts/sick-dev.tsv");
+    let path: PathBuf = repo_root().join("data/sts/sick-dev.tsv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let pairs: Vec<_> = text
         .lines()

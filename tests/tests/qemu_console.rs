@@ -200,7 +200,7 @@ fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
 }
 
 fn snli(skip: usize, count: usize) -> Result<Vec<String>> {
-    let path = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
+    let path = repo_root().join("data/calib/snli-dev-sentences.txt");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let sentences: Vec<String> = text
@@ -257,7 +257,7 @@ fn device_ask_answers_like_the_host() -> Result<()> {
     assert!(kb.ok(), "{kb:?}");
     assert_eq!(kb.get("entries"), Some(bank.len().to_string().as_str()));
     let queries =
-        std::fs::read_to_string(repo_root().join("../shared/data/faq/stackfaq-dev-queries.tsv"))?;
+        std::fs::read_to_string(repo_root().join("data/faq/stackfaq-dev-queries.tsv"))?;
     let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
     let mut v = vec![0i8; model.dim()];
     let mut answered = 0;

@@ -22,7 +22,7 @@ pub fn package_path() -> PathBuf {
 
 /// The shared data folder beside the repository.
 pub fn data_dir() -> PathBuf {
-    repo_root().join("../shared/data")
+    repo_root().join("data")
 }
 
 /// The calibration sentences.

@@ -14,7 +14,7 @@ hypernym: "guitar" -> "banjo"), antonym of an adjective/verb/adverb, negation (`
 first auxiliary, or `No` for a leading article), deletion of one or two words, and a swap of two
 words. Labels come from the teacher alone, so a clumsy variant is still a correct example.
 
-Sources: the SNLI training lines (first 10,000 of ../shared/data/calib/snli-dev-sentences.txt;
+Sources: the SNLI training lines (first 10,000 of data/calib/snli-dev-sentences.txt;
 6 variants each) and ``--corpus-lines`` random 4-to-20-word corpus texts (2 variants each). The
 last 3,086 SNLI lines (the dev check's) get 2 variants each, marked ``dev``: a second dev check
 on close pairs. SICK is not used.

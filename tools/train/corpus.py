@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the English training corpus of the Tier M student from text that can be had here.
 
-No corpus is downloaded from a hub: every source is a Debian package (or ../shared/data), so the
+No corpus is downloaded from a hub: every source is a Debian package (or the project's data/ folder), so the
 corpus can be rebuilt on any Debian machine with
 
   apt-get install wordnet-base dict-gcide fortunes
@@ -12,7 +12,7 @@ Sources (licenses in models/tier-m.md):
 - definitions and quotations of GCIDE, the GNU Collaborative International Dictionary of
   English (dict-gcide; GPL-2+), mostly Webster's 1913,
 - fortune cookies (fortunes; BSD-style / public domain, the offensive set is not used),
-- the first 10,000 lines of ../shared/data/calib/snli-dev-sentences.txt (SNLI, CC BY-SA 4.0);
+- the first 10,000 lines of data/calib/snli-dev-sentences.txt (SNLI, CC BY-SA 4.0);
   the last 3,086 lines are kept out as the dev check.
 
 Output: one text per line, deduplicated (case-insensitively), 4 to 48 words, shuffled with a

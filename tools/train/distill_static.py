@@ -6,7 +6,7 @@ Cortex-M0+, so it is a token table only. Method (no GPU, no torch; numpy + onnxr
 
 1. Token frequencies from a corpus: the wordfreq word list (English, Apache-2.0 code,
    CC BY-SA 4.0 data) with each word split by the teacher's WordPiece tokenizer, mixed with
-   the SNLI sentences in ../shared/data/calib (the BERT vocabulary is not frequency-sorted,
+   the SNLI sentences in data/calib (the BERT vocabulary is not frequency-sorted,
    so Zipf-by-rank weights would be wrong).
 2. Every vocabulary token embedded through the teacher as ``[CLS] token [SEP]`` (the teacher's
    own pooled, normalised sentence embedding), through its fp32 ONNX export.
@@ -316,7 +316,7 @@ def main():
                    help="teacher fp32 ONNX (pith export TEACHER -o FILE)")
     p.add_argument("--wordfreq", required=True,
                    help="wordfreq 3.1.1 wheel (pip download --no-deps wordfreq==3.1.1)")
-    p.add_argument("--corpus", default=os.path.join(ROOT, "../shared/data/calib/snli-dev-sentences.txt"))
+    p.add_argument("--corpus", default=os.path.join(ROOT, "data/calib/snli-dev-sentences.txt"))
     p.add_argument("--corpus-train", type=int, default=10000,
                    help="corpus lines used for frequencies/refinement; the rest are the dev check")
     p.add_argument("--dim", type=int, default=128)

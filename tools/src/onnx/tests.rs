@@ -36,7 +36,7 @@ const FALLBACK_SENTENCES: &[&str] = &[
 
 /// SNLI dev sentences when the shared data set is present, a few fixed ones otherwise.
 fn sentences() -> Vec<String> {
-    let p = repo_root().join("../shared/data/calib/snli-dev-sentences.txt");
+    let p = repo_root().join("data/calib/snli-dev-sentences.txt");
     match std::fs::read_to_string(&p) {
         Ok(t) => t
             .lines()
