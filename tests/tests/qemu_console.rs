@@ -256,8 +256,7 @@ fn device_ask_answers_like_the_host() -> Result<()> {
     let kb = q.command("kb", REPLY)?;
     assert!(kb.ok(), "{kb:?}");
     assert_eq!(kb.get("entries"), Some(bank.len().to_string().as_str()));
-    let queries =
-        std::fs::read_to_string(repo_root().join("data/faq/stackfaq-dev-queries.tsv"))?;
+    let queries = std::fs::read_to_string(repo_root().join("data/faq/stackfaq-dev-queries.tsv"))?;
     let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
     let mut v = vec![0i8; model.dim()];
     let mut answered = 0;

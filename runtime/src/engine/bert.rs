@@ -8,7 +8,7 @@
 use super::layernorm::{layernorm, LnParams};
 use super::requant::{div_round, rq_i32, rq_i8};
 use super::sections::{EmbedView, LayerView, Linear};
-use crate::kernels::{dot_i8, matmul_i8};
+use crate::kernels::{dot_i8, matmul_i8, Epilogue};
 
 /// Shapes of one run.
 #[derive(Clone, Copy)]
@@ -56,30 +56,57 @@ pub fn embed(ids: &[u32], e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
     }
 }
 
-/// `out[t, n] = rq_i8(x[t] . w[n] + b[n])`.
-fn linear_i8(x: &[i8], lin: &Linear<'_>, k: usize, n: usize, tokens: usize, out: &mut [i8]) {
-    matmul_i8(x, lin.w, k, tokens, n, |t, j, acc| {
-        let (m, sh) = lin.rq.rq(j);
-        out[t * n + j] = rq_i8(acc as i64 + lin.b.at(j) as i64, m, sh);
-    });
-}
+/// The host's repacked copy of a linear layer (x86 with std), or a type with no values elsewhere.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub type Fast = crate::kernels::packed::PackedLinear;
+/// The host's repacked copy of a linear layer (x86 with std), or a type with no values elsewhere.
+#[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+pub type Fast = core::convert::Infallible;
 
-/// `xr[t, n] += rq(x[t] . w[n] + b[n])`: a projection added into the residual stream.
-fn linear_residual(x: &[i8], lin: &Linear<'_>, k: usize, n: usize, tokens: usize, xr: &mut [i32]) {
+/// A layer's six linears in order: Q, K, V, output, FFN up, FFN down.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub const LINEARS: usize = 6;
+
+/// `epi` ← `x[t] . w[n]` for every token and channel: on the host's packed kernel when the layer
+/// has one, else on the scalar-oracle matmul (the device's path). Both give the same bytes.
+fn linear(
+    lin: &Linear<'_>,
+    fast: Option<&Fast>,
+    x: &[i8],
+    k: usize,
+    n: usize,
+    tokens: usize,
+    mut epi: Epilogue<'_>,
+) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if let Some(p) = fast {
+        if !crate::kernels::scalar_forced() {
+            p.run(x, tokens, &mut epi);
+            return;
+        }
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    let _ = fast;
     matmul_i8(x, lin.w, k, tokens, n, |t, j, acc| {
         let (m, sh) = lin.rq.rq(j);
-        let r = &mut xr[t * n + j];
-        *r = r.saturating_add(rq_i32(acc as i64 + lin.b.at(j) as i64, m, sh));
+        epi.store(t * n + j, acc as i64 + lin.b.at(j) as i64, m, sh);
     });
 }
 
 /// One encoder layer, in place on `s.xr` / `s.xm`.
-pub fn layer(lv: &LayerView<'_>, e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
+pub fn layer(
+    lv: &LayerView<'_>,
+    fast: &[Option<Fast>],
+    e: &EmbedView<'_>,
+    d: Dims,
+    s: &mut Scratch<'_>,
+) {
+    let fast = |i: usize| fast.get(i).and_then(Option::as_ref);
     let (tn, h, f) = (d.tokens, d.hidden, d.ffn);
     let dh = h / d.heads;
-    linear_i8(s.xm, &lv.q, h, h, tn, s.q);
-    linear_i8(s.xm, &lv.k, h, h, tn, s.k);
-    linear_i8(s.xm, &lv.v, h, h, tn, s.v);
+    linear(&lv.q, fast(0), s.xm, h, h, tn, Epilogue::I8(s.q));
+    linear(&lv.k, fast(1), s.xm, h, h, tn, Epilogue::I8(s.k));
+    linear(&lv.v, fast(2), s.xm, h, h, tn, Epilogue::I8(s.v));
 
     let (sm, ssh) = (lv.scalars.at(0), lv.scalars.at(1));
     let (cm, csh) = (lv.scalars.at(2), lv.scalars.at(3));
@@ -120,7 +147,7 @@ pub fn layer(lv: &LayerView<'_>, e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>
             }
         }
     }
-    linear_residual(ctx, &lv.o, h, h, tn, s.xr);
+    linear(&lv.o, fast(3), ctx, h, h, tn, Epilogue::Residual(s.xr));
     let ln1 = LnParams::new(lv.ln1, h);
     for t in 0..tn {
         layernorm(
@@ -131,13 +158,9 @@ pub fn layer(lv: &LayerView<'_>, e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>
     }
 
     // FFN: up + GELU table into u, then down added into the residual.
-    let gelu = lv.gelu;
-    matmul_i8(s.xm, lv.up.w, h, tn, f, |t, j, acc| {
-        let (m, sh) = lv.up.rq.rq(j);
-        let x = rq_i8(acc as i64 + lv.up.b.at(j) as i64, m, sh);
-        s.u[t * f + j] = gelu.get((x as i32 + 128) as usize).copied().unwrap_or(0);
-    });
-    linear_residual(s.u, &lv.down, f, h, tn, s.xr);
+    let up = Epilogue::Gelu(s.u, lv.gelu);
+    linear(&lv.up, fast(4), s.xm, h, f, tn, up);
+    linear(&lv.down, fast(5), s.u, f, h, tn, Epilogue::Residual(s.xr));
     let ln2 = LnParams::new(lv.ln2, h);
     for t in 0..tn {
         layernorm(

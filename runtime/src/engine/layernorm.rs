@@ -12,12 +12,23 @@ use super::requant::{div_round, isqrt_u128};
 pub struct LnParams<'a> {
     raw: &'a [u8],
     hidden: usize,
+    /// Largest |gain| and |offset| of both heads: the host's vector path checks its ranges with them.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    max: (u64, u64),
 }
 
 impl<'a> LnParams<'a> {
     /// `raw` must hold 4 * hidden little-endian i64 (checked by the caller at validation).
     pub fn new(raw: &'a [u8], hidden: usize) -> Self {
-        LnParams { raw, hidden }
+        LnParams {
+            raw,
+            hidden,
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            max: (
+                crate::kernels::x86_ln::max_abs_rows(raw, hidden, [0, 2]),
+                crate::kernels::x86_ln::max_abs_rows(raw, hidden, [1, 3]),
+            ),
+        }
     }
 
     #[inline(always)]
@@ -40,24 +51,93 @@ fn head(n: i64, gain: i64, offset: i64) -> i64 {
 
 /// Normalizes `x` in place into the residual head and writes the matmul head into `mm`.
 pub fn layernorm(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8]) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    let vector = !crate::kernels::scalar_forced();
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    let vector = false;
+    normalize(x, p, mm, vector);
+}
+
+/// [`layernorm`]; `vector` lets the host's AVX-512 loops run where they are provably exact
+/// (`false` is the scalar oracle they are tested against).
+fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], vector: bool) {
     let h = x.len() as i64;
     if h == 0 {
         return;
     }
     let sum: i64 = x.iter().map(|&v| v as i64).sum();
     let mean = div_round(sum, h);
-    let var: u128 = x
-        .iter()
-        .map(|&v| ((v as i64 - mean) as i128 * (v as i64 - mean) as i128) as u128)
-        .sum::<u128>()
-        / h as u128;
+    let squares = || {
+        x.iter()
+            .map(|&v| ((v as i64 - mean) as i128 * (v as i64 - mean) as i128) as u128)
+            .sum::<u128>()
+    };
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    let fast = vector
+        .then(|| crate::kernels::x86_ln::stats(x, mean))
+        .flatten();
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    let fast = vector.then_some(None).flatten();
+    let var = fast.unwrap_or_else(squares) / h as u128;
     // std in Q16; a constant row (var 0) normalizes to 0, leaving only the offsets.
     let std_q16 = isqrt_u128(var << 32);
     let inv: i128 = (1u128 << 64).checked_div(std_q16).unwrap_or(0) as i128;
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if vector && crate::kernels::x86_ln::heads(x, mm, p.raw, mean, inv, p.max.0, p.max.1) {
+        return;
+    }
     for (j, (v, m)) in x.iter_mut().zip(mm.iter_mut()).enumerate() {
         let d = *v as i64 - mean;
         let n = ((d as i128 * inv) >> 32).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         *v = head(n, p.get(0, j), p.get(1, j)).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
         *m = head(n, p.get(2, j), p.get(3, j)).clamp(-127, 127) as i8;
+    }
+}
+
+#[cfg(all(test, feature = "std", target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A residual row with occasional outliers (LayerNorm inputs have a few huge channels).
+    fn row() -> impl Strategy<Value = Vec<i32>> {
+        (1..=130usize, 0u32..31).prop_flat_map(|(h, bits)| {
+            proptest::collection::vec(
+                prop_oneof![
+                    8 => -(1i32 << bits)..=(1i32 << bits),
+                    1 => any::<i32>(),
+                    1 => Just(0i32),
+                ],
+                h,
+            )
+        })
+    }
+
+    fn params(h: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                8 => -(1i64 << 34)..(1i64 << 34),
+                1 => any::<i64>(),
+            ],
+            4 * h,
+        )
+        .prop_map(|v| v.iter().flat_map(|g| g.to_le_bytes()).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The host's vector statistics and heads give the oracle's bytes (or step aside).
+        #[test]
+        fn vector_equals_oracle((x, raw) in row().prop_flat_map(|x| { let h = x.len(); (Just(x), params(h)) })) {
+            let h = x.len();
+            let p = LnParams::new(&raw, h);
+            let (mut a, mut b) = (x.clone(), x);
+            let (mut ma, mut mb) = (vec![0i8; h], vec![0i8; h]);
+            normalize(&mut a, &p, &mut ma, true);
+            normalize(&mut b, &p, &mut mb, false);
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(ma, mb);
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The model: a validated package plus its tokenizer, embedding text into a caller-supplied arena.
 
 mod bert;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod host;
 mod layernorm;
 pub mod requant;
 mod sections;
@@ -9,7 +11,9 @@ mod static_model;
 use crate::error::{Error, Result};
 use crate::format::{Arch, DType, Header, Package, Pooling, SectionKind};
 use crate::tokenizer::Tokenizer;
-use bert::{Dims, Scratch, MAX_HEAD_DIM};
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+use bert::LINEARS;
+use bert::{Dims, Fast, Scratch, MAX_HEAD_DIM};
 use sections::{EmbedView, LayerView};
 use static_model::StaticView;
 
@@ -26,6 +30,10 @@ pub struct Model<'a> {
     package: Package<'a>,
     tokenizer: Tokenizer<'a>,
     net: Net<'a>,
+    /// The host's repacked linears, per layer (x86 with std; empty elsewhere and on CPUs without
+    /// AVX2). Shared by clones, so threads embedding in parallel hold one copy.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    host: std::sync::Arc<Vec<[Option<Fast>; LINEARS]>>,
 }
 
 fn words_for_bytes(n: usize) -> usize {
@@ -64,10 +72,17 @@ impl<'a> Model<'a> {
             }
             Arch::Static => Net::Static(StaticView::resolve(&package, vocab, hidden)?),
         };
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        let host = std::sync::Arc::new(match net {
+            Net::Bert(_) => host::pack(&package, m.layers as u16, hidden, ffn)?,
+            Net::Static(_) => Vec::new(),
+        });
         Ok(Model {
             package,
             tokenizer,
             net,
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            host,
         })
     }
 
@@ -188,11 +203,22 @@ impl<'a> Model<'a> {
         bert::embed(ids, embed, d, &mut s);
         for l in 0..m.layers {
             let lv = LayerView::resolve(&self.package, l as u16, h, f)?;
-            bert::layer(&lv, embed, d, &mut s);
+            bert::layer(&lv, self.fast(l as usize), embed, d, &mut s);
             observe(l as usize, s.xr);
         }
         bert::pool(s.xr, tn, h, m.pooling == Pooling::Cls, out);
         Ok(())
+    }
+
+    /// Layer `l`'s repacked linears (none on the device).
+    fn fast(&self, l: usize) -> &[Option<Fast>] {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        return self.host.get(l).map_or(&[], |a| &a[..]);
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        {
+            let _ = l;
+            &[]
+        }
     }
 
     /// Converts an int8 embedding to a unit-length f32 vector (IEEE single ops only: deterministic).

@@ -6,9 +6,18 @@
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub mod arm_dsp;
+pub mod epilogue;
 pub mod generic;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub mod packed;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod x86;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod x86_gemm;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub mod x86_ln;
+
+pub use epilogue::Epilogue;
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 static FORCE_SCALAR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
@@ -21,6 +30,15 @@ pub fn force_scalar(on: bool) {
     FORCE_SCALAR.store(on, core::sync::atomic::Ordering::Relaxed);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = on;
+}
+
+/// True while [`force_scalar`] routes every kernel to the oracle.
+#[cfg(feature = "std")]
+pub fn scalar_forced() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return FORCE_SCALAR.load(core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Dot product of two int8 vectors over the shorter length, exact in i32 for lengths below 133 144.

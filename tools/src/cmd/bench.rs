@@ -1,9 +1,13 @@
-//! `pith bench`: native int8 against tract fp32 and tract int8, same sentences, one run, side by side.
+//! `pith bench`: pith's native int8 side by side with ONNX Runtime (dynamic int8 and fp32) in one
+//! run: the same sentences, batch 1; latency on one thread and throughput on every core.
+//! ONNX Runtime gets pith's token ids (pre-tokenized); pith's time includes its own tokenizer.
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context, Result};
+use pith_runtime::Model;
 
 use crate::backend::{Embedder, Kind};
 use crate::defaults;
@@ -15,7 +19,7 @@ pub struct Args {
     /// Package (default: models/minilm-l6.pith).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// fp32 ONNX for tract (default: the default model's export).
+    /// fp32 ONNX of the same model, for ONNX Runtime and tract (default: the default model's export).
     #[arg(long)]
     pub fp32_onnx: Option<PathBuf>,
     /// QDQ ONNX for tract (default: the default model's export).
@@ -25,14 +29,145 @@ pub struct Args {
     #[arg(long)]
     pub sentences: Option<PathBuf>,
     /// How many sentences (taken from the end of the file, away from the calibration lines).
-    #[arg(short, long, default_value_t = 200)]
-    pub count: usize,
-    /// Skip the tract backends (for packages without an ONNX export).
+    #[arg(short, long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub count: u32,
+    /// Passes over the sentences per backend; the best pass counts (the machine may be shared).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Only pith (no ONNX Runtime, no tract): for packages without an ONNX export.
     #[arg(long)]
     pub native_only: bool,
+    /// Also time tract-onnx on the fp32 and QDQ exports (one thread).
+    #[arg(long)]
+    pub tract: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// One backend's figures.
+#[derive(serde::Serialize)]
+struct Row {
+    backend: String,
+    ms_per_sentence: f64,
+    sentences_per_s_all_threads: Option<f64>,
+}
+
+/// Best of `repeat` passes of `pass`, in seconds.
+fn best<F: FnMut() -> Result<()>>(repeat: u32, mut pass: F) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat {
+        let start = Instant::now();
+        pass()?;
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// pith on one thread, text in (tokenizer included), in seconds per pass.
+fn native_one(model: &Model<'_>, sents: &[&str], repeat: u32) -> Result<f64> {
+    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+    let mut out = vec![0i8; model.dim()];
+    let mut pass = || -> Result<()> {
+        for s in sents {
+            model
+                .embed(s, &mut arena, &mut out)
+                .map_err(|e| anyhow!("embedding {s:?}: {e}"))?;
+        }
+        Ok(())
+    };
+    pass()?; // warm-up: page in the package, fill the caches
+    best(repeat, pass)
+}
+
+/// pith on every core: sentences dealt round-robin to one thread per core, each with its own arena
+/// (the model, its repacked weights included, is shared).
+fn native_all(model: &Model<'_>, sents: &[&str], threads: usize, repeat: u32) -> Result<f64> {
+    best(repeat, || {
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|w| {
+                    let model = model.clone();
+                    s.spawn(move || -> Result<()> {
+                        let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+                        let mut out = vec![0i8; model.dim()];
+                        for s in sents.iter().skip(w).step_by(threads) {
+                            model
+                                .embed(s, &mut arena, &mut out)
+                                .map_err(|e| anyhow!("embedding {s:?}: {e}"))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|h| h.join().map_err(|_| anyhow!("bench thread panicked"))?)
+        })
+    })
+}
+
+/// ONNX Runtime's rows, from tools/bench/ort_bench.py on the same token ids.
+fn ort_rows(
+    model: &Model<'_>,
+    sents: &[&str],
+    fp32: &std::path::Path,
+    repeat: u32,
+) -> Result<Vec<Row>> {
+    let mut ids = Vec::with_capacity(sents.len());
+    let mut buf = vec![0u32; model.max_tokens()];
+    for s in sents {
+        let n = model
+            .tokenizer()
+            .encode(s, &mut buf)
+            .map_err(|e| anyhow!("tokenizing {s:?}: {e}"))?;
+        ids.push(buf[..n].to_vec());
+    }
+    let dir = tempfile::tempdir().context("creating a temporary folder for the token ids")?;
+    let ids_path = dir.path().join("ids.json");
+    std::fs::write(&ids_path, serde_json::to_vec(&ids)?)
+        .with_context(|| format!("writing {}", ids_path.display()))?;
+    let script = defaults::repo_root().join("tools/bench/ort_bench.py");
+    let cache = fp32.with_extension("ort-dynamic-int8.onnx");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg("--fp32")
+        .arg(fp32)
+        .arg("--ids")
+        .arg(&ids_path)
+        .arg("--int8-cache")
+        .arg(&cache)
+        .arg("--repeat")
+        .arg(repeat.to_string())
+        .output()
+        .with_context(|| format!("running python3 {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}); it needs onnxruntime and onnx (scripts/setup.sh installs them):\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("reading the JSON printed by {}", script.display()))?;
+    let version = v["version"].as_str().unwrap_or("?");
+    ["ort_int8", "ort_fp32"]
+        .iter()
+        .map(|name| {
+            let r = &v[name];
+            let ms = r["ms_per_sentence"].as_f64();
+            let sps = r["sentences_per_s_all_threads"].as_f64();
+            match (ms, sps) {
+                (Some(ms), Some(sps)) => Ok(Row {
+                    backend: format!("{name} ({version})"),
+                    ms_per_sentence: ms,
+                    sentences_per_s_all_threads: Some(sps),
+                }),
+                _ => bail!("{}: no figures for {name} in its output", script.display()),
+            }
+        })
+        .collect()
 }
 
 /// Runs the subcommand.
@@ -42,60 +177,95 @@ pub fn run(a: Args) -> Result<()> {
     let sents: Vec<&str> = lines
         .iter()
         .rev()
-        .take(a.count)
+        .take(a.count as usize)
         .map(String::as_str)
         .collect();
+    if sents.is_empty() {
+        bail!("{}: no sentences", file.display());
+    }
     let bytes = crate::artifacts::read_package(a.model.as_deref())?;
-    let mut kinds = vec![(Kind::Native, None)];
-    if !a.native_only {
-        kinds.push((Kind::TractFp32, a.fp32_onnx.clone()));
-        kinds.push((Kind::TractInt8, a.int8_onnx.clone()));
-    }
-    let mut rows = Vec::new();
-    for (kind, onnx) in kinds {
-        let mut e = Embedder::new(&bytes, kind, onnx)?;
-        // One warm-up pass over a few sentences so first-call allocation and plan setup are not timed.
-        for s in sents.iter().take(5) {
-            e.embed(s)?;
-        }
-        let start = Instant::now();
-        for s in &sents {
-            e.embed(s)?;
-        }
-        let ms = start.elapsed().as_secs_f64() * 1000.0 / sents.len().max(1) as f64;
-        rows.push((kind, ms));
-    }
-    let native = rows[0].1;
+    let model = Model::new(&bytes).map_err(|e| anyhow!("loading package: {e}"))?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let n = sents.len() as f64;
+
+    let one = native_one(&model, &sents, a.repeat)?;
+    let all = native_all(&model, &sents, threads, a.repeat)?;
+    let mut rows = vec![Row {
+        backend: "pith native int8".into(),
+        ms_per_sentence: one * 1000.0 / n,
+        sentences_per_s_all_threads: Some(n / all),
+    }];
+    if !a.native_only {
+        let fp32 = match &a.fp32_onnx {
+            Some(p) => p.clone(),
+            None => crate::artifacts::default_artifacts()?.fp32_onnx,
+        };
+        rows.extend(ort_rows(&model, &sents, &fp32, a.repeat)?);
+        if a.tract {
+            for (kind, onnx) in [
+                (Kind::TractFp32, Some(fp32.clone())),
+                (Kind::TractInt8, a.int8_onnx.clone()),
+            ] {
+                let mut e = Embedder::new(&bytes, kind, onnx)?;
+                let secs = best(a.repeat, || {
+                    sents.iter().try_for_each(|s| e.embed(s).map(drop))
+                })?;
+                rows.push(Row {
+                    backend: format!("{kind:?}"),
+                    ms_per_sentence: secs * 1000.0 / n,
+                    sentences_per_s_all_threads: None,
+                });
+            }
+        }
+    }
+
+    let pith_ms = rows[0].ms_per_sentence;
+    let pith_sps = rows[0].sentences_per_s_all_threads.unwrap_or(0.0);
     if a.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(k, ms)| serde_json::json!({"backend": k, "ms_per_sentence": ms, "ratio_to_native": ms / native}))
+            .map(|r| {
+                serde_json::json!({
+                    "backend": r.backend,
+                    "ms_per_sentence": r.ms_per_sentence,
+                    "pith_speedup": r.ms_per_sentence / pith_ms,
+                    "sentences_per_s_all_threads": r.sentences_per_s_all_threads,
+                    "pith_throughput_ratio": r.sentences_per_s_all_threads.map(|s| pith_sps / s),
+                })
+            })
             .collect();
         println!(
             "{}",
-            serde_json::json!({"sentences": sents.len(), "file": file, "results": v, "cpus": threads})
+            serde_json::json!({"sentences": sents.len(), "file": file, "threads": threads,
+                "repeat": a.repeat, "results": v})
         );
-    } else {
+        return Ok(());
+    }
+    println!(
+        "{} sentences from {} (batch 1, best of {} passes); all threads = {threads}",
+        sents.len(),
+        file.display(),
+        a.repeat
+    );
+    println!(
+        "{:<28} {:>12} {:>14} {:>16} {:>14}",
+        "backend", "ms/sentence", "pith speedup", "sent/s (all)", "pith / this"
+    );
+    for r in &rows {
+        let (sps, ratio) = match r.sentences_per_s_all_threads {
+            Some(s) => (format!("{s:.0}"), format!("{:.2}", pith_sps / s)),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{} sentences from {}, one thread each, same machine, one run",
-            sents.len(),
-            file.display()
+            "{:<28} {:>12.3} {:>14.2} {:>16} {:>14}",
+            r.backend,
+            r.ms_per_sentence,
+            r.ms_per_sentence / pith_ms,
+            sps,
+            ratio
         );
-        println!(
-            "{:<12} {:>14} {:>16}",
-            "backend", "ms/sentence", "time / native"
-        );
-        for (k, ms) in &rows {
-            println!(
-                "{:<12} {:>14.3} {:>16.2}",
-                format!("{k:?}"),
-                ms,
-                ms / native
-            );
-        }
     }
     Ok(())
 }

@@ -1,0 +1,36 @@
+//! Host only: repacks every linear of a validated BERT package for the x86 kernels, once at load.
+
+use super::bert::{Fast, LINEARS};
+use super::sections::{LayerView, Linear};
+use crate::error::Result;
+use crate::format::Package;
+use crate::kernels::packed::PackedLinear;
+
+fn pack_one(lin: &Linear<'_>, n: usize, k: usize) -> Option<PackedLinear> {
+    let bias: Vec<i32> = (0..n).map(|j| lin.b.at(j)).collect();
+    let rq: Vec<(i32, i32)> = (0..n).map(|j| lin.rq.rq(j)).collect();
+    PackedLinear::new(lin.w, &bias, &rq, n, k)
+}
+
+/// Every layer's six linears, packed for this CPU (`None` where no x86 kernel applies, which
+/// leaves that linear on the scalar path).
+pub fn pack(
+    p: &Package<'_>,
+    layers: u16,
+    hidden: usize,
+    ffn: usize,
+) -> Result<Vec<[Option<Fast>; LINEARS]>> {
+    (0..layers)
+        .map(|l| {
+            let v = LayerView::resolve(p, l, hidden, ffn)?;
+            Ok([
+                pack_one(&v.q, hidden, hidden),
+                pack_one(&v.k, hidden, hidden),
+                pack_one(&v.v, hidden, hidden),
+                pack_one(&v.o, hidden, hidden),
+                pack_one(&v.up, ffn, hidden),
+                pack_one(&v.down, hidden, ffn),
+            ])
+        })
+        .collect()
+}
