@@ -698,8 +698,7 @@ fn stackfaq_native_retrieval() {
     // Off-topic sentences (SNLI captions, not used for calibration) must be refused.
     let neg = std::env::temp_dir().join(format!("pith-kb-neg-{}.txt", std::process::id()));
     let snli =
-        std::fs::read_to_string(repo_root().join("data/calib/snli-dev-sentences.txt"))
-            .unwrap();
+        std::fs::read_to_string(repo_root().join("data/calib/snli-dev-sentences.txt")).unwrap();
     let lines: Vec<&str> = snli.lines().collect();
     std::fs::write(&neg, lines[lines.len() - 300..].join("\n")).unwrap();
     let gated = eval(
