@@ -17,6 +17,7 @@ pub mod format;
 pub mod frame;
 pub mod kb;
 pub mod kernels;
+mod le;
 pub mod tokenizer;
 
 pub use engine::{cosine_i8, Model};
