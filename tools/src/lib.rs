@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod device;
 pub mod firmware;
 pub mod fp32;
+pub mod hf_config;
 pub mod kb;
 pub mod onnx;
 pub mod prune;
