@@ -10,6 +10,7 @@
 
 use pith_tests::cli::{model_dir, pith_bin};
 use pith_tests::qemu::repo_root;
+use pith_tools::tract::TractModel;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -259,13 +260,13 @@ fn cls_pooling_without_normalize_matches_numpy() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Loads and prepares `path` the way a backend would, turning a panic into a test failure that
-/// says so, and returns tract's error text.
+/// Loads `path` with pith's tract fallback (the `tract-fp32`/`tract-int8` backends' loader),
+/// turning a panic into a test failure that says so, and returns the error text.
 fn load_error(path: &Path) -> String {
-    let res = catch_unwind(AssertUnwindSafe(|| tract_plan(path).map(|_| ())));
+    let res = catch_unwind(AssertUnwindSafe(|| TractModel::load(path).map(|_| ())));
     match res {
-        Err(_) => panic!("tract panicked on {}", path.display()),
-        Ok(Ok(())) => panic!("tract accepted {}", path.display()),
+        Err(_) => panic!("the tract fallback panicked on {}", path.display()),
+        Ok(Ok(())) => panic!("the tract fallback accepted {}", path.display()),
         Ok(Err(e)) => format!("{e:?}"),
     }
 }
@@ -298,7 +299,7 @@ fn unknown_operator_is_an_error_naming_it() {
     // The same graph with a known op loads, so the failure below is the operator's doing.
     let ok = dir.join("relu.onnx");
     std::fs::write(&ok, tiny_model("Relu").encode_to_vec()).unwrap();
-    tract_plan(&ok).expect("tract loads the one-Relu model");
+    TractModel::load(&ok).expect("pith's tract fallback loads the one-Relu model");
     let bad = dir.join("unknown.onnx");
     std::fs::write(&bad, tiny_model("PithNoSuchOp").encode_to_vec()).unwrap();
     let e = load_error(&bad);
