@@ -1,102 +1,60 @@
-//! Picks the board's memory map, writes `memory.x` (for cortex-m-rt) and `pith.x` (the package and
-//! arena sections), and links the model package named by `PITH_PACKAGE` (none when unset).
-//! `PITH_ARENA_BYTES` shrinks the arena below the board's default (to model a smaller part).
+//! Selects the board (the one board feature enabled) from the board table (`pith-boards`), checks
+//! that the features, the binaries and the build's target agree with the table, writes `memory.x`
+//! (for cortex-m-rt), `pith.x` (the package and arena sections) and the board constants, and links
+//! the model package named by `PITH_PACKAGE` (none when unset). `PITH_ARENA_BYTES` shrinks the
+//! arena below the board's (to model a smaller part).
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// One board's memory map: (origin, length) of code, statics + stack, the package, the arena.
-struct Map {
-    flash: (u32, u32),
-    ram: (u32, u32),
-    package: (u32, u32),
-    arena: (u32, u32),
-}
+use pith_boards::{Board, MemoryMap, Region, BOARDS};
 
-const K: u32 = 1024;
-const M: u32 = 1024 * 1024;
-
-fn board_map(board: &str) -> Map {
-    match board {
-        // MPS2 (AN385/386): SSRAM1 4M at 0 holds code; SSRAM2/3 4M at 0x2000_0000 holds statics
-        // (1M) and the arena (3M); the 16M PSRAM at 0x2100_0000 holds the package.
-        "mps2-an385" | "mps2-an386" => Map {
-            flash: (0x0000_0000, 4 * M),
-            ram: (0x2000_0000, M),
-            arena: (0x2010_0000, 3 * M),
-            package: (0x2100_0000, 16 * M),
-        },
-        // AN500 (Cortex-M7): the same, but its 16M PSRAM sits at 0x6000_0000 (a package linked at
-        // 0x2100_0000 reads back corrupted there).
-        "mps2-an500" => Map {
-            flash: (0x0000_0000, 4 * M),
-            ram: (0x2000_0000, M),
-            arena: (0x2010_0000, 3 * M),
-            package: (0x6000_0000, 16 * M),
-        },
-        // AN505 boots secure from 0x1000_0000; SSRAM2+3 (secure alias 0x3800_0000) are 4M together;
-        // PSRAM 16M at 0x8000_0000.
-        "mps2-an505" => Map {
-            flash: (0x1000_0000, 4 * M),
-            ram: (0x3800_0000, M),
-            arena: (0x3810_0000, 3 * M),
-            package: (0x8000_0000, 16 * M),
-        },
-        // AN547: ITCM 512K at 0 holds code; SRAM 4M at 0x2100_0000 statics; DDR at 0x6000_0000
-        // holds the package (up to 64M) and a 16M arena.
-        "mps3-an547" => Map {
-            flash: (0x0000_0000, 512 * K),
-            ram: (0x2100_0000, 4 * M),
-            package: (0x6000_0000, 64 * M),
-            arena: (0x6400_0000, 16 * M),
-        },
-        other => panic!("unknown board {other}"),
-    }
+fn feature_var(board: &str) -> String {
+    format!("CARGO_FEATURE_{}", board.to_uppercase().replace('-', "_"))
 }
 
 fn main() {
-    let boards = [
-        "mps2-an385",
-        "mps2-an386",
-        "mps2-an500",
-        "mps2-an505",
-        "mps3-an547",
-    ];
-    let chosen: Vec<&str> = boards
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    check_table_wiring(&manifest);
+    let chosen: Vec<(usize, &Board)> = BOARDS
         .iter()
-        .copied()
-        .filter(|b| {
-            env::var_os(format!(
-                "CARGO_FEATURE_{}",
-                b.to_uppercase().replace('-', "_")
-            ))
-            .is_some()
-        })
+        .enumerate()
+        .filter(|(_, b)| env::var_os(feature_var(b.name)).is_some())
         .collect();
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    // src/board.rs reports a clear compile_error! for zero or several boards; stay quiet here.
-    let board = match chosen.as_slice() {
+    let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
+    let (index, board) = match chosen.as_slice() {
         [one] => *one,
-        _ => "mps3-an547",
+        [] => fail(&format!(
+            "select a board feature: one of {}",
+            names.join(", ")
+        )),
+        many => fail(&format!(
+            "select exactly one board feature (got {}); use --no-default-features for boards other than {}",
+            many.iter().map(|(_, b)| b.name).collect::<Vec<_>>().join(", "),
+            BOARDS[0].name
+        )),
     };
-    let mut map = board_map(board);
+    check_target(board);
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let mut map = board.memory;
     // A smaller arena models a part with less RAM (Tier M: 128 KB in all on an M4 part); the
     // console then reports how many tokens fit in it.
     println!("cargo:rerun-if-env-changed=PITH_ARENA_BYTES");
     if let Some(v) = env::var("PITH_ARENA_BYTES").ok().filter(|v| !v.is_empty()) {
-        let bytes: u32 = v
-            .parse()
-            .unwrap_or_else(|_| panic!("PITH_ARENA_BYTES={v}: not a byte count"));
-        assert!(
-            bytes >= 1024 && bytes <= map.arena.1,
-            "PITH_ARENA_BYTES={bytes}: must be between 1024 and the board's {} bytes",
-            map.arena.1
-        );
-        map.arena.1 = bytes.next_multiple_of(64);
+        let Ok(bytes) = v.parse::<u32>() else {
+            fail(&format!("PITH_ARENA_BYTES={v}: not a byte count"))
+        };
+        if bytes < 1024 || bytes > map.arena.len {
+            fail(&format!(
+                "PITH_ARENA_BYTES={bytes}: must be between 1024 and {}'s {} bytes",
+                board.name, map.arena.len
+            ));
+        }
+        map.arena.len = bytes.next_multiple_of(64);
     }
     write_memory_x(&out, &map);
-    write_consts(&out, &map);
+    write_consts(&out, index, &map);
     write_package(&out);
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg=--nmagic");
@@ -104,14 +62,124 @@ fn main() {
     println!("cargo:rustc-link-arg=-Tdefmt.x");
     println!("cargo:rustc-link-arg=-Tpith.x");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    println!("cargo:rerun-if-changed=src/bin");
 }
 
-fn write_memory_x(out: &Path, m: &Map) {
-    let region = |name: &str, (o, l): (u32, u32)| {
-        format!("  {name:7} : ORIGIN = 0x{o:08x}, LENGTH = 0x{l:08x}\n")
+/// Stops the build with `why` (cargo shows the panic message as the build script's error).
+fn fail(why: &str) -> ! {
+    panic!("\n\nfirmware: {why}\n\n")
+}
+
+/// Every board in the table has a feature in Cargo.toml and a wiring file src/bin/<board>.rs, and
+/// nothing else does: the table is the one list of boards.
+fn check_table_wiring(manifest: &Path) {
+    let toml = fs::read_to_string(manifest.join("Cargo.toml"))
+        .unwrap_or_else(|e| fail(&format!("reading Cargo.toml: {e}")));
+    let mut features = Vec::new();
+    let mut default = String::new();
+    let mut in_features = false;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_features = line == "[features]";
+        } else if in_features && !line.starts_with('#') {
+            if let Some((name, _)) = line.split_once('=') {
+                let name = name.trim();
+                if name == "default" {
+                    default = line.to_string();
+                } else {
+                    features.push(name.to_string());
+                }
+            }
+        }
+    }
+    let bins: Vec<String> = fs::read_dir(manifest.join("src/bin"))
+        .map(|d| {
+            d.filter_map(|e| {
+                let name = e.ok()?.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".rs").map(str::to_string)
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    for b in BOARDS {
+        if !features.iter().any(|f| f == b.name) {
+            fail(&format!(
+                "board {} (boards/src/lib.rs) has no feature in firmware/Cargo.toml: add `{} = []`",
+                b.name, b.name
+            ));
+        }
+        if !bins.iter().any(|f| f == b.name) {
+            fail(&format!(
+                "board {} (boards/src/lib.rs) has no wiring file firmware/src/bin/{}.rs",
+                b.name, b.name
+            ));
+        }
+    }
+    let want = format!("default = [\"{}\"]", BOARDS[0].name);
+    if default.replace(' ', "") != want.replace(' ', "") {
+        fail(&format!(
+            "firmware/Cargo.toml's default feature must be the table's first board: `{want}`"
+        ));
+    }
+    for f in &features {
+        if !BOARDS.iter().any(|b| b.name == f) {
+            fail(&format!(
+                "feature {f} in firmware/Cargo.toml is not a board in boards/src/lib.rs"
+            ));
+        }
+    }
+    for f in &bins {
+        if !BOARDS.iter().any(|b| b.name == f) {
+            fail(&format!(
+                "firmware/src/bin/{f}.rs is not a board in boards/src/lib.rs"
+            ));
+        }
+    }
+}
+
+/// The build's target and `-C target-cpu` must be the table's: a wrong CPU builds, boots, and dies
+/// on the first instruction the core lacks.
+fn check_target(board: &Board) {
+    let target = env::var("TARGET").unwrap_or_default();
+    if target != board.target {
+        fail(&format!(
+            "{} builds for {}, not {target}: add --target {} (or use `pith firmware --board {}`)",
+            board.name, board.target, board.target, board.name
+        ));
+    }
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let mut cpu = None;
+    let mut args = flags.split('\x1f');
+    while let Some(a) = args.next() {
+        let opt = if a == "-C" {
+            args.next().unwrap_or("")
+        } else {
+            a.strip_prefix("-C").unwrap_or("")
+        };
+        if let Some(c) = opt.strip_prefix("target-cpu=") {
+            cpu = Some(c.to_string());
+        }
+    }
+    if cpu.as_deref() != board.target_cpu {
+        fail(&format!(
+            "{} needs -C target-cpu={} but the build has {}; `pith firmware --board {}` sets it",
+            board.name,
+            board.target_cpu.unwrap_or("<none>"),
+            cpu.as_deref().unwrap_or("none"),
+            board.name
+        ));
+    }
+}
+
+fn write_memory_x(out: &Path, m: &MemoryMap) {
+    let region = |name: &str, r: Region| {
+        format!(
+            "  {name:7} : ORIGIN = 0x{:08x}, LENGTH = 0x{:08x}\n",
+            r.origin, r.len
+        )
     };
-    let mut s =
-        String::from("/* generated by build.rs from the board's memory map */\nMEMORY\n{\n");
+    let mut s = String::from("/* generated by build.rs from the board table */\nMEMORY\n{\n");
     s += &region("FLASH", m.flash);
     s += &region("RAM", m.ram);
     s += &region("PACKAGE", m.package);
@@ -136,22 +204,21 @@ SECTIONS
     fs::write(out.join("pith.x"), pith).expect("write pith.x");
 }
 
-fn write_consts(out: &Path, m: &Map) {
+fn write_consts(out: &Path, index: usize, m: &MemoryMap) {
     let s = format!(
-        "/// Flash origin and size.\npub const FLASH: (u32, u32) = (0x{:08x}, 0x{:08x});\n\
-         /// RAM (statics and stack) origin and size.\npub const RAM: (u32, u32) = (0x{:08x}, 0x{:08x});\n\
-         /// Arena bytes.\npub const ARENA_BYTES: usize = 0x{:08x};\n",
-        m.flash.0, m.flash.1, m.ram.0, m.ram.1, m.arena.1
+        "/// The selected board's entry in the table.\npub const BOARD: pith_boards::Board = pith_boards::BOARDS[{index}];\n\
+         /// Arena bytes (the board's, or fewer with PITH_ARENA_BYTES).\npub const ARENA_BYTES: usize = 0x{:08x};\n",
+        m.arena.len
     );
-    fs::write(out.join("memory_map.rs"), s).expect("write memory_map.rs");
+    fs::write(out.join("board.rs"), s).expect("write board.rs");
 }
 
 fn write_package(out: &Path) {
     println!("cargo:rerun-if-env-changed=PITH_PACKAGE");
     let body = match env::var("PITH_PACKAGE").ok().filter(|p| !p.is_empty()) {
         Some(path) => {
-            let path =
-                fs::canonicalize(&path).unwrap_or_else(|e| panic!("PITH_PACKAGE={path}: {e}"));
+            let path = fs::canonicalize(&path)
+                .unwrap_or_else(|e| fail(&format!("PITH_PACKAGE={path}: {e}")));
             println!("cargo:rerun-if-changed={}", path.display());
             let len = fs::metadata(&path).expect("stat package").len();
             format!(
@@ -172,7 +239,8 @@ fn write_package(out: &Path) {
     println!("cargo:rerun-if-env-changed=PITH_BANK");
     let bank = match env::var("PITH_BANK").ok().filter(|p| !p.is_empty()) {
         Some(path) => {
-            let path = fs::canonicalize(&path).unwrap_or_else(|e| panic!("PITH_BANK={path}: {e}"));
+            let path = fs::canonicalize(&path)
+                .unwrap_or_else(|e| fail(&format!("PITH_BANK={path}: {e}")));
             println!("cargo:rerun-if-changed={}", path.display());
             format!(
                 "/// The linked knowledge bank.\npub static BANK: &[u8] = include_bytes!({p:?});\n",

@@ -11,6 +11,6 @@ if ! command -v qemu-system-arm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
 fi
 rustup target add thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf >/dev/null
-python3 -c "import numpy, tokenizers, onnxruntime, safetensors, onnx" 2>/dev/null ||
-  python3 -m pip install --quiet numpy tokenizers onnxruntime safetensors onnx
+# The reference checks' pinned packages (pip skips what is already installed at that version).
+python3 -m pip install --quiet -r tests/reference/requirements.txt
 ./scripts/fetch-model.sh

@@ -27,7 +27,7 @@ pub fn run() -> ! {
     };
     let clock = clock::SysTickClock::start(cp.SYST, BOARD.cpu_hz);
     // SAFETY: the board table names this board's UART0, and nothing else in the firmware uses it.
-    let mut uart = unsafe { uart::Uart::new(BOARD.uart_base, BOARD.uart_irqs, BOARD.cpu_hz, BAUD) };
+    let mut uart = unsafe { uart::Uart::new(BOARD.uart.base, BOARD.uart.irqs, BOARD.cpu_hz, BAUD) };
     let Some(arena) = package::take_arena() else {
         fatal("arena taken twice")
     };
@@ -50,11 +50,11 @@ pub fn run() -> ! {
     }
     let info = BoardInfo {
         name: BOARD.name,
-        cpu: BOARD.cpu,
+        cpu: BOARD.core,
         flash_used: memory::flash_used(),
-        flash_size: memory::FLASH.1,
+        flash_size: memory::FLASH.len,
         ram_used: memory::ram_used(),
-        ram_size: memory::RAM.1,
+        ram_size: memory::RAM.len,
         stack_peak: Some(memory::stack_peak),
         package_bytes: bytes.len() as u32,
         arena_bytes: (arena.len() * 4) as u32,
@@ -100,8 +100,8 @@ pub fn fatal(why: &str) -> ! {
 /// WFI: clearing it is all there is to do. Anything else is unexpected: mask it so it cannot storm.
 #[cortex_m_rt::exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    if irqn >= 0 && BOARD.uart_irqs.contains(&(irqn as u16)) {
-        uart::clear_rx_interrupt(BOARD.uart_base);
+    if irqn >= 0 && BOARD.uart.irqs.contains(&(irqn as u16)) {
+        uart::clear_rx_interrupt(BOARD.uart.base);
     } else if irqn >= 0 {
         cortex_m::peripheral::NVIC::mask(uart::Irq(irqn as u16));
     }

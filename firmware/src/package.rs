@@ -15,7 +15,7 @@ pub fn bank() -> &'static [u8] {
     BANK
 }
 
-const ARENA_WORDS: usize = crate::memory::ARENA_BYTES / 4;
+const ARENA_WORDS: usize = crate::board::ARENA_BYTES / 4;
 
 #[link_section = ".pith_arena"]
 static mut ARENA: [i32; ARENA_WORDS] = [0; ARENA_WORDS];

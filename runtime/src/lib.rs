@@ -4,8 +4,8 @@
 //! ids as Hugging Face `tokenizers`), runs an integer-only encoder into a caller-supplied arena and
 //! pools to an int8 sentence vector. No allocator, no panics on bad input, the same bytes on every CPU.
 //!
-//! Features: `std` (package writer, std error impls), `tract` (host fallback running the ONNX export
-//! through tract-onnx).
+//! Features: `std` (package writer, std error impls). The host fallback through tract-onnx lives in
+//! the tools crate: this crate holds only what a device runs.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,9 +17,8 @@ pub mod format;
 pub mod frame;
 pub mod kb;
 pub mod kernels;
+mod le;
 pub mod tokenizer;
-#[cfg(feature = "tract")]
-pub mod tract;
 
 pub use engine::{cosine_i8, Model};
 pub use error::{Error, Result};

@@ -6,10 +6,15 @@ use std::sync::OnceLock;
 
 use crate::qemu::repo_root;
 
-/// The teacher checkpoint, if scripts/fetch-model.sh fetched it.
-pub fn model_dir() -> Option<PathBuf> {
-    let d = repo_root().join("models/cache/all-MiniLM-L6-v2");
-    d.join("model.safetensors").exists().then_some(d)
+/// The teacher checkpoint; panics (the test fails) when scripts/fetch-model.sh has not fetched it.
+pub fn model_dir() -> PathBuf {
+    let d = pith_tools::defaults::checkpoint_dir();
+    assert!(
+        d.join("model.safetensors").is_file(),
+        "{} is missing: run scripts/fetch-model.sh (scripts/test.sh does)",
+        d.display()
+    );
+    d
 }
 
 /// The release `pith` binary: `PITH_BIN`, else built (a no-op when fresh) and located through

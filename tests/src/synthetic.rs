@@ -2,6 +2,7 @@
 //! shapes, with scales chosen so values neither vanish nor all saturate. Its embeddings mean
 //! nothing, but they are deterministic, so device and host must agree on them byte for byte.
 
+use pith_runtime::format::layout::{GELU_LEN, LAYER_LINEARS, LAYER_SCALARS, LN_ROWS};
 use pith_runtime::format::{
     Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig,
 };
@@ -138,33 +139,32 @@ pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
         2,
         &rq(&mut rng, POSITIONS, (1 << 13, 1 << 14), 8),
     );
-    w.add_i64(SectionKind::EmbLn, 0, 4, HIDDEN, &ln(&mut rng));
+    w.add_i64(SectionKind::EmbLn, 0, LN_ROWS, HIDDEN, &ln(&mut rng));
     use SectionKind::*;
     for l in 0..LAYERS as u16 {
-        let linears = [
-            (Wq, Bq, RqQ, HIDDEN, HIDDEN),
-            (Wk, Bk, RqK, HIDDEN, HIDDEN),
-            (Wv, Bv, RqV, HIDDEN, HIDDEN),
-            (Wo, Bo, RqO, HIDDEN, HIDDEN),
-            (W1, B1, Rq1, FFN, HIDDEN),
-            (W2, B2, Rq2, HIDDEN, FFN),
-        ];
-        for (wk, bk, rk, out, inp) in linears {
-            w.add_i8(wk, l, out, inp, &rng.i8s(out * inp));
+        for s in LAYER_LINEARS {
+            let (out, inp) = s.shape(HIDDEN, FFN);
+            w.add_i8(s.w, l, out, inp, &rng.i8s(out * inp));
             let bias: Vec<i32> = (0..out)
                 .map(|_| rng.range(-20_000, 20_000) as i32)
                 .collect();
-            w.add_i32(bk, l, 1, out, &bias);
+            w.add_i32(s.b, l, 1, out, &bias);
             // Accumulators reach ~127*127*inp; bring them back to roughly +-100.
-            w.add_i32(rk, l, out, 2, &rq(&mut rng, out, (1 << 12, 1 << 13), 24));
+            w.add_i32(s.rq, l, out, 2, &rq(&mut rng, out, (1 << 12, 1 << 13), 24));
         }
-        w.add_i64(Ln1, l, 4, HIDDEN, &ln(&mut rng));
-        w.add_i64(Ln2, l, 4, HIDDEN, &ln(&mut rng));
+        w.add_i64(Ln1, l, LN_ROWS, HIDDEN, &ln(&mut rng));
+        w.add_i64(Ln2, l, LN_ROWS, HIDDEN, &ln(&mut rng));
         let gelu: Vec<i8> = (0..256i32)
             .map(|i| ((i - 128).max(-20) * 3 / 4) as i8)
             .collect();
-        w.add_i8(GeluTable, l, 1, 256, &gelu);
-        w.add_i32(LayerScalars, l, 1, 8, &[1, 10, 1 << 8, 16, 0, 0, 0, 0]);
+        w.add_i8(GeluTable, l, 1, GELU_LEN, &gelu);
+        w.add_i32(
+            LayerScalars,
+            l,
+            1,
+            LAYER_SCALARS,
+            &[1, 10, 1 << 8, 16, 0, 0, 0, 0],
+        );
     }
     w.finish()
 }

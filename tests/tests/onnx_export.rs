@@ -10,6 +10,7 @@
 
 use pith_tests::cli::{model_dir, pith_bin};
 use pith_tests::qemu::repo_root;
+use pith_tools::tract::TractModel;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -223,10 +224,7 @@ fn check_checkpoint(checkpoint: &Path, n: usize, dir: &Path, expect_unit_norm: b
 
 #[test]
 fn fp32_export_matches_numpy_in_tract_and_onnxruntime() {
-    let Some(model) = model_dir() else {
-        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 absent (run scripts/fetch-model.sh)");
-        return;
-    };
+    let model = model_dir();
     let dir = scratch("fp32");
     check_checkpoint(&model, EVAL_LINES, &dir, true);
     let _ = std::fs::remove_dir_all(&dir);
@@ -237,10 +235,7 @@ fn fp32_export_matches_numpy_in_tract_and_onnxruntime() {
 /// same config files.
 #[test]
 fn cls_pooling_without_normalize_matches_numpy() {
-    let Some(model) = model_dir() else {
-        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 absent (run scripts/fetch-model.sh)");
-        return;
-    };
+    let model = model_dir();
     let dir = scratch("cls");
     let ck = dir.join("cls-checkpoint");
     std::fs::create_dir_all(ck.join("1_Pooling")).unwrap();
@@ -265,13 +260,13 @@ fn cls_pooling_without_normalize_matches_numpy() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Loads and prepares `path` the way a backend would, turning a panic into a test failure that
-/// says so, and returns tract's error text.
+/// Loads `path` with pith's tract fallback (the `tract-fp32`/`tract-int8` backends' loader),
+/// turning a panic into a test failure that says so, and returns the error text.
 fn load_error(path: &Path) -> String {
-    let res = catch_unwind(AssertUnwindSafe(|| tract_plan(path).map(|_| ())));
+    let res = catch_unwind(AssertUnwindSafe(|| TractModel::load(path).map(|_| ())));
     match res {
-        Err(_) => panic!("tract panicked on {}", path.display()),
-        Ok(Ok(())) => panic!("tract accepted {}", path.display()),
+        Err(_) => panic!("the tract fallback panicked on {}", path.display()),
+        Ok(Ok(())) => panic!("the tract fallback accepted {}", path.display()),
         Ok(Err(e)) => format!("{e:?}"),
     }
 }
@@ -304,7 +299,7 @@ fn unknown_operator_is_an_error_naming_it() {
     // The same graph with a known op loads, so the failure below is the operator's doing.
     let ok = dir.join("relu.onnx");
     std::fs::write(&ok, tiny_model("Relu").encode_to_vec()).unwrap();
-    tract_plan(&ok).expect("tract loads the one-Relu model");
+    TractModel::load(&ok).expect("pith's tract fallback loads the one-Relu model");
     let bad = dir.join("unknown.onnx");
     std::fs::write(&bad, tiny_model("PithNoSuchOp").encode_to_vec()).unwrap();
     let e = load_error(&bad);

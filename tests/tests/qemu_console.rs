@@ -23,7 +23,7 @@ fn every_board_boots_with_banner_and_answers_info() -> Result<()> {
         let banner = q
             .start_quiet(BOOT)
             .with_context(|| format!("booting {}", b.name))?;
-        let title = format!("pith 0.1.0 console on {} ({})", b.name, b.cpu);
+        let title = format!("pith 0.1.0 console on {} ({})", b.name, b.core);
         assert!(banner.contains(&title), "{}: banner {banner:?}", b.name);
         assert!(
             banner.iter().any(|l| l == "model none (no package linked)"),
@@ -35,7 +35,7 @@ fn every_board_boots_with_banner_and_answers_info() -> Result<()> {
         assert!(info.ok(), "{}: {info:?}", b.name);
         assert_eq!(
             info.get("board"),
-            Some(format!("{} ({})", b.name, b.cpu).as_str())
+            Some(format!("{} ({})", b.name, b.core).as_str())
         );
         let flash: u32 = info
             .get("flash")
@@ -67,8 +67,8 @@ fn every_board_boots_with_banner_and_answers_info() -> Result<()> {
 #[test]
 fn device_console_survives_hostile_input() -> Result<()> {
     let b = board("mps3-an547")?;
-    let elf = build_firmware(&b, None)?;
-    let mut q = Qemu::boot(&b, &elf, false)?;
+    let elf = build_firmware(b, None)?;
+    let mut q = Qemu::boot(b, &elf, false)?;
     q.start_quiet(BOOT)?;
     // Small on purpose: QEMU moves only a few KB/s into the guest.
     let mut hostile = Vec::new();
@@ -105,8 +105,8 @@ fn device_console_survives_hostile_input() -> Result<()> {
 #[test]
 fn framed_mode_over_the_uart() -> Result<()> {
     let b = board("mps3-an547")?;
-    let elf = build_firmware(&b, None)?;
-    let mut q = Qemu::boot(&b, &elf, false)?;
+    let elf = build_firmware(b, None)?;
+    let mut q = Qemu::boot(b, &elf, false)?;
     q.start_quiet(BOOT)?;
     let ack = q.command("frame", REPLY)?;
     assert!(ack.status.starts_with("OK framed"), "{ack:?}");
@@ -131,8 +131,8 @@ fn framed_mode_over_the_uart() -> Result<()> {
 /// Embeds every sentence on the device (framed mode) and on the host; they must agree exactly.
 fn assert_bit_exact(board_name: &str, package: PathBuf, sentences: &[String]) -> Result<()> {
     let b = board(board_name)?;
-    let elf = build_firmware(&b, Some(&package))?;
-    let mut q = Qemu::boot(&b, &elf, false)?;
+    let elf = build_firmware(b, Some(&package))?;
+    let mut q = Qemu::boot(b, &elf, false)?;
     q.start_quiet(BOOT)?;
     assert_bit_exact_on(&mut q, &package, sentences)
 }
@@ -218,7 +218,7 @@ fn snli(skip: usize, count: usize) -> Result<Vec<String>> {
 /// (AVX2 or scalar): 200 sentences, byte for byte.
 #[test]
 fn real_model_is_bit_exact_on_cortex_m4_for_200_snli_sentences() -> Result<()> {
-    let package = repo_root().join("models/minilm-l6-12k.pith");
+    let package = repo_root().join(board("mps2-an386")?.default_package);
     assert!(
         package.is_file(),
         "{} is missing: scripts/test.sh builds it",
@@ -238,7 +238,7 @@ fn real_model_is_bit_exact_on_cortex_m55_helium() -> Result<()> {
 /// dev queries with exactly the entries the host picks from the same bank.
 #[test]
 fn device_ask_answers_like_the_host() -> Result<()> {
-    let package = repo_root().join("models/minilm-l6-12k.pith");
+    let package = repo_root().join(board("mps2-an386")?.default_package);
     let bank_path = package.with_extension("pithkb");
     assert!(
         bank_path.is_file(),
@@ -250,8 +250,8 @@ fn device_ask_answers_like_the_host() -> Result<()> {
     let bank_bytes = std::fs::read(&bank_path)?;
     let bank = pith_runtime::kb::Bank::for_model(&bank_bytes, &model).context("host bank")?;
     let b = board("mps2-an386")?;
-    let elf = build_firmware(&b, Some(&package))?;
-    let mut q = Qemu::boot(&b, &elf, false)?;
+    let elf = build_firmware(b, Some(&package))?;
+    let mut q = Qemu::boot(b, &elf, false)?;
     q.start_quiet(BOOT)?;
     let kb = q.command("kb", REPLY)?;
     assert!(kb.ok(), "{kb:?}");
@@ -330,8 +330,8 @@ fn tier_m_student_fits_128k_of_ram_and_is_bit_exact_on_the_m4() -> Result<()> {
     let model = Model::new(&bytes).context("host model")?;
     let arena = u32::try_from(model.arena_words(64) * 4)?;
     let b = board("mps2-an386")?;
-    let elf = build_firmware_with_arena(&b, Some(&package), Some(arena))?;
-    let mut q = Qemu::boot(&b, &elf, false)?;
+    let elf = build_firmware_with_arena(b, Some(&package), Some(arena))?;
+    let mut q = Qemu::boot(b, &elf, false)?;
     q.start_quiet(BOOT)?;
     let long = "a man in a red jacket is riding a brown horse along the beach while two dogs run \
                 beside them and children watch from the dunes near an old wooden lighthouse that \

@@ -50,8 +50,8 @@ fn committed_tier_m_package_is_reproducible_fits_and_keeps_its_quality() {
     );
 
     for text in pith_tests::hostile::texts() {
-        let v = embed(&model, &text);
-        assert!(v.iter().all(|&x| x >= -127), "int8 output stays symmetric");
+        // Hostile text embeds without error, to the same bytes every time.
+        assert_eq!(embed(&model, &text), embed(&model, &text), "{text:?}");
     }
 
     let (mut gold, mut pred) = (Vec::new(), Vec::new());

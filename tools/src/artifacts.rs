@@ -19,7 +19,7 @@ pub struct Artifacts {
 pub fn default_artifacts() -> Result<Artifacts> {
     let root = defaults::repo_root();
     let a = Artifacts {
-        package: defaults::package_path(),
+        package: root.join(defaults::PACKAGE),
         fp32_onnx: root.join("models/minilm-l6.fp32.onnx"),
         int8_onnx: root.join("models/minilm-l6.int8.onnx"),
     };
@@ -48,35 +48,83 @@ pub fn default_artifacts() -> Result<Artifacts> {
     Ok(a)
 }
 
-/// The package for a board: the full default model where it fits (mps3-an547's DDR), else the
-/// MiniLM with its vocabulary pruned to 12k tokens (15.3 MiB, for the mps2 boards' 16 MiB PSRAM).
-pub fn board_package(board: &str) -> Result<PathBuf> {
-    if board == "mps3-an547" {
+/// The package `board` links when none is named (the board table's `default_package`), built on
+/// first use.
+pub fn board_package(board: &pith_boards::Board) -> Result<PathBuf> {
+    package(board.default_package)
+}
+
+/// The 12k-vocabulary MiniLM, for the 16 MiB PSRAM of the mps2 boards (15.3 MiB).
+pub const MINILM_12K: &str = "models/minilm-l6-12k.pith";
+/// Tier S, the static model for 512 KB parts.
+pub const TIER_S: &str = "models/tier-s.pith";
+
+/// The package at `rel` (relative to the repository root), built by its recipe when missing. The
+/// recipes are the one description of how each default package is made.
+pub fn package(rel: &str) -> Result<PathBuf> {
+    let root = defaults::repo_root();
+    if Path::new(rel) == defaults::PACKAGE {
         return Ok(default_artifacts()?.package);
     }
-    let path = defaults::repo_root().join("models/minilm-l6-12k.pith");
-    if !path.exists() {
-        eprintln!(
-            "pith: building the 12k-vocabulary package for the 16 MiB boards on first use ..."
-        );
-        crate::cmd::quantize::run(crate::cmd::quantize::Args {
-            checkpoint: fetch_checkpoint()?,
-            calib: None,
-            calib_count: 300,
-            eval_count: 100,
-            alpha: 0.7,
-            output: path.clone(),
-            onnx: None,
-            name: Some("all-MiniLM-L6-v2 int8 12k-vocab".into()),
-            vocab_size: Some(12_000),
-            // The sentences the model is calibrated on and the bank the board answers from.
-            vocab_corpus: vec![
-                defaults::calib_file(),
-                defaults::data_dir().join("faq/stackfaq-bank.jsonl"),
-            ],
-        })?;
+    let path = root.join(rel);
+    if path.exists() {
+        return Ok(path);
     }
+    let args = match rel {
+        MINILM_12K => {
+            eprintln!(
+                "pith: building the 12k-vocabulary package for the 16 MiB boards on first use ..."
+            );
+            crate::cmd::quantize::Args {
+                checkpoint: fetch_checkpoint()?,
+                calib: None,
+                calib_count: 300,
+                eval_count: 100,
+                alpha: 0.7,
+                output: path.clone(),
+                onnx: None,
+                name: Some("all-MiniLM-L6-v2 int8 12k-vocab".into()),
+                vocab_size: Some(12_000),
+                // The sentences the model is calibrated on and the bank the board answers from.
+                vocab_corpus: vec![defaults::calib_file(), crate::kb::stackfaq_source()],
+            }
+        }
+        TIER_S => {
+            eprintln!("pith: building Tier S from models/tier-s on first use ...");
+            crate::cmd::quantize::Args {
+                checkpoint: root.join("models/tier-s"),
+                calib: None,
+                calib_count: 300,
+                eval_count: 400,
+                alpha: 0.7,
+                output: path.clone(),
+                onnx: None,
+                name: None,
+                vocab_size: None,
+                vocab_corpus: Vec::new(),
+            }
+        }
+        other => bail!("{other}: pith has no recipe for this package (artifacts.rs)"),
+    };
+    crate::cmd::quantize::run(args)?;
     Ok(path)
+}
+
+/// Builds every default artifact the boards and tests link: the default package and its ONNX
+/// exports, each board's default package with its StackFAQ bank, and Tier S.
+pub fn build_all() -> Result<()> {
+    default_artifacts()?;
+    let mut done: Vec<&str> = Vec::new();
+    for b in pith_boards::BOARDS {
+        if done.contains(&b.default_package) {
+            continue;
+        }
+        done.push(b.default_package);
+        let p = package(b.default_package)?;
+        bank_for(&p)?;
+    }
+    package(TIER_S)?;
+    Ok(())
 }
 
 /// The StackFAQ knowledge bank embedded by `package` (beside it, `.pithkb`), built on first use.

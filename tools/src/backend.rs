@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::tract::TractModel;
 use anyhow::{anyhow, Result};
-use pith_runtime::tract::TractModel;
 use pith_runtime::Model;
 
 /// Which engine embeds.

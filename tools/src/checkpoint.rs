@@ -9,17 +9,8 @@ use ndarray::{Array1, Array2};
 use pith_runtime::format::{Pooling, TokenizerConfig};
 use serde_json::Value;
 
-/// Shapes from config.json.
-#[derive(Debug, Clone)]
-pub struct BertConfig {
-    pub vocab_size: usize,
-    pub hidden: usize,
-    pub layers: usize,
-    pub heads: usize,
-    pub ffn: usize,
-    pub max_positions: usize,
-    pub layer_norm_eps: f32,
-}
+pub use crate::hf_config::BertConfig;
+use crate::hf_config::{self, Normalizer};
 
 /// One encoder layer's fp32 weights, PyTorch layout (`[out, in]`).
 pub struct Layer {
@@ -62,13 +53,6 @@ fn read_json(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-fn usize_field(v: &Value, key: &str) -> Result<usize> {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .map(|x| x as usize)
-        .with_context(|| format!("config.json lacks `{key}`"))
 }
 
 struct Tensors {
@@ -164,31 +148,7 @@ fn load_vocab(dir: &Path) -> Result<Vec<String>> {
 impl Checkpoint {
     /// Loads every piece the exporter and quantizer need, failing with a message naming what is missing.
     pub fn load(dir: &Path) -> Result<Self> {
-        let cfg = read_json(&dir.join("config.json"))?;
-        let model_type = cfg
-            .get("model_type")
-            .and_then(Value::as_str)
-            .unwrap_or("bert");
-        if !matches!(model_type, "bert") {
-            bail!("model_type `{model_type}` is not a BERT-family encoder pith supports");
-        }
-        if let Some(act) = cfg.get("hidden_act").and_then(Value::as_str) {
-            if act != "gelu" {
-                bail!("hidden_act `{act}` is not supported (only exact gelu)");
-            }
-        }
-        let config = BertConfig {
-            vocab_size: usize_field(&cfg, "vocab_size")?,
-            hidden: usize_field(&cfg, "hidden_size")?,
-            layers: usize_field(&cfg, "num_hidden_layers")?,
-            heads: usize_field(&cfg, "num_attention_heads")?,
-            ffn: usize_field(&cfg, "intermediate_size")?,
-            max_positions: usize_field(&cfg, "max_position_embeddings")?,
-            layer_norm_eps: cfg
-                .get("layer_norm_eps")
-                .and_then(Value::as_f64)
-                .unwrap_or(1e-12) as f32,
-        };
+        let config = BertConfig::read(dir)?;
         let mut t = Tensors::load(&dir.join("model.safetensors"))?;
         let mut layers = Vec::new();
         for l in 0..config.layers {
@@ -241,31 +201,14 @@ impl Checkpoint {
                 .map(|i| i as u32)
                 .with_context(|| format!("vocabulary lacks {tok}"))
         };
-        let tk = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
-        let lowercase = tk
-            .get("do_lower_case")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        // HF: strip_accents=None means "follow lowercase".
-        let strip_accents = tk
-            .get("strip_accents")
-            .and_then(Value::as_bool)
-            .unwrap_or(lowercase);
-        let split_cjk = tk
-            .get("tokenize_chinese_chars")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        let st = read_json(&dir.join("sentence_bert_config.json")).unwrap_or(Value::Null);
-        let max_len = st
-            .get("max_seq_length")
-            .and_then(Value::as_u64)
-            .map(|x| x as usize)
+        let norm = Normalizer::read(dir)?;
+        let max_len = hf_config::max_seq_length(dir)?
             .unwrap_or(config.max_positions)
             .min(config.max_positions);
         let tokenizer = TokenizerConfig {
-            lowercase,
-            strip_accents,
-            split_cjk,
+            lowercase: norm.lowercase,
+            strip_accents: norm.strip_accents,
+            split_cjk: norm.split_cjk,
             cls_id: id("[CLS]")?,
             sep_id: id("[SEP]")?,
             unk_id: id("[UNK]")?,
@@ -273,27 +216,8 @@ impl Checkpoint {
             max_len: max_len as u32,
             max_chars_per_word: 100,
         };
-        let pool = read_json(&dir.join("1_Pooling/config.json")).unwrap_or(Value::Null);
-        let flag = |k: &str| pool.get(k).and_then(Value::as_bool).unwrap_or(false);
-        let pooling = if flag("pooling_mode_cls_token") {
-            Pooling::Cls
-        } else if flag("pooling_mode_mean_tokens") || pool.is_null() {
-            Pooling::Mean
-        } else {
-            bail!(
-                "1_Pooling/config.json asks for a pooling mode pith does not support (mean or cls)"
-            )
-        };
-        let modules = read_json(&dir.join("modules.json")).unwrap_or(Value::Null);
-        let normalize = modules
-            .as_array()
-            .map(|m| {
-                m.iter().any(|x| {
-                    x.get("type").and_then(Value::as_str)
-                        == Some("sentence_transformers.models.Normalize")
-                })
-            })
-            .unwrap_or(false);
+        let pooling = hf_config::pooling(dir)?;
+        let normalize = hf_config::normalize(dir)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().to_string())

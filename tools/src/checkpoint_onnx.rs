@@ -342,12 +342,12 @@ mod tests {
     /// Every fp32 value and setting comes back bit for bit from an in-memory export.
     #[test]
     fn round_trip_is_exact() {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../models/cache/all-MiniLM-L6-v2");
-        if !dir.join("model.safetensors").exists() {
-            eprintln!("skipping: {} is not downloaded", dir.display());
-            return;
-        }
+        let dir = crate::defaults::checkpoint_dir();
+        assert!(
+            dir.join("model.safetensors").is_file(),
+            "{} is missing: run scripts/fetch-model.sh",
+            dir.display()
+        );
         let a = Checkpoint::load(&dir).unwrap();
         let model = crate::onnx::fp32_model(&a).unwrap();
         let path = std::env::temp_dir().join(format!("pith-ckonnx-{}.onnx", std::process::id()));

@@ -15,12 +15,10 @@ pub fn checkpoint_dir() -> PathBuf {
     repo_root().join("models/cache/all-MiniLM-L6-v2")
 }
 
-/// The default package.
-pub fn package_path() -> PathBuf {
-    repo_root().join("models/minilm-l6.pith")
-}
+/// The default package, relative to the repository root.
+pub const PACKAGE: &str = "models/minilm-l6.pith";
 
-/// The shared data folder beside the repository.
+/// The project's data folder (data/README.md says where each file comes from).
 pub fn data_dir() -> PathBuf {
     repo_root().join("data")
 }

@@ -118,7 +118,7 @@ pub fn embed(ck: &Checkpoint, ids: &[u32], obs: &mut dyn Observer) -> Array1<f32
     let h = ck.config.hidden;
     let mut x = Array2::<f32>::zeros((ids.len(), h));
     for (t, &id) in ids.iter().enumerate() {
-        let row = &ck.word_emb.row(id as usize) + &ck.pos_emb.row(t) + &ck.type_emb.row(0);
+        let row = &ck.word_emb.row(id as usize) + &ck.pos_emb.row(t) + ck.type_emb.row(0);
         x.row_mut(t).assign(&row);
     }
     obs.see(Site::EmbSum, 0, &x);

@@ -1,20 +1,7 @@
 //! `pith`: turn a sentence-transformers checkpoint into an int8 `.pith` package and use it.
 
-mod artifacts;
-mod backend;
-mod checkpoint;
-mod checkpoint_onnx;
-mod cmd;
-mod defaults;
-mod fp32;
-mod kb;
-mod onnx;
-mod prune;
-mod quant;
-mod stats;
-mod text;
-
 use clap::{Parser, Subcommand};
+use pith_tools::cmd;
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +34,10 @@ enum Command {
     Ask(cmd::ask::Args),
     /// Attach to the firmware's serial console (QEMU simulator or a real board).
     Console(cmd::console::Args),
+    /// Build the firmware for a board and print the ELF's path.
+    Firmware(cmd::firmware::Args),
+    /// Build the default artifacts (packages, ONNX exports, banks) that the boards and tests use.
+    Artifacts(cmd::artifacts::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Kb(a) => cmd::kb::run(a),
         Command::Ask(a) => cmd::ask::run(a),
         Command::Console(a) => cmd::console::run(a),
+        Command::Firmware(a) => cmd::firmware::run(a),
+        Command::Artifacts(a) => cmd::artifacts::run(a),
     }
 }

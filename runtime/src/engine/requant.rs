@@ -69,7 +69,7 @@ mod tests {
         for v in (0u128..5000).chain([u64::MAX as u128, (1u128 << 100) + 12345, u128::MAX]) {
             let r = isqrt_u128(v);
             assert!(r * r <= v, "{v}");
-            assert!((r + 1).checked_mul(r + 1).map_or(true, |s| s > v), "{v}");
+            assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > v), "{v}");
         }
     }
 

@@ -1,6 +1,9 @@
 //! Typed, validated views of the package sections the integer encoder reads.
 
 use crate::error::{Error, Result};
+use crate::format::layout::{
+    LinearSections, DOWN, GELU_LEN, K_PROJ, LAYER_SCALARS, LN_ROWS, O, Q, UP, V,
+};
 use crate::format::{DType, Package, SectionKind};
 
 /// Little-endian i32 array read in place (no alignment needed).
@@ -58,14 +61,15 @@ pub struct LayerView<'a> {
 fn linear<'a>(
     p: &Package<'a>,
     layer: u16,
-    kinds: (SectionKind, SectionKind, SectionKind),
-    out: usize,
-    inp: usize,
+    s: LinearSections,
+    hidden: usize,
+    ffn: usize,
 ) -> Result<Linear<'a>> {
+    let (out, inp) = s.shape(hidden, ffn);
     Ok(Linear {
-        w: as_i8(p.tensor(kinds.0, layer, DType::I8, out, inp)?),
-        b: I32s(p.tensor(kinds.1, layer, DType::I32, 1, out)?),
-        rq: I32s(p.tensor(kinds.2, layer, DType::I32, out, 2)?),
+        w: as_i8(p.tensor(s.w, layer, DType::I8, out, inp)?),
+        b: I32s(p.tensor(s.b, layer, DType::I32, 1, out)?),
+        rq: I32s(p.tensor(s.rq, layer, DType::I32, out, 2)?),
     })
 }
 
@@ -74,16 +78,16 @@ impl<'a> LayerView<'a> {
     pub fn resolve(p: &Package<'a>, l: u16, hidden: usize, ffn: usize) -> Result<Self> {
         use SectionKind::*;
         Ok(LayerView {
-            q: linear(p, l, (Wq, Bq, RqQ), hidden, hidden)?,
-            k: linear(p, l, (Wk, Bk, RqK), hidden, hidden)?,
-            v: linear(p, l, (Wv, Bv, RqV), hidden, hidden)?,
-            o: linear(p, l, (Wo, Bo, RqO), hidden, hidden)?,
-            up: linear(p, l, (W1, B1, Rq1), ffn, hidden)?,
-            down: linear(p, l, (W2, B2, Rq2), hidden, ffn)?,
-            ln1: p.tensor(Ln1, l, DType::I64, 4, hidden)?,
-            ln2: p.tensor(Ln2, l, DType::I64, 4, hidden)?,
-            gelu: as_i8(p.tensor(GeluTable, l, DType::I8, 1, 256)?),
-            scalars: I32s(p.tensor(LayerScalars, l, DType::I32, 1, 8)?),
+            q: linear(p, l, Q, hidden, ffn)?,
+            k: linear(p, l, K_PROJ, hidden, ffn)?,
+            v: linear(p, l, V, hidden, ffn)?,
+            o: linear(p, l, O, hidden, ffn)?,
+            up: linear(p, l, UP, hidden, ffn)?,
+            down: linear(p, l, DOWN, hidden, ffn)?,
+            ln1: p.tensor(Ln1, l, DType::I64, LN_ROWS, hidden)?,
+            ln2: p.tensor(Ln2, l, DType::I64, LN_ROWS, hidden)?,
+            gelu: as_i8(p.tensor(GeluTable, l, DType::I8, 1, GELU_LEN)?),
+            scalars: I32s(p.tensor(LayerScalars, l, DType::I32, 1, LAYER_SCALARS)?),
         })
     }
 }
@@ -112,7 +116,7 @@ impl<'a> EmbedView<'a> {
             word_rq: I32s(p.tensor(WordEmbRq, 0, DType::I32, vocab, 2)?),
             pos: as_i8(p.tensor(PosEmb, 0, DType::I8, positions, hidden)?),
             pos_rq: I32s(p.tensor(PosEmbRq, 0, DType::I32, positions, 2)?),
-            ln: p.tensor(EmbLn, 0, DType::I64, 4, hidden)?,
+            ln: p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?,
             exp,
         })
     }

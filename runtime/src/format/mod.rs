@@ -5,6 +5,7 @@
 //! Nothing here copies: sections are sub-slices of the caller's bytes (flash on a device).
 
 mod header;
+pub mod layout;
 #[cfg(feature = "std")]
 mod write;
 
@@ -13,6 +14,7 @@ pub use header::*;
 pub use write::PackageWriter;
 
 use crate::error::{Error, Result};
+use crate::le::{u16_at, u32_at};
 
 /// First four bytes of every package.
 pub const MAGIC: [u8; 4] = *b"PITH";
@@ -90,13 +92,6 @@ pub struct Package<'a> {
     bytes: &'a [u8],
     header: Header,
     table: &'a [u8],
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// Rounds `n` up to the section alignment.

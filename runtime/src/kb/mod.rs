@@ -65,6 +65,7 @@ pub use write::{patch_threshold, quantize_4bit, BankEntry, BankOptions, BankWrit
 
 use crate::error::{Error, Result};
 use crate::format::{Package, SectionKind, CHECKSUM};
+use crate::le::{u16_at, u32_at};
 use crate::Model;
 use text::Codes;
 
@@ -100,17 +101,6 @@ pub const SCORE_ONE: i32 = 1 << 16;
 pub const NEVER_ABSTAIN: i32 = i32::MIN;
 
 const ENTRIES_AT: usize = HEADER_LEN + CODE_TABLE_LEN;
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
 
 /// Bytes of one stored vector of `dim` elements at `bits` per element; `None` for unsupported widths.
 pub fn row_bytes(bits: u8, dim: usize) -> Option<usize> {

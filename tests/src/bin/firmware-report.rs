@@ -1,9 +1,8 @@
 //! Per board: flash and RAM the firmware uses (as the firmware itself reports them in `info`) and
 //! instructions per embedding of a 16-token sentence (`bench` under `-icount shift=0`, where one
 //! instruction is one virtual nanosecond). Links `$PITH_PACKAGE` when set; otherwise each board gets
-//! the default model that fits it (models/minilm-l6.pith on mps3-an547, models/minilm-l6-12k.pith
-//! on the 16 MiB PSRAM boards). The implied time assumes one instruction per cycle at a typical
-//! clock of a real part with that core. Usage: `firmware-report [BOARD...]` (default: every board).
+//! its default package from the board table (when built). The implied time assumes one instruction
+//! per cycle at the clock of the table's typical part with that core. Usage: `firmware-report [BOARD...]` (default: every board).
 //! `PITH_ARENA_BYTES` cuts the arena (a part with less RAM); peak RAM is the statics, the stack's
 //! painted high-water mark after the bench and the arena.
 
@@ -11,12 +10,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pith_tests::qemu::{board, build_firmware_with_arena, repo_root, Qemu, BOARDS};
+use pith_tests::qemu::{board, build_firmware_with_arena, repo_root, Board, Qemu, BOARDS};
 
 fn main() -> Result<()> {
     let names: Vec<String> = std::env::args().skip(1).collect();
-    let boards = if names.is_empty() {
-        BOARDS.to_vec()
+    let boards: Vec<&Board> = if names.is_empty() {
+        BOARDS.iter().collect()
     } else {
         names.iter().map(|n| board(n)).collect::<Result<_>>()?
     };
@@ -26,26 +25,14 @@ fn main() -> Result<()> {
         _ => None,
     };
     println!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} |",
-        "board",
-        "flash used (B)",
-        "RAM statics + stack peak + arena (B)",
-        "package (B)",
-        "max tokens",
-        "tokens",
-        "instructions/embedding",
-        "implied time"
+        "| board | flash used (B) | RAM statics + stack peak + arena (B) | package (B) | max tokens \
+         | tokens | instructions/embedding | implied time |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for b in &boards {
-        let package = fixed.clone().or_else(|| {
-            let name = if b.name == "mps3-an547" {
-                "models/minilm-l6.pith"
-            } else {
-                "models/minilm-l6-12k.pith"
-            };
-            Some(repo_root().join(name)).filter(|p| p.is_file())
-        });
+        let package = fixed
+            .clone()
+            .or_else(|| Some(repo_root().join(b.default_package)).filter(|p| p.is_file()));
         let elf = build_firmware_with_arena(b, package.as_deref(), arena)?;
         let mut q = Qemu::boot(b, &elf, true)?;
         q.start_quiet(Duration::from_secs(60))
@@ -77,7 +64,7 @@ fn main() -> Result<()> {
         } else {
             ("-".to_string(), format!("({})", bench.status))
         };
-        let (clock_name, mhz) = part_clock(b.name);
+        let (clock_name, mhz) = (b.part.name, b.part.mhz);
         let implied = instr
             .parse::<f64>()
             .map(|i| {
@@ -100,15 +87,4 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A typical shipping part for each simulated core and its top clock.
-fn part_clock(board: &str) -> (&'static str, u32) {
-    match board {
-        "mps3-an547" => ("Cortex-M55, e.g. Alif Ensemble E7 HP", 400),
-        "mps2-an505" => ("Cortex-M33, e.g. STM32U585", 160),
-        "mps2-an500" => ("Cortex-M7, e.g. STM32H743", 480),
-        "mps2-an386" => ("Cortex-M4F, e.g. STM32F407", 168),
-        _ => ("M0+ class, e.g. RP2040", 133),
-    }
 }

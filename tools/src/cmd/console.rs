@@ -5,10 +5,12 @@
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+use crate::device::{self, Link, Qemu};
+use crate::firmware;
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -16,8 +18,8 @@ pub struct Args {
     /// Boot the firmware in QEMU (qemu-system-arm) and attach to its UART.
     #[arg(long, conflicts_with = "port")]
     sim: bool,
-    /// Board to simulate: mps3-an547, mps2-an505, mps2-an500, mps2-an386 or mps2-an385.
-    #[arg(long, default_value = "mps3-an547")]
+    /// Board to simulate (boards/src/lib.rs lists them; default: the table's first).
+    #[arg(long, default_value = pith_boards::DEFAULT.name)]
     board: String,
     /// Firmware ELF to boot (default: build firmware/ for the board; PITH_PACKAGE picks the model).
     #[arg(long)]
@@ -33,15 +35,6 @@ pub struct Args {
     timeout: u64,
 }
 
-/// (board, Rust target, target CPU) for every board the firmware supports.
-const BOARDS: &[(&str, &str, &str)] = &[
-    ("mps3-an547", "thumbv8m.main-none-eabihf", "cortex-m55"),
-    ("mps2-an505", "thumbv8m.main-none-eabihf", "cortex-m33"),
-    ("mps2-an500", "thumbv7em-none-eabihf", ""),
-    ("mps2-an386", "thumbv7em-none-eabihf", ""),
-    ("mps2-an385", "thumbv6m-none-eabi", ""),
-];
-
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let scripted = !std::io::stdin().is_terminal();
@@ -51,27 +44,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.sim {
         bail!("say where the console is: --sim (QEMU) or --port DEVICE");
     }
+    let board = firmware::board(&args.board)?;
     let elf = match &args.elf {
         Some(e) => e.clone(),
-        None => build_firmware(&args.board)?,
+        None => {
+            eprintln!("pith console: building the firmware for {} ...", board.name);
+            firmware::build(board, &crate::cmd::firmware::link_from_env(board)?)?
+        }
     };
     let defmt_log = elf.with_extension("defmt");
-    let log = std::fs::File::create(&defmt_log)
-        .with_context(|| format!("creating {}", defmt_log.display()))?;
-    let mut qemu = Command::new("qemu-system-arm");
-    qemu.args(["-machine", &args.board, "-kernel"])
-        .arg(&elf)
-        .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        // defmt frames arrive on QEMU's stderr (semihosting); the UART owns stdin/stdout.
-        .stderr(log);
     if !scripted {
+        let log = std::fs::File::create(&defmt_log)
+            .with_context(|| format!("creating {}", defmt_log.display()))?;
         eprintln!(
             "pith console: {} in QEMU, defmt log {}; Ctrl-C quits",
-            args.board,
+            board.name,
             defmt_log.display()
         );
-        let status = qemu
+        let status = device::qemu_command(board, &elf, false)
+            .stderr(log)
             .status()
             .context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
         if !status.success() && status.code() != Some(130) {
@@ -79,139 +70,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut child = qemu
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
-    let stdout = child.stdout.take().context("qemu stdout")?;
-    let stdin = child.stdin.take().context("qemu stdin")?;
-    let result = script(Link::new(stdout, stdin), Duration::from_secs(args.timeout));
-    let _ = child.kill();
-    let _ = child.wait();
-    result
-}
-
-/// Builds the firmware for `board` with cargo and returns the ELF.
-fn build_firmware(board: &str) -> Result<PathBuf> {
-    let &(_, target, cpu) = BOARDS
-        .iter()
-        .find(|b| b.0 == board)
-        .with_context(|| format!("unknown board {board}"))?;
-    let firmware = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware");
-    let mut cmd = Command::new("cargo");
-    // Without PITH_PACKAGE the board gets the default model that fits it, built on first use.
-    if std::env::var_os("PITH_PACKAGE").is_none() {
-        let package = crate::artifacts::board_package(board)?;
-        cmd.env("PITH_BANK", crate::artifacts::bank_for(&package)?);
-        cmd.env("PITH_PACKAGE", package);
-    }
-    cmd.current_dir(&firmware).args([
-        "build",
-        "--release",
-        "--no-default-features",
-        "--features",
-        board,
-        "--target",
-        target,
-        "--bin",
-        board,
-    ]);
-    let flags = if cpu.is_empty() {
-        String::new()
-    } else {
-        format!("-C target-cpu={cpu}")
-    };
-    cmd.env(
-        format!(
-            "CARGO_TARGET_{}_RUSTFLAGS",
-            target.to_uppercase().replace(['-', '.'], "_")
-        ),
-        flags,
-    );
-    let status = cmd.status().context("running cargo build in firmware/")?;
-    if !status.success() {
-        bail!("firmware build failed");
-    }
-    Ok(firmware
-        .join("target")
-        .join(target)
-        .join("release")
-        .join(board))
-}
-
-/// Bytes from the device (through a reader thread, so waits can time out) and a writer to it.
-struct Link {
-    rx: Receiver<Vec<u8>>,
-    tx: Box<dyn Write + Send>,
-    pending: Vec<u8>,
-}
-
-impl Link {
-    fn new(mut from: impl Read + Send + 'static, to: impl Write + Send + 'static) -> Link {
-        let (send, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 || send.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Link {
-            rx,
-            tx: Box::new(to),
-            pending: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, line: &str) -> Result<()> {
-        self.tx.write_all(line.as_bytes())?;
-        self.tx.write_all(b"\r")?;
-        Ok(self.tx.flush()?)
-    }
-
-    fn line(&mut self, deadline: Instant) -> Result<String> {
-        loop {
-            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
-                let raw: Vec<u8> = self.pending.drain(..=i).collect();
-                return Ok(String::from_utf8_lossy(&raw)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(bytes) => self.pending.extend_from_slice(&bytes),
-                Err(_) => bail!("no reply from the device (timed out or it went away)"),
-            }
-        }
-    }
-
-    /// Reads lines up to the `OK`/`ERR` line; returns (body, status).
-    fn reply(&mut self, timeout: Duration) -> Result<(Vec<String>, String)> {
-        let deadline = Instant::now() + timeout;
-        let mut body = Vec::new();
-        loop {
-            let line = self.line(deadline)?;
-            // Before `echo off` takes effect the prompt may precede the status on the same line.
-            let line = line.trim_start_matches("pith> ").to_string();
-            if line.starts_with("OK") || line.starts_with("ERR") {
-                return Ok((body, line));
-            }
-            body.push(line);
-        }
-    }
+    let mut qemu = Qemu::boot_logging(board, &elf, false, defmt_log, true)?;
+    script(&mut qemu, Duration::from_secs(args.timeout))
 }
 
 /// Sends each stdin line as a command and prints the replies.
-fn script(mut link: Link, timeout: Duration) -> Result<()> {
-    // Echo and prompt off: replies are then exactly body lines plus the status line. Whatever the
-    // device printed before (banner) is skipped along with this command's own reply.
-    link.send("echo off")?;
-    let (_, status) = link.reply(timeout).context("waiting for the console")?;
-    if !status.starts_with("OK") {
-        bail!("`echo off` answered {status}");
-    }
+fn script(link: &mut Link, timeout: Duration) -> Result<()> {
+    link.echo_off(timeout)?;
     let mut failures = 0;
     let stdout = std::io::stdout();
     for line in std::io::stdin().lock().lines() {
@@ -225,16 +90,13 @@ fn script(mut link: Link, timeout: Duration) -> Result<()> {
             failures += 1;
             continue;
         }
-        link.send(cmd)?;
-        let (body, status) = link
-            .reply(timeout)
-            .with_context(|| format!("reply to {cmd:?}"))?;
+        let reply = link.command(cmd, timeout)?;
         let mut out = stdout.lock();
-        for l in body {
+        for l in &reply.body {
             writeln!(out, "{l}")?;
         }
-        writeln!(out, "{status}")?;
-        if status.starts_with("ERR") {
+        writeln!(out, "{}", reply.status)?;
+        if !reply.ok() {
             failures += 1;
         }
     }
@@ -262,7 +124,7 @@ fn real_board(port: &Path, baud: u32, scripted: bool, timeout: Duration) -> Resu
         .with_context(|| format!("opening {}", port.display()))?;
     let writer = dev.try_clone()?;
     if scripted {
-        return script(Link::new(dev, writer), timeout);
+        return script(&mut Link::new(dev, writer), timeout);
     }
     interactive(dev, writer)
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand: its clap arguments and its `run`.
 
+pub mod artifacts;
 pub mod ask;
 pub mod bench;
 pub mod console;
@@ -7,6 +8,7 @@ pub mod embed;
 pub mod eval;
 pub mod eval_faq;
 pub mod export;
+pub mod firmware;
 pub mod kb;
 pub mod quantize;
 pub mod sim;

@@ -142,7 +142,7 @@ pub fn build(
     normalize: bool,
     w: &mut dyn Weights,
 ) -> Result<()> {
-    if cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+    if cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
         bail!(
             "hidden size {} is not a multiple of the {} attention heads",
             cfg.hidden,

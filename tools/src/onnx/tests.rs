@@ -18,9 +18,15 @@ fn repo_root() -> PathBuf {
     crate::defaults::repo_root()
 }
 
-fn model_dir() -> Option<PathBuf> {
-    let d = repo_root().join("models/cache/all-MiniLM-L6-v2");
-    d.join("model.safetensors").exists().then_some(d)
+/// The teacher checkpoint; the test fails when scripts/fetch-model.sh has not fetched it.
+fn model_dir() -> PathBuf {
+    let d = crate::defaults::checkpoint_dir();
+    assert!(
+        d.join("model.safetensors").is_file(),
+        "{} is missing: run scripts/fetch-model.sh",
+        d.display()
+    );
+    d
 }
 
 const FALLBACK_SENTENCES: &[&str] = &[
@@ -146,10 +152,7 @@ fn stats(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f64, f64) {
 
 #[test]
 fn qdq_export_runs_in_tract_and_onnxruntime() {
-    let Some(model) = model_dir() else {
-        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 absent (run scripts/fetch-model.sh)");
-        return;
-    };
+    let model = model_dir();
     let ckpt = Checkpoint::load(&model).unwrap();
     let all = sentences();
     let calib: Vec<String> = all.iter().take(CALIB_LINES).cloned().collect();
@@ -231,10 +234,7 @@ fn qdq_export_runs_in_tract_and_onnxruntime() {
 
 #[test]
 fn qdq_export_rejects_a_mismatched_qmodel() {
-    let Some(model) = model_dir() else {
-        eprintln!("skipping: models/cache/all-MiniLM-L6-v2 absent");
-        return;
-    };
+    let model = model_dir();
     let ckpt = Checkpoint::load(&model).unwrap();
     let mut q = naive_qmodel(&ckpt, &["a short calibration sentence".to_string()]).unwrap();
     q.layers[0].up.w_scale.pop();

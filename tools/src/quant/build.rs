@@ -72,9 +72,9 @@ fn smoothing(act: &[f32], ws: &[&Array2<f32>], alpha: f32) -> Option<Array1<f32>
     let n = act.len();
     let mut wmax = vec![0.0f32; n];
     for w in ws {
-        for col in 0..n {
+        for (col, wm) in wmax.iter_mut().enumerate() {
             let m = w.column(col).iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            wmax[col] = wmax[col].max(m);
+            *wm = wm.max(m);
         }
     }
     Some(Array1::from_iter(act.iter().zip(&wmax).map(|(&a, &w)| {

@@ -6,6 +6,7 @@ use ndarray::Array1;
 use super::build::Plan;
 use super::model::QLinear;
 use crate::checkpoint::Checkpoint;
+use pith_runtime::format::layout::{self, LinearSections, GELU_LEN, LAYER_SCALARS, LN_ROWS};
 use pith_runtime::format::{Arch, DType, Header, ModelConfig, PackageWriter, SectionKind as K};
 
 /// Softmax table resolution: 2^5 = 32 steps per unit of attention logit.
@@ -15,7 +16,8 @@ pub const EXP_TABLE_LEN: usize = 16 << SCORE_STEP_LOG2;
 
 /// A positive real multiplier as (m, shift) with m in [2^30, 2^31): real = m * 2^-shift.
 pub fn multiplier(r: f64) -> (i32, i32) {
-    if !(r > 0.0) || !r.is_finite() {
+    // NaN, zero, negative and infinite multipliers all map to 0.
+    if !(r.is_finite() && r > 0.0) {
         return (0, 0);
     }
     let mut shift = 30 - r.log2().floor() as i32;
@@ -69,14 +71,14 @@ fn ln_rows(
 fn add_linear(
     w: &mut PackageWriter,
     l: u16,
-    kinds: (K, K, K),
+    kinds: LinearSections,
     q: &QLinear,
     out_scale: Option<f32>,
     extra_bias: Option<Vec<i64>>,
 ) {
     let (n, k) = q.w.dim();
     let flat: Vec<i8> = q.w.iter().copied().collect();
-    w.add_i8(kinds.0, l, n, k, &flat);
+    w.add_i8(kinds.w, l, n, k, &flat);
     let bias: Vec<i32> = (0..n)
         .map(|j| {
             let b = q.bias[j] as f64 / (q.in_scale as f64 * q.w_scale[j] as f64);
@@ -84,10 +86,10 @@ fn add_linear(
             b.clamp(i32::MIN as i64, i32::MAX as i64) as i32
         })
         .collect();
-    w.add_i32(kinds.1, l, 1, n, &bias);
+    w.add_i32(kinds.b, l, 1, n, &bias);
     let out = out_scale.unwrap_or(1.0) as f64;
     w.add_i32(
-        kinds.2,
+        kinds.rq,
         l,
         n,
         2,
@@ -184,7 +186,7 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
     w.add_i64(
         K::EmbLn,
         0,
-        4,
+        LN_ROWS,
         h,
         &ln_rows(
             &q.emb_ln_g,
@@ -197,46 +199,11 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
     let nl = q.layers.len();
     for (li, ql) in q.layers.iter().enumerate() {
         let l = li as u16;
-        add_linear(
-            &mut w,
-            l,
-            (K::Wq, K::Bq, K::RqQ),
-            &ql.q,
-            Some(ql.q_out_scale),
-            None,
-        );
-        add_linear(
-            &mut w,
-            l,
-            (K::Wk, K::Bk, K::RqK),
-            &ql.k,
-            Some(ql.k_out_scale),
-            None,
-        );
-        add_linear(
-            &mut w,
-            l,
-            (K::Wv, K::Bv, K::RqV),
-            &ql.v,
-            Some(ql.v_out_scale),
-            None,
-        );
-        add_linear(
-            &mut w,
-            l,
-            (K::Wo, K::Bo, K::RqO),
-            &ql.o,
-            Some(p.res_attn[li]),
-            None,
-        );
-        add_linear(
-            &mut w,
-            l,
-            (K::W1, K::B1, K::Rq1),
-            &ql.up,
-            Some(ql.gelu_in_scale),
-            None,
-        );
+        add_linear(&mut w, l, layout::Q, &ql.q, Some(ql.q_out_scale), None);
+        add_linear(&mut w, l, layout::K_PROJ, &ql.k, Some(ql.k_out_scale), None);
+        add_linear(&mut w, l, layout::V, &ql.v, Some(ql.v_out_scale), None);
+        add_linear(&mut w, l, layout::O, &ql.o, Some(p.res_attn[li]), None);
+        add_linear(&mut w, l, layout::UP, &ql.up, Some(ql.gelu_in_scale), None);
         // FFN down sees (g - zp): fold -zp * sum(w row) into the bias.
         let zp = ql.down.in_zp as i64;
         let corr: Vec<i64> = ql
@@ -249,7 +216,7 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
         add_linear(
             &mut w,
             l,
-            (K::W2, K::B2, K::Rq2),
+            layout::DOWN,
             &ql.down,
             Some(p.res_ffn[li]),
             Some(corr),
@@ -257,7 +224,7 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
         w.add_i64(
             K::Ln1,
             l,
-            4,
+            LN_ROWS,
             h,
             &ln_rows(
                 &ql.ln1_g,
@@ -277,7 +244,7 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
         } else {
             ln_rows(&ql.ln2_g, &ql.ln2_b, p.pool_scale, None)
         };
-        w.add_i64(K::Ln2, l, 4, h, &ln2);
+        w.add_i64(K::Ln2, l, LN_ROWS, h, &ln2);
         let (gs, gzp) = p.gelu_out[li];
         let table: Vec<i8> = (-128..=127)
             .map(|x| {
@@ -285,13 +252,19 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
                 ((y / gs as f64).round() as i64 + gzp as i64).clamp(-128, 127) as i8
             })
             .collect();
-        w.add_i8(K::GeluTable, l, 1, 256, &table);
+        w.add_i8(K::GeluTable, l, 1, GELU_LEN, &table);
         let dh = (h / heads) as f64;
         let score = ql.q_out_scale as f64 * ql.k_out_scale as f64 / dh.sqrt()
             * (1u32 << SCORE_STEP_LOG2) as f64;
         let (sm, ss) = multiplier(score);
         let (cm, cs) = multiplier(ql.v_out_scale as f64 / 255.0 / ql.o.in_scale as f64);
-        w.add_i32(K::LayerScalars, l, 1, 8, &[sm, ss, cm, cs, gzp, 0, 0, 0]);
+        w.add_i32(
+            K::LayerScalars,
+            l,
+            1,
+            LAYER_SCALARS,
+            &[sm, ss, cm, cs, gzp, 0, 0, 0],
+        );
     }
     Ok(w.finish())
 }

@@ -1,11 +1,11 @@
-//! Host fallback (feature `tract`): runs the fp32 or QDQ ONNX export through tract-onnx, with the
+//! Host fallback: runs the fp32 or QDQ ONNX export through tract-onnx, with the
 //! very tokenizer of a `.pith` package, so both paths see the same token ids.
 
 use std::path::Path;
 
 use tract_onnx::prelude::*;
 
-use crate::tokenizer::Tokenizer;
+use pith_runtime::tokenizer::Tokenizer;
 
 type Plan = std::sync::Arc<TypedRunnableModel>;
 

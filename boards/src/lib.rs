@@ -1,0 +1,252 @@
+//! The board table: every board pith supports, declared once. The firmware's build script writes
+//! the linker memory map and selects the board from it, `pith console` and the tests build and boot
+//! the firmware from it, and the size report names the parts from it.
+//!
+//! Adding a board: one entry in [`BOARDS`], one feature line in firmware/Cargo.toml (cargo cannot
+//! generate features; firmware/build.rs checks the two agree) and its wiring file
+//! firmware/src/bin/<name>.rs.
+#![no_std]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+/// One memory region: origin and length in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// First address.
+    pub origin: u32,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// Where the firmware image and the model go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryMap {
+    /// Code and constants (vector table, .text, .rodata, the .data load image, the bank).
+    pub flash: Region,
+    /// Statics and the stack.
+    pub ram: Region,
+    /// The linked `.pith` package, read in place.
+    pub package: Region,
+    /// The arena the model runs in (scratch, not loaded).
+    pub arena: Region,
+}
+
+/// The CMSDK APB UART0 the console runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uart {
+    /// Register block base address.
+    pub base: usize,
+    /// RX and TX interrupt lines. QEMU releases disagree on their order on the SSE boards, so both
+    /// are enabled as wake-up sources; only the RX interrupt is turned on in the UART.
+    pub irqs: [u16; 2],
+}
+
+/// A shipping part with the board's core, for turning instruction counts into time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Description, e.g. "Cortex-M4F, e.g. STM32F407".
+    pub name: &'static str,
+    /// Its top core clock in MHz.
+    pub mhz: u32,
+}
+
+/// Everything pith knows about one board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Board {
+    /// Board name: QEMU machine (`-machine`), firmware cargo feature and binary name.
+    pub name: &'static str,
+    /// Core, as the firmware reports it in `info`.
+    pub core: &'static str,
+    /// Rust target triple.
+    pub target: &'static str,
+    /// `-C target-cpu` for the build, where the target's baseline is not the core's.
+    pub target_cpu: Option<&'static str>,
+    /// Core clock feeding SysTick and the UART (the simulated board's, not the typical part's).
+    pub cpu_hz: u32,
+    /// The console's UART.
+    pub uart: Uart,
+    /// Linker memory map.
+    pub memory: MemoryMap,
+    /// The package linked when none is named, relative to the repository root (`pith` builds it).
+    pub default_package: &'static str,
+    /// A typical part with this core.
+    pub part: Part,
+}
+
+const K: u32 = 1024;
+const M: u32 = 1024 * 1024;
+
+const fn region(origin: u32, len: u32) -> Region {
+    Region { origin, len }
+}
+
+/// The MPS2 FPGA images' UART0.
+const MPS2_UART: Uart = Uart {
+    base: 0x4000_4000,
+    irqs: [0, 1],
+};
+
+/// MPS2 (AN385/386): SSRAM1 4M at 0 holds code; SSRAM2/3 4M at 0x2000_0000 hold statics (1M) and
+/// the arena (3M); the 16M PSRAM at 0x2100_0000 holds the package.
+const MPS2_MAP: MemoryMap = MemoryMap {
+    flash: region(0x0000_0000, 4 * M),
+    ram: region(0x2000_0000, M),
+    arena: region(0x2010_0000, 3 * M),
+    package: region(0x2100_0000, 16 * M),
+};
+
+/// The full MiniLM (needs mps3-an547's 64M DDR).
+const MINILM: &str = "models/minilm-l6.pith";
+/// The MiniLM with a 12k-token vocabulary: fits the mps2 boards' 16M PSRAM.
+const MINILM_12K: &str = "models/minilm-l6-12k.pith";
+
+/// Every board; the first is the default (`pith console --sim`, firmware/.cargo/config.toml).
+pub const BOARDS: &[Board] = &[
+    Board {
+        name: "mps3-an547",
+        core: "Cortex-M55",
+        target: "thumbv8m.main-none-eabihf",
+        target_cpu: Some("cortex-m55"),
+        cpu_hz: 32_000_000,
+        uart: Uart {
+            base: 0x5930_3000,
+            irqs: [33, 34],
+        },
+        // ITCM 512K at 0 holds code; SRAM 4M at 0x2100_0000 statics; DDR at 0x6000_0000 holds the
+        // package (up to 64M) and a 16M arena.
+        memory: MemoryMap {
+            flash: region(0x0000_0000, 512 * K),
+            ram: region(0x2100_0000, 4 * M),
+            package: region(0x6000_0000, 64 * M),
+            arena: region(0x6400_0000, 16 * M),
+        },
+        default_package: MINILM,
+        part: Part {
+            name: "Cortex-M55, e.g. Alif Ensemble E7 HP",
+            mhz: 400,
+        },
+    },
+    Board {
+        name: "mps2-an505",
+        core: "Cortex-M33",
+        target: "thumbv8m.main-none-eabihf",
+        target_cpu: Some("cortex-m33"),
+        cpu_hz: 20_000_000,
+        uart: Uart {
+            base: 0x5020_0000,
+            irqs: [32, 33],
+        },
+        // Boots secure from 0x1000_0000; SSRAM2+3 (secure alias 0x3800_0000) are 4M together;
+        // PSRAM 16M at 0x8000_0000.
+        memory: MemoryMap {
+            flash: region(0x1000_0000, 4 * M),
+            ram: region(0x3800_0000, M),
+            arena: region(0x3810_0000, 3 * M),
+            package: region(0x8000_0000, 16 * M),
+        },
+        default_package: MINILM_12K,
+        part: Part {
+            name: "Cortex-M33, e.g. STM32U585",
+            mhz: 160,
+        },
+    },
+    Board {
+        name: "mps2-an500",
+        core: "Cortex-M7",
+        target: "thumbv7em-none-eabihf",
+        target_cpu: None,
+        cpu_hz: 25_000_000,
+        uart: MPS2_UART,
+        // As the other MPS2 images, but its 16M PSRAM sits at 0x6000_0000 (a package linked at
+        // 0x2100_0000 reads back corrupted there).
+        memory: MemoryMap {
+            package: region(0x6000_0000, 16 * M),
+            ..MPS2_MAP
+        },
+        default_package: MINILM_12K,
+        part: Part {
+            name: "Cortex-M7, e.g. STM32H743",
+            mhz: 480,
+        },
+    },
+    Board {
+        name: "mps2-an386",
+        core: "Cortex-M4F",
+        target: "thumbv7em-none-eabihf",
+        target_cpu: None,
+        cpu_hz: 25_000_000,
+        uart: MPS2_UART,
+        memory: MPS2_MAP,
+        default_package: MINILM_12K,
+        part: Part {
+            name: "Cortex-M4F, e.g. STM32F407",
+            mhz: 168,
+        },
+    },
+    Board {
+        name: "mps2-an385",
+        core: "Cortex-M3",
+        // Built for ARMv6-M so the image stands for the M0+ class of part (no DSP, no wide multiply).
+        target: "thumbv6m-none-eabi",
+        target_cpu: None,
+        cpu_hz: 25_000_000,
+        uart: MPS2_UART,
+        memory: MPS2_MAP,
+        default_package: MINILM_12K,
+        part: Part {
+            name: "M0+ class, e.g. RP2040",
+            mhz: 133,
+        },
+    },
+];
+
+/// The default board (the first in [`BOARDS`]).
+pub const DEFAULT: &Board = &BOARDS[0];
+
+/// The board called `name`.
+pub fn find(name: &str) -> Option<&'static Board> {
+    BOARDS.iter().find(|b| b.name == name)
+}
+
+/// Every board's name, in table order (for error messages and help text).
+pub fn names() -> impl Iterator<Item = &'static str> {
+    BOARDS.iter().map(|b| b.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overlaps(a: Region, b: Region) -> bool {
+        let (a0, a1) = (a.origin as u64, a.origin as u64 + a.len as u64);
+        let (b0, b1) = (b.origin as u64, b.origin as u64 + b.len as u64);
+        a0 < b1 && b0 < a1
+    }
+
+    #[test]
+    fn names_are_unique_and_regions_do_not_overlap() {
+        for (i, b) in BOARDS.iter().enumerate() {
+            assert!(
+                BOARDS[..i].iter().all(|o| o.name != b.name),
+                "{} twice",
+                b.name
+            );
+            let m = b.memory;
+            let regions = [m.flash, m.ram, m.package, m.arena];
+            for (j, r) in regions.iter().enumerate() {
+                assert!(r.len > 0 && r.len % 64 == 0, "{}: region {j} size", b.name);
+                assert!(
+                    r.origin as u64 + r.len as u64 <= 1 << 32,
+                    "{}: region {j} wraps",
+                    b.name
+                );
+                for (k, o) in regions.iter().enumerate().skip(j + 1) {
+                    assert!(!overlaps(*r, *o), "{}: regions {j} and {k} overlap", b.name);
+                }
+            }
+            assert!(b.target.starts_with("thumbv"), "{}: {}", b.name, b.target);
+        }
+        assert_eq!(find("mps2-an386").map(|b| b.core), Some("Cortex-M4F"));
+        assert_eq!(find("no-such-board"), None);
+    }
+}

@@ -1,0 +1,49 @@
+//! `pith firmware`: builds the firmware for a board of the board table (its target, CPU and
+//! default model) and prints the ELF's path; `qemu-system-arm -machine BOARD -kernel ELF` boots it.
+
+use anyhow::Result;
+use pith_boards::Board;
+
+use crate::firmware::{self, Link};
+
+/// Arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Board (boards/src/lib.rs lists them).
+    #[arg(long, default_value = pith_boards::DEFAULT.name)]
+    board: String,
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<()> {
+    let board = firmware::board(&args.board)?;
+    let elf = firmware::build(board, &link_from_env(board)?)?;
+    println!("{}", elf.display());
+    Ok(())
+}
+
+/// What to link: `PITH_PACKAGE`, `PITH_BANK` and `PITH_ARENA_BYTES` when set; otherwise the board's
+/// default package and its StackFAQ bank, both built on first use.
+pub fn link_from_env(board: &Board) -> Result<Link> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let arena_bytes = match std::env::var("PITH_ARENA_BYTES") {
+        Ok(v) if !v.is_empty() => Some(
+            v.parse()
+                .map_err(|_| anyhow::anyhow!("PITH_ARENA_BYTES={v}: not a byte count"))?,
+        ),
+        _ => None,
+    };
+    let (package, bank) = match var("PITH_PACKAGE") {
+        Some(p) => (p.into(), var("PITH_BANK").map(Into::into)),
+        None => {
+            let package = crate::artifacts::board_package(board)?;
+            let bank = crate::artifacts::bank_for(&package)?;
+            (package, Some(bank))
+        }
+    };
+    Ok(Link {
+        package: Some(package),
+        bank,
+        arena_bytes,
+    })
+}

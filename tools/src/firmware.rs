@@ -1,0 +1,111 @@
+//! Building the firmware (firmware/, its own cargo workspace) for a board of the board table, with
+//! the table's target and CPU. `pith console`, `pith firmware`, the QEMU tests and the size report
+//! all build through here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use pith_boards::Board;
+
+use crate::defaults::repo_root;
+
+/// What to link into the image.
+#[derive(Debug, Clone, Default)]
+pub struct Link {
+    /// The `.pith` package (`PITH_PACKAGE`); none: the model commands answer ERR 4.
+    pub package: Option<PathBuf>,
+    /// The knowledge bank built for that package (`PITH_BANK`).
+    pub bank: Option<PathBuf>,
+    /// Arena cut to this many bytes (`PITH_ARENA_BYTES`), to model a part with less RAM.
+    pub arena_bytes: Option<u32>,
+}
+
+/// The board called `name`, or an error listing the boards.
+pub fn board(name: &str) -> Result<&'static Board> {
+    pith_boards::find(name).with_context(|| {
+        format!(
+            "unknown board {name} (boards: {})",
+            pith_boards::names().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// Builds the firmware for `board` linking `link`, and returns the ELF path. Each (CPU, package,
+/// arena) gets its own cargo target directory, so parallel builds (tests) never relink an ELF that
+/// another one is about to boot.
+pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
+    let firmware = repo_root().join("firmware");
+    let mut flavour = match &link.package {
+        Some(p) => format!(
+            "pkg-{}",
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        None => "nopkg".to_string(),
+    };
+    if let Some(a) = link.arena_bytes {
+        flavour += &format!("-arena{a}");
+    }
+    let target_dir = firmware.join("target").join(format!(
+        "harness-{}-{flavour}",
+        board.target_cpu.unwrap_or("generic")
+    ));
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&firmware)
+        .args(["build", "--release", "--no-default-features", "--features"])
+        .arg(board.name)
+        .args(["--target", board.target, "--bin", board.name])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        // A host build's flags (an outer cargo test) must not leak into the thumb build.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    // Replaces .cargo/config.toml's per-target rustflags, so every board gets exactly its own CPU.
+    cmd.env(
+        format!(
+            "CARGO_TARGET_{}_RUSTFLAGS",
+            board.target.to_uppercase().replace(['-', '.'], "_")
+        ),
+        board
+            .target_cpu
+            .map(|cpu| format!("-C target-cpu={cpu}"))
+            .unwrap_or_default(),
+    );
+    set_or_remove(&mut cmd, "PITH_PACKAGE", link.package.as_deref());
+    set_or_remove(&mut cmd, "PITH_BANK", link.bank.as_deref());
+    match link.arena_bytes {
+        Some(a) => cmd.env("PITH_ARENA_BYTES", a.to_string()),
+        None => cmd.env_remove("PITH_ARENA_BYTES"),
+    };
+    let out = cmd
+        .output()
+        .context("running cargo build for the firmware")?;
+    if !out.status.success() {
+        bail!(
+            "firmware build for {} failed:\n{}",
+            board.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let elf = target_dir
+        .join(board.target)
+        .join("release")
+        .join(board.name);
+    if !elf.is_file() {
+        bail!(
+            "firmware build for {} produced no {}",
+            board.name,
+            elf.display()
+        );
+    }
+    Ok(elf)
+}
+
+fn set_or_remove(cmd: &mut Command, var: &str, path: Option<&Path>) {
+    match path {
+        Some(p) => cmd.env(var, p),
+        None => cmd.env_remove(var),
+    };
+}

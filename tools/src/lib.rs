@@ -1,0 +1,21 @@
+//! pith-tools: everything the `pith` CLI does, as a library the tests reuse: reading checkpoints,
+//! export and quantization, the host backends (native and the tract fallback), the default
+//! artifacts, and building and talking to the firmware (QEMU or a real board).
+
+pub mod artifacts;
+pub mod backend;
+pub mod checkpoint;
+pub mod checkpoint_onnx;
+pub mod cmd;
+pub mod defaults;
+pub mod device;
+pub mod firmware;
+pub mod fp32;
+pub mod hf_config;
+pub mod kb;
+pub mod onnx;
+pub mod prune;
+pub mod quant;
+pub mod stats;
+pub mod text;
+pub mod tract;
