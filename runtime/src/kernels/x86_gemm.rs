@@ -15,8 +15,9 @@ use core::arch::x86_64::*;
 use super::epilogue::Epilogue;
 use super::packed::{Isa, Line, PackedLinear, BLOCK};
 
-/// Tokens per VNNI tile (8 tokens × 2 blocks = 16 of the 32 zmm registers accumulate).
-const MR_VNNI: usize = 8;
+/// Most tokens per VNNI tile (14 tokens × 2 blocks = 28 of the 32 zmm registers accumulate, 2
+/// hold weights, 1 the broadcast).
+const MR_VNNI: usize = 14;
 /// Tokens per AVX2 tile (4 tokens × 2 ymm = 8 of the 16 ymm registers accumulate).
 const MR_AVX2: usize = 4;
 /// Raw sums of one tile: `[token][block][channel]`.
@@ -80,7 +81,7 @@ unsafe fn tile_vnni<const MR: usize, const NR: usize>(
     }
 }
 
-/// Calls `$f::<MR, NR>` (or `$f::<MR>`) for runtime `mr`, `nr`.
+/// Calls `$f::<MR, NR>` for runtime `mr` (1..=14) and `nr` (1 or 2).
 macro_rules! by_shape {
     ($f:ident, $mr:expr, $nr:expr, ($($arg:expr),*)) => {
         match ($mr, $nr) {
@@ -88,12 +89,25 @@ macro_rules! by_shape {
             (3, 1) => $f::<3, 1>($($arg),*), (4, 1) => $f::<4, 1>($($arg),*),
             (5, 1) => $f::<5, 1>($($arg),*), (6, 1) => $f::<6, 1>($($arg),*),
             (7, 1) => $f::<7, 1>($($arg),*), (8, 1) => $f::<8, 1>($($arg),*),
+            (9, 1) => $f::<9, 1>($($arg),*), (10, 1) => $f::<10, 1>($($arg),*),
+            (11, 1) => $f::<11, 1>($($arg),*), (12, 1) => $f::<12, 1>($($arg),*),
+            (13, 1) => $f::<13, 1>($($arg),*), (_, 1) => $f::<14, 1>($($arg),*),
             (1, _) => $f::<1, 2>($($arg),*), (2, _) => $f::<2, 2>($($arg),*),
             (3, _) => $f::<3, 2>($($arg),*), (4, _) => $f::<4, 2>($($arg),*),
             (5, _) => $f::<5, 2>($($arg),*), (6, _) => $f::<6, 2>($($arg),*),
-            (7, _) => $f::<7, 2>($($arg),*), _ => $f::<8, 2>($($arg),*),
+            (7, _) => $f::<7, 2>($($arg),*), (8, _) => $f::<8, 2>($($arg),*),
+            (9, _) => $f::<9, 2>($($arg),*), (10, _) => $f::<10, 2>($($arg),*),
+            (11, _) => $f::<11, 2>($($arg),*), (12, _) => $f::<12, 2>($($arg),*),
+            (13, _) => $f::<13, 2>($($arg),*), _ => $f::<14, 2>($($arg),*),
         }
     };
+}
+
+/// Tokens per VNNI tile for a sentence of `tokens`: as few passes over the weights as the 32
+/// registers allow (14 tokens × 2 blocks = 28 accumulators), split evenly so no pass is a sliver.
+fn tile_height(tokens: usize) -> usize {
+    let passes = tokens.div_ceil(MR_VNNI);
+    tokens.div_ceil(passes.max(1))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -109,9 +123,10 @@ unsafe fn gemm_vnni(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogu
     // L1/L2 while every token tile reads them.
     while b0 < p.blocks {
         let nr = (p.blocks - b0).min(2);
+        let height = tile_height(tokens);
         let mut t0 = 0;
         while t0 < tokens {
-            let mr = (tokens - t0).min(MR_VNNI);
+            let mr = (tokens - t0).min(height);
             // SAFETY: blocks b0..b0+nr and tokens t0..t0+mr are in range (loop bounds); the CPU
             // features were checked when `p` was built.
             unsafe {
