@@ -56,15 +56,15 @@ pub fn embed(ids: &[u32], e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
     }
 }
 
-/// The host's repacked copy of a linear layer (x86 with std), or a type with no values elsewhere.
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+/// The host's repacked copy of a linear layer (x86-64 or aarch64 with std), or a type with no values elsewhere.
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub type Fast = crate::kernels::packed::PackedLinear;
-/// The host's repacked copy of a linear layer (x86 with std), or a type with no values elsewhere.
-#[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+/// The host's repacked copy of a linear layer (x86-64 or aarch64 with std), or a type with no values elsewhere.
+#[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
 pub type Fast = core::convert::Infallible;
 
 /// A layer's six linears in order: Q, K, V, output, FFN up, FFN down.
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub const LINEARS: usize = 6;
 
 /// `epi` ← `x[t] . w[n]` for every token and channel: on the host's packed kernel when the layer
@@ -78,14 +78,14 @@ fn linear(
     tokens: usize,
     mut epi: Epilogue<'_>,
 ) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
     if let Some(p) = fast {
         if !crate::kernels::scalar_forced() {
             p.run(x, tokens, &mut epi);
             return;
         }
     }
-    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     let _ = fast;
     matmul_i8(x, lin.w, k, tokens, n, |t, j, acc| {
         let (m, sh) = lin.rq.rq(j);

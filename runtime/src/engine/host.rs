@@ -1,4 +1,4 @@
-//! Host only: repacks every linear of a validated BERT package for the x86 kernels, once at load.
+//! Host only: repacks every linear of a validated BERT package for the x86-64 or aarch64 kernels, once at load.
 
 use super::bert::{Fast, LINEARS};
 use super::sections::{LayerView, Linear};
@@ -12,7 +12,7 @@ fn pack_one(lin: &Linear<'_>, n: usize, k: usize) -> Option<PackedLinear> {
     PackedLinear::new(lin.w, &bias, &rq, n, k)
 }
 
-/// Every layer's six linears, packed for this CPU (`None` where no x86 kernel applies, which
+/// Every layer's six linears, packed for this CPU (`None` where no host kernel applies, which
 /// leaves that linear on the scalar path).
 pub fn pack(
     p: &Package<'_>,

@@ -1,7 +1,7 @@
 //! The model: a validated package plus its tokenizer, embedding text into a caller-supplied arena.
 
 mod bert;
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod host;
 mod layernorm;
 pub mod requant;
@@ -11,7 +11,7 @@ mod static_model;
 use crate::error::{Error, Result};
 use crate::format::{Arch, DType, Header, Package, Pooling, SectionKind};
 use crate::tokenizer::Tokenizer;
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 use bert::LINEARS;
 use bert::{Dims, Fast, Scratch, MAX_HEAD_DIM};
 use sections::{EmbedView, LayerView};
@@ -30,9 +30,9 @@ pub struct Model<'a> {
     package: Package<'a>,
     tokenizer: Tokenizer<'a>,
     net: Net<'a>,
-    /// The host's repacked linears, per layer (x86 with std; empty elsewhere and on CPUs without
-    /// AVX2). Shared by clones, so threads embedding in parallel hold one copy.
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    /// The host's repacked linears, per layer (x86-64 or aarch64 with std; empty elsewhere and on
+    /// x86 CPUs without AVX2). Shared by clones, so threads embedding in parallel hold one copy.
+    #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
     host: std::sync::Arc<Vec<[Option<Fast>; LINEARS]>>,
 }
 
@@ -72,7 +72,7 @@ impl<'a> Model<'a> {
             }
             Arch::Static => Net::Static(StaticView::resolve(&package, vocab, hidden)?),
         };
-        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
         let host = std::sync::Arc::new(match net {
             Net::Bert(_) => host::pack(&package, m.layers as u16, hidden, ffn)?,
             Net::Static(_) => Vec::new(),
@@ -81,7 +81,7 @@ impl<'a> Model<'a> {
             package,
             tokenizer,
             net,
-            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
             host,
         })
     }
@@ -212,9 +212,9 @@ impl<'a> Model<'a> {
 
     /// Layer `l`'s repacked linears (none on the device).
     fn fast(&self, l: usize) -> &[Option<Fast>] {
-        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
         return self.host.get(l).map_or(&[], |a| &a[..]);
-        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
         {
             let _ = l;
             &[]

@@ -1,14 +1,17 @@
 //! Integer kernels. The contract: every implementation returns exactly the scalar oracle's result
 //! (integer sums are exact, so SIMD, lane order and thread count cannot change a single byte).
 //!
-//! `generic` is the scalar oracle and the portable fallback; `x86` is the only unsafe code of the
-//! runtime and is tested against `generic` on random and extreme inputs.
+//! `generic` is the scalar oracle and the portable fallback; the per-architecture files (`x86*`,
+//! `aarch64_gemm`, `arm_dsp`) are the only unsafe code of the runtime and are tested against
+//! `generic` on random and extreme inputs.
 
+#[cfg(all(feature = "std", target_arch = "aarch64"))]
+mod aarch64_gemm;
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub mod arm_dsp;
 pub mod epilogue;
 pub mod generic;
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub mod packed;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod x86;
@@ -19,25 +22,25 @@ pub mod x86_ln;
 
 pub use epilogue::Epilogue;
 
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 static FORCE_SCALAR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Routes every kernel to the scalar oracle (`true`) or back to the fastest one: lets tests and
 /// `pith` check that SIMD and scalar builds give the same bytes.
 #[cfg(feature = "std")]
 pub fn force_scalar(on: bool) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     FORCE_SCALAR.store(on, core::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = on;
 }
 
 /// True while [`force_scalar`] routes every kernel to the oracle.
 #[cfg(feature = "std")]
 pub fn scalar_forced() -> bool {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     return FORCE_SCALAR.load(core::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     false
 }
 

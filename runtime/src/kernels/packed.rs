@@ -1,57 +1,124 @@
-//! Host GEMM on weights repacked once at load into the layout the x86 inner loops read.
+//! Host GEMM on weights repacked once at load into the layout the x86 and aarch64 inner loops read.
 //!
 //! Why repack on the host instead of storing this layout in the package: one package is flashed to
 //! every target and must give the same bytes everywhere. Cortex-M kernels (SMLAD pairs, Helium's
 //! `VMLADAVA` over 16 contiguous bytes of one row) read the package's row-major `[out, in]` rows;
-//! `vpdpbusd` wants 16 output channels side by side with 4 consecutive inputs each. No single layout
-//! feeds both without a shuffle in the inner loop, and the host has memory and time to spare at load
-//! (a few milliseconds for MiniLM), so the host keeps its own copy.
+//! `vpdpbusd` and `sdot` want 16 output channels side by side with 4 consecutive inputs each. No
+//! single layout feeds both without a shuffle in the inner loop, and the host has memory and time to
+//! spare at load (a few milliseconds for MiniLM), so the host keeps its own copy.
 //!
 //! Layout: output channels in blocks of 16, inputs in groups of 4, one 64-byte line per
 //! (block, group): byte `4c + i` of line `(block, g)` is `w[16 block + c][4 g + i]`, zero-padded
 //! past the last channel. `vpdpbusd` multiplies unsigned by signed bytes and only its signed operand
 //! can be a broadcast from memory, so the VNNI layout stores `w + 128` (unsigned) and the activations
 //! stay signed, broadcast straight from the arena; each token's `128 · Σ_k x[t][k]` is subtracted in
-//! the epilogue. The inner loop is pure multiply-accumulate.
+//! the epilogue. Every other kernel (AVX2, aarch64 SDOT and plain NEON) reads the raw signed weights.
+//! The inner loop is pure multiply-accumulate.
 
+use core::sync::atomic::{AtomicU8, Ordering};
+
+#[cfg(target_arch = "aarch64")]
+use super::aarch64_gemm as gemm;
 use super::epilogue::Epilogue;
-use super::x86_gemm;
+#[cfg(target_arch = "x86_64")]
+use super::x86_gemm as gemm;
 
 /// One 64-byte line of packed weights, cache-line aligned.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub struct Line(pub [u8; 64]);
 
-/// Which x86 kernel a packed linear runs on.
+/// Which host kernel a packed linear runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
     /// AVX-512 VNNI (`vpdpbusd` on zmm), unsigned activations.
+    #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
     /// AVX2 (`vpsignb`, `vpmaddubsw`, `vpmaddwd`), signed activations.
+    #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// Armv8.2 dot product (`sdot` by element): Raspberry Pi 5, Graviton 2+, Apple.
+    #[cfg(target_arch = "aarch64")]
+    Sdot,
+    /// Plain Armv8 NEON (`smull`, `smlal`, `sadalp`): Raspberry Pi 4 and other cores without dotprod.
+    #[cfg(target_arch = "aarch64")]
+    Neon,
+}
+
+/// [`Isa::detect`]'s override set by [`prefer`]: 0 for none, else 1 + the kernel's index in [`Isa::ALL`].
+static PREFERRED: AtomicU8 = AtomicU8::new(0);
+
+/// Makes [`Isa::detect`] (and so every `Model` loaded afterwards) use `isa` instead of the fastest
+/// kernel, or the fastest again with `None`: lets tests and tools run each kernel of a CPU end to
+/// end. Returns false, changing nothing, when this CPU cannot run `isa`.
+pub fn prefer(isa: Option<Isa>) -> bool {
+    let code = match isa {
+        None => 0,
+        Some(i) if i.supported() => Isa::ALL.iter().position(|&a| a == i).map_or(0, |p| p + 1),
+        Some(_) => return false,
+    };
+    PREFERRED.store(code as u8, Ordering::Relaxed);
+    true
 }
 
 impl Isa {
-    /// The fastest kernel this CPU runs, if any.
+    /// Every kernel of this architecture, fastest first.
+    #[cfg(target_arch = "x86_64")]
+    pub const ALL: &'static [Isa] = &[Isa::Avx512Vnni, Isa::Avx2];
+    /// Every kernel of this architecture, fastest first.
+    #[cfg(target_arch = "aarch64")]
+    pub const ALL: &'static [Isa] = &[Isa::Sdot, Isa::Neon];
+
+    /// The kernel to pack for: the one set by [`prefer`], else the fastest this CPU runs, if any.
     pub fn detect() -> Option<Isa> {
-        if std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512vnni")
-        {
-            Some(Isa::Avx512Vnni)
-        } else if std::is_x86_feature_detected!("avx2") {
-            Some(Isa::Avx2)
-        } else {
-            None
+        let preferred = PREFERRED.load(Ordering::Relaxed) as usize;
+        if let Some(&isa) = preferred.checked_sub(1).and_then(|i| Isa::ALL.get(i)) {
+            return Some(isa);
         }
+        Isa::ALL.iter().copied().find(|i| i.supported())
     }
 
     /// True when this CPU can run `self` (tests force each path the machine has).
     pub fn supported(self) -> bool {
         match self {
-            Isa::Avx512Vnni => Isa::detect() == Some(Isa::Avx512Vnni),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => std::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Sdot => {
+                std::arch::is_aarch64_feature_detected!("neon")
+                    && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+        }
+    }
+
+    /// What the layout adds to each weight byte (see the module doc).
+    fn offset(self) -> u8 {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => 128,
+            _ => 0,
+        }
+    }
+
+    /// True when the kernel cannot take a -128 weight: AVX2's sign trick negates weights (-128 has
+    /// no negation in i8); plain NEON adds two `i8 × i8` products in i16, which only -128·-128 pairs
+    /// overflow (2 · 16384 > 32767).
+    fn needs_no_min_weight(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => true,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => true,
+            _ => false,
         }
     }
 }
@@ -69,6 +136,7 @@ pub struct PackedLinear {
     pub(crate) blocks: usize,
     pub(crate) isa: Isa,
     /// AVX-512 VBMI present: the GELU table lookup runs in vector registers.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) vbmi: bool,
     pub(crate) w: Vec<Line>,
     /// Per channel, padded to `blocks * 16`: bias, multiplier, and shift clamped to 0..=62 as the
@@ -103,12 +171,11 @@ impl PackedLinear {
             return None;
         }
         let w = &w[..n * k];
-        // AVX2's sign trick negates weights: -128 has no negation in i8.
-        if isa == Isa::Avx2 && w.contains(&-128) {
+        if isa.needs_no_min_weight() && w.contains(&-128) {
             return None;
         }
         // Exactness: the kernel's i32 `acc + b - 128·Σx` must equal the oracle's i64 `acc + b`.
-        // |Σ (w+128)·x| <= k·255·128 and |128·Σx| <= k·128·128 (VNNI; AVX2 needs less).
+        // |Σ (w+128)·x| <= k·255·128 and |128·Σx| <= k·128·128 (VNNI; the others need less).
         let bound = k as i64 * (255 * 128 + 128 * 128);
         if bias[..n]
             .iter()
@@ -116,10 +183,7 @@ impl PackedLinear {
         {
             return None;
         }
-        let offset = match isa {
-            Isa::Avx512Vnni => 128u8,
-            Isa::Avx2 => 0,
-        };
+        let offset = isa.offset();
         let (groups, blocks) = (k / 4, n.div_ceil(BLOCK));
         let mut lines = vec![Line([0; 64]); groups * blocks];
         for (row, ws) in w.chunks_exact(k).enumerate() {
@@ -141,6 +205,7 @@ impl PackedLinear {
             groups,
             blocks,
             isa,
+            #[cfg(target_arch = "x86_64")]
             vbmi: isa == Isa::Avx512Vnni && std::is_x86_feature_detected!("avx512vbmi"),
             w: lines,
             bias: eb,
@@ -168,12 +233,12 @@ impl PackedLinear {
     /// Gives exactly the bytes of the scalar oracle with the same epilogue.
     pub fn run(&self, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
         let tokens = tokens.min(x.len() / self.k);
-        x86_gemm::gemm(self, &x[..tokens * self.k], tokens, epi);
+        gemm::gemm(self, &x[..tokens * self.k], tokens, epi);
     }
 
     /// Stores the 16-channel block `block` of token `t` from raw kernel sums (`Σ w'·x`, where `w'`
     /// is the kernel's view of the weights) minus the token's correction `corr`: the scalar
-    /// epilogue, used by the AVX2 path and by VNNI blocks whose output slice is short.
+    /// epilogue, used by the AVX2 and aarch64 paths and by VNNI blocks whose output slice is short.
     #[inline]
     pub(crate) fn store_block(
         &self,
@@ -235,13 +300,18 @@ mod tests {
     }
 
     fn case(max_n: usize, max_k: usize) -> impl Strategy<Value = Case> {
+        case_with(max_n, max_k, -127)
+    }
+
+    /// As [`case`], with weights from `w_lo` up.
+    fn case_with(max_n: usize, max_k: usize, w_lo: i8) -> impl Strategy<Value = Case> {
         (1..=max_n, 1..=max_k / 4, 1..=19usize, any::<bool>())
-            .prop_flat_map(|(n, groups, tokens, zero_rows)| {
+            .prop_flat_map(move |(n, groups, tokens, zero_rows)| {
                 let k = 4 * groups;
                 (
                     Just((n, k, tokens)),
                     proptest::collection::vec(byte(-128), tokens * k),
-                    proptest::collection::vec(byte(-127), n * k).prop_map(move |mut w| {
+                    proptest::collection::vec(byte(w_lo), n * k).prop_map(move |mut w| {
                         // All-zero rows: a channel that only carries its bias.
                         if zero_rows {
                             w.iter_mut().take(k).for_each(|v| *v = 0);
@@ -308,6 +378,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(target_arch = "x86_64")]
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -324,6 +395,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(12))]
 
@@ -336,6 +408,7 @@ mod tests {
     }
 
     /// The cases the kernels must refuse rather than compute inexactly.
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn refuses_what_it_cannot_compute_exactly() {
         let rq = [(1 << 30, 31)];
@@ -346,5 +419,80 @@ mod tests {
         // Partial groups of 4 inputs stay on the scalar path.
         assert!(PackedLinear::with_isa(Isa::Avx2, &[1; 6], &[0], &rq, 1, 6).is_none());
         assert!(PackedLinear::with_isa(Isa::Avx2, &[1; 8], &[0], &rq, 1, 8).is_some());
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Every tail: channels not a multiple of 16, input groups not a multiple of 4 (SDOT's
+        /// 16-byte activation load) or 2 (NEON's group pairs), tokens not a multiple of the tile
+        /// height (4 for SDOT, 2 for NEON).
+        #[test]
+        fn sdot_equals_oracle(c in case(70, 70)) {
+            check(Isa::Sdot, &c)?;
+        }
+
+        #[test]
+        fn neon_equals_oracle(c in case(70, 70)) {
+            check(Isa::Neon, &c)?;
+        }
+
+        /// SDOT sums in i32, so it also takes the -128 weights that plain NEON refuses.
+        #[test]
+        fn sdot_takes_min_weights(c in case_with(70, 70, -128)) {
+            check(Isa::Sdot, &c)?;
+        }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// The model's own shapes (384 and 1536 inputs) with saturating values.
+        #[test]
+        fn model_shapes_equal_oracle(c in case(40, 1536)) {
+            check(Isa::Sdot, &c)?;
+            check(Isa::Neon, &c)?;
+        }
+    }
+
+    /// Plain NEON is part of every aarch64 Linux CPU: its proptests can never pass by refusing.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn neon_runs_everywhere() {
+        assert!(Isa::Neon.supported());
+        assert!(Isa::detect().is_some());
+    }
+
+    /// The cases the aarch64 kernels must refuse rather than compute inexactly.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn refuses_what_it_cannot_compute_exactly() {
+        let rq = [(1 << 30, 31)];
+        // Plain NEON's i16 pair sums overflow on -128·-128 twice; SDOT's i32 sums do not.
+        assert!(PackedLinear::with_isa(Isa::Neon, &[-128, 1, 2, 3], &[0], &rq, 1, 4).is_none());
+        assert!(PackedLinear::with_isa(Isa::Neon, &[-127, 1, 2, 3], &[0], &rq, 1, 4).is_some());
+        if Isa::Sdot.supported() {
+            assert!(PackedLinear::with_isa(Isa::Sdot, &[-128, 1, 2, 3], &[0], &rq, 1, 4).is_some());
+        }
+        // A bias near i32::MAX could overflow the kernel's i32 sum.
+        assert!(PackedLinear::with_isa(Isa::Neon, &[1; 4], &[i32::MAX - 5], &rq, 1, 4).is_none());
+        // Partial groups of 4 inputs stay on the scalar path.
+        assert!(PackedLinear::with_isa(Isa::Neon, &[1; 6], &[0], &rq, 1, 6).is_none());
+    }
+
+    /// [`prefer`] refuses nothing it can run and is undone by `None`.
+    #[test]
+    fn prefer_selects_each_supported_kernel() {
+        for &isa in Isa::ALL.iter().filter(|i| i.supported()) {
+            assert!(prefer(Some(isa)));
+            assert_eq!(Isa::detect(), Some(isa));
+        }
+        assert!(prefer(None));
+        assert_eq!(
+            Isa::detect(),
+            Isa::ALL.iter().copied().find(|i| i.supported())
+        );
     }
 }

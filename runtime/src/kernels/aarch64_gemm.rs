@@ -1,0 +1,261 @@
+//! aarch64 GEMM kernels over [`PackedLinear`]: one pass over a sentence's tokens per layer, each
+//! block of weights reused by every token tile. Both kernels read the raw signed layout (offset 0).
+//!
+//! SDOT (Armv8.2 dotprod): a tile is up to 4 tokens × 16 channels. A 16-byte weight register is 4
+//! channels × 4 inputs, so one 64-byte line (a block's group of 4 inputs) is 4 registers; one
+//! 16-byte activation load covers 4 groups of a token, and `sdot acc.4s, w.16b, x.4b[lane]` picks
+//! the group by lane. Registers: 16 accumulators + 4 activations + 4 weights = 24 of 32, the rest
+//! left for the compiler to load the next line early. Per 4 groups: 16 weight loads + 4 activation
+//! loads feed 64 `sdot` (1024 MACs).
+//!
+//! Plain NEON (Armv8.0): a tile is up to 2 tokens × 16 channels. Per pair of groups and 8 weight
+//! bytes (2 channels × 4 inputs): `smull` (group g) + `smlal` (group g+1) into i16, then `sadalp`
+//! folds adjacent i16 pairs into i32. Exact because weights are -127..=127 (checked at pack time):
+//! `|w·x| <= 127·128`, so two products sum to at most 32512 < 32767. Each channel keeps two i32
+//! lanes; `addp` folds them once per tile. Registers: 16 accumulators + 8 weights + 4 activations.
+//!
+//! `vdotq_laneq_s32` is still unstable in Rust (`stdarch_neon_dotprod`), so `sdot` is one inline
+//! `asm!` instruction inside a `#[target_feature(enable = "dotprod")]` function (the feature is
+//! stable and lets the assembler accept the instruction); everything around it is stable
+//! intrinsics, which leaves register allocation and scheduling to LLVM. The epilogue is the scalar
+//! [`PackedLinear::store_block`]: the same code the oracle's epilogue runs.
+#![allow(unsafe_code)]
+
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+use super::epilogue::Epilogue;
+use super::packed::{Isa, Line, PackedLinear, BLOCK};
+
+/// Tokens per SDOT tile (4 tokens × 4 registers = 16 accumulators).
+const MR_SDOT: usize = 4;
+/// Tokens per NEON tile (2 tokens × 8 registers = 16 accumulators).
+const MR_NEON: usize = 2;
+/// Raw sums of one tile: `[token][channel]`.
+type Tile = [[i32; BLOCK]; MR_SDOT];
+
+/// `epi` ← the layer `p` over `tokens` rows of `x` (`x.len() == tokens * p.k`).
+pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
+    debug_assert_eq!(x.len(), tokens * p.k);
+    let tokens = tokens.min(x.len() / p.k.max(1));
+    let mut tile: Tile = [[0; BLOCK]; MR_SDOT];
+    let mr_max = match p.isa {
+        Isa::Sdot => MR_SDOT,
+        Isa::Neon => MR_NEON,
+    };
+    // Channel blocks outside, tokens inside: a block's weights (groups × 64 bytes, 24 KB for 384
+    // inputs) stay in L1 while every token tile reads them.
+    for b in 0..p.blocks {
+        let mut t0 = 0;
+        while t0 < tokens {
+            let mr = (tokens - t0).min(mr_max);
+            // SAFETY: block b < p.blocks has p.groups lines; tokens t0..t0+mr are rows of x, each
+            // k = 4 · groups bytes (loop bounds above). `with_isa` built `p` only for a kernel this
+            // CPU supports and, for NEON, only for weights without -128.
+            unsafe {
+                let w = p.w.as_ptr().add(b * p.groups);
+                let xr = x.as_ptr().add(t0 * p.k);
+                match (p.isa, mr) {
+                    (Isa::Sdot, 1) => tile_sdot::<1>(w, p.groups, xr, p.k, &mut tile),
+                    (Isa::Sdot, 2) => tile_sdot::<2>(w, p.groups, xr, p.k, &mut tile),
+                    (Isa::Sdot, 3) => tile_sdot::<3>(w, p.groups, xr, p.k, &mut tile),
+                    (Isa::Sdot, _) => tile_sdot::<4>(w, p.groups, xr, p.k, &mut tile),
+                    (Isa::Neon, 1) => tile_neon::<1>(w, p.groups, xr, p.k, &mut tile),
+                    (Isa::Neon, _) => tile_neon::<2>(w, p.groups, xr, p.k, &mut tile),
+                }
+            }
+            for (i, sums) in tile.iter().enumerate().take(mr) {
+                p.store_block(t0 + i, b, sums, 0, epi);
+            }
+            t0 += mr;
+        }
+    }
+}
+
+/// `acc.4s += w.16b · x.4b[LANE]`: lane `c` of `acc` gains the dot product of bytes `4c..4c+4`
+/// of `w` with bytes `4·LANE..4·LANE+4` of `x`, exactly (products and sums in i32).
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn sdot_lane<const LANE: u32>(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    // SAFETY: `sdot` (by element) only reads and writes the three vector registers; dotprod is
+    // enabled for this function, and its callers run only where the CPU has it.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {x:v}.4b[{lane}]",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            x = in(vreg) x,
+            lane = const LANE,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// The four 16-byte registers of one weight line: register `j` = channels `4j..4j+4`, 4 inputs each.
+///
+/// # Safety
+/// `line` points at a readable [`Line`].
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn load_line(line: *const Line) -> [int8x16_t; 4] {
+    let l = line as *const i8;
+    // SAFETY: the line's 64 bytes are readable (caller); `vld1q_s8` needs no alignment.
+    unsafe {
+        [
+            vld1q_s8(l),
+            vld1q_s8(l.add(16)),
+            vld1q_s8(l.add(32)),
+            vld1q_s8(l.add(48)),
+        ]
+    }
+}
+
+/// The 4-byte activation word of group `g` of the row at `row`, in every 32-bit lane.
+///
+/// # Safety
+/// `row + 4g + 4` bytes must be readable.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn word_dup(row: *const i8, g: usize) -> int8x16_t {
+    // SAFETY: the caller's bound; arena rows carry no 4-byte alignment guarantee, hence unaligned.
+    let v = unsafe { (row.add(4 * g) as *const i32).read_unaligned() };
+    vreinterpretq_s8_s32(vdupq_n_s32(v))
+}
+
+/// Adds one weight line times lane `LANE` of each token's activation register.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn sdot_line<const MR: usize, const LANE: u32>(
+    wv: &[int8x16_t; 4],
+    xv: &[int8x16_t; MR],
+    acc: &mut [[int32x4_t; 4]; MR],
+) {
+    for (a, &xi) in acc.iter_mut().zip(xv.iter()) {
+        for (aj, &wj) in a.iter_mut().zip(wv.iter()) {
+            *aj = sdot_lane::<LANE>(*aj, wj, xi);
+        }
+    }
+}
+
+/// One SDOT tile: `MR` tokens from `x` (rows of `k`) × the block of `groups` lines at `w`.
+///
+/// # Safety
+/// CPU with dotprod; `x` points at `MR` rows of `k = 4 · groups` readable bytes; `w` at `groups`
+/// readable lines.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_sdot<const MR: usize>(
+    w: *const Line,
+    groups: usize,
+    x: *const i8,
+    k: usize,
+    out: &mut Tile,
+) {
+    let mut acc = [[vdupq_n_s32(0); 4]; MR];
+    let quads = groups / 4;
+    for q in 0..quads {
+        let mut xv = [vdupq_n_s8(0); MR];
+        for (i, v) in xv.iter_mut().enumerate() {
+            // SAFETY: bytes 16q..16q+16 of row i lie inside its k = 4·groups >= 16(q+1) bytes.
+            *v = unsafe { vld1q_s8(x.add(i * k + 16 * q)) };
+        }
+        // SAFETY (each load_line): lines 4q..4q+4 < groups of the caller's block.
+        let line = |j: usize| unsafe { load_line(w.add(4 * q + j)) };
+        sdot_line::<MR, 0>(&line(0), &xv, &mut acc);
+        sdot_line::<MR, 1>(&line(1), &xv, &mut acc);
+        sdot_line::<MR, 2>(&line(2), &xv, &mut acc);
+        sdot_line::<MR, 3>(&line(3), &xv, &mut acc);
+    }
+    // 1 to 3 trailing groups: one group per pass, its word in every lane.
+    for g in 4 * quads..groups {
+        let mut xv = [vdupq_n_s8(0); MR];
+        for (i, v) in xv.iter_mut().enumerate() {
+            // SAFETY: g < groups, so bytes 4g..4g+4 of row i are readable.
+            *v = unsafe { word_dup(x.add(i * k), g) };
+        }
+        // SAFETY: line g < groups of the caller's block.
+        let wv = unsafe { load_line(w.add(g)) };
+        sdot_line::<MR, 0>(&wv, &xv, &mut acc);
+    }
+    for (o, a) in out.iter_mut().zip(acc.iter()) {
+        for (j, &aj) in a.iter().enumerate() {
+            // SAFETY: `o` holds 16 i32; lanes 4j..4j+4 with j < 4 are in range.
+            unsafe { vst1q_s32(o.as_mut_ptr().add(4 * j), aj) };
+        }
+    }
+}
+
+/// Adds `w0 · x0 + w1 · x1` (two groups' lines against each token's two words) into a NEON tile's
+/// accumulators: register `2j` holds channels `4j, 4j+1` and `2j+1` channels `4j+2, 4j+3`, two
+/// partial-sum lanes per channel. `w1`/`x1` = `None` for a lone last group.
+#[target_feature(enable = "neon")]
+#[inline]
+fn neon_pair<const MR: usize>(
+    w0: &[int8x16_t; 4],
+    w1: Option<&[int8x16_t; 4]>,
+    x0: &[int8x16_t; MR],
+    x1: &[int8x16_t; MR],
+    acc: &mut [[int32x4_t; 8]; MR],
+) {
+    for ((a, &xa), &xb) in acc.iter_mut().zip(x0.iter()).zip(x1.iter()) {
+        for j in 0..4 {
+            let (mut lo, mut hi) = (
+                vmull_s8(vget_low_s8(w0[j]), vget_low_s8(xa)),
+                vmull_high_s8(w0[j], xa),
+            );
+            if let Some(w1) = w1 {
+                lo = vmlal_s8(lo, vget_low_s8(w1[j]), vget_low_s8(xb));
+                hi = vmlal_high_s8(hi, w1[j], xb);
+            }
+            a[2 * j] = vpadalq_s16(a[2 * j], lo);
+            a[2 * j + 1] = vpadalq_s16(a[2 * j + 1], hi);
+        }
+    }
+}
+
+/// One NEON tile: `MR` tokens × one block, as [`tile_sdot`].
+///
+/// # Safety
+/// CPU with NEON; as [`tile_sdot`]; the block's weights contain no -128.
+#[target_feature(enable = "neon")]
+unsafe fn tile_neon<const MR: usize>(
+    w: *const Line,
+    groups: usize,
+    x: *const i8,
+    k: usize,
+    out: &mut Tile,
+) {
+    let mut acc = [[vdupq_n_s32(0); 8]; MR];
+    let mut g = 0;
+    while g < groups {
+        let pair = g + 1 < groups;
+        let (mut x0, mut x1) = ([vdupq_n_s8(0); MR], [vdupq_n_s8(0); MR]);
+        for i in 0..MR {
+            // SAFETY: g < groups (and g + 1 < groups when `pair`): inside row i's k bytes.
+            unsafe {
+                x0[i] = word_dup(x.add(i * k), g);
+                if pair {
+                    x1[i] = word_dup(x.add(i * k), g + 1);
+                }
+            }
+        }
+        // SAFETY: lines g (and g + 1 when `pair`) < groups of the caller's block.
+        let w0 = unsafe { load_line(w.add(g)) };
+        if pair {
+            // SAFETY: as above.
+            let w1 = unsafe { load_line(w.add(g + 1)) };
+            neon_pair::<MR>(&w0, Some(&w1), &x0, &x1, &mut acc);
+        } else {
+            neon_pair::<MR>(&w0, None, &x0, &x1, &mut acc);
+        }
+        g += 2;
+    }
+    for (o, a) in out.iter_mut().zip(acc.iter()) {
+        for j in 0..4 {
+            // [c0 + c0', c1 + c1', c2 + c2', c3 + c3'] for channels 4j..4j+4.
+            let s = vpaddq_s32(a[2 * j], a[2 * j + 1]);
+            // SAFETY: `o` holds 16 i32; lanes 4j..4j+4 with j < 4 are in range.
+            unsafe { vst1q_s32(o.as_mut_ptr().add(4 * j), s) };
+        }
+    }
+}
