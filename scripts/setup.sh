@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Installs what pith needs on a fresh Debian machine, idempotently: QEMU for the simulated boards,
-# the Rust thumb targets, the Python packages of the reference checks, and the default checkpoint.
+# QEMU user mode and a cross linker for the aarch64 kernel tests, the Rust thumb and aarch64
+# targets, the Python packages of the reference checks, and the default checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
-if ! command -v qemu-system-arm >/dev/null; then
+need=()
+command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+# aarch64: .cargo/config.toml links with aarch64-linux-gnu-gcc against the arm64 libc and runs the
+# binaries in qemu-aarch64 with that libc's loader (-L /usr/aarch64-linux-gnu).
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+[ -e /usr/aarch64-linux-gnu/lib/libc.so ] || need+=(libc6-dev-arm64-cross)
+if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-rustup target add thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf >/dev/null
+rustup target add thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf \
+  aarch64-unknown-linux-gnu >/dev/null
 # The reference checks' pinned packages (pip skips what is already installed at that version).
 python3 -m pip install --quiet -r tests/reference/requirements.txt
 ./scripts/fetch-model.sh

@@ -2,7 +2,8 @@
 # The test command (README, CI): installs prerequisites, builds the default artifacts, checks
 # formatting and lints, runs every test.
 #   scripts/test.sh          everything (CI)
-#   scripts/test.sh --quick  day to day: lints, host tests, the QEMU tests on the default board only
+#   scripts/test.sh --quick  day to day: lints, host tests, aarch64 kernel tests, the QEMU tests on
+#                            the default board only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -26,12 +27,19 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 # The runtime must stay no_std: check it for a Cortex-M target.
 cargo check --release -p pith-runtime --target thumbv7em-none-eabihf
+# aarch64 host kernels (SDOT, plain NEON): lints for that target, then the kernel and engine tests
+# (proptests of each kernel against the scalar oracle) under qemu-aarch64, the runner in
+# .cargo/config.toml. Only the runtime is cross-built, into target/cross, where
+# tests/tests/aarch64_qemu.rs finds it fresh for the end-to-end comparison with x86-64.
+aarch64=(--release -p pith-runtime --features std --target aarch64-unknown-linux-gnu --target-dir target/cross)
+cargo clippy "${aarch64[@]}" --all-targets -- -D warnings
+cargo test "${aarch64[@]}" --lib -- kernels:: engine::
 if [ "$quick" = 1 ]; then
   # Host tests and the simulator tests on the default board (mps3-an547); the other boards and the
   # long bit-exactness runs are CI's.
   cargo test --release --workspace -- \
     --skip every_board_boots --skip cortex_m4 --skip cortex_m55 --skip device_ask_answers \
-    --skip m0plus_class --skip tier_m_student_fits
+    --skip m0plus_class --skip tier_m_student_fits --skip aarch64_kernels_under_qemu
 else
   cargo test --release --workspace
 fi
