@@ -29,8 +29,8 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 cargo check --release -p pith-runtime --target thumbv7em-none-eabihf
 # aarch64 host kernels (SDOT, plain NEON): lints for that target, then the kernel and engine tests
 # (proptests of each kernel against the scalar oracle) under qemu-aarch64, the runner in
-# .cargo/config.toml. Only the runtime is cross-built, into target/cross, where
-# tests/tests/aarch64_qemu.rs finds it fresh for the end-to-end comparison with x86-64.
+# .cargo/config.toml. Only the runtime is cross-built, into target/cross, which
+# tests/tests/aarch64_qemu.rs reuses for its end-to-end comparison with x86-64.
 aarch64=(--release -p pith-runtime --features std --target aarch64-unknown-linux-gnu --target-dir target/cross)
 cargo clippy "${aarch64[@]}" --all-targets -- -D warnings
 cargo test "${aarch64[@]}" --lib -- kernels:: engine::

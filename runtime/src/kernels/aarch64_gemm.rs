@@ -17,8 +17,11 @@
 //! `vdotq_laneq_s32` is still unstable in Rust (`stdarch_neon_dotprod`), so `sdot` is one inline
 //! `asm!` instruction inside a `#[target_feature(enable = "dotprod")]` function (the feature is
 //! stable and lets the assembler accept the instruction); everything around it is stable
-//! intrinsics, which leaves register allocation and scheduling to LLVM. The epilogue is the scalar
-//! [`PackedLinear::store_block`]: the same code the oracle's epilogue runs.
+//! intrinsics, which leaves register allocation and scheduling to LLVM.
+//!
+//! The epilogue ([`epilogue_block`]) requantizes 16 channels in NEON registers with the oracle's
+//! i64 arithmetic (`smull`, `sshl` by the channel's shift, saturating narrows); blocks whose
+//! outputs are cut short take the scalar [`PackedLinear::store_block`].
 #![allow(unsafe_code)]
 
 use core::arch::aarch64::*;
@@ -43,12 +46,15 @@ pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
         Isa::Sdot => MR_SDOT,
         Isa::Neon => MR_NEON,
     };
+    // Tiles of even height (13 tokens on SDOT: 4+3+3+3, not 4+4+4+1): the same number of passes
+    // over the weights, without a last pass that loads a whole block for one token.
+    let height = tokens.div_ceil(tokens.div_ceil(mr_max).max(1)).max(1);
     // Channel blocks outside, tokens inside: a block's weights (groups × 64 bytes, 24 KB for 384
     // inputs) stay in L1 while every token tile reads them.
     for b in 0..p.blocks {
         let mut t0 = 0;
         while t0 < tokens {
-            let mr = (tokens - t0).min(mr_max);
+            let mr = (tokens - t0).min(height);
             // SAFETY: block b < p.blocks has p.groups lines; tokens t0..t0+mr are rows of x, each
             // k = 4 · groups bytes (loop bounds above). `with_isa` built `p` only for a kernel this
             // CPU supports and, for NEON, only for weights without -128.
@@ -65,7 +71,8 @@ pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
                 }
             }
             for (i, sums) in tile.iter().enumerate().take(mr) {
-                p.store_block(t0 + i, b, sums, 0, epi);
+                // SAFETY: both kernels need NEON, which `with_isa` checked when `p` was built.
+                unsafe { epilogue_block(p, t0 + i, b, sums, epi) };
             }
             t0 += mr;
         }
@@ -258,4 +265,107 @@ unsafe fn tile_neon<const MR: usize>(
             unsafe { vst1q_s32(o.as_mut_ptr().add(4 * j), s) };
         }
     }
+}
+
+/// The vector form of [`Epilogue::store`] for the 16 channels of block `block` of token `t`, from
+/// the raw sums: the oracle's `rq` in i64 lanes. Exact without the oracle's saturating steps: the
+/// pack-time bound keeps `|acc + b| < 2^31`, so `(acc + b)·m` fits in 62 bits and adding the
+/// rounding term `2^(shift-1)` (shift <= 62) cannot overflow.
+#[target_feature(enable = "neon")]
+fn epilogue_block(
+    p: &PackedLinear,
+    t: usize,
+    block: usize,
+    sums: &[i32; BLOCK],
+    epi: &mut Epilogue<'_>,
+) {
+    let base = block * BLOCK;
+    let at = t * p.n + base;
+    let len = match epi {
+        Epilogue::I8(o) | Epilogue::Gelu(o, _) => o.len(),
+        Epilogue::Residual(r) => r.len(),
+    };
+    let consts = (
+        p.bias.get(base..base + BLOCK),
+        p.mult.get(base..base + BLOCK),
+        p.shift.get(base..base + BLOCK),
+    );
+    // A block past the last channel, or outputs cut short: the scalar epilogue stores what exists.
+    let (Some(b), Some(m), Some(sh)) = consts else {
+        p.store_block(t, block, sums, 0, epi);
+        return;
+    };
+    if base + BLOCK > p.n || at + BLOCK > len {
+        p.store_block(t, block, sums, 0, epi);
+        return;
+    }
+    // `rq_i32` of each channel: 4 registers of 4 lanes.
+    let mut r = [vdupq_n_s32(0); 4];
+    for (q, rq) in r.iter_mut().enumerate() {
+        // SAFETY: lanes 4q..4q+4 (q < 4) of 16-element slices.
+        let (s, m, sh) = unsafe {
+            (
+                vaddq_s32(
+                    vld1q_s32(sums.as_ptr().add(4 * q)),
+                    vld1q_s32(b.as_ptr().add(4 * q)),
+                ),
+                vld1q_s32(m.as_ptr().add(4 * q)),
+                vld1q_s32(sh.as_ptr().add(4 * q)),
+            )
+        };
+        let lo = shift_round(
+            vmull_s32(vget_low_s32(s), vget_low_s32(m)),
+            vget_low_s32(sh),
+        );
+        let hi = shift_round(vmull_high_s32(s, m), vget_high_s32(sh));
+        // Saturating narrows: the clamp to i32 of `rq_i32`.
+        *rq = vqmovn_high_s64(vqmovn_s64(lo), hi);
+    }
+    match epi {
+        Epilogue::Residual(xr) => {
+            for (q, &v) in r.iter().enumerate() {
+                // SAFETY: `at + 16 <= xr.len()` (checked above).
+                unsafe {
+                    let dst = xr.as_mut_ptr().add(at + 4 * q);
+                    vst1q_s32(dst, vqaddq_s32(vld1q_s32(dst), v));
+                }
+            }
+        }
+        Epilogue::I8(out) => {
+            // SAFETY: `at + 16 <= out.len()` (checked above).
+            unsafe { vst1q_s8(out.as_mut_ptr().add(at), i8_lanes(&r)) };
+        }
+        Epilogue::Gelu(out, table) => {
+            let mut v = [0i8; BLOCK];
+            // SAFETY: `v` holds 16 bytes.
+            unsafe { vst1q_s8(v.as_mut_ptr(), i8_lanes(&r)) };
+            if let Some(o) = out.get_mut(at..at + BLOCK) {
+                for (o, &x) in o.iter_mut().zip(v.iter()) {
+                    *o = table.get((x as i32 + 128) as usize).copied().unwrap_or(0);
+                }
+            }
+        }
+    }
+}
+
+/// `(p + 2^(sh-1)) >> sh` per i64 lane (`sh` in 0..=62; no rounding term when 0): `sshl` by a
+/// negative count is the arithmetic right shift.
+#[target_feature(enable = "neon")]
+#[inline]
+fn shift_round(p: int64x2_t, sh: int32x2_t) -> int64x2_t {
+    let sh = vmovl_s32(sh);
+    // 1 << (sh - 1); for sh = 0 a shift by -1, i.e. 1 >> 1 = 0.
+    let round = vshlq_s64(vdupq_n_s64(1), vsubq_s64(sh, vdupq_n_s64(1)));
+    vshlq_s64(vaddq_s64(p, round), vnegq_s64(sh))
+}
+
+/// 16 i32 lanes clamped to -127..=127 (`rq_i8`) and narrowed to 16 int8 lanes.
+#[target_feature(enable = "neon")]
+#[inline]
+fn i8_lanes(r: &[int32x4_t; 4]) -> int8x16_t {
+    let (lo, hi) = (vdupq_n_s32(-127), vdupq_n_s32(127));
+    let c = |v: int32x4_t| vmaxq_s32(vminq_s32(v, hi), lo);
+    let a = vcombine_s16(vmovn_s32(c(r[0])), vmovn_s32(c(r[1])));
+    let b = vcombine_s16(vmovn_s32(c(r[2])), vmovn_s32(c(r[3])));
+    vcombine_s8(vmovn_s16(a), vmovn_s16(b))
 }
