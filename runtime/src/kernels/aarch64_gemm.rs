@@ -16,8 +16,10 @@
 //!
 //! `vdotq_laneq_s32` is still unstable in Rust (`stdarch_neon_dotprod`), so `sdot` is one inline
 //! `asm!` instruction inside a `#[target_feature(enable = "dotprod")]` function (the feature is
-//! stable and lets the assembler accept the instruction); everything around it is stable
-//! intrinsics, which leaves register allocation and scheduling to LLVM.
+//! stable and lets the assembler accept the instruction); loads, stores and the loop are stable
+//! intrinsics, which leaves register allocation and scheduling to LLVM. The NEON step
+//! (`smull`/`smull2`/`smlal`/`smlal2`/`sadalp` × 2) is one `asm!` block too: from the intrinsics
+//! LLVM built every product of the tile first and spilled accumulators in the inner loop.
 //!
 //! The epilogue ([`epilogue_block`]) requantizes 16 channels in NEON registers with the oracle's
 //! i64 arithmetic (`smull`, `sshl` by the channel's shift, saturating narrows); blocks whose
@@ -205,18 +207,76 @@ fn neon_pair<const MR: usize>(
     acc: &mut [[int32x4_t; 8]; MR],
 ) {
     for ((a, &xa), &xb) in acc.iter_mut().zip(x0.iter()).zip(x1.iter()) {
-        for j in 0..4 {
-            let (mut lo, mut hi) = (
-                vmull_s8(vget_low_s8(w0[j]), vget_low_s8(xa)),
-                vmull_high_s8(w0[j], xa),
-            );
-            if let Some(w1) = w1 {
-                lo = vmlal_s8(lo, vget_low_s8(w1[j]), vget_low_s8(xb));
-                hi = vmlal_high_s8(hi, w1[j], xb);
+        for (j, &wa) in w0.iter().enumerate() {
+            let (mut lo, mut hi) = (a[2 * j], a[2 * j + 1]);
+            match w1 {
+                Some(w1) => smull_smlal_sadalp(&mut lo, &mut hi, wa, w1[j], xa, xb),
+                None => smull_sadalp(&mut lo, &mut hi, wa, xa),
             }
-            a[2 * j] = vpadalq_s16(a[2 * j], lo);
-            a[2 * j + 1] = vpadalq_s16(a[2 * j + 1], hi);
+            (a[2 * j], a[2 * j + 1]) = (lo, hi);
         }
+    }
+}
+
+/// `lo += pairs(w0.lo · x0.lo + w1.lo · x1.lo)`, `hi` likewise with the high halves: one channel
+/// pair's products in i16 (exact, see the module doc), folded into i32 by `sadalp`.
+///
+/// One `asm!` block because LLVM, given the intrinsics, computes every product of the tile before
+/// accumulating any and rewrites `sadalp` as `saddlp` + `add`: 16 products live at once make the
+/// 2-token tile spill accumulators to the stack in its inner loop. Here each product is folded in
+/// as soon as it exists (two scratch registers).
+#[target_feature(enable = "neon")]
+#[inline]
+fn smull_smlal_sadalp(
+    lo: &mut int32x4_t,
+    hi: &mut int32x4_t,
+    w0: int8x16_t,
+    w1: int8x16_t,
+    x0: int8x16_t,
+    x1: int8x16_t,
+) {
+    // SAFETY: register-only arithmetic; `p` and `q` are scratch registers distinct from the inputs
+    // (`out`, not `lateout`, because they are written before `w1` and `x1` are read).
+    unsafe {
+        asm!(
+            "smull  {p:v}.8h, {w0:v}.8b, {x0:v}.8b",
+            "smull2 {q:v}.8h, {w0:v}.16b, {x0:v}.16b",
+            "smlal  {p:v}.8h, {w1:v}.8b, {x1:v}.8b",
+            "smlal2 {q:v}.8h, {w1:v}.16b, {x1:v}.16b",
+            "sadalp {lo:v}.4s, {p:v}.8h",
+            "sadalp {hi:v}.4s, {q:v}.8h",
+            lo = inout(vreg) *lo,
+            hi = inout(vreg) *hi,
+            w0 = in(vreg) w0,
+            w1 = in(vreg) w1,
+            x0 = in(vreg) x0,
+            x1 = in(vreg) x1,
+            p = out(vreg) _,
+            q = out(vreg) _,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+}
+
+/// [`smull_smlal_sadalp`] for a lone last group.
+#[target_feature(enable = "neon")]
+#[inline]
+fn smull_sadalp(lo: &mut int32x4_t, hi: &mut int32x4_t, w0: int8x16_t, x0: int8x16_t) {
+    // SAFETY: register-only arithmetic; scratch registers as in `smull_smlal_sadalp`.
+    unsafe {
+        asm!(
+            "smull  {p:v}.8h, {w0:v}.8b, {x0:v}.8b",
+            "smull2 {q:v}.8h, {w0:v}.16b, {x0:v}.16b",
+            "sadalp {lo:v}.4s, {p:v}.8h",
+            "sadalp {hi:v}.4s, {q:v}.8h",
+            lo = inout(vreg) *lo,
+            hi = inout(vreg) *hi,
+            w0 = in(vreg) w0,
+            x0 = in(vreg) x0,
+            p = out(vreg) _,
+            q = out(vreg) _,
+            options(pure, nomem, nostack, preserves_flags),
+        );
     }
 }
 
