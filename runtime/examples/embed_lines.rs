@@ -3,7 +3,8 @@
 //! tests/tests/aarch64_qemu.rs, which runs it under `qemu-aarch64` and compares with x86-64.
 //!
 //! Usage: `embed_lines PACKAGE SENTENCES N [KERNEL]`, where `KERNEL` is one of this CPU's
-//! [`Isa::ALL`] by name (`sdot`, `neon`, `avx2`, ...) or `scalar` (the oracle); the fastest by default.
+//! [`Isa::ALL`] by name (`sdot`, `neon`, `avx2`, ...) or `scalar` (the oracle); the fastest by
+//! default.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;

@@ -56,10 +56,12 @@ pub fn embed(ids: &[u32], e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
     }
 }
 
-/// The host's repacked copy of a linear layer (x86-64 or aarch64 with std), or a type with no values elsewhere.
+/// The host's repacked copy of a linear layer (x86-64 or aarch64 with std), or a type with no
+/// values elsewhere.
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub type Fast = crate::kernels::packed::PackedLinear;
-/// The host's repacked copy of a linear layer (x86-64 or aarch64 with std), or a type with no values elsewhere.
+/// The host's repacked copy of a linear layer (x86-64 or aarch64 with std), or a type with no
+/// values elsewhere.
 #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
 pub type Fast = core::convert::Infallible;
 

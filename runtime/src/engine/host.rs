@@ -1,4 +1,5 @@
-//! Host only: repacks every linear of a validated BERT package for the x86-64 or aarch64 kernels, once at load.
+//! Host only: repacks every linear of a validated BERT package for the x86-64 or aarch64 kernels,
+//! once at load.
 
 use super::bert::{Fast, LINEARS};
 use super::sections::{LayerView, Linear};

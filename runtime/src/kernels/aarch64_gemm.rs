@@ -101,7 +101,8 @@ fn sdot_lane<const LANE: u32>(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) ->
     acc
 }
 
-/// The four 16-byte registers of one weight line: register `j` = channels `4j..4j+4`, 4 inputs each.
+/// The four 16-byte registers of one weight line: register `j` = channels `4j..4j+4`, 4 inputs
+/// each.
 ///
 /// # Safety
 /// `line` points at a readable [`Line`].

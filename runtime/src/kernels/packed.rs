@@ -12,8 +12,8 @@
 //! past the last channel. `vpdpbusd` multiplies unsigned by signed bytes and only its signed operand
 //! can be a broadcast from memory, so the VNNI layout stores `w + 128` (unsigned) and the activations
 //! stay signed, broadcast straight from the arena; each token's `128 · Σ_k x[t][k]` is subtracted in
-//! the epilogue. Every other kernel (AVX2, aarch64 SDOT and plain NEON) reads the raw signed weights.
-//! The inner loop is pure multiply-accumulate.
+//! the epilogue. Every other kernel (AVX2, aarch64 SDOT and plain NEON) reads the raw signed
+//! weights. The inner loop is pure multiply-accumulate.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -40,12 +40,14 @@ pub enum Isa {
     /// Armv8.2 dot product (`sdot` by element): Raspberry Pi 5, Graviton 2+, Apple.
     #[cfg(target_arch = "aarch64")]
     Sdot,
-    /// Plain Armv8 NEON (`smull`, `smlal`, `sadalp`): Raspberry Pi 4 and other cores without dotprod.
+    /// Plain Armv8 NEON (`smull`, `smlal`, `sadalp`): Raspberry Pi 4 and other cores without
+    /// dotprod.
     #[cfg(target_arch = "aarch64")]
     Neon,
 }
 
-/// [`Isa::detect`]'s override set by [`prefer`]: 0 for none, else 1 + the kernel's index in [`Isa::ALL`].
+/// [`Isa::detect`]'s override set by [`prefer`]: 0 for none, else 1 + the kernel's index in
+/// [`Isa::ALL`].
 static PREFERRED: AtomicU8 = AtomicU8::new(0);
 
 /// Makes [`Isa::detect`] (and so every `Model` loaded afterwards) use `isa` instead of the fastest
@@ -109,9 +111,9 @@ impl Isa {
         }
     }
 
-    /// True when the kernel cannot take a -128 weight: AVX2's sign trick negates weights (-128 has
-    /// no negation in i8); plain NEON adds two `i8 × i8` products in i16, which only -128·-128 pairs
-    /// overflow (2 · 16384 > 32767).
+    /// True when the kernel cannot take a -128 weight: AVX2's sign trick negates weights (-128
+    /// has no negation in i8); plain NEON adds two `i8 × i8` products in i16, which only
+    /// -128·-128 pairs overflow (2 · 16384 > 32767).
     fn needs_no_min_weight(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
