@@ -113,41 +113,37 @@ pub fn layer(
     let (sm, ssh) = (lv.scalars.at(0), lv.scalars.at(1));
     let (cm, csh) = (lv.scalars.at(2), lv.scalars.at(3));
     let ctx = &mut *s.xm; // Q/K/V consumed xm: it now holds the context.
-    for t in 0..tn {
-        for hd in 0..d.heads {
-            let qrow = &s.q[t * h + hd * dh..t * h + (hd + 1) * dh];
-            let mut max = i32::MIN;
-            for (u, sc) in s.scores[..tn].iter_mut().enumerate() {
-                let krow = &s.k[u * h + hd * dh..u * h + (hd + 1) * dh];
-                *sc = rq_i32(dot_i8(qrow, krow) as i64, sm, ssh);
-                max = max.max(*sc);
-            }
-            let mut sum: u32 = 0;
-            for sc in s.scores[..tn].iter_mut() {
-                let ex = e.exp_at(max.saturating_sub(*sc) as usize);
-                *sc = ex as i32;
-                sum = sum.saturating_add(ex);
-            }
-            let sum = sum.max(1) as u64;
-            for (p, &ex) in s.probs[..tn].iter_mut().zip(s.scores[..tn].iter()) {
-                *p = ((ex as u64 * 255 + sum / 2) / sum).min(255) as u8;
-            }
-            // context[t, head] = sum_u p[u] * v[u, head]
-            let mut acc = [0i32; MAX_HEAD_DIM];
-            for (u, &p) in s.probs[..tn].iter().enumerate() {
-                if p == 0 {
-                    continue;
-                }
-                let vrow = &s.v[u * h + hd * dh..u * h + (hd + 1) * dh];
-                for (a, &v) in acc.iter_mut().zip(vrow) {
-                    *a += p as i32 * v as i32;
-                }
-            }
-            let out = &mut ctx[t * h + hd * dh..t * h + (hd + 1) * dh];
-            for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                *o = rq_i8(a as i64, cm, csh);
-            }
-        }
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    let done = !crate::kernels::scalar_forced()
+        && (0..d.heads).all(|hd| {
+            let head = crate::kernels::x86_attn::Head {
+                tokens: tn,
+                hidden: h,
+                offset: hd * dh,
+                width: dh,
+                score_rq: (sm, ssh),
+                ctx_rq: (cm, csh),
+            };
+            let softmax = |sc: &mut [i32], p: &mut [u8]| softmax_row(sc, p, e);
+            crate::kernels::x86_attn::head(&head, s.q, s.k, s.v, softmax, ctx)
+        });
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    let done = false;
+    if !done {
+        let shape = (tn, h, d.heads);
+        let softmax = |sc: &mut [i32], p: &mut [u8]| softmax_row(sc, p, e);
+        let bufs = (&mut *s.scores, &mut *s.probs);
+        attention(
+            s.q,
+            s.k,
+            s.v,
+            shape,
+            (sm, ssh),
+            (cm, csh),
+            softmax,
+            bufs,
+            ctx,
+        );
     }
     linear(&lv.o, fast(3), ctx, h, h, tn, Epilogue::Residual(s.xr));
     let ln1 = LnParams::new(lv.ln1, h);
@@ -170,6 +166,65 @@ pub fn layer(
             &ln2,
             &mut s.xm[t * h..(t + 1) * h],
         );
+    }
+}
+
+/// Scaled dot-product attention, the scalar oracle: for every token and head,
+/// `ctx = rq_i8(softmax(rq_i32(q · kᵀ)) · v)`, with `softmax` one row at a time.
+#[allow(clippy::too_many_arguments)]
+pub fn attention<F: FnMut(&mut [i32], &mut [u8])>(
+    q: &[i8],
+    k: &[i8],
+    v: &[i8],
+    (tn, h, heads): (usize, usize, usize),
+    (sm, ssh): (i32, i32),
+    (cm, csh): (i32, i32),
+    mut softmax: F,
+    (scores, probs): (&mut [i32], &mut [u8]),
+    ctx: &mut [i8],
+) {
+    let dh = h / heads.max(1);
+    for t in 0..tn {
+        for hd in 0..heads {
+            let qrow = &q[t * h + hd * dh..t * h + (hd + 1) * dh];
+            for (u, sc) in scores[..tn].iter_mut().enumerate() {
+                let krow = &k[u * h + hd * dh..u * h + (hd + 1) * dh];
+                *sc = rq_i32(dot_i8(qrow, krow) as i64, sm, ssh);
+            }
+            softmax(&mut scores[..tn], &mut probs[..tn]);
+            // context[t, head] = sum_u p[u] * v[u, head]
+            let mut acc = [0i32; MAX_HEAD_DIM];
+            for (u, &p) in probs[..tn].iter().enumerate() {
+                if p == 0 {
+                    continue;
+                }
+                let vrow = &v[u * h + hd * dh..u * h + (hd + 1) * dh];
+                for (a, &v) in acc.iter_mut().zip(vrow) {
+                    *a += p as i32 * v as i32;
+                }
+            }
+            let out = &mut ctx[t * h + hd * dh..t * h + (hd + 1) * dh];
+            for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                *o = rq_i8(a as i64, cm, csh);
+            }
+        }
+    }
+}
+
+/// Softmax of one row of requantized scores into u8 probabilities (summing to about 255): the
+/// table exponential of each score's distance to the row maximum, divided by their sum, rounded.
+/// `scores` is overwritten with the exponentials.
+pub fn softmax_row(scores: &mut [i32], probs: &mut [u8], e: &EmbedView<'_>) {
+    let max = scores.iter().copied().max().unwrap_or(0);
+    let mut sum: u32 = 0;
+    for sc in scores.iter_mut() {
+        let ex = e.exp_at(max.saturating_sub(*sc) as usize);
+        *sc = ex as i32;
+        sum = sum.saturating_add(ex);
+    }
+    let sum = sum.max(1) as u64;
+    for (p, &ex) in probs.iter_mut().zip(scores.iter()) {
+        *p = ((ex as u64 * 255 + sum / 2) / sum).min(255) as u8;
     }
 }
 

@@ -1,6 +1,6 @@
 //! The model: a validated package plus its tokenizer, embedding text into a caller-supplied arena.
 
-mod bert;
+pub(crate) mod bert;
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod host;
 mod layernorm;

@@ -16,6 +16,8 @@ pub mod packed;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod x86;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub mod x86_attn;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod x86_gemm;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod x86_ln;
