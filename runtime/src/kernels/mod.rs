@@ -9,6 +9,7 @@
 mod aarch64_gemm;
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub mod arm_dsp;
+pub mod check;
 pub mod epilogue;
 pub mod generic;
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -81,6 +82,10 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     mut emit: F,
 ) {
     if k == 0 {
+        return;
+    }
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    if arm_dsp::matmul_i8(x, w, k, tokens, outs, &mut emit) {
         return;
     }
     let rows = w.chunks_exact(k).take(outs);
