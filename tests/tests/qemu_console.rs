@@ -380,3 +380,17 @@ fn tier_m_student_fits_128k_of_ram_and_is_bit_exact_on_the_m4() -> Result<()> {
     sentences.push(long.to_string());
     assert_bit_exact_on(&mut q, &package, &sentences)
 }
+
+/// Tier M through the cores whose kernels no other model test reaches: the plain-Thumb kernel
+/// (M0+-class build on mps2-an385) and the SMLAD tile on the Cortex-M33 (mps2-an505); odd and
+/// even token counts, so the kernels' paired-token tails run too.
+#[test]
+fn tier_m_is_bit_exact_on_the_m0plus_class_and_m33_builds() -> Result<()> {
+    let package = repo_root().join("models/tier-m.pith");
+    let sentences = snli(6000, 12)?;
+    for name in ["mps2-an385", "mps2-an505"] {
+        assert_bit_exact(name, package.clone(), &sentences)
+            .with_context(|| format!("tier M on {name}"))?;
+    }
+    Ok(())
+}
