@@ -11,7 +11,7 @@
 //! extension (the assembler rejects these instructions elsewhere).
 #![allow(unsafe_code)]
 
-use core::arch::{asm, global_asm};
+use core::arch::asm;
 
 /// Lanes 0 and 2 of `x`, sign-extended to two int16.
 #[inline(always)]
@@ -101,97 +101,104 @@ pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
     (s0, s1)
 }
 
-// The 2×2 tile kernel, hand-scheduled because it needs 14 registers (LLVM may not hand out r6/r7
-// to inline asm, and its own code for this loop spills):
-//   r0 widened activations, 4 words per 4 K: [t0 lanes 0,2 | t0 lanes 1,3 | t1 0,2 | t1 1,3]
-//   r1 weight row 0 (post-incremented), row 1 at [r1, r2] (r2 = row stride - 4)
-//   r3 groups of 4 K left; r4..r7 accumulators (t0·w0, t0·w1, t1·w0, t1·w1)
-//   r8, r9, r10, r12 the activation words; r11, lr one weight word unpacked
-// Two groups per iteration (an odd group first) halve the loop's SUBS+BNE.
-global_asm!(
-    ".syntax unified",
-    ".section .text.pith_dsp_tile_2x2,\"ax\",%progbits",
-    ".global pith_dsp_tile_2x2",
-    ".type pith_dsp_tile_2x2,%function",
-    ".p2align 2",
-    ".thumb_func",
-    "pith_dsp_tile_2x2:",
-    "    push {{r4-r11, lr}}",
-    "    movs r4, #0",
-    "    movs r5, #0",
-    "    movs r6, #0",
-    "    movs r7, #0",
-    "    lsrs r3, r3, #1",
-    "    bcc 2f",
-    // One odd group.
-    "    ldm r0!, {{r8, r9, r10, r12}}",
-    "    ldr r11, [r1], #4",
-    "    sxtb16 lr, r11, ror #8",
-    "    sxtb16 r11, r11",
-    "    smlad r4, r8, r11, r4",
-    "    smlad r4, r9, lr, r4",
-    "    smlad r6, r10, r11, r6",
-    "    smlad r6, r12, lr, r6",
-    "    ldr r11, [r1, r2]",
-    "    sxtb16 lr, r11, ror #8",
-    "    sxtb16 r11, r11",
-    "    smlad r5, r8, r11, r5",
-    "    smlad r5, r9, lr, r5",
-    "    smlad r7, r10, r11, r7",
-    "    smlad r7, r12, lr, r7",
-    "2:",
-    "    cbz r3, 4f",
-    "3:",
-    "    ldm r0!, {{r8, r9, r10, r12}}",
-    "    ldr r11, [r1], #4",
-    "    sxtb16 lr, r11, ror #8",
-    "    sxtb16 r11, r11",
-    "    smlad r4, r8, r11, r4",
-    "    smlad r4, r9, lr, r4",
-    "    smlad r6, r10, r11, r6",
-    "    smlad r6, r12, lr, r6",
-    "    ldr r11, [r1, r2]",
-    "    sxtb16 lr, r11, ror #8",
-    "    sxtb16 r11, r11",
-    "    smlad r5, r8, r11, r5",
-    "    smlad r5, r9, lr, r5",
-    "    smlad r7, r10, r11, r7",
-    "    smlad r7, r12, lr, r7",
-    "    ldm r0!, {{r8, r9, r10, r12}}",
-    "    ldr r11, [r1], #4",
-    "    sxtb16 lr, r11, ror #8",
-    "    sxtb16 r11, r11",
-    "    smlad r4, r8, r11, r4",
-    "    smlad r4, r9, lr, r4",
-    "    smlad r6, r10, r11, r6",
-    "    smlad r6, r12, lr, r6",
-    "    ldr r11, [r1, r2]",
-    "    sxtb16 lr, r11, ror #8",
-    "    sxtb16 r11, r11",
-    "    smlad r5, r8, r11, r5",
-    "    smlad r5, r9, lr, r5",
-    "    smlad r7, r10, r11, r7",
-    "    smlad r7, r12, lr, r7",
-    "    subs r3, r3, #1",
-    "    bne 3b",
-    "4:",
-    // The fifth argument (the output pointer) sits above the nine saved registers.
-    "    ldr r3, [sp, #36]",
-    "    stm r3, {{r4-r7}}",
-    "    pop {{r4-r11, pc}}",
-    ".size pith_dsp_tile_2x2, . - pith_dsp_tile_2x2",
-);
-
-extern "C" {
-    /// `out = [t0·w0, t0·w1, t1·w0, t1·w1]` over `groups` groups of 4 K. `xw` holds `4·groups`
-    /// widened words (see [`widen_pair`]); row 0 starts at `w`, row 1 at `w + stride`.
-    fn pith_dsp_tile_2x2(
-        xw: *const u32,
-        w: *const i8,
-        stride_m4: isize,
-        groups: usize,
-        out: *mut i32,
-    );
+/// `[t0·w0, t0·w1, t1·w0, t1·w1]` over `groups` groups of 4 K. `xw` holds `4·groups` widened
+/// words (see [`widen_pair`]); row 0 starts at `w`, row 1 at `w + stride_m4 + 4`.
+///
+/// Hand-scheduled because the loop needs 14 registers (LLVM's own code for it spills):
+///   r0 widened activations, 4 words per 4 K: [t0 lanes 0,2 | t0 lanes 1,3 | t1 0,2 | t1 1,3]
+///   r1 weight row 0 (post-incremented), row 1 at [r1, r2] (r2 = row stride - 4)
+///   r3 groups left; r4..r7 accumulators (t0·w0, t0·w1, t1·w0, t1·w1)
+///   r8, r9, r10, r12 the activation words; r11, lr one weight word unpacked
+/// Two groups per iteration (an odd group first) halve the loop's SUBS+BNE. It is inline asm
+/// (module-level asm does not get `-C target-cpu`, which the M33 needs for DSP instructions), so
+/// r6 and r7, which Rust does not hand out, are saved and restored by the block itself.
+///
+/// # Safety
+/// `xw` must be valid for `4·groups` word reads; both rows for `4·groups` byte reads.
+#[inline(always)]
+unsafe fn tile_2x2(xw: *const u32, w: *const i8, stride_m4: isize, groups: usize) -> [i32; 4] {
+    let mut acc = [0i32; 4];
+    // SAFETY: the caller guarantees the reads; the block writes 16 bytes to `acc` and restores
+    // the stack pointer, r6 and r7 before it ends.
+    unsafe {
+        asm!(
+            "push {{r4, r6, r7}}",
+            "movs r4, #0",
+            "movs r5, #0",
+            "movs r6, #0",
+            "movs r7, #0",
+            "lsrs r3, r3, #1",
+            "bcc 2f",
+            // One odd group.
+            "ldm r0!, {{r8, r9, r10, r12}}",
+            "ldr r11, [r1], #4",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r4, r8, r11, r4",
+            "smlad r4, r9, lr, r4",
+            "smlad r6, r10, r11, r6",
+            "smlad r6, r12, lr, r6",
+            "ldr r11, [r1, r2]",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r5, r8, r11, r5",
+            "smlad r5, r9, lr, r5",
+            "smlad r7, r10, r11, r7",
+            "smlad r7, r12, lr, r7",
+            "2:",
+            "cbz r3, 4f",
+            "3:",
+            "ldm r0!, {{r8, r9, r10, r12}}",
+            "ldr r11, [r1], #4",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r4, r8, r11, r4",
+            "smlad r4, r9, lr, r4",
+            "smlad r6, r10, r11, r6",
+            "smlad r6, r12, lr, r6",
+            "ldr r11, [r1, r2]",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r5, r8, r11, r5",
+            "smlad r5, r9, lr, r5",
+            "smlad r7, r10, r11, r7",
+            "smlad r7, r12, lr, r7",
+            "ldm r0!, {{r8, r9, r10, r12}}",
+            "ldr r11, [r1], #4",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r4, r8, r11, r4",
+            "smlad r4, r9, lr, r4",
+            "smlad r6, r10, r11, r6",
+            "smlad r6, r12, lr, r6",
+            "ldr r11, [r1, r2]",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r5, r8, r11, r5",
+            "smlad r5, r9, lr, r5",
+            "smlad r7, r10, r11, r7",
+            "smlad r7, r12, lr, r7",
+            "subs r3, r3, #1",
+            "bne 3b",
+            "4:",
+            "ldr r12, [sp]",
+            "stm r12, {{r4-r7}}",
+            "pop {{r4, r6, r7}}",
+            inout("r0") xw => _,
+            inout("r1") w => _,
+            in("r2") stride_m4,
+            inout("r3") groups => _,
+            inout("r4") acc.as_mut_ptr() => _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
+    acc
 }
 
 /// Widened-activation buffer, in words: 4 words per 4 K for a token pair, so `k` ≤ 1536 (the
@@ -281,19 +288,17 @@ fn matmul_with<F: FnMut(usize, usize, i32)>(
         let mut n = 0;
         while n < outs {
             let n1 = (n + 1).min(outs - 1);
-            let mut acc = [0i32; 4];
             // SAFETY: `buf` holds 4·groups words; rows n and n1 < outs ≤ w.len()/k are whole, and
             // the kernel reads 4·groups ≤ k bytes from each (unaligned LDR is allowed on these
-            // cores); `acc` has room for four i32.
-            unsafe {
-                pith_dsp_tile_2x2(
+            // cores).
+            let mut acc = unsafe {
+                tile_2x2(
                     buf.as_ptr(),
                     w.as_ptr().add(n * k),
                     ((n1 - n) * k) as isize - 4,
                     groups,
-                    acc.as_mut_ptr(),
-                );
-            }
+                )
+            };
             let (w0, w1) = (&w[n * k..(n + 1) * k], &w[n1 * k..(n1 + 1) * k]);
             for i in k4..k {
                 let (a, b) = (x0[i] as i32, x1[i] as i32);
