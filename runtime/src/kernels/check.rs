@@ -122,7 +122,7 @@ fn run_case(
             Fill::Random => (xorshift(seed) as i8).max(-127),
             Fill::MinMin => -127,
             Fill::MaxMax | Fill::MinMax => 127,
-            Fill::ZeroRows if (i / k) % 3 == 0 => 0,
+            Fill::ZeroRows if (i / k).is_multiple_of(3) => 0,
             Fill::ZeroRows => (xorshift(seed) as i8).max(-127),
         };
     }
