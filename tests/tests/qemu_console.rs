@@ -15,6 +15,28 @@ use pith_tests::synthetic::{tiny_bert_package, WORDS};
 const BOOT: Duration = Duration::from_secs(30);
 const REPLY: Duration = Duration::from_secs(20);
 
+/// The int8 kernels each board's build dispatches to (Helium on the M55, SMLAD on the M4/M7/M33,
+/// plain Thumb on the M0+-class build) equal the scalar oracle on that core: `kcheck` runs the
+/// property check of `kernels::check` (every tail length, -128/127 extremes, all-zero rows,
+/// 1..1540-wide rows) on the simulated CPU itself.
+#[test]
+fn every_board_kernels_equal_the_scalar_oracle_on_the_core() -> Result<()> {
+    for b in BOARDS {
+        let elf = build_firmware(b, None)?;
+        let mut q = Qemu::boot(b, &elf, false)?;
+        q.start_quiet(BOOT)
+            .with_context(|| format!("booting {}", b.name))?;
+        for seed in [1u32, 0x9e37_79b9] {
+            let r = q.command(&format!("kcheck {seed}"), Duration::from_secs(120))?;
+            assert!(r.ok(), "{} seed {seed}: {r:?}", b.name);
+            assert_eq!(r.get("mismatches"), Some("0"), "{}: {r:?}", b.name);
+            let cases: u32 = r.get("cases").and_then(|v| v.parse().ok()).unwrap_or(0);
+            assert_eq!(cases, 72 * 6 + 9 * 4, "{}: every shape ran: {r:?}", b.name);
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn every_board_boots_with_banner_and_answers_info() -> Result<()> {
     for b in BOARDS {
@@ -357,4 +379,18 @@ fn tier_m_student_fits_128k_of_ram_and_is_bit_exact_on_the_m4() -> Result<()> {
     let mut sentences = snli(5000, 40)?;
     sentences.push(long.to_string());
     assert_bit_exact_on(&mut q, &package, &sentences)
+}
+
+/// Tier M through the cores whose kernels no other model test reaches: the plain-Thumb kernel
+/// (M0+-class build on mps2-an385) and the SMLAD tile on the Cortex-M33 (mps2-an505); odd and
+/// even token counts, so the kernels' paired-token tails run too.
+#[test]
+fn tier_m_is_bit_exact_on_the_m0plus_class_and_m33_builds() -> Result<()> {
+    let package = repo_root().join("models/tier-m.pith");
+    let sentences = snli(6000, 12)?;
+    for name in ["mps2-an385", "mps2-an505"] {
+        assert_bit_exact(name, package.clone(), &sentences)
+            .with_context(|| format!("tier M on {name}"))?;
+    }
+    Ok(())
 }

@@ -19,6 +19,8 @@ pub enum Command<'a> {
     Kb,
     /// `bench [TEXT]`: without text, a fixed 16-token sentence.
     Bench(Option<&'a str>),
+    /// `kcheck [SEED]`: the kernels' property check against the scalar oracle, on this core.
+    KernelCheck(u32),
     /// `echo on|off`: off also hides the prompt, for programs.
     Echo(bool),
     /// `frame`: switch to framed binary mode.
@@ -36,6 +38,7 @@ pub const HELP: &[&str] = &[
     "ask QUESTION      best answer from the knowledge bank (or: no confident answer)",
     "kb                knowledge bank: entries, bytes, abstain threshold",
     "bench [TEXT]      virtual ns per embedding (= instructions under qemu -icount shift=0)",
+    "kcheck [SEED]     check the int8 kernels against the scalar oracle on this core",
     "echo on|off       terminal echo and prompt (off for programs)",
     "frame             switch to framed binary mode (postcard in COBS frames)",
 ];
@@ -57,6 +60,11 @@ pub fn parse(line: &str) -> Command<'_> {
         "ask" if rest.is_empty() => Command::Invalid("usage: ask QUESTION"),
         "ask" => Command::Ask(rest),
         "kb" => Command::Kb,
+        "kcheck" if rest.is_empty() => Command::KernelCheck(1),
+        "kcheck" => match rest.parse() {
+            Ok(seed) => Command::KernelCheck(seed),
+            Err(_) => Command::Invalid("usage: kcheck [SEED]"),
+        },
         "bench" => Command::Bench(if rest.is_empty() { None } else { Some(rest) }),
         "sim" => match rest.split_once('|') {
             Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
@@ -86,6 +94,8 @@ mod tests {
         assert_eq!(parse("sim a cat|a dog"), Command::Sim("a cat", "a dog"));
         assert_eq!(parse("ask why?"), Command::Ask("why?"));
         assert_eq!(parse("bench"), Command::Bench(None));
+        assert_eq!(parse("kcheck"), Command::KernelCheck(1));
+        assert_eq!(parse("kcheck 77"), Command::KernelCheck(77));
         assert_eq!(parse("bench hi there"), Command::Bench(Some("hi there")));
         assert_eq!(parse("echo off"), Command::Echo(false));
         assert_eq!(parse("frame"), Command::Frame);

@@ -166,6 +166,7 @@ impl<'m, C: Clock> Console<'m, C> {
                 Ok((tokens, ns)) => reply::bench(w, tokens, ns),
                 Err(f) => reply::failure(w, &f),
             },
+            Command::KernelCheck(seed) => reply::kernel_check(w, &s.kernel_check(seed)),
             Command::Echo(on) => {
                 self.echo = on;
                 reply::ok(w)

@@ -129,6 +129,34 @@ pub fn bench<W: Write>(w: &mut W, tokens: usize, ns: u64) -> Result<(), W::Error
     ok(w)
 }
 
+/// `kcheck`: shapes run, values compared, mismatches and the first one (then `OK` only when
+/// there were none).
+pub fn kernel_check<W: Write>(
+    w: &mut W,
+    r: &crate::kernels::check::Report,
+) -> Result<(), W::Error> {
+    put(
+        w,
+        format_args!(
+            "cases {}\r\nvalues {}\r\nmismatches {}\r\n",
+            r.cases, r.values, r.mismatches
+        ),
+    )?;
+    match r.first {
+        None => ok(w),
+        Some(m) => {
+            put(
+                w,
+                format_args!(
+                    "first k {} tokens {} outs {} t {} n {} got {} want {}\r\n",
+                    m.k, m.tokens, m.outs, m.t, m.n, m.got, m.want
+                ),
+            )?;
+            err(w, ErrCode::Model, "kernel mismatch")
+        }
+    }
+}
+
 /// `info`: model, board and memory.
 pub fn info<W: Write, C: Clock>(w: &mut W, s: &Service<'_, C>) -> Result<(), W::Error> {
     match s.model() {

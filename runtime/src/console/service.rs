@@ -286,6 +286,11 @@ impl<'m, C: Clock> Service<'m, C> {
         self.bank.as_ref()
     }
 
+    /// Runs the kernels' property check ([`crate::kernels::check`]) with the arena as scratch.
+    pub fn kernel_check(&mut self, seed: u32) -> crate::kernels::check::Report {
+        crate::kernels::check::self_check(seed, bytemuck::cast_slice_mut(&mut *self.arena))
+    }
+
     /// Embeds `text` once and measures it; returns (tokens, nanoseconds on the firmware's clock).
     pub fn bench(&mut self, text: &str) -> Result<(usize, u64), Failure> {
         let start = self.clock.now_ns();

@@ -105,7 +105,6 @@ pub fn layer(
 ) {
     let fast = |i: usize| fast.get(i).and_then(Option::as_ref);
     let (tn, h, f) = (d.tokens, d.hidden, d.ffn);
-    let dh = h / d.heads;
     linear(&lv.q, fast(0), s.xm, h, h, tn, Epilogue::I8(s.q));
     linear(&lv.k, fast(1), s.xm, h, h, tn, Epilogue::I8(s.k));
     linear(&lv.v, fast(2), s.xm, h, h, tn, Epilogue::I8(s.v));
@@ -116,6 +115,7 @@ pub fn layer(
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     let done = !crate::kernels::scalar_forced()
         && (0..d.heads).all(|hd| {
+            let dh = h / d.heads;
             let head = crate::kernels::x86_attn::Head {
                 tokens: tn,
                 hidden: h,
@@ -222,9 +222,21 @@ pub fn softmax_row(scores: &mut [i32], probs: &mut [u8], e: &EmbedView<'_>) {
         *sc = ex as i32;
         sum = sum.saturating_add(ex);
     }
-    let sum = sum.max(1) as u64;
+    let sum = sum.max(1);
     for (p, &ex) in probs.iter_mut().zip(scores.iter()) {
-        *p = ((ex as u64 * 255 + sum / 2) / sum).min(255) as u8;
+        *p = prob_u8(ex as u32, sum);
+    }
+}
+
+/// `round(ex · 255 / sum)` capped at 255, as `(ex·255 + sum/2) / sum` in u64. Table entries are
+/// u16, so while `sum` < 2^31 the numerator is below 2^32 and one 32-bit division (a single UDIV
+/// on Cortex-M3 and up, instead of a 64-bit library division) gives the same quotient.
+#[inline(always)]
+fn prob_u8(ex: u32, sum: u32) -> u8 {
+    if ex <= u16::MAX as u32 && sum < 1 << 31 {
+        ((ex * 255 + sum / 2) / sum).min(255) as u8
+    } else {
+        ((ex as u64 * 255 + sum as u64 / 2) / sum as u64).min(255) as u8
     }
 }
 
@@ -247,5 +259,26 @@ pub fn pool(xr: &[i32], tokens: usize, hidden: usize, cls: bool, out: &mut [i8])
         } else {
             div_round(column(j) * 127, max).clamp(-127, 127) as i8
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prob_u8;
+
+    /// The 32-bit division gives the u64 formula's probability for every table value and sum.
+    #[test]
+    fn prob_u8_equals_the_u64_formula() {
+        let mut sums: Vec<u32> = (1..3000).collect();
+        sums.extend([65_535, 65_536, 1 << 24, (1 << 31) - 1, 1 << 31, u32::MAX]);
+        for sum in sums {
+            for ex in (0..=u16::MAX as u32)
+                .step_by(97)
+                .chain([u16::MAX as u32, 1 << 20])
+            {
+                let want = ((ex as u64 * 255 + sum as u64 / 2) / sum as u64).min(255) as u8;
+                assert_eq!(prob_u8(ex, sum), want, "{ex} / {sum}");
+            }
+        }
     }
 }

@@ -43,10 +43,60 @@ impl<'a> LnParams<'a> {
 
 #[inline(always)]
 fn head(n: i64, gain: i64, offset: i64) -> i64 {
-    n.saturating_mul(gain)
+    mul_sat(n, gain)
         .saturating_add(offset)
         .saturating_add(1 << 31)
         >> 32
+}
+
+/// `a.saturating_mul(b)`, without the checked 64×64 multiply (a library call on 32-bit cores)
+/// when `a` fits i32 and |b| < 2^32: then |a·b| < 2^63 and the plain product is exact.
+#[inline(always)]
+fn mul_sat(a: i64, b: i64) -> i64 {
+    if i32::try_from(a).is_ok() && b.unsigned_abs() < 1 << 32 {
+        a.wrapping_mul(b)
+    } else {
+        a.saturating_mul(b)
+    }
+}
+
+/// Exact `Σ (v - mean)²`: in u64 with single 32×32 multiplies while every deviation fits i32
+/// and the sum cannot overflow (always, for real residual streams), in u128 otherwise.
+fn sum_sq(x: &[i32], mean: i64) -> u128 {
+    let mut s: u64 = 0;
+    for &v in x {
+        let d = v as i64 - mean;
+        let Ok(d) = i32::try_from(d) else {
+            return sum_sq_wide(x, mean);
+        };
+        let (next, over) = s.overflowing_add((d as i64 * d as i64) as u64);
+        if over {
+            return sum_sq_wide(x, mean);
+        }
+        s = next;
+    }
+    s as u128
+}
+
+fn sum_sq_wide(x: &[i32], mean: i64) -> u128 {
+    x.iter()
+        .map(|&v| ((v as i64 - mean) as i128 * (v as i64 - mean) as i128) as u128)
+        .sum()
+}
+
+/// `((d · inv) >> 32)` clamped to i64 (floor shift). When d fits i32 and inv < 2^63 it is split
+/// into 32×32 products: d·inv = d·hi·2^32 + d·lo, so the shift is d·hi + ((d·lo) >> 32) exactly,
+/// with |result| < 2^63 (no clamp needed); otherwise the i128 product.
+#[inline(always)]
+fn scale_q32(d: i64, inv: i128) -> i64 {
+    if let (Ok(d32), Ok(inv63)) = (i32::try_from(d), i64::try_from(inv)) {
+        if inv63 >= 0 {
+            let (lo, hi) = (inv63 as u32 as i64, inv63 >> 32);
+            let d = d32 as i64;
+            return d * hi + ((d * lo) >> 32);
+        }
+    }
+    ((d as i128 * inv) >> 32).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// Normalizes `x` in place into the residual head and writes the matmul head into `mm`.
@@ -67,11 +117,7 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], vector: bool) {
     }
     let sum: i64 = x.iter().map(|&v| v as i64).sum();
     let mean = div_round(sum, h);
-    let squares = || {
-        x.iter()
-            .map(|&v| ((v as i64 - mean) as i128 * (v as i64 - mean) as i128) as u128)
-            .sum::<u128>()
-    };
+    let squares = || sum_sq(x, mean);
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     let fast = vector
         .then(|| crate::kernels::x86_ln::stats(x, mean))
@@ -88,7 +134,7 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], vector: bool) {
     }
     for (j, (v, m)) in x.iter_mut().zip(mm.iter_mut()).enumerate() {
         let d = *v as i64 - mean;
-        let n = ((d as i128 * inv) >> 32).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        let n = scale_q32(d, inv);
         *v = head(n, p.get(0, j), p.get(1, j)).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
         *m = head(n, p.get(2, j), p.get(3, j)).clamp(-127, 127) as i8;
     }
@@ -138,6 +184,67 @@ mod tests {
             normalize(&mut b, &p, &mut mb, false);
             prop_assert_eq!(a, b);
             prop_assert_eq!(ma, mb);
+        }
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    fn xorshift(s: &mut u64) -> u64 {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        *s
+    }
+
+    /// The 32-bit fast paths equal the wide formulas, including at and past their limits.
+    #[test]
+    fn fast_paths_equal_the_wide_arithmetic() {
+        let mut s = 0x1234_5678_9abc_def1u64;
+        let edges = [
+            0i64,
+            1,
+            -1,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            i32::MAX as i64 + 1,
+            i32::MIN as i64 - 1,
+            (1 << 32) - 1,
+            1 << 32,
+            -(1 << 32),
+            i64::MAX,
+            i64::MIN,
+        ];
+        for i in 0..20_000 {
+            let r = xorshift(&mut s) as i64;
+            let a = if i < 144 {
+                edges[i % 12]
+            } else {
+                r >> (i % 40)
+            };
+            let b = if i < 144 {
+                edges[i / 12]
+            } else {
+                (xorshift(&mut s) as i64) >> (i % 33)
+            };
+            assert_eq!(mul_sat(a, b), a.saturating_mul(b), "{a} {b}");
+            for inv in [b as i128, (b as i128).abs(), 1i128 << 64, (1i128 << 63) + 5] {
+                let wide = ((a as i128 * inv) >> 32).clamp(i64::MIN as i128, i64::MAX as i128);
+                assert_eq!(scale_q32(a, inv) as i128, wide, "{a} {inv}");
+            }
+        }
+        let rows: [&[i32]; 4] = [
+            &[i32::MAX, i32::MIN, 0, 5],
+            &[7; 384],
+            &[i32::MAX; 1024],
+            &[1, -1, 1 << 30, -(1 << 30), 123_456_789],
+        ];
+        for row in rows {
+            for mean in [0i64, -3, 1 << 20, i32::MIN as i64] {
+                assert_eq!(sum_sq(row, mean), sum_sq_wide(row, mean));
+            }
         }
     }
 }

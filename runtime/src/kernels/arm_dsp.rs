@@ -1,6 +1,11 @@
-//! Cortex-M DSP-extension dot product (M4, M7, M33): SXTB16 unpacks two int8 lanes to int16 and
+//! Cortex-M DSP-extension kernels (M4, M7, M33): SXTB16 unpacks two int8 lanes to int16 and
 //! SMLAD multiplies and accumulates both in one instruction. Exact: every partial sum is the
 //! scalar oracle's, in a different order, and integer addition is associative.
+//!
+//! The matmul works on 2×2 output tiles (2 tokens × 2 weight rows). The two tokens' activations are
+//! unpacked to int16 pairs once per token pair into a stack buffer, so the inner loop loads four
+//! ready words with one LDM and only unpacks the weights, each weight word serving both tokens:
+//! per 16 MACs 1 LDM + 2 LDR + 4 SXTB16 + 8 SMLAD (15 instructions, see [`tile_2x2`]).
 //!
 //! Enabled by the `arm-dsp` feature, which the firmware turns on only for cores with the DSP
 //! extension (the assembler rejects these instructions elsewhere).
@@ -66,8 +71,8 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     s
 }
 
-/// Dot products of `x` with two rows at once: each unpacked word of `x` serves both rows, which
-/// saves a third of the instructions of two separate [`dot_i8`] calls.
+/// Dot products of `x` with two rows at once: each unpacked word of `x` serves both rows (the
+/// path for `k` beyond the tile kernel's buffer).
 #[inline]
 pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
     let (mut a0, mut a1, mut b0, mut b1) = (0i32, 0i32, 0i32, 0i32);
@@ -94,4 +99,227 @@ pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
         s1 += *x as i32 * *q as i32;
     }
     (s0, s1)
+}
+
+/// `[t0·w0, t0·w1, t1·w0, t1·w1]` over `groups` groups of 4 K. `xw` holds `4·groups` widened
+/// words (see [`widen_pair`]); row 0 starts at `w`, row 1 at `w + stride_m4 + 4`.
+///
+/// Hand-scheduled because the loop needs 14 registers (LLVM's own code for it spills):
+///   r0 widened activations, 4 words per 4 K: [t0 lanes 0,2 | t0 lanes 1,3 | t1 0,2 | t1 1,3]
+///   r1 weight row 0 (post-incremented), row 1 at [r1, r2] (r2 = row stride - 4)
+///   r3 groups left; r4..r7 accumulators (t0·w0, t0·w1, t1·w0, t1·w1)
+///   r8, r9, r10, r12 the activation words; r11, lr one weight word unpacked
+/// Two groups per iteration (an odd group first) halve the loop's SUBS+BNE. It is inline asm
+/// (module-level asm does not get `-C target-cpu`, which the M33 needs for DSP instructions), so
+/// r6 and r7, which Rust does not hand out, are saved and restored by the block itself.
+///
+/// # Safety
+/// `xw` must be valid for `4·groups` word reads; both rows for `4·groups` byte reads.
+#[inline(always)]
+unsafe fn tile_2x2(xw: *const u32, w: *const i8, stride_m4: isize, groups: usize) -> [i32; 4] {
+    let mut acc = [0i32; 4];
+    // SAFETY: the caller guarantees the reads; the block writes 16 bytes to `acc` and restores
+    // the stack pointer, r6 and r7 before it ends.
+    unsafe {
+        asm!(
+            "push {{r4, r6, r7}}",
+            "movs r4, #0",
+            "movs r5, #0",
+            "movs r6, #0",
+            "movs r7, #0",
+            "lsrs r3, r3, #1",
+            "bcc 2f",
+            // One odd group.
+            "ldm r0!, {{r8, r9, r10, r12}}",
+            "ldr r11, [r1], #4",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r4, r8, r11, r4",
+            "smlad r4, r9, lr, r4",
+            "smlad r6, r10, r11, r6",
+            "smlad r6, r12, lr, r6",
+            "ldr r11, [r1, r2]",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r5, r8, r11, r5",
+            "smlad r5, r9, lr, r5",
+            "smlad r7, r10, r11, r7",
+            "smlad r7, r12, lr, r7",
+            "2:",
+            "cbz r3, 4f",
+            "3:",
+            "ldm r0!, {{r8, r9, r10, r12}}",
+            "ldr r11, [r1], #4",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r4, r8, r11, r4",
+            "smlad r4, r9, lr, r4",
+            "smlad r6, r10, r11, r6",
+            "smlad r6, r12, lr, r6",
+            "ldr r11, [r1, r2]",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r5, r8, r11, r5",
+            "smlad r5, r9, lr, r5",
+            "smlad r7, r10, r11, r7",
+            "smlad r7, r12, lr, r7",
+            "ldm r0!, {{r8, r9, r10, r12}}",
+            "ldr r11, [r1], #4",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r4, r8, r11, r4",
+            "smlad r4, r9, lr, r4",
+            "smlad r6, r10, r11, r6",
+            "smlad r6, r12, lr, r6",
+            "ldr r11, [r1, r2]",
+            "sxtb16 lr, r11, ror #8",
+            "sxtb16 r11, r11",
+            "smlad r5, r8, r11, r5",
+            "smlad r5, r9, lr, r5",
+            "smlad r7, r10, r11, r7",
+            "smlad r7, r12, lr, r7",
+            "subs r3, r3, #1",
+            "bne 3b",
+            "4:",
+            "ldr r12, [sp]",
+            "stm r12, {{r4-r7}}",
+            "pop {{r4, r6, r7}}",
+            inout("r0") xw => _,
+            inout("r1") w => _,
+            in("r2") stride_m4,
+            inout("r3") groups => _,
+            inout("r4") acc.as_mut_ptr() => _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
+    acc
+}
+
+/// Widened-activation buffer, in words: 4 words per 4 K for a token pair, so `k` ≤ 1536 (the
+/// teacher's FFN width). Larger `k` takes the portable path.
+const WIDE_WORDS: usize = 1536;
+/// The smaller buffer for `k` ≤ 512 (every linear of Tier M), so small models keep a small stack.
+const WIDE_WORDS_SMALL: usize = 512;
+
+/// Unpacks the first `4·groups` bytes of two token rows into `out` in the tile kernel's order.
+#[inline]
+fn widen_pair(x0: &[i8], x1: &[i8], out: &mut [u32]) {
+    for ((a, b), o) in x0
+        .chunks_exact(4)
+        .zip(x1.chunks_exact(4))
+        .zip(out.chunks_exact_mut(4))
+    {
+        let (wa, wb) = (word(a), word(b));
+        o[0] = sxtb16(wa);
+        o[1] = sxtb16_ror8(wa);
+        o[2] = sxtb16(wb);
+        o[3] = sxtb16_ror8(wb);
+    }
+}
+
+/// `kernels::matmul_i8` on DSP cores; `false` when `k` is beyond the widened buffer (the caller
+/// then takes the portable path). Token pairs outer, weight-row pairs inner: the pair's widened
+/// activations stay in the buffer while every weight row streams past once.
+#[inline]
+pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
+    x: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    emit: &mut F,
+) -> bool {
+    if k <= WIDE_WORDS_SMALL {
+        let mut buf = [0u32; WIDE_WORDS_SMALL];
+        matmul_with(&mut buf, x, w, k, tokens, outs, emit);
+        true
+    } else if k <= WIDE_WORDS {
+        matmul_large(x, w, k, tokens, outs, emit);
+        true
+    } else {
+        false
+    }
+}
+
+/// The large buffer lives in its own frame so that models with `k` ≤ 512 never pay its stack.
+#[inline(never)]
+fn matmul_large<F: FnMut(usize, usize, i32)>(
+    x: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    emit: &mut F,
+) {
+    let mut buf = [0u32; WIDE_WORDS];
+    matmul_with(&mut buf, x, w, k, tokens, outs, emit);
+}
+
+#[inline(always)]
+fn matmul_with<F: FnMut(usize, usize, i32)>(
+    buf: &mut [u32],
+    x: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    emit: &mut F,
+) {
+    let groups = k / 4;
+    let k4 = groups * 4;
+    // Whole rows only: the kernel reads `k4` bytes of each row it is given.
+    let tokens = tokens.min(x.len() / k);
+    let outs = outs.min(w.len() / k);
+    let Some(buf) = buf.get_mut(..4 * groups) else {
+        return;
+    };
+    let mut t = 0;
+    while t < tokens {
+        // An odd last token is paired with itself; only its own results are emitted.
+        let t1 = (t + 1).min(tokens - 1);
+        let (x0, x1) = (&x[t * k..(t + 1) * k], &x[t1 * k..(t1 + 1) * k]);
+        widen_pair(x0, x1, buf);
+        let mut n = 0;
+        while n < outs {
+            let n1 = (n + 1).min(outs - 1);
+            // SAFETY: `buf` holds 4·groups words; rows n and n1 < outs ≤ w.len()/k are whole, and
+            // the kernel reads 4·groups ≤ k bytes from each (unaligned LDR is allowed on these
+            // cores).
+            let mut acc = unsafe {
+                tile_2x2(
+                    buf.as_ptr(),
+                    w.as_ptr().add(n * k),
+                    ((n1 - n) * k) as isize - 4,
+                    groups,
+                )
+            };
+            let (w0, w1) = (&w[n * k..(n + 1) * k], &w[n1 * k..(n1 + 1) * k]);
+            for i in k4..k {
+                let (a, b) = (x0[i] as i32, x1[i] as i32);
+                let (p, q) = (w0[i] as i32, w1[i] as i32);
+                acc[0] += a * p;
+                acc[1] += a * q;
+                acc[2] += b * p;
+                acc[3] += b * q;
+            }
+            emit(t, n, acc[0]);
+            if n1 != n {
+                emit(t, n1, acc[1]);
+            }
+            if t1 != t {
+                emit(t1, n, acc[2]);
+                if n1 != n {
+                    emit(t1, n1, acc[3]);
+                }
+            }
+            n += 2;
+        }
+        t += 2;
+    }
 }

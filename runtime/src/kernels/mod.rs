@@ -2,13 +2,23 @@
 //! (integer sums are exact, so SIMD, lane order and thread count cannot change a single byte).
 //!
 //! `generic` is the scalar oracle and the portable fallback; the per-architecture files (`x86*`,
-//! `aarch64_gemm`, `arm_dsp`) are the only unsafe code of the runtime and are tested against
-//! `generic` on random and extreme inputs.
+//! `aarch64_gemm`, `arm_dsp`, `arm_mve`, `arm_thumb`) are the only unsafe code of the runtime and
+//! are tested against `generic` on random and extreme inputs (the Cortex-M ones on the simulated
+//! core itself, through `check`).
 
 #[cfg(all(feature = "std", target_arch = "aarch64"))]
 mod aarch64_gemm;
-#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+#[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
 pub mod arm_dsp;
+#[cfg(all(feature = "arm-mve", target_arch = "arm"))]
+pub mod arm_mve;
+#[cfg(all(
+    target_arch = "arm",
+    target_os = "none",
+    not(any(feature = "arm-dsp", feature = "arm-mve"))
+))]
+pub mod arm_thumb;
+pub mod check;
 pub mod epilogue;
 pub mod generic;
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -55,7 +65,9 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     if x86::available() && !FORCE_SCALAR.load(core::sync::atomic::Ordering::Relaxed) {
         return x86::dot_i8(a, b);
     }
-    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    #[cfg(all(feature = "arm-mve", target_arch = "arm"))]
+    return arm_mve::dot_i8(a, b);
+    #[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
     return arm_dsp::dot_i8(a, b);
     #[allow(unreachable_code)]
     generic::dot_i8(a, b)
@@ -64,7 +76,7 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 /// `(x . w0, x . w1)`: two rows against one activation vector.
 #[inline]
 pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
-    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    #[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
     return arm_dsp::dot2_i8(x, w0, w1);
     #[allow(unreachable_code)]
     (dot_i8(x, w0), dot_i8(x, w1))
@@ -85,6 +97,26 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     if k == 0 {
         return;
     }
+    #[cfg(all(feature = "arm-mve", target_arch = "arm"))]
+    {
+        arm_mve::matmul_i8(x, w, k, tokens, outs, &mut emit);
+        return;
+    }
+    #[cfg(all(
+        target_arch = "arm",
+        target_os = "none",
+        not(any(feature = "arm-dsp", feature = "arm-mve"))
+    ))]
+    {
+        arm_thumb::matmul_i8(x, w, k, tokens, outs, &mut emit);
+        return;
+    }
+    #[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
+    if arm_dsp::matmul_i8(x, w, k, tokens, outs, &mut emit) {
+        return;
+    }
+    // The portable path: the host's fallback and the DSP cores' path past their buffer.
+    #[allow(unreachable_code)]
     let rows = w.chunks_exact(k).take(outs);
     let pairs = rows.len() / 2;
     let mut rows = rows.enumerate();
