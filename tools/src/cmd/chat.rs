@@ -21,9 +21,10 @@ pub struct Args {
     /// Reasoner checkpoint directory.
     #[arg(long, default_value = "models/reasoner-s")]
     pub reasoner: PathBuf,
-    /// Encoder package (the one the reasoner and the bank were built with).
-    #[arg(long, default_value = "models/tier-s.pith")]
-    pub model: PathBuf,
+    /// Encoder package (the one the reasoner and the bank were built with;
+    /// default: models/tier-s.pith, built on first use).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Response bank (`pith kb build` over response texts, one a line).
     #[arg(long, default_value = "models/reasoner-s.pithkb")]
     pub bank: PathBuf,
@@ -56,7 +57,11 @@ fn to_i8(v: &[f32]) -> Vec<i8> {
 pub fn run(a: Args) -> Result<()> {
     let reasoner = Reasoner::load(&a.reasoner)?;
     let tract = TractReasoner::new(&fp32_model(&reasoner), reasoner.dim)?;
-    let package = crate::artifacts::read_package(Some(&a.model))?;
+    let model_path = match &a.model {
+        Some(p) => p.clone(),
+        None => crate::artifacts::package(crate::artifacts::TIER_S)?,
+    };
+    let package = crate::artifacts::read_package(Some(&model_path))?;
     let mut enc = Embedder::new(&package, Kind::Native, None)?;
     let bank_bytes =
         std::fs::read(&a.bank).with_context(|| format!("reading {}", a.bank.display()))?;

@@ -22,9 +22,10 @@ pub struct ChatArgs {
     /// Reasoner checkpoint directory (reasoner.json + model.safetensors).
     #[arg(long, default_value = "models/reasoner-s")]
     pub reasoner: PathBuf,
-    /// Encoder package the reasoner was trained on (embeds every turn, natively).
-    #[arg(long, default_value = "models/tier-s.pith")]
-    pub model: PathBuf,
+    /// Encoder package the reasoner was trained on (embeds every turn, natively;
+    /// default: models/tier-s.pith, built on first use).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Conversations the linear-map baseline is fitted on.
     #[arg(long, default_value = "data/chitchat/train.jsonl")]
     pub train: PathBuf,
@@ -102,12 +103,16 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
     }
     let reasoner = Reasoner::load(&a.reasoner)?;
     let tract = TractReasoner::new(&fp32_model(&reasoner), reasoner.dim)?;
-    let bytes = crate::artifacts::read_package(Some(&a.model))?;
+    let model_path = match &a.model {
+        Some(p) => p.clone(),
+        None => crate::artifacts::package(crate::artifacts::TIER_S)?,
+    };
+    let bytes = crate::artifacts::read_package(Some(&model_path))?;
     let mut enc = Embedder::new(&bytes, Kind::Native, None)?;
     if enc.model.dim() != reasoner.dim {
         bail!(
             "{} embeds in {} dims, the reasoner reads {}",
-            a.model.display(),
+            model_path.display(),
             enc.model.dim(),
             reasoner.dim
         );
