@@ -63,8 +63,14 @@ pub fn run(a: Args) -> Result<()> {
     };
     let package = crate::artifacts::read_package(Some(&model_path))?;
     let mut enc = Embedder::new(&package, Kind::Native, None)?;
-    let bank_bytes =
-        std::fs::read(&a.bank).with_context(|| format!("reading {}", a.bank.display()))?;
+    let bank_bytes = std::fs::read(&a.bank).with_context(|| {
+        format!(
+            "reading {} (build it: python3 tools/train/reasoner_bank.py, then pith kb build \
+             models/reasoner-s-responses.txt -o {} --model models/tier-s.pith --threshold -1)",
+            a.bank.display(),
+            a.bank.display()
+        )
+    })?;
     let bank = Bank::for_model(&bank_bytes, &enc.model).map_err(|e| {
         anyhow!(
             "{}: {e} (rebuild it with `pith kb build`)",
