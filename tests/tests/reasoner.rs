@@ -1,5 +1,5 @@
 //! The reasoner through the CLI, on the committed checkpoint (models/reasoner-s), the Tier S
-//! encoder and the chit-chat split that scripts/fetch-chitchat.sh writes (scripts/setup.sh runs it).
+//! encoder and the chit-chat split that scripts/fetch-chitchat.sh writes (run by scripts/setup.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -79,7 +79,8 @@ pub struct Position {
     pub target: usize,
 }
 
-/// Every position t ≥ 1 of every conversation, indices into the conversations' turns laid end to end.
+/// Every position t ≥ 1 of every conversation, as indices into the conversations' turns laid end
+/// to end.
 pub fn positions(convs: &[Conversation]) -> Vec<Position> {
     let mut out = Vec::new();
     let mut start = 0;

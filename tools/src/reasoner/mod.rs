@@ -98,7 +98,8 @@ impl Tensors {
 }
 
 impl Reasoner {
-    /// Loads `dir/reasoner.json` and `dir/model.safetensors`; shapes are checked against the config.
+    /// Loads `dir/reasoner.json` and `dir/model.safetensors`; shapes are checked against the
+    /// config.
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg_path = dir.join("reasoner.json");
         let config: serde_json::Value = serde_json::from_str(
