@@ -18,16 +18,17 @@ use crate::reasoner::{Reasoner, WINDOW};
 pub struct Args {
     /// Your turns, in order (default: one a line from standard input; `reset` clears the context).
     pub turns: Vec<String>,
-    /// Reasoner checkpoint directory.
-    #[arg(long, default_value = "models/reasoner-s")]
-    pub reasoner: PathBuf,
+    /// Reasoner checkpoint directory (default: models/reasoner-s of this repository).
+    #[arg(long)]
+    pub reasoner: Option<PathBuf>,
     /// Encoder package (the one the reasoner and the bank were built with;
     /// default: models/tier-s.pith, built on first use).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Response bank (`pith kb build` over response texts, one a line).
-    #[arg(long, default_value = "models/reasoner-s.pithkb")]
-    pub bank: PathBuf,
+    /// Response bank (`pith kb build` over response texts, one a line; default:
+    /// models/reasoner-s.pithkb of this repository).
+    #[arg(long)]
+    pub bank: Option<PathBuf>,
     /// Refine when the best two bank sentences are closer than this (cosine); negative: never.
     #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
     pub refine_below: f32,
@@ -55,7 +56,16 @@ fn to_i8(v: &[f32]) -> Vec<i8> {
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let reasoner = Reasoner::load(&a.reasoner)?;
+    let root = crate::defaults::repo_root();
+    let reasoner = Reasoner::load(
+        &a.reasoner
+            .clone()
+            .unwrap_or_else(|| root.join(crate::reasoner::DEFAULT_DIR)),
+    )?;
+    let bank_path = a
+        .bank
+        .clone()
+        .unwrap_or_else(|| root.join("models/reasoner-s.pithkb"));
     let tract = TractReasoner::new(&fp32_model(&reasoner), reasoner.dim)?;
     let model_path = match &a.model {
         Some(p) => p.clone(),
@@ -63,22 +73,22 @@ pub fn run(a: Args) -> Result<()> {
     };
     let package = crate::artifacts::read_package(Some(&model_path))?;
     let mut enc = Embedder::new(&package, Kind::Native, None)?;
-    let bank_bytes = std::fs::read(&a.bank).with_context(|| {
+    let bank_bytes = std::fs::read(&bank_path).with_context(|| {
         format!(
             "reading {} (build it: python3 tools/train/reasoner_bank.py, then pith kb build \
              models/reasoner-s-responses.txt -o {} --model models/tier-s.pith --threshold -1)",
-            a.bank.display(),
-            a.bank.display()
+            bank_path.display(),
+            bank_path.display()
         )
     })?;
     let bank = Bank::for_model(&bank_bytes, &enc.model).map_err(|e| {
         anyhow!(
             "{}: {e} (rebuild it with `pith kb build`)",
-            a.bank.display()
+            bank_path.display()
         )
     })?;
     if bank.is_empty() {
-        bail!("{} has no sentences", a.bank.display());
+        bail!("{} has no sentences", bank_path.display());
     }
     let turns: Vec<String> = if a.turns.is_empty() {
         std::io::stdin()

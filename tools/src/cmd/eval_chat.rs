@@ -19,16 +19,18 @@ pub struct ChatArgs {
     /// JSONL, one conversation a line: `{"turns": ["...", "...", ...]}`.
     #[arg(long)]
     pub conversations: PathBuf,
-    /// Reasoner checkpoint directory (reasoner.json + model.safetensors).
-    #[arg(long, default_value = "models/reasoner-s")]
-    pub reasoner: PathBuf,
+    /// Reasoner checkpoint directory (reasoner.json + model.safetensors; default:
+    /// models/reasoner-s of this repository).
+    #[arg(long)]
+    pub reasoner: Option<PathBuf>,
     /// Encoder package the reasoner was trained on (embeds every turn, natively;
     /// default: models/tier-s.pith, built on first use).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Conversations the linear-map baseline is fitted on.
-    #[arg(long, default_value = "data/chitchat/train.jsonl")]
-    pub train: PathBuf,
+    /// Conversations the linear-map baseline is fitted on (default: data/chitchat/train.jsonl of
+    /// this repository).
+    #[arg(long)]
+    pub train: Option<PathBuf>,
     /// Engine of the reasoner (tract-fp32: its fp32 ONNX graph run by tract).
     #[arg(long, value_enum, default_value_t = Kind::TractFp32)]
     pub backend: Kind,
@@ -101,7 +103,12 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
             a.conversations.display()
         );
     }
-    let reasoner = Reasoner::load(&a.reasoner)?;
+    let root = crate::defaults::repo_root();
+    let reasoner = Reasoner::load(
+        &a.reasoner
+            .clone()
+            .unwrap_or_else(|| root.join(crate::reasoner::DEFAULT_DIR)),
+    )?;
     let tract = TractReasoner::new(&fp32_model(&reasoner), reasoner.dim)?;
     let model_path = match &a.model {
         Some(p) => p.clone(),
@@ -117,7 +124,11 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
             reasoner.dim
         );
     }
-    let train = read_conversations(&a.train)?;
+    let train = read_conversations(
+        &a.train
+            .clone()
+            .unwrap_or_else(|| root.join("data/chitchat/train.jsonl")),
+    )?;
     let map = LinearMap::fit(&positions(&train), &embed_all(&mut enc, &train)?)?;
     let emb = embed_all(&mut enc, &convs)?;
     let cands = candidates(&pos, emb.len(), 99, a.seed);

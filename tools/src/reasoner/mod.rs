@@ -13,6 +13,9 @@ use anyhow::{bail, Context, Result};
 use ndarray::{Array1, Array2};
 use safetensors::SafeTensors;
 
+/// The shipped checkpoint, relative to the repository root.
+pub const DEFAULT_DIR: &str = "models/reasoner-s";
+
 /// Most turns the reasoner reads.
 pub const WINDOW: usize = 8;
 
