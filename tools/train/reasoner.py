@@ -9,7 +9,7 @@ Layout of one window (latest turn first, so the read-out is row 0, like CLS pool
   prediction = W_out h_0 + b_out          ranked by cosine against candidate turn embeddings
 
 Losses: --loss infonce (in-batch softmax over the batch's next-turn embeddings, temperature --tau)
-or --loss mse (the LCM recipe: MSE between the unit prediction... the raw prediction and the unit target).
+or --loss mse (the LCM recipe: MSE between the raw prediction and the unit-length target).
 
 Input: JSONL conversations and the raw little-endian f32 rows that `pith embed --file` wrote for
 their turns, in order (one row per turn). Output dir: model.safetensors (fp32) + reasoner.json.
