@@ -23,3 +23,4 @@ rustup target add thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf th
 # The reference checks' pinned packages (pip skips what is already installed at that version).
 python3 -m pip install --quiet -r tests/reference/requirements.txt
 ./scripts/fetch-model.sh
+./scripts/fetch-chitchat.sh

@@ -16,6 +16,7 @@ pub mod kb;
 pub mod onnx;
 pub mod prune;
 pub mod quant;
+pub mod reasoner;
 pub mod stats;
 pub mod text;
 pub mod tract;

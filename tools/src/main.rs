@@ -32,6 +32,8 @@ enum Command {
     Kb(cmd::kb::Args),
     /// Answer a question from a knowledge bank.
     Ask(cmd::ask::Args),
+    /// Talk to the reasoner: it answers each turn with the nearest sentence of a response bank.
+    Chat(cmd::chat::Args),
     /// Attach to the firmware's serial console (QEMU simulator or a real board).
     Console(cmd::console::Args),
     /// Build the firmware for a board and print the ELF's path.
@@ -50,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Kb(a) => cmd::kb::run(a),
         Command::Ask(a) => cmd::ask::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
         Command::Console(a) => cmd::console::run(a),
         Command::Firmware(a) => cmd::firmware::run(a),
         Command::Artifacts(a) => cmd::artifacts::run(a),

@@ -22,6 +22,8 @@ pub enum Task {
     Sts(StsArgs),
     /// FAQ retrieval: top-1 and MRR (percent) of the entry each `id<TAB>query` line names.
     Faq(crate::cmd::eval_faq::FaqArgs),
+    /// Next-turn selection: top-1 of 100 and MRR of the reasoner and three baselines.
+    Chat(crate::cmd::eval_chat::ChatArgs),
 }
 
 /// Arguments of `eval sts`.
@@ -86,6 +88,7 @@ pub fn run(a: Args) -> Result<()> {
     match a.task {
         Task::Sts(s) => run_sts(s),
         Task::Faq(f) => crate::cmd::eval_faq::run_faq(f),
+        Task::Chat(c) => crate::cmd::eval_chat::run_chat(c),
     }
 }
 

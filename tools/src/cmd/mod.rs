@@ -3,9 +3,11 @@
 pub mod artifacts;
 pub mod ask;
 pub mod bench;
+pub mod chat;
 pub mod console;
 pub mod embed;
 pub mod eval;
+pub mod eval_chat;
 pub mod eval_faq;
 pub mod export;
 pub mod firmware;

@@ -3,7 +3,7 @@
 //! onnxruntime.
 
 mod bert;
-mod builder;
+pub(crate) mod builder;
 mod fp32;
 #[cfg(test)]
 mod naive;

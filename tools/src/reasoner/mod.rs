@@ -1,0 +1,180 @@
+//! The reasoner: a two-layer post-LayerNorm transformer over the last ≤ [`WINDOW`] turn
+//! embeddings of a conversation (latest turn first) that predicts the embedding of the next turn.
+//! Trained by `tools/train/reasoner.py`; this module reads its checkpoint, exports it to ONNX, runs
+//! it through tract, and evaluates it against non-reasoning baselines (`pith eval chat`).
+
+pub mod eval;
+pub mod onnx;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ndarray::{Array1, Array2};
+use safetensors::SafeTensors;
+
+/// The shipped checkpoint, relative to the repository root.
+pub const DEFAULT_DIR: &str = "models/reasoner-s";
+
+/// Most turns the reasoner reads.
+pub const WINDOW: usize = 8;
+
+/// One layer's fp32 weights, PyTorch layout (`[out, in]`).
+pub struct Layer {
+    pub q: (Array2<f32>, Array1<f32>),
+    pub k: (Array2<f32>, Array1<f32>),
+    pub v: (Array2<f32>, Array1<f32>),
+    pub o: (Array2<f32>, Array1<f32>),
+    pub ln1: (Array1<f32>, Array1<f32>),
+    pub up: (Array2<f32>, Array1<f32>),
+    pub down: (Array2<f32>, Array1<f32>),
+    pub ln2: (Array1<f32>, Array1<f32>),
+}
+
+/// A loaded reasoner checkpoint (`reasoner.json` + `model.safetensors`).
+pub struct Reasoner {
+    /// Width of the encoder's embeddings (= the model's hidden size).
+    pub dim: usize,
+    pub heads: usize,
+    pub eps: f32,
+    pub ln_in: (Array1<f32>, Array1<f32>),
+    /// Position table, `[WINDOW, dim]`; row 0 is the latest turn.
+    pub pos: Array2<f32>,
+    pub ln_emb: (Array1<f32>, Array1<f32>),
+    pub layers: Vec<Layer>,
+    pub out: (Array2<f32>, Array1<f32>),
+    /// The training run's record, as written by the training script.
+    pub config: serde_json::Value,
+}
+
+/// Tensors by name: (shape, row-major values).
+type TensorMap = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+fn tensors(bytes: &[u8]) -> Result<TensorMap> {
+    let st = SafeTensors::deserialize(bytes).context("parsing model.safetensors")?;
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let data: Vec<f32> = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            other => bail!("tensor {name}: dtype {other:?}, expected F32"),
+        };
+        out.insert(name, (view.shape().to_vec(), data));
+    }
+    Ok(out)
+}
+
+struct Tensors {
+    map: TensorMap,
+    path: String,
+}
+
+impl Tensors {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (s, d) = self
+            .map
+            .remove(name)
+            .with_context(|| format!("{}: no tensor {name}", self.path))?;
+        if s != shape {
+            bail!("{}: {name} has shape {s:?}, expected {shape:?}", self.path);
+        }
+        Ok(d)
+    }
+
+    fn ln(&mut self, p: &str, n: usize) -> Result<(Array1<f32>, Array1<f32>)> {
+        Ok((
+            Array1::from(self.get(&format!("{p}.weight"), &[n])?),
+            Array1::from(self.get(&format!("{p}.bias"), &[n])?),
+        ))
+    }
+
+    fn lin(&mut self, p: &str, out: usize, inp: usize) -> Result<(Array2<f32>, Array1<f32>)> {
+        let w = self.get(&format!("{p}.weight"), &[out, inp])?;
+        Ok((
+            Array2::from_shape_vec((out, inp), w)?,
+            Array1::from(self.get(&format!("{p}.bias"), &[out])?),
+        ))
+    }
+}
+
+impl Reasoner {
+    /// Loads `dir/reasoner.json` and `dir/model.safetensors`; shapes are checked against the
+    /// config.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let cfg_path = dir.join("reasoner.json");
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&cfg_path)
+                .with_context(|| format!("reading {}", cfg_path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", cfg_path.display()))?;
+        let get = |k: &str| -> Result<usize> {
+            config[k]
+                .as_u64()
+                .map(|v| v as usize)
+                .with_context(|| format!("{}: missing integer {k:?}", cfg_path.display()))
+        };
+        if config["kind"] != "pith-reasoner" {
+            bail!("{}: not a pith reasoner config", cfg_path.display());
+        }
+        let (dim, layers, heads, ffn) = (get("dim")?, get("layers")?, get("heads")?, get("ffn")?);
+        if get("window")? != WINDOW || get("hidden")? != dim || heads == 0 || dim % heads != 0 {
+            bail!(
+                "{}: unsupported shape (window {WINDOW}, hidden = dim, heads dividing dim)",
+                cfg_path.display()
+            );
+        }
+        let eps = config["layer_norm_eps"].as_f64().unwrap_or(1e-12) as f32;
+        let st_path = dir.join("model.safetensors");
+        let bytes =
+            std::fs::read(&st_path).with_context(|| format!("reading {}", st_path.display()))?;
+        let mut t = Tensors {
+            map: tensors(&bytes)?,
+            path: st_path.display().to_string(),
+        };
+        let take = &mut t;
+        let ln_in = take.ln("ln_in", dim)?;
+        let pos = Array2::from_shape_vec((WINDOW, dim), take.get("pos", &[WINDOW, dim])?)?;
+        let ln_emb = take.ln("ln_emb", dim)?;
+        let mut ls = Vec::with_capacity(layers);
+        for l in 0..layers {
+            let p = format!("layers.{l}");
+            ls.push(Layer {
+                q: take.lin(&format!("{p}.q"), dim, dim)?,
+                k: take.lin(&format!("{p}.k"), dim, dim)?,
+                v: take.lin(&format!("{p}.v"), dim, dim)?,
+                o: take.lin(&format!("{p}.o"), dim, dim)?,
+                ln1: take.ln(&format!("{p}.ln1"), dim)?,
+                up: take.lin(&format!("{p}.up"), ffn, dim)?,
+                down: take.lin(&format!("{p}.down"), dim, ffn)?,
+                ln2: take.ln(&format!("{p}.ln2"), dim)?,
+            });
+        }
+        let out = take.lin("out", dim, dim)?;
+        Ok(Reasoner {
+            dim,
+            heads,
+            eps,
+            ln_in,
+            pos,
+            ln_emb,
+            layers: ls,
+            out,
+            config,
+        })
+    }
+
+    /// FFN width.
+    pub fn ffn(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.up.1.len())
+    }
+}
+
+/// The reasoner's window for predicting turn `t` of `turns`: the ≤ [`WINDOW`] turns before it,
+/// latest first.
+pub fn window<T>(turns: &[T], t: usize) -> Vec<&T> {
+    let t = t.min(turns.len());
+    turns[t.saturating_sub(WINDOW)..t].iter().rev().collect()
+}
