@@ -25,6 +25,9 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # Every default package, ONNX export and bank the boards and tests link (recipes: tools/src/artifacts.rs).
 ./target/release/pith artifacts
 
+# Issue 15's hostile arguments, configs and files: each must get a clean error or a right answer.
+./scripts/reproduce-issue-15.sh
+
 # The runtime must stay no_std: check it for a Cortex-M target.
 cargo check --release -p pith-runtime --target thumbv7em-none-eabihf
 # aarch64 host kernels (SDOT, plain NEON): lints for that target, then the kernel and engine tests

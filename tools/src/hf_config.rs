@@ -109,6 +109,15 @@ impl BertConfig {
             max_positions: f.req("max_position_embeddings")?,
             layer_norm_eps: f.opt::<f64>("layer_norm_eps")?.unwrap_or(1e-12) as f32,
         };
+        c.validate(&f.name)?;
+        Ok(c)
+    }
+
+    /// Checks the shapes any reader produced (config.json or a `pith export` ONNX's metadata):
+    /// every size positive, heads dividing the width, a positive finite LayerNorm epsilon.
+    /// `source` names where the values came from.
+    pub fn validate(&self, source: &str) -> Result<()> {
+        let c = self;
         let positive = [
             ("vocab_size", c.vocab_size),
             ("hidden_size", c.hidden),
@@ -119,13 +128,13 @@ impl BertConfig {
         ];
         for (key, v) in positive {
             if v == 0 {
-                bail!("{}: `{key}` is 0", f.name);
+                bail!("{}: `{key}` is 0", source);
             }
         }
         if !c.hidden.is_multiple_of(c.heads) {
             bail!(
                 "{}: hidden_size {} is not a multiple of num_attention_heads {}",
-                f.name,
+                source,
                 c.hidden,
                 c.heads
             );
@@ -133,11 +142,11 @@ impl BertConfig {
         if !(c.layer_norm_eps.is_finite() && c.layer_norm_eps > 0.0) {
             bail!(
                 "{}: layer_norm_eps {} must be a positive number",
-                f.name,
+                source,
                 c.layer_norm_eps
             );
         }
-        Ok(c)
+        Ok(())
     }
 }
 
@@ -201,10 +210,18 @@ impl Normalizer {
 
 /// sentence_bert_config.json's `max_seq_length`; `None` when the file or the field is absent.
 pub fn max_seq_length(dir: &Path) -> Result<Option<usize>> {
-    match JsonFile::read(dir, "sentence_bert_config.json")? {
-        Some(f) => f.opt("max_seq_length"),
-        None => Ok(None),
+    let Some(f) = JsonFile::read(dir, "sentence_bert_config.json")? else {
+        return Ok(None);
+    };
+    let n: Option<usize> = f.opt("max_seq_length")?;
+    // [CLS] and [SEP] alone take two tokens.
+    if let Some(n) = n.filter(|&n| n < 2) {
+        bail!(
+            "{}: `max_seq_length` {n} leaves no room for a token",
+            f.name
+        );
     }
+    Ok(n)
 }
 
 /// 1_Pooling/config.json's mode; mean pooling when the file is absent.

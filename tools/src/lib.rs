@@ -2,6 +2,7 @@
 //! export and quantization, the host backends (native and the tract fallback), the default
 //! artifacts, and building and talking to the firmware (QEMU or a real board).
 
+pub mod args;
 pub mod artifacts;
 pub mod backend;
 pub mod checkpoint;
@@ -11,12 +12,15 @@ pub mod defaults;
 pub mod device;
 pub mod firmware;
 pub mod fp32;
+pub mod framed_file;
 pub mod hf_config;
 pub mod kb;
 pub mod onnx;
+pub mod output;
 pub mod prune;
 pub mod quant;
 pub mod reasoner;
 pub mod stats;
+pub mod stdout;
 pub mod text;
 pub mod tract;

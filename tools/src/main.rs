@@ -42,8 +42,20 @@ enum Command {
     Artifacts(cmd::artifacts::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader went away (`pith kb info X --entries | head -1`): nothing left to say.
+        Err(e) if pith_tools::stdout::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Export(a) => cmd::export::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Embed(a) => cmd::embed::run(a),

@@ -14,6 +14,35 @@ pub struct TractModel {
     plan: Plan,
 }
 
+/// The shape `[rows, width]` of the token table the graph gathers `input_ids` from, or `None`
+/// when no initializer is gathered by `input_ids` directly (not an export of pith's).
+pub fn token_table_shape(path: &Path) -> anyhow::Result<Option<(usize, usize)>> {
+    use anyhow::Context;
+    use prost::Message;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let model = tract_onnx::pb::ModelProto::decode(bytes.as_slice())
+        .with_context(|| format!("{} is not an ONNX model", path.display()))?;
+    let Some(graph) = model.graph else {
+        return Ok(None);
+    };
+    let gathered = graph.node.iter().find_map(|n| {
+        (n.op_type == "Gather" && n.input.get(1).map(String::as_str) == Some("input_ids"))
+            .then(|| n.input.first())
+            .flatten()
+    });
+    let Some(table) = gathered else {
+        return Ok(None);
+    };
+    Ok(graph
+        .initializer
+        .iter()
+        .find(|t| &t.name == table)
+        .and_then(|t| match t.dims[..] {
+            [rows, width] => Some((usize::try_from(rows).ok()?, usize::try_from(width).ok()?)),
+            _ => None,
+        }))
+}
+
 impl TractModel {
     /// Loads and optimizes the graph for batch 1 and any sequence length. Unknown ops, malformed
     /// protobuf or wrong inputs come back as errors naming the problem.

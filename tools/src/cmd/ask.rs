@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use pith_runtime::kb::{score_to_cosine, Bank, Hit, Index};
 use pith_runtime::Model;
 use serde_json::json;
@@ -16,8 +16,8 @@ pub struct Args {
     /// Knowledge bank (default: models/stackfaq.pithkb, built on first use from the StackFAQ bank).
     #[arg(long)]
     pub kb: Option<PathBuf>,
-    /// How many answers at most (all of them must clear the threshold).
-    #[arg(short, default_value_t = 1)]
+    /// How many answers at most, at least 1 (all of them must clear the threshold).
+    #[arg(short, default_value_t = 1, value_parser = crate::args::count)]
     pub k: usize,
     /// Package (default: models/minilm-l6.pith).
     #[arg(long)]
@@ -35,7 +35,7 @@ pub fn run(a: Args) -> Result<()> {
     let package = crate::artifacts::read_package(a.model.as_deref())?;
     let model = Model::new(&package).map_err(|e| anyhow!("loading package: {e}"))?;
     let bytes = match &a.kb {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => crate::framed_file::read(p, &crate::framed_file::BANK)?,
         None => crate::kb::default_bank(&model)?,
     };
     let bank = Bank::for_model(&bytes, &model).map_err(|e| {
@@ -49,7 +49,8 @@ pub fn run(a: Args) -> Result<()> {
     model
         .embed(&a.question, &mut arena, &mut query)
         .map_err(|e| anyhow!("embedding the question: {e}"))?;
-    let mut hits = vec![Hit::default(); a.k.max(1)];
+    // More hits than entries cannot be filled: `-k` beyond the bank's size means "all of them".
+    let mut hits = vec![Hit::default(); a.k.min(bank.len()).max(1)];
     let n = bank.search(&query, Index::Both, &mut hits);
     hits.truncate(n);
     let best = hits.first().copied();
@@ -77,19 +78,19 @@ pub fn run(a: Args) -> Result<()> {
                 .unwrap_or(serde_json::Value::Null);
             v["threshold"] = json!(threshold);
         }
-        println!("{v}");
+        crate::outln!("{v}");
         return Ok(());
     }
     if abstained {
         match best.and_then(|h| Some((h, bank.entry(h.index)?))) {
-            Some((h, e)) => println!(
+            Some((h, e)) => crate::outln!(
                 "no confident answer (best {:.4} < threshold {:.4}: {} \"{}\")",
                 h.cosine(),
                 threshold.unwrap_or(0.0),
                 e.id,
                 e.question
             ),
-            None => println!("no answer: the bank is empty"),
+            None => crate::outln!("no answer: the bank is empty"),
         }
         return Ok(());
     }
@@ -98,10 +99,10 @@ pub fn run(a: Args) -> Result<()> {
             continue;
         };
         if i > 0 {
-            println!();
+            crate::outln!();
         }
-        println!("[{:.4}] {}: {}", score_to_cosine(h.score), e.id, e.question);
-        println!("{}", e.answer);
+        crate::outln!("[{:.4}] {}: {}", score_to_cosine(h.score), e.id, e.question);
+        crate::outln!("{}", e.answer);
     }
     Ok(())
 }

@@ -236,29 +236,33 @@ pub fn run(a: Args) -> Result<()> {
                 })
             })
             .collect();
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({"sentences": sents.len(), "file": file, "threads": threads,
                 "repeat": a.repeat, "results": v})
         );
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{} sentences from {} (batch 1, best of {} passes); all threads = {threads}",
         sents.len(),
         file.display(),
         a.repeat
     );
-    println!(
+    crate::outln!(
         "{:<28} {:>12} {:>14} {:>16} {:>14}",
-        "backend", "ms/sentence", "pith speedup", "sent/s (all)", "pith / this"
+        "backend",
+        "ms/sentence",
+        "pith speedup",
+        "sent/s (all)",
+        "pith / this"
     );
     for r in &rows {
         let (sps, ratio) = match r.sentences_per_s_all_threads {
             Some(s) => (format!("{s:.0}"), format!("{:.2}", pith_sps / s)),
             None => ("-".into(), "-".into()),
         };
-        println!(
+        crate::outln!(
             "{:<28} {:>12.3} {:>14.2} {:>16} {:>14}",
             r.backend,
             r.ms_per_sentence,

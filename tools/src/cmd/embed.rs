@@ -1,7 +1,6 @@
 //! `pith embed TEXT`: print the sentence embedding; `pith embed --file F --out O`: embed every
 //! line of a file (on several threads) into raw little-endian f32 rows, e.g. distillation targets.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -21,7 +20,7 @@ pub struct Args {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// With --file: worker threads (each runs its own engine on a share of the lines).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::count)]
     pub threads: usize,
     /// Package (default: models/minilm-l6.pith, built on first use).
     #[arg(long)]
@@ -47,16 +46,23 @@ pub fn run(a: Args) -> Result<()> {
     let mut e = Embedder::new(&bytes, a.backend, a.onnx)?;
     let v = e.embed(text)?;
     if a.json {
-        println!("{}", serde_json::json!({ "embedding": v }));
+        crate::outln!("{}", serde_json::json!({ "embedding": v }));
     } else {
         let head: Vec<String> = v.iter().take(8).map(|x| format!("{x:+.4}")).collect();
-        println!("dim {} [{} ...]", v.len(), head.join(", "));
+        crate::outln!("dim {} [{} ...]", v.len(), head.join(", "));
     }
     Ok(())
 }
 
 fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
+    let mut inputs: Vec<&Path> = vec![file];
+    inputs.extend(a.model.as_deref());
+    inputs.extend(a.onnx.as_deref());
+    crate::output::refuse_input(out, "--out", &inputs)?;
     let lines = crate::text::read_lines(file)?;
+    if lines.is_empty() {
+        bail!("{} has no non-empty lines", file.display());
+    }
     let threads = a.threads.clamp(1, 64);
     let chunk = lines.len().div_ceil(threads).max(1);
     let parts: Vec<Result<Vec<f32>>> = std::thread::scope(|s| {
@@ -81,21 +87,19 @@ fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
             })
             .collect()
     });
-    let mut w = std::io::BufWriter::new(
-        std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
-    );
-    let mut n = 0usize;
-    for p in parts {
-        let p = p?;
-        n += p.len();
-        for x in p {
-            w.write_all(&x.to_le_bytes())?;
-        }
-    }
-    w.flush()?;
-    if lines.is_empty() {
-        bail!("{} has no non-empty lines", file.display());
-    }
+    // Every worker must have finished before a byte is written: a failed line leaves no file.
+    let parts: Vec<Vec<f32>> = parts.into_iter().collect::<Result<_>>()?;
+    let n: usize = parts.iter().map(Vec::len).sum();
+    crate::output::write_whole_with(
+        out,
+        |w| {
+            for x in parts.iter().flatten() {
+                w.write_all(&x.to_le_bytes())?;
+            }
+            Ok(())
+        },
+        |_| Ok(()),
+    )?;
     eprintln!(
         "{} lines x {} dims -> {}",
         lines.len(),

@@ -60,7 +60,7 @@ pub struct FaqArgs {
     #[arg(long)]
     pub onnx: Option<PathBuf>,
     /// Bits per vector element when `--bank` is a source (4 or 8).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::args::bank_bits)]
     pub bits: u8,
     /// Also apply the bank's abstain threshold and report how many queries it answers.
     #[arg(long)]
@@ -254,9 +254,9 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
         }
     }
     if a.json {
-        println!("{out}");
+        crate::outln!("{out}");
     } else {
-        println!(
+        crate::outln!(
             "{} queries, {} entries, index {:?} ({:?}): top-1 {:.2}, MRR {:.2}",
             queries.len(),
             bank.len(),
@@ -266,7 +266,7 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
             100.0 * rr / n
         );
         if abstain {
-            println!(
+            crate::outln!(
                 "threshold {:.4}: answers {:.2} % of the queries, {:.2} % correctly (precision {:.2})",
                 score_to_cosine(threshold),
                 pct(answered),
@@ -274,7 +274,7 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
                 out["precision"].as_f64().unwrap_or(0.0)
             );
             if let Some((count, refused)) = negatives_refused {
-                println!(
+                crate::outln!(
                     "off-topic: refuses {refused} of {count} ({:.2} %)",
                     100.0 * refused as f64 / count.max(1) as f64
                 );

@@ -18,7 +18,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let board = firmware::board(&args.board)?;
     let elf = firmware::build(board, &link_from_env(board)?)?;
-    println!("{}", elf.display());
+    crate::outln!("{}", elf.display());
     Ok(())
 }
 

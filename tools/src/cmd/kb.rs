@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use pith_runtime::kb::{package_tag, score_to_cosine, Bank, BankOptions, NEVER_ABSTAIN};
 use pith_runtime::Model;
 
@@ -41,7 +41,7 @@ pub struct BuildArgs {
     #[arg(long, value_enum)]
     pub format: Option<SourceFormat>,
     /// Bits per stored vector element, 4 or 8 (both question and answer vectors).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::args::bank_bits)]
     pub bits: u8,
     /// Store texts plain instead of byte-pair coded (every answer then borrowable as &str on the device).
     #[arg(long)]
@@ -50,13 +50,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub calibrate: Option<PathBuf>,
     /// Share of correctly answered calibration queries that must stay answered.
-    #[arg(long, default_value_t = DEFAULT_KEEP)]
+    #[arg(long, default_value_t = DEFAULT_KEEP, value_parser = crate::args::fraction_f64)]
     pub keep: f64,
-    /// Abstain threshold (cosine) instead of calibrating; a negative value never abstains.
-    #[arg(long, conflicts_with = "calibrate", allow_hyphen_values = true)]
+    /// Abstain threshold (cosine, -1..=1) instead of calibrating; a negative value never abstains.
+    #[arg(long, conflicts_with = "calibrate", allow_hyphen_values = true, value_parser = crate::args::cosine)]
     pub threshold: Option<f32>,
     /// Added to the answer cosine before taking the max with the question cosine.
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = crate::args::cosine)]
     pub answer_bias: f32,
     /// Print JSON.
     #[arg(long)]
@@ -88,6 +88,10 @@ fn build(a: BuildArgs) -> Result<()> {
     if a.bits != 4 && a.bits != 8 {
         bail!("--bits must be 4 or 8");
     }
+    let mut inputs: Vec<&std::path::Path> = vec![&a.source];
+    inputs.extend(a.model.as_deref());
+    inputs.extend(a.calibrate.as_deref());
+    crate::output::refuse_input(&a.output, "--output", &inputs)?;
     let entries = read_source(&a.source, a.format)?;
     let package = crate::artifacts::read_package(a.model.as_deref())?;
     let model = Model::new(&package).map_err(|e| anyhow!("loading package: {e}"))?;
@@ -116,10 +120,19 @@ fn build(a: BuildArgs) -> Result<()> {
         }
         None => None,
     };
-    bank::write_atomic(&a.output, &bytes)?;
+    crate::output::write_whole_with(
+        &a.output,
+        |w| Ok(w.write_all(&bytes)?),
+        |tmp| {
+            let written = std::fs::read(tmp)?;
+            Bank::for_model(&written, &model)
+                .map_err(|e| anyhow!("the bank does not load: {e}"))?;
+            Ok(())
+        },
+    )?;
     let b = Bank::new_checked(&bytes).map_err(|e| anyhow!("{e}"))?;
     if a.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({
                 "file": a.output, "bytes": bytes.len(), "entries": b.len(),
@@ -127,14 +140,14 @@ fn build(a: BuildArgs) -> Result<()> {
             })
         );
     } else {
-        println!(
+        crate::outln!(
             "wrote {} ({} bytes, {} entries)",
             a.output.display(),
             bytes.len(),
             b.len()
         );
         if let Some(c) = calibration {
-            println!(
+            crate::outln!(
                 "threshold {:.4}: answers {}/{} correctly answered calibration queries, {} wrong ones still answered",
                 score_to_cosine(c.threshold),
                 c.correct_kept,
@@ -155,7 +168,7 @@ fn threshold_json(b: &Bank<'_>) -> serde_json::Value {
 }
 
 fn info(a: InfoArgs) -> Result<()> {
-    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let bytes = crate::framed_file::read(&a.file, &crate::framed_file::BANK)?;
     let b = match Bank::new_checked(&bytes) {
         Ok(b) => b,
         Err(e) => bail!("{}: {e}", a.file.display()),
@@ -184,34 +197,34 @@ fn info(a: InfoArgs) -> Result<()> {
         if a.entries {
             v["list"] = serde_json::Value::Array(ids);
         }
-        println!("{v}");
+        crate::outln!("{v}");
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{}: {} bytes, {} entries, dim {}",
         a.file.display(),
         b.bytes().len(),
         b.len(),
         b.dim()
     );
-    println!("vectors   {vectors} bytes ({bq}-bit questions, {ba}-bit answers)");
+    crate::outln!("vectors   {vectors} bytes ({bq}-bit questions, {ba}-bit answers)");
     let how = if b.is_compressed() {
         "byte-pair coded"
     } else {
         "plain"
     };
-    println!(
+    crate::outln!(
         "texts     {} bytes {how} ({plain} bytes plain)",
         b.text_bytes()
     );
     match b.threshold() {
-        NEVER_ABSTAIN => println!("threshold none (never abstains)"),
-        t => println!("threshold {:.4}", score_to_cosine(t)),
+        NEVER_ABSTAIN => crate::outln!("threshold none (never abstains)"),
+        t => crate::outln!("threshold {:.4}", score_to_cosine(t)),
     }
-    println!("answer bias {:.4}", score_to_cosine(b.answer_bias()));
-    println!("model tag {:08x}", b.model_tag());
+    crate::outln!("answer bias {:.4}", score_to_cosine(b.answer_bias()));
+    crate::outln!("model tag {:08x}", b.model_tag());
     for e in &ids {
-        println!(
+        crate::outln!(
             "{}\t{}",
             e["id"].as_str().unwrap_or(""),
             e["question"].as_str().unwrap_or("")

@@ -1,11 +1,12 @@
 //! `pith quantize`: calibrate a checkpoint, write the int8 `.pith` package (and a QDQ ONNX), report fidelity.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::checkpoint::Checkpoint;
 use crate::defaults;
+use crate::output;
 use crate::quant::{build, calibrate, lower, report, static_model};
 use crate::text::{read_lines, CheckpointTokenizer};
 
@@ -18,13 +19,13 @@ pub struct Args {
     #[arg(long)]
     pub calib: Option<PathBuf>,
     /// How many lines calibrate.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = crate::args::count)]
     pub calib_count: usize,
     /// How many held-out lines the fidelity report uses.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = crate::args::count)]
     pub eval_count: usize,
-    /// SmoothQuant strength for the LayerNorm-fed linears (0 disables).
-    #[arg(long, default_value_t = 0.7)]
+    /// SmoothQuant strength for the LayerNorm-fed linears, 0..=1 (0 disables).
+    #[arg(long, default_value_t = 0.7, value_parser = crate::args::fraction)]
     pub alpha: f32,
     /// Output package.
     #[arg(short, long)]
@@ -36,15 +37,46 @@ pub struct Args {
     #[arg(long)]
     pub name: Option<String>,
     /// Prune the vocabulary to this many tokens (for boards with less memory; see prune.rs).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::count)]
     pub vocab_size: Option<usize>,
     /// Text files whose tokens pruning keeps first (default: the calibration file).
     #[arg(long)]
     pub vocab_corpus: Vec<PathBuf>,
 }
 
+/// Refuses outputs that would overwrite an input or each other; the checks clap cannot do
+/// (`Args` is also built in code, by the default-artifact recipes).
+fn check_args(a: &Args) -> Result<()> {
+    anyhow::ensure!(a.calib_count > 0, "--calib-count must be at least 1");
+    anyhow::ensure!(a.eval_count > 0, "--eval-count must be at least 1");
+    anyhow::ensure!(
+        a.alpha.is_finite() && (0.0..=1.0).contains(&a.alpha),
+        "--alpha {} is outside 0..=1",
+        a.alpha
+    );
+    let report = a.output.with_extension("report.json");
+    let mut inputs: Vec<&Path> = vec![&a.checkpoint];
+    inputs.extend(a.calib.as_deref());
+    inputs.extend(a.vocab_corpus.iter().map(PathBuf::as_path));
+    output::refuse_input(&a.output, "--output", &inputs)?;
+    output::refuse_input(&report, "the report", &inputs)?;
+    if let Some(onnx) = &a.onnx {
+        output::refuse_input(onnx, "--onnx", &inputs)?;
+        output::refuse_input(onnx, "--onnx", &[&a.output, &report])?;
+    }
+    Ok(())
+}
+
+/// Writes the package whole, after checking that it loads.
+fn write_package(path: &Path, bytes: &[u8]) -> Result<()> {
+    pith_runtime::Model::new(bytes)
+        .map_err(|e| anyhow::anyhow!("the quantized package does not load: {e}"))?;
+    output::write_whole(path, bytes)
+}
+
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
+    check_args(&a)?;
     if static_model::is_static(&a.checkpoint) {
         return run_static(a);
     }
@@ -93,7 +125,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     let name = a.name.unwrap_or_else(|| ck.name.clone());
     let bytes = lower::write_package(&ck, &plan, &name)?;
-    std::fs::write(&a.output, &bytes).with_context(|| format!("writing {}", a.output.display()))?;
+    write_package(&a.output, &bytes)?;
     if let Some(onnx) = &a.onnx {
         crate::onnx::export_qdq(&ck, &plan.q, onnx)?;
         eprintln!("wrote {}", onnx.display());
@@ -104,33 +136,37 @@ pub fn run(a: Args) -> Result<()> {
     let mut scales: Vec<f32> = plan.res_attn.iter().skip(1).copied().collect();
     scales.push(plan.pool_scale);
     let fid = report::measure(&ck, &model, held, &scales);
-    println!(
+    crate::outln!(
         "package      {} ({:.2} MB)",
         a.output.display(),
         bytes.len() as f64 / 1e6
     );
-    println!(
+    crate::outln!(
         "calibration  {} sentences of {}",
         cal.len(),
         calib.display()
     );
-    println!(
+    crate::outln!(
         "held out     {} sentences (the next lines of the same file)",
         fid.sentences
     );
     for (l, c) in fid.layer_cosine.iter().enumerate() {
-        println!("layer {l:<2}     residual cosine to fp32 {c:.5}");
+        crate::outln!("layer {l:<2}     residual cosine to fp32 {c:.5}");
     }
-    println!(
+    crate::outln!(
         "embedding    mean cosine to fp32 {:.5}, worst {:.5}",
-        fid.mean_cosine, fid.worst_cosine
+        fid.mean_cosine,
+        fid.worst_cosine
     );
     let report_path = a.output.with_extension("report.json");
     let json = serde_json::json!({
         "package": a.output, "bytes": bytes.len(), "calib_file": calib, "calib_sentences": cal.len(),
         "fidelity": fid, "smooth_alpha": a.alpha,
     });
-    std::fs::write(&report_path, serde_json::to_string_pretty(&json)?)?;
+    output::write_whole(
+        &report_path,
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -140,11 +176,6 @@ fn run_static(a: Args) -> Result<()> {
     let ck = static_model::StaticCheckpoint::load(&a.checkpoint)
         .with_context(|| format!("loading {}", a.checkpoint.display()))?;
     let name = a.name.unwrap_or_else(|| ck.name.clone());
-    let bytes = static_model::write_package(&ck, &name)?;
-    std::fs::write(&a.output, &bytes).with_context(|| format!("writing {}", a.output.display()))?;
-    let model = pith_runtime::Model::new(&bytes)
-        .map_err(|e| anyhow::anyhow!("the written package does not load: {e}"))?;
-
     let calib = a.calib.unwrap_or_else(defaults::calib_file);
     let lines = read_lines(&calib)?;
     // The same held-out lines as the BERT report: after the first calib_count.
@@ -153,6 +184,17 @@ fn run_static(a: Args) -> Result<()> {
         .skip(a.calib_count)
         .take(a.eval_count)
         .collect();
+    anyhow::ensure!(
+        !held.is_empty(),
+        "{} has only {} lines: none left after the first {} (--calib-count) for the report",
+        calib.display(),
+        lines.len(),
+        a.calib_count
+    );
+    let bytes = static_model::write_package(&ck, &name)?;
+    write_package(&a.output, &bytes)?;
+    let model = pith_runtime::Model::new(&bytes)
+        .map_err(|e| anyhow::anyhow!("the written package does not load: {e}"))?;
     let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
     let mut ids = vec![0u32; model.max_tokens()];
     let mut q = vec![0i8; model.dim()];
@@ -187,25 +229,28 @@ fn run_static(a: Args) -> Result<()> {
     let mean = sum / count.max(1) as f64;
     let (vocab, dim) = ck.table.dim();
     let ram = model.arena_words(model.max_tokens()) * 4;
-    println!(
+    crate::outln!(
         "package      {} ({} bytes, {:.1} KiB)",
         a.output.display(),
         bytes.len(),
         bytes.len() as f64 / 1024.0
     );
-    println!(
+    crate::outln!(
         "model        static, vocab {vocab} x dim {dim} = {} parameters",
         vocab * dim
     );
-    println!("arena        {ram} bytes at {} tokens", model.max_tokens());
-    println!("held out     {count} sentences of {}", calib.display());
-    println!("embedding    mean cosine to the float static model {mean:.5}, worst {worst:.5}");
+    crate::outln!("arena        {ram} bytes at {} tokens", model.max_tokens());
+    crate::outln!("held out     {count} sentences of {}", calib.display());
+    crate::outln!("embedding    mean cosine to the float static model {mean:.5}, worst {worst:.5}");
     let report_path = a.output.with_extension("report.json");
     let json = serde_json::json!({
         "package": a.output, "bytes": bytes.len(), "arch": "static", "vocab": vocab, "dim": dim,
         "parameters": vocab * dim, "arena_bytes": ram, "eval_file": calib, "eval_sentences": count,
         "fidelity": {"mean_cosine": mean, "worst_cosine": worst},
     });
-    std::fs::write(&report_path, serde_json::to_string_pretty(&json)?)?;
+    output::write_whole(
+        &report_path,
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
     Ok(())
 }

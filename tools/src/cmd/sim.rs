@@ -30,9 +30,9 @@ pub fn run(a: Args) -> Result<()> {
     let mut e = Embedder::new(&bytes, a.backend, None)?;
     let s = crate::fp32::cosine(&e.embed(&a.a)?, &e.embed(&a.b)?);
     if a.json {
-        println!("{}", serde_json::json!({ "similarity": s }));
+        crate::outln!("{}", serde_json::json!({ "similarity": s }));
     } else {
-        println!("{s:.4}");
+        crate::outln!("{s:.4}");
     }
     Ok(())
 }

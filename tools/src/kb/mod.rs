@@ -3,9 +3,9 @@
 
 pub mod source;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use pith_runtime::kb::{
     package_tag, Bank, BankEntry, BankOptions, BankWriter, Hit, Index, SCORE_ONE,
 };
@@ -157,16 +157,6 @@ pub fn to_score(cosine: f32) -> i32 {
     (cosine * SCORE_ONE as f32).round() as i32
 }
 
-/// Writes `bytes` to `path` through a temporary file, so a reader never sees half a bank.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
-}
-
 /// Builds the StackFAQ bank with the default options, calibrated on the dev queries.
 pub fn build_stackfaq(model: &Model<'_>) -> Result<(Vec<u8>, Calibration)> {
     let entries = read_source(&stackfaq_source(), None)?;
@@ -192,6 +182,6 @@ pub fn default_bank(model: &Model<'_>) -> Result<Vec<u8>> {
         stackfaq_source().display()
     );
     let (bytes, _) = build_stackfaq(model)?;
-    write_atomic(&path, &bytes)?;
+    crate::output::write_whole(&path, &bytes)?;
     Ok(bytes)
 }

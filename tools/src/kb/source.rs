@@ -61,40 +61,67 @@ pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn field(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
-    match obj.get(key)? {
-        Value::String(s) => Some(one_line(s)),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// A text field: `None` when absent or null; a string (collapsed to one line, not empty) when
+/// present; anything else is an error rather than a silent fallback to another field.
+fn text_field(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+    line: usize,
+) -> Result<Option<String>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            let s = one_line(s);
+            if s.is_empty() {
+                bail!("line {line}: `{key}` is empty");
+            }
+            Ok(Some(s))
+        }
+        Some(v) => bail!("line {line}: `{key}` must be a string, not {v}"),
+    }
+}
+
+/// The `id` field: a string or an integer; `None` when absent.
+fn id(obj: &serde_json::Map<String, Value>, line: usize) -> Result<Option<String>> {
+    match obj.get("id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(one_line(s))),
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+        Some(v) => bail!("line {line}: `id` must be a non-empty string or an integer, not {v}"),
     }
 }
 
 /// JSONL: `{"id"?, "question", "answer"}` or `{"id"?, "text"}`; a missing id becomes the ordinal.
+/// Ids must be unique: `ask` and the calibration queries name entries by id.
 pub fn parse_jsonl(text: &str) -> Result<Vec<SourceEntry>> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashMap::new();
     for (n, line) in text.lines().enumerate() {
+        let n = n + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value =
-            serde_json::from_str(line).with_context(|| format!("line {}: not JSON", n + 1))?;
+        let v: Value = serde_json::from_str(line).with_context(|| format!("line {n}: not JSON"))?;
         let Some(obj) = v.as_object() else {
-            bail!("line {}: expected a JSON object", n + 1)
+            bail!("line {n}: expected a JSON object")
         };
-        let id = field(obj, "id").unwrap_or_else(|| out.len().to_string());
+        let id = id(obj, n)?.unwrap_or_else(|| out.len().to_string());
         let (question, answer) = match (
-            field(obj, "question"),
-            field(obj, "answer"),
-            field(obj, "text"),
+            text_field(obj, "question", n)?,
+            text_field(obj, "answer", n)?,
+            text_field(obj, "text", n)?,
         ) {
-            (Some(q), Some(a), _) => (q, a),
-            (Some(q), None, _) => (q.clone(), q),
-            (None, _, Some(t)) => (t.clone(), t),
-            _ => bail!(
-                "line {}: needs \"question\" (and \"answer\") or \"text\"",
-                n + 1
-            ),
+            (Some(q), Some(a), None) => (q, a),
+            (Some(q), None, None) => (q.clone(), q),
+            (None, None, Some(t)) => (t.clone(), t),
+            (_, _, Some(_)) => {
+                bail!("line {n}: `text` cannot be combined with `question`/`answer`")
+            }
+            _ => bail!("line {n}: needs \"question\" (and \"answer\") or \"text\""),
         };
+        if let Some(first) = seen.insert(id.clone(), n) {
+            bail!("line {n}: id {id:?} was already used on line {first}");
+        }
         out.push(SourceEntry {
             id,
             question,
@@ -225,6 +252,19 @@ mod tests {
             }
         );
         assert!(parse_jsonl("{\"answer\": 1}").is_err());
+    }
+
+    #[test]
+    fn jsonl_refuses_what_it_would_otherwise_guess() {
+        let err = |j: &str| format!("{:#}", parse_jsonl(j).unwrap_err());
+        assert!(err("{\"question\": \"q\", \"answer\": 42}").contains("`answer` must be a string"));
+        assert!(err("{\"question\": \"q\", \"answer\": [\"a\"]}").contains("line 1"));
+        assert!(err("{\"question\": \"  \", \"answer\": \"a\"}").contains("`question` is empty"));
+        let dup = "{\"id\": \"a\", \"text\": \"x\"}\n{\"id\": \"a\", \"text\": \"y\"}";
+        assert!(err(dup).contains("line 2: id \"a\" was already used on line 1"));
+        // An ordinal id that collides with an explicit one is a duplicate too.
+        assert!(err("{\"id\": \"1\", \"text\": \"x\"}\n{\"text\": \"y\"}").contains("already used"));
+        assert!(err("{\"id\": 1.5, \"text\": \"x\"}").contains("`id` must be"));
     }
 
     #[test]

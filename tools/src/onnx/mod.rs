@@ -21,11 +21,7 @@ use crate::checkpoint::Checkpoint;
 use crate::quant::model::QModel;
 
 fn write(model: &ModelProto, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(path, model.encode_to_vec())
-        .with_context(|| format!("writing {}", path.display()))
+    crate::output::write_whole(path, &model.encode_to_vec())
 }
 
 // Names the reader of `pith export` files (crate::checkpoint_onnx) shares with the writer.
