@@ -30,6 +30,8 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 # The runtime must stay no_std: check it for a Cortex-M target.
 cargo check --release -p pith-runtime --target thumbv7em-none-eabihf
+# ... and with the defmt feature the firmware uses to log why a package or bank was refused.
+cargo check --release -p pith-runtime --features defmt --target thumbv7em-none-eabihf
 # aarch64 host kernels (SDOT, plain NEON): lints for that target, then the kernel and engine tests
 # (proptests of each kernel against the scalar oracle) under qemu-aarch64, the runner in
 # .cargo/config.toml. Only the runtime is cross-built, into target/cross, which

@@ -4,6 +4,7 @@ use core::fmt;
 
 /// Everything the runtime can refuse. No runtime path panics on bad input: it returns one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error {
     /// The package is shorter than its fixed preamble or than the length it declares.

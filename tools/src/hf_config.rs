@@ -131,6 +131,14 @@ impl BertConfig {
                 bail!("{}: `{key}` is 0", source);
             }
         }
+        if c.layers > pith_runtime::format::MAX_LAYERS {
+            bail!(
+                "{}: num_hidden_layers {} is more than the {} a package may have",
+                source,
+                c.layers,
+                pith_runtime::format::MAX_LAYERS
+            );
+        }
         if !c.hidden.is_multiple_of(c.heads) {
             bail!(
                 "{}: hidden_size {} is not a multiple of num_attention_heads {}",

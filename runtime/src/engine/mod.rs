@@ -9,7 +9,7 @@ mod sections;
 mod static_model;
 
 use crate::error::{Error, Result};
-use crate::format::{Arch, DType, Header, Package, Pooling, SectionKind};
+use crate::format::{Arch, DType, Header, Package, Pooling, SectionKind, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 use bert::LINEARS;
@@ -17,10 +17,13 @@ use bert::{Dims, Fast, Scratch, MAX_HEAD_DIM};
 use sections::{EmbedView, LayerView};
 use static_model::StaticView;
 
-/// The network-specific sections, resolved once at load.
-#[derive(Clone, Copy)]
+/// The network-specific sections, resolved once at load: embedding never looks a section up again,
+/// so it cannot fail on the package after [`Model::new`].
+#[derive(Clone)]
+// One per Model, and there is no heap to box the layer list into.
+#[allow(clippy::large_enum_variant)]
 enum Net<'a> {
-    Bert(EmbedView<'a>),
+    Bert(EmbedView<'a>, heapless::Vec<LayerView<'a>, MAX_LAYERS>),
     Static(StaticView<'a>),
 }
 
@@ -65,16 +68,19 @@ impl<'a> Model<'a> {
         let net = match h.arch {
             Arch::Bert => {
                 let embed = EmbedView::resolve(&package, vocab, hidden, m.max_positions as usize)?;
+                let mut layers = heapless::Vec::new();
                 for l in 0..m.layers {
-                    LayerView::resolve(&package, l as u16, hidden, ffn)?;
+                    let view = LayerView::resolve(&package, l as u16, hidden, ffn)?;
+                    // The header's validation bounds the layer count by MAX_LAYERS.
+                    layers.push(view).map_err(|_| Error::PackageBadConfig)?;
                 }
-                Net::Bert(embed)
+                Net::Bert(embed, layers)
             }
             Arch::Static => Net::Static(StaticView::resolve(&package, vocab, hidden)?),
         };
         #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
         let host = std::sync::Arc::new(match net {
-            Net::Bert(_) => host::pack(&package, m.layers as u16, hidden, ffn)?,
+            Net::Bert(..) => host::pack(&package, m.layers as u16, hidden, ffn)?,
             Net::Static(_) => Vec::new(),
         });
         Ok(Model {
@@ -169,8 +175,8 @@ impl<'a> Model<'a> {
         if arena.len() + tn < self.arena_words(tn) {
             return Err(Error::ArenaTooSmall);
         }
-        let embed = match &self.net {
-            Net::Bert(e) => e,
+        let (embed, layers) = match &self.net {
+            Net::Bert(e, layers) => (e, layers),
             Net::Static(sv) => {
                 static_model::embed(ids, sv, arena, out);
                 return Ok(());
@@ -201,10 +207,9 @@ impl<'a> Model<'a> {
             ffn: f,
         };
         bert::embed(ids, embed, d, &mut s);
-        for l in 0..m.layers {
-            let lv = LayerView::resolve(&self.package, l as u16, h, f)?;
-            bert::layer(&lv, self.fast(l as usize), embed, d, &mut s);
-            observe(l as usize, s.xr);
+        for (l, lv) in layers.iter().enumerate() {
+            bert::layer(lv, self.fast(l), embed, d, &mut s);
+            observe(l, s.xr);
         }
         bert::pool(s.xr, tn, h, m.pooling == Pooling::Cls, out);
         Ok(())

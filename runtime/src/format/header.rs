@@ -66,6 +66,10 @@ pub struct TokenizerConfig {
     pub max_chars_per_word: u32,
 }
 
+/// Most encoder layers a package may have: the model resolves every layer's sections once at load
+/// into a fixed-capacity list (no heap), sized by this. BERT-base and MiniLM-L12 have 12.
+pub const MAX_LAYERS: usize = 12;
+
 /// The package header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
@@ -101,6 +105,7 @@ impl Header {
         }
         if self.arch == Arch::Bert {
             let bad = m.layers == 0
+                || m.layers as usize > MAX_LAYERS
                 || m.heads == 0
                 || !m.hidden.is_multiple_of(m.heads)
                 || m.ffn == 0

@@ -10,13 +10,19 @@ pub fn available() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
-/// Dot product of `a` (any int8) and `b` (int8 without -128) over the shorter length.
+/// Dot product of `a` (any int8) and `b` (int8 without -128) over the shorter length. On a CPU
+/// without AVX2 it is the scalar oracle's, so the function is sound for any caller.
 ///
 /// Why exact: `maddubs` multiplies |a| (0..=128, as u8) by b·sign(a) (-127..=127) and adds pairs
 /// into i16 with saturation; |pair| <= 2·128·127 = 32512 < 32767, so it never saturates.
 #[inline]
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    // SAFETY: `available()` was checked by the caller's dispatch (see `super::dot_i8`).
+    // A public safe function cannot rely on its caller having checked the CPU; std caches the
+    // detection, so this is one relaxed load.
+    if !available() {
+        return super::generic::dot_i8(a, b);
+    }
+    // SAFETY: AVX2 is present (checked just above).
     unsafe { dot_i8_avx2(a, b) }
 }
 
