@@ -7,7 +7,8 @@ use pith_runtime::format::TokenizerConfig;
 use pith_runtime::tokenizer::{build_vocab_section, Tokenizer};
 
 const WORDS: &[&str] = &[
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "a", "cat", "##s", "##ing", "play", "é", "中", "!", "##!", ",",
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "a", "cat", "##s", "##ing", "play", "é", "中", "!",
+    "##!", ",",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -31,7 +32,8 @@ fuzz_target!(|data: &[u8]| {
     if flags == 0xff {
         let _ = Tokenizer::new(rest, config).map(|t| {
             let mut ids = [0u32; 8];
-            t.encode("the cats", &mut ids).map(|n| assert!(n <= ids.len()))
+            t.encode("the cats", &mut ids)
+                .map(|n| assert!(n <= ids.len()))
         });
         return;
     }
