@@ -238,6 +238,10 @@ def main():
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--minutes", type=float, default=0, help="stop training after this long (0: no limit)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="cut the schedule to this many steps (0: --epochs decides). Applied at step 100, "
+                         "where --minutes fits its budget, so a run recorded with --minutes is rebuilt "
+                         "exactly by --steps with its recorded step count")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--anchor", type=float, default=1.0, help="weight of the PCA-target MSE term")
@@ -407,10 +411,10 @@ def main():
                                     "group_loss": float(r[2]),
                                     **dev_check()})
                     log(f"dev check {history[-1]}")
-            if args.minutes and step == 100:
-                fit = int(args.minutes * 60 / ((time.time() - t0) / step))
+            if (args.minutes or args.steps) and step == 100:
+                fit = args.steps or int(args.minutes * 60 / ((time.time() - t0) / step))
                 if fit < total:
-                    log(f"time budget: {fit} steps of {total} ({fit / steps_per_epoch:.2f} epochs)")
+                    log(f"schedule cut: {fit} steps of {total} ({fit / steps_per_epoch:.2f} epochs)")
                     total = fit
                     stopped_early = True
     history.append({"step": step, **dev_check()})
