@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use pith_boards::{Board, MemoryMap, Region, BOARDS};
 
+/// Features in firmware/Cargo.toml that are not boards.
+const OTHER_FEATURES: &[&str] = &["qemu"];
+
 fn feature_var(board: &str) -> String {
     format!("CARGO_FEATURE_{}", board.to_uppercase().replace('-', "_"))
 }
@@ -36,6 +39,7 @@ fn main() {
         )),
     };
     check_target(board);
+    let semihosting = transport(board);
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut map = board.memory;
     // A smaller arena models a part with less RAM (Tier M: 128 KB in all on an M4 part); the
@@ -54,7 +58,7 @@ fn main() {
         map.arena.len = bytes.next_multiple_of(64);
     }
     write_memory_x(&out, &map);
-    write_consts(&out, index, &map);
+    write_consts(&out, index, &map, semihosting);
     write_package(&out);
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg=--nmagic");
@@ -123,7 +127,7 @@ fn check_table_wiring(manifest: &Path) {
         ));
     }
     for f in &features {
-        if !BOARDS.iter().any(|b| b.name == f) {
+        if !BOARDS.iter().any(|b| b.name == f) && !OTHER_FEATURES.contains(&f.as_str()) {
             fail(&format!(
                 "feature {f} in firmware/Cargo.toml is not a board in boards/src/lib.rs"
             ));
@@ -172,6 +176,25 @@ fn check_target(board: &Board) {
     }
 }
 
+/// Logging and exit by transport: semihosting when the image runs in QEMU (a reference board, or
+/// a real board built with the `qemu` feature), RTT and panic-probe on hardware. Returns whether
+/// the image runs in QEMU.
+fn transport(board: &Board) -> bool {
+    println!("cargo::rustc-check-cfg=cfg(pith_semihosting)");
+    let qemu_feature = env::var_os("CARGO_FEATURE_QEMU").is_some();
+    if qemu_feature && !board.simulated() {
+        fail(&format!(
+            "{} has no QEMU machine (boards/src/lib.rs): build it without the qemu feature",
+            board.name
+        ));
+    }
+    let in_qemu = qemu_feature || !board.real_part();
+    if in_qemu {
+        println!("cargo:rustc-cfg=pith_semihosting");
+    }
+    in_qemu
+}
+
 fn write_memory_x(out: &Path, m: &MemoryMap) {
     let region = |name: &str, r: Region| {
         format!(
@@ -185,6 +208,20 @@ fn write_memory_x(out: &Path, m: &MemoryMap) {
     s += &region("PACKAGE", m.package);
     s += &region("ARENA", m.arena);
     s += "}\n";
+    // Here rather than in pith.x: link.x includes memory.x first, and `_stext` must be set
+    // before link.x places .text (its own value is only PROVIDEd).
+    s += "
+/* The RP2350 boot ROM looks for an image definition block in the first 4K of flash (the
+   wiring file's IMAGE_DEF); the section is empty on other parts. */
+SECTIONS
+{
+  .start_block : ALIGN(4)
+  {
+    KEEP(*(.start_block));
+  } > FLASH
+} INSERT AFTER .vector_table;
+_stext = ADDR(.start_block) + SIZEOF(.start_block);
+";
     fs::write(out.join("memory.x"), s).expect("write memory.x");
     // The package stays in place (read-only, loaded by QEMU's ELF loader or the board's flasher);
     // the arena is scratch that the firmware zeroes at boot, so it takes no room in the image.
@@ -200,12 +237,37 @@ SECTIONS
     *(.pith_arena .pith_arena.*);
   } > ARENA
 } INSERT AFTER .rodata;
+
+/* Not loaded: tells firmware/run.sh how to run the image (QEMU machine or probe-rs chip). */
+SECTIONS
+{
+  .pith_runner (INFO) :
+  {
+    KEEP(*(.pith_runner));
+  }
+}
 ";
     fs::write(out.join("pith.x"), pith).expect("write pith.x");
 }
 
-fn write_consts(out: &Path, index: usize, m: &MemoryMap) {
-    let s = format!(
+fn write_consts(out: &Path, index: usize, m: &MemoryMap, in_qemu: bool) {
+    let board = &BOARDS[index];
+    let runner = match (in_qemu, board.run.qemu, board.run.probe_chip) {
+        (true, Some(machine), _) => format!("qemu:{machine}"),
+        (false, _, Some(chip)) => format!("probe-rs:{chip}"),
+        _ => fail(&format!(
+            "{}: neither a QEMU machine nor a probe chip",
+            board.name
+        )),
+    };
+    let marker = format!("pith-runner={runner};");
+    let mut s = format!(
+        "/// How firmware/run.sh runs this image (section .pith_runner, not loaded).\n\
+         #[link_section = \".pith_runner\"]\n#[used]\n\
+         static RUNNER: [u8; {}] = *b{marker:?};\n",
+        marker.len()
+    );
+    s += &format!(
         "/// The selected board's entry in the table.\npub const BOARD: pith_boards::Board = pith_boards::BOARDS[{index}];\n\
          /// Arena bytes (the board's, or fewer with PITH_ARENA_BYTES).\npub const ARENA_BYTES: usize = 0x{:08x};\n",
         m.arena.len

@@ -1,13 +1,13 @@
 #!/bin/sh
-# cargo runner: boots a firmware ELF in QEMU. The ELF's file name is the board's name, which the
-# board table (boards/src/lib.rs) makes the QEMU machine's name too.
+# Boots a firmware ELF in QEMU machine MACHINE (run.sh, the cargo runner, reads it from the image).
+# Usage: qemu-run.sh ELF MACHINE [QEMU ARGS...]
 # The UART is this terminal (Ctrl-C quits QEMU); defmt logs (semihosting stderr) go to <elf>.defmt,
 # decode them with `defmt-print -e <elf> < <elf>.defmt` when defmt-print is installed.
 # PITH_ICOUNT=1 makes instruction counts exact (-icount shift=0: one instruction = one virtual ns).
 set -eu
 elf="$1"
-shift
-board=$(basename "$elf")
+board="$2"
+shift 2
 icount=""
 if [ "${PITH_ICOUNT:-0}" = 1 ]; then icount="-icount shift=0"; fi
 log="$elf.defmt"

@@ -31,7 +31,7 @@ pub struct MemoryMap {
     pub arena: Region,
 }
 
-/// The CMSDK APB UART0 the console runs on.
+/// The CMSDK APB UART0 of the MPS2/MPS3 FPGA images, driven by firmware/src/uart.rs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Uart {
     /// Register block base address.
@@ -39,6 +39,31 @@ pub struct Uart {
     /// RX and TX interrupt lines. QEMU releases disagree on their order on the SSE boards, so both
     /// are enabled as wake-up sources; only the RX interrupt is turned on in the UART.
     pub irqs: [u16; 2],
+}
+
+/// Where the console is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// The CMSDK UART of an MPS2/MPS3 image (simulated reference boards).
+    Cmsdk(Uart),
+    /// A UART the wiring file drives through the part's HAL.
+    Hal {
+        /// The peripheral, e.g. "USART1".
+        uart: &'static str,
+        /// How to wire it, for people: pins and where they come out on the board.
+        pins: &'static str,
+    },
+}
+
+/// How a board is run and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// The QEMU machine (`-machine`) that models it; `None`: built and size-checked only.
+    pub qemu: Option<&'static str>,
+    /// probe-rs `--chip` of the real part; `None`: a QEMU reference board with no real twin.
+    pub probe_chip: Option<&'static str>,
+    /// HAL crate the wiring file is built on (`None`: the firmware's own CMSDK driver).
+    pub hal: Option<&'static str>,
 }
 
 /// A shipping part with the board's core, for turning instruction counts into time.
@@ -64,13 +89,27 @@ pub struct Board {
     /// Core clock feeding SysTick and the UART (the simulated board's, not the typical part's).
     pub cpu_hz: u32,
     /// The console's UART.
-    pub uart: Uart,
+    pub console: Console,
+    /// QEMU machine, flashing and HAL.
+    pub run: Run,
     /// Linker memory map.
     pub memory: MemoryMap,
     /// The package linked when none is named, relative to the repository root (`pith` builds it).
     pub default_package: &'static str,
-    /// A typical part with this core.
+    /// The part itself (real boards) or a typical part with this core (reference boards).
     pub part: Part,
+}
+
+impl Board {
+    /// Whether QEMU models this board (the tests boot it; otherwise it is build-only).
+    pub const fn simulated(&self) -> bool {
+        self.run.qemu.is_some()
+    }
+
+    /// Whether this is a real part (its image must fit the part's flash and RAM).
+    pub const fn real_part(&self) -> bool {
+        self.run.probe_chip.is_some()
+    }
 }
 
 const K: u32 = 1024;
@@ -95,10 +134,24 @@ const MPS2_MAP: MemoryMap = MemoryMap {
     package: region(0x2100_0000, 16 * M),
 };
 
+/// A reference board only QEMU has: the machine is the board's name, no HAL, no probe.
+const fn qemu_only(machine: &'static str) -> Run {
+    Run {
+        qemu: Some(machine),
+        probe_chip: None,
+        hal: None,
+    }
+}
+
 /// The full MiniLM (needs mps3-an547's 64M DDR).
 const MINILM: &str = "models/minilm-l6.pith";
 /// The MiniLM with a 12k-token vocabulary: fits the mps2 boards' 16M PSRAM.
 const MINILM_12K: &str = "models/minilm-l6-12k.pith";
+
+/// Tier S: the static model for 1 MB parts (523,860 bytes).
+const TIER_S: &str = "models/tier-s.pith";
+/// Tier M: the distilled 4-layer student for 2-4 MB parts (1,934,644 bytes).
+const TIER_M: &str = "models/tier-m.pith";
 
 /// Every board; the first is the default (`pith console --sim`, firmware/.cargo/config.toml).
 pub const BOARDS: &[Board] = &[
@@ -108,10 +161,11 @@ pub const BOARDS: &[Board] = &[
         target: "thumbv8m.main-none-eabihf",
         target_cpu: Some("cortex-m55"),
         cpu_hz: 32_000_000,
-        uart: Uart {
+        console: Console::Cmsdk(Uart {
             base: 0x5930_3000,
             irqs: [33, 34],
-        },
+        }),
+        run: qemu_only("mps3-an547"),
         // ITCM 512K at 0 holds code; SRAM 4M at 0x2100_0000 statics; DDR at 0x6000_0000 holds the
         // package (up to 64M) and a 16M arena.
         memory: MemoryMap {
@@ -132,10 +186,11 @@ pub const BOARDS: &[Board] = &[
         target: "thumbv8m.main-none-eabihf",
         target_cpu: Some("cortex-m33"),
         cpu_hz: 20_000_000,
-        uart: Uart {
+        console: Console::Cmsdk(Uart {
             base: 0x5020_0000,
             irqs: [32, 33],
-        },
+        }),
+        run: qemu_only("mps2-an505"),
         // Boots secure from 0x1000_0000; SSRAM2+3 (secure alias 0x3800_0000) are 4M together;
         // PSRAM 16M at 0x8000_0000.
         memory: MemoryMap {
@@ -156,7 +211,8 @@ pub const BOARDS: &[Board] = &[
         target: "thumbv7em-none-eabihf",
         target_cpu: None,
         cpu_hz: 25_000_000,
-        uart: MPS2_UART,
+        console: Console::Cmsdk(MPS2_UART),
+        run: qemu_only("mps2-an500"),
         // As the other MPS2 images, but its 16M PSRAM sits at 0x6000_0000 (a package linked at
         // 0x2100_0000 reads back corrupted there).
         memory: MemoryMap {
@@ -175,7 +231,8 @@ pub const BOARDS: &[Board] = &[
         target: "thumbv7em-none-eabihf",
         target_cpu: None,
         cpu_hz: 25_000_000,
-        uart: MPS2_UART,
+        console: Console::Cmsdk(MPS2_UART),
+        run: qemu_only("mps2-an386"),
         memory: MPS2_MAP,
         default_package: MINILM_12K,
         part: Part {
@@ -190,12 +247,131 @@ pub const BOARDS: &[Board] = &[
         target: "thumbv6m-none-eabi",
         target_cpu: None,
         cpu_hz: 25_000_000,
-        uart: MPS2_UART,
+        console: Console::Cmsdk(MPS2_UART),
+        run: qemu_only("mps2-an385"),
         memory: MPS2_MAP,
         default_package: MINILM_12K,
         part: Part {
             name: "M0+ class, e.g. RP2040",
             mhz: 133,
+        },
+    },
+    // Real parts: the package lives in the part's own flash, after the code; RAM holds statics,
+    // stack and the arena. The QEMU-modelled STM32F405 is tested end to end, the rest build,
+    // link within the part and get a size check.
+    Board {
+        name: "stm32f405",
+        core: "Cortex-M4F",
+        target: "thumbv7em-none-eabihf",
+        target_cpu: None,
+        // HSI: QEMU models no PLL (RCC ready bits never come); the hardware build runs the PLL and
+        // reads its clock from the HAL.
+        cpu_hz: 16_000_000,
+        console: Console::Hal {
+            uart: "USART1",
+            pins: "PA9 = TX, PA10 = RX (AF7), 3.3 V levels",
+        },
+        run: Run {
+            qemu: Some("netduinoplus2"),
+            probe_chip: Some("STM32F405RGTx"),
+            hal: Some("stm32f4xx-hal 0.23"),
+        },
+        // Flash sectors 0-5 (384K) hold code and the bank, 6-11 (640K) the package; SRAM1+2
+        // (128K, all QEMU 7.2 maps there) statics + stack, then the arena.
+        memory: MemoryMap {
+            flash: region(0x0800_0000, 384 * K),
+            package: region(0x0806_0000, 640 * K),
+            ram: region(0x2000_0000, 96 * K),
+            arena: region(0x2001_8000, 32 * K),
+        },
+        default_package: TIER_S,
+        part: Part {
+            name: "STM32F405RG (Netduino Plus 2, Feather STM32F405, Olimex H405)",
+            mhz: 168,
+        },
+    },
+    Board {
+        name: "pico2",
+        core: "Cortex-M33",
+        target: "thumbv8m.main-none-eabihf",
+        target_cpu: Some("cortex-m33"),
+        cpu_hz: 150_000_000,
+        console: Console::Hal {
+            uart: "UART0",
+            pins: "GP0 = TX (pin 1), GP1 = RX (pin 2), GND pin 3",
+        },
+        run: Run {
+            qemu: None,
+            probe_chip: Some("RP235x"),
+            hal: Some("rp235x-hal 0.4"),
+        },
+        // 4 MiB QSPI flash (XIP): 1M code and bank, 3M package; 512K striped SRAM.
+        memory: MemoryMap {
+            flash: region(0x1000_0000, M),
+            package: region(0x1010_0000, 3 * M),
+            ram: region(0x2000_0000, 128 * K),
+            arena: region(0x2002_0000, 384 * K),
+        },
+        default_package: TIER_M,
+        part: Part {
+            name: "RP2350 (Raspberry Pi Pico 2)",
+            mhz: 150,
+        },
+    },
+    Board {
+        name: "nucleo-h743zi2",
+        core: "Cortex-M7",
+        target: "thumbv7em-none-eabihf",
+        target_cpu: None,
+        cpu_hz: 64_000_000,
+        console: Console::Hal {
+            uart: "USART3",
+            pins: "PD8 = TX, PD9 = RX: wired to the ST-LINK virtual COM port (USB)",
+        },
+        run: Run {
+            qemu: None,
+            probe_chip: Some("STM32H743ZITx"),
+            hal: Some("stm32h7xx-hal 0.16"),
+        },
+        // 2M flash: 512K code and bank, 1.5M package (Tier M's 1.93M would leave 150K for code
+        // and no bank); AXI SRAM 512K.
+        memory: MemoryMap {
+            flash: region(0x0800_0000, 512 * K),
+            package: region(0x0808_0000, 1536 * K),
+            ram: region(0x2400_0000, 256 * K),
+            arena: region(0x2404_0000, 256 * K),
+        },
+        default_package: TIER_S,
+        part: Part {
+            name: "STM32H743ZI (Nucleo-H743ZI2)",
+            mhz: 480,
+        },
+    },
+    Board {
+        name: "nrf52840-dk",
+        core: "Cortex-M4F",
+        target: "thumbv7em-none-eabihf",
+        target_cpu: None,
+        cpu_hz: 64_000_000,
+        console: Console::Hal {
+            uart: "UARTE0",
+            pins: "P0.06 = TX, P0.08 = RX: wired to the J-Link virtual COM port (USB)",
+        },
+        run: Run {
+            qemu: None,
+            probe_chip: Some("nRF52840_xxAA"),
+            hal: Some("nrf52840-hal 0.19"),
+        },
+        memory: MemoryMap {
+            flash: region(0x0000_0000, 384 * K),
+            package: region(0x0006_0000, 640 * K),
+            ram: region(0x2000_0000, 192 * K),
+            arena: region(0x2003_0000, 64 * K),
+        },
+        default_package: TIER_S,
+        part: Part {
+            name: "nRF52840 (nRF52840 DK)",
+            mhz: 64,
         },
     },
 ];
@@ -245,6 +421,13 @@ mod tests {
                 }
             }
             assert!(b.target.starts_with("thumbv"), "{}: {}", b.name, b.target);
+            // The firmware drives CMSDK UARTs itself; real parts go through their HAL.
+            assert_eq!(
+                matches!(b.console, Console::Hal { .. }),
+                b.run.hal.is_some(),
+                "{}: console and HAL disagree",
+                b.name
+            );
         }
         assert_eq!(find("mps2-an386").map(|b| b.core), Some("Cortex-M4F"));
         assert_eq!(find("no-such-board"), None);

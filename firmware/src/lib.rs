@@ -1,37 +1,48 @@
-//! pith firmware: boots an MPS2/MPS3 board, validates the linked package once and serves the pith
-//! console (runtime `console`) on UART0. Everything board-specific is in this crate; the console
-//! itself is hardware-independent and tested on the host.
+//! pith firmware: validates the linked package once and serves the pith console (runtime
+//! `console`) on a UART. Each board's wiring file (src/bin/<board>.rs) brings up its clocks and
+//! console UART and calls [`serve`]; the console itself is hardware-independent and tested on the
+//! host.
+//!
+//! Logging and exit go by transport: QEMU builds (the reference boards, or a real board's image
+//! built with the `qemu` feature) log defmt over semihosting and exit through it; hardware builds
+//! log defmt over RTT and panic through panic-probe, so a board with no debugger attached boots
+//! and answers on its UART (semihosting would trap there).
 #![no_std]
 
 pub mod board;
 pub mod clock;
+#[cfg(pith_semihosting)]
 mod log;
 pub mod memory;
+pub mod mps;
 pub mod package;
+pub mod port;
 pub mod uart;
 
+#[cfg(not(pith_semihosting))]
+use defmt_rtt as _;
+#[cfg(not(pith_semihosting))]
+use panic_probe as _;
+
+use embedded_io::{Read, Write};
 use pith_runtime::console::{Board as BoardInfo, Console, Service};
 use pith_runtime::kb::Bank;
 use pith_runtime::Model;
 
 use crate::board::BOARD;
+use crate::clock::SysTickClock;
 
 /// Console baud rate on real boards (QEMU ignores it).
-const BAUD: u32 = 115_200;
+pub const BAUD: u32 = 115_200;
 
-/// The firmware's main: never returns.
-pub fn run() -> ! {
+/// Serves the console on `port` forever. Call from the wiring file's `main` once the clocks and
+/// the UART are up; `clock` times `bench`.
+pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
+    // The wiring's set-up frames have returned: only `main`'s frame and this one are live.
     memory::paint_stack();
-    let Some(cp) = cortex_m::Peripherals::take() else {
-        fatal("core peripherals taken twice")
-    };
-    let clock = clock::SysTickClock::start(cp.SYST, BOARD.cpu_hz);
-    // SAFETY: the board table names this board's UART0, and nothing else in the firmware uses it.
-    let mut uart = unsafe { uart::Uart::new(BOARD.uart.base, BOARD.uart.irqs, BOARD.cpu_hz, BAUD) };
     let Some(arena) = package::take_arena() else {
         fatal("arena taken twice")
     };
-
     let bytes = package::bytes();
     defmt::info!(
         "pith on {=str}: package {=usize} bytes, arena {=usize} words",
@@ -82,31 +93,38 @@ pub fn run() -> ! {
         service.max_tokens()
     );
     let mut console = Console::new(service);
-    // The UART's error type is Infallible: `serve` only returns if the port reports end of input.
-    let _ = console.serve(&mut uart);
+    // `serve` returns only if the port reports end of input or an error; a UART does neither.
+    let _ = console.serve(port);
     fatal("console stopped")
 }
 
-/// Logs and leaves QEMU with a failure status (on a board: halts at a breakpoint).
+/// Logs why and stops: leaves QEMU with a failure status; on hardware, faults so that probe-rs
+/// shows the log and a backtrace (without a debugger the core stays in the fault handler).
 pub fn fatal(why: &str) -> ! {
     defmt::error!("fatal: {=str}", why);
+    #[cfg(pith_semihosting)]
     cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
-    }
+    cortex_m::asm::udf()
 }
 
-/// Interrupts without a handler of their own. The UART RX interrupt only wakes `Uart::read` from
-/// WFI: clearing it is all there is to do. Anything else is unexpected: mask it so it cannot storm.
+/// Interrupts without a handler of their own. On the CMSDK boards the UART RX interrupt only wakes
+/// `Uart::read` from WFI: clearing it is all there is to do. Anything else is unexpected: mask it
+/// so it cannot storm.
 #[cortex_m_rt::exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    if irqn >= 0 && BOARD.uart.irqs.contains(&(irqn as u16)) {
-        uart::clear_rx_interrupt(BOARD.uart.base);
-    } else if irqn >= 0 {
-        cortex_m::peripheral::NVIC::mask(uart::Irq(irqn as u16));
+    let Ok(irq) = u16::try_from(irqn) else {
+        return;
+    };
+    if let pith_boards::Console::Cmsdk(u) = BOARD.console {
+        if u.irqs.contains(&irq) {
+            uart::clear_rx_interrupt(u.base);
+            return;
+        }
     }
+    cortex_m::peripheral::NVIC::mask(uart::Irq(irq));
 }
 
+#[cfg(pith_semihosting)]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     fatal("panic")

@@ -47,6 +47,7 @@ pub fn build_firmware_with_arena(
             package: package.map(Path::to_path_buf),
             bank,
             arena_bytes,
+            qemu: true,
         },
     )
 }

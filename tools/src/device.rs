@@ -2,7 +2,7 @@
 //! stdio. Text replies (body lines, then an `OK`/`ERR` line) and framed responses (COBS + postcard).
 //! `pith console`, the QEMU tests and the size report all read replies through here.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -38,12 +38,21 @@ impl Reply {
     }
 }
 
+/// Control bytes [`Link::resync`] uses as markers, in turn (the device answers each with
+/// `ERR 1 control byte 0x.. in line`).
+const RESYNC_MARKERS: [u8; 8] = [0x0e, 0x0f, 0x10, 0x11, 0x12, 0x14, 0x16, 0x17];
+
+/// How long one resync marker waits for its reply before the next is sent.
+const RESYNC_TRY: Duration = Duration::from_secs(2);
+
 /// A console connection: bytes from the device arrive through a reader thread (so every wait can
 /// time out), bytes to it go straight to the writer.
 pub struct Link {
     rx: Receiver<Vec<u8>>,
     tx: Box<dyn Write + Send>,
     pending: Vec<u8>,
+    /// Resync markers sent so far (picks the next marker).
+    resyncs: usize,
 }
 
 impl Link {
@@ -52,9 +61,21 @@ impl Link {
         let (send, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 || send.send(buf[..n].to_vec()).is_err() {
-                    break;
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if send.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                    // A serial port's read times out when the device is quiet: keep listening.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::TimedOut | ErrorKind::Interrupted | ErrorKind::WouldBlock
+                        ) => {}
+                    Err(_) => break,
                 }
             }
         });
@@ -62,6 +83,7 @@ impl Link {
             rx,
             tx: Box::new(to),
             pending: Vec::new(),
+            resyncs: 0,
         }
     }
 
@@ -133,14 +155,54 @@ impl Link {
 
     /// Sends one command line and reads its reply (echo must be off).
     pub fn command(&mut self, line: &str, timeout: Duration) -> Result<Reply> {
-        self.send(format!("{line}\r").as_bytes())?;
+        self.command_bytes(line.as_bytes(), timeout)
+    }
+
+    /// [`Link::command`] for a line that need not be UTF-8 (the device answers ERR for that).
+    /// The line must hold no control bytes: see [`crate::console_line::plan`].
+    pub fn command_bytes(&mut self, line: &[u8], timeout: Duration) -> Result<Reply> {
+        let mut bytes = line.to_vec();
+        bytes.push(b'\r');
+        self.send(&bytes)?;
         self.read_reply(timeout)
-            .with_context(|| format!("reply to {line:?}"))
+            .with_context(|| format!("reply to {:?}", String::from_utf8_lossy(line)))
+    }
+
+    /// Brings replies back in step (after a reply went missing, or with a device whose earlier
+    /// output is unknown): sends a line that the device rejects with a reply naming a marker byte
+    /// (a control byte, which its line editor reports instead of eating) and drops everything up
+    /// to that reply, late replies included. A marker sent before the UART listens is lost, so
+    /// each attempt that gets no answer within [`RESYNC_TRY`] sends the next marker; the device
+    /// answers in order, so the newest marker's reply comes after every earlier one.
+    pub fn resync(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let marker = RESYNC_MARKERS[self.resyncs % RESYNC_MARKERS.len()];
+            self.resyncs += 1;
+            let want = format!("ERR 1 control byte 0x{marker:02x} in line");
+            self.send(&[marker, b'\r'])?;
+            let try_until = (Instant::now() + RESYNC_TRY).min(deadline);
+            let found = loop {
+                let left = try_until.saturating_duration_since(Instant::now());
+                match self.read_reply(left) {
+                    Ok(reply) if reply.status == want => break true,
+                    Ok(_) => {}
+                    Err(_) if Instant::now() < deadline => break false,
+                    Err(e) => return Err(e.context("resynchronizing with the device")),
+                }
+            };
+            if found {
+                return Ok(());
+            }
+        }
     }
 
     /// Switches echo and prompt off, so replies are exactly body lines plus the status line.
     /// Whatever the device printed before (the banner) is skipped with the command's own reply.
     pub fn echo_off(&mut self, timeout: Duration) -> Result<()> {
+        // Whatever came before (a banner, replies to noise a serial line picked up) is dropped
+        // with the marker's reply, so the next reply read is echo off's.
+        self.resync(timeout).context("waiting for the console")?;
         let reply = self
             .command("echo off", timeout)
             .context("waiting for the console")?;
@@ -199,15 +261,26 @@ pub fn decode_response(frame: &[u8]) -> Result<Response> {
 /// The QEMU command line that boots `elf` on `board` with the UART on stdio; `icount` makes
 /// instruction counts exact (`-icount shift=0`: one instruction = one virtual ns). defmt frames
 /// arrive on QEMU's stderr (semihosting): the caller sends stderr to a log.
-pub fn qemu_command(board: &Board, elf: &Path, icount: bool) -> Command {
+pub fn qemu_command(board: &Board, elf: &Path, icount: bool) -> Result<Command> {
+    qemu_command_serial(board, elf, icount, "stdio")
+}
+
+/// [`qemu_command`] with the UART on QEMU's `-serial` backend `serial` (`stdio`, `pty`).
+fn qemu_command_serial(board: &Board, elf: &Path, icount: bool, serial: &str) -> Result<Command> {
+    let Some(machine) = board.run.qemu else {
+        bail!(
+            "{} has no QEMU machine (boards/src/lib.rs): it is built and size-checked only",
+            board.name
+        );
+    };
     let mut cmd = Command::new("qemu-system-arm");
-    cmd.args(["-machine", board.name, "-kernel"]).arg(elf);
+    cmd.args(["-machine", machine, "-kernel"]).arg(elf);
     if icount {
         cmd.args(["-icount", "shift=0"]);
     }
-    cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+    cmd.args(["-display", "none", "-monitor", "none", "-serial", serial])
         .args(["-semihosting-config", "enable=on,target=native"]);
-    cmd
+    Ok(cmd)
 }
 
 /// A running QEMU with the firmware, its console a [`Link`]; killed on drop.
@@ -236,7 +309,7 @@ impl Qemu {
     ) -> Result<Qemu> {
         let log = std::fs::File::create(&defmt_log)
             .with_context(|| format!("creating {}", defmt_log.display()))?;
-        let mut child = qemu_command(board, elf, icount)
+        let mut child = qemu_command(board, elf, icount)?
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -273,5 +346,59 @@ impl Drop for Qemu {
         if !self.keep_log {
             let _ = std::fs::remove_file(&self.defmt_log);
         }
+    }
+}
+
+/// QEMU with the firmware's UART on a pseudo-terminal (`-serial pty`): the host side of a real
+/// serial device, for `pith console --port`. Killed on drop.
+pub struct QemuPty {
+    child: Child,
+    /// The pty's device path (`/dev/pts/N`).
+    pub path: PathBuf,
+}
+
+impl QemuPty {
+    /// Boots `elf` on `board` and waits for QEMU to name its pty (on its stdout); QEMU's stderr
+    /// (the semihosting defmt frames) goes to `log`.
+    pub fn boot(board: &Board, elf: &Path, log: PathBuf) -> Result<QemuPty> {
+        let log =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut child = qemu_command_serial(board, elf, false, "pty")?
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
+        let mut stdout = child.stdout.take().context("qemu stdout")?;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        let path = loop {
+            let n = stdout.read(&mut buf).context("reading qemu's stdout")?;
+            if n == 0 {
+                let _ = child.kill();
+                bail!(
+                    "qemu exited before naming its pty: {}",
+                    String::from_utf8_lossy(&seen)
+                );
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            // "char device redirected to /dev/pts/3 (label serial0)"
+            if let Some(rest) = text.split("redirected to ").nth(1) {
+                if let Some((dev, _)) = rest.split_once(' ') {
+                    break PathBuf::from(dev);
+                }
+            }
+        };
+        // Keep draining stdout so QEMU never blocks on it.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Ok(QemuPty { child, path })
+    }
+}
+
+impl Drop for QemuPty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

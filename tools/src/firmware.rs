@@ -19,6 +19,9 @@ pub struct Link {
     pub bank: Option<PathBuf>,
     /// Arena cut to this many bytes (`PITH_ARENA_BYTES`), to model a part with less RAM.
     pub arena_bytes: Option<u32>,
+    /// Build a real board's image for its QEMU machine (feature `qemu`: no PLL, defmt over
+    /// semihosting) instead of the part (RTT, panic-probe). Reference boards always run in QEMU.
+    pub qemu: bool,
 }
 
 /// The board called `name`, or an error listing the boards.
@@ -48,6 +51,17 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
     if let Some(a) = link.arena_bytes {
         flavour += &format!("-arena{a}");
     }
+    let mut features = board.name.to_string();
+    if link.qemu && board.real_part() {
+        if !board.simulated() {
+            bail!(
+                "{} has no QEMU machine: it can only be built for the part",
+                board.name
+            );
+        }
+        features += ",qemu";
+        flavour += "-qemu";
+    }
     let target_dir = firmware.join("target").join(format!(
         "harness-{}-{flavour}",
         board.target_cpu.unwrap_or("generic")
@@ -55,7 +69,7 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&firmware)
         .args(["build", "--release", "--no-default-features", "--features"])
-        .arg(board.name)
+        .arg(&features)
         .args(["--target", board.target, "--bin", board.name])
         .env("CARGO_TARGET_DIR", &target_dir)
         // A host build's flags (an outer cargo test) must not leak into the thumb build.

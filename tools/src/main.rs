@@ -36,6 +36,8 @@ enum Command {
     Chat(cmd::chat::Args),
     /// Attach to the firmware's serial console (QEMU simulator or a real board).
     Console(cmd::console::Args),
+    /// List the boards: part, core, memory, default model, simulated or build-only.
+    Boards(cmd::boards::Args),
     /// Build the firmware for a board and print the ELF's path.
     Firmware(cmd::firmware::Args),
     /// Build the default artifacts (packages, ONNX exports, banks) that the boards and tests use.
@@ -66,6 +68,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Ask(a) => cmd::ask::run(a),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Console(a) => cmd::console::run(a),
+        Command::Boards(a) => cmd::boards::run(a),
         Command::Firmware(a) => cmd::firmware::run(a),
         Command::Artifacts(a) => cmd::artifacts::run(a),
     }

@@ -1,8 +1,8 @@
-//! Firmware image for one board (the binary's name is the QEMU machine name).
+//! Firmware image for an MPS2/MPS3 reference board (QEMU; the binary's name is the board's).
 #![no_std]
 #![no_main]
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    pith_firmware::run()
+    pith_firmware::mps::main()
 }

@@ -1,14 +1,16 @@
 //! `pith console`: attach to the firmware's serial console, in QEMU (`--sim`) or on a real board
-//! (`--port`). With a terminal on stdin it is interactive; otherwise each stdin line is sent as a
-//! command, its reply (up to the `OK`/`ERR` line) is printed, and the tool exits at end of input.
+//! (`--port`, through the `serialport` crate). With a terminal on stdin it is interactive (the
+//! terminal in raw mode through `crossterm`); otherwise each stdin line is sent as a command, its
+//! reply (up to the `OK`/`ERR` line) is printed, and the tool exits at end of input: non-zero when
+//! any line answered ERR, was refused, or got no reply.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::console_line::{plan, Plan};
 use crate::device::{self, Link, Qemu};
 use crate::firmware;
 
@@ -18,13 +20,13 @@ pub struct Args {
     /// Boot the firmware in QEMU (qemu-system-arm) and attach to its UART.
     #[arg(long, conflicts_with = "port")]
     sim: bool,
-    /// Board to simulate (boards/src/lib.rs lists them; default: the table's first).
+    /// Board to simulate (`pith boards` lists them; default: the table's first).
     #[arg(long, default_value = pith_boards::DEFAULT.name)]
     board: String,
     /// Firmware ELF to boot (default: build firmware/ for the board; PITH_PACKAGE picks the model).
     #[arg(long)]
     elf: Option<PathBuf>,
-    /// Serial device of a real board, e.g. /dev/ttyACM0.
+    /// Serial device of a real board, e.g. /dev/ttyACM0 or COM3.
     #[arg(long)]
     port: Option<PathBuf>,
     /// Baud rate for --port.
@@ -38,18 +40,29 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let scripted = !std::io::stdin().is_terminal();
+    let timeout = Duration::from_secs(args.timeout);
     if let Some(port) = &args.port {
-        return real_board(port, args.baud, scripted, Duration::from_secs(args.timeout));
+        return real_board(port, args.baud, scripted, timeout);
     }
     if !args.sim {
         bail!("say where the console is: --sim (QEMU) or --port DEVICE");
     }
     let board = firmware::board(&args.board)?;
+    if !board.simulated() {
+        bail!(
+            "{} has no QEMU machine: flash it (README, \"flash your board\") and use --port",
+            board.name
+        );
+    }
     let elf = match &args.elf {
         Some(e) => e.clone(),
         None => {
             eprintln!("pith console: building the firmware for {} ...", board.name);
-            firmware::build(board, &crate::cmd::firmware::link_from_env(board)?)?
+            let link = firmware::Link {
+                qemu: true,
+                ..crate::cmd::firmware::link_from_env(board)?
+            };
+            firmware::build(board, &link)?
         }
     };
     let defmt_log = elf.with_extension("defmt");
@@ -61,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             board.name,
             defmt_log.display()
         );
-        let status = device::qemu_command(board, &elf, false)
+        let status = device::qemu_command(board, &elf, false)?
             .stderr(log)
             .status()
             .context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
@@ -71,84 +84,116 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut qemu = Qemu::boot_logging(board, &elf, false, defmt_log, true)?;
-    script(&mut qemu, Duration::from_secs(args.timeout))
+    script(&mut qemu, timeout)
 }
 
-/// Sends each stdin line as a command and prints the replies.
+/// Sends each stdin line as a command and prints the replies, one status line per input line
+/// that is not blank. Fails at the end when any line failed.
 fn script(link: &mut Link, timeout: Duration) -> Result<()> {
     link.echo_off(timeout)?;
-    let mut failures = 0;
+    let (mut failures, mut commands) = (0usize, 0usize);
     let stdout = std::io::stdout();
-    for line in std::io::stdin().lock().lines() {
-        let line = line?;
-        let cmd = line.trim();
-        if cmd.is_empty() {
-            continue;
-        }
-        if cmd == "frame" || cmd.starts_with("echo") {
-            println!("ERR 2 `{cmd}` is not available from pith console (the tool needs text mode, echo off)");
-            failures += 1;
-            continue;
-        }
-        let reply = link.command(cmd, timeout)?;
-        let mut out = stdout.lock();
-        for l in &reply.body {
-            writeln!(out, "{l}")?;
-        }
-        writeln!(out, "{}", reply.status)?;
-        if !reply.ok() {
-            failures += 1;
+    for (n, line) in std::io::stdin().lock().split(b'\n').enumerate() {
+        let line = line.context("reading stdin")?;
+        let bytes = match plan(&line) {
+            Plan::Skip => continue,
+            Plan::Refuse(why) => {
+                commands += 1;
+                failures += 1;
+                writeln!(stdout.lock(), "ERR 1 {why}")?;
+                continue;
+            }
+            Plan::Send(bytes) => bytes,
+        };
+        commands += 1;
+        match link.command_bytes(&bytes, timeout) {
+            Ok(reply) => {
+                let mut out = stdout.lock();
+                for l in &reply.body {
+                    writeln!(out, "{l}")?;
+                }
+                writeln!(out, "{}", reply.status)?;
+                if !reply.ok() {
+                    failures += 1;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                writeln!(
+                    stdout.lock(),
+                    "ERR timeout: no reply to line {} within {} s",
+                    n + 1,
+                    timeout.as_secs()
+                )?;
+                eprintln!("pith console: line {}: {e:#}", n + 1);
+                link.resync(timeout)
+                    .context("the device stopped answering")?;
+            }
         }
     }
     if failures > 0 {
-        eprintln!("pith console: {failures} command(s) answered ERR");
+        bail!("{failures} of {commands} command(s) answered ERR, were refused or got no reply");
     }
     Ok(())
 }
 
-/// A real board on a serial device, set up with `stty` (raw, no echo, the given baud rate).
+/// A real board on a serial device: 8N1 at `baud`, no flow control (the boards' consoles have none).
 fn real_board(port: &Path, baud: u32, scripted: bool, timeout: Duration) -> Result<()> {
-    let status = Command::new("stty")
-        .arg("-F")
-        .arg(port)
-        .args([&baud.to_string(), "raw", "-echo", "-hupcl"])
-        .status()
-        .context("running stty")?;
-    if !status.success() {
-        bail!("stty could not configure {}", port.display());
-    }
-    let dev = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(port)
-        .with_context(|| format!("opening {}", port.display()))?;
-    let writer = dev.try_clone()?;
+    let name = port.to_string_lossy();
+    let dev = serialport::new(name.as_ref(), baud)
+        .data_bits(serialport::DataBits::Eight)
+        .parity(serialport::Parity::None)
+        .stop_bits(serialport::StopBits::One)
+        .flow_control(serialport::FlowControl::None)
+        // Reads wake up this often to notice a closed link; Link's reader keeps listening.
+        .timeout(Duration::from_millis(200))
+        .open()
+        .with_context(|| format!("opening {name} at {baud} baud"))?;
+    let writer = dev
+        .try_clone()
+        .with_context(|| format!("cloning the handle of {name}"))?;
     if scripted {
         return script(&mut Link::new(dev, writer), timeout);
     }
     interactive(dev, writer)
 }
 
+/// Puts the terminal back in its normal mode when dropped (also on an error path).
+struct RawMode;
+
+impl RawMode {
+    fn on() -> Result<RawMode> {
+        crossterm::terminal::enable_raw_mode().context("putting the terminal in raw mode")?;
+        Ok(RawMode)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
 /// Copies the terminal to the device and back, the terminal in raw mode; Ctrl-] quits.
-fn interactive(mut from_dev: std::fs::File, mut to_dev: std::fs::File) -> Result<()> {
-    let saved = Command::new("stty")
-        .arg("-g")
-        .stdin(Stdio::inherit())
-        .output()
-        .context("stty -g")?;
-    let saved = String::from_utf8_lossy(&saved.stdout).trim().to_string();
-    Command::new("stty")
-        .args(["raw", "-echo"])
-        .stdin(Stdio::inherit())
-        .status()
-        .context("stty raw")?;
+fn interactive(
+    mut from_dev: Box<dyn serialport::SerialPort>,
+    mut to_dev: Box<dyn serialport::SerialPort>,
+) -> Result<()> {
+    let raw = RawMode::on()?;
     eprint!("pith console: connected; Ctrl-] quits\r\n");
     std::thread::spawn(move || {
         let mut buf = [0u8; 256];
         let mut out = std::io::stdout();
-        while let Ok(n) = from_dev.read(&mut buf) {
-            if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
-                break;
+        loop {
+            match from_dev.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
             }
         }
     });
@@ -167,10 +212,7 @@ fn interactive(mut from_dev: std::fs::File, mut to_dev: std::fs::File) -> Result
             break Err(e.into());
         }
     };
-    let _ = Command::new("stty")
-        .arg(&saved)
-        .stdin(Stdio::inherit())
-        .status();
+    drop(raw);
     eprintln!();
     result
 }

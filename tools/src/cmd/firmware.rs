@@ -12,6 +12,10 @@ pub struct Args {
     /// Board (boards/src/lib.rs lists them).
     #[arg(long, default_value = pith_boards::DEFAULT.name)]
     board: String,
+    /// Also write a UF2 image beside the ELF (`<elf>.uf2`), for boards whose boot ROM takes one
+    /// (pico2: hold BOOTSEL, plug in, copy the file to the drive).
+    #[arg(long)]
+    uf2: bool,
 }
 
 /// Runs the subcommand.
@@ -19,6 +23,15 @@ pub fn run(args: Args) -> Result<()> {
     let board = firmware::board(&args.board)?;
     let elf = firmware::build(board, &link_from_env(board)?)?;
     crate::outln!("{}", elf.display());
+    if args.uf2 {
+        if board.name != "pico2" {
+            anyhow::bail!("--uf2: only pico2's boot ROM takes UF2 images");
+        }
+        let path = elf.with_extension("uf2");
+        let image = crate::uf2::from_elf(&elf, crate::uf2::RP2350_ARM_S)?;
+        crate::output::write_whole(&path, &image)?;
+        crate::outln!("{}", path.display());
+    }
     Ok(())
 }
 
@@ -45,5 +58,6 @@ pub fn link_from_env(board: &Board) -> Result<Link> {
         package: Some(package),
         bank,
         arena_bytes,
+        qemu: false,
     })
 }

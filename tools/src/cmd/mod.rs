@@ -3,6 +3,7 @@
 pub mod artifacts;
 pub mod ask;
 pub mod bench;
+pub mod boards;
 pub mod chat;
 pub mod console;
 pub mod embed;
