@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod hostile;
 pub mod memport;
+pub mod noise;
 pub mod qemu;
 pub mod sts;
 pub mod synthetic;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 pub use pith_boards::{Board, BOARDS};
 pub use pith_tools::defaults::repo_root;
 pub use pith_tools::device::{decode_response, Qemu, Reply};
@@ -50,4 +50,44 @@ pub fn build_firmware_with_arena(
             qemu: true,
         },
     )
+}
+
+/// The RAM figures a device reports in `info`, as the size report and the tests read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RamFigures {
+    /// Bytes of statics (`ram X of Y bytes`: X).
+    pub statics: u32,
+    /// Bytes of RAM that statics and the stack share (Y).
+    pub ram_size: u32,
+    /// The stack's painted high-water mark (`stack N bytes peak`).
+    pub stack_peak: u32,
+    /// Bytes of the inference arena (its own region).
+    pub arena: u32,
+}
+
+impl RamFigures {
+    /// Reads the figures from an `info` reply.
+    pub fn from_info(info: &Reply) -> Result<RamFigures> {
+        let num = |key: &str, word: usize| -> Result<u32> {
+            info.get(key)
+                .and_then(|v| v.split(' ').nth(word)?.parse().ok())
+                .with_context(|| format!("`{key}` in {info:?}"))
+        };
+        Ok(RamFigures {
+            statics: num("ram", 0)?,
+            ram_size: num("ram", 2)?,
+            stack_peak: num("stack", 0)?,
+            arena: num("arena", 0)?,
+        })
+    }
+
+    /// Bytes the stack may grow to: the RAM the statics leave.
+    pub fn stack_size(&self) -> u32 {
+        self.ram_size.saturating_sub(self.statics)
+    }
+
+    /// Peak RAM: statics, the stack's high-water mark and the arena.
+    pub fn peak(&self) -> u32 {
+        self.statics + self.stack_peak + self.arena
+    }
 }

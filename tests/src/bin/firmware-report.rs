@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pith_tests::qemu::{board, build_firmware_with_arena, repo_root, Board, Qemu, BOARDS};
+use pith_tests::qemu::{
+    board, build_firmware_with_arena, repo_root, Board, Qemu, RamFigures, BOARDS,
+};
 
 fn main() -> Result<()> {
     let names: Vec<String> = std::env::args().skip(1).collect();
@@ -48,14 +50,16 @@ fn main() -> Result<()> {
         let bench = q.command("bench", Duration::from_secs(600))?;
         // The stack's high-water mark after an embedding (the deepest path the console has).
         let after = q.command("info", Duration::from_secs(30))?;
-        let field = |key: &str| {
-            after
-                .get(key)
-                .and_then(|v| v.split(' ').next()?.parse::<u64>().ok())
-        };
-        let ram = match (field("ram"), field("stack"), field("arena")) {
-            (Some(r), Some(s), Some(a)) => format!("{r} + {s} + {a} = {}", r + s + a),
-            _ => "?".to_string(),
+        // The same figures the simulator tests check (`RamFigures`).
+        let ram = match RamFigures::from_info(&after) {
+            Ok(f) => format!(
+                "{} + {} + {} = {}",
+                f.statics,
+                f.stack_peak,
+                f.arena,
+                f.peak()
+            ),
+            Err(_) => "?".to_string(),
         };
         let (tokens, instr) = if bench.ok() {
             (
