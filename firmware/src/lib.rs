@@ -57,7 +57,10 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
             m.dim(),
             m.max_tokens()
         ),
-        Err(_) => defmt::warn!("no usable package: model commands will answer ERR 4"),
+        Err(e) => defmt::warn!(
+            "no usable package ({}): model commands will answer ERR 4",
+            e
+        ),
     }
     let info = BoardInfo {
         name: BOARD.name,
@@ -77,8 +80,11 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
                 defmt::info!("knowledge bank: {=usize} entries", b.len());
                 Some(b)
             }
-            Err(_) => {
-                defmt::warn!("knowledge bank refused (corrupt or built for another model)");
+            Err(e) => {
+                defmt::warn!(
+                    "knowledge bank refused ({}): corrupt or built for another model",
+                    e
+                );
                 None
             }
         },
@@ -117,11 +123,13 @@ unsafe fn DefaultHandler(irqn: i16) {
     };
     if let pith_boards::Console::Cmsdk(u) = BOARD.console {
         if u.irqs.contains(&irq) {
-            uart::clear_rx_interrupt(u.base);
+            // SAFETY: the board table names this board's CMSDK UART0 at `u.base`.
+            unsafe { uart::clear_rx_interrupt(u.base) };
             return;
         }
     }
-    cortex_m::peripheral::NVIC::mask(uart::Irq(irq));
+    // `irq` is the interrupt being handled: a line the part has.
+    cortex_m::peripheral::NVIC::mask(uart::Irq::new(irq));
 }
 
 #[cfg(pith_semihosting)]

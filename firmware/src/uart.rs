@@ -23,11 +23,20 @@ const CTRL_RX_EN: u32 = 1 << 1;
 const CTRL_RX_INT_EN: u32 = 1 << 3;
 const INT_RX: u32 = 1 << 1;
 
-/// An external interrupt line.
+/// An external interrupt line. Built only inside the firmware, from the board table or from the
+/// number of the interrupt being handled, so every value is a line the part has.
 #[derive(Clone, Copy)]
-pub struct Irq(pub u16);
+pub struct Irq(u16);
 
-// SAFETY: the numbers come from the board table and are valid external interrupt lines there.
+impl Irq {
+    /// The line `n`; the caller takes it from the board table or the active interrupt.
+    pub(crate) const fn new(n: u16) -> Self {
+        Irq(n)
+    }
+}
+
+// SAFETY: `Irq` is only built by `Irq::new` inside this crate, from the board table or the active
+// interrupt's number: valid external interrupt lines of the part.
 unsafe impl InterruptNumber for Irq {
     fn number(self) -> u16 {
         self.0
@@ -53,7 +62,7 @@ impl Uart {
         uart.write_reg(CTRL, CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN);
         for irq in irqs {
             // SAFETY: the firmware's DefaultHandler serves these lines (it clears the RX interrupt).
-            unsafe { NVIC::unmask(Irq(irq)) };
+            unsafe { NVIC::unmask(Irq::new(irq)) };
         }
         uart
     }
@@ -91,10 +100,15 @@ impl Uart {
     }
 }
 
-/// Acknowledges the RX interrupt of the UART at `base` (called from the interrupt handler).
-pub fn clear_rx_interrupt(base: usize) {
-    // SAFETY: INTCLEAR is write-1-to-clear and touches nothing but the interrupt status; `base`
-    // is the board's UART0, whose registers are always mapped.
+/// Acknowledges the RX interrupt of the UART at `base` (called from the interrupt handler, which
+/// cannot own the [`Uart`]).
+///
+/// # Safety
+/// `base` must be the register block of a CMSDK APB UART (the board table's console UART): the
+/// store goes to `base + 0x0c` whatever `base` is.
+pub unsafe fn clear_rx_interrupt(base: usize) {
+    // SAFETY: the caller's promise that `base` is a CMSDK UART; INTCLEAR is write-1-to-clear and
+    // touches nothing but its interrupt status.
     unsafe { write_volatile((base + INTCLEAR) as *mut u32, INT_RX) }
 }
 

@@ -271,6 +271,9 @@ fn matmul_with<F: FnMut(usize, usize, i32)>(
     outs: usize,
     emit: &mut F,
 ) {
+    if k == 0 {
+        return;
+    }
     let groups = k / 4;
     let k4 = groups * 4;
     // Whole rows only: the kernel reads `k4` bytes of each row it is given.

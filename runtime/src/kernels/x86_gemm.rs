@@ -26,6 +26,9 @@ type Tile = [[[i32; BLOCK]; 2]; MR_VNNI];
 /// `epi` ← the layer `p` over `tokens` rows of `x` (`x.len() == tokens * p.k`).
 pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
     debug_assert_eq!(x.len(), tokens * p.k);
+    // The tiles read whole rows through raw pointers: never more rows than `x` holds, whatever
+    // the caller passed (a safe function cannot rely on the caller's shapes).
+    let tokens = tokens.min(x.len() / p.k.max(1));
     match p.isa {
         // SAFETY: `PackedLinear::with_isa` only builds a layer for an ISA the CPU supports.
         Isa::Avx512Vnni => unsafe { gemm_vnni(p, x, tokens, epi) },
