@@ -7,6 +7,8 @@ use pith_runtime::format::{
     Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig,
 };
 use pith_runtime::tokenizer::build_vocab_section;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
 
 const HIDDEN: usize = 32;
 const HEADS: usize = 4;
@@ -22,26 +24,20 @@ pub const WORDS: &[&str] = &[
     "why", "sky",
 ];
 
-struct Rng(u64);
+/// Seeded weights: the same seed builds the same package.
+struct Rng(StdRng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64: fine-grained, seedable, no dependency.
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Rng {
+        Rng(StdRng::seed_from_u64(seed))
     }
 
     fn i8s(&mut self, n: usize) -> Vec<i8> {
-        (0..n)
-            .map(|_| ((self.next() % 255) as i64 - 127) as i8)
-            .collect()
+        (0..n).map(|_| self.0.random_range(-127..=127)).collect()
     }
 
     fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
+        self.0.random_range(lo..=hi)
     }
 }
 
@@ -79,7 +75,7 @@ pub fn vocab() -> Vec<String> {
 
 /// Builds the package.
 pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let vocab = vocab();
     let header = Header {
         name: heapless::String::try_from("tiny-random-bert").unwrap_or_default(),

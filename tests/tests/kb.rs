@@ -14,13 +14,13 @@ use pith_runtime::kb::{
 };
 use pith_runtime::Error;
 use pith_tests::qemu::repo_root;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-fn xorshift(seed: &mut u32) -> u32 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 17;
-    *seed ^= *seed << 5;
-    *seed
+/// Seeded, so a failure replays exactly.
+fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
 }
 
 const WORDS: &[&str] = &[
@@ -52,20 +52,20 @@ const WORDS: &[&str] = &[
     "again",
 ];
 
-fn sentence(seed: &mut u32, words: usize) -> String {
+fn sentence(rng: &mut StdRng, words: usize) -> String {
     (0..words)
-        .map(|_| WORDS[xorshift(seed) as usize % WORDS.len()])
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn vector(seed: &mut u32, dim: usize) -> Vec<i8> {
+fn vector(rng: &mut StdRng, dim: usize) -> Vec<i8> {
     // Includes -128 on purpose: the writer must keep it out of stored rows.
-    (0..dim).map(|_| xorshift(seed) as i8).collect()
+    (0..dim).map(|_| rng.random::<i8>()).collect()
 }
 
-fn entries(n: usize, dim: usize, seed: u32) -> Vec<BankEntry> {
-    let mut s = seed;
+fn entries(n: usize, dim: usize, seed: u64) -> Vec<BankEntry> {
+    let mut s = rng(seed);
     (0..n)
         .map(|i| BankEntry {
             id: format!("e{i}"),
@@ -396,7 +396,7 @@ fn reference(bank: &Bank<'_>, q: &[i8], index: Index) -> Vec<(usize, f64)> {
 fn search_equals_brute_force_reference() {
     let dim = 48;
     let src = entries(40, dim, 11);
-    let mut seed = 99u32;
+    let mut seed = rng(99);
     for (qb, ab) in [(8u8, 8u8), (4, 4), (8, 4)] {
         let options = BankOptions {
             question_bits: qb,
@@ -417,9 +417,7 @@ fn search_equals_brute_force_reference() {
             } else {
                 let base = &src[trial % src.len()].question_vector;
                 base.iter()
-                    .map(|&x| {
-                        (x as i32 + (xorshift(&mut seed) % 21) as i32 - 10).clamp(-127, 127) as i8
-                    })
+                    .map(|&x| (x as i32 + seed.random_range(-10..=10)).clamp(-127, 127) as i8)
                     .collect()
             };
             for index in [Index::Question, Index::Answer, Index::Both] {
@@ -500,7 +498,7 @@ fn device_flow_with_a_model() {
         v
     };
     let words = pith_tests::synthetic::WORDS;
-    let mut seed = 5u32;
+    let mut seed = rng(5);
     let mut w = BankWriter::new(
         model.dim(),
         BankOptions {
@@ -512,9 +510,9 @@ fn device_flow_with_a_model() {
     );
     let mut questions = Vec::new();
     for i in 0..20 {
-        let pick = |seed: &mut u32, n: usize| {
+        let pick = |seed: &mut StdRng, n: usize| {
             (0..n)
-                .map(|_| words[xorshift(seed) as usize % words.len()])
+                .map(|_| words[seed.random_range(0..words.len())])
                 .collect::<Vec<_>>()
                 .join(" ")
         };

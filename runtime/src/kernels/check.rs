@@ -38,6 +38,8 @@ pub struct Report {
     pub first: Option<Mismatch>,
 }
 
+/// The operands' generator. Hand-written on purpose: this check runs on the device (`kcheck`), in
+/// no_std with no room for a `rand` dependency, and a seed must give the same cases on every core.
 fn xorshift(s: &mut u32) -> u32 {
     *s ^= *s << 13;
     *s ^= *s >> 17;

@@ -217,14 +217,12 @@ mod tests {
             "\u{1E94A}",
             "\u{11446}",
         ];
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x2545_F491_4F6C_DD1D);
         for _ in 0..20_000 {
             let mut text = String::from("q");
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            for k in 0..(state % 9) {
-                text.push_str(pool[((state >> (8 + 4 * k)) % pool.len() as u64) as usize]);
+            for _ in 0..rng.random_range(0..9) {
+                text.push_str(pool[rng.random_range(0..pool.len())]);
             }
             assert_eq!(
                 ours(&text),
