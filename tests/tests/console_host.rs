@@ -315,3 +315,44 @@ fn framed_mode_serves_requests_survives_garbage_and_exits_to_text() {
         "text mode is back: {after}"
     );
 }
+
+/// 5,000 seeded bad frames (garbage, oversize, truncated COBS, truncated postcard), read in uneven
+/// chunks: each draws exactly one error 6, and the `Info` request after it its answer.
+#[test]
+fn every_bad_frame_gets_one_error_and_the_next_request_its_answer() {
+    let seed = pith_tests::noise::seed_from_env();
+    eprintln!("seed {seed:#x} (replay: PITH_NOISE_SEED={seed:#x})");
+    let mut frames = pith_tests::noise::Frames::new(seed);
+    let mut input = b"echo off\rframe\r".to_vec();
+    let n = 5_000;
+    for _ in 0..n {
+        input.extend(frames.next_frame().bytes);
+        input.extend(frame(&Request::Info));
+    }
+    input.extend(frame(&Request::Exit));
+    let mut arena = vec![0i32; 64];
+    let service = Service::new(Err(Error::PackageTruncated), &mut arena, BOARD, NoClock);
+    let mut console = Console::new(service);
+    let mut port = MemPort::new(61);
+    port.push(&input);
+    console.serve(&mut port).unwrap();
+    let out = port.take_output();
+    let text = String::from_utf8_lossy(&out);
+    let start = text.find("OK framed").expect("frame acknowledged")
+        + "OK framed: postcard Request in COBS frames until Exit\r\n".len();
+    let got = responses(&out[start..]);
+    assert_eq!(got.len(), 2 * n + 1, "seed {seed:#x}");
+    for (i, pair) in got[..2 * n].chunks(2).enumerate() {
+        assert!(
+            matches!(pair[0], Response::Error { code: 6, .. }),
+            "frame {i}, seed {seed:#x}: {:?}",
+            pair[0]
+        );
+        assert!(
+            matches!(pair[1], Response::Info(_)),
+            "after frame {i}, seed {seed:#x}: {:?}",
+            pair[1]
+        );
+    }
+    assert_eq!(got[2 * n], Response::Bye);
+}
