@@ -1,7 +1,7 @@
 #!/bin/sh
 # Hostile input through the default board's UART in QEMU (tests/tests/qemu_hostile.rs) at full
 # size: 10,000 seeded hostile lines and 1,000 bad frames, each answered in step, then `info`, with
-# the stack's painted peak checked. Prints the seed; replay a run with PITH_NOISE_SEED=<seed>.
+# the stack's painted peak checked. Seed 0x5eed unless PITH_NOISE_SEED=<seed> or PITH_NOISE_SEED=random; the seed is printed.
 #   scripts/console-noise.sh [LINES [FRAMES]]
 set -eu
 cd "$(dirname "$0")/.."
