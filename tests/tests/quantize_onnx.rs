@@ -68,6 +68,21 @@ fn quantize_from_onnx_matches_directory() {
         b.len()
     );
 
+    // The report's picture is written next to the package: one SVG with the per-layer cosine and
+    // the per-channel range panels.
+    let svg = std::fs::read_to_string(from_dir.with_extension("report.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for panel in [
+        "residual cosine per layer",
+        "LayerNorm-1 output",
+        "LayerNorm-2 output",
+    ] {
+        assert!(
+            svg.contains(panel),
+            "the report plot has no panel {panel:?}"
+        );
+    }
+
     // The same graph stripped of pith's metadata stands for any ONNX pith did not write.
     let mut model = pb::ModelProto::decode(std::fs::read(&onnx).unwrap().as_slice()).unwrap();
     assert!(

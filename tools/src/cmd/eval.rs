@@ -1,4 +1,4 @@
-//! `pith eval`: benchmarks (STS Spearman; FAQ retrieval).
+//! `pith eval`: benchmarks (STS Spearman; FAQ retrieval; next-turn selection; int8 fidelity).
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,8 @@ pub enum Task {
     Faq(crate::cmd::eval_faq::FaqArgs),
     /// Next-turn selection: top-1 of 100 and MRR of the reasoner and three baselines.
     Chat(crate::cmd::eval_chat::ChatArgs),
+    /// int8 fidelity: cosine of the native embedding to the fp32 model, per held-out text domain.
+    Fidelity(crate::cmd::eval_fidelity::FidelityArgs),
 }
 
 /// Arguments of `eval sts`.
@@ -106,6 +108,7 @@ pub fn run(a: Args) -> Result<()> {
         Task::Sts(s) => run_sts(s),
         Task::Faq(f) => crate::cmd::eval_faq::run_faq(f),
         Task::Chat(c) => crate::cmd::eval_chat::run_chat(c),
+        Task::Fidelity(f) => crate::cmd::eval_fidelity::run_fidelity(f),
     }
 }
 

@@ -68,6 +68,10 @@ pub struct FaqArgs {
     /// Off-topic sentences (one a line): with `--abstain`, how many of them it refuses.
     #[arg(long, requires = "abstain")]
     pub negatives: Option<PathBuf>,
+    /// Also rank every query with the fp32 engine (tract, the bank's texts re-embedded) and count
+    /// the queries whose top-1 entry differs from this backend's.
+    #[arg(long)]
+    pub agreement: bool,
     /// Print JSON `{"queries": N, "top1": T, "mrr": M, ...}`.
     #[arg(long)]
     pub json: bool,
@@ -112,6 +116,35 @@ struct Float<'a> {
     bias: f64,
 }
 
+impl<'a> Float<'a> {
+    /// Embeds the bank's questions and answers with the `kind` engine.
+    fn new(
+        package: &'a [u8],
+        kind: Kind,
+        onnx: Option<PathBuf>,
+        bank: &Bank<'_>,
+        index: Index,
+    ) -> Result<Self> {
+        let mut embedder = Embedder::new(package, kind, onnx)?;
+        let bar = indicatif::ProgressBar::new(2 * bank.len() as u64);
+        let mut questions = Vec::with_capacity(bank.len());
+        let mut answers = Vec::with_capacity(bank.len());
+        for e in bank.entries() {
+            questions.push(embedder.embed(&e.question.to_string())?);
+            answers.push(embedder.embed(&e.answer.to_string())?);
+            bar.inc(2);
+        }
+        bar.finish_and_clear();
+        Ok(Float {
+            embedder,
+            questions,
+            answers,
+            index,
+            bias: bank.answer_bias() as f64,
+        })
+    }
+}
+
 impl Scorer for Float<'_> {
     fn scores(&mut self, query: &str) -> Result<Vec<f64>> {
         let q = self.embedder.embed(query)?;
@@ -142,6 +175,12 @@ fn rank_of(scores: &[f64], gold: usize) -> usize {
         .enumerate()
         .filter(|&(j, &s)| s > g || (s == g && j < gold))
         .count()
+}
+
+/// Index of the best-scoring entry, ties going to the lower index.
+fn top_entry(scores: &[f64]) -> usize {
+    let b = best(scores);
+    scores.iter().position(|&s| s == b).unwrap_or(0)
 }
 
 fn best(scores: &[f64]) -> f64 {
@@ -179,26 +218,19 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
             index,
             arena: vec![0i32; model.arena_words(model.max_tokens())],
         }),
-        kind => {
-            let mut embedder = Embedder::new(&package, kind, a.onnx.clone())?;
-            let bar = indicatif::ProgressBar::new(2 * bank.len() as u64);
-            let mut questions = Vec::with_capacity(bank.len());
-            let mut answers = Vec::with_capacity(bank.len());
-            for e in bank.entries() {
-                questions.push(embedder.embed(&e.question.to_string())?);
-                answers.push(embedder.embed(&e.answer.to_string())?);
-                bar.inc(2);
-            }
-            bar.finish_and_clear();
-            Box::new(Float {
-                embedder,
-                questions,
-                answers,
-                index,
-                bias: bank.answer_bias() as f64,
-            })
-        }
+        kind => Box::new(Float::new(&package, kind, a.onnx.clone(), &bank, index)?),
     };
+    let mut reference = match a.agreement {
+        true => Some(Float::new(
+            &package,
+            Kind::TractFp32,
+            a.onnx.clone(),
+            &bank,
+            index,
+        )?),
+        false => None,
+    };
+    let mut disagreements = Vec::new();
 
     let threshold = bank.threshold();
     let abstain = a.abstain && threshold != NEVER_ABSTAIN;
@@ -209,6 +241,12 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
     let (mut top1, mut rr, mut answered, mut answered_right) = (0usize, 0f64, 0usize, 0usize);
     for ((_, q), &g) in queries.iter().zip(&gold) {
         let s = scorer.scores(q)?;
+        if let Some(f) = reference.as_mut() {
+            let (mine, theirs) = (top_entry(&s), top_entry(&f.scores(q)?));
+            if mine != theirs {
+                disagreements.push(json!({ "query": q, "entry": mine, "fp32_entry": theirs }));
+            }
+        }
         let r = rank_of(&s, g);
         top1 += (r == 1) as usize;
         rr += 1.0 / r as f64;
@@ -243,6 +281,10 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
         "queries": queries.len(), "top1": pct(top1), "mrr": 100.0 * rr / n,
         "index": a.index, "backend": a.backend, "entries": bank.len(),
     });
+    if a.agreement {
+        out["fp32_top1_agreement"] = json!(pct(queries.len() - disagreements.len()));
+        out["fp32_disagreements"] = json!(disagreements);
+    }
     if abstain {
         out["threshold"] = json!(score_to_cosine(threshold));
         out["answered"] = json!(pct(answered));
@@ -265,6 +307,13 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
             pct(top1),
             100.0 * rr / n
         );
+        if a.agreement {
+            crate::outln!(
+                "same top-1 entry as fp32 (tract) for {:.2} % of the queries ({} differ)",
+                pct(queries.len() - disagreements.len()),
+                disagreements.len()
+            );
+        }
         if abstain {
             crate::outln!(
                 "threshold {:.4}: answers {:.2} % of the queries, {:.2} % correctly (precision {:.2})",

@@ -10,6 +10,7 @@ pub mod embed;
 pub mod eval;
 pub mod eval_chat;
 pub mod eval_faq;
+pub mod eval_fidelity;
 pub mod export;
 pub mod firmware;
 pub mod kb;

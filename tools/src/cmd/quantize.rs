@@ -158,6 +158,10 @@ pub fn run(a: Args) -> Result<()> {
         fid.mean_cosine,
         fid.worst_cosine
     );
+    let plot_path = a.output.with_extension("report.svg");
+    let plot = crate::quant::plot::svg(&fid, &stats, model.dim())?;
+    output::write_whole(&plot_path, plot.as_bytes())?;
+    crate::outln!("plot         {}", plot_path.display());
     let report_path = a.output.with_extension("report.json");
     let json = serde_json::json!({
         "package": a.output, "bytes": bytes.len(), "calib_file": calib, "calib_sentences": cal.len(),
