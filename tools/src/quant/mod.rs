@@ -4,5 +4,6 @@ pub mod build;
 pub mod calibrate;
 pub mod lower;
 pub mod model;
+pub mod reasoner;
 pub mod report;
 pub mod static_model;
