@@ -27,7 +27,7 @@ use panic_probe as _;
 use embedded_io::{Read, Write};
 use pith_runtime::console::{Board as BoardInfo, Console, Service};
 use pith_runtime::kb::Bank;
-use pith_runtime::Model;
+use pith_runtime::{Model, Reasoner};
 
 use crate::board::BOARD;
 use crate::clock::SysTickClock;
@@ -88,6 +88,7 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
     if let Some(b) = bank {
         service = service.with_bank(b);
     }
+    attach_chat(&mut service);
     defmt::info!(
         "max tokens within the arena: {=usize}",
         service.max_tokens()
@@ -96,6 +97,31 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
     // `serve` returns only if the port reports end of input or an error; a UART does neither.
     let _ = console.serve(port);
     fatal("console stopped")
+}
+
+/// Attaches the linked reasoner and response bank for `chat` when both are there and agree with
+/// the encoder (the bank must have been embedded by this very package); otherwise `chat` answers
+/// ERR 3 and the rest of the console is unaffected.
+fn attach_chat(service: &mut Service<'_, SysTickClock>) {
+    let (r, b) = (package::reasoner(), package::chat_bank());
+    if r.is_empty() || b.is_empty() {
+        return;
+    }
+    let Ok(model) = service.model() else {
+        return;
+    };
+    let (Ok(reasoner), Ok(bank)) = (Reasoner::new(r), Bank::for_model(b, model)) else {
+        defmt::warn!("chat refused: reasoner or response bank invalid, or bank of another model");
+        return;
+    };
+    match service.attach_chat(reasoner, bank) {
+        Ok(()) => defmt::info!(
+            "chat: reasoner {=usize} bytes, response bank {=usize} bytes",
+            r.len(),
+            b.len()
+        ),
+        Err(_) => defmt::warn!("chat refused: reasoner does not fit the encoder, bank or arena"),
+    }
 }
 
 /// Logs why and stops: leaves QEMU with a failure status; on hardware, faults so that probe-rs

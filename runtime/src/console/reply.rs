@@ -104,6 +104,21 @@ pub fn answer<W: Write>(w: &mut W, a: &super::Answer<'_>) -> Result<(), W::Error
     ok(w)
 }
 
+/// `chat`: the answer's score and sentence (`pith chat` on the host prints the same two lines).
+pub fn chat<W: Write>(w: &mut W, a: &super::chat::ChatAnswer<'_>) -> Result<(), W::Error> {
+    put(w, format_args!("{}\r\n", ChatLines(a)))?;
+    ok(w)
+}
+
+/// The two lines of a `chat` answer, `score S` and `answer TEXT`, without the final line break.
+pub struct ChatLines<'a, 'k>(pub &'a super::chat::ChatAnswer<'k>);
+
+impl core::fmt::Display for ChatLines<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "score {:.4}\r\nanswer {}", self.0.score, self.0.text)
+    }
+}
+
 /// `kb`: what the linked bank holds.
 pub fn bank<W: Write>(w: &mut W, b: &crate::kb::Bank<'_>) -> Result<(), W::Error> {
     put(

@@ -161,11 +161,13 @@ pub fn run(a: Args) -> Result<()> {
                 })
             );
         } else {
-            println!(
-                "> {turn}\n[{:.3}{}] {text}",
-                best.cosine(),
-                if refined { ", refined" } else { "" }
-            );
+            // The device console's `chat` reply lines (runtime console::reply::chat), so the
+            // two can be compared byte for byte.
+            println!("> {turn}");
+            if refined {
+                println!("(refined)");
+            }
+            println!("score {:.4}\nanswer {text}", best.cosine());
         }
         push(&mut ring, enc.embed_i8(&text)?);
     }
