@@ -25,6 +25,7 @@ use defmt_rtt as _;
 use panic_probe as _;
 
 use embedded_io::{Read, Write};
+use pith_runtime::console::chat::{self, Chat};
 use pith_runtime::console::{Board as BoardInfo, Console, Service};
 use pith_runtime::kb::Bank;
 use pith_runtime::{Model, Reasoner};
@@ -84,11 +85,23 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
         },
         _ => None,
     };
+    // The reasoner lives in this frame (serve never returns) and `chat`'s ring and text buffer
+    // in the arena's tail, so linking chat adds neither statics nor console stack.
+    let reasoner = linked_reasoner();
+    let (arena, chat_mem) = match &reasoner {
+        Some(r) => {
+            let keep = arena.len().saturating_sub(chat::words(r.dim()));
+            arena.split_at_mut(keep)
+        }
+        None => (arena, &mut [][..]),
+    };
     let mut service = Service::new(model, arena, info, clock);
     if let Some(b) = bank {
         service = service.with_bank(b);
     }
-    attach_chat(&mut service);
+    if let Some(r) = &reasoner {
+        attach_chat(&mut service, r, chat_mem);
+    }
     defmt::info!(
         "max tokens within the arena: {=usize}",
         service.max_tokens()
@@ -99,28 +112,40 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
     fatal("console stopped")
 }
 
-/// Attaches the linked reasoner and response bank for `chat` when both are there and agree with
-/// the encoder (the bank must have been embedded by this very package); otherwise `chat` answers
-/// ERR 3 and the rest of the console is unaffected.
-fn attach_chat(service: &mut Service<'_, SysTickClock>) {
+/// The linked reasoner, when both it and a response bank are linked and it validates.
+fn linked_reasoner() -> Option<Reasoner<'static>> {
     let (r, b) = (package::reasoner(), package::chat_bank());
     if r.is_empty() || b.is_empty() {
-        return;
+        return None;
     }
+    let reasoner = Reasoner::new(r).ok();
+    if reasoner.is_none() {
+        defmt::warn!("chat refused: the reasoner package is invalid");
+    }
+    reasoner
+}
+
+/// Attaches `chat` when the response bank was embedded by this very package and everything
+/// agrees with the encoder; otherwise `chat` answers ERR 3 and the rest of the console works.
+fn attach_chat<'m>(
+    service: &mut Service<'m, SysTickClock>,
+    reasoner: &'m Reasoner<'m>,
+    mem: &'m mut [i32],
+) {
     let Ok(model) = service.model() else {
         return;
     };
-    let (Ok(reasoner), Ok(bank)) = (Reasoner::new(r), Bank::for_model(b, model)) else {
-        defmt::warn!("chat refused: reasoner or response bank invalid, or bank of another model");
-        return;
-    };
-    match service.attach_chat(reasoner, bank) {
+    let dim = model.dim();
+    let chat = Bank::for_model(package::chat_bank(), model)
+        .and_then(|bank| Chat::new(reasoner, bank, dim, mem))
+        .and_then(|c| service.attach_chat(c));
+    match chat {
         Ok(()) => defmt::info!(
             "chat: reasoner {=usize} bytes, response bank {=usize} bytes",
-            r.len(),
-            b.len()
+            package::reasoner().len(),
+            package::chat_bank().len()
         ),
-        Err(_) => defmt::warn!("chat refused: reasoner does not fit the encoder, bank or arena"),
+        Err(_) => defmt::warn!("chat refused: response bank or reasoner does not fit the encoder"),
     }
 }
 

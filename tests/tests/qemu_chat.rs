@@ -138,6 +138,9 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
     )?;
     let mut q = Qemu::boot(b, &elf, false)?;
     q.start_quiet(BOOT)?;
+    // The stack the encoder alone needs, to tell the reasoner's share from it below.
+    assert!(q.command("embed how are you doing today?", REPLY)?.ok());
+    let before = q.command("info", REPLY)?;
     let mut i = 0;
     for turn in &script {
         if turn == "reset" {
@@ -154,8 +157,12 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
     let info = q.command("info", REPLY)?;
     // The figures models/reasoner-s.md quotes (cargo test -- --nocapture shows them).
     println!(
-        "mps2-an386 with Tier S + reasoner + response bank: {:?}",
-        info.body
+        "mps2-an386, Tier S + reasoner ({} bytes) + response bank ({} bytes): {:?}; stack after \
+         one embed: {:?}",
+        std::fs::metadata(&reasoner)?.len(),
+        std::fs::metadata(&bank)?.len(),
+        info.body,
+        before.get("stack")
     );
     std::fs::remove_file(src).ok();
     std::fs::remove_file(bank).ok();

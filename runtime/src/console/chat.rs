@@ -13,12 +13,21 @@ pub const RING: usize = 8;
 pub const TEXT_MAX: usize = 512;
 
 /// The conversation state: reasoner, response bank and the ring of turn vectors, latest first.
+/// Small by design: the reasoner is borrowed and the ring and text buffer live in memory the
+/// caller sets aside (on the device, the arena's tail), so the console's stack frame does not
+/// grow by them.
 pub struct Chat<'m> {
-    pub(crate) reasoner: Reasoner<'m>,
-    pub(crate) bank: Bank<'m>,
-    ring: [[i8; MAX_DIM]; RING],
+    reasoner: &'m Reasoner<'m>,
+    bank: Bank<'m>,
+    /// `[RING, dim]`, row 0 the latest turn.
+    ring: &'m mut [i8],
     len: usize,
-    pub(crate) text: [u8; TEXT_MAX],
+    pub(crate) text: &'m mut [u8],
+}
+
+/// i32 words of memory [`Chat::new`] needs for turn vectors of `dim` values.
+pub const fn words(dim: usize) -> usize {
+    (RING * dim + TEXT_MAX).div_ceil(4)
 }
 
 /// What `chat` answered.
@@ -33,7 +42,13 @@ pub struct ChatAnswer<'k> {
 impl<'m> Chat<'m> {
     /// Checks once that the reasoner, the bank and an encoder of dimension `dim` agree and that
     /// the reasoner's window fits the ring; `chat` cannot fail on them afterwards.
-    pub fn new(reasoner: Reasoner<'m>, bank: Bank<'m>, dim: usize) -> Result<Self, Error> {
+    /// `mem` holds the ring and the text buffer: at least [`words`]`(dim)` words.
+    pub fn new(
+        reasoner: &'m Reasoner<'m>,
+        bank: Bank<'m>,
+        dim: usize,
+        mem: &'m mut [i32],
+    ) -> Result<Self, Error> {
         if reasoner.dim() != dim || dim > MAX_DIM {
             return Err(Error::OutputSizeMismatch);
         }
@@ -43,13 +58,23 @@ impl<'m> Chat<'m> {
         if reasoner.window() > RING || bank.is_empty() {
             return Err(Error::PackageBadConfig);
         }
+        let mem: &mut [u8] = bytemuck::cast_slice_mut(mem);
+        if mem.len() < RING * dim + TEXT_MAX {
+            return Err(Error::ArenaTooSmall);
+        }
+        let (ring, rest) = mem.split_at_mut(RING * dim);
         Ok(Chat {
             reasoner,
             bank,
-            ring: [[0; MAX_DIM]; RING],
+            ring: bytemuck::cast_slice_mut(ring),
             len: 0,
-            text: [0; TEXT_MAX],
+            text: &mut rest[..TEXT_MAX],
         })
+    }
+
+    /// The reasoner.
+    pub fn reasoner(&self) -> &Reasoner<'m> {
+        self.reasoner
     }
 
     /// Forgets the conversation.
@@ -69,10 +94,11 @@ impl<'m> Chat<'m> {
 
     /// Puts `v` in front, dropping the oldest turn once the reasoner's window is full.
     pub(crate) fn push(&mut self, v: &[i8]) {
-        let window = self.reasoner.window();
-        self.ring.copy_within(0..window - 1, 1);
-        let d = v.len().min(MAX_DIM);
-        self.ring[0][..d].copy_from_slice(&v[..d]);
+        let (window, dim) = (self.reasoner.window(), self.reasoner.dim());
+        self.ring.copy_within(0..(window - 1) * dim, dim);
+        for (r, &x) in self.ring.iter_mut().zip(v.iter().take(dim)) {
+            *r = x;
+        }
         self.len = (self.len + 1).min(window);
     }
 
@@ -85,8 +111,12 @@ impl<'m> Chat<'m> {
     ) -> Result<ChatAnswer<'m>, Error> {
         let dim = self.reasoner.dim();
         let mut window: [&[i8]; RING] = [&[]; RING];
-        for (w, row) in window.iter_mut().zip(&self.ring).take(self.len) {
-            *w = &row[..dim];
+        for (w, row) in window
+            .iter_mut()
+            .zip(self.ring.chunks_exact(dim))
+            .take(self.len)
+        {
+            *w = row;
         }
         self.reasoner
             .predict(&window[..self.len], arena, &mut pred[..dim])?;

@@ -208,21 +208,21 @@ impl<'m, C: Clock> Service<'m, C> {
         self
     }
 
-    /// Attaches the reasoner and its response bank for `chat`, after checking that they agree
-    /// with the encoder and that the arena holds the reasoner's full window.
-    pub fn attach_chat(
-        &mut self,
-        reasoner: crate::engine::Reasoner<'m>,
-        bank: Bank<'m>,
-    ) -> Result<(), Error> {
+    /// Attaches `chat` (built with [`Chat::new`] for this model's dimension), after checking
+    /// that the arena holds the reasoner's full window.
+    pub fn attach_chat(&mut self, chat: Chat<'m>) -> Result<(), Error> {
         let dim = match &self.model {
             Ok(m) => m.dim(),
             Err(_) => return Err(Error::PackageBadConfig),
         };
-        if reasoner.arena_words(reasoner.window()) > self.arena.len() {
+        let r = chat.reasoner();
+        if r.dim() != dim {
+            return Err(Error::OutputSizeMismatch);
+        }
+        if r.arena_words(r.window()) > self.arena.len() {
             return Err(Error::ArenaTooSmall);
         }
-        self.chat = Some(Chat::new(reasoner, bank, dim)?);
+        self.chat = Some(chat);
         Ok(())
     }
 
@@ -254,7 +254,7 @@ impl<'m, C: Clock> Service<'m, C> {
         chat.push(self.a.get(..dim).unwrap_or(&[]));
         let runtime = |e| Failure::new(ErrCode::Model, Cause::Runtime(e));
         let answer = chat.respond(self.arena, &mut self.b).map_err(runtime)?;
-        let said = answer.text.decode_into(&mut chat.text);
+        let said = answer.text.decode_into(chat.text);
         if said.len() < answer.text.len() {
             return Err(Failure::new(
                 ErrCode::Model,
