@@ -335,3 +335,65 @@ fn int8_reasoner_is_within_a_point_of_fp32() {
     std::fs::remove_file(file).ok();
     std::fs::remove_file(train).ok();
 }
+
+/// `pith export models/reasoner-s` writes the fp32 graph: tract runs it on the PyTorch reference
+/// window and gets PyTorch's prediction; `pith quantize --onnx` refuses a reasoner with a reason
+/// (it has no QDQ export yet) instead of ignoring the flag.
+#[test]
+fn fp32_onnx_export_reproduces_pytorch_and_qdq_is_refused() {
+    use tract_onnx::prelude::*;
+    let out = temp("reasoner.fp32.onnx");
+    run(&["export", "models/reasoner-s", "-o", out.to_str().unwrap()]);
+    let cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("models/reasoner-s/reasoner.json")).unwrap(),
+    )
+    .unwrap();
+    let r = &cfg["reference"][0];
+    let rows: Vec<Vec<f32>> = r["window"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    let (t, d) = (rows.len(), rows[0].len());
+    let flat: Vec<f32> = rows.concat();
+    let plan = tract_onnx::onnx()
+        .model_for_path(&out)
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, t, d]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = tract_ndarray::Array3::from_shape_vec((1, t, d), flat).unwrap();
+    let y = plan.run(tvec!(Tensor::from(input).into())).unwrap();
+    let y = y[0].to_plain_array_view::<f32>().unwrap();
+    let want = r["prediction"].as_array().unwrap();
+    let worst = y
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (*a as f64 - b.as_f64().unwrap()).abs())
+        .fold(0f64, f64::max);
+    assert!(worst < 1e-4, "largest difference to PyTorch {worst}");
+    std::fs::remove_file(&out).ok();
+
+    let q = Command::new(pith_tests::cli::pith_bin())
+        .args(["quantize", "models/reasoner-s", "-o"])
+        .arg(temp("refused.pith"))
+        .args(["--onnx"])
+        .arg(temp("refused.onnx"))
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(!q.status.success());
+    let err = String::from_utf8_lossy(&q.stderr);
+    assert!(err.contains("no QDQ export"), "{err}");
+    assert!(!temp("refused.pith").exists());
+}

@@ -23,6 +23,13 @@ pub fn is_reasoner(dir: &std::path::Path) -> bool {
 
 /// Runs the reasoner mode of `pith quantize`.
 pub fn run(a: Args) -> Result<()> {
+    if let Some(onnx) = &a.onnx {
+        anyhow::bail!(
+            "--onnx {}: the reasoner has no QDQ export yet (its fp32 graph: pith export {} -o FILE.onnx)",
+            onnx.display(),
+            a.checkpoint.display()
+        );
+    }
     let root = crate::defaults::repo_root();
     let fp = Fp32::new(
         Reasoner::load(&a.checkpoint)
