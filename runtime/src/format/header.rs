@@ -211,3 +211,70 @@ pub enum SectionKind {
     /// Knowledge bank (see `kb`), u8.
     Bank = 70,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasoner() -> Header {
+        Header {
+            name: heapless::String::new(),
+            arch: Arch::Reasoner,
+            model: ModelConfig {
+                vocab_size: 0,
+                hidden: 128,
+                layers: 2,
+                heads: 4,
+                ffn: 256,
+                max_positions: 8,
+                pooling: Pooling::Cls,
+                normalize: true,
+            },
+            tokenizer: TokenizerConfig {
+                lowercase: false,
+                strip_accents: false,
+                split_cjk: false,
+                cls_id: 0,
+                sep_id: 0,
+                unk_id: 0,
+                pad_id: 0,
+                max_len: 0,
+                max_chars_per_word: 0,
+            },
+            pool_scale: 1.0,
+            score_step_log2: 5,
+        }
+    }
+
+    /// A reasoner has no tokenizer to check, but its layer shapes are checked like an encoder's.
+    #[test]
+    fn reasoner_headers_skip_the_tokenizer_and_check_the_layers() {
+        assert_eq!(reasoner().validate(), Ok(()));
+        let bad = |f: fn(&mut ModelConfig)| {
+            let mut h = reasoner();
+            f(&mut h.model);
+            h.validate()
+        };
+        assert_eq!(bad(|m| m.layers = 0), Err(Error::PackageBadConfig));
+        assert_eq!(
+            bad(|m| m.layers = MAX_LAYERS as u32 + 1),
+            Err(Error::PackageBadConfig)
+        );
+        assert_eq!(bad(|m| m.heads = 3), Err(Error::PackageBadConfig));
+        assert_eq!(bad(|m| m.max_positions = 0), Err(Error::PackageBadConfig));
+        assert_eq!(bad(|m| m.ffn = 0), Err(Error::PackageBadConfig));
+        // The same zero tokenizer is refused for an encoder.
+        let mut h = reasoner();
+        h.arch = Arch::Bert;
+        assert_eq!(h.validate(), Err(Error::PackageBadConfig));
+    }
+
+    /// A third architecture appended to the enum leaves existing headers' bytes unchanged.
+    #[test]
+    fn arch_variants_keep_their_postcard_bytes() {
+        let mut buf = [0u8; 4];
+        for (a, byte) in [(Arch::Bert, 0u8), (Arch::Static, 1), (Arch::Reasoner, 2)] {
+            assert_eq!(postcard::to_slice(&a, &mut buf).unwrap(), &[byte]);
+        }
+    }
+}
