@@ -94,6 +94,8 @@ pub enum Response {
         text: heapless::String<512>,
         /// Its cosine to the predicted next turn.
         score: f32,
+        /// FNV-1a of the predicted int8 vector.
+        prediction: u32,
     },
     /// Acknowledges a request that returns nothing ([`Request::ChatReset`]).
     Done,

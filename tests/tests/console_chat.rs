@@ -99,13 +99,17 @@ fn text_and_framed_chat_agree_and_reset_starts_over() {
     }
     input.extend_from_slice(format!("chat reset\rchat {}\r", TURNS[0]).as_bytes());
     let text = String::from_utf8(serve(&input, true)).unwrap();
-    let answers: Vec<(String, String)> = text
+    let answers: Vec<(String, String, String)> = text
         .split("\r\n")
         .collect::<Vec<_>>()
-        .windows(2)
+        .windows(3)
         .filter_map(|w| {
             let s = w[0].strip_prefix("score ")?;
-            Some((s.to_string(), w[1].strip_prefix("answer ")?.to_string()))
+            Some((
+                s.to_string(),
+                w[1].strip_prefix("answer ")?.to_string(),
+                w[2].strip_prefix("prediction ")?.to_string(),
+            ))
         })
         .collect();
     assert_eq!(answers.len(), 4, "{text}");
@@ -129,11 +133,20 @@ fn text_and_framed_chat_agree_and_reset_starts_over() {
     assert_eq!(got.len(), 5);
     assert_eq!(got[3], Response::Done);
     for (i, k) in [0usize, 1, 2, 4].into_iter().enumerate() {
-        let Response::Chat { text, score } = &got[k] else {
+        let Response::Chat {
+            text,
+            score,
+            prediction,
+        } = &got[k]
+        else {
             panic!("{:?}", got[k])
         };
         assert_eq!(
-            (format!("{score:.4}"), text.to_string()),
+            (
+                format!("{score:.4}"),
+                text.to_string(),
+                format!("{prediction:08x}")
+            ),
             answers[i],
             "turn {i}"
         );

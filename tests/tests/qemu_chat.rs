@@ -114,13 +114,13 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
     ];
     args.extend(script.iter().map(String::as_str));
     let host = pith(&args)?;
-    // Per turn: the `score` and `answer` lines.
+    // Per turn: the `score`, `answer` and `prediction` lines.
     let lines: Vec<&str> = host.lines().filter(|l| !l.starts_with("> ")).collect();
     let host_replies: Vec<Vec<String>> = lines
         .iter()
         .filter(|l| **l != "(context cleared)")
         .collect::<Vec<_>>()
-        .chunks(2)
+        .chunks(3)
         .map(|c| c.iter().map(|l| l.to_string()).collect())
         .collect();
     assert_eq!(host_replies.len(), TURNS, "{host}");

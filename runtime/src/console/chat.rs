@@ -37,6 +37,8 @@ pub struct ChatAnswer<'k> {
     pub text: Text<'k>,
     /// Its cosine to the predicted next turn.
     pub score: f32,
+    /// FNV-1a of the predicted int8 vector: the reasoner's output, comparable across machines.
+    pub prediction: u32,
 }
 
 impl<'m> Chat<'m> {
@@ -128,6 +130,7 @@ impl<'m> Chat<'m> {
         Ok(ChatAnswer {
             text: entry.question,
             score: hit[0].cosine(),
+            prediction: super::reply::fnv1a(&pred[..dim]),
         })
     }
 }

@@ -215,6 +215,7 @@ fn answer<C: Clock>(request: Request<'_>, service: &mut Service<'_, C>) -> Respo
                 Response::Chat {
                     text,
                     score: a.score,
+                    prediction: a.prediction,
                 }
             }
             Err(f) => failure(f),

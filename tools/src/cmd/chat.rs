@@ -121,7 +121,8 @@ pub fn run(a: Args) -> Result<()> {
         let window: Vec<&[i8]> = ring.iter().map(Vec::as_slice).collect();
         let predicted = pred.predict(&window)?;
         let mut hits = vec![Hit::default(); REFINE_TOP];
-        let n = bank.search(&to_i8(&predicted), Index::Question, &mut hits);
+        let query = to_i8(&predicted);
+        let n = bank.search(&query, Index::Question, &mut hits);
         hits.truncate(n);
         let margin = match (hits.first(), hits.get(1)) {
             (Some(a), Some(b)) => a.cosine() - b.cosine(),
@@ -157,6 +158,7 @@ pub fn run(a: Args) -> Result<()> {
                 "{}",
                 serde_json::json!({
                     "you": turn, "answer": text, "score": best.cosine(),
+                    "prediction": format!("{:08x}", pith_runtime::console::fnv1a(&query)),
                     "margin": margin, "refined": refined,
                 })
             );
@@ -167,7 +169,11 @@ pub fn run(a: Args) -> Result<()> {
             if refined {
                 println!("(refined)");
             }
-            println!("score {:.4}\nanswer {text}", best.cosine());
+            println!(
+                "score {:.4}\nanswer {text}\nprediction {:08x}",
+                best.cosine(),
+                pith_runtime::console::fnv1a(&query)
+            );
         }
         push(&mut ring, enc.embed_i8(&text)?);
     }
