@@ -49,6 +49,12 @@ pub fn run(a: Args) -> Result<()> {
         fp.r.dim
     );
     let calib = a.calib.clone().unwrap_or_else(|| root.join(TRAIN));
+    ensure!(
+        calib.is_file(),
+        "{} is missing: the reasoner is calibrated on the chit-chat training split \
+         (scripts/fetch-chitchat.sh writes it)",
+        calib.display()
+    );
     let convs = read_conversations(&calib)?;
     ensure!(
         convs.len() > a.calib_count,
