@@ -14,12 +14,17 @@ use super::requant::rq_i32;
 use super::sections::{linear, EmbedView, LayerView, Linear};
 use crate::error::{Error, Result};
 use crate::format::layout::{LN_ROWS, OUT};
-use crate::format::{Arch, DType, Header, Package, SectionKind, MAX_LAYERS};
+use crate::format::{Arch, DType, Header, Package, SectionKind};
 use crate::kernels::Epilogue;
 
 /// Input vectors are widened by this many bits before the input LayerNorm: the integer LayerNorm
 /// rounds the mean to a whole unit, and 2^16 sub-units make that rounding negligible.
 const INPUT_SHIFT: u32 = 16;
+
+/// Most layers a reasoner package may have. The resolved layer list lives inline (no heap), and
+/// on the device in the console's stack frame: four leave room over models/reasoner-s's two at a
+/// third of the encoder's twelve-layer list.
+pub const MAX_REASONER_LAYERS: usize = 4;
 
 /// A validated reasoner package. Holds no buffers: all scratch lives in the caller's arena.
 #[derive(Clone)]
@@ -27,7 +32,7 @@ pub struct Reasoner<'a> {
     package: Package<'a>,
     embed: EmbedView<'a>,
     in_ln: &'a [u8],
-    layers: heapless::Vec<LayerView<'a>, MAX_LAYERS>,
+    layers: heapless::Vec<LayerView<'a>, MAX_REASONER_LAYERS>,
     out: Linear<'a>,
 }
 
@@ -59,7 +64,7 @@ impl<'a> Reasoner<'a> {
         let mut layers = heapless::Vec::new();
         for l in 0..m.layers {
             let view = LayerView::resolve(&package, l as u16, hidden, ffn)?;
-            // The header's validation bounds the layer count by MAX_LAYERS.
+            // More than MAX_REASONER_LAYERS layers: refused here, once.
             layers.push(view).map_err(|_| Error::PackageBadConfig)?;
         }
         let out = linear(&package, 0, OUT, hidden, ffn)?;
