@@ -25,9 +25,10 @@ use defmt_rtt as _;
 use panic_probe as _;
 
 use embedded_io::{Read, Write};
+use pith_runtime::console::chat::{self, Chat};
 use pith_runtime::console::{Board as BoardInfo, Console, Service};
 use pith_runtime::kb::Bank;
-use pith_runtime::Model;
+use pith_runtime::{Model, Reasoner};
 
 use crate::board::BOARD;
 use crate::clock::SysTickClock;
@@ -90,9 +91,22 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
         },
         _ => None,
     };
+    // The reasoner lives in this frame (serve never returns) and `chat`'s ring and text buffer
+    // in the arena's tail, so linking chat adds neither statics nor console stack.
+    let reasoner = linked_reasoner();
+    let (arena, chat_mem) = match &reasoner {
+        Some(r) => {
+            let keep = arena.len().saturating_sub(chat::words(r.dim()));
+            arena.split_at_mut(keep)
+        }
+        None => (arena, &mut [][..]),
+    };
     let mut service = Service::new(model, arena, info, clock);
     if let Some(b) = bank {
         service = service.with_bank(b);
+    }
+    if let Some(r) = &reasoner {
+        attach_chat(&mut service, r, chat_mem);
     }
     defmt::info!(
         "max tokens within the arena: {=usize}",
@@ -102,6 +116,43 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
     // `serve` returns only if the port reports end of input or an error; a UART does neither.
     let _ = console.serve(port);
     fatal("console stopped")
+}
+
+/// The linked reasoner, when both it and a response bank are linked and it validates.
+fn linked_reasoner() -> Option<Reasoner<'static>> {
+    let (r, b) = (package::reasoner(), package::chat_bank());
+    if r.is_empty() || b.is_empty() {
+        return None;
+    }
+    let reasoner = Reasoner::new(r).ok();
+    if reasoner.is_none() {
+        defmt::warn!("chat refused: the reasoner package is invalid");
+    }
+    reasoner
+}
+
+/// Attaches `chat` when the response bank was embedded by this very package and everything
+/// agrees with the encoder; otherwise `chat` answers ERR 3 and the rest of the console works.
+fn attach_chat<'m>(
+    service: &mut Service<'m, SysTickClock>,
+    reasoner: &'m Reasoner<'m>,
+    mem: &'m mut [i32],
+) {
+    let Ok(model) = service.model() else {
+        return;
+    };
+    let dim = model.dim();
+    let chat = Bank::for_model(package::chat_bank(), model)
+        .and_then(|bank| Chat::new(reasoner, bank, dim, mem))
+        .and_then(|c| service.attach_chat(c));
+    match chat {
+        Ok(()) => defmt::info!(
+            "chat: reasoner {=usize} bytes, response bank {=usize} bytes",
+            package::reasoner().len(),
+            package::chat_bank().len()
+        ),
+        Err(_) => defmt::warn!("chat refused: response bank or reasoner does not fit the encoder"),
+    }
 }
 
 /// Logs why and stops: leaves QEMU with a failure status; on hardware, faults so that probe-rs

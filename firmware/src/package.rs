@@ -15,6 +15,16 @@ pub fn bank() -> &'static [u8] {
     BANK
 }
 
+/// The integer reasoner package for `chat` (empty when none was linked).
+pub fn reasoner() -> &'static [u8] {
+    &REASONER.0
+}
+
+/// The response bank `chat` answers from (empty when none was linked).
+pub fn chat_bank() -> &'static [u8] {
+    &CHAT_BANK.0
+}
+
 const ARENA_WORDS: usize = crate::board::ARENA_BYTES / 4;
 
 #[link_section = ".pith_arena"]

@@ -37,6 +37,11 @@ pub enum Error {
     BankUnsupportedVersion(u16),
     /// The knowledge bank was embedded by another model package (its recorded tag differs).
     BankModelMismatch,
+    /// A reasoner window is empty or longer than the package's window.
+    WindowSize,
+    /// The package is a model of another kind than the caller loads (an encoder given to the
+    /// reasoner, or the other way round).
+    PackageWrongKind,
 }
 
 /// Result alias used across the runtime.
@@ -71,6 +76,10 @@ impl fmt::Display for Error {
             }
             Error::BankModelMismatch => {
                 f.write_str("knowledge bank was built with another model package")
+            }
+            Error::WindowSize => f.write_str("reasoner window is empty or too long"),
+            Error::PackageWrongKind => {
+                f.write_str("package holds another kind of model (encoder vs reasoner)")
             }
         }
     }

@@ -38,6 +38,13 @@ pub enum Request<'a> {
     Info,
     /// Leave framed mode; answered by [`Response::Bye`], after which the console speaks text again.
     Exit,
+    /// One conversation turn; answered by [`Response::Chat`].
+    Chat {
+        /// What the user says.
+        text: &'a str,
+    },
+    /// Forget the conversation; answered by [`Response::Done`].
+    ChatReset,
 }
 
 /// A response from the device.
@@ -81,6 +88,17 @@ pub enum Response {
     },
     /// Acknowledges [`Request::Exit`].
     Bye,
+    /// The response-bank sentence `chat` answers with.
+    Chat {
+        /// The sentence (cut to fit).
+        text: heapless::String<512>,
+        /// Its cosine to the predicted next turn.
+        score: f32,
+        /// FNV-1a of the predicted int8 vector.
+        prediction: u32,
+    },
+    /// Acknowledges a request that returns nothing ([`Request::ChatReset`]).
+    Done,
 }
 
 /// What `info` reports, in framed form.

@@ -20,6 +20,6 @@ pub mod kernels;
 mod le;
 pub mod tokenizer;
 
-pub use engine::{cosine_i8, Model};
+pub use engine::{cosine_i8, Model, Reasoner};
 pub use error::{Error, Result};
 pub use format::Package;

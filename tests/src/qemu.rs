@@ -48,6 +48,7 @@ pub fn build_firmware_with_arena(
             bank,
             arena_bytes,
             qemu: true,
+            ..Link::default()
         },
     )
 }

@@ -166,6 +166,8 @@ fn help_lists_every_command() {
         "embed TEXT",
         "sim A | B",
         "ask QUESTION",
+        "chat TEXT",
+        "chat reset",
         "bench",
         "echo on|off",
         "frame",

@@ -182,3 +182,218 @@ fn chat_answers_from_the_bank_deterministically() {
     std::fs::remove_file(src).ok();
     std::fs::remove_file(bank).ok();
 }
+
+/// The integer reasoner package is not committed: `pith artifacts` builds it by its recipe
+/// (tools/src/artifacts.rs) from the committed checkpoint, the Tier S recipe and the training
+/// split, like Tier S itself — 330 KB of derived bytes stay out of git. So the check is that the
+/// recipe is deterministic: quantizing again gives the artifact byte for byte.
+#[test]
+fn int8_reasoner_rebuilds_byte_for_byte_from_its_recipe() {
+    let built = pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap();
+    let out = temp("reasoner-s.pith");
+    let tier_s = pith_tools::artifacts::package(pith_tools::artifacts::TIER_S).unwrap();
+    run(&[
+        "quantize",
+        "models/reasoner-s",
+        "-o",
+        out.to_str().unwrap(),
+        "--encoder",
+        tier_s.to_str().unwrap(),
+    ]);
+    let (a, b) = (std::fs::read(&built).unwrap(), std::fs::read(&out).unwrap());
+    assert!(a == b, "{} differs from a rebuild", built.display());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("report.json")).unwrap())
+            .unwrap();
+    let mean = report["fidelity"]["mean_cosine"].as_f64().unwrap();
+    assert!(mean > 0.999, "int8 vs fp32 prediction cosine {mean}");
+    std::fs::remove_file(&out).ok();
+    std::fs::remove_file(out.with_extension("report.json")).ok();
+}
+
+/// The int8 reasoner on the checkpoint's reference window (reasoner.json, written by the training
+/// script from PyTorch) points where the fp32 model points.
+#[test]
+fn int8_reasoner_follows_the_pytorch_reference() {
+    let bytes =
+        std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap())
+            .unwrap();
+    let r = pith_runtime::Reasoner::new(&bytes).unwrap();
+    let cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("models/reasoner-s/reasoner.json")).unwrap(),
+    )
+    .unwrap();
+    let reference = &cfg["reference"][0];
+    // The reference turns are the encoder's int8 vectors made unit-length: scaling the largest
+    // |value| back to 127 recovers them exactly.
+    let window: Vec<Vec<i8>> = reference["window"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let v: Vec<f64> = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            let m = v.iter().fold(0f64, |m, x| m.max(x.abs()));
+            v.iter().map(|x| (x / m * 127.0).round() as i8).collect()
+        })
+        .collect();
+    let want: Vec<f64> = reference["prediction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let rows: Vec<&[i8]> = window.iter().map(Vec::as_slice).collect();
+    let mut arena = vec![0i32; r.arena_words(rows.len())];
+    let mut got = vec![0i8; r.dim()];
+    r.predict(&rows, &mut arena, &mut got).unwrap();
+    let dot: f64 = got.iter().zip(&want).map(|(a, b)| *a as f64 * b).sum();
+    let na: f64 = got.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = want.iter().map(|b| b * b).sum::<f64>().sqrt();
+    let cos = dot / (na * nb);
+    assert!(cos > 0.995, "cosine to the PyTorch prediction {cos}");
+    assert_eq!(
+        got.iter().map(|x| x.unsigned_abs()).max(),
+        Some(127),
+        "the prediction is rescaled to int8 like a pooled vector"
+    );
+}
+
+/// The reasoner refuses an encoder package, empty and over-long windows and a small arena with
+/// errors; an encoder refuses the reasoner package.
+#[test]
+fn int8_reasoner_refuses_wrong_inputs() {
+    use pith_runtime::Error;
+    let bytes =
+        std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap())
+            .unwrap();
+    let enc = std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::TIER_S).unwrap())
+        .unwrap();
+    assert_eq!(
+        pith_runtime::Reasoner::new(&enc).err(),
+        Some(Error::PackageWrongKind)
+    );
+    assert_eq!(
+        pith_runtime::Model::new(&bytes).err(),
+        Some(Error::PackageWrongKind)
+    );
+    let r = pith_runtime::Reasoner::new(&bytes).unwrap();
+    let turn = vec![1i8; r.dim()];
+    let mut out = vec![0i8; r.dim()];
+    let mut arena = vec![0i32; r.arena_words(r.window())];
+    assert_eq!(
+        r.predict(&[], &mut arena, &mut out).err(),
+        Some(Error::WindowSize)
+    );
+    let nine: Vec<&[i8]> = vec![turn.as_slice(); r.window() + 1];
+    assert_eq!(
+        r.predict(&nine, &mut arena, &mut out).err(),
+        Some(Error::WindowSize)
+    );
+    let mut small = vec![0i32; r.arena_words(2) - 1];
+    assert_eq!(
+        r.predict(&[&turn, &turn], &mut small, &mut out).err(),
+        Some(Error::ArenaTooSmall)
+    );
+    assert_eq!(
+        r.predict(&[&turn[1..]], &mut arena, &mut out).err(),
+        Some(Error::OutputSizeMismatch)
+    );
+    r.predict(&[&turn], &mut arena, &mut out).unwrap();
+}
+
+/// On held-out conversations the int8 reasoner (native, the device's arithmetic) is within one
+/// point of top-1 of the fp32 checkpoint (tract): the first 100 conversations of test-seen.
+#[test]
+fn int8_reasoner_is_within_a_point_of_fp32() {
+    let file = head(&chitchat("test-seen"), 100, "seen100.jsonl");
+    let train = head(&chitchat("train"), 100, "train100.jsonl");
+    let top1 = |backend: &str| {
+        let out = run(&[
+            "eval",
+            "chat",
+            "--conversations",
+            file.to_str().unwrap(),
+            "--train",
+            train.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--json",
+        ]);
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        pct(&v["reasoner"]["top1"])
+    };
+    let (int8, fp32) = (top1("native"), top1("tract-fp32"));
+    assert!(
+        (int8 - fp32).abs() <= 1.0,
+        "int8 {int8:.2} vs fp32 {fp32:.2}"
+    );
+    std::fs::remove_file(file).ok();
+    std::fs::remove_file(train).ok();
+}
+
+/// `pith export models/reasoner-s` writes the fp32 graph: tract runs it on the PyTorch reference
+/// window and gets PyTorch's prediction; `pith quantize --onnx` refuses a reasoner with a reason
+/// (it has no QDQ export yet) instead of ignoring the flag.
+#[test]
+fn fp32_onnx_export_reproduces_pytorch_and_qdq_is_refused() {
+    use tract_onnx::prelude::*;
+    let out = temp("reasoner.fp32.onnx");
+    run(&["export", "models/reasoner-s", "-o", out.to_str().unwrap()]);
+    let cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("models/reasoner-s/reasoner.json")).unwrap(),
+    )
+    .unwrap();
+    let r = &cfg["reference"][0];
+    let rows: Vec<Vec<f32>> = r["window"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    let (t, d) = (rows.len(), rows[0].len());
+    let flat: Vec<f32> = rows.concat();
+    let plan = tract_onnx::onnx()
+        .model_for_path(&out)
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, t, d]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = tract_ndarray::Array3::from_shape_vec((1, t, d), flat).unwrap();
+    let y = plan.run(tvec!(Tensor::from(input).into())).unwrap();
+    let y = y[0].to_plain_array_view::<f32>().unwrap();
+    let want = r["prediction"].as_array().unwrap();
+    let worst = y
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (*a as f64 - b.as_f64().unwrap()).abs())
+        .fold(0f64, f64::max);
+    assert!(worst < 1e-4, "largest difference to PyTorch {worst}");
+    std::fs::remove_file(&out).ok();
+
+    let q = Command::new(pith_tests::cli::pith_bin())
+        .args(["quantize", "models/reasoner-s", "-o"])
+        .arg(temp("refused.pith"))
+        .args(["--onnx"])
+        .arg(temp("refused.onnx"))
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(!q.status.success());
+    let err = String::from_utf8_lossy(&q.stderr);
+    assert!(err.contains("no QDQ export"), "{err}");
+    assert!(!temp("refused.pith").exists());
+}

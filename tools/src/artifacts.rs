@@ -47,6 +47,7 @@ fn build_default(a: &Artifacts) -> Result<()> {
         name: Some("all-MiniLM-L6-v2 int8".into()),
         vocab_size: None,
         vocab_corpus: Vec::new(),
+        encoder: None,
     })
 }
 
@@ -60,6 +61,9 @@ pub fn board_package(board: &pith_boards::Board) -> Result<PathBuf> {
 pub const MINILM_12K: &str = "models/minilm-l6-12k.pith";
 /// Tier S, the static model for 512 KB parts.
 pub const TIER_S: &str = "models/tier-s.pith";
+/// The integer reasoner over Tier S vectors (models/reasoner-s, calibrated on the chit-chat
+/// training split that scripts/fetch-chitchat.sh writes).
+pub const REASONER_S: &str = "models/reasoner-s.pith";
 
 /// The package at `rel` (relative to the repository root), built by its recipe when missing. The
 /// recipes are the one description of how each default package is made.
@@ -69,6 +73,10 @@ pub fn package(rel: &str) -> Result<PathBuf> {
         return Ok(default_artifacts()?.package);
     }
     let path = root.join(rel);
+    if rel == REASONER_S {
+        // Its recipe embeds with Tier S; built first, as build_once is not reentrant.
+        package(TIER_S)?;
+    }
     build_once(&lock_path(), || path.exists(), || build_package(rel, &path))?;
     Ok(path)
 }
@@ -92,6 +100,7 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
                 vocab_size: Some(12_000),
                 // The sentences the model is calibrated on and the bank the board answers from.
                 vocab_corpus: vec![defaults::calib_file(), crate::kb::stackfaq_source()],
+                encoder: None,
             }
         }
         TIER_S => {
@@ -107,6 +116,23 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
                 name: None,
                 vocab_size: None,
                 vocab_corpus: Vec::new(),
+                encoder: None,
+            }
+        }
+        REASONER_S => {
+            eprintln!("pith: quantizing the reasoner models/reasoner-s on first use ...");
+            crate::cmd::quantize::Args {
+                checkpoint: root.join("models/reasoner-s"),
+                calib: None,
+                calib_count: 300,
+                eval_count: 400,
+                alpha: 0.7,
+                output: path.to_path_buf(),
+                onnx: None,
+                name: None,
+                vocab_size: None,
+                vocab_corpus: Vec::new(),
+                encoder: Some(root.join(TIER_S)),
             }
         }
         other => bail!("{other}: pith has no recipe for this package (artifacts.rs)"),
@@ -128,6 +154,15 @@ pub fn build_all() -> Result<()> {
         bank_for(&p)?;
     }
     package(TIER_S)?;
+    let train = defaults::repo_root().join(crate::cmd::quantize_reasoner::TRAIN);
+    if train.is_file() {
+        package(REASONER_S)?;
+    } else {
+        eprintln!(
+            "pith: {} is missing (scripts/fetch-chitchat.sh writes it): {REASONER_S} not built",
+            train.display()
+        );
+    }
     Ok(())
 }
 

@@ -17,6 +17,10 @@ pub struct Link {
     pub package: Option<PathBuf>,
     /// The knowledge bank built for that package (`PITH_BANK`).
     pub bank: Option<PathBuf>,
+    /// The integer reasoner package (`PITH_REASONER`) for `chat`; needs `chat_bank` too.
+    pub reasoner: Option<PathBuf>,
+    /// The response bank `chat` answers from (`PITH_CHAT_BANK`), built with the package.
+    pub chat_bank: Option<PathBuf>,
     /// Arena cut to this many bytes (`PITH_ARENA_BYTES`), to model a part with less RAM.
     pub arena_bytes: Option<u32>,
     /// Build a real board's image for its QEMU machine (feature `qemu`: no PLL, defmt over
@@ -50,6 +54,9 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
     };
     if let Some(a) = link.arena_bytes {
         flavour += &format!("-arena{a}");
+    }
+    if link.reasoner.is_some() {
+        flavour += "-chat";
     }
     let mut features = board.name.to_string();
     if link.qemu && board.real_part() {
@@ -89,6 +96,8 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
     );
     set_or_remove(&mut cmd, "PITH_PACKAGE", link.package.as_deref());
     set_or_remove(&mut cmd, "PITH_BANK", link.bank.as_deref());
+    set_or_remove(&mut cmd, "PITH_REASONER", link.reasoner.as_deref());
+    set_or_remove(&mut cmd, "PITH_CHAT_BANK", link.chat_bank.as_deref());
     match link.arena_bytes {
         Some(a) => cmd.env("PITH_ARENA_BYTES", a.to_string()),
         None => cmd.env_remove("PITH_ARENA_BYTES"),

@@ -34,9 +34,15 @@ pub enum Site {
     FfnSum,
     /// LayerNorm-2 output (input of the next layer).
     Ln2,
+    /// Reasoner: output of the input LayerNorm (its share of the embedding sum).
+    InLn,
+    /// Reasoner: the read-out's input (row 0 of the last layer's output).
+    ReadOut,
+    /// Reasoner: the predicted vector (the read-out's output).
+    Out,
 }
 
-fn layernorm(x: &Array2<f32>, g: &Array1<f32>, b: &Array1<f32>, eps: f32) -> Array2<f32> {
+pub fn layernorm(x: &Array2<f32>, g: &Array1<f32>, b: &Array1<f32>, eps: f32) -> Array2<f32> {
     let mut out = x.clone();
     for mut row in out.rows_mut() {
         let n = row.len() as f32;
@@ -70,7 +76,7 @@ fn softmax_rows(x: &mut Array2<f32>) {
     }
 }
 
-fn encoder_layer(
+pub fn encoder_layer(
     l: &Layer,
     li: usize,
     x: &Array2<f32>,

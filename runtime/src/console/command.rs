@@ -15,6 +15,10 @@ pub enum Command<'a> {
     Sim(&'a str, &'a str),
     /// `ask QUESTION`
     Ask(&'a str),
+    /// `chat TEXT`: one conversation turn, answered from the response bank.
+    Chat(&'a str),
+    /// `chat reset`: forget the conversation.
+    ChatReset,
     /// `kb`: the knowledge bank's size and entry count.
     Kb,
     /// `bench [TEXT]`: without text, a fixed 16-token sentence.
@@ -36,6 +40,8 @@ pub const HELP: &[&str] = &[
     "embed TEXT        int8 embedding: tokens, FNV-1a digest, first 8 values",
     "sim A | B         cosine similarity of two texts",
     "ask QUESTION      best answer from the knowledge bank (or: no confident answer)",
+    "chat TEXT         next turn of a conversation, from the response bank",
+    "chat reset        forget the conversation",
     "kb                knowledge bank: entries, bytes, abstain threshold",
     "bench [TEXT]      virtual ns per embedding (= instructions under qemu -icount shift=0)",
     "kcheck [SEED]     check the int8 kernels against the scalar oracle on this core",
@@ -59,6 +65,9 @@ pub fn parse(line: &str) -> Command<'_> {
         "embed" => Command::Embed(rest),
         "ask" if rest.is_empty() => Command::Invalid("usage: ask QUESTION"),
         "ask" => Command::Ask(rest),
+        "chat" if rest.is_empty() => Command::Invalid("usage: chat TEXT | chat reset"),
+        "chat" if rest == "reset" => Command::ChatReset,
+        "chat" => Command::Chat(rest),
         "kb" => Command::Kb,
         "kcheck" if rest.is_empty() => Command::KernelCheck(1),
         "kcheck" => match rest.parse() {
@@ -99,6 +108,9 @@ mod tests {
         assert_eq!(parse("bench hi there"), Command::Bench(Some("hi there")));
         assert_eq!(parse("echo off"), Command::Echo(false));
         assert_eq!(parse("frame"), Command::Frame);
+        assert_eq!(parse("chat  hi there "), Command::Chat("hi there"));
+        assert_eq!(parse("chat reset"), Command::ChatReset);
+        assert!(matches!(parse("chat"), Command::Invalid(_)));
     }
 
     #[test]

@@ -205,6 +205,25 @@ fn answer<C: Clock>(request: Request<'_>, service: &mut Service<'_, C>) -> Respo
         },
         Request::Info => Response::Info(info(service)),
         Request::Exit => Response::Bye,
+        Request::Chat { text } => match service.chat(text) {
+            Ok(a) => {
+                let mut text = heapless::String::new();
+                let _ = core::fmt::Write::write_fmt(
+                    &mut Truncating(&mut text),
+                    format_args!("{}", a.text),
+                );
+                Response::Chat {
+                    text,
+                    score: a.score,
+                    prediction: a.prediction,
+                }
+            }
+            Err(f) => failure(f),
+        },
+        Request::ChatReset => match service.chat_reset() {
+            Ok(()) => Response::Done,
+            Err(f) => failure(f),
+        },
     }
 }
 

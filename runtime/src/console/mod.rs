@@ -6,6 +6,7 @@
 //! starting `OK` or `ERR <code> <message>` (blank lines get no reply). `echo off` turns off echo and
 //! the prompt for programs. `frame` switches to framed binary mode ([`crate::frame`]) until `Exit`.
 
+pub mod chat;
 pub mod command;
 pub mod framed;
 pub mod line;
@@ -153,6 +154,14 @@ impl<'m, C: Clock> Console<'m, C> {
             },
             Command::Ask(q) => match s.ask(q) {
                 Ok(a) => reply::answer(w, &a),
+                Err(f) => reply::failure(w, &f),
+            },
+            Command::Chat(text) => match s.chat(text) {
+                Ok(a) => reply::chat(w, &a),
+                Err(f) => reply::failure(w, &f),
+            },
+            Command::ChatReset => match s.chat_reset() {
+                Ok(()) => reply::ok(w),
                 Err(f) => reply::failure(w, &f),
             },
             Command::Kb => match s.bank() {

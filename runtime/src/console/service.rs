@@ -7,6 +7,8 @@ use crate::error::Error;
 use crate::frame::MAX_DIM;
 use crate::kb::{Bank, Reply, Text};
 
+use super::chat::{Chat, ChatAnswer};
+
 /// What the firmware tells the console about the board it runs on (for `info`).
 #[derive(Debug, Clone, Copy)]
 pub struct Board<'a> {
@@ -153,6 +155,7 @@ pub struct Service<'m, C: Clock> {
     board: Board<'m>,
     clock: C,
     bank: Option<Bank<'m>>,
+    chat: Option<Chat<'m>>,
     a: [i8; MAX_DIM],
     b: [i8; MAX_DIM],
 }
@@ -193,6 +196,7 @@ impl<'m, C: Clock> Service<'m, C> {
             board,
             clock,
             bank: None,
+            chat: None,
             a: [0; MAX_DIM],
             b: [0; MAX_DIM],
         }
@@ -202,6 +206,65 @@ impl<'m, C: Clock> Service<'m, C> {
     pub fn with_bank(mut self, bank: Bank<'m>) -> Self {
         self.bank = Some(bank);
         self
+    }
+
+    /// Attaches `chat` (built with [`Chat::new`] for this model's dimension), after checking
+    /// that the arena holds the reasoner's full window.
+    pub fn attach_chat(&mut self, chat: Chat<'m>) -> Result<(), Error> {
+        let dim = match &self.model {
+            Ok(m) => m.dim(),
+            Err(_) => return Err(Error::PackageBadConfig),
+        };
+        let r = chat.reasoner();
+        if r.dim() != dim {
+            return Err(Error::OutputSizeMismatch);
+        }
+        if r.arena_words(r.window()) > self.arena.len() {
+            return Err(Error::ArenaTooSmall);
+        }
+        self.chat = Some(chat);
+        Ok(())
+    }
+
+    /// Whether `chat` is available.
+    pub fn has_chat(&self) -> bool {
+        self.chat.is_some()
+    }
+
+    /// Forgets the conversation (`chat reset`).
+    pub fn chat_reset(&mut self) -> Result<(), Failure> {
+        let chat = self.chat.as_mut().ok_or(NO_CHAT)?;
+        chat.reset();
+        Ok(())
+    }
+
+    /// One turn of `chat`: embeds `text` into the ring, predicts the next turn, answers with the
+    /// nearest response-bank sentence and puts that answer into the ring too.
+    pub fn chat(&mut self, text: &str) -> Result<ChatAnswer<'m>, Failure> {
+        if self.chat.is_none() {
+            return Err(NO_CHAT);
+        }
+        self.embed(Slot::A, text)?;
+        let model = self
+            .model
+            .as_ref()
+            .map_err(|e| Failure::new(ErrCode::NoModel, Cause::NoModel(*e)))?;
+        let chat = self.chat.as_mut().ok_or(NO_CHAT)?;
+        let dim = model.dim();
+        chat.push(self.a.get(..dim).unwrap_or(&[]));
+        let runtime = |e| Failure::new(ErrCode::Model, Cause::Runtime(e));
+        let answer = chat.respond(self.arena, &mut self.b).map_err(runtime)?;
+        let said = answer.text.decode_into(chat.text);
+        if said.len() < answer.text.len() {
+            return Err(Failure::new(
+                ErrCode::Model,
+                Cause::Text("response too long to keep in the conversation"),
+            ));
+        }
+        let out = self.a.get_mut(..dim).unwrap_or(&mut []);
+        model.embed(said, self.arena, out).map_err(runtime)?;
+        chat.push(self.a.get(..dim).unwrap_or(&[]));
+        Ok(answer)
     }
 
     /// The model, or why there is none.
@@ -299,6 +362,11 @@ impl<'m, C: Clock> Service<'m, C> {
         Ok((tokens, end.saturating_sub(start)))
     }
 }
+
+const NO_CHAT: Failure = Failure::new(
+    ErrCode::NoBank,
+    Cause::Text("no reasoner and response bank linked"),
+);
 
 /// The longest input (2..=model max) whose scratch fits `words` i32 words; 0 if none does.
 fn largest_fitting(model: &Model<'_>, words: usize) -> usize {

@@ -71,7 +71,7 @@ pub const LINEARS: usize = 6;
 
 /// `epi` ← `x[t] . w[n]` for every token and channel: on the host's packed kernel when the layer
 /// has one, else on the scalar-oracle matmul (the device's path). Both give the same bytes.
-fn linear(
+pub fn linear(
     lin: &Linear<'_>,
     fast: Option<&Fast>,
     x: &[i8],

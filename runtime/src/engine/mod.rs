@@ -4,6 +4,7 @@ pub(crate) mod bert;
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod host;
 mod layernorm;
+mod reasoner;
 pub mod requant;
 mod sections;
 mod static_model;
@@ -16,6 +17,8 @@ use bert::LINEARS;
 use bert::{Dims, Fast, Scratch, MAX_HEAD_DIM};
 use sections::{EmbedView, LayerView};
 use static_model::StaticView;
+
+pub use reasoner::Reasoner;
 
 /// The network-specific sections, resolved once at load: embedding never looks a section up again,
 /// so it cannot fail on the package after [`Model::new`].
@@ -59,6 +62,10 @@ impl<'a> Model<'a> {
         if h.arch == Arch::Bert && hidden / m.heads as usize > MAX_HEAD_DIM {
             return Err(Error::PackageBadConfig);
         }
+        if h.arch == Arch::Reasoner {
+            // A reasoner reads turn vectors, not text: `Reasoner` runs it.
+            return Err(Error::PackageWrongKind);
+        }
         let vocab_bytes = package.tensor(SectionKind::Vocab, 0, DType::U8, 0, 0)?;
         let tokenizer = Tokenizer::new(vocab_bytes, h.tokenizer)?;
         // Every id the tokenizer can emit must index the token table.
@@ -77,6 +84,7 @@ impl<'a> Model<'a> {
                 Net::Bert(embed, layers)
             }
             Arch::Static => Net::Static(StaticView::resolve(&package, vocab, hidden)?),
+            Arch::Reasoner => return Err(Error::PackageWrongKind),
         };
         #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
         let host = std::sync::Arc::new(match net {

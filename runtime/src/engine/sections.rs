@@ -58,7 +58,8 @@ pub struct LayerView<'a> {
     pub scalars: I32s<'a>,
 }
 
-fn linear<'a>(
+/// Resolves and shape-checks one linear's three sections.
+pub fn linear<'a>(
     p: &Package<'a>,
     layer: u16,
     s: LinearSections,
@@ -114,6 +115,24 @@ impl<'a> EmbedView<'a> {
         Ok(EmbedView {
             word: as_i8(p.tensor(WordEmb, 0, DType::I8, vocab, hidden)?),
             word_rq: I32s(p.tensor(WordEmbRq, 0, DType::I32, vocab, 2)?),
+            pos: as_i8(p.tensor(PosEmb, 0, DType::I8, positions, hidden)?),
+            pos_rq: I32s(p.tensor(PosEmbRq, 0, DType::I32, positions, 2)?),
+            ln: p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?,
+            exp,
+        })
+    }
+
+    /// The reasoner's embedding stage: the position table, its LayerNorm and the softmax table.
+    /// It has no token table (its inputs are turn vectors), so `word` and `word_rq` stay empty.
+    pub fn resolve_positions(p: &Package<'a>, hidden: usize, positions: usize) -> Result<Self> {
+        use SectionKind::*;
+        let exp = p.tensor(ExpTable, 0, DType::U16, 1, 0)?;
+        if exp.len() < 4 {
+            return Err(Error::PackageBadSection);
+        }
+        Ok(EmbedView {
+            word: &[],
+            word_rq: I32s(&[]),
             pos: as_i8(p.tensor(PosEmb, 0, DType::I8, positions, hidden)?),
             pos_rq: I32s(p.tensor(PosEmbRq, 0, DType::I32, positions, 2)?),
             ln: p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?,

@@ -11,6 +11,10 @@ pub enum Arch {
     Bert,
     /// A static model: one vector per token, pooled (model2vec style).
     Static,
+    /// The conversation reasoner: BERT layers over a window of int8 turn vectors (latest first)
+    /// that predict the next turn's vector. It has no tokenizer: `vocab_size` and the tokenizer
+    /// settings are unused, `max_positions` is the window.
+    Reasoner,
 }
 
 /// How token vectors become one sentence vector.
@@ -93,8 +97,26 @@ impl Header {
     pub fn validate(&self) -> Result<()> {
         let m = &self.model;
         let t = &self.tokenizer;
+        if m.hidden == 0 {
+            return Err(Error::PackageBadConfig);
+        }
+        let layered = matches!(self.arch, Arch::Bert | Arch::Reasoner);
+        if layered {
+            let bad = m.layers == 0
+                || m.layers as usize > MAX_LAYERS
+                || m.heads == 0
+                || !m.hidden.is_multiple_of(m.heads)
+                || m.ffn == 0
+                || m.max_positions == 0;
+            if bad {
+                return Err(Error::PackageBadConfig);
+            }
+        }
+        if self.arch == Arch::Reasoner {
+            // No tokenizer to check.
+            return Ok(());
+        }
         let bad = m.vocab_size == 0
-            || m.hidden == 0
             || t.max_len < 2
             || t.cls_id >= m.vocab_size
             || t.sep_id >= m.vocab_size
@@ -103,16 +125,8 @@ impl Header {
         if bad {
             return Err(Error::PackageBadConfig);
         }
-        if self.arch == Arch::Bert {
-            let bad = m.layers == 0
-                || m.layers as usize > MAX_LAYERS
-                || m.heads == 0
-                || !m.hidden.is_multiple_of(m.heads)
-                || m.ffn == 0
-                || m.max_positions < t.max_len;
-            if bad {
-                return Err(Error::PackageBadConfig);
-            }
+        if self.arch == Arch::Bert && m.max_positions < t.max_len {
+            return Err(Error::PackageBadConfig);
         }
         Ok(())
     }
@@ -136,6 +150,9 @@ pub enum SectionKind {
     PosEmbRq = 13,
     /// LayerNorm after the embeddings, i64 [4, hidden] (see [`SectionKind::Ln1`]).
     EmbLn = 14,
+    /// Reasoner: LayerNorm of each input turn vector, i64 [4, hidden]; its residual head gives
+    /// the input's share of the embedding sum (the matmul head is unused).
+    InLn = 15,
     /// Query weight, i8 [hidden, hidden] (out, in), per-output-channel symmetric.
     Wq = 20,
     /// Key weight.
@@ -148,6 +165,8 @@ pub enum SectionKind {
     W1 = 24,
     /// FFN down weight, i8 [hidden, ffn].
     W2 = 25,
+    /// Reasoner read-out weight, i8 [hidden, hidden].
+    WOut = 26,
     /// Query bias in accumulator units, i32 [1, hidden].
     Bq = 30,
     /// Key bias.
@@ -160,6 +179,8 @@ pub enum SectionKind {
     B1 = 34,
     /// FFN down bias, with the GELU zero-point correction folded in.
     B2 = 35,
+    /// Reasoner read-out bias, i32 [1, hidden].
+    BOut = 36,
     /// Per-channel requantization (multiplier, shift) of the query accumulator, i32 [hidden, 2].
     RqQ = 40,
     /// Key.
@@ -172,6 +193,8 @@ pub enum SectionKind {
     Rq1 = 44,
     /// FFN down, into the residual scale.
     Rq2 = 45,
+    /// Reasoner read-out, into one common i32 unit before the int8 rescaling, i32 [hidden, 2].
+    RqOut = 46,
     /// LayerNorm after attention, i64 [4, hidden]: rows = residual-head gain, residual-head offset,
     /// matmul-head gain, matmul-head offset; `y = (n * gain + offset) >> 32`, `n` the Q16 normalized input.
     Ln1 = 50,
@@ -187,4 +210,71 @@ pub enum SectionKind {
     StaticEmbRq = 61,
     /// Knowledge bank (see `kb`), u8.
     Bank = 70,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasoner() -> Header {
+        Header {
+            name: heapless::String::new(),
+            arch: Arch::Reasoner,
+            model: ModelConfig {
+                vocab_size: 0,
+                hidden: 128,
+                layers: 2,
+                heads: 4,
+                ffn: 256,
+                max_positions: 8,
+                pooling: Pooling::Cls,
+                normalize: true,
+            },
+            tokenizer: TokenizerConfig {
+                lowercase: false,
+                strip_accents: false,
+                split_cjk: false,
+                cls_id: 0,
+                sep_id: 0,
+                unk_id: 0,
+                pad_id: 0,
+                max_len: 0,
+                max_chars_per_word: 0,
+            },
+            pool_scale: 1.0,
+            score_step_log2: 5,
+        }
+    }
+
+    /// A reasoner has no tokenizer to check, but its layer shapes are checked like an encoder's.
+    #[test]
+    fn reasoner_headers_skip_the_tokenizer_and_check_the_layers() {
+        assert_eq!(reasoner().validate(), Ok(()));
+        let bad = |f: fn(&mut ModelConfig)| {
+            let mut h = reasoner();
+            f(&mut h.model);
+            h.validate()
+        };
+        assert_eq!(bad(|m| m.layers = 0), Err(Error::PackageBadConfig));
+        assert_eq!(
+            bad(|m| m.layers = MAX_LAYERS as u32 + 1),
+            Err(Error::PackageBadConfig)
+        );
+        assert_eq!(bad(|m| m.heads = 3), Err(Error::PackageBadConfig));
+        assert_eq!(bad(|m| m.max_positions = 0), Err(Error::PackageBadConfig));
+        assert_eq!(bad(|m| m.ffn = 0), Err(Error::PackageBadConfig));
+        // The same zero tokenizer is refused for an encoder.
+        let mut h = reasoner();
+        h.arch = Arch::Bert;
+        assert_eq!(h.validate(), Err(Error::PackageBadConfig));
+    }
+
+    /// A third architecture appended to the enum leaves existing headers' bytes unchanged.
+    #[test]
+    fn arch_variants_keep_their_postcard_bytes() {
+        let mut buf = [0u8; 4];
+        for (a, byte) in [(Arch::Bert, 0u8), (Arch::Static, 1), (Arch::Reasoner, 2)] {
+            assert_eq!(postcard::to_slice(&a, &mut buf).unwrap(), &[byte]);
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! The BERT package's section list: which sections one encoder layer has, with their element types
+//! The BERT (and reasoner) package's section list: which sections one encoder layer has, with their element types
 //! and shapes. The engine resolves them (`engine::sections`), the quantizer writes them
 //! (tools `quant::lower`) and the synthetic test package writes them, all from this list.
 
@@ -70,6 +70,9 @@ pub const O: LinearSections = linear(K::Wo, K::Bo, K::RqO, Dim::Hidden, Dim::Hid
 pub const UP: LinearSections = linear(K::W1, K::B1, K::Rq1, Dim::Ffn, Dim::Hidden);
 /// Feed-forward down projection.
 pub const DOWN: LinearSections = linear(K::W2, K::B2, K::Rq2, Dim::Hidden, Dim::Ffn);
+
+/// The reasoner's read-out linear (row 0 of the last layer's output → the predicted vector).
+pub const OUT: LinearSections = linear(K::WOut, K::BOut, K::RqOut, Dim::Hidden, Dim::Hidden);
 
 /// Every linear of one encoder layer, in package order.
 pub const LAYER_LINEARS: [LinearSections; 6] = [Q, K_PROJ, V, O, UP, DOWN];

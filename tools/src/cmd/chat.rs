@@ -8,19 +8,27 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 use pith_runtime::kb::{Bank, Hit, Index};
 
-use crate::backend::{Embedder, Kind};
+use crate::backend::Kind;
 use crate::reasoner::eval::cosine;
-use crate::reasoner::onnx::{fp32_model, TractReasoner};
-use crate::reasoner::{Reasoner, WINDOW};
+use crate::reasoner::predictor::{dequantize, Paths};
+use crate::reasoner::WINDOW;
 
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
     /// Your turns, in order (default: one a line from standard input; `reset` clears the context).
     pub turns: Vec<String>,
-    /// Reasoner checkpoint directory (default: models/reasoner-s of this repository).
+    /// Reasoner checkpoint directory, for tract-fp32 (default: models/reasoner-s of this
+    /// repository).
     #[arg(long)]
     pub reasoner: Option<PathBuf>,
+    /// Integer reasoner package, for native (default: models/reasoner-s.pith, built on first use).
+    #[arg(long)]
+    pub package: Option<PathBuf>,
+    /// Engine of the reasoner: native (the integer package: the device's answers, byte for byte)
+    /// or tract-fp32 (the fp32 checkpoint).
+    #[arg(long, value_enum, default_value_t = Kind::Native)]
+    pub backend: Kind,
     /// Encoder package (the one the reasoner and the bank were built with;
     /// default: models/tier-s.pith, built on first use).
     #[arg(long)]
@@ -57,22 +65,17 @@ fn to_i8(v: &[f32]) -> Vec<i8> {
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
     let root = crate::defaults::repo_root();
-    let reasoner = Reasoner::load(
-        &a.reasoner
-            .clone()
-            .unwrap_or_else(|| root.join(crate::reasoner::DEFAULT_DIR)),
-    )?;
     let bank_path = a
         .bank
         .clone()
         .unwrap_or_else(|| root.join("models/reasoner-s.pithkb"));
-    let tract = TractReasoner::new(&fp32_model(&reasoner), reasoner.dim)?;
-    let model_path = match &a.model {
-        Some(p) => p.clone(),
-        None => crate::artifacts::package(crate::artifacts::TIER_S)?,
-    };
-    let package = crate::artifacts::read_package(Some(&model_path))?;
-    let mut enc = Embedder::new(&package, Kind::Native, None)?;
+    let loaded = Paths {
+        checkpoint: a.reasoner.clone(),
+        package: a.package.clone(),
+        model: a.model.clone(),
+    }
+    .load(a.backend)?;
+    let (mut enc, pred) = loaded.open(a.backend)?;
     let bank_bytes = std::fs::read(&bank_path).with_context(|| {
         format!(
             "reading {} (build it: python3 tools/train/reasoner_bank.py, then pith kb build \
@@ -98,9 +101,9 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         a.turns.clone()
     };
-    // The ring, latest turn first.
-    let mut ring: Vec<Vec<f32>> = Vec::with_capacity(WINDOW);
-    let push = |ring: &mut Vec<Vec<f32>>, v: Vec<f32>| {
+    // The ring of int8 turn vectors (what the device keeps), latest first.
+    let mut ring: Vec<Vec<i8>> = Vec::with_capacity(WINDOW);
+    let push = |ring: &mut Vec<Vec<i8>>, v: Vec<i8>| {
         ring.insert(0, v);
         ring.truncate(WINDOW);
     };
@@ -114,11 +117,12 @@ pub fn run(a: Args) -> Result<()> {
             }
             continue;
         }
-        push(&mut ring, enc.embed(turn)?);
-        let window: Vec<&[f32]> = ring.iter().map(Vec::as_slice).collect();
-        let pred = tract.predict(&window)?;
+        push(&mut ring, enc.embed_i8(turn)?);
+        let window: Vec<&[i8]> = ring.iter().map(Vec::as_slice).collect();
+        let predicted = pred.predict(&window)?;
         let mut hits = vec![Hit::default(); REFINE_TOP];
-        let n = bank.search(&to_i8(&pred), Index::Question, &mut hits);
+        let query = to_i8(&predicted);
+        let n = bank.search(&query, Index::Question, &mut hits);
         hits.truncate(n);
         let margin = match (hits.first(), hits.get(1)) {
             (Some(a), Some(b)) => a.cosine() - b.cosine(),
@@ -130,15 +134,16 @@ pub fn run(a: Args) -> Result<()> {
             // Feed each candidate back as the newest turn; keep the one whose continuation
             // points back to what was just said.
             let mut top = f32::NEG_INFINITY;
+            let latest = dequantize(window[0]);
             for h in &hits {
                 let text = bank
                     .entry(h.index)
                     .map(|e| e.question.to_string())
                     .unwrap_or_default();
-                let c = enc.embed(&text)?;
-                let mut w: Vec<&[f32]> = vec![c.as_slice()];
+                let c = enc.embed_i8(&text)?;
+                let mut w: Vec<&[i8]> = vec![c.as_slice()];
                 w.extend(window.iter().take(WINDOW - 1));
-                let v = h.cosine() + cosine(&tract.predict(&w)?, window[0]);
+                let v = h.cosine() + cosine(&pred.predict(&w)?, &latest);
                 if v > top {
                     (top, best) = (v, *h);
                 }
@@ -153,17 +158,24 @@ pub fn run(a: Args) -> Result<()> {
                 "{}",
                 serde_json::json!({
                     "you": turn, "answer": text, "score": best.cosine(),
+                    "prediction": format!("{:08x}", pith_runtime::console::fnv1a(&query)),
                     "margin": margin, "refined": refined,
                 })
             );
         } else {
+            // The device console's `chat` reply lines (runtime console::reply::chat), so the
+            // two can be compared byte for byte.
+            println!("> {turn}");
+            if refined {
+                println!("(refined)");
+            }
             println!(
-                "> {turn}\n[{:.3}{}] {text}",
+                "score {:.4}\nanswer {text}\nprediction {:08x}",
                 best.cosine(),
-                if refined { ", refined" } else { "" }
+                pith_runtime::console::fnv1a(&query)
             );
         }
-        push(&mut ring, enc.embed(&text)?);
+        push(&mut ring, enc.embed_i8(&text)?);
     }
     Ok(())
 }

@@ -5,13 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::backend::{Embedder, Kind};
+use crate::backend::Kind;
 use crate::reasoner::eval::{
-    candidates, cosine, mean_of, positions, rank, read_conversations, Conversation, LinearMap,
-    Score, SplitMix,
+    candidates, cosine, mean_of, positions, rank, read_conversations, LinearMap, Score, SplitMix,
 };
-use crate::reasoner::onnx::{fp32_model, TractReasoner};
-use crate::reasoner::{Reasoner, WINDOW};
+use crate::reasoner::predictor::{embed_turns, Paths, Predictor, TurnVectors};
+use crate::reasoner::WINDOW;
 
 /// Arguments of `eval chat`.
 #[derive(clap::Args)]
@@ -19,10 +18,14 @@ pub struct ChatArgs {
     /// JSONL, one conversation a line: `{"turns": ["...", "...", ...]}`.
     #[arg(long)]
     pub conversations: PathBuf,
-    /// Reasoner checkpoint directory (reasoner.json + model.safetensors; default:
-    /// models/reasoner-s of this repository).
+    /// Reasoner checkpoint directory, for tract-fp32 (reasoner.json + model.safetensors;
+    /// default: models/reasoner-s of this repository).
     #[arg(long)]
     pub reasoner: Option<PathBuf>,
+    /// Integer reasoner package, for native (default: models/reasoner-s.pith, built on first use
+    /// by `pith quantize models/reasoner-s`).
+    #[arg(long)]
+    pub package: Option<PathBuf>,
     /// Encoder package the reasoner was trained on (embeds every turn, natively;
     /// default: models/tier-s.pith, built on first use).
     #[arg(long)]
@@ -31,8 +34,9 @@ pub struct ChatArgs {
     /// this repository).
     #[arg(long)]
     pub train: Option<PathBuf>,
-    /// Engine of the reasoner (tract-fp32: its fp32 ONNX graph run by tract).
-    #[arg(long, value_enum, default_value_t = Kind::TractFp32)]
+    /// Engine of the reasoner (native: the integer package, the device's arithmetic; tract-fp32:
+    /// the fp32 checkpoint's ONNX graph run by tract). Both read the encoder's int8 turn vectors.
+    #[arg(long, value_enum, default_value_t = Kind::Native)]
     pub backend: Kind,
     /// Seed of the candidate draws.
     #[arg(long, default_value_t = 0)]
@@ -67,18 +71,18 @@ fn order(s: &[f32]) -> Vec<usize> {
 /// the first speaker was saying (cosine to the window's latest turn) gains that cosine. Returns the
 /// index (into `cands`) of the refined best candidate.
 fn refine(
-    tract: &TractReasoner,
-    window: &[&[f32]],
+    pred: &Predictor<'_>,
+    (window, latest): (&[&[i8]], &[f32]),
     cands: &[usize],
     s: &[f32],
-    emb: &[Vec<f32>],
+    q: &[Vec<i8>],
 ) -> Result<usize> {
     let mut best = (f32::NEG_INFINITY, 0);
     for &k in order(s).iter().take(REFINE_TOP) {
-        let mut w: Vec<&[f32]> = vec![emb[cands[k]].as_slice()];
+        let mut w: Vec<&[i8]> = vec![q[cands[k]].as_slice()];
         w.extend(window.iter().take(WINDOW - 1));
-        let next = tract.predict(&w)?;
-        let v = s[k] + cosine(&next, window[0]);
+        let next = pred.predict(&w)?;
+        let v = s[k] + cosine(&next, latest);
         if v > best.0 {
             best = (v, k);
         }
@@ -86,15 +90,8 @@ fn refine(
     Ok(best.1)
 }
 
-fn embed_all(e: &mut Embedder<'_>, convs: &[Conversation]) -> Result<Vec<Vec<f32>>> {
-    convs.iter().flatten().map(|t| e.embed(t)).collect()
-}
-
 /// Runs `eval chat`.
 pub fn run_chat(a: ChatArgs) -> Result<()> {
-    if a.backend != Kind::TractFp32 {
-        bail!("eval chat runs the reasoner with --backend tract-fp32 only so far");
-    }
     let convs = read_conversations(&a.conversations)?;
     let pos = positions(&convs);
     if pos.is_empty() {
@@ -104,43 +101,30 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         );
     }
     let root = crate::defaults::repo_root();
-    let reasoner = Reasoner::load(
-        &a.reasoner
-            .clone()
-            .unwrap_or_else(|| root.join(crate::reasoner::DEFAULT_DIR)),
-    )?;
-    let tract = TractReasoner::new(&fp32_model(&reasoner), reasoner.dim)?;
-    let model_path = match &a.model {
-        Some(p) => p.clone(),
-        None => crate::artifacts::package(crate::artifacts::TIER_S)?,
-    };
-    let bytes = crate::artifacts::read_package(Some(&model_path))?;
-    let mut enc = Embedder::new(&bytes, Kind::Native, None)?;
-    if enc.model.dim() != reasoner.dim {
-        bail!(
-            "{} embeds in {} dims, the reasoner reads {}",
-            model_path.display(),
-            enc.model.dim(),
-            reasoner.dim
-        );
+    let loaded = Paths {
+        checkpoint: a.reasoner.clone(),
+        package: a.package.clone(),
+        model: a.model.clone(),
     }
+    .load(a.backend)?;
+    let (mut enc, pred) = loaded.open(a.backend)?;
     let train = read_conversations(
         &a.train
             .clone()
             .unwrap_or_else(|| root.join("data/chitchat/train.jsonl")),
     )?;
-    let map = LinearMap::fit(&positions(&train), &embed_all(&mut enc, &train)?)?;
-    let emb = embed_all(&mut enc, &convs)?;
+    let map = LinearMap::fit(&positions(&train), &embed_turns(&mut enc, &train)?.f)?;
+    let TurnVectors { q, f: emb } = embed_turns(&mut enc, &convs)?;
     let cands = candidates(&pos, emb.len(), 99, a.seed);
     let (mut r, mut last, mut mean, mut lin) = Default::default();
     let bar = indicatif::ProgressBar::new(pos.len() as u64);
     // Per position: (margin, right before refining, right after refining when refined).
     let mut gate: Vec<(f32, bool, Option<bool>)> = Vec::new();
     for (p, c) in pos.iter().zip(&cands) {
-        let window: Vec<&[f32]> = p.window.iter().map(|&i| emb[i].as_slice()).collect();
-        let pred = tract.predict(&window)?;
-        Score::add(&mut r, rank(&pred, c, &emb));
-        let s = scores(&pred, c, &emb);
+        let window: Vec<&[i8]> = p.window.iter().map(|&i| q[i].as_slice()).collect();
+        let predicted = pred.predict(&window)?;
+        Score::add(&mut r, rank(&predicted, c, &emb));
+        let s = scores(&predicted, c, &emb);
         let o = order(&s);
         let margin = match (o.first(), o.get(1)) {
             (Some(&a), Some(&b)) => s[a] - s[b],
@@ -148,9 +132,8 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         };
         let right = o.first() == Some(&0);
         let after = match a.refine_below {
-            Some(t) if margin < t => Some(refine(&tract, &window, c, &s, &emb)? == 0),
-            // Also refined when a random gate could pick it: every position gets its after-value.
-            Some(_) => Some(refine(&tract, &window, c, &s, &emb)? == 0),
+            // Every position gets its after-value: a random gate could pick any of them.
+            Some(_) => Some(refine(&pred, (&window, &emb[p.window[0]]), c, &s, &q)? == 0),
             None => None,
         };
         gate.push((margin, right, after));

@@ -1,4 +1,5 @@
-//! `pith export`: a checkpoint directory to an fp32 ONNX graph.
+//! `pith export`: a checkpoint directory to an fp32 ONNX graph (an encoder, or the reasoner:
+//! input `[1, turns, dim]` turn vectors latest first, output the predicted next-turn vector).
 
 use std::path::PathBuf;
 
@@ -9,7 +10,8 @@ use crate::checkpoint::Checkpoint;
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint directory (config.json, model.safetensors, vocab.txt or tokenizer.json).
+    /// Checkpoint directory (config.json, model.safetensors, vocab.txt or tokenizer.json; or a
+    /// reasoner's reasoner.json + model.safetensors).
     pub checkpoint: PathBuf,
     /// Output ONNX file.
     #[arg(short, long, value_name = "FILE.onnx")]
@@ -18,6 +20,13 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
+    if crate::cmd::quantize_reasoner::is_reasoner(&args.checkpoint) {
+        let r = crate::reasoner::Reasoner::load(&args.checkpoint)?;
+        let model = crate::reasoner::onnx::fp32_model(&r);
+        crate::output::write_whole(&args.output, &prost::Message::encode_to_vec(&model))?;
+        eprintln!("wrote {}", args.output.display());
+        return Ok(());
+    }
     let ckpt = Checkpoint::load(&args.checkpoint)
         .with_context(|| format!("loading checkpoint {}", args.checkpoint.display()))?;
     crate::onnx::export_fp32(&ckpt, &args.output)?;

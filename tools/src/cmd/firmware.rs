@@ -58,6 +58,8 @@ pub fn link_from_env(board: &Board) -> Result<Link> {
         package: Some(package),
         bank,
         arena_bytes,
+        reasoner: var("PITH_REASONER").map(Into::into),
+        chat_bank: var("PITH_CHAT_BANK").map(Into::into),
         qemu: false,
     })
 }

@@ -15,4 +15,5 @@ pub mod export;
 pub mod firmware;
 pub mod kb;
 pub mod quantize;
+pub mod quantize_reasoner;
 pub mod sim;

@@ -42,6 +42,11 @@ pub struct Args {
     /// Text files whose tokens pruning keeps first (default: the calibration file).
     #[arg(long)]
     pub vocab_corpus: Vec<PathBuf>,
+    /// Reasoner checkpoints only: the encoder package whose int8 turn vectors calibrate it
+    /// (default: models/tier-s.pith). `--calib` is then a conversations JSONL (default:
+    /// data/chitchat/train.jsonl) and the counts are conversations.
+    #[arg(long)]
+    pub encoder: Option<PathBuf>,
 }
 
 /// Refuses outputs that would overwrite an input or each other; the checks clap cannot do
@@ -77,6 +82,9 @@ fn write_package(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
     check_args(&a)?;
+    if super::quantize_reasoner::is_reasoner(&a.checkpoint) {
+        return super::quantize_reasoner::run(a);
+    }
     if static_model::is_static(&a.checkpoint) {
         return run_static(a);
     }

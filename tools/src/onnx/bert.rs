@@ -94,8 +94,9 @@ pub trait Weights {
     }
 }
 
-/// LayerNormalization over the last axis, its gamma and beta named `{module}.weight` / `.bias`.
-fn layer_norm(
+/// LayerNormalization over the last axis, its gamma and beta named `{module}.weight` / `.bias`
+/// (the reasoner's graph uses it too).
+pub(crate) fn layer_norm(
     g: &mut Graph,
     module: &str,
     x: &str,
@@ -104,15 +105,16 @@ fn layer_norm(
     eps: f32,
 ) -> String {
     let n = gamma.len();
+    // Row vectors built by ndarray are contiguous; an empty slice would fail the graph's shape check.
     let gm = g.init_f32_named(
         &format!("{module}.weight"),
         &[n],
-        gamma.as_slice().expect("contiguous"),
+        gamma.as_slice().unwrap_or(&[]),
     );
     let bt = g.init_f32_named(
         &format!("{module}.bias"),
         &[n],
-        beta.as_slice().expect("contiguous"),
+        beta.as_slice().unwrap_or(&[]),
     );
     g.op(
         "LayerNormalization",
@@ -122,7 +124,7 @@ fn layer_norm(
 }
 
 /// Splits `[B, S, H]` into heads: `[B, heads, S, dh]`, or `[B, heads, dh, S]` when `keys_t`.
-fn split_heads(g: &mut Graph, x: &str, heads: usize, dh: usize, keys_t: bool) -> String {
+pub(crate) fn split_heads(g: &mut Graph, x: &str, heads: usize, dh: usize, keys_t: bool) -> String {
     // 0 copies the batch and sequence dims, so the graph stays shape-polymorphic.
     let shape = g.ints(&[0, 0, heads as i64, dh as i64]);
     let r = g.op("Reshape", &[x, &shape], vec![]);

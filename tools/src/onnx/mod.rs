@@ -25,7 +25,7 @@ fn write(model: &ModelProto, path: &Path) -> Result<()> {
 }
 
 // Names the reader of `pith export` files (crate::checkpoint_onnx) shares with the writer.
-pub(crate) use bert::{layer_prefix, ln_module, Lin, EMB_LN};
+pub(crate) use bert::{layer_norm, layer_prefix, ln_module, split_heads, Lin, EMB_LN};
 pub(crate) use fp32::{POS_EMB, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB};
 
 /// The fp32 graph as an in-memory ONNX model, its initializers named after the checkpoint's

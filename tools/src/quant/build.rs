@@ -6,7 +6,7 @@ use ndarray::{Array1, Array2};
 
 use super::calibrate::Stats;
 use super::model::{QLayer, QLinear, QModel};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Layer};
 use crate::fp32::{gelu, Site};
 
 /// Settings of the quantizer.
@@ -65,7 +65,7 @@ pub fn quantize_rows(w: &Array2<f32>) -> (Array2<i8>, Vec<f32>) {
 }
 
 /// SmoothQuant divisors for an activation with per-channel maxima `act` feeding weights `ws`.
-fn smoothing(act: &[f32], ws: &[&Array2<f32>], alpha: f32) -> Option<Array1<f32>> {
+pub fn smoothing(act: &[f32], ws: &[&Array2<f32>], alpha: f32) -> Option<Array1<f32>> {
     if alpha <= 0.0 {
         return None;
     }
@@ -84,7 +84,7 @@ fn smoothing(act: &[f32], ws: &[&Array2<f32>], alpha: f32) -> Option<Array1<f32>
 }
 
 /// Builds a linear layer whose input (per-channel maxima `act_max`) is divided by `smooth`.
-fn qlinear(
+pub fn qlinear(
     w: &Array2<f32>,
     b: &Array1<f32>,
     act_max: &[f32],
@@ -121,6 +121,73 @@ pub fn gelu_grid(in_scale: f32) -> (f32, i32) {
     (scale, zp.clamp(-128, 127))
 }
 
+/// One layer's quantization: the layer, its residual scales and its GELU output grid.
+pub struct LayerPlan {
+    pub q: QLayer,
+    pub res_attn: f32,
+    pub res_ffn: f32,
+    pub gelu_out: (f32, i32),
+}
+
+/// Quantizes encoder layer `li` (input observed at `x_site`) with the calibration statistics;
+/// shared by the encoder and the reasoner, whose layers are the same.
+pub fn plan_layer(
+    l: &Layer,
+    li: usize,
+    x_site: (Site, usize),
+    st: &Stats,
+    h: usize,
+    alpha: f32,
+) -> LayerPlan {
+    let x_max = st.channels(x_site.0, x_site.1, h);
+    let qkv_smooth = smoothing(&x_max, &[&l.wq, &l.wk, &l.wv], alpha);
+    let q = qlinear(&l.wq, &l.bq, &x_max, qkv_smooth.clone());
+    let k = qlinear(&l.wk, &l.bk, &x_max, qkv_smooth.clone());
+    let v = qlinear(&l.wv, &l.bv, &x_max, qkv_smooth);
+    let ctx_max = st.channels(Site::Ctx, li, h);
+    let o = qlinear(&l.wo, &l.bo, &ctx_max, None);
+    let ln1_max = st.channels(Site::Ln1, li, h);
+    let up_smooth = smoothing(&ln1_max, &[&l.w1], alpha);
+    let up = qlinear(&l.w1, &l.b1, &ln1_max, up_smooth);
+    let gelu_in_scale = st.tensor(Site::Up, li) / 127.0;
+    let (g_scale, g_zp) = gelu_grid(gelu_in_scale);
+    let (w2q, w2s) = quantize_rows(&l.w2);
+    let down = QLinear {
+        w: w2q,
+        w_scale: w2s,
+        bias: l.b2.clone(),
+        in_scale: g_scale,
+        in_zp: g_zp,
+        smooth: None,
+    };
+    // The residual add sees x, the projection and their sum: cover all three.
+    let ra = st
+        .tensor(Site::AttnSum, li)
+        .max(st.tensor(x_site.0, x_site.1));
+    let rf = st.tensor(Site::FfnSum, li).max(st.tensor(Site::Ln1, li));
+    LayerPlan {
+        q: QLayer {
+            q,
+            k,
+            v,
+            o,
+            up,
+            down,
+            q_out_scale: st.tensor(Site::Q, li) / 127.0,
+            k_out_scale: st.tensor(Site::K, li) / 127.0,
+            v_out_scale: st.tensor(Site::V, li) / 127.0,
+            gelu_in_scale,
+            ln1_g: l.ln1_g.clone(),
+            ln1_b: l.ln1_b.clone(),
+            ln2_g: l.ln2_g.clone(),
+            ln2_b: l.ln2_b.clone(),
+        },
+        res_attn: ra / RESIDUAL_UNITS,
+        res_ffn: rf / RESIDUAL_UNITS,
+        gelu_out: (g_scale, g_zp),
+    }
+}
+
 /// Quantizes the checkpoint with the calibration statistics.
 pub fn plan(ck: &Checkpoint, st: &Stats, opt: Options) -> Plan {
     let h = ck.config.hidden;
@@ -140,51 +207,11 @@ pub fn plan(ck: &Checkpoint, st: &Stats, opt: Options) -> Plan {
         } else {
             (Site::Ln2, li - 1)
         };
-        let x_max = st.channels(x_site.0, x_site.1, h);
-        let qkv_smooth = smoothing(&x_max, &[&l.wq, &l.wk, &l.wv], alpha);
-        let q = qlinear(&l.wq, &l.bq, &x_max, qkv_smooth.clone());
-        let k = qlinear(&l.wk, &l.bk, &x_max, qkv_smooth.clone());
-        let v = qlinear(&l.wv, &l.bv, &x_max, qkv_smooth);
-        let ctx_max = st.channels(Site::Ctx, li, h);
-        let o = qlinear(&l.wo, &l.bo, &ctx_max, None);
-        let ln1_max = st.channels(Site::Ln1, li, h);
-        let up_smooth = smoothing(&ln1_max, &[&l.w1], alpha);
-        let up = qlinear(&l.w1, &l.b1, &ln1_max, up_smooth);
-        let gelu_in_scale = st.tensor(Site::Up, li) / 127.0;
-        let (g_scale, g_zp) = gelu_grid(gelu_in_scale);
-        let (w2q, w2s) = quantize_rows(&l.w2);
-        let down = QLinear {
-            w: w2q,
-            w_scale: w2s,
-            bias: l.b2.clone(),
-            in_scale: g_scale,
-            in_zp: g_zp,
-            smooth: None,
-        };
-        gelu_out.push((g_scale, g_zp));
-        // The residual add sees x, the projection and their sum: cover all three.
-        let ra = st
-            .tensor(Site::AttnSum, li)
-            .max(st.tensor(x_site.0, x_site.1));
-        res_attn.push(ra / RESIDUAL_UNITS);
-        let rf = st.tensor(Site::FfnSum, li).max(st.tensor(Site::Ln1, li));
-        res_ffn.push(rf / RESIDUAL_UNITS);
-        layers.push(QLayer {
-            q,
-            k,
-            v,
-            o,
-            up,
-            down,
-            q_out_scale: st.tensor(Site::Q, li) / 127.0,
-            k_out_scale: st.tensor(Site::K, li) / 127.0,
-            v_out_scale: st.tensor(Site::V, li) / 127.0,
-            gelu_in_scale,
-            ln1_g: l.ln1_g.clone(),
-            ln1_b: l.ln1_b.clone(),
-            ln2_g: l.ln2_g.clone(),
-            ln2_b: l.ln2_b.clone(),
-        });
+        let lp = plan_layer(l, li, x_site, st, h, alpha);
+        res_attn.push(lp.res_attn);
+        res_ffn.push(lp.res_ffn);
+        gelu_out.push(lp.gelu_out);
+        layers.push(lp.q);
     }
     let last = ck.layers.len().saturating_sub(1);
     let pool_scale = st.tensor(Site::Ln2, last) / RESIDUAL_UNITS;

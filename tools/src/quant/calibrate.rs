@@ -30,7 +30,7 @@ impl Observer for Stats {
 }
 
 impl Stats {
-    fn merge(mut self, other: Stats) -> Stats {
+    pub fn merge(mut self, other: Stats) -> Stats {
         for (k, v) in other.max {
             let e = self.max.entry(k).or_insert_with(|| vec![0.0; v.len()]);
             for (a, b) in e.iter_mut().zip(v) {

@@ -4,7 +4,7 @@ use anyhow::{ensure, Result};
 use ndarray::Array1;
 
 use super::build::Plan;
-use super::model::QLinear;
+use super::model::{QLayer, QLinear};
 use crate::checkpoint::Checkpoint;
 use pith_runtime::format::layout::{self, LinearSections, GELU_LEN, LAYER_SCALARS, LN_ROWS};
 use pith_runtime::format::{Arch, DType, Header, ModelConfig, PackageWriter, SectionKind as K};
@@ -36,7 +36,7 @@ pub fn multiplier(r: f64) -> (i32, i32) {
     (m as i32, shift)
 }
 
-fn rq_table(rs: impl Iterator<Item = f64>) -> Vec<i32> {
+pub fn rq_table(rs: impl Iterator<Item = f64>) -> Vec<i32> {
     rs.flat_map(|r| {
         let (m, s) = multiplier(r);
         [m, s]
@@ -46,7 +46,7 @@ fn rq_table(rs: impl Iterator<Item = f64>) -> Vec<i32> {
 
 /// LayerNorm heads: `(n_q16 * G + B) >> 32` gives `y / scale`; the matmul head also divides by the
 /// consumer's smoothing.
-fn ln_rows(
+pub fn ln_rows(
     g: &Array1<f32>,
     b: &Array1<f32>,
     res_scale: f32,
@@ -68,7 +68,7 @@ fn ln_rows(
     out
 }
 
-fn add_linear(
+pub fn add_linear(
     w: &mut PackageWriter,
     l: u16,
     kinds: LinearSections,
@@ -95,6 +95,82 @@ fn add_linear(
         2,
         &rq_table((0..n).map(|j| q.in_scale as f64 * q.w_scale[j] as f64 / out)),
     );
+}
+
+/// A layer's scales beyond its [`QLayer`]: residual units of its two adds, GELU output grid.
+#[derive(Clone, Copy)]
+pub struct LayerScales {
+    pub res_attn: f32,
+    pub res_ffn: f32,
+    pub gelu_out: (f32, i32),
+}
+
+/// Writes one layer's sections; `ln2` are its LayerNorm-2 rows (they depend on what follows).
+pub fn add_layer(
+    w: &mut PackageWriter,
+    l: u16,
+    ql: &QLayer,
+    sc: LayerScales,
+    ln2: &[i64],
+    heads: usize,
+) {
+    let h = ql.ln1_g.len();
+    add_linear(w, l, layout::Q, &ql.q, Some(ql.q_out_scale), None);
+    add_linear(w, l, layout::K_PROJ, &ql.k, Some(ql.k_out_scale), None);
+    add_linear(w, l, layout::V, &ql.v, Some(ql.v_out_scale), None);
+    add_linear(w, l, layout::O, &ql.o, Some(sc.res_attn), None);
+    add_linear(w, l, layout::UP, &ql.up, Some(ql.gelu_in_scale), None);
+    // FFN down sees (g - zp): fold -zp * sum(w row) into the bias.
+    let zp = ql.down.in_zp as i64;
+    let corr: Vec<i64> = ql
+        .down
+        .w
+        .rows()
+        .into_iter()
+        .map(|r| -zp * r.iter().map(|&x| x as i64).sum::<i64>())
+        .collect();
+    add_linear(w, l, layout::DOWN, &ql.down, Some(sc.res_ffn), Some(corr));
+    w.add_i64(
+        K::Ln1,
+        l,
+        LN_ROWS,
+        h,
+        &ln_rows(
+            &ql.ln1_g,
+            &ql.ln1_b,
+            sc.res_ffn,
+            Some((ql.up.in_scale, ql.up.smooth.as_ref())),
+        ),
+    );
+    w.add_i64(K::Ln2, l, LN_ROWS, h, ln2);
+    let (gs, gzp) = sc.gelu_out;
+    let table: Vec<i8> = (-128..=127)
+        .map(|x| {
+            let y = crate::fp32::gelu(x as f32 * ql.gelu_in_scale) as f64;
+            ((y / gs as f64).round() as i64 + gzp as i64).clamp(-128, 127) as i8
+        })
+        .collect();
+    w.add_i8(K::GeluTable, l, 1, GELU_LEN, &table);
+    let dh = (h / heads) as f64;
+    let score = ql.q_out_scale as f64 * ql.k_out_scale as f64 / dh.sqrt()
+        * (1u32 << SCORE_STEP_LOG2) as f64;
+    let (sm, ss) = multiplier(score);
+    let (cm, cs) = multiplier(ql.v_out_scale as f64 / 255.0 / ql.o.in_scale as f64);
+    w.add_i32(
+        K::LayerScalars,
+        l,
+        1,
+        LAYER_SCALARS,
+        &[sm, ss, cm, cs, gzp, 0, 0, 0],
+    );
+}
+
+/// The softmax table every package with attention carries.
+pub fn add_exp_table(w: &mut PackageWriter) {
+    let exp: Vec<u16> = (0..EXP_TABLE_LEN)
+        .map(|d| (65535.0 * (-(d as f64) / (1u32 << SCORE_STEP_LOG2) as f64).exp()).round() as u16)
+        .collect();
+    w.add_u16(K::ExpTable, 0, 1, EXP_TABLE_LEN, &exp);
 }
 
 /// The model name as the header stores it: cut at 48 bytes, on a character boundary.
@@ -136,10 +212,7 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
     let mut w = PackageWriter::new(header);
     let vocab = pith_runtime::tokenizer::build_vocab_section(&ck.vocab);
     w.add(K::Vocab, 0, DType::U8, 1, vocab.len(), vocab);
-    let exp: Vec<u16> = (0..EXP_TABLE_LEN)
-        .map(|d| (65535.0 * (-(d as f64) / (1u32 << SCORE_STEP_LOG2) as f64).exp()).round() as u16)
-        .collect();
-    w.add_u16(K::ExpTable, 0, 1, EXP_TABLE_LEN, &exp);
+    add_exp_table(&mut w);
 
     let q = &p.q;
     let (v, _) = q.word_emb.dim();
@@ -198,41 +271,6 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
 
     let nl = q.layers.len();
     for (li, ql) in q.layers.iter().enumerate() {
-        let l = li as u16;
-        add_linear(&mut w, l, layout::Q, &ql.q, Some(ql.q_out_scale), None);
-        add_linear(&mut w, l, layout::K_PROJ, &ql.k, Some(ql.k_out_scale), None);
-        add_linear(&mut w, l, layout::V, &ql.v, Some(ql.v_out_scale), None);
-        add_linear(&mut w, l, layout::O, &ql.o, Some(p.res_attn[li]), None);
-        add_linear(&mut w, l, layout::UP, &ql.up, Some(ql.gelu_in_scale), None);
-        // FFN down sees (g - zp): fold -zp * sum(w row) into the bias.
-        let zp = ql.down.in_zp as i64;
-        let corr: Vec<i64> = ql
-            .down
-            .w
-            .rows()
-            .into_iter()
-            .map(|r| -zp * r.iter().map(|&x| x as i64).sum::<i64>())
-            .collect();
-        add_linear(
-            &mut w,
-            l,
-            layout::DOWN,
-            &ql.down,
-            Some(p.res_ffn[li]),
-            Some(corr),
-        );
-        w.add_i64(
-            K::Ln1,
-            l,
-            LN_ROWS,
-            h,
-            &ln_rows(
-                &ql.ln1_g,
-                &ql.ln1_b,
-                p.res_ffn[li],
-                Some((ql.up.in_scale, ql.up.smooth.as_ref())),
-            ),
-        );
         let ln2 = if li + 1 < nl {
             let next = &q.layers[li + 1];
             ln_rows(
@@ -244,27 +282,12 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
         } else {
             ln_rows(&ql.ln2_g, &ql.ln2_b, p.pool_scale, None)
         };
-        w.add_i64(K::Ln2, l, LN_ROWS, h, &ln2);
-        let (gs, gzp) = p.gelu_out[li];
-        let table: Vec<i8> = (-128..=127)
-            .map(|x| {
-                let y = crate::fp32::gelu(x as f32 * ql.gelu_in_scale) as f64;
-                ((y / gs as f64).round() as i64 + gzp as i64).clamp(-128, 127) as i8
-            })
-            .collect();
-        w.add_i8(K::GeluTable, l, 1, GELU_LEN, &table);
-        let dh = (h / heads) as f64;
-        let score = ql.q_out_scale as f64 * ql.k_out_scale as f64 / dh.sqrt()
-            * (1u32 << SCORE_STEP_LOG2) as f64;
-        let (sm, ss) = multiplier(score);
-        let (cm, cs) = multiplier(ql.v_out_scale as f64 / 255.0 / ql.o.in_scale as f64);
-        w.add_i32(
-            K::LayerScalars,
-            l,
-            1,
-            LAYER_SCALARS,
-            &[sm, ss, cm, cs, gzp, 0, 0, 0],
-        );
+        let scales = LayerScales {
+            res_attn: p.res_attn[li],
+            res_ffn: p.res_ffn[li],
+            gelu_out: p.gelu_out[li],
+        };
+        add_layer(&mut w, li as u16, ql, scales, &ln2, heads);
     }
     Ok(w.finish())
 }

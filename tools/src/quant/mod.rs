@@ -5,5 +5,6 @@ pub mod calibrate;
 pub mod lower;
 pub mod model;
 pub mod plot;
+pub mod reasoner;
 pub mod report;
 pub mod static_model;

@@ -4,7 +4,9 @@
 //! it through tract, and evaluates it against non-reasoning baselines (`pith eval chat`).
 
 pub mod eval;
+pub mod native;
 pub mod onnx;
+pub mod predictor;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -13,6 +13,7 @@ use tract_onnx::prelude::*;
 
 use super::{Reasoner, WINDOW};
 use crate::onnx::builder::{Attr, Dim, Graph};
+use crate::onnx::split_heads;
 
 /// Name of the graph input: the window's turn embeddings, `[1, N, dim]`.
 pub const INPUT: &str = "context";
@@ -40,6 +41,7 @@ fn linear(g: &mut Graph, name: &str, lin: &(Array2<f32>, Array1<f32>), x: &str) 
     g.op("Add", &[&m, &b], vec![])
 }
 
+/// The encoder graph's LayerNormalization, with the checkpoint's `(weight, bias)` pair.
 fn layer_norm(
     g: &mut Graph,
     name: &str,
@@ -47,24 +49,7 @@ fn layer_norm(
     eps: f32,
     x: &str,
 ) -> String {
-    let gm = v1(g, &format!("{name}.weight"), &ln.0);
-    let bt = v1(g, &format!("{name}.bias"), &ln.1);
-    g.op(
-        "LayerNormalization",
-        &[x, &gm, &bt],
-        vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps))],
-    )
-}
-
-fn heads(g: &mut Graph, x: &str, heads: usize, dh: usize, keys_t: bool) -> String {
-    let shape = g.ints(&[0, 0, heads as i64, dh as i64]);
-    let r = g.op("Reshape", &[x, &shape], vec![]);
-    let perm = if keys_t {
-        vec![0, 2, 3, 1]
-    } else {
-        vec![0, 2, 1, 3]
-    };
-    g.op("Transpose", &[&r], vec![("perm", Attr::Ints(perm))])
+    crate::onnx::layer_norm(g, name, x, &ln.0, &ln.1, eps)
 }
 
 /// The fp32 graph of `r`; initializers are named after the checkpoint's tensors.
@@ -97,9 +82,9 @@ pub fn fp32_model(r: &Reasoner) -> ModelProto {
         let q = linear(&mut g, &format!("{p}.q"), &l.q, &x);
         let k = linear(&mut g, &format!("{p}.k"), &l.k, &x);
         let v = linear(&mut g, &format!("{p}.v"), &l.v, &x);
-        let qh = heads(&mut g, &q, r.heads, dh, false);
-        let kt = heads(&mut g, &k, r.heads, dh, true);
-        let vh = heads(&mut g, &v, r.heads, dh, false);
+        let qh = split_heads(&mut g, &q, r.heads, dh, false);
+        let kt = split_heads(&mut g, &k, r.heads, dh, true);
+        let vh = split_heads(&mut g, &v, r.heads, dh, false);
         let s = g.op("MatMul", &[&qh, &kt], vec![]);
         let s = g.op("Mul", &[&s, &inv_sqrt_dh], vec![]);
         let pr = g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);

@@ -1,0 +1,162 @@
+//! `chat` in the console on the host (in-memory port): text and framed mode give the same answers,
+//! `chat reset` starts over, and a console without a reasoner answers ERR 3.
+
+use pith_runtime::console::chat::{self, Chat};
+use pith_runtime::console::{Board, Console, NoClock, Service};
+use pith_runtime::frame::{encode_request, Request, Response};
+use pith_runtime::kb::Bank;
+use pith_runtime::{Model, Reasoner};
+use pith_tests::memport::MemPort;
+use pith_tests::qemu::{decode_response, repo_root};
+use pith_tools::artifacts::{package, REASONER_S, TIER_S};
+
+const BOARD: Board<'static> = Board {
+    name: "host-test",
+    cpu: "x86",
+    flash_used: 0,
+    flash_size: 0,
+    ram_used: 0,
+    ram_size: 0,
+    package_bytes: 1,
+    arena_bytes: 0,
+    stack_peak: None,
+};
+
+const TURNS: [&str; 3] = [
+    "hi! how are you doing today?",
+    "i just got back from a long run",
+    "what would you do with a million dollars?",
+];
+
+/// A response bank of the first 30 training conversations' turns, embedded by Tier S.
+fn bank(tier_s: &std::path::Path) -> Vec<u8> {
+    let train = std::fs::read_to_string(repo_root().join("data/chitchat/train.jsonl"))
+        .expect("data/chitchat/train.jsonl (scripts/fetch-chitchat.sh)");
+    let mut lines: Vec<String> = Vec::new();
+    for l in train.lines().take(30) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        for t in v["turns"].as_array().unwrap() {
+            let t = t.as_str().unwrap().replace(['\n', '\r'], " ");
+            if !lines.contains(&t) {
+                lines.push(t);
+            }
+        }
+    }
+    let dir = std::env::temp_dir();
+    let src = dir.join(format!("pith-console-chat-{}.txt", std::process::id()));
+    let out = src.with_extension("pithkb");
+    std::fs::write(&src, lines.join("\n")).unwrap();
+    let st = std::process::Command::new(pith_tests::cli::pith_bin())
+        .args(["kb", "build"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("--model")
+        .arg(tier_s)
+        .args(["--threshold", "-1"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let b = std::fs::read(&out).unwrap();
+    std::fs::remove_file(src).ok();
+    std::fs::remove_file(out).ok();
+    b
+}
+
+fn frame(request: &Request<'_>) -> Vec<u8> {
+    let mut buf = [0u8; 1100];
+    encode_request(request, &mut buf).unwrap().to_vec()
+}
+
+#[test]
+fn text_and_framed_chat_agree_and_reset_starts_over() {
+    let tier_s = package(TIER_S).unwrap();
+    let enc = std::fs::read(&tier_s).unwrap();
+    let rs = std::fs::read(package(REASONER_S).unwrap()).unwrap();
+    let bank_bytes = bank(&tier_s);
+    let serve = |input: &[u8], attach: bool| -> Vec<u8> {
+        let model = Model::new(&enc).unwrap();
+        let reasoner = Reasoner::new(&rs).unwrap();
+        let mut arena = vec![0i32; 16 * 1024];
+        let (arena, mem) = arena.split_at_mut(16 * 1024 - chat::words(128));
+        let bank = Bank::for_model(&bank_bytes, &model).unwrap();
+        let mut service = Service::new(Ok(model), arena, BOARD, NoClock);
+        if attach {
+            let c = Chat::new(&reasoner, bank, 128, mem).unwrap();
+            service.attach_chat(c).unwrap();
+        }
+        let mut console = Console::new(service);
+        let mut port = MemPort::new(5);
+        port.push(input);
+        console.serve(&mut port).unwrap();
+        port.take_output()
+    };
+
+    // Text: three turns, reset, the first turn again.
+    let mut input = b"echo off\r".to_vec();
+    for t in TURNS {
+        input.extend_from_slice(format!("chat {t}\r").as_bytes());
+    }
+    input.extend_from_slice(format!("chat reset\rchat {}\r", TURNS[0]).as_bytes());
+    let text = String::from_utf8(serve(&input, true)).unwrap();
+    let answers: Vec<(String, String, String)> = text
+        .split("\r\n")
+        .collect::<Vec<_>>()
+        .windows(3)
+        .filter_map(|w| {
+            let s = w[0].strip_prefix("score ")?;
+            Some((
+                s.to_string(),
+                w[1].strip_prefix("answer ")?.to_string(),
+                w[2].strip_prefix("prediction ")?.to_string(),
+            ))
+        })
+        .collect();
+    assert_eq!(answers.len(), 4, "{text}");
+    assert_eq!(answers[3], answers[0], "reset starts the conversation over");
+
+    // Framed: the same turns, the same answers and scores.
+    let mut input = b"echo off\rframe\r".to_vec();
+    for t in TURNS {
+        input.extend(frame(&Request::Chat { text: t }));
+    }
+    input.extend(frame(&Request::ChatReset));
+    input.extend(frame(&Request::Chat { text: TURNS[0] }));
+    let out = serve(&input, true);
+    let start = out.windows(10).position(|w| w == b"OK framed:").unwrap();
+    let nl = start + out[start..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    let got: Vec<Response> = out[nl..]
+        .split_inclusive(|&b| b == 0)
+        .filter(|f| f.last() == Some(&0))
+        .map(|f| decode_response(f).unwrap())
+        .collect();
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[3], Response::Done);
+    for (i, k) in [0usize, 1, 2, 4].into_iter().enumerate() {
+        let Response::Chat {
+            text,
+            score,
+            prediction,
+        } = &got[k]
+        else {
+            panic!("{:?}", got[k])
+        };
+        assert_eq!(
+            (
+                format!("{score:.4}"),
+                text.to_string(),
+                format!("{prediction:08x}")
+            ),
+            answers[i],
+            "turn {i}"
+        );
+    }
+
+    // Without a reasoner: ERR 3, and the console keeps serving.
+    let out = String::from_utf8(serve(b"echo off\rchat hello\rchat reset\rinfo\r", false)).unwrap();
+    assert!(
+        out.contains("ERR 3 no reasoner and response bank linked"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("OK"), "{out}");
+}

@@ -1,0 +1,125 @@
+//! `pith quantize models/reasoner-s`: the integer reasoner package, calibrated on windows of the
+//! *training* conversations only (never dev or test), embedded by the encoder's native int8 runtime
+//! — the vectors the device feeds it. The report compares int8 with fp32 predictions on the next
+//! training conversations, which calibration did not see.
+
+use anyhow::{anyhow, ensure, Context, Result};
+
+use super::quantize::Args;
+use crate::backend::{Embedder, Kind};
+use crate::output;
+use crate::quant::reasoner::{calibrate, write_package, Fp32, Window};
+use crate::reasoner::eval::{positions, read_conversations};
+use crate::reasoner::predictor::{embed_turns, TurnVectors};
+use crate::reasoner::{native, Reasoner};
+
+/// The default calibration conversations, relative to the repository root.
+pub const TRAIN: &str = "data/chitchat/train.jsonl";
+
+/// Whether `dir` holds a reasoner checkpoint.
+pub fn is_reasoner(dir: &std::path::Path) -> bool {
+    dir.join("reasoner.json").is_file()
+}
+
+/// Runs the reasoner mode of `pith quantize`.
+pub fn run(a: Args) -> Result<()> {
+    if let Some(onnx) = &a.onnx {
+        anyhow::bail!(
+            "--onnx {}: the reasoner has no QDQ export yet (its fp32 graph: pith export {} -o FILE.onnx)",
+            onnx.display(),
+            a.checkpoint.display()
+        );
+    }
+    let root = crate::defaults::repo_root();
+    let fp = Fp32::new(
+        Reasoner::load(&a.checkpoint)
+            .with_context(|| format!("loading {}", a.checkpoint.display()))?,
+    );
+    let enc_path = match &a.encoder {
+        Some(p) => p.clone(),
+        None => crate::artifacts::package(crate::artifacts::TIER_S)?,
+    };
+    let enc_bytes = crate::artifacts::read_package(Some(&enc_path))?;
+    let mut enc = Embedder::new(&enc_bytes, Kind::Native, None)?;
+    ensure!(
+        enc.model.dim() == fp.r.dim,
+        "{} embeds in {} dims, the reasoner reads {}",
+        enc_path.display(),
+        enc.model.dim(),
+        fp.r.dim
+    );
+    let calib = a.calib.clone().unwrap_or_else(|| root.join(TRAIN));
+    ensure!(
+        calib.is_file(),
+        "{} is missing: the reasoner is calibrated on the chit-chat training split \
+         (scripts/fetch-chitchat.sh writes it)",
+        calib.display()
+    );
+    let convs = read_conversations(&calib)?;
+    ensure!(
+        convs.len() > a.calib_count,
+        "{} has only {} conversations",
+        calib.display(),
+        convs.len()
+    );
+    let (cal, rest) = convs.split_at(a.calib_count);
+    let held = &rest[..a.eval_count.min(rest.len())];
+    let cal_f = embed_turns(&mut enc, cal)?.f;
+    let windows: Vec<Window> = positions(cal).into_iter().map(|p| p.window).collect();
+    let stats = calibrate(&fp, &windows, &cal_f);
+    let name = a.name.clone().unwrap_or_else(|| "reasoner-s int8".into());
+    let bytes = write_package(&fp, &stats, a.alpha, &name)?;
+    let r = pith_runtime::Reasoner::new(&bytes)
+        .map_err(|e| anyhow!("the quantized reasoner does not load: {e}"))?;
+    output::write_whole(&a.output, &bytes)?;
+
+    // Fidelity on held-out training conversations: cosine of the int8 prediction to the fp32 one.
+    let TurnVectors {
+        q: held_q,
+        f: held_f,
+    } = embed_turns(&mut enc, held)?;
+    let (mut sum, mut worst, mut n) = (0f64, 1f64, 0usize);
+    for p in positions(held) {
+        let wq: Vec<&[i8]> = p.window.iter().map(|&i| held_q[i].as_slice()).collect();
+        let wf: Vec<&[f32]> = p.window.iter().map(|&i| held_f[i].as_slice()).collect();
+        let q = native::predict(&r, &wq)?;
+        let f = fp.predict(&wf, &mut crate::quant::calibrate::Stats::default());
+        let qf: Vec<f32> = q.iter().map(|&x| x as f32).collect();
+        let c = crate::fp32::cosine(&qf, f.as_slice().unwrap_or(&[])) as f64;
+        sum += c;
+        worst = worst.min(c);
+        n += 1;
+    }
+    let mean = sum / n.max(1) as f64;
+    crate::outln!(
+        "package      {} ({} bytes, {:.1} KiB)",
+        a.output.display(),
+        bytes.len(),
+        bytes.len() as f64 / 1024.0
+    );
+    crate::outln!(
+        "calibration  {} windows of {} conversations of {}",
+        windows.len(),
+        cal.len(),
+        calib.display()
+    );
+    crate::outln!("arena        {} bytes", r.arena_words(r.window()) * 4);
+    crate::outln!(
+        "prediction   mean cosine to fp32 {mean:.5}, worst {worst:.5} ({n} windows of the next {} conversations)",
+        held.len()
+    );
+    let report_path = a.output.with_extension("report.json");
+    let json = serde_json::json!({
+        "package": a.output, "bytes": bytes.len(), "arch": "reasoner", "calib_file": calib,
+        "calib_conversations": cal.len(), "calib_windows": windows.len(),
+        "encoder": enc_path, "smooth_alpha": a.alpha,
+        "arena_bytes": r.arena_words(r.window()) * 4,
+        "fidelity": {"held_conversations": held.len(), "windows": n,
+                     "mean_cosine": mean, "worst_cosine": worst},
+    });
+    output::write_whole(
+        &report_path,
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    Ok(())
+}

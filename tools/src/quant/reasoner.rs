@@ -1,0 +1,210 @@
+//! `pith quantize` for the reasoner (models/reasoner-s): calibrate on windows of the training
+//! conversations' turn vectors (the encoder's int8 vectors, as the device has them), plan the
+//! layers with the encoder's quantizer, and write a `.pith` package of kind `Reasoner`.
+
+use anyhow::{ensure, Result};
+use ndarray::{Array1, Array2};
+use rayon::prelude::*;
+
+use super::build::{self, plan_layer, quantize_rows, RESIDUAL_UNITS};
+use super::calibrate::Stats;
+use super::lower::{self, add_layer, add_linear, ln_rows, rq_table, LayerScales};
+use crate::checkpoint;
+use crate::fp32::{self, Observer, Site};
+use crate::reasoner::{Reasoner, WINDOW};
+use pith_runtime::format::layout::{self, LN_ROWS};
+use pith_runtime::format::{
+    Arch, Header, ModelConfig, PackageWriter, Pooling, SectionKind as K, TokenizerConfig,
+};
+
+/// A reasoner layer in the encoder's layout, so the encoder's fp32 forward and planner apply.
+fn encoder_layer(l: &crate::reasoner::Layer) -> checkpoint::Layer {
+    checkpoint::Layer {
+        wq: l.q.0.clone(),
+        bq: l.q.1.clone(),
+        wk: l.k.0.clone(),
+        bk: l.k.1.clone(),
+        wv: l.v.0.clone(),
+        bv: l.v.1.clone(),
+        wo: l.o.0.clone(),
+        bo: l.o.1.clone(),
+        ln1_g: l.ln1.0.clone(),
+        ln1_b: l.ln1.1.clone(),
+        w1: l.up.0.clone(),
+        b1: l.up.1.clone(),
+        w2: l.down.0.clone(),
+        b2: l.down.1.clone(),
+        ln2_g: l.ln2.0.clone(),
+        ln2_b: l.ln2.1.clone(),
+    }
+}
+
+/// The fp32 reasoner with its layers in the encoder's layout.
+pub struct Fp32 {
+    pub r: Reasoner,
+    layers: Vec<checkpoint::Layer>,
+}
+
+impl Fp32 {
+    pub fn new(r: Reasoner) -> Self {
+        let layers = r.layers.iter().map(encoder_layer).collect();
+        Fp32 { r, layers }
+    }
+
+    /// The fp32 prediction for `window` (unit vectors, latest first), reporting every site.
+    pub fn predict(&self, window: &[&[f32]], obs: &mut dyn Observer) -> Array1<f32> {
+        let (r, d) = (&self.r, self.r.dim);
+        let mut e = Array2::<f32>::zeros((window.len(), d));
+        for (t, w) in window.iter().enumerate() {
+            e.row_mut(t).assign(&ndarray::ArrayView1::from(*w));
+        }
+        let x = fp32::layernorm(&e, &r.ln_in.0, &r.ln_in.1, r.eps);
+        obs.see(Site::InLn, 0, &x);
+        let x = x + r.pos.slice(ndarray::s![..window.len(), ..]);
+        obs.see(Site::EmbSum, 0, &x);
+        let mut x = fp32::layernorm(&x, &r.ln_emb.0, &r.ln_emb.1, r.eps);
+        obs.see(Site::EmbLn, 0, &x);
+        for (li, l) in self.layers.iter().enumerate() {
+            x = fp32::encoder_layer(l, li, &x, r.heads, r.eps, obs);
+        }
+        let row0 = x.slice(ndarray::s![0..1, ..]).to_owned();
+        obs.see(Site::ReadOut, 0, &row0);
+        let y = fp32::linear(&row0, &r.out.0, &r.out.1);
+        obs.see(Site::Out, 0, &y);
+        y.row(0).to_owned()
+    }
+}
+
+/// A window: the turn vectors' indices, latest first.
+pub type Window = Vec<usize>;
+
+/// Runs every window through the fp32 reasoner, in parallel, keeping per-channel maxima.
+pub fn calibrate(f: &Fp32, windows: &[Window], emb: &[Vec<f32>]) -> Stats {
+    windows
+        .par_iter()
+        .fold(Stats::default, |mut st, w| {
+            let rows: Vec<&[f32]> = w.iter().map(|&i| emb[i].as_slice()).collect();
+            f.predict(&rows, &mut st);
+            st
+        })
+        .reduce(Stats::default, Stats::merge)
+}
+
+/// Writes the integer reasoner package for `f` calibrated by `st`.
+pub fn write_package(f: &Fp32, st: &Stats, alpha: f32, name: &str) -> Result<Vec<u8>> {
+    let r = &f.r;
+    let (h, heads, ffn) = (r.dim, r.heads, r.ffn());
+    ensure!(
+        !f.layers.is_empty() && h % heads == 0,
+        "the reasoner needs layers and heads dividing {h}"
+    );
+    let header = Header {
+        name: lower::header_name(name),
+        arch: Arch::Reasoner,
+        model: ModelConfig {
+            vocab_size: 0,
+            hidden: h as u32,
+            layers: f.layers.len() as u32,
+            heads: heads as u32,
+            ffn: ffn as u32,
+            max_positions: WINDOW as u32,
+            pooling: Pooling::Cls,
+            normalize: true,
+        },
+        // Unused: the reasoner reads vectors, not text.
+        tokenizer: TokenizerConfig {
+            lowercase: false,
+            strip_accents: false,
+            split_cjk: false,
+            cls_id: 0,
+            sep_id: 0,
+            unk_id: 0,
+            pad_id: 0,
+            max_len: 0,
+            max_chars_per_word: 0,
+        },
+        pool_scale: 1.0,
+        score_step_log2: lower::SCORE_STEP_LOG2,
+    };
+    let mut plans = Vec::new();
+    for (li, l) in f.layers.iter().enumerate() {
+        let x_site = if li == 0 {
+            (Site::EmbLn, 0)
+        } else {
+            (Site::Ln2, li - 1)
+        };
+        plans.push(plan_layer(l, li, x_site, st, h, alpha));
+    }
+    let last = f.layers.len() - 1;
+    // The read-out sees row 0 only: its input grid comes from row 0's range.
+    let ro_max = st.channels(Site::ReadOut, 0, h);
+    let ro_smooth = build::smoothing(&ro_max, &[&r.out.0], alpha);
+    let out = build::qlinear(&r.out.0, &r.out.1, &ro_max, ro_smooth);
+    let out_unit = st.tensor(Site::Out, 0) / RESIDUAL_UNITS;
+    let last_unit = st.tensor(Site::Ln2, last) / RESIDUAL_UNITS;
+
+    let mut w = PackageWriter::new(header);
+    lower::add_exp_table(&mut w);
+    // The embedding sum: the input LayerNorm's output plus a position row; cover both.
+    let emb_sum_scale = st.tensor(Site::EmbSum, 0).max(st.tensor(Site::InLn, 0)) / RESIDUAL_UNITS;
+    w.add_i64(
+        K::InLn,
+        0,
+        LN_ROWS,
+        h,
+        &ln_rows(&r.ln_in.0, &r.ln_in.1, emb_sum_scale, None),
+    );
+    let (pos, pos_scale) = quantize_rows(&r.pos);
+    w.add_i8(
+        K::PosEmb,
+        0,
+        WINDOW,
+        h,
+        &pos.iter().copied().collect::<Vec<_>>(),
+    );
+    w.add_i32(
+        K::PosEmbRq,
+        0,
+        WINDOW,
+        2,
+        &rq_table(pos_scale.iter().map(|s| *s as f64 / emb_sum_scale as f64)),
+    );
+    let l0 = &plans[0].q;
+    w.add_i64(
+        K::EmbLn,
+        0,
+        LN_ROWS,
+        h,
+        &ln_rows(
+            &r.ln_emb.0,
+            &r.ln_emb.1,
+            plans[0].res_attn,
+            Some((l0.q.in_scale, l0.q.smooth.as_ref())),
+        ),
+    );
+    for (li, p) in plans.iter().enumerate() {
+        let ql = &p.q;
+        let ln2 = match plans.get(li + 1) {
+            Some(next) => ln_rows(
+                &ql.ln2_g,
+                &ql.ln2_b,
+                next.res_attn,
+                Some((next.q.q.in_scale, next.q.q.smooth.as_ref())),
+            ),
+            None => ln_rows(
+                &ql.ln2_g,
+                &ql.ln2_b,
+                last_unit,
+                Some((out.in_scale, out.smooth.as_ref())),
+            ),
+        };
+        let sc = LayerScales {
+            res_attn: p.res_attn,
+            res_ffn: p.res_ffn,
+            gelu_out: p.gelu_out,
+        };
+        add_layer(&mut w, li as u16, ql, sc, &ln2, heads);
+    }
+    add_linear(&mut w, 0, layout::OUT, &out, Some(out_unit), None);
+    Ok(w.finish())
+}
