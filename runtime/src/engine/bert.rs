@@ -8,6 +8,7 @@
 use super::layernorm::{layernorm, LnParams};
 use super::requant::{div_round, rq_i32, rq_i8};
 use super::sections::{EmbedView, LayerView, Linear};
+use super::words_for_bytes;
 use crate::kernels::{dot_i8, matmul_i8, Epilogue};
 
 /// Shapes of one run.
@@ -34,6 +35,42 @@ pub struct Scratch<'s> {
     pub scores: &'s mut [i32],
     /// One row of probabilities, [tokens].
     pub probs: &'s mut [u8],
+}
+
+impl<'s> Scratch<'s> {
+    /// Arena words the scratch of `d` takes: the layout [`Scratch::carve`] cuts.
+    pub fn words(d: Dims) -> usize {
+        let (t, h, f) = (d.tokens, d.hidden, d.ffn);
+        t * h // residual
+            + 4 * words_for_bytes(t * h) // xm/context, q, k, v
+            + words_for_bytes(t * f) // FFN activations
+            + t // scores
+            + words_for_bytes(t) // probabilities
+    }
+
+    /// Cuts the scratch of `d` from the front of `arena`, which the caller has checked holds at
+    /// least [`Scratch::words`]`(d)` words.
+    pub fn carve(arena: &'s mut [i32], d: Dims) -> Scratch<'s> {
+        let (t, h, f) = (d.tokens, d.hidden, d.ffn);
+        let (xr, rest) = arena.split_at_mut(t * h);
+        let (xm, rest) = rest.split_at_mut(words_for_bytes(t * h));
+        let (q, rest) = rest.split_at_mut(words_for_bytes(t * h));
+        let (k, rest) = rest.split_at_mut(words_for_bytes(t * h));
+        let (v, rest) = rest.split_at_mut(words_for_bytes(t * h));
+        let (u, rest) = rest.split_at_mut(words_for_bytes(t * f));
+        let (scores, rest) = rest.split_at_mut(t);
+        let probs = &mut rest[..words_for_bytes(t)];
+        Scratch {
+            xr,
+            xm: &mut bytemuck::cast_slice_mut(xm)[..t * h],
+            q: &mut bytemuck::cast_slice_mut(q)[..t * h],
+            k: &mut bytemuck::cast_slice_mut(k)[..t * h],
+            v: &mut bytemuck::cast_slice_mut(v)[..t * h],
+            u: &mut bytemuck::cast_slice_mut(u)[..t * f],
+            scores,
+            probs: &mut bytemuck::cast_slice_mut(probs)[..t],
+        }
+    }
 }
 
 /// Embedding sum and LayerNorm for every token.

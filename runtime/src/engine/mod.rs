@@ -42,6 +42,7 @@ pub struct Model<'a> {
     host: std::sync::Arc<Vec<[Option<Fast>; LINEARS]>>,
 }
 
+/// Arena words (i32) that hold `n` bytes.
 fn words_for_bytes(n: usize) -> usize {
     n.div_ceil(4)
 }
@@ -132,12 +133,13 @@ impl<'a> Model<'a> {
         if let Net::Static(_) = self.net {
             return t + static_model::scratch_words(h); // ids + one i32 accumulator row
         }
-        t // ids
-            + t * h // residual
-            + 4 * words_for_bytes(t * h) // xm/context, q, k, v
-            + words_for_bytes(t * f) // FFN activations
-            + t // scores
-            + words_for_bytes(t) // probabilities
+        let d = Dims {
+            tokens: t,
+            hidden: h,
+            heads: m.heads as usize,
+            ffn: f,
+        };
+        t + Scratch::words(d) // ids, then the layers' scratch
     }
 
     /// Embeds `text` into `out` (int8, length [`Model::dim`]); returns the number of tokens used.
@@ -190,30 +192,13 @@ impl<'a> Model<'a> {
                 return Ok(());
             }
         };
-        let (xr, rest) = arena.split_at_mut(tn * h);
-        let (xm, rest) = rest.split_at_mut(words_for_bytes(tn * h));
-        let (q, rest) = rest.split_at_mut(words_for_bytes(tn * h));
-        let (k, rest) = rest.split_at_mut(words_for_bytes(tn * h));
-        let (v, rest) = rest.split_at_mut(words_for_bytes(tn * h));
-        let (u, rest) = rest.split_at_mut(words_for_bytes(tn * f));
-        let (scores, rest) = rest.split_at_mut(tn);
-        let probs = &mut rest[..words_for_bytes(tn)];
-        let mut s = Scratch {
-            xr,
-            xm: &mut bytemuck::cast_slice_mut(xm)[..tn * h],
-            q: &mut bytemuck::cast_slice_mut(q)[..tn * h],
-            k: &mut bytemuck::cast_slice_mut(k)[..tn * h],
-            v: &mut bytemuck::cast_slice_mut(v)[..tn * h],
-            u: &mut bytemuck::cast_slice_mut(u)[..tn * f],
-            scores,
-            probs: &mut bytemuck::cast_slice_mut(probs)[..tn],
-        };
         let d = Dims {
             tokens: tn,
             hidden: h,
             heads: m.heads as usize,
             ffn: f,
         };
+        let mut s = Scratch::carve(arena, d);
         bert::embed(ids, embed, d, &mut s);
         for (l, lv) in layers.iter().enumerate() {
             bert::layer(lv, self.fast(l), embed, d, &mut s);

@@ -36,10 +36,6 @@ pub struct Reasoner<'a> {
     out: Linear<'a>,
 }
 
-fn words_for_bytes(n: usize) -> usize {
-    n.div_ceil(4)
-}
-
 impl<'a> Reasoner<'a> {
     /// Validates the package (checksum included) and every section the reasoner reads.
     pub fn new(bytes: &'a [u8]) -> Result<Self> {
@@ -96,11 +92,12 @@ impl<'a> Reasoner<'a> {
     pub fn arena_words(&self, turns: usize) -> usize {
         let m = &self.header().model;
         let (t, h, f) = (turns, m.hidden as usize, m.ffn as usize);
-        t * h // residual
-            + 4 * words_for_bytes(t * h) // xm/context, q, k, v
-            + words_for_bytes(t * f) // FFN activations
-            + t // scores
-            + words_for_bytes(t) // probabilities
+        Scratch::words(Dims {
+            tokens: t,
+            hidden: h,
+            heads: m.heads as usize,
+            ffn: f,
+        })
     }
 
     /// Predicts the next turn's vector into `out` (int8, length [`Reasoner::dim`]) from `window`,
@@ -117,30 +114,13 @@ impl<'a> Reasoner<'a> {
         if arena.len() < self.arena_words(tn) {
             return Err(Error::ArenaTooSmall);
         }
-        let (xr, rest) = arena.split_at_mut(tn * h);
-        let (xm, rest) = rest.split_at_mut(words_for_bytes(tn * h));
-        let (q, rest) = rest.split_at_mut(words_for_bytes(tn * h));
-        let (k, rest) = rest.split_at_mut(words_for_bytes(tn * h));
-        let (v, rest) = rest.split_at_mut(words_for_bytes(tn * h));
-        let (u, rest) = rest.split_at_mut(words_for_bytes(tn * f));
-        let (scores, rest) = rest.split_at_mut(tn);
-        let probs = &mut rest[..words_for_bytes(tn)];
-        let mut s = Scratch {
-            xr,
-            xm: &mut bytemuck::cast_slice_mut(xm)[..tn * h],
-            q: &mut bytemuck::cast_slice_mut(q)[..tn * h],
-            k: &mut bytemuck::cast_slice_mut(k)[..tn * h],
-            v: &mut bytemuck::cast_slice_mut(v)[..tn * h],
-            u: &mut bytemuck::cast_slice_mut(u)[..tn * f],
-            scores,
-            probs: &mut bytemuck::cast_slice_mut(probs)[..tn],
-        };
         let d = Dims {
             tokens: tn,
             hidden: h,
             heads: m.heads as usize,
             ffn: f,
         };
+        let mut s = Scratch::carve(arena, d);
         self.embed(window, d, &mut s);
         for lv in &self.layers {
             // No repacked linears: eight rows are too few for the host's packed kernels to pay.
