@@ -42,6 +42,9 @@ pub enum Error {
     /// The package is a model of another kind than the caller loads (an encoder given to the
     /// reasoner, or the other way round).
     PackageWrongKind,
+    /// A response-bank sentence is longer than `chat`'s text buffer, so it cannot be embedded
+    /// whole into the conversation.
+    ResponseTooLong,
 }
 
 /// Result alias used across the runtime.
@@ -81,6 +84,7 @@ impl fmt::Display for Error {
             Error::PackageWrongKind => {
                 f.write_str("package holds another kind of model (encoder vs reasoner)")
             }
+            Error::ResponseTooLong => f.write_str("response too long to keep in the conversation"),
         }
     }
 }

@@ -96,6 +96,10 @@ pub enum Response {
         score: f32,
         /// FNV-1a of the predicted int8 vector.
         prediction: u32,
+        /// Best minus second-best bank cosine before refining.
+        margin: f32,
+        /// Whether the answer went through refinement.
+        refined: bool,
     },
     /// Acknowledges a request that returns nothing ([`Request::ChatReset`]).
     Done,

@@ -99,16 +99,17 @@ fn text_and_framed_chat_agree_and_reset_starts_over() {
     }
     input.extend_from_slice(format!("chat reset\rchat {}\r", TURNS[0]).as_bytes());
     let text = String::from_utf8(serve(&input, true)).unwrap();
-    let answers: Vec<(String, String, String)> = text
+    let answers: Vec<(String, String, String, String)> = text
         .split("\r\n")
         .collect::<Vec<_>>()
-        .windows(3)
+        .windows(4)
         .filter_map(|w| {
             let s = w[0].strip_prefix("score ")?;
             Some((
                 s.to_string(),
                 w[1].strip_prefix("answer ")?.to_string(),
                 w[2].strip_prefix("prediction ")?.to_string(),
+                w[3].strip_prefix("margin ")?.to_string(),
             ))
         })
         .collect();
@@ -137,15 +138,19 @@ fn text_and_framed_chat_agree_and_reset_starts_over() {
             text,
             score,
             prediction,
+            margin,
+            refined,
         } = &got[k]
         else {
             panic!("{:?}", got[k])
         };
+        let refined = if *refined { " refined" } else { "" };
         assert_eq!(
             (
                 format!("{score:.4}"),
                 text.to_string(),
-                format!("{prediction:08x}")
+                format!("{prediction:08x}"),
+                format!("{margin:.4}{refined}"),
             ),
             answers[i],
             "turn {i}"

@@ -1,6 +1,6 @@
 //! `chat` on the device: Tier S, the integer reasoner and a response bank linked into the
 //! mps2-an386 firmware (Cortex-M4F under QEMU) answer 50 turns of dev conversations with exactly
-//! the lines `pith chat` prints on the host.
+//! the lines `pith chat` prints on the host, the turns the gate refines included.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -114,16 +114,25 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
     ];
     args.extend(script.iter().map(String::as_str));
     let host = pith(&args)?;
-    // Per turn: the `score`, `answer` and `prediction` lines.
+    // Per turn: the `score`, `answer`, `prediction` and `margin` lines.
     let lines: Vec<&str> = host.lines().filter(|l| !l.starts_with("> ")).collect();
     let host_replies: Vec<Vec<String>> = lines
         .iter()
         .filter(|l| **l != "(context cleared)")
         .collect::<Vec<_>>()
-        .chunks(3)
+        .chunks(4)
         .map(|c| c.iter().map(|l| l.to_string()).collect())
         .collect();
     assert_eq!(host_replies.len(), TURNS, "{host}");
+    // The gate must have sent some turns through refinement, so both paths are compared.
+    let refined = host_replies
+        .iter()
+        .filter(|r| r.last().is_some_and(|m| m.ends_with(" refined")))
+        .count();
+    assert!(
+        refined > 0 && refined < TURNS,
+        "{refined} of {TURNS} refined"
+    );
 
     let b = board("mps2-an386")?;
     let elf = build(

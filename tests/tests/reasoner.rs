@@ -307,7 +307,8 @@ fn int8_reasoner_refuses_wrong_inputs() {
 }
 
 /// On held-out conversations the int8 reasoner (native, the device's arithmetic) is within one
-/// point of top-1 of the fp32 checkpoint (tract): the first 100 conversations of test-seen.
+/// point of top-1 of the fp32 checkpoint (tract), and its QDQ graph (tract) within half a point
+/// of it: the first 100 conversations of test-seen.
 #[test]
 fn int8_reasoner_is_within_a_point_of_fp32() {
     let file = head(&chitchat("test-seen"), 100, "seen100.jsonl");
@@ -327,20 +328,24 @@ fn int8_reasoner_is_within_a_point_of_fp32() {
         let v: Value = serde_json::from_str(out.trim()).unwrap();
         pct(&v["reasoner"]["top1"])
     };
-    let (int8, fp32) = (top1("native"), top1("tract-fp32"));
+    let (int8, fp32, qdq) = (top1("native"), top1("tract-fp32"), top1("tract-int8"));
     assert!(
         (int8 - fp32).abs() <= 1.0,
         "int8 {int8:.2} vs fp32 {fp32:.2}"
+    );
+    // The QDQ graph is the integer reasoner in float operators: it ranks like it.
+    assert!(
+        (qdq - int8).abs() <= 0.5,
+        "QDQ through tract {qdq:.2} vs native int8 {int8:.2}"
     );
     std::fs::remove_file(file).ok();
     std::fs::remove_file(train).ok();
 }
 
 /// `pith export models/reasoner-s` writes the fp32 graph: tract runs it on the PyTorch reference
-/// window and gets PyTorch's prediction; `pith quantize --onnx` refuses a reasoner with a reason
-/// (it has no QDQ export yet) instead of ignoring the flag.
+/// window and gets PyTorch's prediction.
 #[test]
-fn fp32_onnx_export_reproduces_pytorch_and_qdq_is_refused() {
+fn fp32_onnx_export_reproduces_pytorch() {
     use tract_onnx::prelude::*;
     let out = temp("reasoner.fp32.onnx");
     run(&["export", "models/reasoner-s", "-o", out.to_str().unwrap()]);
@@ -383,17 +388,77 @@ fn fp32_onnx_export_reproduces_pytorch_and_qdq_is_refused() {
         .fold(0f64, f64::max);
     assert!(worst < 1e-4, "largest difference to PyTorch {worst}");
     std::fs::remove_file(&out).ok();
+}
 
-    let q = Command::new(pith_tests::cli::pith_bin())
-        .args(["quantize", "models/reasoner-s", "-o"])
-        .arg(temp("refused.pith"))
-        .args(["--onnx"])
-        .arg(temp("refused.onnx"))
-        .current_dir(repo_root())
-        .output()
+/// The QDQ graph `pith quantize --onnx` writes with the package (the recipe's
+/// models/reasoner-s.int8.onnx), run by tract on dev windows, predicts what the integer reasoner
+/// predicts: the same roundings in float operators.
+#[test]
+fn qdq_onnx_follows_the_integer_reasoner() {
+    use pith_tools::reasoner::native;
+    use pith_tools::reasoner::onnx::TractReasoner;
+    use prost::Message;
+    let qdq = pith_tools::artifacts::reasoner_qdq().unwrap();
+    let model = tract_onnx::pb::ModelProto::decode(std::fs::read(&qdq).unwrap().as_slice())
+        .expect("an ONNX model");
+    let ops: Vec<&str> = model
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.op_type.as_str())
+        .collect();
+    assert!(ops.contains(&"QuantizeLinear") && ops.contains(&"DequantizeLinear"));
+    let pkg =
+        std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap())
+            .unwrap();
+    let r = pith_runtime::Reasoner::new(&pkg).unwrap();
+    let t = TractReasoner::new(&model, r.dim()).unwrap();
+    let enc = std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::TIER_S).unwrap())
         .unwrap();
-    assert!(!q.status.success());
-    let err = String::from_utf8_lossy(&q.stderr);
-    assert!(err.contains("no QDQ export"), "{err}");
-    assert!(!temp("refused.pith").exists());
+    let mut e =
+        pith_tools::backend::Embedder::new(&enc, pith_tools::backend::Kind::Native, None).unwrap();
+    let dev = std::fs::read_to_string(chitchat("dev")).unwrap();
+    let (mut sum, mut worst, mut n) = (0f64, 1f64, 0usize);
+    for l in dev.lines().take(20) {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let turns: Vec<Vec<i8>> = v["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| e.embed_i8(t.as_str().unwrap()).unwrap())
+            .collect();
+        for k in 1..=turns.len() {
+            // The ≤ 8 turns before k, latest first.
+            let w: Vec<&[i8]> = turns[k.saturating_sub(8)..k]
+                .iter()
+                .rev()
+                .map(Vec::as_slice)
+                .collect();
+            let int8: Vec<f32> = native::predict(&r, &w)
+                .unwrap()
+                .iter()
+                .map(|&x| x as f32)
+                .collect();
+            let f: Vec<Vec<f32>> = w
+                .iter()
+                .map(|q| pith_tools::reasoner::predictor::dequantize(q))
+                .collect();
+            let fw: Vec<&[f32]> = f.iter().map(Vec::as_slice).collect();
+            let c = pith_tools::fp32::cosine(&int8, &t.predict(&fw).unwrap()) as f64;
+            sum += c;
+            worst = worst.min(c);
+            n += 1;
+        }
+    }
+    let mean = sum / n as f64;
+    println!(
+        "QDQ (tract) vs native int8 over {n} dev windows: mean cosine {mean:.5}, worst {worst:.5}"
+    );
+    assert!(n > 100, "{n} windows");
+    assert!(
+        mean > 0.999 && worst > 0.99,
+        "mean {mean:.5}, worst {worst:.5}"
+    );
 }

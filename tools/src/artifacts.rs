@@ -64,6 +64,8 @@ pub const TIER_S: &str = "models/tier-s.pith";
 /// The integer reasoner over Tier S vectors (models/reasoner-s, calibrated on the chit-chat
 /// training split that scripts/fetch-chitchat.sh writes).
 pub const REASONER_S: &str = "models/reasoner-s.pith";
+/// Its QDQ ONNX graph, written by the same recipe (`pith eval chat --backend tract-int8`).
+pub const REASONER_S_QDQ: &str = "models/reasoner-s.int8.onnx";
 
 /// The package at `rel` (relative to the repository root), built by its recipe when missing. The
 /// recipes are the one description of how each default package is made.
@@ -73,12 +75,21 @@ pub fn package(rel: &str) -> Result<PathBuf> {
         return Ok(default_artifacts()?.package);
     }
     let path = root.join(rel);
+    // The reasoner's recipe writes its QDQ graph too.
+    let qdq = (rel == REASONER_S).then(|| root.join(REASONER_S_QDQ));
     if rel == REASONER_S {
         // Its recipe embeds with Tier S; built first, as build_once is not reentrant.
         package(TIER_S)?;
     }
-    build_once(&lock_path(), || path.exists(), || build_package(rel, &path))?;
+    let built = || path.exists() && qdq.as_ref().is_none_or(|q| q.exists());
+    build_once(&lock_path(), built, || build_package(rel, &path))?;
     Ok(path)
+}
+
+/// The reasoner's QDQ ONNX graph, built with its package when missing.
+pub fn reasoner_qdq() -> Result<PathBuf> {
+    package(REASONER_S)?;
+    Ok(defaults::repo_root().join(REASONER_S_QDQ))
 }
 
 fn build_package(rel: &str, path: &Path) -> Result<()> {
@@ -128,7 +139,7 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
                 eval_count: 400,
                 alpha: 0.7,
                 output: path.to_path_buf(),
-                onnx: None,
+                onnx: Some(root.join(REASONER_S_QDQ)),
                 name: None,
                 vocab_size: None,
                 vocab_corpus: Vec::new(),

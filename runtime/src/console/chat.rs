@@ -1,16 +1,24 @@
 //! `chat`: the conversation the console keeps — the last turns' int8 vectors in a fixed ring,
 //! the integer reasoner that predicts the next turn from them, and the response bank it answers
-//! from. The host's `pith chat` does the same steps in the same order, so it gives the same bytes.
+//! from. The host's `pith chat` runs this same code, so it gives the same bytes.
+//!
+//! Self-refinement: when the best two bank sentences score within the reasoner's calibrated gate
+//! of each other, each of the best [`REFINE_TOP`] is fed back as the newest turn, the reasoner
+//! predicts the turn after it, and the candidate gains that prediction's cosine to the latest
+//! turn (a reply that leads back to what was just said). All in integers: the device and the
+//! host refine alike.
 
-use crate::engine::Reasoner;
+use crate::engine::{Model, Reasoner};
 use crate::error::Error;
 use crate::frame::MAX_DIM;
-use crate::kb::{Bank, Hit, Index, Text};
+use crate::kb::{cosine_i8, Bank, Hit, Index, Text, SCORE_ONE};
 
 /// Turns the ring holds (the reasoner's window, at most).
 pub const RING: usize = 8;
 /// Longest response-bank sentence the console re-embeds into the ring (bytes).
 pub const TEXT_MAX: usize = 512;
+/// Bank sentences the refinement step re-scores.
+pub const REFINE_TOP: usize = 4;
 
 /// The conversation state: reasoner, response bank and the ring of turn vectors, latest first.
 /// Small by design: the reasoner is borrowed and the ring and text buffer live in memory the
@@ -22,7 +30,9 @@ pub struct Chat<'m> {
     /// `[RING, dim]`, row 0 the latest turn.
     ring: &'m mut [i8],
     len: usize,
-    pub(crate) text: &'m mut [u8],
+    text: &'m mut [u8],
+    /// Refine below this margin (score units); the reasoner's calibrated gate unless set.
+    gate: i32,
 }
 
 /// i32 words of memory [`Chat::new`] needs for turn vectors of `dim` values.
@@ -39,6 +49,10 @@ pub struct ChatAnswer<'k> {
     pub score: f32,
     /// FNV-1a of the predicted int8 vector: the reasoner's output, comparable across machines.
     pub prediction: u32,
+    /// Best minus second-best bank cosine before refining (a one-sentence bank: against −1).
+    pub margin: f32,
+    /// Whether the margin was under the gate and the answer went through refinement.
+    pub refined: bool,
 }
 
 impl<'m> Chat<'m> {
@@ -71,12 +85,23 @@ impl<'m> Chat<'m> {
             ring: bytemuck::cast_slice_mut(ring),
             len: 0,
             text: &mut rest[..TEXT_MAX],
+            gate: reasoner.gate(),
         })
     }
 
     /// The reasoner.
     pub fn reasoner(&self) -> &Reasoner<'m> {
         self.reasoner
+    }
+
+    /// The refinement gate in score units (cosine × 65536).
+    pub fn gate(&self) -> i32 {
+        self.gate
+    }
+
+    /// Replaces the package's gate (score units; negative: never refine, above 2 × 65536: always).
+    pub fn set_gate(&mut self, gate: i32) {
+        self.gate = gate;
     }
 
     /// Forgets the conversation.
@@ -104,33 +129,82 @@ impl<'m> Chat<'m> {
         self.len = (self.len + 1).min(window);
     }
 
-    /// Predicts the next turn into `pred` with `arena` as scratch and finds the nearest bank
-    /// sentence (by its question index: the bank's sentences are the responses).
-    pub(crate) fn respond(
+    /// The text of bank sentence `text`, decoded into the chat's buffer; an error when it does
+    /// not fit (it could not be embedded whole).
+    pub(crate) fn say(&mut self, text: Text<'_>) -> Result<&str, Error> {
+        let said = text.decode_into(self.text);
+        if said.len() < text.len() {
+            return Err(Error::ResponseTooLong);
+        }
+        Ok(said)
+    }
+
+    /// Predicts the next turn into `pred` from the ring, with `newest` (when given) in front of
+    /// it as the latest turn (the oldest ring turn then drops out of the window).
+    fn predict(
         &self,
+        newest: Option<&[i8]>,
         arena: &mut [i32],
+        pred: &mut [i8],
+    ) -> Result<(), Error> {
+        let dim = self.reasoner.dim();
+        let mut window: [&[i8]; RING] = [&[]; RING];
+        let mut n = 0;
+        let ring = self.ring.chunks_exact(dim).take(self.len);
+        for row in newest.into_iter().chain(ring).take(self.reasoner.window()) {
+            window[n] = row;
+            n += 1;
+        }
+        self.reasoner.predict(&window[..n], arena, pred)
+    }
+
+    /// Predicts the next turn (into `pred`) and answers with the nearest bank sentence (by its
+    /// question index: the bank's sentences are the responses), refining when the gate says so.
+    /// `model` is the encoder that embeds the candidates into `cand`; `arena` is scratch.
+    pub(crate) fn respond(
+        &mut self,
+        model: &Model<'_>,
+        arena: &mut [i32],
+        cand: &mut [i8],
         pred: &mut [i8],
     ) -> Result<ChatAnswer<'m>, Error> {
         let dim = self.reasoner.dim();
-        let mut window: [&[i8]; RING] = [&[]; RING];
-        for (w, row) in window
-            .iter_mut()
-            .zip(self.ring.chunks_exact(dim))
-            .take(self.len)
-        {
-            *w = row;
+        let (cand, pred) = match (cand.get_mut(..dim), pred.get_mut(..dim)) {
+            (Some(c), Some(p)) => (c, p),
+            _ => return Err(Error::OutputSizeMismatch),
+        };
+        self.predict(None, arena, pred)?;
+        let prediction = super::reply::fnv1a(pred);
+        let mut hits = [Hit::default(); REFINE_TOP];
+        let n = self.bank.search(pred, Index::Question, &mut hits);
+        let hits = hits.get(..n).unwrap_or(&[]);
+        let first = *hits.first().ok_or(Error::BankCorrupt)?;
+        let second = hits.get(1).map_or(-SCORE_ONE, |h| h.score);
+        let margin = first.score.saturating_sub(second);
+        let refined = margin < self.gate;
+        let mut best = first;
+        if refined {
+            let mut top = i64::MIN;
+            for &h in hits {
+                let text = self.bank.entry(h.index).ok_or(Error::BankCorrupt)?.question;
+                let said = self.say(text)?;
+                model.embed(said, arena, cand)?;
+                self.predict(Some(cand), arena, pred)?;
+                let latest = self.ring.get(..dim).unwrap_or(&[]);
+                let v = h.score as i64 + cosine_i8(pred, latest) as i64;
+                // Strictly better only: ties keep the better-scored candidate.
+                if v > top {
+                    (top, best) = (v, h);
+                }
+            }
         }
-        self.reasoner
-            .predict(&window[..self.len], arena, &mut pred[..dim])?;
-        let mut hit = [Hit::default()];
-        if self.bank.search(&pred[..dim], Index::Question, &mut hit) == 0 {
-            return Err(Error::BankCorrupt);
-        }
-        let entry = self.bank.entry(hit[0].index).ok_or(Error::BankCorrupt)?;
+        let entry = self.bank.entry(best.index).ok_or(Error::BankCorrupt)?;
         Ok(ChatAnswer {
             text: entry.question,
-            score: hit[0].cosine(),
-            prediction: super::reply::fnv1a(&pred[..dim]),
+            score: best.cosine(),
+            prediction,
+            margin: crate::kb::score_to_cosine(margin),
+            refined,
         })
     }
 }

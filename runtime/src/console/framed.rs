@@ -216,6 +216,8 @@ fn answer<C: Clock>(request: Request<'_>, service: &mut Service<'_, C>) -> Respo
                     text,
                     score: a.score,
                     prediction: a.prediction,
+                    margin: a.margin,
+                    refined: a.refined,
                 }
             }
             Err(f) => failure(f),

@@ -104,23 +104,27 @@ pub fn answer<W: Write>(w: &mut W, a: &super::Answer<'_>) -> Result<(), W::Error
     ok(w)
 }
 
-/// `chat`: the answer's score and sentence and the prediction's digest (`pith chat` on the host
-/// prints the same three lines).
+/// `chat`: the answer's score and sentence, the prediction's digest and the gate's margin
+/// (`pith chat` on the host prints the same four lines).
 pub fn chat<W: Write>(w: &mut W, a: &super::chat::ChatAnswer<'_>) -> Result<(), W::Error> {
     put(w, format_args!("{}\r\n", ChatLines(a)))?;
     ok(w)
 }
 
-/// The lines of a `chat` answer, `score S`, `answer TEXT` and `prediction FNV1A`, without the
-/// final line break.
+/// The lines of a `chat` answer, `score S`, `answer TEXT`, `prediction FNV1A` and `margin M`
+/// (followed by ` refined` when the answer was refined), without the final line break.
 pub struct ChatLines<'a, 'k>(pub &'a super::chat::ChatAnswer<'k>);
 
 impl core::fmt::Display for ChatLines<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "score {:.4}\r\nanswer {}\r\nprediction {:08x}",
-            self.0.score, self.0.text, self.0.prediction
+            "score {:.4}\r\nanswer {}\r\nprediction {:08x}\r\nmargin {:.4}{}",
+            self.0.score,
+            self.0.text,
+            self.0.prediction,
+            self.0.margin,
+            if self.0.refined { " refined" } else { "" }
         )
     }
 }

@@ -251,16 +251,12 @@ impl<'m, C: Clock> Service<'m, C> {
             .map_err(|e| Failure::new(ErrCode::NoModel, Cause::NoModel(*e)))?;
         let chat = self.chat.as_mut().ok_or(NO_CHAT)?;
         let dim = model.dim();
-        chat.push(self.a.get(..dim).unwrap_or(&[]));
         let runtime = |e| Failure::new(ErrCode::Model, Cause::Runtime(e));
-        let answer = chat.respond(self.arena, &mut self.b).map_err(runtime)?;
-        let said = answer.text.decode_into(chat.text);
-        if said.len() < answer.text.len() {
-            return Err(Failure::new(
-                ErrCode::Model,
-                Cause::Text("response too long to keep in the conversation"),
-            ));
-        }
+        chat.push(self.a.get(..dim).unwrap_or(&[]));
+        let answer = chat
+            .respond(model, self.arena, &mut self.a, &mut self.b)
+            .map_err(runtime)?;
+        let said = chat.say(answer.text).map_err(runtime)?;
         let out = self.a.get_mut(..dim).unwrap_or(&mut []);
         model.embed(said, self.arena, out).map_err(runtime)?;
         chat.push(self.a.get(..dim).unwrap_or(&[]));

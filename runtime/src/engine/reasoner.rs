@@ -34,6 +34,7 @@ pub struct Reasoner<'a> {
     in_ln: &'a [u8],
     layers: heapless::Vec<LayerView<'a>, MAX_REASONER_LAYERS>,
     out: Linear<'a>,
+    gate: i32,
 }
 
 impl<'a> Reasoner<'a> {
@@ -64,12 +65,15 @@ impl<'a> Reasoner<'a> {
             layers.push(view).map_err(|_| Error::PackageBadConfig)?;
         }
         let out = linear(&package, 0, OUT, hidden, ffn)?;
+        let gate = package.tensor(SectionKind::Gate, 0, DType::I32, 1, 1)?;
+        let gate = crate::le::u32_at(gate, 0).ok_or(Error::PackageBadSection)? as i32;
         Ok(Reasoner {
             package,
             embed,
             in_ln,
             layers,
             out,
+            gate,
         })
     }
 
@@ -81,6 +85,12 @@ impl<'a> Reasoner<'a> {
     /// Width of the turn vectors it reads and predicts.
     pub fn dim(&self) -> usize {
         self.header().model.hidden as usize
+    }
+
+    /// The calibrated refinement gate (`Gate`): `chat` refines when the best two response-bank
+    /// scores differ by less than this (score units, cosine × 65536).
+    pub fn gate(&self) -> i32 {
+        self.gate
     }
 
     /// Most turns a window holds.

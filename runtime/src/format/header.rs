@@ -70,6 +70,21 @@ pub struct TokenizerConfig {
     pub max_chars_per_word: u32,
 }
 
+impl TokenizerConfig {
+    /// The settings of a package without a tokenizer (a reasoner reads vectors, not text).
+    pub const NONE: TokenizerConfig = TokenizerConfig {
+        lowercase: false,
+        strip_accents: false,
+        split_cjk: false,
+        cls_id: 0,
+        sep_id: 0,
+        unk_id: 0,
+        pad_id: 0,
+        max_len: 0,
+        max_chars_per_word: 0,
+    };
+}
+
 /// Most encoder layers a package may have: the model resolves every layer's sections once at load
 /// into a fixed-capacity list (no heap), sized by this. BERT-base and MiniLM-L12 have 12.
 pub const MAX_LAYERS: usize = 12;
@@ -195,6 +210,9 @@ pub enum SectionKind {
     Rq2 = 45,
     /// Reasoner read-out, into one common i32 unit before the int8 rescaling, i32 [hidden, 2].
     RqOut = 46,
+    /// Reasoner: the refinement gate, i32 [1, 1]: `chat` refines its answer when the best two
+    /// response-bank scores differ by less than this many score units (cosine × 65536).
+    Gate = 47,
     /// LayerNorm after attention, i64 [4, hidden]: rows = residual-head gain, residual-head offset,
     /// matmul-head gain, matmul-head offset; `y = (n * gain + offset) >> 32`, `n` the Q16 normalized input.
     Ln1 = 50,
@@ -230,17 +248,7 @@ mod tests {
                 pooling: Pooling::Cls,
                 normalize: true,
             },
-            tokenizer: TokenizerConfig {
-                lowercase: false,
-                strip_accents: false,
-                split_cjk: false,
-                cls_id: 0,
-                sep_id: 0,
-                unk_id: 0,
-                pad_id: 0,
-                max_len: 0,
-                max_chars_per_word: 0,
-            },
+            tokenizer: TokenizerConfig::NONE,
             pool_scale: 1.0,
             score_step_log2: 5,
         }

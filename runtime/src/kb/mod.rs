@@ -58,7 +58,7 @@ mod text;
 #[cfg(feature = "std")]
 mod write;
 
-pub use search::{Hit, Index, Reply};
+pub use search::{cosine_i8, Hit, Index, Reply};
 pub use text::Text;
 #[cfg(feature = "std")]
 pub use write::{patch_threshold, quantize_4bit, BankEntry, BankOptions, BankWriter};

@@ -56,6 +56,16 @@ pub fn cosine_score(dot: i64, norm2_a: i64, norm2_b: i64) -> i32 {
     q.clamp(-(SCORE_ONE as i128), SCORE_ONE as i128) as i32
 }
 
+/// The cosine of two int8 vectors in score units, by the same exact arithmetic as a bank search
+/// (0 when the lengths differ or either vector is zero).
+pub fn cosine_i8(a: &[i8], b: &[i8]) -> i32 {
+    if a.len() != b.len() {
+        return 0;
+    }
+    let dot = a.iter().zip(b).map(|(&x, &y)| x as i64 * y as i64).sum();
+    cosine_score(dot, norm2(a), norm2(b))
+}
+
 fn vector_score(v: &Vector<'_>, query: &[i8], query_norm2: i64) -> i32 {
     cosine_score(v.dot(query), query_norm2, v.norm2())
 }

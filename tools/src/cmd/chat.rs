@@ -1,16 +1,21 @@
 //! `pith chat`: the reasoner on the host. Every turn (yours and its answers) is embedded by the
 //! encoder into a ring of the last 8; the reasoner predicts the next turn's embedding and the
-//! answer is the nearest sentence of the response bank, with its cosine. `reset` clears the ring.
+//! answer is the nearest sentence of the response bank, with its cosine; a close call between the
+//! best two is refined first. `reset` clears the ring. The native engine runs the device
+//! console's own `chat` code.
 
 use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use pith_runtime::kb::{Bank, Hit, Index};
+use pith_runtime::console::chat::{self, Chat, REFINE_TOP};
+use pith_runtime::console::reply::ChatLines;
+use pith_runtime::console::{Board, NoClock, Service};
+use pith_runtime::kb::{Bank, Hit, Index, SCORE_ONE};
 
 use crate::backend::Kind;
 use crate::reasoner::eval::cosine;
-use crate::reasoner::predictor::{dequantize, Paths};
+use crate::reasoner::predictor::{dequantize, Engine};
 use crate::reasoner::WINDOW;
 
 /// Arguments.
@@ -18,35 +23,21 @@ use crate::reasoner::WINDOW;
 pub struct Args {
     /// Your turns, in order (default: one a line from standard input; `reset` clears the context).
     pub turns: Vec<String>,
-    /// Reasoner checkpoint directory, for tract-fp32 (default: models/reasoner-s of this
-    /// repository).
-    #[arg(long)]
-    pub reasoner: Option<PathBuf>,
-    /// Integer reasoner package, for native (default: models/reasoner-s.pith, built on first use).
-    #[arg(long)]
-    pub package: Option<PathBuf>,
-    /// Engine of the reasoner: native (the integer package: the device's answers, byte for byte)
-    /// or tract-fp32 (the fp32 checkpoint).
-    #[arg(long, value_enum, default_value_t = Kind::Native)]
-    pub backend: Kind,
-    /// Encoder package (the one the reasoner and the bank were built with;
-    /// default: models/tier-s.pith, built on first use).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: Engine,
     /// Response bank (`pith kb build` over response texts, one a line; default:
     /// models/reasoner-s.pithkb of this repository).
     #[arg(long)]
     pub bank: Option<PathBuf>,
-    /// Refine when the best two bank sentences are closer than this (cosine); negative: never.
-    #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
-    pub refine_below: f32,
+    /// Refine when the best two bank sentences are closer than this (cosine; negative: never).
+    /// Default: the calibrated gate (the package's for native, models/reasoner-s/gate.json for
+    /// tract).
+    #[arg(long, allow_hyphen_values = true)]
+    pub refine_below: Option<f32>,
     /// Print one JSON object per turn.
     #[arg(long)]
     pub json: bool,
 }
-
-/// Bank sentences the refinement step re-scores.
-const REFINE_TOP: usize = 4;
 
 /// The predicted vector as the int8 query the bank searches with (largest |value| → 127).
 fn to_i8(v: &[f32]) -> Vec<i8> {
@@ -69,13 +60,7 @@ pub fn run(a: Args) -> Result<()> {
         .bank
         .clone()
         .unwrap_or_else(|| root.join("models/reasoner-s.pithkb"));
-    let loaded = Paths {
-        checkpoint: a.reasoner.clone(),
-        package: a.package.clone(),
-        model: a.model.clone(),
-    }
-    .load(a.backend)?;
-    let (mut enc, pred) = loaded.open(a.backend)?;
+    let loaded = a.engine.load()?;
     let bank_bytes = std::fs::read(&bank_path).with_context(|| {
         format!(
             "reading {} (build it: python3 tools/train/reasoner_bank.py, then pith kb build \
@@ -84,15 +69,6 @@ pub fn run(a: Args) -> Result<()> {
             bank_path.display()
         )
     })?;
-    let bank = Bank::for_model(&bank_bytes, &enc.model).map_err(|e| {
-        anyhow!(
-            "{}: {e} (rebuild it with `pith kb build`)",
-            bank_path.display()
-        )
-    })?;
-    if bank.is_empty() {
-        bail!("{} has no sentences", bank_path.display());
-    }
     let turns: Vec<String> = if a.turns.is_empty() {
         std::io::stdin()
             .lock()
@@ -101,20 +77,153 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         a.turns.clone()
     };
+    let turns: Vec<&str> = turns
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let print = |you: &str, answer: &Said| {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "you": you, "answer": answer.text, "score": answer.score,
+                    "prediction": format!("{:08x}", answer.prediction),
+                    "margin": answer.margin, "refined": answer.refined,
+                })
+            );
+        } else {
+            println!("> {you}\n{}", answer.lines);
+        }
+    };
+    let reset = || {
+        if a.json {
+            println!("{}", serde_json::json!({ "reset": true }));
+        } else {
+            println!("(context cleared)");
+        }
+    };
+    match a.engine.backend {
+        Kind::Native => native(&a, &loaded, &bank_path, &bank_bytes, &turns, print, reset),
+        _ => float(&a, &loaded, &bank_path, &bank_bytes, &turns, print, reset),
+    }
+}
+
+/// One answer, as printed.
+struct Said {
+    text: String,
+    score: f32,
+    prediction: u32,
+    margin: f32,
+    refined: bool,
+    /// The device console's reply lines (runtime `console::reply::ChatLines`).
+    lines: String,
+}
+
+fn bank_error(path: &std::path::Path, e: pith_runtime::Error) -> anyhow::Error {
+    anyhow!("{}: {e} (rebuild it with `pith kb build`)", path.display())
+}
+
+/// The integer reasoner through the runtime's console `chat`, the code the device runs: the
+/// same answers, scores, refinements and prediction digests, byte for byte.
+fn native(
+    a: &Args,
+    loaded: &crate::reasoner::predictor::Loaded,
+    bank_path: &std::path::Path,
+    bank_bytes: &[u8],
+    turns: &[&str],
+    print: impl Fn(&str, &Said),
+    reset: impl Fn(),
+) -> Result<()> {
+    let model = pith_runtime::Model::new(&loaded.encoder_bytes)
+        .map_err(|e| anyhow!("{}: {e}", loaded.encoder_path.display()))?;
+    let reasoner = pith_runtime::Reasoner::new(&loaded.reasoner_bytes)
+        .map_err(|e| anyhow!("loading the reasoner package: {e}"))?;
+    let dim = model.dim();
+    let bank = Bank::for_model(bank_bytes, &model).map_err(|e| bank_error(bank_path, e))?;
+    let arena_words = model
+        .arena_words(model.max_tokens())
+        .max(reasoner.arena_words(reasoner.window()));
+    let mut mem = vec![0i32; arena_words + chat::words(dim)];
+    let (arena, ring) = mem.split_at_mut(arena_words);
+    let mut c = Chat::new(&reasoner, bank, dim, ring).map_err(|e| {
+        anyhow!(
+            "{} does not go with {} and {}: {e}",
+            bank_path.display(),
+            loaded.encoder_path.display(),
+            a.engine
+                .package
+                .as_deref()
+                .map_or("the reasoner".into(), |p| p.display().to_string())
+        )
+    })?;
+    if let Some(g) = a.refine_below {
+        c.set_gate((g * SCORE_ONE as f32).round() as i32);
+    }
+    let board = Board {
+        name: "host",
+        cpu: std::env::consts::ARCH,
+        flash_used: 0,
+        flash_size: 0,
+        ram_used: 0,
+        ram_size: 0,
+        package_bytes: u32::try_from(loaded.encoder_bytes.len()).unwrap_or(u32::MAX),
+        arena_bytes: u32::try_from(arena.len() * 4).unwrap_or(u32::MAX),
+        stack_peak: None,
+    };
+    let mut service = Service::new(Ok(model), arena, board, NoClock);
+    service.attach_chat(c).map_err(|e| anyhow!("{e}"))?;
+    for &turn in turns {
+        if turn == "reset" {
+            service.chat_reset().map_err(|f| anyhow!("{}", f.cause))?;
+            reset();
+            continue;
+        }
+        let ans = service
+            .chat(turn)
+            .map_err(|f| anyhow!("chat {turn:?}: {}", f.cause))?;
+        let said = Said {
+            text: ans.text.to_string(),
+            score: ans.score,
+            prediction: ans.prediction,
+            margin: ans.margin,
+            refined: ans.refined,
+            lines: ChatLines(&ans).to_string().replace("\r\n", "\n"),
+        };
+        print(turn, &said);
+    }
+    Ok(())
+}
+
+/// A tract engine (float reference): the same steps in f32, refinement by float cosines.
+fn float(
+    a: &Args,
+    loaded: &crate::reasoner::predictor::Loaded,
+    bank_path: &std::path::Path,
+    bank_bytes: &[u8],
+    turns: &[&str],
+    print: impl Fn(&str, &Said),
+    reset: impl Fn(),
+) -> Result<()> {
+    let (mut enc, pred) = loaded.open(a.engine.backend)?;
+    let bank = Bank::for_model(bank_bytes, &enc.model).map_err(|e| bank_error(bank_path, e))?;
+    if bank.is_empty() {
+        bail!("{} has no sentences", bank_path.display());
+    }
+    let gate = match a.refine_below {
+        Some(g) => g,
+        None => loaded.gate()?,
+    };
     // The ring of int8 turn vectors (what the device keeps), latest first.
     let mut ring: Vec<Vec<i8>> = Vec::with_capacity(WINDOW);
     let push = |ring: &mut Vec<Vec<i8>>, v: Vec<i8>| {
         ring.insert(0, v);
         ring.truncate(WINDOW);
     };
-    for turn in turns.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+    for &turn in turns {
         if turn == "reset" {
             ring.clear();
-            if a.json {
-                println!("{}", serde_json::json!({ "reset": true }));
-            } else {
-                println!("(context cleared)");
-            }
+            reset();
             continue;
         }
         push(&mut ring, enc.embed_i8(turn)?);
@@ -124,12 +233,10 @@ pub fn run(a: Args) -> Result<()> {
         let query = to_i8(&predicted);
         let n = bank.search(&query, Index::Question, &mut hits);
         hits.truncate(n);
-        let margin = match (hits.first(), hits.get(1)) {
-            (Some(a), Some(b)) => a.cosine() - b.cosine(),
-            _ => f32::INFINITY,
-        };
-        let mut best = *hits.first().context("the bank search returned nothing")?;
-        let refined = margin < a.refine_below;
+        let first = *hits.first().context("the bank search returned nothing")?;
+        let margin = first.cosine() - hits.get(1).map_or(-1.0, |h| h.cosine());
+        let mut best = first;
+        let refined = margin < gate;
         if refined {
             // Feed each candidate back as the newest turn; keep the one whose continuation
             // points back to what was just said.
@@ -153,29 +260,24 @@ pub fn run(a: Args) -> Result<()> {
             .entry(best.index)
             .map(|e| e.question.to_string())
             .unwrap_or_default();
-        if a.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "you": turn, "answer": text, "score": best.cosine(),
-                    "prediction": format!("{:08x}", pith_runtime::console::fnv1a(&query)),
-                    "margin": margin, "refined": refined,
-                })
-            );
-        } else {
-            // The device console's `chat` reply lines (runtime console::reply::chat), so the
-            // two can be compared byte for byte.
-            println!("> {turn}");
-            if refined {
-                println!("(refined)");
-            }
-            println!(
-                "score {:.4}\nanswer {text}\nprediction {:08x}",
-                best.cosine(),
-                pith_runtime::console::fnv1a(&query)
-            );
-        }
+        let prediction = pith_runtime::console::fnv1a(&query);
+        let lines = format!(
+            "score {:.4}\nanswer {text}\nprediction {prediction:08x}\nmargin {margin:.4}{}",
+            best.cosine(),
+            if refined { " refined" } else { "" }
+        );
         push(&mut ring, enc.embed_i8(&text)?);
+        print(
+            turn,
+            &Said {
+                text,
+                score: best.cosine(),
+                prediction,
+                margin,
+                refined,
+                lines,
+            },
+        );
     }
     Ok(())
 }

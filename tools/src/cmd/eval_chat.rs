@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+// How many of the best candidates the refinement step re-scores: as the device's `chat`.
+use pith_runtime::console::chat::REFINE_TOP;
 
-use crate::backend::Kind;
 use crate::reasoner::eval::{
     candidates, cosine, mean_of, positions, rank, read_conversations, LinearMap, Score, SplitMix,
 };
-use crate::reasoner::predictor::{embed_turns, Paths, Predictor, TurnVectors};
+use crate::reasoner::predictor::{embed_turns, Engine, Predictor, TurnVectors};
 use crate::reasoner::WINDOW;
 
 /// Arguments of `eval chat`.
@@ -18,26 +19,12 @@ pub struct ChatArgs {
     /// JSONL, one conversation a line: `{"turns": ["...", "...", ...]}`.
     #[arg(long)]
     pub conversations: PathBuf,
-    /// Reasoner checkpoint directory, for tract-fp32 (reasoner.json + model.safetensors;
-    /// default: models/reasoner-s of this repository).
-    #[arg(long)]
-    pub reasoner: Option<PathBuf>,
-    /// Integer reasoner package, for native (default: models/reasoner-s.pith, built on first use
-    /// by `pith quantize models/reasoner-s`).
-    #[arg(long)]
-    pub package: Option<PathBuf>,
-    /// Encoder package the reasoner was trained on (embeds every turn, natively;
-    /// default: models/tier-s.pith, built on first use).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: Engine,
     /// Conversations the linear-map baseline is fitted on (default: data/chitchat/train.jsonl of
     /// this repository).
     #[arg(long)]
     pub train: Option<PathBuf>,
-    /// Engine of the reasoner (native: the integer package, the device's arithmetic; tract-fp32:
-    /// the fp32 checkpoint's ONNX graph run by tract). Both read the encoder's int8 turn vectors.
-    #[arg(long, value_enum, default_value_t = Kind::Native)]
-    pub backend: Kind,
     /// Seed of the candidate draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -50,9 +37,6 @@ pub struct ChatArgs {
     #[arg(long)]
     pub json: bool,
 }
-
-/// How many of the best candidates the refinement step re-scores.
-const REFINE_TOP: usize = 4;
 
 /// Cosines of `query` to each candidate.
 fn scores(query: &[f32], cands: &[usize], emb: &[Vec<f32>]) -> Vec<f32> {
@@ -101,13 +85,8 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         );
     }
     let root = crate::defaults::repo_root();
-    let loaded = Paths {
-        checkpoint: a.reasoner.clone(),
-        package: a.package.clone(),
-        model: a.model.clone(),
-    }
-    .load(a.backend)?;
-    let (mut enc, pred) = loaded.open(a.backend)?;
+    let loaded = a.engine.load()?;
+    let (mut enc, pred) = loaded.open(a.engine.backend)?;
     let train = read_conversations(
         &a.train
             .clone()
@@ -154,7 +133,7 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         },
         "n": pos.len(),
         "candidates": cands.first().map_or(0, Vec::len),
-        "backend": a.backend,
+        "backend": a.engine.backend,
         "conversations": a.conversations,
     });
     let mut margins: Vec<f32> = gate.iter().map(|g| g.0).collect();

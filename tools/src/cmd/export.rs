@@ -22,8 +22,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if crate::cmd::quantize_reasoner::is_reasoner(&args.checkpoint) {
         let r = crate::reasoner::Reasoner::load(&args.checkpoint)?;
-        let model = crate::reasoner::onnx::fp32_model(&r);
-        crate::output::write_whole(&args.output, &prost::Message::encode_to_vec(&model))?;
+        crate::reasoner::onnx::write(&crate::reasoner::onnx::fp32_model(&r)?, &args.output)?;
         eprintln!("wrote {}", args.output.display());
         return Ok(());
     }

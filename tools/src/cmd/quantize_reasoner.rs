@@ -8,7 +8,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 use super::quantize::Args;
 use crate::backend::{Embedder, Kind};
 use crate::output;
-use crate::quant::reasoner::{calibrate, write_package, Fp32, Window};
+use crate::quant::reasoner::{calibrate, plan, write_package, Fp32, Window};
 use crate::reasoner::eval::{positions, read_conversations};
 use crate::reasoner::predictor::{embed_turns, TurnVectors};
 use crate::reasoner::{native, Reasoner};
@@ -23,13 +23,6 @@ pub fn is_reasoner(dir: &std::path::Path) -> bool {
 
 /// Runs the reasoner mode of `pith quantize`.
 pub fn run(a: Args) -> Result<()> {
-    if let Some(onnx) = &a.onnx {
-        anyhow::bail!(
-            "--onnx {}: the reasoner has no QDQ export yet (its fp32 graph: pith export {} -o FILE.onnx)",
-            onnx.display(),
-            a.checkpoint.display()
-        );
-    }
     let root = crate::defaults::repo_root();
     let fp = Fp32::new(
         Reasoner::load(&a.checkpoint)
@@ -68,9 +61,14 @@ pub fn run(a: Args) -> Result<()> {
     let windows: Vec<Window> = positions(cal).into_iter().map(|p| p.window).collect();
     let stats = calibrate(&fp, &windows, &cal_f);
     let name = a.name.clone().unwrap_or_else(|| "reasoner-s int8".into());
-    let bytes = write_package(&fp, &stats, a.alpha, &name)?;
+    let q = plan(&fp, &stats, a.alpha)?;
+    let bytes = write_package(&fp, &q, &name)?;
     let r = pith_runtime::Reasoner::new(&bytes)
         .map_err(|e| anyhow!("the quantized reasoner does not load: {e}"))?;
+    // The QDQ graph first: a package is only written with everything its recipe promises.
+    if let Some(onnx) = &a.onnx {
+        crate::reasoner::onnx::write(&crate::reasoner::onnx::qdq_model(&fp.r, &q)?, onnx)?;
+    }
     output::write_whole(&a.output, &bytes)?;
 
     // Fidelity on held-out training conversations: cosine of the int8 prediction to the fp32 one.

@@ -74,16 +74,15 @@ pub enum Site {
     GeluIn,
 }
 
-/// Where the encoder's parameters come from and what happens around each linear layer.
-pub trait Weights {
-    /// Token vectors `[B, S, hidden]`, float, for the int64 ids `[B, S]`.
-    fn word_embed(&mut self, g: &mut Graph, ids: &str) -> Result<String>;
-    /// Position table `[positions, hidden]`, float, token type 0 already added.
-    fn pos_table(&mut self, g: &mut Graph) -> Result<String>;
-    /// Embedding LayerNorm gamma and beta.
-    fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>);
+/// Where one transformer layer's parameters come from and what happens around each linear
+/// layer: the encoder's graph and the reasoner's share the layer through it.
+pub trait LayerWeights {
     /// LayerNorm `which` (1 = after attention, 2 = after FFN) of `layer`.
     fn ln(&self, layer: usize, which: u8) -> (&Array1<f32>, &Array1<f32>);
+    /// Module name its gamma and beta are named after.
+    fn ln_module(&self, layer: usize, which: u8) -> String {
+        ln_module(layer, which)
+    }
     /// LayerNorm epsilon.
     fn eps(&self) -> f32;
     /// `x W^T + b` for linear `lin` of `layer`, including whatever happens to its input.
@@ -92,6 +91,97 @@ pub trait Weights {
     fn act(&mut self, _g: &mut Graph, _layer: usize, _site: Site, x: &str) -> Result<String> {
         Ok(x.to_string())
     }
+}
+
+/// Where the encoder's parameters come from: its layers' and the embeddings'.
+pub trait Weights: LayerWeights {
+    /// Token vectors `[B, S, hidden]`, float, for the int64 ids `[B, S]`.
+    fn word_embed(&mut self, g: &mut Graph, ids: &str) -> Result<String>;
+    /// Position table `[positions, hidden]`, float, token type 0 already added.
+    fn pos_table(&mut self, g: &mut Graph) -> Result<String>;
+    /// Embedding LayerNorm gamma and beta.
+    fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>);
+}
+
+/// The constants every layer uses, created once per graph.
+pub(crate) struct LayerConsts {
+    heads: usize,
+    dh: usize,
+    inv_sqrt_dh: String,
+    merge_shape: String,
+    one: String,
+    half: String,
+    inv_sqrt2: String,
+}
+
+impl LayerConsts {
+    /// For `heads` heads over a hidden width `h`.
+    pub(crate) fn new(g: &mut Graph, h: usize, heads: usize) -> Self {
+        let dh = h / heads.max(1);
+        LayerConsts {
+            heads,
+            dh,
+            inv_sqrt_dh: g.scalar_f32(1.0 / (dh as f32).sqrt()),
+            merge_shape: g.ints(&[0, 0, h as i64]),
+            one: g.scalar_f32(1.0),
+            half: g.scalar_f32(0.5),
+            inv_sqrt2: g.scalar_f32(std::f32::consts::FRAC_1_SQRT_2),
+        }
+    }
+}
+
+/// One post-LayerNorm BERT layer over `x` `[B, S, H]`: attention (with `add_mask` `[B, 1, 1, S]`
+/// added to the scores when given), LayerNorm, exact-GELU FFN, LayerNorm.
+pub(crate) fn layer(
+    g: &mut Graph,
+    w: &mut dyn LayerWeights,
+    l: usize,
+    x: &str,
+    k: &LayerConsts,
+    add_mask: Option<&str>,
+) -> Result<String> {
+    let (heads, dh) = (k.heads, k.dh);
+    let q = w.linear(g, l, Lin::Q, x)?;
+    let q = w.act(g, l, Site::QOut, &q)?;
+    let kk = w.linear(g, l, Lin::K, x)?;
+    let kk = w.act(g, l, Site::KOut, &kk)?;
+    let v = w.linear(g, l, Lin::V, x)?;
+    let v = w.act(g, l, Site::VOut, &v)?;
+    let qh = split_heads(g, &q, heads, dh, false);
+    let kt = split_heads(g, &kk, heads, dh, true);
+    let vh = split_heads(g, &v, heads, dh, false);
+    let scores = g.op("MatMul", &[&qh, &kt], vec![]);
+    let mut scores = g.op("Mul", &[&scores, &k.inv_sqrt_dh], vec![]);
+    if let Some(m) = add_mask {
+        scores = g.op("Add", &[&scores, m], vec![]);
+    }
+    let probs = g.op("Softmax", &[&scores], vec![("axis", Attr::Int(-1))]);
+    let probs = w.act(g, l, Site::Probs, &probs)?;
+    let ctx = g.op("MatMul", &[&probs, &vh], vec![]);
+    let ctx = g.op(
+        "Transpose",
+        &[&ctx],
+        vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+    );
+    let ctx = g.op("Reshape", &[&ctx, &k.merge_shape], vec![]);
+    let o = w.linear(g, l, Lin::O, &ctx)?;
+    let r1 = g.op("Add", &[&o, x], vec![]);
+    let eps = w.eps();
+    let (g1, b1) = w.ln(l, 1);
+    let x1 = layer_norm(g, &w.ln_module(l, 1), &r1, g1, b1, eps);
+
+    let u = w.linear(g, l, Lin::Up, &x1)?;
+    let u = w.act(g, l, Site::GeluIn, &u)?;
+    // Exact GELU, 0.5 x (1 + erf(x / sqrt 2)): opset 17 has no Gelu operator.
+    let us = g.op("Mul", &[&u, &k.inv_sqrt2], vec![]);
+    let erf = g.op("Erf", &[&us], vec![]);
+    let erf1 = g.op("Add", &[&erf, &k.one], vec![]);
+    let uh = g.op("Mul", &[&u, &k.half], vec![]);
+    let gelu = g.op("Mul", &[&uh, &erf1], vec![]);
+    let d = w.linear(g, l, Lin::Down, &gelu)?;
+    let r2 = g.op("Add", &[&d, &x1], vec![]);
+    let (g2, b2) = w.ln(l, 2);
+    Ok(layer_norm(g, &w.ln_module(l, 2), &r2, g2, b2, eps))
 }
 
 /// LayerNormalization over the last axis, its gamma and beta named `{module}.weight` / `.bias`
@@ -152,7 +242,6 @@ pub fn build(
         );
     }
     let (h, heads) = (cfg.hidden, cfg.heads);
-    let dh = h / heads;
     let dims = [Dim::Named("batch"), Dim::Named("sequence")];
     let ids = g.input(INPUT_IDS, DataType::Int64, &dims);
     let mask = g.input(ATTENTION_MASK, DataType::Int64, &dims);
@@ -183,50 +272,9 @@ pub fn build(
     let axes12 = g.ints(&[1, 2]);
     // [B, 1, 1, S]: broadcast over heads and query positions.
     let add_mask = g.op("Unsqueeze", &[&add_mask, &axes12], vec![]);
-    let inv_sqrt_dh = g.scalar_f32(1.0 / (dh as f32).sqrt());
-    let merge_shape = g.ints(&[0, 0, h as i64]);
-    let half = g.scalar_f32(0.5);
-    let inv_sqrt2 = g.scalar_f32(std::f32::consts::FRAC_1_SQRT_2);
-
+    let k = LayerConsts::new(g, h, heads);
     for l in 0..cfg.layers {
-        let q = w.linear(g, l, Lin::Q, &x)?;
-        let q = w.act(g, l, Site::QOut, &q)?;
-        let k = w.linear(g, l, Lin::K, &x)?;
-        let k = w.act(g, l, Site::KOut, &k)?;
-        let v = w.linear(g, l, Lin::V, &x)?;
-        let v = w.act(g, l, Site::VOut, &v)?;
-        let qh = split_heads(g, &q, heads, dh, false);
-        let kt = split_heads(g, &k, heads, dh, true);
-        let vh = split_heads(g, &v, heads, dh, false);
-        let scores = g.op("MatMul", &[&qh, &kt], vec![]);
-        let scores = g.op("Mul", &[&scores, &inv_sqrt_dh], vec![]);
-        let scores = g.op("Add", &[&scores, &add_mask], vec![]);
-        let probs = g.op("Softmax", &[&scores], vec![("axis", Attr::Int(-1))]);
-        let probs = w.act(g, l, Site::Probs, &probs)?;
-        let ctx = g.op("MatMul", &[&probs, &vh], vec![]);
-        let ctx = g.op(
-            "Transpose",
-            &[&ctx],
-            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
-        );
-        let ctx = g.op("Reshape", &[&ctx, &merge_shape], vec![]);
-        let o = w.linear(g, l, Lin::O, &ctx)?;
-        let r1 = g.op("Add", &[&o, &x], vec![]);
-        let (g1, b1) = w.ln(l, 1);
-        let x1 = layer_norm(g, &ln_module(l, 1), &r1, g1, b1, eps);
-
-        let u = w.linear(g, l, Lin::Up, &x1)?;
-        let u = w.act(g, l, Site::GeluIn, &u)?;
-        // Exact GELU, 0.5 x (1 + erf(x / sqrt 2)): opset 17 has no Gelu operator.
-        let us = g.op("Mul", &[&u, &inv_sqrt2], vec![]);
-        let erf = g.op("Erf", &[&us], vec![]);
-        let erf1 = g.op("Add", &[&erf, &c1], vec![]);
-        let uh = g.op("Mul", &[&u, &half], vec![]);
-        let gelu = g.op("Mul", &[&uh, &erf1], vec![]);
-        let d = w.linear(g, l, Lin::Down, &gelu)?;
-        let r2 = g.op("Add", &[&d, &x1], vec![]);
-        let (g2, b2) = w.ln(l, 2);
-        x = layer_norm(g, &ln_module(l, 2), &r2, g2, b2, eps);
+        x = layer(g, w, l, &x, &k, Some(&add_mask))?;
     }
 
     let pooled = match pooling {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use ndarray::{Array1, Array2};
 use tract_onnx::pb::tensor_proto::DataType;
 
-use super::bert::{layer_prefix, Lin, Site, Weights};
+use super::bert::{layer_prefix, LayerWeights, Lin, Site, Weights};
 use super::builder::{Attr, Graph};
 use crate::checkpoint::{Checkpoint, Layer};
 
@@ -133,7 +133,9 @@ impl Weights for Fp32<'_> {
     fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>) {
         (&self.ckpt.emb_ln_g, &self.ckpt.emb_ln_b)
     }
+}
 
+impl LayerWeights for Fp32<'_> {
     fn ln(&self, layer: usize, which: u8) -> (&Array1<f32>, &Array1<f32>) {
         let l = &self.ckpt.layers[layer];
         if which == 1 {

@@ -7,7 +7,7 @@ pub(crate) mod builder;
 mod fp32;
 #[cfg(test)]
 mod naive;
-mod qdq;
+pub(crate) mod qdq;
 #[cfg(test)]
 mod tests;
 
@@ -25,7 +25,9 @@ fn write(model: &ModelProto, path: &Path) -> Result<()> {
 }
 
 // Names the reader of `pith export` files (crate::checkpoint_onnx) shares with the writer.
-pub(crate) use bert::{layer_norm, layer_prefix, ln_module, split_heads, Lin, EMB_LN};
+pub(crate) use bert::{
+    layer, layer_norm, layer_prefix, ln_module, LayerConsts, LayerWeights, Lin, Site, EMB_LN,
+};
 pub(crate) use fp32::{POS_EMB, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB};
 
 /// The fp32 graph as an in-memory ONNX model, its initializers named after the checkpoint's

@@ -5,7 +5,7 @@ use anyhow::{bail, ensure, Context, Result};
 use ndarray::{Array1, Array2};
 use tract_onnx::pb::tensor_proto::DataType;
 
-use super::bert::{Lin, Site, Weights};
+use super::bert::{LayerWeights, Lin, Site, Weights};
 use super::builder::{Attr, Graph};
 use crate::checkpoint::BertConfig;
 use crate::quant::model::{QLayer, QLinear, QModel};
@@ -18,7 +18,8 @@ pub struct Qdq<'a> {
     q: &'a QModel,
 }
 
-fn qlinear(l: &QLayer, lin: Lin) -> &QLinear {
+/// Linear `lin` of a quantized layer.
+pub(crate) fn qlinear(l: &QLayer, lin: Lin) -> &QLinear {
     match lin {
         Lin::Q => &l.q,
         Lin::K => &l.k,
@@ -158,7 +159,7 @@ impl<'a> Qdq<'a> {
 }
 
 /// DequantizeLinear of a constant int8 matrix with one scale per row (axis 0).
-fn dq_rows(g: &mut Graph, hint: &str, t: &Array2<i8>, scale: &[f32]) -> String {
+pub(crate) fn dq_rows(g: &mut Graph, hint: &str, t: &Array2<i8>, scale: &[f32]) -> String {
     let t = t.as_standard_layout();
     let data = g.init_i8(
         hint,
@@ -214,14 +215,11 @@ impl Weights for Qdq<'_> {
     fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>) {
         (&self.q.emb_ln_g, &self.q.emb_ln_b)
     }
+}
 
+impl LayerWeights for Qdq<'_> {
     fn ln(&self, layer: usize, which: u8) -> (&Array1<f32>, &Array1<f32>) {
-        let l = &self.q.layers[layer];
-        if which == 1 {
-            (&l.ln1_g, &l.ln1_b)
-        } else {
-            (&l.ln2_g, &l.ln2_b)
-        }
+        ln_of(&self.q.layers[layer], which)
     }
 
     fn eps(&self) -> f32 {
@@ -229,41 +227,65 @@ impl Weights for Qdq<'_> {
     }
 
     fn linear(&mut self, g: &mut Graph, layer: usize, lin: Lin, x: &str) -> Result<String> {
-        let ql = qlinear(self.q.layers.get(layer).context("layer index")?, lin);
-        let x = match &ql.smooth {
-            Some(s) => {
-                let inv: Vec<f32> = s.iter().map(|v| 1.0 / v).collect();
-                let inv = g.init_f32("inv_smooth", &[inv.len()], &inv);
-                g.op("Mul", &[x, &inv], vec![])
-            }
-            None => x.to_string(),
-        };
-        let xq = qdq_i8(g, &x, ql.in_scale, ql.in_zp);
-        let w = dq_rows(g, "w_q", &ql.w, &ql.w_scale);
-        // Weights stay [out, in] as the engine stores them; the runtimes fold this Transpose.
-        let wt = g.op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]);
-        let b = g.init_f32(
-            "b",
-            &[ql.bias.len()],
-            ql.bias.as_slice().context("bias not contiguous")?,
-        );
-        let y = g.op("MatMul", &[&xq, &wt], vec![]);
-        Ok(g.op("Add", &[&y, &b], vec![]))
+        let l = self.q.layers.get(layer).context("layer index")?;
+        linear(g, qlinear(l, lin), x)
     }
 
     fn act(&mut self, g: &mut Graph, layer: usize, site: Site, x: &str) -> Result<String> {
-        let l = &self.q.layers[layer];
-        Ok(match site {
-            Site::QOut => qdq_i8(g, x, l.q_out_scale, 0),
-            Site::KOut => qdq_i8(g, x, l.k_out_scale, 0),
-            Site::VOut => qdq_i8(g, x, l.v_out_scale, 0),
-            Site::GeluIn => qdq_i8(g, x, l.gelu_in_scale, 0),
-            Site::Probs => {
-                let s = g.scalar_f32(PROBS_SCALE);
-                let z = g.scalar_u8(0);
-                let q = g.op("QuantizeLinear", &[x, &s, &z], vec![]);
-                g.op("DequantizeLinear", &[&q, &s, &z], vec![])
-            }
-        })
+        Ok(act(
+            g,
+            self.q.layers.get(layer).context("layer index")?,
+            site,
+            x,
+        ))
+    }
+}
+
+/// LayerNorm `which` (1 = after attention, 2 = after FFN) of a quantized layer.
+pub(crate) fn ln_of(l: &QLayer, which: u8) -> (&Array1<f32>, &Array1<f32>) {
+    if which == 1 {
+        (&l.ln1_g, &l.ln1_b)
+    } else {
+        (&l.ln2_g, &l.ln2_b)
+    }
+}
+
+/// `x W^T + b` of a quantized linear: its input smoothed and rounded onto its int8 grid, its
+/// weight dequantized per output channel.
+pub(crate) fn linear(g: &mut Graph, ql: &QLinear, x: &str) -> Result<String> {
+    let x = match &ql.smooth {
+        Some(s) => {
+            let inv: Vec<f32> = s.iter().map(|v| 1.0 / v).collect();
+            let inv = g.init_f32("inv_smooth", &[inv.len()], &inv);
+            g.op("Mul", &[x, &inv], vec![])
+        }
+        None => x.to_string(),
+    };
+    let xq = qdq_i8(g, &x, ql.in_scale, ql.in_zp);
+    let w = dq_rows(g, "w_q", &ql.w, &ql.w_scale);
+    // Weights stay [out, in] as the engine stores them; the runtimes fold this Transpose.
+    let wt = g.op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]);
+    let b = g.init_f32(
+        "b",
+        &[ql.bias.len()],
+        ql.bias.as_slice().context("bias not contiguous")?,
+    );
+    let y = g.op("MatMul", &[&xq, &wt], vec![]);
+    Ok(g.op("Add", &[&y, &b], vec![]))
+}
+
+/// The rounding the integer engine does at `site` of layer `l`.
+pub(crate) fn act(g: &mut Graph, l: &QLayer, site: Site, x: &str) -> String {
+    match site {
+        Site::QOut => qdq_i8(g, x, l.q_out_scale, 0),
+        Site::KOut => qdq_i8(g, x, l.k_out_scale, 0),
+        Site::VOut => qdq_i8(g, x, l.v_out_scale, 0),
+        Site::GeluIn => qdq_i8(g, x, l.gelu_in_scale, 0),
+        Site::Probs => {
+            let s = g.scalar_f32(PROBS_SCALE);
+            let z = g.scalar_u8(0);
+            let q = g.op("QuantizeLinear", &[x, &s, &z], vec![]);
+            g.op("DequantizeLinear", &[&q, &s, &z], vec![])
+        }
     }
 }

@@ -2,13 +2,14 @@
 //! conversations' turn vectors (the encoder's int8 vectors, as the device has them), plan the
 //! layers with the encoder's quantizer, and write a `.pith` package of kind `Reasoner`.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
-use super::build::{self, plan_layer, quantize_rows, RESIDUAL_UNITS};
+use super::build::{self, plan_layer, quantize_rows, LayerPlan, RESIDUAL_UNITS};
 use super::calibrate::Stats;
 use super::lower::{self, add_layer, add_linear, ln_rows, rq_table, LayerScales};
+use super::model::QLinear;
 use crate::checkpoint;
 use crate::fp32::{self, Observer, Site};
 use crate::reasoner::{Reasoner, WINDOW};
@@ -90,14 +91,62 @@ pub fn calibrate(f: &Fp32, windows: &[Window], emb: &[Vec<f32>]) -> Stats {
         .reduce(Stats::default, Stats::merge)
 }
 
-/// Writes the integer reasoner package for `f` calibrated by `st`.
-pub fn write_package(f: &Fp32, st: &Stats, alpha: f32, name: &str) -> Result<Vec<u8>> {
+/// The quantized reasoner in real-valued terms: what the package writer turns into fixed-point
+/// and the QDQ ONNX export into QuantizeLinear/DequantizeLinear pairs.
+pub struct QReasoner {
+    /// Every layer, planned by the encoder's quantizer.
+    pub layers: Vec<LayerPlan>,
+    /// Position table, int8 per row, and its row scales.
+    pub pos: Array2<i8>,
+    pub pos_scale: Vec<f32>,
+    /// The read-out linear (row 0 of the last layer → the prediction).
+    pub out: QLinear,
+    /// Scale of the embedding sum (input LayerNorm output + position row).
+    emb_sum_scale: f32,
+    /// Output unit of the read-out and of the last LayerNorm's residual head.
+    out_unit: f32,
+    last_unit: f32,
+}
+
+/// Plans every layer and the read-out of `f` from the calibration statistics `st`.
+pub fn plan(f: &Fp32, st: &Stats, alpha: f32) -> Result<QReasoner> {
     let r = &f.r;
-    let (h, heads, ffn) = (r.dim, r.heads, r.ffn());
+    let (h, heads) = (r.dim, r.heads);
     ensure!(
         !f.layers.is_empty() && h % heads == 0,
         "the reasoner needs layers and heads dividing {h}"
     );
+    let mut layers = Vec::new();
+    for (li, l) in f.layers.iter().enumerate() {
+        let x_site = if li == 0 {
+            (Site::EmbLn, 0)
+        } else {
+            (Site::Ln2, li - 1)
+        };
+        layers.push(plan_layer(l, li, x_site, st, h, alpha));
+    }
+    let last = f.layers.len() - 1;
+    // The read-out sees row 0 only: its input grid comes from row 0's range.
+    let ro_max = st.channels(Site::ReadOut, 0, h);
+    let ro_smooth = build::smoothing(&ro_max, &[&r.out.0], alpha);
+    let out = build::qlinear(&r.out.0, &r.out.1, &ro_max, ro_smooth);
+    let (pos, pos_scale) = quantize_rows(&r.pos);
+    Ok(QReasoner {
+        layers,
+        pos,
+        pos_scale,
+        out,
+        // The embedding sum: the input LayerNorm's output plus a position row; cover both.
+        emb_sum_scale: st.tensor(Site::EmbSum, 0).max(st.tensor(Site::InLn, 0)) / RESIDUAL_UNITS,
+        out_unit: st.tensor(Site::Out, 0) / RESIDUAL_UNITS,
+        last_unit: st.tensor(Site::Ln2, last) / RESIDUAL_UNITS,
+    })
+}
+
+/// Writes the integer reasoner package of `f` quantized as `q`.
+pub fn write_package(f: &Fp32, q: &QReasoner, name: &str) -> Result<Vec<u8>> {
+    let r = &f.r;
+    let (h, heads, ffn) = (r.dim, r.heads, r.ffn());
     let header = Header {
         name: lower::header_name(name),
         arch: Arch::Reasoner,
@@ -111,42 +160,17 @@ pub fn write_package(f: &Fp32, st: &Stats, alpha: f32, name: &str) -> Result<Vec
             pooling: Pooling::Cls,
             normalize: true,
         },
-        // Unused: the reasoner reads vectors, not text.
-        tokenizer: TokenizerConfig {
-            lowercase: false,
-            strip_accents: false,
-            split_cjk: false,
-            cls_id: 0,
-            sep_id: 0,
-            unk_id: 0,
-            pad_id: 0,
-            max_len: 0,
-            max_chars_per_word: 0,
-        },
+        tokenizer: TokenizerConfig::NONE,
         pool_scale: 1.0,
         score_step_log2: lower::SCORE_STEP_LOG2,
     };
-    let mut plans = Vec::new();
-    for (li, l) in f.layers.iter().enumerate() {
-        let x_site = if li == 0 {
-            (Site::EmbLn, 0)
-        } else {
-            (Site::Ln2, li - 1)
-        };
-        plans.push(plan_layer(l, li, x_site, st, h, alpha));
-    }
-    let last = f.layers.len() - 1;
-    // The read-out sees row 0 only: its input grid comes from row 0's range.
-    let ro_max = st.channels(Site::ReadOut, 0, h);
-    let ro_smooth = build::smoothing(&ro_max, &[&r.out.0], alpha);
-    let out = build::qlinear(&r.out.0, &r.out.1, &ro_max, ro_smooth);
-    let out_unit = st.tensor(Site::Out, 0) / RESIDUAL_UNITS;
-    let last_unit = st.tensor(Site::Ln2, last) / RESIDUAL_UNITS;
-
+    let (plans, out, emb_sum_scale) = (&q.layers, &q.out, q.emb_sum_scale);
+    let gate = r.gate.context(
+        "the checkpoint has no gate.json (the calibrated refinement gate): calibrate it on dev \
+         with pith eval chat --json (margin quantiles) and write {\"refine_below\": MARGIN}",
+    )?;
     let mut w = PackageWriter::new(header);
     lower::add_exp_table(&mut w);
-    // The embedding sum: the input LayerNorm's output plus a position row; cover both.
-    let emb_sum_scale = st.tensor(Site::EmbSum, 0).max(st.tensor(Site::InLn, 0)) / RESIDUAL_UNITS;
     w.add_i64(
         K::InLn,
         0,
@@ -154,20 +178,19 @@ pub fn write_package(f: &Fp32, st: &Stats, alpha: f32, name: &str) -> Result<Vec
         h,
         &ln_rows(&r.ln_in.0, &r.ln_in.1, emb_sum_scale, None),
     );
-    let (pos, pos_scale) = quantize_rows(&r.pos);
     w.add_i8(
         K::PosEmb,
         0,
         WINDOW,
         h,
-        &pos.iter().copied().collect::<Vec<_>>(),
+        &q.pos.iter().copied().collect::<Vec<_>>(),
     );
     w.add_i32(
         K::PosEmbRq,
         0,
         WINDOW,
         2,
-        &rq_table(pos_scale.iter().map(|s| *s as f64 / emb_sum_scale as f64)),
+        &rq_table(q.pos_scale.iter().map(|s| *s as f64 / emb_sum_scale as f64)),
     );
     let l0 = &plans[0].q;
     w.add_i64(
@@ -194,7 +217,7 @@ pub fn write_package(f: &Fp32, st: &Stats, alpha: f32, name: &str) -> Result<Vec
             None => ln_rows(
                 &ql.ln2_g,
                 &ql.ln2_b,
-                last_unit,
+                q.last_unit,
                 Some((out.in_scale, out.smooth.as_ref())),
             ),
         };
@@ -205,6 +228,9 @@ pub fn write_package(f: &Fp32, st: &Stats, alpha: f32, name: &str) -> Result<Vec
         };
         add_layer(&mut w, li as u16, ql, sc, &ln2, heads);
     }
-    add_linear(&mut w, 0, layout::OUT, &out, Some(out_unit), None);
+    add_linear(&mut w, 0, layout::OUT, out, Some(q.out_unit), None);
+    // The gate in bank score units (cosine × 65536), the unit the device compares margins in.
+    let gate = (gate as f64 * pith_runtime::kb::SCORE_ONE as f64).round() as i32;
+    w.add_i32(K::Gate, 0, 1, 1, &[gate]);
     Ok(w.finish())
 }

@@ -47,6 +47,8 @@ pub struct Reasoner {
     pub out: (Array2<f32>, Array1<f32>),
     /// The training run's record, as written by the training script.
     pub config: serde_json::Value,
+    /// The calibrated refinement gate (`gate.json`), when the checkpoint has one.
+    pub gate: Option<f32>,
 }
 
 /// Tensors by name: (shape, row-major values).
@@ -102,6 +104,33 @@ impl Tensors {
     }
 }
 
+/// The checkpoint's calibrated refinement gate: `{"refine_below": COSINE, ...}`.
+pub const GATE_FILE: &str = "gate.json";
+
+/// The gate of the checkpoint in `dir` (`None` without a gate file); an error names the file
+/// when it is not JSON or lacks a threshold in [-1, 2].
+pub fn load_gate(dir: &Path) -> Result<Option<f32>> {
+    let path = dir.join(GATE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let path = path.as_path();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let g = v["refine_below"]
+        .as_f64()
+        .filter(|g| (-1.0..=2.0).contains(g))
+        .with_context(|| {
+            format!(
+                "{}: \"refine_below\" must be a number in [-1, 2] (a cosine margin)",
+                path.display()
+            )
+        })?;
+    Ok(Some(g as f32))
+}
+
 impl Reasoner {
     /// Loads `dir/reasoner.json` and `dir/model.safetensors`; shapes are checked against the
     /// config.
@@ -155,7 +184,9 @@ impl Reasoner {
             });
         }
         let out = take.lin("out", dim, dim)?;
+        let gate = load_gate(dir)?;
         Ok(Reasoner {
+            gate,
             dim,
             heads,
             eps,
@@ -179,4 +210,32 @@ impl Reasoner {
 pub fn window<T>(turns: &[T], t: usize) -> Vec<&T> {
     let t = t.min(turns.len());
     turns[t.saturating_sub(WINDOW)..t].iter().rev().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate file that is not JSON or has no usable threshold is an error naming the file; no
+    /// file is no gate.
+    #[test]
+    fn malformed_gate_files_are_errors_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("pith-gate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(load_gate(&dir).unwrap(), None);
+        let file = dir.join(GATE_FILE);
+        for bad in [
+            "{",
+            "{}",
+            r#"{"refine_below": "0.01"}"#,
+            r#"{"refine_below": 7}"#,
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            let e = format!("{:#}", load_gate(&dir).unwrap_err());
+            assert!(e.contains(&file.display().to_string()), "{bad}: {e}");
+        }
+        std::fs::write(&file, r#"{"refine_below": 0.0134}"#).unwrap();
+        assert_eq!(load_gate(&dir).unwrap(), Some(0.0134));
+        std::fs::remove_dir_all(dir).ok();
+    }
 }

@@ -1,10 +1,10 @@
-//! The reasoner as an fp32 ONNX graph (`context [1, N, dim]` → `prediction [1, dim]`, N ≤ 8 turn
-//! embeddings, latest first), and its run through tract: the float reference of `pith eval chat
-//! --backend tract-fp32`.
+//! The reasoner as an ONNX graph (`context [1, N, dim]` → `prediction [1, dim]`, N ≤ 8 turn
+//! embeddings, latest first), fp32 or QDQ, on the encoder graph's layer code, and its run
+//! through tract: `pith eval chat --backend tract-fp32` / `tract-int8`.
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use ndarray::{Array1, Array2};
 use prost::Message;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -13,7 +13,8 @@ use tract_onnx::prelude::*;
 
 use super::{Reasoner, WINDOW};
 use crate::onnx::builder::{Attr, Dim, Graph};
-use crate::onnx::split_heads;
+use crate::onnx::{layer, qdq, LayerConsts, LayerWeights, Lin, Site};
+use crate::quant::reasoner::QReasoner;
 
 /// Name of the graph input: the window's turn embeddings, `[1, N, dim]`.
 pub const INPUT: &str = "context";
@@ -41,6 +42,159 @@ fn linear(g: &mut Graph, name: &str, lin: &(Array2<f32>, Array1<f32>), x: &str) 
     g.op("Add", &[&m, &b], vec![])
 }
 
+/// Where the reasoner's parameters come from: the fp32 checkpoint or its quantized plan. The
+/// layers are the encoder graph's own (`onnx::layer`).
+trait ReasonerWeights: LayerWeights {
+    /// The position table `[WINDOW, dim]`, float.
+    fn pos_table(&mut self, g: &mut Graph) -> Result<String>;
+    /// The read-out linear over row 0 `[1, dim]`.
+    fn read_out(&mut self, g: &mut Graph, x: &str) -> Result<String>;
+}
+
+/// The fp32 flavor: the checkpoint's tensors, named as in the checkpoint.
+struct Fp32Flavor<'a>(&'a Reasoner);
+
+fn lin_of(l: &super::Layer, lin: Lin) -> (&(Array2<f32>, Array1<f32>), &'static str) {
+    match lin {
+        Lin::Q => (&l.q, "q"),
+        Lin::K => (&l.k, "k"),
+        Lin::V => (&l.v, "v"),
+        Lin::O => (&l.o, "o"),
+        Lin::Up => (&l.up, "up"),
+        Lin::Down => (&l.down, "down"),
+    }
+}
+
+fn ln_name(layer: usize, which: u8) -> String {
+    format!("layers.{layer}.ln{which}")
+}
+
+impl LayerWeights for Fp32Flavor<'_> {
+    fn ln(&self, layer: usize, which: u8) -> (&Array1<f32>, &Array1<f32>) {
+        let l = &self.0.layers[layer];
+        let ln = if which == 1 { &l.ln1 } else { &l.ln2 };
+        (&ln.0, &ln.1)
+    }
+
+    fn ln_module(&self, layer: usize, which: u8) -> String {
+        ln_name(layer, which)
+    }
+
+    fn eps(&self) -> f32 {
+        self.0.eps
+    }
+
+    fn linear(&mut self, g: &mut Graph, layer: usize, lin: Lin, x: &str) -> Result<String> {
+        let l = self.0.layers.get(layer).context("layer index")?;
+        let (w, name) = lin_of(l, lin);
+        Ok(linear(g, &format!("layers.{layer}.{name}"), w, x))
+    }
+}
+
+impl ReasonerWeights for Fp32Flavor<'_> {
+    fn pos_table(&mut self, g: &mut Graph) -> Result<String> {
+        let p = &self.0.pos;
+        Ok(g.init_f32_named("pos", &[p.nrows(), p.ncols()], p.as_slice().unwrap_or(&[])))
+    }
+
+    fn read_out(&mut self, g: &mut Graph, x: &str) -> Result<String> {
+        Ok(linear(g, "out", &self.0.out, x))
+    }
+}
+
+/// The QDQ flavor: int8 weights and tables behind DequantizeLinear and a QuantizeLinear /
+/// DequantizeLinear pair wherever the integer reasoner rounds an activation.
+struct QdqFlavor<'a> {
+    q: &'a QReasoner,
+    eps: f32,
+}
+
+impl LayerWeights for QdqFlavor<'_> {
+    fn ln(&self, layer: usize, which: u8) -> (&Array1<f32>, &Array1<f32>) {
+        qdq::ln_of(&self.q.layers[layer].q, which)
+    }
+
+    fn ln_module(&self, layer: usize, which: u8) -> String {
+        ln_name(layer, which)
+    }
+
+    fn eps(&self) -> f32 {
+        self.eps
+    }
+
+    fn linear(&mut self, g: &mut Graph, layer: usize, lin: Lin, x: &str) -> Result<String> {
+        let l = &self.q.layers.get(layer).context("layer index")?.q;
+        qdq::linear(g, qdq::qlinear(l, lin), x)
+    }
+
+    fn act(&mut self, g: &mut Graph, layer: usize, site: Site, x: &str) -> Result<String> {
+        let l = &self.q.layers.get(layer).context("layer index")?.q;
+        Ok(qdq::act(g, l, site, x))
+    }
+}
+
+impl ReasonerWeights for QdqFlavor<'_> {
+    fn pos_table(&mut self, g: &mut Graph) -> Result<String> {
+        Ok(qdq::dq_rows(g, "pos_q", &self.q.pos, &self.q.pos_scale))
+    }
+
+    fn read_out(&mut self, g: &mut Graph, x: &str) -> Result<String> {
+        qdq::linear(g, &self.q.out, x)
+    }
+}
+
+/// The graph of `r` with the parameters of `w`: input LayerNorm, positions, embedding LayerNorm,
+/// the layers, row 0's read-out.
+fn build(r: &Reasoner, w: &mut dyn ReasonerWeights, name: &str) -> Result<ModelProto> {
+    let mut g = Graph::default();
+    let (d, eps) = (r.dim, r.eps);
+    let x_in = g.input(
+        INPUT,
+        DataType::Float,
+        &[Dim::Fixed(1), Dim::Named("turns"), Dim::Fixed(d as i64)],
+    );
+    let x = layer_norm(&mut g, "ln_in", &r.ln_in, eps, &x_in);
+    // Positions 0..N of the table, N from the input's shape.
+    let pos = w.pos_table(&mut g)?;
+    let shape = g.op("Shape", &[&x_in], vec![]);
+    let one = g.ints(&[1]);
+    let n = g.op("Gather", &[&shape, &one], vec![("axis", Attr::Int(0))]);
+    let zero = g.ints(&[0]);
+    let pos = g.op("Slice", &[&pos, &zero, &n, &zero], vec![]);
+    let x = g.op("Add", &[&x, &pos], vec![]);
+    let mut x = layer_norm(&mut g, "ln_emb", &r.ln_emb, eps, &x);
+    let k = LayerConsts::new(&mut g, d, r.heads);
+    for l in 0..r.layers.len() {
+        x = layer(&mut g, w, l, &x, &k, None)?;
+    }
+    let first = g.scalar_i64(0);
+    let h0 = g.op("Gather", &[&x, &first], vec![("axis", Attr::Int(1))]);
+    let y = w.read_out(&mut g, &h0)?;
+    g.op_to(OUTPUT, "Identity", &[&y], vec![]);
+    g.output(
+        OUTPUT,
+        DataType::Float,
+        Some(&[Dim::Fixed(1), Dim::Fixed(d as i64)]),
+    );
+    Ok(g.finish(name))
+}
+
+/// The fp32 graph of `r`; initializers are named after the checkpoint's tensors.
+pub fn fp32_model(r: &Reasoner) -> Result<ModelProto> {
+    build(r, &mut Fp32Flavor(r), "pith-reasoner-fp32")
+}
+
+/// The QDQ graph of `r` quantized as `q`: what the integer reasoner computes, in float operators.
+pub fn qdq_model(r: &Reasoner, q: &QReasoner) -> Result<ModelProto> {
+    ensure!(
+        q.layers.len() == r.layers.len(),
+        "{} quantized layers for a {}-layer reasoner",
+        q.layers.len(),
+        r.layers.len()
+    );
+    build(r, &mut QdqFlavor { q, eps: r.eps }, "pith-reasoner-qdq")
+}
+
 /// The encoder graph's LayerNormalization, with the checkpoint's `(weight, bias)` pair.
 fn layer_norm(
     g: &mut Graph,
@@ -52,80 +206,9 @@ fn layer_norm(
     crate::onnx::layer_norm(g, name, x, &ln.0, &ln.1, eps)
 }
 
-/// The fp32 graph of `r`; initializers are named after the checkpoint's tensors.
-pub fn fp32_model(r: &Reasoner) -> ModelProto {
-    let mut g = Graph::default();
-    let (d, eps) = (r.dim, r.eps);
-    let dh = d / r.heads;
-    let x_in = g.input(
-        INPUT,
-        DataType::Float,
-        &[Dim::Fixed(1), Dim::Named("turns"), Dim::Fixed(d as i64)],
-    );
-    let x = layer_norm(&mut g, "ln_in", &r.ln_in, eps, &x_in);
-    // Positions 0..N of the table, N from the input's shape.
-    let pos = g.init_f32_named("pos", &[WINDOW, d], r.pos.as_slice().unwrap_or(&[]));
-    let shape = g.op("Shape", &[&x_in], vec![]);
-    let one = g.ints(&[1]);
-    let n = g.op("Gather", &[&shape, &one], vec![("axis", Attr::Int(0))]);
-    let zero = g.ints(&[0]);
-    let pos = g.op("Slice", &[&pos, &zero, &n, &zero], vec![]);
-    let x = g.op("Add", &[&x, &pos], vec![]);
-    let mut x = layer_norm(&mut g, "ln_emb", &r.ln_emb, eps, &x);
-    let inv_sqrt_dh = g.scalar_f32(1.0 / (dh as f32).sqrt());
-    let merge = g.ints(&[0, 0, d as i64]);
-    let half = g.scalar_f32(0.5);
-    let c1 = g.scalar_f32(1.0);
-    let inv_sqrt2 = g.scalar_f32(std::f32::consts::FRAC_1_SQRT_2);
-    for (i, l) in r.layers.iter().enumerate() {
-        let p = format!("layers.{i}");
-        let q = linear(&mut g, &format!("{p}.q"), &l.q, &x);
-        let k = linear(&mut g, &format!("{p}.k"), &l.k, &x);
-        let v = linear(&mut g, &format!("{p}.v"), &l.v, &x);
-        let qh = split_heads(&mut g, &q, r.heads, dh, false);
-        let kt = split_heads(&mut g, &k, r.heads, dh, true);
-        let vh = split_heads(&mut g, &v, r.heads, dh, false);
-        let s = g.op("MatMul", &[&qh, &kt], vec![]);
-        let s = g.op("Mul", &[&s, &inv_sqrt_dh], vec![]);
-        let pr = g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);
-        let c = g.op("MatMul", &[&pr, &vh], vec![]);
-        let c = g.op(
-            "Transpose",
-            &[&c],
-            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
-        );
-        let c = g.op("Reshape", &[&c, &merge], vec![]);
-        let o = linear(&mut g, &format!("{p}.o"), &l.o, &c);
-        let r1 = g.op("Add", &[&o, &x], vec![]);
-        let x1 = layer_norm(&mut g, &format!("{p}.ln1"), &l.ln1, eps, &r1);
-        let u = linear(&mut g, &format!("{p}.up"), &l.up, &x1);
-        let us = g.op("Mul", &[&u, &inv_sqrt2], vec![]);
-        let erf = g.op("Erf", &[&us], vec![]);
-        let erf1 = g.op("Add", &[&erf, &c1], vec![]);
-        let uh = g.op("Mul", &[&u, &half], vec![]);
-        let gelu = g.op("Mul", &[&uh, &erf1], vec![]);
-        let dn = linear(&mut g, &format!("{p}.down"), &l.down, &gelu);
-        let r2 = g.op("Add", &[&dn, &x1], vec![]);
-        x = layer_norm(&mut g, &format!("{p}.ln2"), &l.ln2, eps, &r2);
-    }
-    let first = g.scalar_i64(0);
-    let h0 = g.op("Gather", &[&x, &first], vec![("axis", Attr::Int(1))]);
-    let w = t2(&mut g, "out.weight", &r.out.0);
-    let b = v1(&mut g, "out.bias", &r.out.1);
-    let m = g.op("MatMul", &[&h0, &w], vec![]);
-    g.op_to(OUTPUT, "Add", &[&m, &b], vec![]);
-    g.output(
-        OUTPUT,
-        DataType::Float,
-        Some(&[Dim::Fixed(1), Dim::Fixed(d as i64)]),
-    );
-    g.finish("pith-reasoner-fp32")
-}
-
-/// Writes the fp32 graph of `r` to `path`.
-pub fn export_fp32(r: &Reasoner, path: &Path) -> Result<()> {
-    std::fs::write(path, fp32_model(r).encode_to_vec())
-        .with_context(|| format!("writing {}", path.display()))
+/// Writes `model` (an fp32 or QDQ reasoner graph) to `path`, whole or not at all.
+pub fn write(model: &ModelProto, path: &Path) -> Result<()> {
+    crate::output::write_whole(path, &model.encode_to_vec())
 }
 
 /// The reasoner's ONNX graph run by tract, for any window of 1 to 8 turns.
@@ -149,6 +232,11 @@ impl TractReasoner {
             .and_then(|m| m.into_runnable())
             .map_err(|e| anyhow!("optimizing the reasoner graph: {e:#}"))?;
         Ok(TractReasoner { plan, dim })
+    }
+
+    /// Width of the turn vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     /// Predicts the next turn's embedding from `window` (latest turn first, 1 to 8 rows of `dim`).
@@ -188,7 +276,7 @@ mod tests {
     fn tract_matches_the_training_script() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
-        let t = TractReasoner::new(&fp32_model(&r), r.dim).unwrap();
+        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
         let refs = r.config["reference"].as_array().unwrap();
         assert!(!refs.is_empty());
         for case in refs {
@@ -219,7 +307,7 @@ mod tests {
     fn windows_outside_one_to_eight_turns_are_errors() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
-        let t = TractReasoner::new(&fp32_model(&r), r.dim).unwrap();
+        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
         assert!(t.predict(&[]).is_err());
         let row = vec![0.1f32; r.dim];
         assert!(t.predict(&[row.as_slice(); WINDOW + 1]).is_err());

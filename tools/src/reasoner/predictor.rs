@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use prost::Message;
+use tract_onnx::pb::ModelProto;
 
 use super::onnx::{fp32_model, TractReasoner};
 use super::{native, Reasoner, DEFAULT_DIR};
@@ -14,24 +16,28 @@ pub enum Predictor<'a> {
     /// The runtime's integer reasoner: the device's bytes (boxed: its resolved layer list is
     /// large beside tract's handle).
     Native(Box<pith_runtime::Reasoner<'a>>),
-    /// The fp32 checkpoint's ONNX graph in tract, fed the same vectors dequantized.
+    /// The fp32 checkpoint's or the QDQ ONNX graph in tract, fed the same vectors dequantized.
     Tract(TractReasoner),
 }
 
 impl<'a> Predictor<'a> {
-    /// The predictor of `kind`: `package` holds the int8 reasoner (native), `checkpoint` the fp32
-    /// one (tract-fp32).
-    pub fn new(kind: Kind, package: &'a [u8], checkpoint: Option<&Reasoner>) -> Result<Self> {
+    /// The predictor of `kind`: `package` holds the int8 reasoner (native), `graph` the ONNX
+    /// graph of `dim`-wide turns (tract).
+    pub fn new(
+        kind: Kind,
+        package: &'a [u8],
+        graph: Option<&ModelProto>,
+        dim: usize,
+    ) -> Result<Self> {
         match kind {
             Kind::Native => Ok(Predictor::Native(Box::new(
                 pith_runtime::Reasoner::new(package)
                     .map_err(|e| anyhow!("loading the reasoner package: {e}"))?,
             ))),
-            Kind::TractFp32 => {
-                let r = checkpoint.ok_or_else(|| anyhow!("tract-fp32 needs the checkpoint"))?;
-                Ok(Predictor::Tract(TractReasoner::new(&fp32_model(r), r.dim)?))
+            Kind::TractFp32 | Kind::TractInt8 => {
+                let g = graph.ok_or_else(|| anyhow!("{kind:?} needs the reasoner's ONNX graph"))?;
+                Ok(Predictor::Tract(TractReasoner::new(g, dim)?))
             }
-            Kind::TractInt8 => bail!("the reasoner runs on --backend native or tract-fp32"),
         }
     }
 
@@ -77,38 +83,71 @@ pub fn embed_turns(
     Ok(TurnVectors { q, f })
 }
 
-/// Paths both chat commands take.
-pub struct Paths {
-    /// fp32 checkpoint directory (default models/reasoner-s).
-    pub checkpoint: Option<PathBuf>,
-    /// int8 reasoner package (default models/reasoner-s.pith, built on first use).
+/// The reasoner, its engine and its encoder: the arguments both chat commands take.
+#[derive(clap::Args)]
+pub struct Engine {
+    /// Reasoner checkpoint directory, for tract-fp32 and for the gate (reasoner.json +
+    /// model.safetensors + gate.json; default: models/reasoner-s of this repository).
+    #[arg(long)]
+    pub reasoner: Option<PathBuf>,
+    /// Integer reasoner package, for native (default: models/reasoner-s.pith, built on first use
+    /// by `pith quantize models/reasoner-s`).
+    #[arg(long)]
     pub package: Option<PathBuf>,
-    /// Encoder package (default models/tier-s.pith, built on first use).
+    /// QDQ ONNX graph of the integer reasoner, for tract-int8 (default:
+    /// models/reasoner-s.int8.onnx, built with the package).
+    #[arg(long)]
+    pub qdq: Option<PathBuf>,
+    /// Encoder package the reasoner was trained on (embeds every turn, natively; default:
+    /// models/tier-s.pith, built on first use).
+    #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Engine of the reasoner: native (the integer package, the device's arithmetic, byte for
+    /// byte), tract-fp32 (the fp32 checkpoint's ONNX graph) or tract-int8 (the QDQ graph). All
+    /// read the encoder's int8 turn vectors.
+    #[arg(long, value_enum, default_value_t = Kind::Native)]
+    pub backend: Kind,
 }
 
 /// What the chat commands load: the bytes the predictor and the encoder borrow.
 pub struct Loaded {
-    /// The fp32 checkpoint (loaded for tract-fp32 only).
-    pub checkpoint: Option<Reasoner>,
+    /// The ONNX graph tract runs (fp32 from the checkpoint, or the QDQ file).
+    pub graph: Option<ModelProto>,
     pub reasoner_bytes: Vec<u8>,
     pub encoder_bytes: Vec<u8>,
     pub encoder_path: PathBuf,
+    /// The checkpoint's calibrated gate, when it has one.
+    pub gate: Option<f32>,
+    /// The checkpoint directory.
+    pub checkpoint_dir: PathBuf,
 }
 
-impl Paths {
-    /// Loads what `kind` needs, building default packages on first use.
-    pub fn load(&self, kind: Kind) -> Result<Loaded> {
+impl Engine {
+    /// Loads what the engine needs, building default packages on first use.
+    pub fn load(&self) -> Result<Loaded> {
+        let kind = self.backend;
         let root = crate::defaults::repo_root();
-        let checkpoint = match kind {
-            Kind::TractFp32 => Some(Reasoner::load(
-                &self
-                    .checkpoint
-                    .clone()
-                    .unwrap_or_else(|| root.join(DEFAULT_DIR)),
-            )?),
-            _ => None,
+        let checkpoint_dir = self
+            .reasoner
+            .clone()
+            .unwrap_or_else(|| root.join(DEFAULT_DIR));
+        let graph = match kind {
+            Kind::TractFp32 => Some(fp32_model(&Reasoner::load(&checkpoint_dir)?)?),
+            Kind::TractInt8 => {
+                let p = match &self.qdq {
+                    Some(p) => p.clone(),
+                    None => crate::artifacts::reasoner_qdq()?,
+                };
+                let bytes =
+                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                Some(
+                    ModelProto::decode(bytes.as_slice())
+                        .with_context(|| format!("{}: not an ONNX model", p.display()))?,
+                )
+            }
+            Kind::Native => None,
         };
+        let gate = super::load_gate(&checkpoint_dir)?;
         let reasoner_bytes = match kind {
             Kind::Native => {
                 let p = match &self.package {
@@ -125,22 +164,40 @@ impl Paths {
         };
         let encoder_bytes = crate::artifacts::read_package(Some(&encoder_path))?;
         Ok(Loaded {
-            checkpoint,
+            graph,
             reasoner_bytes,
             encoder_bytes,
             encoder_path,
+            gate,
+            checkpoint_dir,
         })
     }
 }
 
 impl Loaded {
+    /// The calibrated refinement gate, or an error naming where it should be.
+    pub fn gate(&self) -> Result<f32> {
+        self.gate.ok_or_else(|| {
+            anyhow!(
+                "{} has no {} (the calibrated refinement gate); pass --refine-below",
+                self.checkpoint_dir.display(),
+                super::GATE_FILE
+            )
+        })
+    }
+
     /// The encoder (native) and the predictor of `kind`, checked to agree on the dimension.
     pub fn open(&self, kind: Kind) -> Result<(crate::backend::Embedder<'_>, Predictor<'_>)> {
         let enc = crate::backend::Embedder::new(&self.encoder_bytes, Kind::Native, None)?;
-        let pred = Predictor::new(kind, &self.reasoner_bytes, self.checkpoint.as_ref())?;
+        let pred = Predictor::new(
+            kind,
+            &self.reasoner_bytes,
+            self.graph.as_ref(),
+            enc.model.dim(),
+        )?;
         let dim = match &pred {
             Predictor::Native(r) => r.dim(),
-            Predictor::Tract(_) => self.checkpoint.as_ref().map_or(0, |c| c.dim),
+            Predictor::Tract(t) => t.dim(),
         };
         if enc.model.dim() != dim {
             bail!(
