@@ -103,9 +103,16 @@ pub fn run(a: Args) -> Result<()> {
             println!("(context cleared)");
         }
     };
+    let session = Session {
+        a: &a,
+        loaded: &loaded,
+        bank_path: &bank_path,
+        bank_bytes: &bank_bytes,
+        turns: &turns,
+    };
     match a.engine.backend {
-        Kind::Native => native(&a, &loaded, &bank_path, &bank_bytes, &turns, print, reset),
-        _ => float(&a, &loaded, &bank_path, &bank_bytes, &turns, print, reset),
+        Kind::Native => native(&session, print, reset),
+        _ => float(&session, print, reset),
     }
 }
 
@@ -120,21 +127,43 @@ struct Said {
     lines: String,
 }
 
+/// What both engines' loops read.
+struct Session<'s> {
+    a: &'s Args,
+    loaded: &'s crate::reasoner::predictor::Loaded,
+    bank_path: &'s std::path::Path,
+    bank_bytes: &'s [u8],
+    turns: &'s [&'s str],
+}
+
+type Parts<'s> = (
+    &'s Args,
+    &'s crate::reasoner::predictor::Loaded,
+    &'s std::path::Path,
+    &'s [u8],
+    &'s [&'s str],
+);
+
+impl<'s> Session<'s> {
+    fn parts(&self) -> Parts<'s> {
+        (
+            self.a,
+            self.loaded,
+            self.bank_path,
+            self.bank_bytes,
+            self.turns,
+        )
+    }
+}
+
 fn bank_error(path: &std::path::Path, e: pith_runtime::Error) -> anyhow::Error {
     anyhow!("{}: {e} (rebuild it with `pith kb build`)", path.display())
 }
 
 /// The integer reasoner through the runtime's console `chat`, the code the device runs: the
 /// same answers, scores, refinements and prediction digests, byte for byte.
-fn native(
-    a: &Args,
-    loaded: &crate::reasoner::predictor::Loaded,
-    bank_path: &std::path::Path,
-    bank_bytes: &[u8],
-    turns: &[&str],
-    print: impl Fn(&str, &Said),
-    reset: impl Fn(),
-) -> Result<()> {
+fn native(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Result<()> {
+    let (a, loaded, bank_path, bank_bytes, turns) = s.parts();
     let model = pith_runtime::Model::new(&loaded.encoder_bytes)
         .map_err(|e| anyhow!("{}: {e}", loaded.encoder_path.display()))?;
     let reasoner = pith_runtime::Reasoner::new(&loaded.reasoner_bytes)
@@ -196,15 +225,8 @@ fn native(
 }
 
 /// A tract engine (float reference): the same steps in f32, refinement by float cosines.
-fn float(
-    a: &Args,
-    loaded: &crate::reasoner::predictor::Loaded,
-    bank_path: &std::path::Path,
-    bank_bytes: &[u8],
-    turns: &[&str],
-    print: impl Fn(&str, &Said),
-    reset: impl Fn(),
-) -> Result<()> {
+fn float(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Result<()> {
+    let (a, loaded, bank_path, bank_bytes, turns) = s.parts();
     let (mut enc, pred) = loaded.open(a.engine.backend)?;
     let bank = Bank::for_model(bank_bytes, &enc.model).map_err(|e| bank_error(bank_path, e))?;
     if bank.is_empty() {
