@@ -462,3 +462,34 @@ fn qdq_onnx_follows_the_integer_reasoner() {
         "mean {mean:.5}, worst {worst:.5}"
     );
 }
+
+/// The default response bank (`pith artifacts`, or the first `pith chat`) holds 4,000 distinct
+/// training turns embedded by Tier S, and `pith chat` answers from it without being told.
+#[test]
+fn default_response_bank_holds_training_turns() {
+    use pith_tools::artifacts::{chat_bank, package, CHAT_BANK_SENTENCES, TIER_S};
+    let bytes = std::fs::read(chat_bank().unwrap()).unwrap();
+    let enc = std::fs::read(package(TIER_S).unwrap()).unwrap();
+    let model = pith_runtime::Model::new(&enc).unwrap();
+    let bank = pith_runtime::kb::Bank::for_model(&bytes, &model).unwrap();
+    assert_eq!(bank.len(), CHAT_BANK_SENTENCES);
+    let train: std::collections::HashSet<String> =
+        pith_tools::reasoner::eval::read_conversations(&chitchat("train"))
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|t| pith_tools::kb::source::one_line(&t))
+            .collect();
+    let mut texts = std::collections::HashSet::new();
+    for i in [0, 1, CHAT_BANK_SENTENCES / 2, CHAT_BANK_SENTENCES - 1] {
+        let t = bank.entry(i).unwrap().question.to_string();
+        let words = t.split_whitespace().count();
+        assert!((3..=25).contains(&words), "{t:?}");
+        assert!(train.contains(&t), "{t:?} is not a training turn");
+        assert!(texts.insert(t));
+    }
+    let out = run(&["chat", "--json", "hi! how are you doing today?"]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let answer = v["answer"].as_str().unwrap();
+    assert!(train.contains(answer), "{answer:?}");
+}

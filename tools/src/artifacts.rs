@@ -152,7 +152,8 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
 }
 
 /// Builds every default artifact the boards and tests link: the default package and its ONNX
-/// exports, each board's default package with its StackFAQ bank, and Tier S.
+/// exports, each board's default package with its StackFAQ bank, Tier S, and the reasoner with
+/// its response bank.
 pub fn build_all() -> Result<()> {
     default_artifacts()?;
     let mut done: Vec<&str> = Vec::new();
@@ -168,9 +169,11 @@ pub fn build_all() -> Result<()> {
     let train = defaults::repo_root().join(crate::cmd::quantize_reasoner::TRAIN);
     if train.is_file() {
         package(REASONER_S)?;
+        chat_bank()?;
     } else {
         eprintln!(
-            "pith: {} is missing (scripts/fetch-chitchat.sh writes it): {REASONER_S} not built",
+            "pith: {} is missing (scripts/fetch-chitchat.sh writes it): {REASONER_S} and \
+             {CHAT_BANK} not built",
             train.display()
         );
     }
@@ -194,6 +197,59 @@ pub fn bank_for(package: &Path) -> Result<PathBuf> {
         let (bank, _) = crate::kb::build_stackfaq(&model)?;
         crate::output::write_whole(&path, &bank)?;
     }
+    Ok(path)
+}
+
+/// The response bank `chat` answers from by default, for the Tier S encoder.
+pub const CHAT_BANK: &str = "models/reasoner-s.pithkb";
+/// Sentences in it.
+pub const CHAT_BANK_SENTENCES: usize = 4000;
+
+/// The default response bank, built on first use (and again when Tier S changed): the first
+/// [`CHAT_BANK_SENTENCES`] distinct 3–25-word turns of the chit-chat training split, shuffled
+/// with a fixed seed, embedded by Tier S, 4-bit vectors, never abstaining.
+pub fn chat_bank() -> Result<PathBuf> {
+    let root = defaults::repo_root();
+    let tier_s = package(TIER_S)?;
+    let path = root.join(CHAT_BANK);
+    let bytes = std::fs::read(&tier_s).with_context(|| format!("reading {}", tier_s.display()))?;
+    let model = pith_runtime::Model::new(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", tier_s.display()))?;
+    let fresh = || {
+        std::fs::read(&path)
+            .ok()
+            .is_some_and(|b| pith_runtime::kb::Bank::for_model(&b, &model).is_ok())
+    };
+    build_once(&lock_path(), fresh, || {
+        let train = root.join(crate::cmd::quantize_reasoner::TRAIN);
+        eprintln!(
+            "pith: building the response bank {CHAT_BANK} from {} ...",
+            train.display()
+        );
+        let mut keep: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for turn in crate::reasoner::eval::read_conversations(&train)?
+            .into_iter()
+            .flatten()
+        {
+            let t = crate::kb::source::one_line(&turn);
+            if (3..=25).contains(&t.split_whitespace().count()) && seen.insert(t.clone()) {
+                keep.push(t);
+            }
+        }
+        // Fisher-Yates with the evaluation's seeded generator: the same bank on every machine.
+        let mut rng = crate::reasoner::eval::SplitMix::new(0);
+        for i in (1..keep.len()).rev() {
+            keep.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        keep.truncate(CHAT_BANK_SENTENCES);
+        let entries = crate::kb::source::parse_text(&keep.join("\n"));
+        let options = pith_runtime::kb::BankOptions {
+            model_tag: pith_runtime::kb::package_tag(model.package()),
+            ..Default::default()
+        };
+        crate::output::write_whole(&path, &crate::kb::build(&model, &entries, options)?)
+    })?;
     Ok(path)
 }
 

@@ -20,6 +20,18 @@ pub struct Dims {
     pub ffn: usize,
 }
 
+impl Dims {
+    /// The shapes of a run of `tokens` rows through the layers `m` describes.
+    pub fn of(m: &crate::format::ModelConfig, tokens: usize) -> Self {
+        Dims {
+            tokens,
+            hidden: m.hidden as usize,
+            heads: m.heads as usize,
+            ffn: m.ffn as usize,
+        }
+    }
+}
+
 /// Scratch buffers carved from the arena.
 pub struct Scratch<'s> {
     /// Residual stream, [tokens, hidden].

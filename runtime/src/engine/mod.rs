@@ -129,17 +129,11 @@ impl<'a> Model<'a> {
     /// i32 words of arena [`Model::embed`] needs for inputs of up to `max_tokens` tokens.
     pub fn arena_words(&self, max_tokens: usize) -> usize {
         let m = &self.header().model;
-        let (t, h, f) = (max_tokens, m.hidden as usize, m.ffn as usize);
+        let (t, h) = (max_tokens, m.hidden as usize);
         if let Net::Static(_) = self.net {
             return t + static_model::scratch_words(h); // ids + one i32 accumulator row
         }
-        let d = Dims {
-            tokens: t,
-            hidden: h,
-            heads: m.heads as usize,
-            ffn: f,
-        };
-        t + Scratch::words(d) // ids, then the layers' scratch
+        t + Scratch::words(Dims::of(m, t)) // ids, then the layers' scratch
     }
 
     /// Embeds `text` into `out` (int8, length [`Model::dim`]); returns the number of tokens used.
@@ -175,7 +169,7 @@ impl<'a> Model<'a> {
         mut observe: F,
     ) -> Result<()> {
         let m = self.header().model;
-        let (tn, h, f) = (ids.len(), m.hidden as usize, m.ffn as usize);
+        let (tn, h) = (ids.len(), m.hidden as usize);
         if out.len() != h {
             return Err(Error::OutputSizeMismatch);
         }
@@ -192,12 +186,7 @@ impl<'a> Model<'a> {
                 return Ok(());
             }
         };
-        let d = Dims {
-            tokens: tn,
-            hidden: h,
-            heads: m.heads as usize,
-            ffn: f,
-        };
+        let d = Dims::of(&m, tn);
         let mut s = Scratch::carve(arena, d);
         bert::embed(ids, embed, d, &mut s);
         for (l, lv) in layers.iter().enumerate() {

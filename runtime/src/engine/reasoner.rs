@@ -100,21 +100,14 @@ impl<'a> Reasoner<'a> {
 
     /// i32 words of arena [`Reasoner::predict`] needs for a window of `turns` turns.
     pub fn arena_words(&self, turns: usize) -> usize {
-        let m = &self.header().model;
-        let (t, h, f) = (turns, m.hidden as usize, m.ffn as usize);
-        Scratch::words(Dims {
-            tokens: t,
-            hidden: h,
-            heads: m.heads as usize,
-            ffn: f,
-        })
+        Scratch::words(Dims::of(&self.header().model, turns))
     }
 
     /// Predicts the next turn's vector into `out` (int8, length [`Reasoner::dim`]) from `window`,
     /// the conversation's last 1..=[`Reasoner::window`] turn vectors, latest first.
     pub fn predict(&self, window: &[&[i8]], arena: &mut [i32], out: &mut [i8]) -> Result<()> {
         let m = self.header().model;
-        let (tn, h, f) = (window.len(), m.hidden as usize, m.ffn as usize);
+        let (tn, h) = (window.len(), m.hidden as usize);
         if out.len() != h || window.iter().any(|w| w.len() != h) {
             return Err(Error::OutputSizeMismatch);
         }
@@ -124,12 +117,7 @@ impl<'a> Reasoner<'a> {
         if arena.len() < self.arena_words(tn) {
             return Err(Error::ArenaTooSmall);
         }
-        let d = Dims {
-            tokens: tn,
-            hidden: h,
-            heads: m.heads as usize,
-            ffn: f,
-        };
+        let d = Dims::of(&m, tn);
         let mut s = Scratch::carve(arena, d);
         self.embed(window, d, &mut s);
         for lv in &self.layers {

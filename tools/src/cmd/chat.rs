@@ -26,7 +26,7 @@ pub struct Args {
     #[command(flatten)]
     pub engine: Engine,
     /// Response bank (`pith kb build` over response texts, one a line; default:
-    /// models/reasoner-s.pithkb of this repository).
+    /// models/reasoner-s.pithkb, 4,000 training turns, built on first use).
     #[arg(long)]
     pub bank: Option<PathBuf>,
     /// Refine when the best two bank sentences are closer than this (cosine; negative: never).
@@ -55,20 +55,13 @@ fn to_i8(v: &[f32]) -> Vec<i8> {
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let root = crate::defaults::repo_root();
-    let bank_path = a
-        .bank
-        .clone()
-        .unwrap_or_else(|| root.join("models/reasoner-s.pithkb"));
+    let bank_path = match &a.bank {
+        Some(p) => p.clone(),
+        None => crate::artifacts::chat_bank()?,
+    };
     let loaded = a.engine.load()?;
-    let bank_bytes = std::fs::read(&bank_path).with_context(|| {
-        format!(
-            "reading {} (build it: python3 tools/train/reasoner_bank.py, then pith kb build \
-             models/reasoner-s-responses.txt -o {} --model models/tier-s.pith --threshold -1)",
-            bank_path.display(),
-            bank_path.display()
-        )
-    })?;
+    let bank_bytes =
+        std::fs::read(&bank_path).with_context(|| format!("reading {}", bank_path.display()))?;
     let turns: Vec<String> = if a.turns.is_empty() {
         std::io::stdin()
             .lock()
