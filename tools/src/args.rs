@@ -52,9 +52,36 @@ pub fn cosine(s: &str) -> Result<f32, String> {
     f32_in(s, -1.0, 1.0)
 }
 
+/// A set of layer indices as a bit mask: `all`, `none`, or a comma list such as `0,5`.
+pub fn layers(s: &str) -> Result<u64, String> {
+    match s.trim() {
+        "all" => return Ok(u64::MAX),
+        "none" | "" => return Ok(0),
+        _ => {}
+    }
+    s.split(',').try_fold(0u64, |mask, part| {
+        let part = part.trim();
+        match part.parse::<u32>() {
+            Ok(l) if l < 64 => Ok(mask | 1 << l),
+            _ => Err(format!(
+                "`{part}` is not a layer index (0..63); give `all`, `none` or a list like 0,5"
+            )),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layer_sets_parse_or_name_the_bad_part() {
+        assert_eq!(layers("all"), Ok(u64::MAX));
+        assert_eq!(layers("none"), Ok(0));
+        assert_eq!(layers("0, 5"), Ok(0b100001));
+        assert!(layers("0,x").unwrap_err().contains("`x`"));
+        assert!(layers("64").is_err());
+    }
 
     #[test]
     fn non_finite_and_out_of_range_values_are_refused() {

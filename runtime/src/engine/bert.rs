@@ -7,7 +7,7 @@
 
 use super::layernorm::{layernorm, LnParams};
 use super::requant::{div_round, rq_i32, rq_i8};
-use super::sections::{EmbedView, LayerView, Linear};
+use super::sections::{EmbedView, Gelu, LayerView, Linear};
 use super::words_for_bytes;
 use crate::kernels::{dot_i8, matmul_i8, Epilogue};
 
@@ -18,6 +18,8 @@ pub struct Dims {
     pub hidden: usize,
     pub heads: usize,
     pub ffn: usize,
+    /// Some layer runs the 16-bit FFN: the scratch holds a second FFN activation plane.
+    pub wide: bool,
 }
 
 impl Dims {
@@ -28,7 +30,13 @@ impl Dims {
             hidden: m.hidden as usize,
             heads: m.heads as usize,
             ffn: m.ffn as usize,
+            wide: false,
         }
+    }
+
+    /// The same shapes with room for the 16-bit FFN's second activation plane when `wide`.
+    pub fn wide(self, wide: bool) -> Self {
+        Dims { wide, ..self }
     }
 }
 
@@ -41,8 +49,10 @@ pub struct Scratch<'s> {
     pub q: &'s mut [i8],
     pub k: &'s mut [i8],
     pub v: &'s mut [i8],
-    /// FFN activations, [tokens, ffn].
+    /// FFN activations, [tokens, ffn] (the high plane of the 16-bit FFN).
     pub u: &'s mut [i8],
+    /// The 16-bit FFN's low plane, [tokens, ffn] (empty unless `Dims::wide`).
+    pub u_lo: &'s mut [i8],
     /// One row of attention scores / exponentials, [tokens].
     pub scores: &'s mut [i32],
     /// One row of probabilities, [tokens].
@@ -55,7 +65,7 @@ impl<'s> Scratch<'s> {
         let (t, h, f) = (d.tokens, d.hidden, d.ffn);
         t * h // residual
             + 4 * words_for_bytes(t * h) // xm/context, q, k, v
-            + words_for_bytes(t * f) // FFN activations
+            + words_for_bytes(t * f) * (1 + d.wide as usize) // FFN activations
             + t // scores
             + words_for_bytes(t) // probabilities
     }
@@ -70,6 +80,7 @@ impl<'s> Scratch<'s> {
         let (k, rest) = rest.split_at_mut(words_for_bytes(t * h));
         let (v, rest) = rest.split_at_mut(words_for_bytes(t * h));
         let (u, rest) = rest.split_at_mut(words_for_bytes(t * f));
+        let (u_lo, rest) = rest.split_at_mut(words_for_bytes(t * f) * d.wide as usize);
         let (scores, rest) = rest.split_at_mut(t);
         let probs = &mut rest[..words_for_bytes(t)];
         Scratch {
@@ -79,6 +90,7 @@ impl<'s> Scratch<'s> {
             k: &mut bytemuck::cast_slice_mut(k)[..t * h],
             v: &mut bytemuck::cast_slice_mut(v)[..t * h],
             u: &mut bytemuck::cast_slice_mut(u)[..t * f],
+            u_lo: &mut bytemuck::cast_slice_mut(u_lo)[..t * f * d.wide as usize],
             scores,
             probs: &mut bytemuck::cast_slice_mut(probs)[..t],
         }
@@ -114,9 +126,10 @@ pub type Fast = crate::kernels::packed::PackedLinear;
 #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
 pub type Fast = core::convert::Infallible;
 
-/// A layer's six linears in order: Q, K, V, output, FFN up, FFN down.
+/// A layer's linears in order: Q, K, V, output, FFN up, FFN down, and FFN down's low-plane pass
+/// of the 16-bit FFN.
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub const LINEARS: usize = 6;
+pub const LINEARS: usize = 7;
 
 /// `epi` ← `x[t] . w[n]` for every token and channel: on the host's packed kernel when the layer
 /// has one, else on the scalar-oracle matmul (the device's path). Both give the same bytes.
@@ -142,6 +155,37 @@ pub fn linear(
         let (m, sh) = lin.rq.rq(j);
         epi.store(t * n + j, acc as i64 + lin.b.at(j) as i64, m, sh);
     });
+}
+
+/// The low-plane pass of the 16-bit FFN's down projection: `xr +=sat rq_i32(lo · w)` with each
+/// channel's multiplier over 2^7 and no bias (the high-plane pass added it).
+fn down_low(
+    lin: &Linear<'_>,
+    fast: Option<&Fast>,
+    lo: &[i8],
+    (k, n, tokens): (usize, usize, usize),
+    xr: &mut [i32],
+) {
+    #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    if let Some(p) = fast {
+        if !crate::kernels::scalar_forced() {
+            p.run(lo, tokens, &mut Epilogue::Residual(xr));
+            return;
+        }
+    }
+    #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    let _ = fast;
+    let mut epi = Epilogue::Residual(xr);
+    matmul_i8(lo, lin.w, k, tokens, n, |t, j, acc| {
+        let (m, sh) = low_rq(lin.rq.rq(j));
+        epi.store(t * n + j, acc as i64, m, sh);
+    });
+}
+
+/// The low plane's requantization from the high plane's: the same multiplier, 7 more bits of shift.
+#[inline(always)]
+pub fn low_rq((m, sh): (i32, i32)) -> (i32, i32) {
+    (m, sh.saturating_add(7))
 }
 
 /// One encoder layer, in place on `s.xr` / `s.xm`.
@@ -173,14 +217,14 @@ pub fn layer(
                 score_rq: (sm, ssh),
                 ctx_rq: (cm, csh),
             };
-            let softmax = |sc: &mut [i32], p: &mut [u8]| softmax_row(sc, p, e);
+            let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
             crate::kernels::x86_attn::head(&head, s.q, s.k, s.v, softmax, ctx)
         });
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     let done = false;
     if !done {
         let shape = (tn, h, d.heads);
-        let softmax = |sc: &mut [i32], p: &mut [u8]| softmax_row(sc, p, e);
+        let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
         let bufs = (&mut *s.scores, &mut *s.probs);
         attention(
             s.q,
@@ -205,9 +249,21 @@ pub fn layer(
     }
 
     // FFN: up + GELU table into u, then down added into the residual.
-    let up = Epilogue::Gelu(s.u, lv.gelu);
-    linear(&lv.up, fast(4), s.xm, h, f, tn, up);
-    linear(&lv.down, fast(5), s.u, f, h, tn, Epilogue::Residual(s.xr));
+    match lv.gelu {
+        Gelu::I8(table) => {
+            linear(&lv.up, fast(4), s.xm, h, f, tn, Epilogue::Gelu(s.u, table));
+            linear(&lv.down, fast(5), s.u, f, h, tn, Epilogue::Residual(s.xr));
+        }
+        Gelu::I16(table) => {
+            let (hi, lo) = (&mut *s.u, &mut *s.u_lo);
+            let up = Epilogue::Gelu16 { hi, lo, table };
+            linear(&lv.up, fast(4), s.xm, h, f, tn, up);
+            // x·w = 128·(hi·w) + lo·w: the high plane with the package's bias and requantization
+            // (units of 128), then the low plane without bias, its multiplier 2^-7 of the high one.
+            linear(&lv.down, fast(5), s.u, f, h, tn, Epilogue::Residual(s.xr));
+            down_low(&lv.down, fast(6), s.u_lo, (f, h, tn), s.xr);
+        }
+    }
     let ln2 = LnParams::new(lv.ln2, h);
     for t in 0..tn {
         layernorm(
@@ -219,9 +275,10 @@ pub fn layer(
 }
 
 /// Scaled dot-product attention, the scalar oracle: for every token and head,
-/// `ctx = rq_i8(softmax(rq_i32(q · kᵀ)) · v)`, with `softmax` one row at a time.
+/// `ctx = rq_i8(softmax(rq_i32(q · kᵀ)) · v)`, with `softmax` one row at a time returning the
+/// sum its probabilities are divided by ([`ctx_rq`]).
 #[allow(clippy::too_many_arguments)]
-pub fn attention<F: FnMut(&mut [i32], &mut [u8])>(
+pub fn attention<F: FnMut(&[i32], &mut [u8]) -> u32>(
     q: &[i8],
     k: &[i8],
     v: &[i8],
@@ -240,7 +297,7 @@ pub fn attention<F: FnMut(&mut [i32], &mut [u8])>(
                 let krow = &k[u * h + hd * dh..u * h + (hd + 1) * dh];
                 *sc = rq_i32(dot_i8(qrow, krow) as i64, sm, ssh);
             }
-            softmax(&mut scores[..tn], &mut probs[..tn]);
+            let (rm, rsh) = ctx_rq((cm, csh), softmax(&scores[..tn], &mut probs[..tn]));
             // context[t, head] = sum_u p[u] * v[u, head]
             let mut acc = [0i32; MAX_HEAD_DIM];
             for (u, &p) in probs[..tn].iter().enumerate() {
@@ -254,39 +311,41 @@ pub fn attention<F: FnMut(&mut [i32], &mut [u8])>(
             }
             let out = &mut ctx[t * h + hd * dh..t * h + (hd + 1) * dh];
             for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                *o = rq_i8(a as i64, cm, csh);
+                *o = rq_i8(a as i64, rm, rsh);
             }
         }
     }
 }
 
-/// Softmax of one row of requantized scores into u8 probabilities (summing to about 255): the
-/// table exponential of each score's distance to the row maximum, divided by their sum, rounded.
-/// `scores` is overwritten with the exponentials.
-pub fn softmax_row(scores: &mut [i32], probs: &mut [u8], e: &EmbedView<'_>) {
+/// Softmax of one row of requantized scores, up to its normalization: each probability is the
+/// table exponential of the score's distance to the row maximum on a grid of 1/255 of the
+/// maximum's (so the maximum itself is 255), and the row's sum is returned for the
+/// context to divide by ([`ctx_rq`]). Relative to the maximum, a flat row over many tokens keeps
+/// 8 bits per probability where probabilities over the sum would keep one or two.
+pub fn softmax_row(scores: &[i32], probs: &mut [u8], e: &EmbedView<'_>) -> u32 {
     let max = scores.iter().copied().max().unwrap_or(0);
     let mut sum: u32 = 0;
-    for sc in scores.iter_mut() {
-        let ex = e.exp_at(max.saturating_sub(*sc) as usize);
-        *sc = ex as i32;
-        sum = sum.saturating_add(ex);
+    for (p, &sc) in probs.iter_mut().zip(scores) {
+        // round(ex · 255 / 65535) for the table's Q16 entries (65535 → 255), without a division.
+        let q = ((e.exp_at(max.saturating_sub(sc) as usize) * 255 + 32768) >> 16).min(255);
+        *p = q as u8;
+        sum += q;
     }
-    let sum = sum.max(1);
-    for (p, &ex) in probs.iter_mut().zip(scores.iter()) {
-        *p = prob_u8(ex as u32, sum);
-    }
+    sum
 }
 
-/// `round(ex · 255 / sum)` capped at 255, as `(ex·255 + sum/2) / sum` in u64. Table entries are
-/// u16, so while `sum` < 2^31 the numerator is below 2^32 and one 32-bit division (a single UDIV
-/// on Cortex-M3 and up, instead of a 64-bit library division) gives the same quotient.
-#[inline(always)]
-fn prob_u8(ex: u32, sum: u32) -> u8 {
-    if ex <= u16::MAX as u32 && sum < 1 << 31 {
-        ((ex * 255 + sum / 2) / sum).min(255) as u8
-    } else {
-        ((ex as u64 * 255 + sum as u64 / 2) / sum as u64).min(255) as u8
-    }
+/// The context requantization of one row whose probabilities sum to `sum`: the layer's `(m, shift)`
+/// (for probabilities summing to 255) times `255 / sum`, as `(m', shift + k)` with `k` the largest
+/// such that `255·2^k <= sum`, which keeps `m'` within `m` and its precision at 31 bits.
+#[inline]
+pub fn ctx_rq((m, shift): (i32, i32), sum: u32) -> (i32, i32) {
+    let s = sum.max(1);
+    let k = (s / 255).max(1).ilog2();
+    let m2 = div_round(((m as i64) * 255) << k, s as i64);
+    (
+        m2.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+        shift.saturating_add(k as i32),
+    )
 }
 
 /// Largest attention head width the encoder supports (validated at load).
@@ -313,21 +372,26 @@ pub fn pool(xr: &[i32], tokens: usize, hidden: usize, cls: bool, out: &mut [i8])
 
 #[cfg(test)]
 mod tests {
-    use super::prob_u8;
+    use super::ctx_rq;
 
-    /// The 32-bit division gives the u64 formula's probability for every table value and sum.
+    /// A row summing to 255 keeps the layer's constants; any other sum scales them by 255/sum to
+    /// within one unit of the multiplier's last place, and the multiplier never grows.
     #[test]
-    fn prob_u8_equals_the_u64_formula() {
-        let mut sums: Vec<u32> = (1..3000).collect();
-        sums.extend([65_535, 65_536, 1 << 24, (1 << 31) - 1, 1 << 31, u32::MAX]);
-        for sum in sums {
-            for ex in (0..=u16::MAX as u32)
-                .step_by(97)
-                .chain([u16::MAX as u32, 1 << 20])
-            {
-                let want = ((ex as u64 * 255 + sum as u64 / 2) / sum as u64).min(255) as u8;
-                assert_eq!(prob_u8(ex, sum), want, "{ex} / {sum}");
+    fn ctx_rq_divides_by_the_row_sum() {
+        for m in [1 << 30, 1_518_500_250, i32::MAX, 3] {
+            assert_eq!(ctx_rq((m, 20), 255), (m, 20));
+            for sum in (255..100_000).step_by(37).chain([255 * 128, u32::MAX]) {
+                let (m2, sh2) = ctx_rq((m, 20), sum);
+                assert!(m2 <= m && sh2 >= 20, "{m} {sum}");
+                let want = m as f64 * 255.0 / sum as f64 / 2f64.powi(20);
+                let got = m2 as f64 / 2f64.powi(sh2);
+                assert!(
+                    (got - want).abs() <= want * 1e-8 + 2f64.powi(-sh2),
+                    "{m} {sum}"
+                );
             }
         }
+        // A hostile table can make a row sum to 0: no division by zero, no overflow.
+        assert_eq!(ctx_rq((i32::MAX, 3), 0).1, 3);
     }
 }

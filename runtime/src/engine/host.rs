@@ -1,7 +1,7 @@
 //! Host only: repacks every linear of a validated BERT package for the x86-64 or aarch64 kernels,
 //! once at load.
 
-use super::bert::{Fast, LINEARS};
+use super::bert::{low_rq, Fast, LINEARS};
 use super::sections::{LayerView, Linear};
 use crate::error::Result;
 use crate::format::Package;
@@ -13,7 +13,13 @@ fn pack_one(lin: &Linear<'_>, n: usize, k: usize) -> Option<PackedLinear> {
     PackedLinear::new(lin.w, &bias, &rq, n, k)
 }
 
-/// Every layer's six linears, packed for this CPU (`None` where no host kernel applies, which
+/// The 16-bit FFN's low-plane pass of FFN down: the same weights, no bias, `low_rq`.
+fn pack_low(lin: &Linear<'_>, n: usize, k: usize) -> Option<PackedLinear> {
+    let rq: Vec<(i32, i32)> = (0..n).map(|j| low_rq(lin.rq.rq(j))).collect();
+    PackedLinear::new(lin.w, &vec![0; n], &rq, n, k)
+}
+
+/// Every layer's linears, packed for this CPU (`None` where no host kernel applies, which
 /// leaves that linear on the scalar path).
 pub fn pack(
     p: &Package<'_>,
@@ -31,6 +37,10 @@ pub fn pack(
                 pack_one(&v.o, hidden, hidden),
                 pack_one(&v.up, ffn, hidden),
                 pack_one(&v.down, hidden, ffn),
+                v.gelu
+                    .wide()
+                    .then(|| pack_low(&v.down, hidden, ffn))
+                    .flatten(),
             ])
         })
         .collect()

@@ -133,7 +133,7 @@ impl<'a> Model<'a> {
         if let Net::Static(_) = self.net {
             return t + static_model::scratch_words(h); // ids + one i32 accumulator row
         }
-        t + Scratch::words(Dims::of(m, t)) // ids, then the layers' scratch
+        t + Scratch::words(self.dims(t)) // ids, then the layers' scratch
     }
 
     /// Embeds `text` into `out` (int8, length [`Model::dim`]); returns the number of tokens used.
@@ -186,7 +186,7 @@ impl<'a> Model<'a> {
                 return Ok(());
             }
         };
-        let d = Dims::of(&m, tn);
+        let d = self.dims(tn);
         let mut s = Scratch::carve(arena, d);
         bert::embed(ids, embed, d, &mut s);
         for (l, lv) in layers.iter().enumerate() {
@@ -195,6 +195,15 @@ impl<'a> Model<'a> {
         }
         bert::pool(s.xr, tn, h, m.pooling == Pooling::Cls, out);
         Ok(())
+    }
+
+    /// The shapes of a run of `tokens` tokens through the layers.
+    fn dims(&self, tokens: usize) -> Dims {
+        let wide = match &self.net {
+            Net::Bert(_, layers) => layers.iter().any(|l| l.gelu.wide()),
+            Net::Static(_) => false,
+        };
+        Dims::of(&self.header().model, tokens).wide(wide)
     }
 
     /// Layer `l`'s repacked linears (none on the device).

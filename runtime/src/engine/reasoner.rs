@@ -100,7 +100,7 @@ impl<'a> Reasoner<'a> {
 
     /// i32 words of arena [`Reasoner::predict`] needs for a window of `turns` turns.
     pub fn arena_words(&self, turns: usize) -> usize {
-        Scratch::words(Dims::of(&self.header().model, turns))
+        Scratch::words(self.dims(turns))
     }
 
     /// Predicts the next turn's vector into `out` (int8, length [`Reasoner::dim`]) from `window`,
@@ -117,7 +117,7 @@ impl<'a> Reasoner<'a> {
         if arena.len() < self.arena_words(tn) {
             return Err(Error::ArenaTooSmall);
         }
-        let d = Dims::of(&m, tn);
+        let d = self.dims(tn);
         let mut s = Scratch::carve(arena, d);
         self.embed(window, d, &mut s);
         for lv in &self.layers {
@@ -142,6 +142,12 @@ impl<'a> Reasoner<'a> {
     }
 
     /// Input LayerNorm, position add and embedding LayerNorm for every turn of the window.
+    /// The shapes of a window of `turns` turns.
+    fn dims(&self, turns: usize) -> Dims {
+        let wide = self.layers.iter().any(|l| l.gelu.wide());
+        Dims::of(&self.header().model, turns).wide(wide)
+    }
+
     fn embed(&self, window: &[&[i8]], d: Dims, s: &mut Scratch<'_>) {
         let h = d.hidden;
         let (in_ln, emb_ln) = (

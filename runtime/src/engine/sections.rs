@@ -5,6 +5,7 @@ use crate::format::layout::{
     LinearSections, DOWN, GELU_LEN, K_PROJ, LAYER_SCALARS, LN_ROWS, O, Q, UP, V,
 };
 use crate::format::{DType, Package, SectionKind};
+use crate::kernels::epilogue::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 
 /// Little-endian i32 array read in place (no alignment needed).
 #[derive(Clone, Copy)]
@@ -53,9 +54,41 @@ pub struct LayerView<'a> {
     pub down: Linear<'a>,
     pub ln1: &'a [u8],
     pub ln2: &'a [u8],
-    pub gelu: &'a [i8],
+    pub gelu: Gelu<'a>,
     /// score (mult, shift), context (mult, shift), GELU zero point.
     pub scalars: I32s<'a>,
+}
+
+/// A layer's GELU: which of the two FFN precisions the layer runs at.
+#[derive(Clone, Copy)]
+pub enum Gelu<'a> {
+    /// int8 in, int8 out: 256 entries indexed by `x + 128` (`GeluTable`).
+    I8(&'a [i8]),
+    /// 16 bits in, 15 bits out (`GeluTable16`, see [`crate::kernels::epilogue::gelu16`]); FFN
+    /// down runs on the two int8 planes of its output.
+    I16(&'a [u8]),
+}
+
+impl<'a> Gelu<'a> {
+    /// The layer's table: the 16-bit one when the package has it, else the int8 one.
+    fn resolve(p: &Package<'a>, l: u16) -> Result<Self> {
+        if p.find(SectionKind::GeluTable16, l).is_some() {
+            let t = p.tensor(SectionKind::GeluTable16, l, DType::I32, 1, GELU16_KNOTS)?;
+            // Knots on the output range keep every kernel's interpolation exact in i32.
+            let knots = I32s(t);
+            if (0..GELU16_KNOTS).any(|k| !(GELU16_MIN..=GELU16_MAX).contains(&knots.at(k))) {
+                return Err(Error::PackageBadSection);
+            }
+            return Ok(Gelu::I16(t));
+        }
+        let t = p.tensor(SectionKind::GeluTable, l, DType::I8, 1, GELU_LEN)?;
+        Ok(Gelu::I8(as_i8(t)))
+    }
+
+    /// True for the 16-bit FFN.
+    pub fn wide(&self) -> bool {
+        matches!(self, Gelu::I16(_))
+    }
 }
 
 /// Resolves and shape-checks one linear's three sections.
@@ -87,7 +120,7 @@ impl<'a> LayerView<'a> {
             down: linear(p, l, DOWN, hidden, ffn)?,
             ln1: p.tensor(Ln1, l, DType::I64, LN_ROWS, hidden)?,
             ln2: p.tensor(Ln2, l, DType::I64, LN_ROWS, hidden)?,
-            gelu: as_i8(p.tensor(GeluTable, l, DType::I8, 1, GELU_LEN)?),
+            gelu: Gelu::resolve(p, l)?,
             scalars: I32s(p.tensor(LayerScalars, l, DType::I32, 1, LAYER_SCALARS)?),
         })
     }

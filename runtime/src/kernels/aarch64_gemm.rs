@@ -29,7 +29,7 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::epilogue::Epilogue;
+use super::epilogue::{gelu16, planes, Epilogue};
 use super::packed::{Isa, Line, PackedLinear, BLOCK};
 
 /// Tokens per SDOT tile (4 tokens × 4 registers = 16 accumulators).
@@ -345,6 +345,7 @@ fn epilogue_block(
     let len = match epi {
         Epilogue::I8(o) | Epilogue::Gelu(o, _) => o.len(),
         Epilogue::Residual(r) => r.len(),
+        Epilogue::Gelu16 { hi, lo, .. } => hi.len().min(lo.len()),
     };
     let consts = (
         p.bias.get(base..base + BLOCK),
@@ -395,6 +396,23 @@ fn epilogue_block(
         Epilogue::I8(out) => {
             // SAFETY: `at + 16 <= out.len()` (checked above).
             unsafe { vst1q_s8(out.as_mut_ptr().add(at), i8_lanes(&r)) };
+        }
+        Epilogue::Gelu16 {
+            hi: oh,
+            lo: ol,
+            table,
+        } => {
+            let mut v = [0i32; BLOCK];
+            for (q, &x) in r.iter().enumerate() {
+                // SAFETY: lanes 4q..4q+4 of 16.
+                unsafe { vst1q_s32(v.as_mut_ptr().add(4 * q), x) };
+            }
+            // `rq_i32` saturated to i32 here; the i16 clamp of `gelu16` makes that the same input.
+            for (c, &x) in v.iter().enumerate() {
+                let (h, l) = planes(gelu16(x as i64, table));
+                oh[at + c] = h;
+                ol[at + c] = l;
+            }
         }
         Epilogue::Gelu(out, table) => {
             let mut v = [0i8; BLOCK];

@@ -263,6 +263,7 @@ impl PackedLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::epilogue::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
     use crate::kernels::generic;
     use proptest::prelude::*;
 
@@ -299,6 +300,8 @@ mod tests {
         rq: Vec<(i32, i32)>,
         xr: Vec<i32>,
         table: Vec<i8>,
+        /// A 16-bit GELU table's bytes (knots within the output range, as validation requires).
+        table16: Vec<u8>,
     }
 
     fn case(max_n: usize, max_k: usize) -> impl Strategy<Value = Case> {
@@ -327,9 +330,13 @@ mod tests {
                         tokens * n,
                     ),
                     proptest::collection::vec(any::<i8>(), 256),
+                    proptest::collection::vec(
+                        prop_oneof![Just(GELU16_MIN), Just(GELU16_MAX), GELU16_MIN..=GELU16_MAX],
+                        GELU16_KNOTS,
+                    ),
                 )
             })
-            .prop_map(|((n, k, tokens), x, w, bias, rq, xr, table)| Case {
+            .prop_map(|((n, k, tokens), x, w, bias, rq, xr, table, knots)| Case {
                 n,
                 k,
                 tokens,
@@ -339,6 +346,7 @@ mod tests {
                 rq,
                 xr,
                 table,
+                table16: knots.iter().flat_map(|v| v.to_le_bytes()).collect(),
             })
     }
 
@@ -377,6 +385,26 @@ mod tests {
             &mut Epilogue::Gelu(&mut b, &c.table),
         );
         prop_assert_eq!(&a, &b, "gelu epilogue");
+        let table = &c.table16[..];
+        let (mut ah, mut al, mut bh, mut bl) = (
+            vec![0i8; len],
+            vec![0i8; len],
+            vec![0i8; len],
+            vec![0i8; len],
+        );
+        let mut got = Epilogue::Gelu16 {
+            hi: &mut ah,
+            lo: &mut al,
+            table,
+        };
+        p.run(&c.x, c.tokens, &mut got);
+        let mut want = Epilogue::Gelu16 {
+            hi: &mut bh,
+            lo: &mut bl,
+            table,
+        };
+        oracle(&c.x, &c.w, &c.bias, &c.rq, dims, &mut want);
+        prop_assert_eq!((&ah, &al), (&bh, &bl), "gelu16 epilogue");
         Ok(())
     }
 

@@ -11,6 +11,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::engine::bert::ctx_rq;
+
 /// Longest sentence and widest head this path takes (longer ones stay on the scalar path).
 pub const MAX_TOKENS: usize = 128;
 const MAX_HEAD: usize = 64;
@@ -27,7 +29,7 @@ pub struct Head {
     pub width: usize,
     /// Score requantization `(m, shift)` to i32.
     pub score_rq: (i32, i32),
-    /// Context requantization `(m, shift)` to i8.
+    /// Context requantization `(m, shift)` to i8 for probabilities summing to 255.
     pub ctx_rq: (i32, i32),
 }
 
@@ -40,9 +42,10 @@ pub fn available() -> bool {
 }
 
 /// Computes the head's context into `ctx` (`[tokens, hidden]`, this head's columns) with
-/// `softmax(scores, probs)` turning each row of i32 scores into u8 probabilities. Returns `false`
+/// `softmax(scores, probs)` turning each row of i32 scores into u8 probabilities and returning
+/// their sum (the context divides by it, [`ctx_rq`]). Returns `false`
 /// (nothing written) when the shapes are outside this path; the caller then runs the oracle.
-pub fn head<F: FnMut(&mut [i32], &mut [u8])>(
+pub fn head<F: FnMut(&[i32], &mut [u8]) -> u32>(
     h: &Head,
     q: &[i8],
     k: &[i8],
@@ -98,11 +101,11 @@ pub fn head<F: FnMut(&mut [i32], &mut [u8])>(
         let corr = 128 * qrow.iter().map(|&x| x as i32).sum::<i32>();
         // SAFETY: features checked; kt holds w/4 groups of `stride` words, `scores` MAX_TOKENS.
         unsafe { scores_row(&kt, stride, ublocks, qrow, corr, h.score_rq, &mut scores) };
-        softmax(&mut scores[..t], &mut probs[..t]);
+        let row_rq = ctx_rq(h.ctx_rq, softmax(&scores[..t], &mut probs[..t]));
         probs[t..t.next_multiple_of(4)].fill(0);
         let out = &mut ctx[row * h.hidden + h.offset..row * h.hidden + h.offset + w];
         // SAFETY: features checked; vt holds `groups` rows of w words; `out` is w bytes.
-        unsafe { context_row(&vt, w, groups, &probs, h.ctx_rq, out) };
+        unsafe { context_row(&vt, w, groups, &probs, row_rq, out) };
     }
     true
 }
@@ -208,10 +211,11 @@ mod tests {
 
     /// A stand-in softmax with the same shape (any row function will do: both paths call it on
     /// the same scores), sensitive to every score so a wrong score shows.
-    fn toy_softmax(sc: &mut [i32], p: &mut [u8]) {
+    fn toy_softmax(sc: &[i32], p: &mut [u8]) -> u32 {
         for (x, y) in sc.iter().zip(p.iter_mut()) {
             *y = (x.wrapping_mul(2_654_435_761u32 as i32) >> 24) as u8;
         }
+        p.iter().map(|&x| x as u32).sum()
     }
 
     /// Q, K and V come out of `rq_i8`, so they are -127..=127 (the oracle's `dot_i8` relies on it).
@@ -247,12 +251,12 @@ mod tests {
             let mut want = vec![0i8; tn * h];
             let (mut sc, mut pr) = (vec![0i32; tn], vec![0u8; tn]);
             let mut s1 = Vec::new();
-            attention(&q, &k, &v, (tn, h, heads), srq, crq, |s: &mut [i32], p: &mut [u8]| { s1.push(s.to_vec()); toy_softmax(s, p) }, (&mut sc, &mut pr), &mut want);
+            attention(&q, &k, &v, (tn, h, heads), srq, crq, |s: &[i32], p: &mut [u8]| { s1.push(s.to_vec()); toy_softmax(s, p) }, (&mut sc, &mut pr), &mut want);
             let mut s2 = Vec::new();
             let mut got = vec![0i8; tn * h];
             for hd in 0..heads {
                 let head = Head { tokens: tn, hidden: h, offset: hd * dh, width: dh, score_rq: srq, ctx_rq: crq };
-                let ok = super::head(&head, &q, &k, &v, |s: &mut [i32], p: &mut [u8]| { s2.push(s.to_vec()); toy_softmax(s, p) }, &mut got);
+                let ok = super::head(&head, &q, &k, &v, |s: &[i32], p: &mut [u8]| { s2.push(s.to_vec()); toy_softmax(s, p) }, &mut got);
                 prop_assert!(ok);
             }
             let bad = got.iter().zip(&want).position(|(a, b)| a != b);

@@ -12,7 +12,7 @@
 
 use core::arch::x86_64::*;
 
-use super::epilogue::Epilogue;
+use super::epilogue::{Epilogue, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 use super::packed::{Isa, Line, PackedLinear, BLOCK};
 
 /// Most tokens per VNNI tile (14 tokens × 2 blocks = 28 of the 32 zmm registers accumulate, 2
@@ -231,9 +231,11 @@ unsafe fn epilogue_block(
     let fits = match epi {
         Epilogue::I8(o) | Epilogue::Gelu(o, _) => at + valid <= o.len(),
         Epilogue::Residual(r) => at + valid <= r.len(),
+        Epilogue::Gelu16 { hi, lo, .. } => at + valid <= hi.len().min(lo.len()),
     };
     let table_ok = match epi {
         Epilogue::Gelu(_, table) => table.len() >= 256 && p.vbmi,
+        Epilogue::Gelu16 { table, .. } => table.len() >= 4 * GELU16_KNOTS,
         _ => true,
     };
     if !fits || !table_ok {
@@ -281,6 +283,18 @@ unsafe fn epilogue_block(
                 _mm_mask_storeu_epi8(out.as_mut_ptr().add(at), mask, v);
             }
         }
+        Epilogue::Gelu16 {
+            hi: oh,
+            lo: ol,
+            table,
+        } => {
+            // SAFETY: the table has GELU16_KNOTS words (checked above); stores masked as above.
+            unsafe {
+                let (h, l) = gelu16_planes(lo, hi, table);
+                _mm_mask_storeu_epi8(oh.as_mut_ptr().add(at), mask, h);
+                _mm_mask_storeu_epi8(ol.as_mut_ptr().add(at), mask, l);
+            }
+        }
         Epilogue::Residual(xr) => {
             // SAFETY: `at + valid <= xr.len()`; load and store are masked to `valid`.
             unsafe {
@@ -314,6 +328,44 @@ fn i8_lanes(lo: __m512i, hi: __m512i) -> __m128i {
     let lo = _mm512_cvtepi64_epi8(_mm512_max_epi64(_mm512_min_epi64(lo, max), min));
     let hi = _mm512_cvtepi64_epi8(_mm512_max_epi64(_mm512_min_epi64(hi, max), min));
     _mm_unpacklo_epi64(lo, hi)
+}
+
+/// [`gelu16`] and [`planes`] of 16 requantized i64 lanes (`lo`: channels 0..8, `hi`: 8..16):
+/// the knots by two gathers, the interpolation in i32 lanes (|knot difference · 255| < 2^24).
+///
+/// # Safety
+/// CPU with AVX-512F/BW/VL; `table` holds at least [`GELU16_KNOTS`] little-endian i32.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn gelu16_planes(lo: __m512i, hi: __m512i, table: &[u8]) -> (__m128i, __m128i) {
+    let (min, max) = (
+        _mm512_set1_epi64(i16::MIN as i64),
+        _mm512_set1_epi64(i16::MAX as i64),
+    );
+    let clamp = |v: __m512i| _mm512_cvtepi64_epi32(_mm512_max_epi64(_mm512_min_epi64(v, max), min));
+    let x = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(clamp(lo)), clamp(hi));
+    let u = _mm512_add_epi32(x, _mm512_set1_epi32(32768));
+    let i = _mm512_srli_epi32::<8>(u);
+    let f = _mm512_and_si512(u, _mm512_set1_epi32(255));
+    // SAFETY: i <= 255, so knots i and i + 1 are within the caller's GELU16_KNOTS words.
+    let (a, b) = unsafe {
+        let base = table.as_ptr() as *const i32;
+        (
+            _mm512_i32gather_epi32::<4>(i, base as *const _),
+            _mm512_i32gather_epi32::<4>(i, base.add(1) as *const _),
+        )
+    };
+    let d = _mm512_mullo_epi32(_mm512_sub_epi32(b, a), f);
+    let y = _mm512_add_epi32(
+        a,
+        _mm512_srai_epi32::<8>(_mm512_add_epi32(d, _mm512_set1_epi32(128))),
+    );
+    let y = _mm512_max_epi32(
+        _mm512_min_epi32(y, _mm512_set1_epi32(GELU16_MAX)),
+        _mm512_set1_epi32(GELU16_MIN),
+    );
+    let h = _mm512_srai_epi32::<7>(_mm512_add_epi32(y, _mm512_set1_epi32(64)));
+    let l = _mm512_sub_epi32(y, _mm512_slli_epi32::<7>(h));
+    (_mm512_cvtepi32_epi8(h), _mm512_cvtepi32_epi8(l))
 }
 
 /// `table[x + 128]` for 16 int8 lanes: two 128-entry `vpermi2b` lookups chosen by the index's top bit.

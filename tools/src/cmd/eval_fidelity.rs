@@ -29,6 +29,9 @@ pub struct FidelityArgs {
     /// Print JSON `{"domains": {NAME: {"sentences", "mean", "worst"}}, "all": {...}}`.
     #[arg(long)]
     pub json: bool,
+    /// Also print the N least faithful texts of each domain (to stderr), to see what breaks.
+    #[arg(long, default_value_t = 0)]
+    pub show_worst: usize,
 }
 
 /// The calibration lines `pith quantize` reads by default (its `--calib-count`); held-out text
@@ -105,6 +108,14 @@ pub fn run_fidelity(a: FidelityArgs) -> Result<()> {
         for s in &d.sentences {
             c.push(cosine(&native.embed(s)?, &float.embed(s)?) as f64);
             bar.inc(1);
+        }
+        if a.show_worst > 0 {
+            let mut order: Vec<usize> = (0..c.len()).collect();
+            order.sort_by(|&i, &j| c[i].total_cmp(&c[j]));
+            for &i in order.iter().take(a.show_worst) {
+                let text: String = d.sentences[i].chars().take(100).collect();
+                bar.suspend(|| eprintln!("{:<16}{:>10.5}  {text}", d.name, c[i]));
+            }
         }
         per.insert(d.name.to_string(), summary(&c));
         all.extend(c);

@@ -27,6 +27,10 @@ pub struct Args {
     /// SmoothQuant strength for the LayerNorm-fed linears, 0..=1 (0 disables).
     #[arg(long, default_value_t = 0.7, value_parser = crate::args::fraction)]
     pub alpha: f32,
+    /// The layers whose FFN runs at 16 bits (GELU on an i16 input grid, 15-bit output, FFN down
+    /// as two int8 passes): `all`, `none` or a list like `0,5`.
+    #[arg(long, default_value = "none", value_parser = crate::args::layers)]
+    pub ffn16: u64,
     /// Output package.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -129,6 +133,7 @@ pub fn run(a: Args) -> Result<()> {
         &stats,
         build::Options {
             smooth_alpha: a.alpha,
+            ffn16: a.ffn16,
         },
     );
     let name = a.name.unwrap_or_else(|| ck.name.clone());

@@ -162,6 +162,7 @@ pub fn naive_qmodel(ckpt: &Checkpoint, sentences: &[String]) -> Result<QModel> {
                 bias: b.clone(),
                 in_scale,
                 in_zp,
+                in_range: crate::quant::model::INT8,
                 smooth: None,
             })
         };
@@ -176,6 +177,7 @@ pub fn naive_qmodel(ckpt: &Checkpoint, sentences: &[String]) -> Result<QModel> {
             k_out_scale: sym(Probe::Act(l, Site::KOut))?,
             v_out_scale: sym(Probe::Act(l, Site::VOut))?,
             gelu_in_scale: sym(Probe::Act(l, Site::GeluIn))?,
+            wide: false,
             ln1_g: layer.ln1_g.clone(),
             ln1_b: layer.ln1_b.clone(),
             ln2_g: layer.ln2_g.clone(),

@@ -8,7 +8,7 @@ use tract_onnx::pb::tensor_proto::DataType;
 use super::bert::{LayerWeights, Lin, Site, Weights};
 use super::builder::{Attr, Graph};
 use crate::checkpoint::BertConfig;
-use crate::quant::model::{QLayer, QLinear, QModel};
+use crate::quant::model::{QLayer, QLinear, QModel, INT8};
 
 /// Scale of the softmax output grid (uint8, zero point 0): probabilities in [0, 1].
 pub const PROBS_SCALE: f32 = 1.0 / 255.0;
@@ -183,6 +183,17 @@ fn qdq_i8(g: &mut Graph, x: &str, scale: f32, zp: i32) -> String {
     g.op("DequantizeLinear", &[&q, &s, &z], vec![])
 }
 
+/// Rounds `x` onto a symmetric grid wider than int8 (`codes` = its first and last code) and back,
+/// in float operators: QuantizeLinear to 16 bits is not in every runtime's opset.
+fn qdq_wide(g: &mut Graph, x: &str, scale: f32, codes: (i32, i32)) -> String {
+    let s = g.scalar_f32(scale);
+    let (lo, hi) = (g.scalar_f32(codes.0 as f32), g.scalar_f32(codes.1 as f32));
+    let q = g.op("Div", &[x, &s], vec![]);
+    let q = g.op("Round", &[&q], vec![]);
+    let q = g.op("Clip", &[&q, &lo, &hi], vec![]);
+    g.op("Mul", &[&q, &s], vec![])
+}
+
 impl Weights for Qdq<'_> {
     fn word_embed(&mut self, g: &mut Graph, ids: &str) -> Result<String> {
         // Gather the int8 rows and their scales first, then dequantize: the same numbers as
@@ -261,7 +272,11 @@ pub(crate) fn linear(g: &mut Graph, ql: &QLinear, x: &str) -> Result<String> {
         }
         None => x.to_string(),
     };
-    let xq = qdq_i8(g, &x, ql.in_scale, ql.in_zp);
+    let xq = if ql.in_range == INT8 {
+        qdq_i8(g, &x, ql.in_scale, ql.in_zp)
+    } else {
+        qdq_wide(g, &x, ql.in_scale, ql.in_range)
+    };
     let w = dq_rows(g, "w_q", &ql.w, &ql.w_scale);
     // Weights stay [out, in] as the engine stores them; the runtimes fold this Transpose.
     let wt = g.op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]);
@@ -280,12 +295,24 @@ pub(crate) fn act(g: &mut Graph, l: &QLayer, site: Site, x: &str) -> String {
         Site::QOut => qdq_i8(g, x, l.q_out_scale, 0),
         Site::KOut => qdq_i8(g, x, l.k_out_scale, 0),
         Site::VOut => qdq_i8(g, x, l.v_out_scale, 0),
+        Site::GeluIn if l.wide => {
+            let codes = (i16::MIN as i32, i16::MAX as i32);
+            qdq_wide(g, x, l.gelu_in_scale, codes)
+        }
         Site::GeluIn => qdq_i8(g, x, l.gelu_in_scale, 0),
         Site::Probs => {
+            // The engine's probabilities: relative to the row maximum on a uint8 grid (the
+            // maximum is 255), then divided by their sum.
+            let attrs = vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))];
+            let max = g.op("ReduceMax", &[x], attrs);
+            let rel = g.op("Div", &[x, &max], vec![]);
             let s = g.scalar_f32(PROBS_SCALE);
             let z = g.scalar_u8(0);
-            let q = g.op("QuantizeLinear", &[x, &s, &z], vec![]);
-            g.op("DequantizeLinear", &[&q, &s, &z], vec![])
+            let q = g.op("QuantizeLinear", &[&rel, &s, &z], vec![]);
+            let q = g.op("DequantizeLinear", &[&q, &s, &z], vec![]);
+            let axes = g.ints(&[-1]);
+            let sum = g.op("ReduceSum", &[&q, &axes], vec![("keepdims", Attr::Int(1))]);
+            g.op("Div", &[&q, &sum], vec![])
         }
     }
 }

@@ -5,21 +5,27 @@
 use ndarray::{Array1, Array2};
 
 use super::calibrate::Stats;
-use super::model::{QLayer, QLinear, QModel};
+use super::model::{QLayer, QLinear, QModel, INT8};
 use crate::checkpoint::{Checkpoint, Layer};
 use crate::fp32::{gelu, Site};
+use pith_runtime::kernels::epilogue::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 
 /// Settings of the quantizer.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// SmoothQuant migration strength (0 = none).
     pub smooth_alpha: f32,
+    /// The layers whose FFN runs at 16 bits (bit `l` = layer `l`).
+    pub ffn16: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
         // 0.7 measured best on all-MiniLM-L6-v2 (shared/notes/quantization.md).
-        Options { smooth_alpha: 0.7 }
+        Options {
+            smooth_alpha: 0.7,
+            ffn16: 0,
+        }
     }
 }
 
@@ -106,6 +112,7 @@ pub fn qlinear(
         bias: b.clone(),
         in_scale: in_max.max(1e-6) / 127.0,
         in_zp: 0,
+        in_range: INT8,
         smooth,
     }
 }
@@ -119,6 +126,27 @@ pub fn gelu_grid(in_scale: f32) -> (f32, i32) {
     let scale = ((hi - lo) / 255.0).max(1e-8);
     let zp = (-128.0 - lo / scale).round() as i32;
     (scale, zp.clamp(-128, 127))
+}
+
+/// The 16-bit FFN's grids for GELU inputs up to `in_max`: (input scale on i16, output scale on
+/// the 15-bit output range, symmetric).
+pub fn gelu16_grid(in_max: f32) -> (f32, f32) {
+    let in_scale = in_max.max(1e-6) / i16::MAX as f32;
+    let ends = [i16::MIN as f32, i16::MAX as f32].map(|q| gelu(q * in_scale).abs());
+    let out_max = ends[0].max(ends[1]).max(0.2);
+    (in_scale, out_max / GELU16_MAX as f32)
+}
+
+/// The knots of the 16-bit GELU table (`GeluTable16`): GELU at every 256th i16 input code,
+/// `-32768, -32512, ..., 32768`, on the output grid.
+pub fn gelu16_knots(in_scale: f32, out_scale: f32) -> Vec<i32> {
+    (0..GELU16_KNOTS as i64)
+        .map(|k| {
+            let x = (k * 256 - 32768) as f64 * in_scale as f64;
+            let y = crate::fp32::gelu(x as f32) as f64 / out_scale as f64;
+            (y.round() as i64).clamp(GELU16_MIN as i64, GELU16_MAX as i64) as i32
+        })
+        .collect()
 }
 
 /// One layer's quantization: the layer, its residual scales and its GELU output grid.
@@ -138,6 +166,7 @@ pub fn plan_layer(
     st: &Stats,
     h: usize,
     alpha: f32,
+    wide: bool,
 ) -> LayerPlan {
     let x_max = st.channels(x_site.0, x_site.1, h);
     let qkv_smooth = smoothing(&x_max, &[&l.wq, &l.wk, &l.wv], alpha);
@@ -149,8 +178,13 @@ pub fn plan_layer(
     let ln1_max = st.channels(Site::Ln1, li, h);
     let up_smooth = smoothing(&ln1_max, &[&l.w1], alpha);
     let up = qlinear(&l.w1, &l.b1, &ln1_max, up_smooth);
-    let gelu_in_scale = st.tensor(Site::Up, li) / 127.0;
-    let (g_scale, g_zp) = gelu_grid(gelu_in_scale);
+    let (gelu_in_scale, (g_scale, g_zp), g_range) = if wide {
+        let (i, o) = gelu16_grid(st.tensor(Site::Up, li));
+        (i, (o, 0), (GELU16_MIN, GELU16_MAX))
+    } else {
+        let i = st.tensor(Site::Up, li) / 127.0;
+        (i, gelu_grid(i), INT8)
+    };
     let (w2q, w2s) = quantize_rows(&l.w2);
     let down = QLinear {
         w: w2q,
@@ -158,6 +192,7 @@ pub fn plan_layer(
         bias: l.b2.clone(),
         in_scale: g_scale,
         in_zp: g_zp,
+        in_range: g_range,
         smooth: None,
     };
     // The residual add sees x, the projection and their sum: cover all three.
@@ -177,6 +212,7 @@ pub fn plan_layer(
             k_out_scale: st.tensor(Site::K, li) / 127.0,
             v_out_scale: st.tensor(Site::V, li) / 127.0,
             gelu_in_scale,
+            wide,
             ln1_g: l.ln1_g.clone(),
             ln1_b: l.ln1_b.clone(),
             ln2_g: l.ln2_g.clone(),
@@ -207,7 +243,8 @@ pub fn plan(ck: &Checkpoint, st: &Stats, opt: Options) -> Plan {
         } else {
             (Site::Ln2, li - 1)
         };
-        let lp = plan_layer(l, li, x_site, st, h, alpha);
+        let wide = li < 64 && opt.ffn16 >> li & 1 == 1;
+        let lp = plan_layer(l, li, x_site, st, h, alpha, wide);
         res_attn.push(lp.res_attn);
         res_ffn.push(lp.res_ffn);
         gelu_out.push(lp.gelu_out);

@@ -3,7 +3,7 @@
 use anyhow::{ensure, Result};
 use ndarray::Array1;
 
-use super::build::Plan;
+use super::build::{gelu16_knots, Plan};
 use super::model::{QLayer, QLinear};
 use crate::checkpoint::Checkpoint;
 use pith_runtime::format::layout::{self, LinearSections, GELU_LEN, LAYER_SCALARS, LN_ROWS};
@@ -120,16 +120,26 @@ pub fn add_layer(
     add_linear(w, l, layout::V, &ql.v, Some(ql.v_out_scale), None);
     add_linear(w, l, layout::O, &ql.o, Some(sc.res_attn), None);
     add_linear(w, l, layout::UP, &ql.up, Some(ql.gelu_in_scale), None);
-    // FFN down sees (g - zp): fold -zp * sum(w row) into the bias.
-    let zp = ql.down.in_zp as i64;
-    let corr: Vec<i64> = ql
-        .down
-        .w
-        .rows()
-        .into_iter()
-        .map(|r| -zp * r.iter().map(|&x| x as i64).sum::<i64>())
-        .collect();
-    add_linear(w, l, layout::DOWN, &ql.down, Some(sc.res_ffn), Some(corr));
+    if ql.wide {
+        // The 16-bit FFN's down projection runs on the high plane (units of 128 input codes)
+        // with the bias, then on the low plane (the runtime's `low_rq`).
+        let hi = QLinear {
+            in_scale: ql.down.in_scale * 128.0,
+            ..ql.down.clone()
+        };
+        add_linear(w, l, layout::DOWN, &hi, Some(sc.res_ffn), None);
+    } else {
+        // FFN down sees (g - zp): fold -zp * sum(w row) into the bias.
+        let zp = ql.down.in_zp as i64;
+        let corr: Vec<i64> = ql
+            .down
+            .w
+            .rows()
+            .into_iter()
+            .map(|r| -zp * r.iter().map(|&x| x as i64).sum::<i64>())
+            .collect();
+        add_linear(w, l, layout::DOWN, &ql.down, Some(sc.res_ffn), Some(corr));
+    }
     w.add_i64(
         K::Ln1,
         l,
@@ -144,13 +154,18 @@ pub fn add_layer(
     );
     w.add_i64(K::Ln2, l, LN_ROWS, h, ln2);
     let (gs, gzp) = sc.gelu_out;
-    let table: Vec<i8> = (-128..=127)
-        .map(|x| {
-            let y = crate::fp32::gelu(x as f32 * ql.gelu_in_scale) as f64;
-            ((y / gs as f64).round() as i64 + gzp as i64).clamp(-128, 127) as i8
-        })
-        .collect();
-    w.add_i8(K::GeluTable, l, 1, GELU_LEN, &table);
+    if ql.wide {
+        let knots = gelu16_knots(ql.gelu_in_scale, gs);
+        w.add_i32(K::GeluTable16, l, 1, knots.len(), &knots);
+    } else {
+        let table: Vec<i8> = (-128..=127)
+            .map(|x| {
+                let y = crate::fp32::gelu(x as f32 * ql.gelu_in_scale) as f64;
+                ((y / gs as f64).round() as i64 + gzp as i64).clamp(-128, 127) as i8
+            })
+            .collect();
+        w.add_i8(K::GeluTable, l, 1, GELU_LEN, &table);
+    }
     let dh = (h / heads) as f64;
     let score = ql.q_out_scale as f64 * ql.k_out_scale as f64 / dh.sqrt()
         * (1u32 << SCORE_STEP_LOG2) as f64;

@@ -6,6 +6,7 @@ use ndarray::{Array1, Array2};
 
 /// An int8 linear layer `y = x W^T + b` with symmetric per-output-channel weights and a
 /// per-tensor int8 input grid.
+#[derive(Clone)]
 pub struct QLinear {
     /// Quantized weight, `[out, in]`, with the input smoothing already multiplied into its columns.
     pub w: Array2<i8>,
@@ -17,10 +18,16 @@ pub struct QLinear {
     pub in_scale: f32,
     /// Input zero point (int8 domain; 0 for symmetric inputs).
     pub in_zp: i32,
+    /// Codes of the input grid: `INT8` for every linear but the 16-bit FFN's down projection,
+    /// whose input is the 15-bit GELU output.
+    pub in_range: (i32, i32),
     /// SmoothQuant divisor per input channel: the activation is divided by it before quantization
     /// (and `w` was multiplied by it). `None` = all ones.
     pub smooth: Option<Array1<f32>>,
 }
+
+/// The codes of an int8 grid.
+pub const INT8: (i32, i32) = (-128, 127);
 
 /// One encoder layer.
 pub struct QLayer {
@@ -37,8 +44,11 @@ pub struct QLayer {
     pub q_out_scale: f32,
     pub k_out_scale: f32,
     pub v_out_scale: f32,
-    /// GELU input grid (symmetric int8): the FFN-up output is requantized to it.
+    /// GELU input grid (symmetric, int8 or i16): the FFN-up output is requantized to it.
     pub gelu_in_scale: f32,
+    /// The FFN runs at 16 bits: the GELU input grid is i16, its output 15 bits
+    /// (`down.in_range`), and the package carries the interpolated 16-bit table.
+    pub wide: bool,
     /// fp32 LayerNorm parameters (the exporter applies smoothing itself through `QLinear::smooth`).
     pub ln1_g: Array1<f32>,
     pub ln1_b: Array1<f32>,

@@ -123,7 +123,7 @@ pub fn plan(f: &Fp32, st: &Stats, alpha: f32) -> Result<QReasoner> {
         } else {
             (Site::Ln2, li - 1)
         };
-        layers.push(plan_layer(l, li, x_site, st, h, alpha));
+        layers.push(plan_layer(l, li, x_site, st, h, alpha, false));
     }
     let last = f.layers.len() - 1;
     // The read-out sees row 0 only: its input grid comes from row 0's range.
