@@ -13,10 +13,11 @@ fn pack_one(lin: &Linear<'_>, n: usize, k: usize) -> Option<PackedLinear> {
     PackedLinear::new(lin.w, &bias, &rq, n, k)
 }
 
-/// The 16-bit FFN's low-plane pass of FFN down: the same weights, no bias, `low_rq`.
-fn pack_low(lin: &Linear<'_>, n: usize, k: usize) -> Option<PackedLinear> {
+/// The 16-bit FFN's low-plane pass of FFN down: the packed weights of the high-plane pass, no
+/// bias, `low_rq`.
+fn pack_low(high: &PackedLinear, lin: &Linear<'_>, n: usize) -> Option<PackedLinear> {
     let rq: Vec<(i32, i32)> = (0..n).map(|j| low_rq(lin.rq.rq(j))).collect();
-    PackedLinear::new(lin.w, &vec![0; n], &rq, n, k)
+    high.with_constants(&vec![0; n], &rq)
 }
 
 /// Every layer's linears, packed for this CPU (`None` where no host kernel applies, which
@@ -30,17 +31,19 @@ pub fn pack(
     (0..layers)
         .map(|l| {
             let v = LayerView::resolve(p, l, hidden, ffn)?;
+            let down = pack_one(&v.down, hidden, ffn);
+            let low = match (&down, v.gelu.wide()) {
+                (Some(high), true) => pack_low(high, &v.down, hidden),
+                _ => None,
+            };
             Ok([
                 pack_one(&v.q, hidden, hidden),
                 pack_one(&v.k, hidden, hidden),
                 pack_one(&v.v, hidden, hidden),
                 pack_one(&v.o, hidden, hidden),
                 pack_one(&v.up, ffn, hidden),
-                pack_one(&v.down, hidden, ffn),
-                v.gelu
-                    .wide()
-                    .then(|| pack_low(&v.down, hidden, ffn))
-                    .flatten(),
+                down,
+                low,
             ])
         })
         .collect()

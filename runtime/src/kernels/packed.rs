@@ -140,7 +140,9 @@ pub struct PackedLinear {
     /// AVX-512 VBMI present: the GELU table lookup runs in vector registers.
     #[cfg(target_arch = "x86_64")]
     pub(crate) vbmi: bool,
-    pub(crate) w: Vec<Line>,
+    /// Shared by layers that differ only in their constants (the 16-bit FFN's two passes over
+    /// FFN down): one copy of the weights, which the second pass then finds in cache.
+    pub(crate) w: std::sync::Arc<Vec<Line>>,
     /// Per channel, padded to `blocks * 16`: bias, multiplier, and shift clamped to 0..=62 as the
     /// oracle does.
     pub(crate) bias: Vec<i32>,
@@ -169,20 +171,8 @@ impl PackedLinear {
         if !isa.supported() || n == 0 || k == 0 || !k.is_multiple_of(4) || w.len() < n * k {
             return None;
         }
-        if bias.len() < n || rq.len() < n {
-            return None;
-        }
         let w = &w[..n * k];
         if isa.needs_no_min_weight() && w.contains(&-128) {
-            return None;
-        }
-        // Exactness: the kernel's i32 `acc + b - 128·Σx` must equal the oracle's i64 `acc + b`.
-        // |Σ (w+128)·x| <= k·255·128 and |128·Σx| <= k·128·128 (VNNI; the others need less).
-        let bound = k as i64 * (255 * 128 + 128 * 128);
-        if bias[..n]
-            .iter()
-            .any(|&b| bound + (b as i64).abs() >= i32::MAX as i64)
-        {
             return None;
         }
         let offset = isa.offset();
@@ -194,14 +184,7 @@ impl PackedLinear {
                 lines[b * groups + col / 4].0[4 * c + col % 4] = (v as u8).wrapping_add(offset);
             }
         }
-        let padded = blocks * BLOCK;
-        let (mut eb, mut em, mut es) = (vec![0i32; padded], vec![0i32; padded], vec![0i32; padded]);
-        for row in 0..n {
-            eb[row] = bias[row];
-            em[row] = rq[row].0;
-            es[row] = rq[row].1.clamp(0, 62);
-        }
-        Some(PackedLinear {
+        let p = PackedLinear {
             n,
             k,
             groups,
@@ -209,10 +192,43 @@ impl PackedLinear {
             isa,
             #[cfg(target_arch = "x86_64")]
             vbmi: isa == Isa::Avx512Vnni && std::is_x86_feature_detected!("avx512vbmi"),
-            w: lines,
+            w: std::sync::Arc::new(lines),
+            bias: Vec::new(),
+            mult: Vec::new(),
+            shift: Vec::new(),
+        };
+        p.with_constants(bias, rq)
+    }
+
+    /// The same packed weights with other per-channel `bias` and `(m, shift)`; `None` when the
+    /// bias leaves the range in which the kernel is exact.
+    pub fn with_constants(&self, bias: &[i32], rq: &[(i32, i32)]) -> Option<Self> {
+        let (n, k) = (self.n, self.k);
+        if bias.len() < n || rq.len() < n {
+            return None;
+        }
+        // Exactness: the kernel's i32 `acc + b - 128·Σx` must equal the oracle's i64 `acc + b`.
+        // |Σ (w+128)·x| <= k·255·128 and |128·Σx| <= k·128·128 (VNNI; the others need less).
+        let bound = k as i64 * (255 * 128 + 128 * 128);
+        if bias[..n]
+            .iter()
+            .any(|&b| bound + (b as i64).abs() >= i32::MAX as i64)
+        {
+            return None;
+        }
+        let padded = self.blocks * BLOCK;
+        let (mut eb, mut em, mut es) = (vec![0i32; padded], vec![0i32; padded], vec![0i32; padded]);
+        for row in 0..n {
+            eb[row] = bias[row];
+            em[row] = rq[row].0;
+            es[row] = rq[row].1.clamp(0, 62);
+        }
+        Some(PackedLinear {
+            w: self.w.clone(),
             bias: eb,
             mult: em,
             shift: es,
+            ..*self
         })
     }
 
