@@ -66,6 +66,33 @@ fn a_damaged_header_or_section_table_is_an_error_even_without_the_checksum() {
     }
 }
 
+/// A 16-bit GELU table whose knot leaves the output range is refused at load: the kernels'
+/// interpolation is exact in i32 only for knots in range, so no embedding may run on it.
+#[test]
+fn an_out_of_range_gelu16_knot_is_refused() {
+    use pith_runtime::format::SectionKind;
+    let good = package();
+    let at = {
+        let p = pith_runtime::Package::new_checked(&good).expect("default package");
+        let (_, data) = p
+            .find(SectionKind::GeluTable16, 0)
+            .expect("the default package runs its FFNs at 16 bits");
+        data.as_ptr() as usize - good.as_ptr() as usize
+    };
+    for knot in [0usize, 128, 256] {
+        for v in [16_320i32, -16_385, i32::MAX] {
+            let mut bad = good.clone();
+            bad[at + 4 * knot..at + 4 * knot + 4].copy_from_slice(&v.to_le_bytes());
+            let p = pith_runtime::Package::new_checked_without_crc(&bad).expect("structure intact");
+            assert_eq!(
+                Model::from_package(p).err(),
+                Some(Error::PackageBadSection),
+                "knot {knot} = {v}"
+            );
+        }
+    }
+}
+
 #[test]
 fn embeddings_are_deterministic_and_sensible() {
     let bytes = package();
