@@ -6,6 +6,7 @@ use pith_runtime::format::layout::{GELU_LEN, LAYER_LINEARS, LAYER_SCALARS, LN_RO
 use pith_runtime::format::{
     Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig,
 };
+use pith_runtime::kernels::epilogue::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 use pith_runtime::tokenizer::build_vocab_section;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng};
@@ -138,6 +139,8 @@ pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
     w.add_i64(SectionKind::EmbLn, 0, LN_ROWS, HIDDEN, &ln(&mut rng));
     use SectionKind::*;
     for l in 0..LAYERS as u16 {
+        // The last layer runs its FFN at 16 bits (GeluTable16, FFN down in two passes).
+        let wide = l as usize == LAYERS - 1;
         for s in LAYER_LINEARS {
             let (out, inp) = s.shape(HIDDEN, FFN);
             w.add_i8(s.w, l, out, inp, &rng.i8s(out * inp));
@@ -145,15 +148,31 @@ pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
                 .map(|_| rng.range(-20_000, 20_000) as i32)
                 .collect();
             w.add_i32(s.b, l, 1, out, &bias);
-            // Accumulators reach ~127*127*inp; bring them back to roughly +-100.
-            w.add_i32(s.rq, l, out, 2, &rq(&mut rng, out, (1 << 12, 1 << 13), 24));
+            // Accumulators reach ~127*127*inp; bring them back to roughly +-100 (+-6,400 into
+            // the 16-bit GELU's input grid).
+            let shift = if wide && s.w == W1 { 18 } else { 24 };
+            w.add_i32(
+                s.rq,
+                l,
+                out,
+                2,
+                &rq(&mut rng, out, (1 << 12, 1 << 13), shift),
+            );
         }
         w.add_i64(Ln1, l, LN_ROWS, HIDDEN, &ln(&mut rng));
         w.add_i64(Ln2, l, LN_ROWS, HIDDEN, &ln(&mut rng));
         let gelu: Vec<i8> = (0..256i32)
             .map(|i| ((i - 128).max(-20) * 3 / 4) as i8)
             .collect();
-        w.add_i8(GeluTable, l, 1, GELU_LEN, &gelu);
+        if wide {
+            // A GELU-like ramp on the 15-bit output range, every knot in range.
+            let knots: Vec<i32> = (0..GELU16_KNOTS as i32)
+                .map(|k| ((k * 256 - 32768).max(-3000) * 2 / 5).clamp(GELU16_MIN, GELU16_MAX))
+                .collect();
+            w.add_i32(GeluTable16, l, 1, GELU16_KNOTS, &knots);
+        } else {
+            w.add_i8(GeluTable, l, 1, GELU_LEN, &gelu);
+        }
         w.add_i32(
             LayerScalars,
             l,

@@ -203,12 +203,22 @@ fn assert_bit_exact_on(
     Ok(())
 }
 
+/// The tiny random model (one int8 FFN, one 16-bit FFN) on every kernel family: Helium (M55),
+/// DSP (M4F) and Thumb-1 (M0+ class), each byte for byte with the host.
 #[test]
 fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
     let dir = repo_root().join("target/pith-tests");
     std::fs::create_dir_all(&dir)?;
     let package = dir.join("tiny-random-bert.pith");
     std::fs::write(&package, tiny_bert_package(7))?;
+    let sentences = tiny_sentences();
+    for board in ["mps3-an547", "mps2-an386", "mps2-an385"] {
+        assert_bit_exact(board, package.clone(), &sentences)?;
+    }
+    Ok(())
+}
+
+fn tiny_sentences() -> Vec<String> {
     let mut sentences = Vec::new();
     for i in 0..40usize {
         let n = 1 + i % 12;
@@ -219,7 +229,7 @@ fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
                 .join(" "),
         );
     }
-    assert_bit_exact("mps3-an547", package, &sentences)
+    sentences
 }
 
 fn snli(skip: usize, count: usize) -> Result<Vec<String>> {
