@@ -57,6 +57,9 @@ expect_error "ask -k 0" "at least 1" "$pith" ask "hi" --kb $bank -k 0
 expect_error "quantize --alpha NaN" "not a finite number" quant models/tier-m -o "$work/x.pith" --alpha NaN
 expect_error "quantize --alpha 2" "outside 0..=1" quant models/tier-m -o "$work/x.pith" --alpha 2
 expect_error "quantize --calib-count 0" "calib-count.*at least 1" "$pith" quantize models/tier-m -o "$work/x.pith" --calib-count 0
+expect_error "quantize --ffn16 past the last layer" "names layer 9 but .* has 4 layers" quant models/tier-m -o "$work/x.pith" --ffn16 0,9
+expect_error "quantize --ffn16 x" "not a layer index" quant models/tier-m -o "$work/x.pith" --ffn16 0,x
+expect_error "quantize --ffn16 on a static model" "applies to BERT encoders" quant models/tier-s -o "$work/x.pith" --ffn16 all
 expect_error "quantize --eval-count 0" "eval-count.*at least 1" "$pith" quantize models/tier-m -o "$work/x.pith" --eval-count 0
 expect_error "kb build --threshold NaN" "threshold.*not a finite number" "$pith" kb build data/faq/stackfaq-bank.jsonl -o "$work/b.pithkb" --threshold NaN
 expect_error "kb build --threshold 1.5" "threshold.*outside -1..=1" "$pith" kb build data/faq/stackfaq-bank.jsonl -o "$work/b.pithkb" --threshold 1.5

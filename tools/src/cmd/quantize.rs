@@ -86,10 +86,20 @@ fn write_package(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
     check_args(&a)?;
+    let transformer_only = |what: &str| {
+        anyhow::ensure!(
+            a.ffn16 == 0,
+            "--ffn16 applies to BERT encoders; {} is {what}",
+            a.checkpoint.display()
+        );
+        Ok(())
+    };
     if super::quantize_reasoner::is_reasoner(&a.checkpoint) {
+        transformer_only("a reasoner")?;
         return super::quantize_reasoner::run(a);
     }
     if static_model::is_static(&a.checkpoint) {
+        transformer_only("a static model")?;
         return run_static(a);
     }
     let is_onnx = a.checkpoint.is_file()
@@ -127,6 +137,15 @@ pub fn run(a: Args) -> Result<()> {
     let (cal, rest) = ids.split_at(a.calib_count);
     let held = &rest[..a.eval_count.min(rest.len())];
 
+    let layers = ck.layers.len();
+    if a.ffn16 != u64::MAX && layers < 64 && a.ffn16 >> layers != 0 {
+        anyhow::bail!(
+            "--ffn16 names layer {} but {} has {layers} layers (0..{})",
+            63 - a.ffn16.leading_zeros(),
+            a.checkpoint.display(),
+            layers.saturating_sub(1)
+        );
+    }
     let stats = calibrate::calibrate(&ck, cal);
     let plan = build::plan(
         &ck,
