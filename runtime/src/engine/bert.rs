@@ -239,11 +239,10 @@ pub fn layer(
         );
     }
     linear(&lv.o, fast(3), ctx, h, h, tn, Epilogue::Residual(s.xr));
-    let ln1 = LnParams::new(lv.ln1, h);
     for t in 0..tn {
         layernorm(
             &mut s.xr[t * h..(t + 1) * h],
-            &ln1,
+            &lv.ln1,
             &mut s.xm[t * h..(t + 1) * h],
         );
     }
@@ -264,11 +263,10 @@ pub fn layer(
             down_low(&lv.down, fast(6), s.u_lo, (f, h, tn), s.xr);
         }
     }
-    let ln2 = LnParams::new(lv.ln2, h);
     for t in 0..tn {
         layernorm(
             &mut s.xr[t * h..(t + 1) * h],
-            &ln2,
+            &lv.ln2,
             &mut s.xm[t * h..(t + 1) * h],
         );
     }

@@ -1,5 +1,6 @@
 //! Typed, validated views of the package sections the integer encoder reads.
 
+use super::layernorm::LnParams;
 use crate::error::{Error, Result};
 use crate::format::layout::{
     LinearSections, DOWN, GELU_LEN, K_PROJ, LAYER_SCALARS, LN_ROWS, O, Q, UP, V,
@@ -52,8 +53,10 @@ pub struct LayerView<'a> {
     pub o: Linear<'a>,
     pub up: Linear<'a>,
     pub down: Linear<'a>,
-    pub ln1: &'a [u8],
-    pub ln2: &'a [u8],
+    /// LayerNorms after attention and after the FFN, with the ranges the host's vector path
+    /// checks computed once here rather than on every call.
+    pub ln1: LnParams<'a>,
+    pub ln2: LnParams<'a>,
     pub gelu: Gelu<'a>,
     /// score (mult, shift), context (mult, shift), GELU zero point.
     pub scalars: I32s<'a>,
@@ -118,8 +121,8 @@ impl<'a> LayerView<'a> {
             o: linear(p, l, O, hidden, ffn)?,
             up: linear(p, l, UP, hidden, ffn)?,
             down: linear(p, l, DOWN, hidden, ffn)?,
-            ln1: p.tensor(Ln1, l, DType::I64, LN_ROWS, hidden)?,
-            ln2: p.tensor(Ln2, l, DType::I64, LN_ROWS, hidden)?,
+            ln1: LnParams::new(p.tensor(Ln1, l, DType::I64, LN_ROWS, hidden)?, hidden),
+            ln2: LnParams::new(p.tensor(Ln2, l, DType::I64, LN_ROWS, hidden)?, hidden),
             gelu: Gelu::resolve(p, l)?,
             scalars: I32s(p.tensor(LayerScalars, l, DType::I32, 1, LAYER_SCALARS)?),
         })
