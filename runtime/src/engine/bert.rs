@@ -140,6 +140,20 @@ pub fn linear(
     k: usize,
     n: usize,
     tokens: usize,
+    epi: Epilogue<'_>,
+) {
+    let consts = |j: usize| (lin.b.at(j), lin.rq.rq(j));
+    linear_with(lin.w, consts, fast, x, (k, n, tokens), epi);
+}
+
+/// [`linear`] with each channel's `(bias, (m, shift))` from `consts` instead of the package's
+/// sections (`fast`, when given, was packed with the same constants).
+fn linear_with(
+    w: &[i8],
+    consts: impl Fn(usize) -> (i32, (i32, i32)),
+    fast: Option<&Fast>,
+    x: &[i8],
+    (k, n, tokens): (usize, usize, usize),
     mut epi: Epilogue<'_>,
 ) {
     #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -151,9 +165,9 @@ pub fn linear(
     }
     #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     let _ = fast;
-    matmul_i8(x, lin.w, k, tokens, n, |t, j, acc| {
-        let (m, sh) = lin.rq.rq(j);
-        epi.store(t * n + j, acc as i64 + lin.b.at(j) as i64, m, sh);
+    matmul_i8(x, w, k, tokens, n, |t, j, acc| {
+        let (b, (m, sh)) = consts(j);
+        epi.store(t * n + j, acc as i64 + b as i64, m, sh);
     });
 }
 
@@ -163,23 +177,11 @@ fn down_low(
     lin: &Linear<'_>,
     fast: Option<&Fast>,
     lo: &[i8],
-    (k, n, tokens): (usize, usize, usize),
+    dims: (usize, usize, usize),
     xr: &mut [i32],
 ) {
-    #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
-    if let Some(p) = fast {
-        if !crate::kernels::scalar_forced() {
-            p.run(lo, tokens, &mut Epilogue::Residual(xr));
-            return;
-        }
-    }
-    #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
-    let _ = fast;
-    let mut epi = Epilogue::Residual(xr);
-    matmul_i8(lo, lin.w, k, tokens, n, |t, j, acc| {
-        let (m, sh) = low_rq(lin.rq.rq(j));
-        epi.store(t * n + j, acc as i64, m, sh);
-    });
+    let consts = |j: usize| (0, low_rq(lin.rq.rq(j)));
+    linear_with(lin.w, consts, fast, lo, dims, Epilogue::Residual(xr));
 }
 
 /// The low plane's requantization from the high plane's: the same multiplier, 7 more bits of shift.

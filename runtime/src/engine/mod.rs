@@ -6,7 +6,7 @@ mod host;
 mod layernorm;
 mod reasoner;
 pub mod requant;
-mod sections;
+pub(crate) mod sections;
 mod static_model;
 
 use crate::error::{Error, Result};

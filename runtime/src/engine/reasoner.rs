@@ -141,13 +141,13 @@ impl<'a> Reasoner<'a> {
         Ok(())
     }
 
-    /// Input LayerNorm, position add and embedding LayerNorm for every turn of the window.
     /// The shapes of a window of `turns` turns.
     fn dims(&self, turns: usize) -> Dims {
         let wide = self.layers.iter().any(|l| l.gelu.wide());
         Dims::of(&self.header().model, turns).wide(wide)
     }
 
+    /// Input LayerNorm, position add and embedding LayerNorm for every turn of the window.
     fn embed(&self, window: &[&[i8]], d: Dims, s: &mut Scratch<'_>) {
         let h = d.hidden;
         let (in_ln, emb_ln) = (

@@ -2,6 +2,7 @@
 //! (scalar oracle, Cortex-M, host packed kernels) must reproduce byte for byte.
 
 use crate::engine::requant::{rq, rq_i32, rq_i8};
+use crate::engine::sections::I32s;
 
 /// The output stage of one linear layer over `tokens × n` outputs, row-major `[token, out]`.
 ///
@@ -42,10 +43,7 @@ pub const GELU16_MAX: i32 = 16319;
 pub fn gelu16(x: i64, table: &[u8]) -> i32 {
     let u = (x.clamp(i16::MIN as i64, i16::MAX as i64) + 32768) as usize;
     let (i, f) = (u >> 8, (u & 255) as i64);
-    let knot = |k: usize| match table.get(k * 4..k * 4 + 4) {
-        Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
-        None => 0,
-    };
+    let knot = |k: usize| I32s(table).at(k) as i64;
     let (a, b) = (knot(i), knot(i + 1));
     let y = a + (((b - a) * f + 128) >> 8);
     y.clamp(GELU16_MIN as i64, GELU16_MAX as i64) as i32

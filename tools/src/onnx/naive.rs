@@ -177,7 +177,6 @@ pub fn naive_qmodel(ckpt: &Checkpoint, sentences: &[String]) -> Result<QModel> {
             k_out_scale: sym(Probe::Act(l, Site::KOut))?,
             v_out_scale: sym(Probe::Act(l, Site::VOut))?,
             gelu_in_scale: sym(Probe::Act(l, Site::GeluIn))?,
-            wide: false,
             ln1_g: layer.ln1_g.clone(),
             ln1_b: layer.ln1_b.clone(),
             ln2_g: layer.ln2_g.clone(),

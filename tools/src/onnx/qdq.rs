@@ -295,7 +295,7 @@ pub(crate) fn act(g: &mut Graph, l: &QLayer, site: Site, x: &str) -> String {
         Site::QOut => qdq_i8(g, x, l.q_out_scale, 0),
         Site::KOut => qdq_i8(g, x, l.k_out_scale, 0),
         Site::VOut => qdq_i8(g, x, l.v_out_scale, 0),
-        Site::GeluIn if l.wide => {
+        Site::GeluIn if l.wide() => {
             let codes = (i16::MIN as i32, i16::MAX as i32);
             qdq_wide(g, x, l.gelu_in_scale, codes)
         }

@@ -143,7 +143,7 @@ pub fn gelu16_knots(in_scale: f32, out_scale: f32) -> Vec<i32> {
     (0..GELU16_KNOTS as i64)
         .map(|k| {
             let x = (k * 256 - 32768) as f64 * in_scale as f64;
-            let y = crate::fp32::gelu(x as f32) as f64 / out_scale as f64;
+            let y = gelu(x as f32) as f64 / out_scale as f64;
             (y.round() as i64).clamp(GELU16_MIN as i64, GELU16_MAX as i64) as i32
         })
         .collect()
@@ -212,7 +212,6 @@ pub fn plan_layer(
             k_out_scale: st.tensor(Site::K, li) / 127.0,
             v_out_scale: st.tensor(Site::V, li) / 127.0,
             gelu_in_scale,
-            wide,
             ln1_g: l.ln1_g.clone(),
             ln1_b: l.ln1_b.clone(),
             ln2_g: l.ln2_g.clone(),

@@ -120,7 +120,7 @@ pub fn add_layer(
     add_linear(w, l, layout::V, &ql.v, Some(ql.v_out_scale), None);
     add_linear(w, l, layout::O, &ql.o, Some(sc.res_attn), None);
     add_linear(w, l, layout::UP, &ql.up, Some(ql.gelu_in_scale), None);
-    if ql.wide {
+    if ql.wide() {
         // The 16-bit FFN's down projection runs on the high plane (units of 128 input codes)
         // with the bias, then on the low plane (the runtime's `low_rq`).
         let hi = QLinear {
@@ -154,7 +154,7 @@ pub fn add_layer(
     );
     w.add_i64(K::Ln2, l, LN_ROWS, h, ln2);
     let (gs, gzp) = sc.gelu_out;
-    if ql.wide {
+    if ql.wide() {
         let knots = gelu16_knots(ql.gelu_in_scale, gs);
         w.add_i32(K::GeluTable16, l, 1, knots.len(), &knots);
     } else {

@@ -46,14 +46,19 @@ pub struct QLayer {
     pub v_out_scale: f32,
     /// GELU input grid (symmetric, int8 or i16): the FFN-up output is requantized to it.
     pub gelu_in_scale: f32,
-    /// The FFN runs at 16 bits: the GELU input grid is i16, its output 15 bits
-    /// (`down.in_range`), and the package carries the interpolated 16-bit table.
-    pub wide: bool,
     /// fp32 LayerNorm parameters (the exporter applies smoothing itself through `QLinear::smooth`).
     pub ln1_g: Array1<f32>,
     pub ln1_b: Array1<f32>,
     pub ln2_g: Array1<f32>,
     pub ln2_b: Array1<f32>,
+}
+
+impl QLayer {
+    /// The FFN runs at 16 bits: FFN down reads the 15-bit GELU output (`down.in_range`), the GELU
+    /// input grid is i16, and the package carries the interpolated 16-bit table.
+    pub fn wide(&self) -> bool {
+        self.down.in_range != INT8
+    }
 }
 
 /// The whole quantized encoder.
