@@ -30,7 +30,7 @@ import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-SNLI = os.path.join(ROOT, "..", "shared", "data", "calib", "snli-dev-sentences.txt")
+SNLI = os.path.join(ROOT, "data", "calib", "snli-dev-sentences.txt")
 SNLI_TRAIN_LINES = 10000
 AUX = {"is", "are", "was", "were", "can", "will", "does", "do", "did", "has", "have", "could", "would", "should"}
 ARTICLES = {"a", "an", "the", "two", "three", "some", "several", "many"}
@@ -73,6 +73,33 @@ class WordNet:
                         elif sym == "!":
                             ant.append((off, ppos if ppos != "s" else "a", int(st[2:], 16)))
                     self.syn[(tag, p[0])] = (lemmas, hyper, hypo, ant)
+        # Irregular verb forms (verb.exc: "ridden ride"), for the passive: base -> forms.
+        self.verb_forms = {}
+        path = os.path.join(folder, "verb.exc")
+        if os.path.exists(path):
+            with open(path, encoding="latin-1") as f:
+                for line in f:
+                    form, base = line.split()[:2]
+                    self.verb_forms.setdefault(base, []).append(form)
+
+    def verb_base(self, ing):
+        """`riding` -> `ride`, `running` -> `run` (the first candidate WordNet knows as a verb)."""
+        stem = ing[:-3]
+        for cand in (stem, stem + "e", stem[:-1] if len(stem) > 2 and stem[-1] == stem[-2] else None):
+            if cand and (cand, "v") in self.first:
+                return cand
+        return None
+
+    def participle(self, base):
+        forms = [f for f in self.verb_forms.get(base, []) if not f.endswith(("ing", "s"))]
+        if forms:
+            en = [f for f in forms if f.endswith("n")]
+            return (en or forms)[-1]
+        if base.endswith("e"):
+            return base + "d"
+        if base.endswith("y") and len(base) > 2 and base[-2] not in "aeiou":
+            return base[:-1] + "ied"
+        return base + "ed"
 
     def entry(self, word, pos):
         off = self.first.get((word, pos))
@@ -124,7 +151,12 @@ def inflect_lookup(fn, word, rng):
     return r
 
 
-def variants(sentence, wn, rng, n):
+PREPS = {"in", "on", "at", "with", "near", "while", "into", "through", "under", "over", "by", "for", "from",
+         "to", "during", "behind", "beside", "across", "along", "outside", "inside", "down", "up", "and"}
+DETS = ["A", "One", "Two", "Three", "Some", "Several", "Many", "The"]
+
+
+def variants(sentence, wn, rng, n, structural=False):
     words = sentence.split()
     core = [i for i, w in enumerate(words) if re.sub(r"\W", "", w).lower() not in STOP and re.sub(r"\W", "", w)]
 
@@ -163,8 +195,56 @@ def variants(sentence, wn, rng, n):
         w[i], w[j] = w[j], w[i]
         return " ".join(w)
 
+    def progressive():
+        """(subject, auxiliary index, verb base) of `<subject> is/are <verb>ing ...`, or None."""
+        for i, w in enumerate(words[1:-1], 1):
+            if w.lower() in ("is", "are") and words[i + 1].lower().endswith("ing"):
+                base = wn.verb_base(re.sub(r"\W", "", words[i + 1].lower()))
+                if base:
+                    return i, base
+        return None
+
+    def there_is_no():
+        # "A man is playing a guitar" -> "There is no man playing a guitar"
+        pv = progressive()
+        if not pv or words[0].lower() not in ARTICLES:
+            return None
+        i, _ = pv
+        be = "is" if words[i].lower() == "is" else "are"
+        return " ".join(["There", be, "no"] + words[1:i] + words[i + 1:])
+
+    def passive():
+        # "A man is riding a horse in a field" -> "A horse is being ridden by a man in a field"
+        pv = progressive()
+        if not pv:
+            return None
+        i, base = pv
+        if i + 3 >= len(words) or words[i + 2].lower() not in ARTICLES | {"his", "her", "their", "its"}:
+            return None
+        j = i + 3
+        while j < len(words) and re.sub(r"\W", "", words[j]).lower() not in PREPS:
+            j += 1
+        obj = words[i + 2:j]
+        tail = re.match(r"^(.*?)(\W*)$", obj[-1])
+        obj[-1] = tail.group(1)
+        end = tail.group(2) if j == len(words) else ""
+        plural = obj[0].lower() in ("two", "three", "some", "several", "many") or obj[-1].endswith("s")
+        subj = [words[0][0].lower() + words[0][1:]] + words[1:i]
+        out = [obj[0][0].upper() + obj[0][1:]] + obj[1:] + ["are" if plural else "is", "being",
+                                                             wn.participle(base), "by"] + subj
+        return " ".join(out + words[j:]) + end
+
+    def determiner():
+        # "A man ..." -> "Two men ..." is left to the teacher to judge; only the determiner changes.
+        if not words or words[0].capitalize() not in DETS:
+            return None
+        alts = [d for d in DETS if d != words[0].capitalize()]
+        return " ".join([rng.choice(alts)] + words[1:])
+
     ops = [lambda: replace(wn.synonym), lambda: replace(wn.cohyponym), lambda: replace(wn.antonym),
            negate, delete, swap]
+    if structural:
+        ops += [there_is_no, passive, determiner]
     out, seen = [], {sentence}
     order = list(range(len(ops)))
     rng.shuffle(order)
@@ -176,6 +256,12 @@ def variants(sentence, wn, rng, n):
         if v and v not in seen:
             seen.add(v)
             out.append(v)
+    if structural and out and n > 1:
+        # The last slot goes to a variant of a variant: two edits from the source, so the group
+        # also spans the middle of the similarity range.
+        second = variants(out[0], wn, rng, 1)
+        if second and second[0] not in seen:
+            out[-1] = second[0]
     return out
 
 
@@ -186,6 +272,12 @@ def main():
     ap.add_argument("--corpus-lines", type=int, default=40000)
     ap.add_argument("-o", "--out", default=os.path.join(ROOT, "models", "cache", "tier-m", "aug.txt"))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--snli-variants", type=int, default=6, help="variants of each SNLI training line")
+    ap.add_argument("--structural", action="store_true",
+                    help="also 'There is no ...', the passive, a changed determiner, and two-edit variants")
+    ap.add_argument("--neighbours", type=int, default=0,
+                    help="also groups of K alphabetically adjacent SNLI training lines (the file is "
+                         "sorted, so neighbours share their opening words but say different things)")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -197,15 +289,21 @@ def main():
     snli_set = set(snli)
     pool = [t for t in corpus if 4 <= len(t.split()) <= 20 and t not in snli_set]
     rng.shuffle(pool)
-    sources = ([(t, "train", 6) for t in snli[:SNLI_TRAIN_LINES]]
+    sources = ([(t, "train", args.snli_variants) for t in snli[:SNLI_TRAIN_LINES]]
                + [(t, "train", 2) for t in pool[:args.corpus_lines]]
                + [(t, "dev", 2) for t in snli[SNLI_TRAIN_LINES:]])
     texts, meta = [], []
-    for g, (src, split, n) in enumerate(sources):
-        vs = variants(src, wn, rng, n)
-        if not vs:
+    groups = [[src] + variants(src, wn, rng, n, args.structural) for src, split, n in sources]
+    splits = [split for _, split, _ in sources]
+    if args.neighbours:
+        train = snli[:SNLI_TRAIN_LINES]
+        for s in range(0, len(train) - args.neighbours + 1, args.neighbours):
+            groups.append(train[s:s + args.neighbours])
+            splits.append("train")
+    for g, (group, split) in enumerate(zip(groups, splits)):
+        if len(group) < 2:
             continue
-        for t in [src] + vs:
+        for t in group:
             texts.append(t.replace("\t", " "))
             meta.append(f"{g}\t{split}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -28,7 +28,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-SNLI = os.path.join(ROOT, "..", "shared", "data", "calib", "snli-dev-sentences.txt")
+SNLI = os.path.join(ROOT, "data", "calib", "snli-dev-sentences.txt")
 SNLI_TRAIN_LINES = 10000
 
 
