@@ -28,12 +28,11 @@ import os
 import random
 import re
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-SNLI = os.path.join(ROOT, "data", "calib", "snli-dev-sentences.txt")
-SNLI_TRAIN_LINES = 10000
+from corpus import ROOT, SNLI, SNLI_TRAIN_LINES
+
 AUX = {"is", "are", "was", "were", "can", "will", "does", "do", "did", "has", "have", "could", "would", "should"}
-ARTICLES = {"a", "an", "the", "two", "three", "some", "several", "many"}
+PLURAL_DETS = {"two", "three", "some", "several", "many"}
+ARTICLES = {"a", "an", "the"} | PLURAL_DETS
 STOP = {"a", "an", "the", "of", "in", "on", "at", "to", "and", "or", "with", "is", "are", "for", "by", "his",
         "her", "their", "its", "from", "as", "while", "into", "near", "next", "it", "that", "this", "be"}
 
@@ -196,7 +195,7 @@ def variants(sentence, wn, rng, n, structural=False):
         return " ".join(w)
 
     def progressive():
-        """(subject, auxiliary index, verb base) of `<subject> is/are <verb>ing ...`, or None."""
+        """(index of `is`/`are`, verb base) of `<subject> is/are <verb>ing ...`, or None."""
         for i, w in enumerate(words[1:-1], 1):
             if w.lower() in ("is", "are") and words[i + 1].lower().endswith("ing"):
                 base = wn.verb_base(re.sub(r"\W", "", words[i + 1].lower()))
@@ -228,14 +227,15 @@ def variants(sentence, wn, rng, n, structural=False):
         tail = re.match(r"^(.*?)(\W*)$", obj[-1])
         obj[-1] = tail.group(1)
         end = tail.group(2) if j == len(words) else ""
-        plural = obj[0].lower() in ("two", "three", "some", "several", "many") or obj[-1].endswith("s")
+        plural = obj[0].lower() in PLURAL_DETS or obj[-1].endswith("s")
         subj = [words[0][0].lower() + words[0][1:]] + words[1:i]
         out = [obj[0][0].upper() + obj[0][1:]] + obj[1:] + ["are" if plural else "is", "being",
                                                              wn.participle(base), "by"] + subj
         return " ".join(out + words[j:]) + end
 
     def determiner():
-        # "A man ..." -> "Two men ..." is left to the teacher to judge; only the determiner changes.
+        # "A man ..." -> "Two man ...": only the determiner changes (no agreement fixed); the
+        # teacher labels the clumsy text as it is.
         if not words or words[0].capitalize() not in DETS:
             return None
         alts = [d for d in DETS if d != words[0].capitalize()]

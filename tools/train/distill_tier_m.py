@@ -51,8 +51,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 from tiny_bert import Bert  # noqa: E402
 from distill_static import SPECIALS, is_fallback_char, read_vocab, spearman, wordpiece  # noqa: E402
-
-SNLI = os.path.join(ROOT, "data", "calib", "snli-dev-sentences.txt")
+from corpus import SNLI, SNLI_TRAIN_LINES  # noqa: E402
 
 
 def log(*a):
@@ -221,9 +220,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", default=os.path.join(ROOT, "models", "cache", "all-MiniLM-L6-v2"))
     ap.add_argument("--corpus", default=os.path.join(ROOT, "models", "cache", "tier-m", "corpus.txt"))
-    ap.add_argument("--texts", type=int, default=0,
-                    help="train on the first N corpus texts (0: all); the vocabulary is still chosen "
-                         "on the whole corpus, so a run with --texts can continue one without")
+    ap.add_argument("--texts", type=int, default=0, help="use the first N corpus texts (0: all)")
     ap.add_argument("--teacher-emb", default=None,
                     help="teacher embeddings of the corpus lines as raw little-endian f32 rows, e.g. "
                          "`pith embed --file CORPUS --out F --threads 2` (the int8 teacher package, "
@@ -263,18 +260,18 @@ def main():
     os.makedirs(args.cache, exist_ok=True)
 
     with open(args.corpus, encoding="utf-8") as f:
-        corpus = [l.rstrip("\n") for l in f if l.strip()]
-    texts = corpus[:args.texts] if args.texts else corpus
+        texts = [l.rstrip("\n") for l in f if l.strip()]
+    if args.texts:
+        texts = texts[:args.texts]
     with open(SNLI, encoding="utf-8") as f:
-        dev = [l.strip() for l in f][10000:]
+        dev = [l.strip() for l in f][SNLI_TRAIN_LINES:]
     log(f"{len(texts)} training texts, {len(dev)} dev texts")
 
     cfg = json.load(open(os.path.join(args.teacher, "config.json")))
     teacher = Bert.from_hf(load_file(os.path.join(args.teacher, "model.safetensors")), cfg).eval()
     t_vocab = read_vocab(os.path.join(args.teacher, "vocab.txt"))
     t_tok = wordpiece(t_vocab)
-    corpus_seqs = encode(t_tok, corpus, 128)
-    t_seqs = corpus_seqs[:len(texts)]
+    t_seqs = encode(t_tok, texts, 128)
     dev_t_seqs = encode(t_tok, dev, 128)
 
     # Stage 1
@@ -293,7 +290,7 @@ def main():
 
     # Stage 2
     freq = np.zeros(len(t_vocab))
-    for s in corpus_seqs:
+    for s in t_seqs:
         np.add.at(freq, s, 1)
     keep = [i for i, t in enumerate(t_vocab) if t in SPECIALS or is_fallback_char(t)]
     kept = set(keep)

@@ -32,7 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 from distill_static import read_vocab, spearman, wordpiece  # noqa: E402
-from distill_tier_m import SNLI, close_pairs, fill_with_groups, read_groups, read_rows, within_group_mse  # noqa: E402
+from corpus import SNLI, SNLI_TRAIN_LINES  # noqa: E402
+from distill_tier_m import close_pairs, fill_with_groups, read_groups, read_rows, within_group_mse  # noqa: E402
 
 
 def log(*a):
@@ -92,7 +93,7 @@ def main():
     log(f"{n} corpus texts, {len(a_texts)} augmented in {len(train_groups)} train groups")
 
     with open(SNLI, encoding="utf-8") as f:
-        dev = [l.strip() for l in f][10000:]
+        dev = [l.strip() for l in f][SNLI_TRAIN_LINES:]
     dev_seqs = encode(dev)
     t_dev = np.load(args.dev_teacher).astype(np.float32)
     t_cos = (t_dev[:-1] * t_dev[1:]).sum(1)
