@@ -9,6 +9,7 @@ use super::layernorm::{layernorm, LnParams};
 use super::requant::{div_round, rq_i32, rq_i8};
 use super::sections::{EmbedView, Gelu, LayerView, Linear};
 use super::words_for_bytes;
+use crate::kernels::epilogue::Outputs;
 use crate::kernels::{dot_i8, matmul_i8, Epilogue};
 
 /// Shapes of one run.
@@ -165,10 +166,31 @@ fn linear_with(
     }
     #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     let _ = fast;
-    matmul_i8(x, w, k, tokens, n, |t, j, acc| {
-        let (b, (m, sh)) = consts(j);
-        epi.store(t * n + j, acc as i64 + b as i64, m, sh);
+    epi.specialized(Matmul {
+        x,
+        w,
+        dims: (k, n, tokens),
+        consts,
     });
+}
+
+/// The device's linear: [`matmul_i8`] with each channel's bias and requantization.
+struct Matmul<'a, C> {
+    x: &'a [i8],
+    w: &'a [i8],
+    dims: (usize, usize, usize),
+    consts: C,
+}
+
+impl<C: Fn(usize) -> (i32, (i32, i32))> Outputs for Matmul<'_, C> {
+    #[inline(always)]
+    fn run(self, mut store: impl FnMut(usize, i64, i32, i32)) {
+        let (k, n, tokens) = self.dims;
+        matmul_i8(self.x, self.w, k, tokens, n, |t, j, acc| {
+            let (b, (m, sh)) = (self.consts)(j);
+            store(t * n + j, acc as i64 + b as i64, m, sh);
+        });
+    }
 }
 
 /// The low-plane pass of the 16-bit FFN's down projection: `xr +=sat rq_i32(lo · w)` with each

@@ -15,19 +15,24 @@ pub struct LnParams<'a> {
     /// Largest |gain| and |offset| of both heads: the host's vector path checks its ranges with them.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     max: (u64, u64),
+    /// [`heads_narrow`] applies to every |n| below this (0: to none); 4 bytes, because every
+    /// layer's views are held on the device's stack.
+    n_limit: u32,
 }
 
 impl<'a> LnParams<'a> {
     /// `raw` must hold 4 * hidden little-endian i64 (checked by the caller at validation).
     pub fn new(raw: &'a [u8], hidden: usize) -> Self {
+        let max = (
+            max_abs_rows(raw, hidden, [0, 2]),
+            max_abs_rows(raw, hidden, [1, 3]),
+        );
         LnParams {
             raw,
             hidden,
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
-            max: (
-                crate::kernels::x86_ln::max_abs_rows(raw, hidden, [0, 2]),
-                crate::kernels::x86_ln::max_abs_rows(raw, hidden, [1, 3]),
-            ),
+            max,
+            n_limit: n_limit(max),
         }
     }
 
@@ -38,6 +43,53 @@ impl<'a> LnParams<'a> {
             Some(b) => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
             None => 0,
         }
+    }
+
+    /// The four rows (residual gain, residual offset, matmul gain, matmul offset) as 8-byte
+    /// chunks, or `None` when the section is short.
+    fn rows(&self) -> Option<[&'a [u8]; 4]> {
+        let w = self.hidden * 8;
+        let row = |r: usize| self.raw.get(r * w..(r + 1) * w);
+        Some([row(0)?, row(1)?, row(2)?, row(3)?])
+    }
+}
+
+/// One more than the largest |n| for which `|n|·max_gain + max_offset + 2^31 < 2^63`, so that no
+/// head can saturate, capped to u32 (a lower limit only sends more values to the oracle's
+/// formula); 0 when even n = 0 could saturate.
+fn n_limit((max_gain, max_offset): (u64, u64)) -> u32 {
+    match (i64::MAX as u64).checked_sub(max_offset.saturating_add(1 << 31)) {
+        Some(budget) => {
+            budget
+                .checked_div(max_gain)
+                .unwrap_or(u64::MAX)
+                .min(u32::MAX as u64 - 1) as u32
+                + 1
+        }
+        None => 0,
+    }
+}
+
+/// `max |v|` over the i64 little-endian `rows` of a `[4, hidden]` LayerNorm section
+/// (`u64::MAX` when a row is missing, which keeps the fast paths off).
+fn max_abs_rows(raw: &[u8], hidden: usize, rows: [usize; 2]) -> u64 {
+    let mut max = 0u64;
+    for r in rows {
+        let Some(bytes) = raw.get(r * hidden * 8..(r + 1) * hidden * 8) else {
+            return u64::MAX;
+        };
+        for b in bytes.chunks_exact(8) {
+            max = max.max(i64_at(b).unsigned_abs());
+        }
+    }
+    max
+}
+
+#[inline(always)]
+fn i64_at(b: &[u8]) -> i64 {
+    match b.first_chunk::<8>() {
+        Some(b) => i64::from_le_bytes(*b),
+        None => 0,
     }
 }
 
@@ -85,32 +137,49 @@ fn sum_sq_wide(x: &[i32], mean: i64) -> u128 {
 }
 
 /// `((d · inv) >> 32)` clamped to i64 (floor shift). When d fits i32 and inv < 2^63 it is split
-/// into 32×32 products: d·inv = d·hi·2^32 + d·lo, so the shift is d·hi + ((d·lo) >> 32) exactly,
-/// with |result| < 2^63 (no clamp needed); otherwise the i128 product.
+/// into 32×32 products: with `inv = hi·2^32 + lo`, the shift is `d·hi + ((d·lo) >> 32)` exactly,
+/// and `lo` read as i32 is `lo − 2^32·[lo ≥ 2^31]`, whose 2^32 multiple passes through the floor
+/// shift as `d`. So both products are signed 32×32 (one SMULL each on 32-bit cores) and
+/// |result| < 2^63 (no clamp needed); otherwise the i128 product.
 #[inline(always)]
 fn scale_q32(d: i64, inv: i128) -> i64 {
     if let (Ok(d32), Ok(inv63)) = (i32::try_from(d), i64::try_from(inv)) {
         if inv63 >= 0 {
-            let (lo, hi) = (inv63 as u32 as i64, inv63 >> 32);
+            // inv63 < 2^63, so hi < 2^31 fits i32.
+            let (lo, hi) = (inv63 as u32 as i32, (inv63 >> 32) as i32);
             let d = d32 as i64;
-            return d * hi + ((d * lo) >> 32);
+            let low = ((d * lo as i64) >> 32) + if lo < 0 { d } else { 0 };
+            return d * hi as i64 + low;
         }
     }
     ((d as i128 * inv) >> 32).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
-/// Normalizes `x` in place into the residual head and writes the matmul head into `mm`.
-pub fn layernorm(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8]) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    let vector = !crate::kernels::scalar_forced();
-    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-    let vector = false;
-    normalize(x, p, mm, vector);
+/// Which loops [`normalize`] runs; all give the oracle's bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Path {
+    /// The scalar formulas in i64/i128 with saturation: the definition.
+    Oracle,
+    /// Plain 64-bit heads where the section's ranges prove them exact ([`heads_narrow`]).
+    Narrow,
+    /// The host's AVX-512 loops where provably exact, else `Narrow`.
+    Vector,
 }
 
-/// [`layernorm`]; `vector` lets the host's AVX-512 loops run where they are provably exact
-/// (`false` is the scalar oracle they are tested against).
-fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], vector: bool) {
+/// Normalizes `x` in place into the residual head and writes the matmul head into `mm`.
+pub fn layernorm(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8]) {
+    #[cfg(feature = "std")]
+    if crate::kernels::scalar_forced() {
+        return normalize(x, p, mm, Path::Oracle);
+    }
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    return normalize(x, p, mm, Path::Vector);
+    #[allow(unreachable_code)]
+    normalize(x, p, mm, Path::Narrow)
+}
+
+/// [`layernorm`] along `path`.
+fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], path: Path) {
     let h = x.len() as i64;
     if h == 0 {
         return;
@@ -119,17 +188,22 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], vector: bool) {
     let mean = div_round(sum, h);
     let squares = || sum_sq(x, mean);
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    let fast = vector
+    let fast = (path == Path::Vector)
         .then(|| crate::kernels::x86_ln::stats(x, mean))
         .flatten();
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-    let fast = vector.then_some(None).flatten();
+    let fast: Option<u128> = None;
     let var = fast.unwrap_or_else(squares) / h as u128;
     // std in Q16; a constant row (var 0) normalizes to 0, leaving only the offsets.
     let std_q16 = isqrt_u128(var << 32);
     let inv: i128 = (1u128 << 64).checked_div(std_q16).unwrap_or(0) as i128;
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if vector && crate::kernels::x86_ln::heads(x, mm, p.raw, mean, inv, p.max.0, p.max.1) {
+    if path == Path::Vector
+        && crate::kernels::x86_ln::heads(x, mm, p.raw, mean, inv, p.max.0, p.max.1)
+    {
+        return;
+    }
+    if path != Path::Oracle && heads_narrow(x, p, mm, mean, inv) {
         return;
     }
     for (j, (v, m)) in x.iter_mut().zip(mm.iter_mut()).enumerate() {
@@ -140,7 +214,41 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], vector: bool) {
     }
 }
 
-#[cfg(all(test, feature = "std", target_arch = "x86_64"))]
+/// The two heads without saturating arithmetic wherever the section's ranges (found at load,
+/// `n_limit`) prove it cannot saturate; `false`, touching nothing, when the section is short.
+/// For |n| < n_limit, `n·gain + offset + 2^31` stays below 2^63 in magnitude, so [`head`] is the
+/// plain 64-bit sum; on 32-bit cores that is three multiplies and two add pairs, where the
+/// saturating 64×64 arithmetic and byte-wise parameter reads of the oracle cost several times as
+/// many instructions. A larger n (never seen in real rows) takes the oracle's formula.
+fn heads_narrow(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], mean: i64, inv: i128) -> bool {
+    let Some([g0, o0, g1, o1]) = p.rows() else {
+        return false;
+    };
+    if x.len() > p.hidden {
+        return false;
+    }
+    let params = g0
+        .chunks_exact(8)
+        .zip(o0.chunks_exact(8))
+        .zip(g1.chunks_exact(8).zip(o1.chunks_exact(8)));
+    for ((v, m), ((g0, o0), (g1, o1))) in x.iter_mut().zip(mm.iter_mut()).zip(params) {
+        let n = scale_q32(*v as i64 - mean, inv);
+        let (g0, o0, g1, o1) = (i64_at(g0), i64_at(o0), i64_at(g1), i64_at(o1));
+        let (r, q) = if n.unsigned_abs() < p.n_limit as u64 {
+            (
+                (n * g0 + o0 + (1 << 31)) >> 32,
+                (n * g1 + o1 + (1 << 31)) >> 32,
+            )
+        } else {
+            (head(n, g0, o0), head(n, g1, o1))
+        };
+        *v = r.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        *m = q.clamp(-127, 127) as i8;
+    }
+    true
+}
+
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -170,20 +278,67 @@ mod tests {
         .prop_map(|v| v.iter().flat_map(|g| g.to_le_bytes()).collect())
     }
 
+    /// Parameters of the ranges real packages have (gains below 2^40, offsets below 2^61),
+    /// with edges where some n passes `n_limit` and some does not.
+    fn narrow_params(h: usize) -> impl Strategy<Value = Vec<u8>> {
+        let gain = prop_oneof![
+            8 => -(1i64 << 20)..(1i64 << 20),
+            1 => Just((1i64 << 40) - 1),
+            1 => Just(-(1i64 << 40) + 1),
+            1 => -(1i64 << 40) + 1..(1i64 << 40),
+        ];
+        let offset = prop_oneof![
+            8 => -(1i64 << 40)..(1i64 << 40),
+            1 => Just(1i64 << 61),
+            1 => Just(-(1i64 << 61)),
+            1 => -(1i64 << 61)..=(1i64 << 61),
+        ];
+        proptest::collection::vec((gain.clone(), offset.clone(), gain, offset), h).prop_map(|v| {
+            let rows: [Vec<i64>; 4] = [
+                v.iter().map(|p| p.0).collect(),
+                v.iter().map(|p| p.1).collect(),
+                v.iter().map(|p| p.2).collect(),
+                v.iter().map(|p| p.3).collect(),
+            ];
+            rows.iter()
+                .flatten()
+                .flat_map(|g| g.to_le_bytes())
+                .collect()
+        })
+    }
+
+    /// Runs `path` and the oracle on copies of `x`; both heads must agree.
+    fn agree(x: Vec<i32>, raw: &[u8], path: Path) -> Result<(), TestCaseError> {
+        let h = x.len();
+        let p = LnParams::new(raw, h);
+        let (mut a, mut b) = (x.clone(), x);
+        let (mut ma, mut mb) = (vec![0i8; h], vec![0i8; h]);
+        normalize(&mut a, &p, &mut ma, path);
+        normalize(&mut b, &p, &mut mb, Path::Oracle);
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(ma, mb);
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         /// The host's vector statistics and heads give the oracle's bytes (or step aside).
+        #[cfg(target_arch = "x86_64")]
         #[test]
         fn vector_equals_oracle((x, raw) in row().prop_flat_map(|x| { let h = x.len(); (Just(x), params(h)) })) {
-            let h = x.len();
-            let p = LnParams::new(&raw, h);
-            let (mut a, mut b) = (x.clone(), x);
-            let (mut ma, mut mb) = (vec![0i8; h], vec![0i8; h]);
-            normalize(&mut a, &p, &mut ma, true);
-            normalize(&mut b, &p, &mut mb, false);
-            prop_assert_eq!(a, b);
-            prop_assert_eq!(ma, mb);
+            agree(x, &raw, Path::Vector)?;
+        }
+
+        /// The unsaturated heads give the oracle's bytes inside their ranges and step aside outside.
+        #[test]
+        fn narrow_equals_oracle((x, raw) in row().prop_flat_map(|x| { let h = x.len(); (Just(x), narrow_params(h)) })) {
+            agree(x, &raw, Path::Narrow)?;
+        }
+
+        #[test]
+        fn narrow_steps_aside_outside_its_ranges((x, raw) in row().prop_flat_map(|x| { let h = x.len(); (Just(x), params(h)) })) {
+            agree(x, &raw, Path::Narrow)?;
         }
     }
 }
@@ -228,6 +383,41 @@ mod fast_path_tests {
             for inv in [b as i128, (b as i128).abs(), 1i128 << 64, (1i128 << 63) + 5] {
                 let wide = ((a as i128 * inv) >> 32).clamp(i64::MIN as i128, i64::MAX as i128);
                 assert_eq!(scale_q32(a, inv) as i128, wide, "{a} {inv}");
+            }
+        }
+        // n_limit is the exact bound: the largest admitted |n| cannot saturate, the next one can
+        // (unless the u32 cap decided).
+        for max_gain in [
+            0u64,
+            1,
+            3,
+            1 << 20,
+            (1 << 31) - 1,
+            1 << 40,
+            1 << 62,
+            u64::MAX,
+        ] {
+            for max_offset in [
+                0u64,
+                1 << 40,
+                1 << 61,
+                (1 << 63) - (1 << 31) - 1,
+                1 << 63,
+                u64::MAX,
+            ] {
+                let fits = |n: u64| {
+                    (n as u128) * max_gain as u128 + max_offset as u128 + (1 << 31) < 1 << 63
+                };
+                let limit = n_limit((max_gain, max_offset)) as u64;
+                if limit == 0 {
+                    assert!(!fits(0), "{max_gain} {max_offset}");
+                    continue;
+                }
+                assert!(fits(limit - 1), "{max_gain} {max_offset}");
+                assert!(
+                    limit == u32::MAX as u64 || !fits(limit),
+                    "{max_gain} {max_offset}"
+                );
             }
         }
         let rows: [&[i32]; 4] = [

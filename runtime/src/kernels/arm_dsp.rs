@@ -236,8 +236,7 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     emit: &mut F,
 ) -> bool {
     if k <= WIDE_WORDS_SMALL {
-        let mut buf = [0u32; WIDE_WORDS_SMALL];
-        matmul_with(&mut buf, x, w, k, tokens, outs, emit);
+        matmul_small(x, w, k, tokens, outs, emit);
         true
     } else if k <= WIDE_WORDS {
         matmul_large(x, w, k, tokens, outs, emit);
@@ -245,6 +244,21 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     } else {
         false
     }
+}
+
+/// The small buffer lives in its own frame too: each epilogue's matmul is a separate function
+/// (`Epilogue::specialized`), and inlined into the layer their buffers would add up.
+#[inline(never)]
+fn matmul_small<F: FnMut(usize, usize, i32)>(
+    x: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    emit: &mut F,
+) {
+    let mut buf = [0u32; WIDE_WORDS_SMALL];
+    matmul_with(&mut buf, x, w, k, tokens, outs, emit);
 }
 
 /// The large buffer lives in its own frame so that models with `k` ≤ 512 never pay its stack.

@@ -62,29 +62,72 @@ impl Epilogue<'_> {
     #[inline(always)]
     pub fn store(&mut self, idx: usize, s: i64, m: i32, shift: i32) {
         match self {
-            Epilogue::I8(out) => {
-                if let Some(o) = out.get_mut(idx) {
-                    *o = rq_i8(s, m, shift);
-                }
-            }
-            Epilogue::Residual(xr) => {
-                if let Some(r) = xr.get_mut(idx) {
-                    *r = r.saturating_add(rq_i32(s, m, shift));
-                }
-            }
+            Epilogue::I8(out) => store_i8(out, idx, s, m, shift),
+            Epilogue::Residual(xr) => store_residual(xr, idx, s, m, shift),
+            Epilogue::Gelu(out, table) => store_gelu(out, table, idx, s, m, shift),
+            Epilogue::Gelu16 { hi, lo, table } => store_gelu16(hi, lo, table, idx, s, m, shift),
+        }
+    }
+
+    /// Runs `outputs` once with [`store`](Self::store) already resolved to this variant: a loop
+    /// over every output then compiles to one body per variant with the store inlined, instead
+    /// of a call and a dispatch per output (on Cortex-M that call cost more than the store).
+    #[inline(always)]
+    pub fn specialized<O: Outputs>(&mut self, outputs: O) {
+        match self {
+            Epilogue::I8(out) => outputs.run(|i, s, m, sh| store_i8(out, i, s, m, sh)),
+            Epilogue::Residual(xr) => outputs.run(|i, s, m, sh| store_residual(xr, i, s, m, sh)),
             Epilogue::Gelu(out, table) => {
-                if let Some(o) = out.get_mut(idx) {
-                    let x = rq_i8(s, m, shift);
-                    *o = table.get((x as i32 + 128) as usize).copied().unwrap_or(0);
-                }
+                outputs.run(|i, s, m, sh| store_gelu(out, table, i, s, m, sh))
             }
             Epilogue::Gelu16 { hi, lo, table } => {
-                let (h, l) = planes(gelu16(rq(s, m, shift), table));
-                if let (Some(oh), Some(ol)) = (hi.get_mut(idx), lo.get_mut(idx)) {
-                    (*oh, *ol) = (h, l);
-                }
+                outputs.run(|i, s, m, sh| store_gelu16(hi, lo, table, i, s, m, sh))
             }
         }
+    }
+}
+
+/// A loop that produces outputs `(idx, s, m, shift)` for [`Epilogue::specialized`].
+pub trait Outputs {
+    /// Calls `store` once per output.
+    fn run(self, store: impl FnMut(usize, i64, i32, i32));
+}
+
+#[inline(always)]
+fn store_i8(out: &mut [i8], idx: usize, s: i64, m: i32, shift: i32) {
+    if let Some(o) = out.get_mut(idx) {
+        *o = rq_i8(s, m, shift);
+    }
+}
+
+#[inline(always)]
+fn store_residual(xr: &mut [i32], idx: usize, s: i64, m: i32, shift: i32) {
+    if let Some(r) = xr.get_mut(idx) {
+        *r = r.saturating_add(rq_i32(s, m, shift));
+    }
+}
+
+#[inline(always)]
+fn store_gelu(out: &mut [i8], table: &[i8], idx: usize, s: i64, m: i32, shift: i32) {
+    if let Some(o) = out.get_mut(idx) {
+        let x = rq_i8(s, m, shift);
+        *o = table.get((x as i32 + 128) as usize).copied().unwrap_or(0);
+    }
+}
+
+#[inline(always)]
+fn store_gelu16(
+    hi: &mut [i8],
+    lo: &mut [i8],
+    table: &[u8],
+    idx: usize,
+    s: i64,
+    m: i32,
+    shift: i32,
+) {
+    let (h, l) = planes(gelu16(rq(s, m, shift), table));
+    if let (Some(oh), Some(ol)) = (hi.get_mut(idx), lo.get_mut(idx)) {
+        (*oh, *ol) = (h, l);
     }
 }
 

@@ -14,22 +14,6 @@ pub fn available() -> bool {
         && std::is_x86_feature_detected!("avx512vl")
 }
 
-/// `max |v|` over the i64 little-endian `rows` of a `[4, hidden]` LayerNorm section
-/// (`u64::MAX` when a row is missing, which keeps the vector path off).
-pub fn max_abs_rows(raw: &[u8], hidden: usize, rows: [usize; 2]) -> u64 {
-    let mut max = 0u64;
-    for r in rows {
-        let Some(bytes) = raw.get(r * hidden * 8..(r + 1) * hidden * 8) else {
-            return u64::MAX;
-        };
-        for b in bytes.chunks_exact(8) {
-            let v = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-            max = max.max(v.unsigned_abs());
-        }
-    }
-    max
-}
-
 /// `Σ (x - mean)²` exactly, or `None` when some `|x - mean|` reaches 2^26 (then squares
 /// summed over up to 2^11 lanes could leave u64 and the caller's u128 loop must run).
 pub fn stats(x: &[i32], mean: i64) -> Option<u128> {
