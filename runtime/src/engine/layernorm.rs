@@ -163,6 +163,7 @@ enum Path {
     /// Plain 64-bit heads where the section's ranges prove them exact ([`heads_narrow`]).
     Narrow,
     /// The host's AVX-512 loops where provably exact, else `Narrow`.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
     Vector,
 }
 
@@ -186,14 +187,7 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], path: Path) {
     }
     let sum: i64 = x.iter().map(|&v| v as i64).sum();
     let mean = div_round(sum, h);
-    let squares = || sum_sq(x, mean);
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    let fast = (path == Path::Vector)
-        .then(|| crate::kernels::x86_ln::stats(x, mean))
-        .flatten();
-    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-    let fast: Option<u128> = None;
-    let var = fast.unwrap_or_else(squares) / h as u128;
+    let var = squares(x, mean, path) / h as u128;
     // std in Q16; a constant row (var 0) normalizes to 0, leaving only the offsets.
     let std_q16 = isqrt_u128(var << 32);
     let inv: i128 = (1u128 << 64).checked_div(std_q16).unwrap_or(0) as i128;
@@ -212,6 +206,18 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], path: Path) {
         *v = head(n, p.get(0, j), p.get(1, j)).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
         *m = head(n, p.get(2, j), p.get(3, j)).clamp(-127, 127) as i8;
     }
+}
+
+/// `Σ (x - mean)²`, on the host's vector loop where `path` allows it and it is exact.
+fn squares(x: &[i32], mean: i64, path: Path) -> u128 {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if path == Path::Vector {
+        if let Some(s) = crate::kernels::x86_ln::stats(x, mean) {
+            return s;
+        }
+    }
+    let _ = path;
+    sum_sq(x, mean)
 }
 
 /// The two heads without saturating arithmetic wherever the section's ranges (found at load,

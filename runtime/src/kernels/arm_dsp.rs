@@ -236,20 +236,22 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     emit: &mut F,
 ) -> bool {
     if k <= WIDE_WORDS_SMALL {
-        matmul_small(x, w, k, tokens, outs, emit);
+        matmul_buffered::<WIDE_WORDS_SMALL, F>(x, w, k, tokens, outs, emit);
         true
     } else if k <= WIDE_WORDS {
-        matmul_large(x, w, k, tokens, outs, emit);
+        matmul_buffered::<WIDE_WORDS, F>(x, w, k, tokens, outs, emit);
         true
     } else {
         false
     }
 }
 
-/// The small buffer lives in its own frame too: each epilogue's matmul is a separate function
-/// (`Epilogue::specialized`), and inlined into the layer their buffers would add up.
+/// The tile loop with an `N`-word widened buffer in its own frame: models with `k` ≤ 512 never
+/// pay the large buffer's stack, and each epilogue's matmul (one per kind, see
+/// `Epilogue::specialized`) is a separate function, so their buffers do not add up in the
+/// caller's frame.
 #[inline(never)]
-fn matmul_small<F: FnMut(usize, usize, i32)>(
+fn matmul_buffered<const N: usize, F: FnMut(usize, usize, i32)>(
     x: &[i8],
     w: &[i8],
     k: usize,
@@ -257,21 +259,7 @@ fn matmul_small<F: FnMut(usize, usize, i32)>(
     outs: usize,
     emit: &mut F,
 ) {
-    let mut buf = [0u32; WIDE_WORDS_SMALL];
-    matmul_with(&mut buf, x, w, k, tokens, outs, emit);
-}
-
-/// The large buffer lives in its own frame so that models with `k` ≤ 512 never pay its stack.
-#[inline(never)]
-fn matmul_large<F: FnMut(usize, usize, i32)>(
-    x: &[i8],
-    w: &[i8],
-    k: usize,
-    tokens: usize,
-    outs: usize,
-    emit: &mut F,
-) {
-    let mut buf = [0u32; WIDE_WORDS];
+    let mut buf = [0u32; N];
     matmul_with(&mut buf, x, w, k, tokens, outs, emit);
 }
 
