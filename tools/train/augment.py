@@ -278,6 +278,8 @@ def main():
     ap.add_argument("--neighbours", type=int, default=0,
                     help="also groups of K alphabetically adjacent SNLI training lines (the file is "
                          "sorted, so neighbours share their opening words but say different things)")
+    ap.add_argument("--neighbour-offset", type=int, default=0,
+                    help="first line of the first neighbour group (another offset gives other groups)")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -297,7 +299,7 @@ def main():
     splits = [split for _, split, _ in sources]
     if args.neighbours:
         train = snli[:SNLI_TRAIN_LINES]
-        for s in range(0, len(train) - args.neighbours + 1, args.neighbours):
+        for s in range(args.neighbour_offset, len(train) - args.neighbours + 1, args.neighbours):
             groups.append(train[s:s + args.neighbours])
             splits.append("train")
     for g, (group, split) in enumerate(zip(groups, splits)):
