@@ -39,10 +39,7 @@ impl<'a> LnParams<'a> {
     #[inline(always)]
     fn get(&self, row: usize, j: usize) -> i64 {
         let at = (row * self.hidden + j) * 8;
-        match self.raw.get(at..at + 8) {
-            Some(b) => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            None => 0,
-        }
+        self.raw.get(at..at + 8).map_or(0, i64_at)
     }
 
     /// The four rows (residual gain, residual offset, matmul gain, matmul offset) as 8-byte
