@@ -5,7 +5,7 @@
 //! → context (i8) → output projection added into the int32 residual `xr` → LayerNorm-1
 //! → `xm` → FFN up (i8) → GELU table (i8, zero point) → FFN down added into `xr` → LayerNorm-2.
 
-use super::layernorm::{layernorm, LnParams};
+use super::layernorm::layernorm;
 use super::requant::{div_round, rq_i32, rq_i8};
 use super::sections::{EmbedView, Gelu, LayerView, Linear};
 use super::words_for_bytes;
@@ -101,7 +101,6 @@ impl<'s> Scratch<'s> {
 /// Embedding sum and LayerNorm for every token.
 pub fn embed(ids: &[u32], e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
     let h = d.hidden;
-    let ln = LnParams::new(e.ln, h);
     for (t, &id) in ids.iter().enumerate() {
         let id = id as usize;
         let (wm, ws) = e.word_rq.rq(id);
@@ -114,7 +113,7 @@ pub fn embed(ids: &[u32], e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
             let p = prow.get(j).copied().unwrap_or(0) as i64;
             *x = rq_i32(w, wm, ws).saturating_add(rq_i32(p, pm, ps));
         }
-        layernorm(xr, &ln, &mut s.xm[t * h..(t + 1) * h]);
+        layernorm(xr, &e.ln, &mut s.xm[t * h..(t + 1) * h]);
     }
 }
 

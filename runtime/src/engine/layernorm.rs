@@ -12,10 +12,7 @@ use super::requant::{div_round, isqrt_u128};
 pub struct LnParams<'a> {
     raw: &'a [u8],
     hidden: usize,
-    /// Largest |gain| and |offset| of both heads: the host's vector path checks its ranges with them.
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    max: (u64, u64),
-    /// [`heads_narrow`] applies to every |n| below this (0: to none); 4 bytes, because every
+    /// [`heads_narrow`] and the host's vector loop apply to every |n| below this (0: to none); 4 bytes, because every
     /// layer's views are held on the device's stack.
     n_limit: u32,
 }
@@ -30,8 +27,6 @@ impl<'a> LnParams<'a> {
         LnParams {
             raw,
             hidden,
-            #[cfg(all(feature = "std", target_arch = "x86_64"))]
-            max,
             n_limit: n_limit(max),
         }
     }
@@ -189,9 +184,7 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], path: Path) {
     let std_q16 = isqrt_u128(var << 32);
     let inv: i128 = (1u128 << 64).checked_div(std_q16).unwrap_or(0) as i128;
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if path == Path::Vector
-        && crate::kernels::x86_ln::heads(x, mm, p.raw, mean, inv, p.max.0, p.max.1)
-    {
+    if path == Path::Vector && crate::kernels::x86_ln::heads(x, mm, p.raw, mean, inv, p.n_limit) {
         return;
     }
     if path != Path::Oracle && heads_narrow(x, p, mm, mean, inv) {

@@ -31,7 +31,7 @@ pub const MAX_REASONER_LAYERS: usize = 4;
 pub struct Reasoner<'a> {
     package: Package<'a>,
     embed: EmbedView<'a>,
-    in_ln: &'a [u8],
+    in_ln: LnParams<'a>,
     layers: heapless::Vec<LayerView<'a>, MAX_REASONER_LAYERS>,
     out: Linear<'a>,
     gate: i32,
@@ -57,7 +57,10 @@ impl<'a> Reasoner<'a> {
             return Err(Error::PackageBadConfig);
         }
         let embed = EmbedView::resolve_positions(&package, hidden, m.max_positions as usize)?;
-        let in_ln = package.tensor(SectionKind::InLn, 0, DType::I64, LN_ROWS, hidden)?;
+        let in_ln = LnParams::new(
+            package.tensor(SectionKind::InLn, 0, DType::I64, LN_ROWS, hidden)?,
+            hidden,
+        );
         let mut layers = heapless::Vec::new();
         for l in 0..m.layers {
             let view = LayerView::resolve(&package, l as u16, hidden, ffn)?;
@@ -150,23 +153,19 @@ impl<'a> Reasoner<'a> {
     /// Input LayerNorm, position add and embedding LayerNorm for every turn of the window.
     fn embed(&self, window: &[&[i8]], d: Dims, s: &mut Scratch<'_>) {
         let h = d.hidden;
-        let (in_ln, emb_ln) = (
-            LnParams::new(self.in_ln, h),
-            LnParams::new(self.embed.ln, h),
-        );
         for (t, turn) in window.iter().enumerate() {
             let xr = &mut s.xr[t * h..(t + 1) * h];
             let xm = &mut s.xm[t * h..(t + 1) * h];
             for (x, &e) in xr.iter_mut().zip(turn.iter()) {
                 *x = (e as i32) << INPUT_SHIFT;
             }
-            layernorm(xr, &in_ln, xm);
+            layernorm(xr, &self.in_ln, xm);
             let (pm, ps) = self.embed.pos_rq.rq(t);
             let prow = self.embed.pos.get(t * h..(t + 1) * h).unwrap_or(&[]);
             for (x, &p) in xr.iter_mut().zip(prow) {
                 *x = x.saturating_add(rq_i32(p as i64, pm, ps));
             }
-            layernorm(xr, &emb_ln, xm);
+            layernorm(xr, &self.embed.ln, xm);
         }
     }
 }

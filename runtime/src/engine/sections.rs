@@ -136,7 +136,8 @@ pub struct EmbedView<'a> {
     pub word_rq: I32s<'a>,
     pub pos: &'a [i8],
     pub pos_rq: I32s<'a>,
-    pub ln: &'a [u8],
+    /// The embedding LayerNorm, its ranges computed once here like the layers'.
+    pub ln: LnParams<'a>,
     pub exp: &'a [u8],
 }
 
@@ -153,7 +154,7 @@ impl<'a> EmbedView<'a> {
             word_rq: I32s(p.tensor(WordEmbRq, 0, DType::I32, vocab, 2)?),
             pos: as_i8(p.tensor(PosEmb, 0, DType::I8, positions, hidden)?),
             pos_rq: I32s(p.tensor(PosEmbRq, 0, DType::I32, positions, 2)?),
-            ln: p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?,
+            ln: LnParams::new(p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?, hidden),
             exp,
         })
     }
@@ -171,7 +172,7 @@ impl<'a> EmbedView<'a> {
             word_rq: I32s(&[]),
             pos: as_i8(p.tensor(PosEmb, 0, DType::I8, positions, hidden)?),
             pos_rq: I32s(p.tensor(PosEmbRq, 0, DType::I32, positions, 2)?),
-            ln: p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?,
+            ln: LnParams::new(p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?, hidden),
             exp,
         })
     }

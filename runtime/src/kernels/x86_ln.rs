@@ -56,19 +56,10 @@ unsafe fn stats_avx512(x: &[i32], mean: i64) -> Option<u128> {
 }
 
 /// The two heads of a normalized row, or `false` (nothing written) when the ranges do not
-/// guarantee exactness. `n = (d · inv) >> 32` must fit i64 without the oracle's clamp, and
-/// `n · gain + offset + 2^31` must not saturate: checked from `max |d|`, `inv` and the section's
-/// `max_gain`, `max_offset`.
-#[allow(clippy::too_many_arguments)]
-pub fn heads(
-    x: &mut [i32],
-    mm: &mut [i8],
-    raw: &[u8],
-    mean: i64,
-    inv: i128,
-    max_gain: u64,
-    max_offset: u64,
-) -> bool {
+/// guarantee exactness. `n = (d · inv) >> 32` must fit i64 without the oracle's clamp, and every
+/// |n| must lie below the section's `n_limit` (found at load), under which
+/// `n · gain + offset + 2^31` cannot saturate: checked from `max |d|` and `inv`.
+pub fn heads(x: &mut [i32], mm: &mut [i8], raw: &[u8], mean: i64, inv: i128, n_limit: u32) -> bool {
     let h = x.len();
     if !available() || mm.len() < h || raw.len() < 4 * h * 8 || !(0..1i128 << 62).contains(&inv) {
         return false;
@@ -82,8 +73,8 @@ pub fn heads(
     if prod >= 1 << 63 {
         return false;
     }
-    let max_n = (prod >> 32) + 1;
-    if max_n * max_gain as u128 + max_offset as u128 + (1 << 31) >= 1 << 63 {
+    // |n| <= (|d| · inv >> 32) + 1 for the floor shift.
+    if (prod >> 32) + 1 >= n_limit as u128 {
         return false;
     }
     // SAFETY: features checked by `available()`; lengths checked above.
