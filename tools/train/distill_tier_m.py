@@ -108,6 +108,23 @@ def read_groups(path, emb_path):
     return texts, read_rows(emb_path, len(texts)), list(groups["train"].values()), list(groups["dev"].values())
 
 
+def read_corpus_groups(path, n):
+    """Groups of corpus line numbers, one group per line, tab-separated."""
+    groups = []
+    with open(path) as f:
+        for k, line in enumerate(f, 1):
+            try:
+                g = np.array([int(x) for x in line.split()], dtype=np.int64)
+            except ValueError:
+                raise SystemExit(f"{path}:{k}: not a list of line numbers")
+            if len(g) < 2 or g.min() < 0 or g.max() >= n:
+                raise SystemExit(f"{path}:{k}: a group needs two or more corpus line numbers below {n}")
+            groups.append(g)
+    if not groups:
+        raise SystemExit(f"{path}: no groups")
+    return groups
+
+
 def close_pairs(dev_groups, emb):
     """The close-pair dev check: the dev groups' line numbers (embed them in this order), each
     (source, variant) pair as row indices into that order, and the teacher's cosine of each pair."""
@@ -250,6 +267,8 @@ def main():
     ap.add_argument("--init", default=None, help="continue from this student checkpoint folder")
     ap.add_argument("--aug", default=None, help="augmented texts (tools/train/augment.py; AUG.tsv beside it)")
     ap.add_argument("--aug-emb", default=None, help="teacher embeddings of the --aug lines (raw f32 rows)")
+    ap.add_argument("--corpus-groups", default=None,
+                    help="more train groups, of corpus line numbers (tools/train/mine_groups.py)")
     ap.add_argument("--group-share", type=float, default=0.5, help="share of each batch taken by --aug groups")
     ap.add_argument("--group-weight", type=float, default=1.0, help="weight of the same-group cosine MSE")
     args = ap.parse_args()
@@ -337,6 +356,10 @@ def main():
         dev_lines, close, close_t = close_pairs(dev_groups, a_emb)
         close_seqs = [a_seqs[i] for i in dev_lines]
         log(f"--aug: {len(a_texts)} texts, {len(train_groups)} train groups, {len(close[0])} close dev pairs")
+    if args.corpus_groups:
+        mined = read_corpus_groups(args.corpus_groups, n)
+        train_groups = train_groups + mined
+        log(f"--corpus-groups: {len(mined)} groups of corpus texts")
     target = torch.from_numpy(np.ascontiguousarray(t_emb, dtype=np.float32))
     target_p = F.normalize(target @ p, dim=-1)
     pairs = (np.arange(0, len(dev) - 1, 2), np.arange(1, len(dev), 2))
