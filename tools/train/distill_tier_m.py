@@ -269,7 +269,7 @@ def main():
     ap.add_argument("--aug-emb", default=None, help="teacher embeddings of the --aug lines (raw f32 rows)")
     ap.add_argument("--corpus-groups", default=None,
                     help="more train groups, of corpus line numbers (tools/train/mine_groups.py)")
-    ap.add_argument("--group-share", type=float, default=0.5, help="share of each batch taken by --aug groups")
+    ap.add_argument("--group-share", type=float, default=0.5, help="share of each batch taken by groups (--aug, --corpus-groups)")
     ap.add_argument("--group-weight", type=float, default=1.0, help="weight of the same-group cosine MSE")
     args = ap.parse_args()
 

@@ -12,8 +12,8 @@ use super::requant::{div_round, isqrt_u128};
 pub struct LnParams<'a> {
     raw: &'a [u8],
     hidden: usize,
-    /// [`heads_narrow`] and the host's vector loop apply to every |n| below this (0: to none); 4 bytes, because every
-    /// layer's views are held on the device's stack.
+    /// [`heads_narrow`] and the host's vector loop apply to every |n| below this (0: to none);
+    /// 4 bytes, because every layer's views are held on the device's stack.
     n_limit: u32,
 }
 
