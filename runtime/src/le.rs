@@ -1,5 +1,6 @@
 //! Little-endian reads at a byte offset, `None` past the end (never a panic, never an overflow):
-//! the package and the knowledge bank both read their fixed fields through these.
+//! the package and the knowledge bank read their fixed fields through these, the LayerNorm its
+//! i64 parameters.
 
 /// The `u16` at `at`.
 pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -15,6 +16,13 @@ pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     ))
 }
 
+/// The `i64` at `at`.
+pub(crate) fn i64_at(b: &[u8], at: usize) -> Option<i64> {
+    Some(i64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,5 +35,9 @@ mod tests {
         assert_eq!(u16_at(&b, 3), None);
         assert_eq!(u32_at(&b, 1), None);
         assert_eq!(u32_at(&b, usize::MAX), None);
+        let w = (-2i64).to_le_bytes();
+        assert_eq!(i64_at(&w, 0), Some(-2));
+        assert_eq!(i64_at(&w, 1), None);
+        assert_eq!(i64_at(&w, usize::MAX), None);
     }
 }

@@ -264,7 +264,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--teacher-only", action="store_true", help="stop after the teacher embeddings")
-    ap.add_argument("--init", default=None, help="continue from this student checkpoint folder")
+    ap.add_argument("--init", nargs="+", default=None,
+                    help="continue from this student checkpoint folder (several: from their weight average)")
     ap.add_argument("--aug", default=None, help="augmented texts (tools/train/augment.py; AUG.tsv beside it)")
     ap.add_argument("--aug-emb", default=None, help="teacher embeddings of the --aug lines (raw f32 rows)")
     ap.add_argument("--corpus-groups", default=None,
@@ -334,15 +335,21 @@ def main():
     del teacher
     previous = None
     if args.init:
-        if read_vocab(os.path.join(args.init, "vocab.txt")) != s_vocab:
-            raise SystemExit(f"{args.init}: its vocabulary is not the one this corpus and --vocab give")
-        icfg = json.load(open(os.path.join(args.init, "config.json")))
-        if any(icfg[k] != v for k, v in student.cfg.items()):
-            raise SystemExit(f"{args.init}: shape differs from the --hidden/--layers/--heads/--ffn asked for")
-        student = Bert.from_hf(load_file(os.path.join(args.init, "model.safetensors")), icfg)
-        tj = os.path.join(args.init, "train.json")
+        weights = []
+        for d in args.init:
+            if read_vocab(os.path.join(d, "vocab.txt")) != s_vocab:
+                raise SystemExit(f"{d}: its vocabulary is not the one this corpus and --vocab give")
+            icfg = json.load(open(os.path.join(d, "config.json")))
+            if any(icfg[k] != v for k, v in student.cfg.items()):
+                raise SystemExit(f"{d}: shape differs from the --hidden/--layers/--heads/--ffn asked for")
+            weights.append(load_file(os.path.join(d, "model.safetensors")))
+        # Several folders: their uniform weight average (checkpoints that descend from one
+        # another, or from one parent, lie in one basin, and their mean often generalises better).
+        avg = {k: np.mean([w[k].astype(np.float32) for w in weights], axis=0) for k in weights[0]}
+        student = Bert.from_hf(avg, icfg)
+        tj = os.path.join(args.init[-1], "train.json")
         previous = json.load(open(tj)) if os.path.exists(tj) else None
-        log(f"continuing from {args.init}")
+        log(f"continuing from {' + '.join(args.init)}")
     student = student.to(device)
     n = len(texts)
     train_groups, close = [], None
@@ -387,7 +394,7 @@ def main():
     # With --minutes, the schedule is fitted to the time budget after 100 steps (the learning
     # rate then still decays to zero at the end, instead of being cut off mid-schedule).
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 1.0 - s / total))
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 1.0 - s / max(total, 1)))
     rng = np.random.default_rng(args.seed)
     # Batches of similar length (bucketed shuffle): less padding, 2-3x faster on a CPU.
     lengths = np.array([len(s) for s in s_seqs])

@@ -6,6 +6,7 @@
 //! next linear's SmoothQuant divisor folded in). Both are `(n * gain + offset) >> 32`.
 
 use super::requant::{div_round, isqrt_u128};
+use crate::le;
 
 /// Gains and offsets of one LayerNorm, read in place from an i64 [4, hidden] section.
 #[derive(Clone, Copy)]
@@ -34,7 +35,7 @@ impl<'a> LnParams<'a> {
     #[inline(always)]
     fn get(&self, row: usize, j: usize) -> i64 {
         let at = (row * self.hidden + j) * 8;
-        self.raw.get(at..at + 8).map_or(0, i64_at)
+        le::i64_at(self.raw, at).unwrap_or(0)
     }
 
     /// The four rows (residual gain, residual offset, matmul gain, matmul offset) as 8-byte
@@ -71,18 +72,16 @@ fn max_abs_rows(raw: &[u8], hidden: usize, rows: [usize; 2]) -> u64 {
             return u64::MAX;
         };
         for b in bytes.chunks_exact(8) {
-            max = max.max(i64_at(b).unsigned_abs());
+            max = max.max(chunk_i64(b).unsigned_abs());
         }
     }
     max
 }
 
+/// The i64 of an 8-byte chunk (the chunks come from `chunks_exact(8)`, so the 0 is never taken).
 #[inline(always)]
-fn i64_at(b: &[u8]) -> i64 {
-    match b.first_chunk::<8>() {
-        Some(b) => i64::from_le_bytes(*b),
-        None => 0,
-    }
+fn chunk_i64(b: &[u8]) -> i64 {
+    le::i64_at(b, 0).unwrap_or(0)
 }
 
 #[inline(always)]
@@ -229,7 +228,7 @@ fn heads_narrow(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], mean: i64, inv: 
         .zip(g1.chunks_exact(8).zip(o1.chunks_exact(8)));
     for ((v, m), ((g0, o0), (g1, o1))) in x.iter_mut().zip(mm.iter_mut()).zip(params) {
         let n = scale_q32(*v as i64 - mean, inv);
-        let (g0, o0, g1, o1) = (i64_at(g0), i64_at(o0), i64_at(g1), i64_at(o1));
+        let (g0, o0, g1, o1) = (chunk_i64(g0), chunk_i64(o0), chunk_i64(g1), chunk_i64(o1));
         let (r, q) = if n.unsigned_abs() < p.n_limit as u64 {
             (
                 (n * g0 + o0 + (1 << 31)) >> 32,

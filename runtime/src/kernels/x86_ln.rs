@@ -124,10 +124,7 @@ unsafe fn heads_avx512(x: &mut [i32], mm: &mut [i8], raw: &[u8], mean: i64, inv:
         j += 8;
     }
     // The tail, with the same i64 arithmetic the vector lanes used (exact by the caller's bounds).
-    let get = |r: usize, j: usize| {
-        let b = &raw[(r * h + j) * 8..(r * h + j) * 8 + 8];
-        i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-    };
+    let get = |r: usize, j: usize| crate::le::i64_at(raw, (r * h + j) * 8).unwrap_or(0);
     for j in full..h {
         let n = ((x[j] as i64 - mean) * inv) >> 32;
         let r = (n * get(0, j) + get(1, j) + (1 << 31)) >> 32;
