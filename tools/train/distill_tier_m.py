@@ -23,7 +23,8 @@ Training only (PyTorch, CPU or CUDA); the runtime never imports torch. Stages, e
    same-group entries of the cosine matrix is added again with ``--group-weight``: random texts
    alone never show the student the teacher's cosines between close sentences.
    ``--init DIR`` continues from a trained student instead of the teacher-derived initialisation
-   (same vocabulary and PCA, checked).
+   (same vocabulary and PCA, checked); ``--init DIR DIR ...`` from the uniform average of their
+   weights (a "model soup"; with ``--epochs 0`` the average is only dev-checked and saved).
 
 Output: a Hugging Face-style checkpoint folder (config.json, model.safetensors in fp16,
 vocab.txt, tokenizer_config.json, 1_Pooling/config.json, train.json with the losses), which
