@@ -348,8 +348,9 @@ def main():
         # another, or from one parent, lie in one basin, and their mean often generalises better).
         avg = {k: np.mean([w[k].astype(np.float32) for w in weights], axis=0) for k in weights[0]}
         student = Bert.from_hf(avg, icfg)
-        tj = os.path.join(args.init[-1], "train.json")
-        previous = json.load(open(tj)) if os.path.exists(tj) else None
+        parents = [json.load(open(tj)) if os.path.exists(tj) else None
+                   for tj in (os.path.join(d, "train.json") for d in args.init)]
+        previous = parents[0] if len(parents) == 1 else parents
         log(f"continuing from {' + '.join(args.init)}")
     student = student.to(device)
     n = len(texts)
