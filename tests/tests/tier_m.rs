@@ -7,13 +7,13 @@ use pith_runtime::{cosine_i8, Model};
 use pith_tests::qemu::repo_root;
 use pith_tests::sts::{sick_dev, spearman};
 
-/// The Tier M flash budget for the package (decimal megabytes: the stricter reading).
+/// Tier M's flash budget for the package (decimal megabytes: the stricter reading).
 const MAX_PACKAGE_BYTES: usize = 2_000_000;
 /// The arena at 64 tokens must leave room for statics and stack in a 128 KiB part.
 const MAX_ARENA_BYTES_AT_64: usize = 100 * 1024;
 /// SICK dev Spearman (percent) of the committed package in this runtime (models/tier-m.md); the
 /// test allows 0.5 below it so a regression is caught.
-const REPORTED_SICK_SPEARMAN: f64 = 75.75;
+const REPORTED_SICK_SPEARMAN: f64 = 75.77;
 
 fn embed(model: &Model<'_>, text: &str) -> Vec<i8> {
     let mut arena = vec![0i32; model.arena_words(64)];
