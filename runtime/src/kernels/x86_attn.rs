@@ -246,7 +246,6 @@ mod tests {
             srq in (any::<i32>(), -3..70i32),
             crq in (any::<i32>(), -3..70i32),
         ) {
-            prop_assume!(available());
             let h = heads * dh;
             let mut want = vec![0i8; tn * h];
             let (mut sc, mut pr) = (vec![0i32; tn], vec![0u8; tn]);
@@ -257,7 +256,13 @@ mod tests {
             for hd in 0..heads {
                 let head = Head { tokens: tn, hidden: h, offset: hd * dh, width: dh, score_rq: srq, ctx_rq: crq };
                 let ok = super::head(&head, &q, &k, &v, |s: &[i32], p: &mut [u8]| { s2.push(s.to_vec()); toy_softmax(s, p) }, &mut got);
-                prop_assert!(ok);
+                // Without AVX-512 the path must refuse and leave the context alone (the caller
+                // then runs the oracle); with it, every case in range is taken.
+                prop_assert_eq!(ok, available());
+                if !ok {
+                    prop_assert!(got.iter().all(|&c| c == 0) && s2.is_empty());
+                    return Ok(());
+                }
             }
             let bad = got.iter().zip(&want).position(|(a, b)| a != b);
             prop_assert!(bad.is_none(), "tn {} heads {} dh {} first mismatch {:?} srq {:?} crq {:?} scores same {} {:?} {:?}", tn, heads, dh, bad.map(|i| (i / h, i % h)), srq, crq, s1 == s2, s1.first(), s2.first());
