@@ -150,6 +150,19 @@ fn stats(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f64, f64) {
     )
 }
 
+/// Whether onnxruntime's int8 matmul on this CPU adds product pairs with a saturating
+/// instruction (x86 without AVX-VNNI or AVX512-VNNI); Arm's dot-product kernels do not.
+fn ort_saturates() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !(std::is_x86_feature_detected!("avx512vnni") || std::is_x86_feature_detected!("avxvnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 #[test]
 fn qdq_export_runs_in_tract_and_onnxruntime() {
     let model = model_dir();
@@ -224,10 +237,15 @@ fn qdq_export_runs_in_tract_and_onnxruntime() {
     eprintln!("onnxruntime QDQ vs tract QDQ: mean {m:.7} min {lo:.7}");
     // Same graph and rounding rule, but different float kernels (exp, erf, sums): boundary flips
     // cascade as in the padding check, so the runtimes agree only to a fraction of the
-    // quantization error itself. A misread axis or zero point would be far below these bounds.
+    // quantization error itself. On x86 without VNNI, onnxruntime's u8×s8 kernels add pairs of
+    // products with VPMADDUBSW, which saturates at ±32767 (its documentation warns of this), so
+    // there its int8 matmuls themselves differ from the exact ones and the agreement is looser
+    // (measured on an AVX2-only EPYC: mean 0.9924, min 0.9878). A misread axis or zero point
+    // would be far below either bound.
+    let mean_floor = if ort_saturates() { 0.99 } else { 0.995 };
     assert!(
-        m >= 0.995 && lo >= 0.97,
-        "onnxruntime and tract disagree on the QDQ graph: mean {m} min {lo}"
+        m >= mean_floor && lo >= 0.97,
+        "onnxruntime and tract disagree on the QDQ graph: mean {m} min {lo} (floor {mean_floor})"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
