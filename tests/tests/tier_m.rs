@@ -13,7 +13,7 @@ const MAX_PACKAGE_BYTES: usize = 2_000_000;
 const MAX_ARENA_BYTES_AT_64: usize = 100 * 1024;
 /// SICK dev Spearman (percent) of the committed package in this runtime (models/tier-m.md); the
 /// test allows 0.5 below it so a regression is caught.
-const REPORTED_SICK_SPEARMAN: f64 = 75.77;
+const REPORTED_SICK_SPEARMAN: f64 = 75.61;
 
 fn embed(model: &Model<'_>, text: &str) -> Vec<i8> {
     let mut arena = vec![0i32; model.arena_words(64)];

@@ -9,7 +9,9 @@ Training only (PyTorch, CPU or CUDA); the runtime never imports torch. Stages, e
 2. Vocabulary: the special tokens, the Latin-script single characters and their ``##`` forms
    (so WordPiece can always fall back on them; same rule as Tier S), then the tokens most frequent
    in the corpus under the teacher's tokenizer, up to ``--vocab``. The student tokenizes with this
-   pruned vocabulary, exactly as the runtime will.
+   pruned vocabulary, exactly as the runtime will. ``--extend-vocab N`` appends the N tokens the
+   teacher uses most on the SNLI training lines among those left out (with ``--init`` from a
+   student of the base vocabulary, their rows come from a least-squares map of the teacher's).
 3. Initialisation from the teacher, not at random (two CPU cores cannot train a transformer from
    scratch in a session): ``--layers`` of the teacher's six layers; in each, the ``--heads``
    heads and ``--ffn`` FFN neurons with the largest output-weight norms; the 384-wide residual
@@ -231,6 +233,38 @@ def init_from_teacher(teacher, keep_ids, sample_seqs, args):
     return s, p, t_layers
 
 
+def extra_tokens(t_tok, t_vocab, kept, n):
+    """The `n` teacher tokens that the teacher's tokenizer uses most often on the SNLI training
+    lines and the student vocabulary lacks (ties by id). The corpus-frequency vocabulary follows
+    the corpus, two thirds dictionary text; everyday words of scenes ("bikes", "toddler",
+    "helmets") fall outside it and cost the student two or three pieces each."""
+    if n <= 0:
+        return []
+    with open(SNLI, encoding="utf-8") as f:
+        lines = [l.strip() for l in f][:SNLI_TRAIN_LINES]
+    freq = np.zeros(len(t_vocab))
+    for s in encode(t_tok, lines, 128):
+        np.add.at(freq, s, 1)
+    out = []
+    for i in np.argsort(-freq, kind="stable"):
+        if len(out) >= n or freq[i] <= 0:
+            break
+        if int(i) not in kept and not t_vocab[i].startswith("[unused"):
+            out.append(int(i))
+    return out
+
+
+def grow_embeddings(s_word, t_word):
+    """Appends rows for the tokens a trained student lacks. The student's rows have drifted from
+    their teacher-derived start (`E_t P`), so a least-squares map `W` from the teacher's rows to
+    the student's, fitted on the tokens both have, places each new token where the trained
+    student would expect it."""
+    k = len(s_word)
+    x = np.concatenate([t_word, np.ones((len(t_word), 1))], axis=1).astype(np.float64)  # with an offset
+    w, *_ = np.linalg.lstsq(x[:k], s_word.astype(np.float64), rcond=None)
+    return np.concatenate([s_word, (x[k:] @ w).astype(np.float32)])
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -247,6 +281,8 @@ def main():
     ap.add_argument("--cache", default=os.path.join(ROOT, "models", "cache", "tier-m"))
     ap.add_argument("-o", "--out", default=os.path.join(ROOT, "models", "tier-m"))
     ap.add_argument("--vocab", type=int, default=7000)
+    ap.add_argument("--extend-vocab", type=int, default=0,
+                    help="append the N teacher tokens most used on the SNLI training lines that --vocab leaves out")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
@@ -322,7 +358,13 @@ def main():
             keep.append(int(i))
             kept.add(int(i))
     keep.sort()
+    base_vocab = [t_vocab[i] for i in keep]
+    extra = extra_tokens(t_tok, t_vocab, kept, args.extend_vocab)
+    keep = keep + extra
     s_vocab = [t_vocab[i] for i in keep]
+    if extra:
+        log(f"--extend-vocab: {len(extra)} tokens appended, from {' '.join(t_vocab[i] for i in extra[:12])} "
+            f"to {' '.join(t_vocab[i] for i in extra[-4:])}")
     log(f"vocabulary: {len(keep)} tokens ({len([t for t in s_vocab if is_fallback_char(t)])} fallback characters)")
     s_tok = wordpiece(s_vocab)
     s_seqs = encode(s_tok, texts, args.max_len)
@@ -332,21 +374,32 @@ def main():
 
     # Stage 3
     sample = t_seqs[:2000]
+    t_word = teacher.word.weight.detach().clone()
     student, p, t_layers = init_from_teacher(teacher, keep, sample, args)
     del teacher
     previous = None
     if args.init:
-        weights = []
+        weights, grow = [], []
         for d in args.init:
-            if read_vocab(os.path.join(d, "vocab.txt")) != s_vocab:
-                raise SystemExit(f"{d}: its vocabulary is not the one this corpus and --vocab give")
+            i_vocab = read_vocab(os.path.join(d, "vocab.txt"))
+            if i_vocab != s_vocab and not (extra and i_vocab == base_vocab):
+                raise SystemExit(f"{d}: its vocabulary is not the one this corpus, --vocab and --extend-vocab give")
+            grow.append(i_vocab != s_vocab)
             icfg = json.load(open(os.path.join(d, "config.json")))
-            if any(icfg[k] != v for k, v in student.cfg.items()):
+            if any(icfg[k] != v for k, v in student.cfg.items() if k != "vocab_size"):
                 raise SystemExit(f"{d}: shape differs from the --hidden/--layers/--heads/--ffn asked for")
             weights.append(load_file(os.path.join(d, "model.safetensors")))
+        if any(grow) and not all(grow):
+            raise SystemExit("--init: some folders have the extended vocabulary and some do not")
         # Several folders: their uniform weight average (checkpoints that descend from one
         # another, or from one parent, lie in one basin, and their mean often generalises better).
         avg = {k: np.mean([w[k].astype(np.float32) for w in weights], axis=0) for k in weights[0]}
+        if all(grow):
+            key = "embeddings.word_embeddings.weight"
+            avg[key] = grow_embeddings(avg[key], t_word[torch.tensor(keep)].numpy())
+            log(f"--extend-vocab: new rows mapped from the teacher's through a least-squares fit "
+                f"over the {len(base_vocab)} shared tokens")
+        icfg = dict(icfg, vocab_size=len(s_vocab))
         student = Bert.from_hf(avg, icfg)
         parents = [json.load(open(tj)) if os.path.exists(tj) else None
                    for tj in (os.path.join(d, "train.json") for d in args.init)]
