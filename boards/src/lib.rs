@@ -150,7 +150,7 @@ const MINILM_12K: &str = "models/minilm-l6-12k.pith";
 
 /// Tier S: the static model for 1 MB parts (523,860 bytes).
 const TIER_S: &str = "models/tier-s.pith";
-/// Tier M: the distilled 4-layer student for 2-4 MB parts (1,934,644 bytes).
+/// Tier M: the distilled 4-layer student for 2-4 MB parts (1,997,028 bytes).
 const TIER_M: &str = "models/tier-m.pith";
 
 /// Every board; the first is the default (`pith console --sim`, firmware/.cargo/config.toml).
