@@ -20,7 +20,10 @@ import tempfile
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from distill_static import spearman  # noqa: E402
 
 
 def read_pairs(path):
@@ -62,24 +65,6 @@ def embed(pith, package, lines, tmp, tag):
 def cosines(pith, package, a, b, tmp, tag):
     ea, eb = embed(pith, package, a, tmp, tag + "a"), embed(pith, package, b, tmp, tag + "b")
     return (ea * eb).sum(1) / (np.linalg.norm(ea, axis=1) * np.linalg.norm(eb, axis=1))
-
-
-def ranks(x):
-    """Average ranks of ties, as Spearman's rho takes them."""
-    order = np.argsort(x, kind="stable")
-    r = np.empty(len(x))
-    r[order] = np.arange(len(x))
-    _, inv, count = np.unique(x, return_inverse=True, return_counts=True)
-    sums = np.zeros(len(count))
-    np.add.at(sums, inv, r)
-    return (sums / count)[inv]
-
-
-def spearman(x, y):
-    rx, ry = ranks(x), ranks(y)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    return float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))
 
 
 def main():
