@@ -6,10 +6,21 @@ Layout of one window (latest turn first, so the read-out is row 0, like CLS pool
   x_i = LN_emb(LN_in(e_i) + pos_i)        e_i: the encoder's embedding of turn t-1-i
   2 BERT layers (post-LN, GELU FFN), bidirectional attention over the window (every row is context:
   the whole window lies before the predicted turn, so no causal mask is needed)
-  prediction = W_out h_0 + b_out          ranked by cosine against candidate turn embeddings
+  prediction = W_out h_0 + b_out + beta * e_0     ranked by cosine against candidate turn embeddings
 
-Losses: --loss infonce (in-batch softmax over the batch's next-turn embeddings, temperature --tau)
-or --loss mse (the LCM recipe: MSE between the raw prediction and the unit-length target).
+The last term (--residual BETA, 0 turns it off) makes the prediction a correction of the latest
+turn: with W_out and b_out initialised at zero, training starts exactly at the encoder's last-turn
+cosine (the strongest simple baseline) and only moves away from it where the data says so; the
+network also decides per context how far to move (the size of its correction against beta).
+
+Losses: --loss infonce (softmax over the batch's next-turn embeddings plus --negatives random turns
+of the training part, temperature --tau; the response side is the frozen encoder's vectors, so the
+extra negatives cost one matrix product), --loss mse (the LCM recipe: MSE between the raw prediction
+and the unit-length target) or --loss mse-norm (MSE between the unit-length prediction and target,
+plus the InfoNCE term weighted by --mse-contrast).
+
+Checkpoints: every --every steps the model, optimizer, schedule and generator state go to
+OUT/train-state.pt; --resume continues from it to the same weights an uninterrupted run reaches.
 
 Input: JSONL conversations and the raw little-endian f32 rows that `pith embed --file` wrote for
 their turns, in order (one row per turn). Output dir: model.safetensors (fp32) + reasoner.json.
@@ -73,20 +84,27 @@ class Layer(nn.Module):
 
 
 class Reasoner(nn.Module):
-    def __init__(self, dim, d=128, layers=2, heads=4, ffn=256):
+    def __init__(self, dim, layers=2, heads=4, ffn=256, residual=0.0):
         super().__init__()
-        assert dim == d, "the window rows enter at the encoder's width"
+        d = dim  # the window rows enter at the encoder's width
+        self.residual = residual
         self.ln_in = nn.LayerNorm(d, eps=1e-12)
         self.pos = nn.Parameter(torch.randn(WINDOW, d) * 0.02)
         self.ln_emb = nn.LayerNorm(d, eps=1e-12)
         self.layers = nn.ModuleList(Layer(d, heads, ffn) for _ in range(layers))
         self.out = nn.Linear(d, d)
+        if residual:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, e, mask):
         x = self.ln_emb(self.ln_in(e) + self.pos[None, : e.shape[1]])
         for l in self.layers:
             x = l(x, mask)
-        return self.out(x[:, 0])
+        y = self.out(x[:, 0])
+        if self.residual:
+            y = y + self.residual * F.normalize(e[:, 0], dim=-1)
+        return y
 
 
 def batch_of(E, ctx, tgt, idx):
@@ -120,8 +138,17 @@ def main():
     ap.add_argument("--dev", default="data/chitchat/dev.jsonl")
     ap.add_argument("--dev-emb", required=True)
     ap.add_argument("--dim", type=int, default=128)
-    ap.add_argument("--loss", choices=["infonce", "mse"], default="infonce")
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--ffn", type=int, default=256)
+    ap.add_argument("--residual", type=float, default=1.0,
+                    help="beta of the latest-turn residual (0: the plain read-out)")
+    ap.add_argument("--loss", choices=["infonce", "mse", "mse-norm"], default="infonce")
+    ap.add_argument("--mse-contrast", type=float, default=0.0,
+                    help="weight of the InfoNCE term added to --loss mse-norm")
     ap.add_argument("--tau", type=float, default=0.05)
+    ap.add_argument("--negatives", type=int, default=0,
+                    help="random training turns added to the in-batch negatives")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -129,6 +156,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--every", type=int, default=500, help="dev check and checkpoint interval")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/train-state.pt")
     ap.add_argument("--reference-only", action="store_true",
                     help="only (re)write the tract reference of the checkpoint in --out")
     a = ap.parse_args()
@@ -139,7 +167,7 @@ def main():
     ctx, tgt = windows(convs, starts)
     dconvs, dE, dstarts = load(a.dev, a.dev_emb, a.dim)
     dctx, dtgt = windows(dconvs, dstarts)
-    model = Reasoner(a.dim)
+    model = Reasoner(a.dim, a.layers, a.heads, a.ffn, a.residual)
     if a.reference_only:
         from safetensors.torch import load_file
         model.load_state_dict(load_file(os.path.join(a.out, "model.safetensors")))
@@ -157,16 +185,39 @@ def main():
         opt, lambda s: min((s + 1) / warm, max(0.0, (a.steps - s) / (a.steps - warm)))
     )
     os.makedirs(a.out, exist_ok=True)
-    t0, log = time.time(), []
-    for step in range(1, a.steps + 1):
+    state_path = os.path.join(a.out, "train-state.pt")
+    t0, log, first, spent = time.time(), [], 1, 0.0
+    if a.resume and os.path.exists(state_path):
+        st = torch.load(state_path, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        rng.bit_generator.state = st["rng"]
+        torch.set_rng_state(st["torch_rng"])
+        first, log, spent = st["step"] + 1, st["log"], st["seconds"]
+        print(f"resumed after step {st['step']}", flush=True)
+    Etorch = torch.from_numpy(E)
+    for step in range(first, a.steps + 1):
         model.train()
         e, m, y = batch_of(E, ctx, tgt, rng.integers(0, len(tgt), a.batch))
         p = model(e, m)
-        if a.loss == "infonce":
-            logits = F.normalize(p, dim=-1) @ y.T / a.tau
-            loss = F.cross_entropy(logits, torch.arange(len(y)))
-        else:
+        if a.loss == "mse":
             loss = F.mse_loss(p, y) * a.dim
+        else:
+            pn = F.normalize(p, dim=-1)
+            cand = y
+            if a.negatives:
+                neg = Etorch[torch.from_numpy(rng.integers(0, len(E), a.negatives))]
+                cand = torch.cat([y, neg])
+            logits = pn @ cand.T / a.tau
+            # A drawn turn that is (almost) the target itself ("lol", "yes") is not a negative.
+            same = (y @ cand.T > 0.999) & ~torch.eye(len(y), len(cand), dtype=torch.bool)
+            logits = logits.masked_fill(same, -1e4)
+            nce = F.cross_entropy(logits, torch.arange(len(y)))
+            if a.loss == "infonce":
+                loss = nce
+            else:
+                loss = F.mse_loss(pn, y) * a.dim + a.mse_contrast * nce
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -174,9 +225,18 @@ def main():
         if step % a.every == 0 or step == a.steps:
             model.eval()
             acc = top1_of_100(model, dE, dctx, dtgt)
+            secs = spent + time.time() - t0
             log.append({"step": step, "loss": round(loss.item(), 4), "dev_top1": round(acc, 2)})
-            print(f"step {step} loss {loss.item():.4f} dev top-1/100 {acc:.2f} ({time.time() - t0:.0f}s)", flush=True)
-            save(model, a, n_params, log, time.time() - t0, reference(model, dE, dctx[5:]))
+            eta = secs / (step - first + 1) * (a.steps - step) if step >= first else 0
+            print(f"step {step} loss {loss.item():.4f} dev top-1/100 {acc:.2f} ({secs:.0f}s, "
+                  f"ETA {eta / 60:.0f} min)", flush=True)
+            save(model, a, n_params, log, secs, reference(model, dE, dctx[5:]))
+            tmp = state_path + ".tmp"
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "step": step, "log": log,
+                        "seconds": secs}, tmp)
+            os.replace(tmp, state_path)
 
 
 def reference(model, E, ctx, n=3):
@@ -194,19 +254,24 @@ def reference(model, E, ctx, n=3):
 
 def save(model, a, n_params, log, secs, ref):
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(sd, os.path.join(a.out, "model.safetensors"))
+    # Written beside and renamed, so an interrupted run never leaves half a checkpoint.
+    save_file(sd, os.path.join(a.out, "model.safetensors.tmp"))
+    os.replace(os.path.join(a.out, "model.safetensors.tmp"), os.path.join(a.out, "model.safetensors"))
     cfg = {
         "kind": "pith-reasoner",
-        "dim": a.dim, "hidden": 128, "layers": 2, "heads": 4, "ffn": 256, "window": WINDOW,
+        "dim": a.dim, "hidden": a.dim, "layers": a.layers, "heads": a.heads, "ffn": a.ffn,
+        "window": WINDOW, "residual": a.residual,
         "layer_norm_eps": 1e-12, "gelu": "erf", "order": "latest turn first, read-out row 0",
-        "train": {"loss": a.loss, "tau": a.tau, "steps": a.steps, "batch": a.batch, "lr": a.lr,
+        "train": {"loss": a.loss, "tau": a.tau, "negatives": a.negatives, "steps": a.steps,
+                  "batch": a.batch, "lr": a.lr, "mse_contrast": a.mse_contrast,
                   "seed": a.seed, "train_emb": os.path.basename(a.train_emb),
                   "parameters": n_params, "seconds": round(secs), "torch": torch.__version__,
                   "log": log},
         "reference": ref,
     }
-    with open(os.path.join(a.out, "reasoner.json"), "w") as f:
+    with open(os.path.join(a.out, "reasoner.json.tmp"), "w") as f:
         json.dump(cfg, f, indent=1)
+    os.replace(os.path.join(a.out, "reasoner.json.tmp"), os.path.join(a.out, "reasoner.json"))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@
 //! the encoder adds its position table), and the embedding LayerNorm (`EmbLn`) feeds layer 0.
 //! After the last layer, row 0's matmul head goes through the read-out linear (`WOut`) into one
 //! i32 unit, rescaled to int8 like a pooled sentence vector (largest |value| → 127): the
-//! prediction is compared by cosine only, so its scale carries nothing.
+//! prediction is compared by cosine only, so its scale carries nothing. A package with a
+//! `Residual` section adds the latest turn at unit length to that unit first: the network then
+//! predicts a correction of the latest turn, and with a small correction the reasoner ranks like
+//! the encoder's own last-turn cosine.
 
 use super::bert::{self, Dims, Scratch, MAX_HEAD_DIM};
 use super::layernorm::{layernorm, LnParams};
-use super::requant::rq_i32;
+use super::requant::{div_round, isqrt_u128, rq_i32};
 use super::sections::{linear, EmbedView, LayerView, Linear};
 use crate::error::{Error, Result};
 use crate::format::layout::{LN_ROWS, OUT};
@@ -35,6 +38,8 @@ pub struct Reasoner<'a> {
     layers: heapless::Vec<LayerView<'a>, MAX_REASONER_LAYERS>,
     out: Linear<'a>,
     gate: i32,
+    /// Read-out units of the latest-turn residual (0: none).
+    residual: i32,
 }
 
 impl<'a> Reasoner<'a> {
@@ -70,6 +75,16 @@ impl<'a> Reasoner<'a> {
         let out = linear(&package, 0, OUT, hidden, ffn)?;
         let gate = package.tensor(SectionKind::Gate, 0, DType::I32, 1, 1)?;
         let gate = crate::le::u32_at(gate, 0).ok_or(Error::PackageBadSection)? as i32;
+        let residual = match package.tensor(SectionKind::Residual, 0, DType::I32, 1, 1) {
+            Ok(r) => crate::le::u32_at(r, 0).ok_or(Error::PackageBadSection)? as i32,
+            Err(Error::PackageMissingSection) => 0,
+            Err(e) => return Err(e),
+        };
+        // A negative or huge residual is no quantizer's output; refusing it here keeps the
+        // accumulation in predict() far from overflow (|e_j| · R · 256 < 2^63).
+        if !(0..=1 << 30).contains(&residual) {
+            return Err(Error::PackageBadSection);
+        }
         Ok(Reasoner {
             package,
             embed,
@@ -77,6 +92,7 @@ impl<'a> Reasoner<'a> {
             layers,
             out,
             gate,
+            residual,
         })
     }
 
@@ -140,8 +156,16 @@ impl<'a> Reasoner<'a> {
             1,
             Epilogue::Residual(acc),
         );
+        if self.residual != 0 {
+            add_residual(acc, window[0], self.residual);
+        }
         bert::pool(acc, 1, h, true, out);
         Ok(())
+    }
+
+    /// Read-out units of the latest-turn residual (`Residual`; 0 when the package has none).
+    pub fn residual(&self) -> i32 {
+        self.residual
     }
 
     /// The shapes of a window of `turns` turns.
@@ -167,5 +191,48 @@ impl<'a> Reasoner<'a> {
             }
             layernorm(xr, &self.embed.ln, xm);
         }
+    }
+}
+
+/// Adds `latest` at unit length, `r` read-out units long, to `acc`: `acc_j += round(e_j · r · 256
+/// / n)` with `n = ⌊√(Σ e_j² · 2^16)⌋`, the vector's length in 1/256 units. Integer only, so
+/// every target gives the same bytes; a zero vector adds nothing.
+fn add_residual(acc: &mut [i32], latest: &[i8], r: i32) {
+    let ss: u128 = latest.iter().map(|&e| (e as i32 * e as i32) as u128).sum();
+    let n = isqrt_u128(ss << 16) as i64;
+    if n == 0 {
+        return;
+    }
+    for (a, &e) in acc.iter_mut().zip(latest) {
+        let v = div_round(e as i64 * r as i64 * 256, n);
+        *a = a.saturating_add(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_residual;
+
+    /// The residual is the latest turn at unit length, `r` units long, to within rounding.
+    #[test]
+    fn residual_is_the_unit_vector_times_r() {
+        let e: [i8; 4] = [127, -64, 0, 3];
+        let len = e.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+        let mut acc = [10i32, -10, 0, 0];
+        add_residual(&mut acc, &e, 1 << 20);
+        for (j, (&a, &x)) in acc.iter().zip(&e).enumerate() {
+            let want = [10.0, -10.0, 0.0, 0.0][j] + x as f64 / len * (1 << 20) as f64;
+            assert!(
+                (a as f64 - want).abs() <= 1.0 + want.abs() * 2e-3,
+                "{j}: {a} vs {want}"
+            );
+        }
+        let mut zero = [5i32; 4];
+        add_residual(&mut zero, &[0; 4], 1 << 20);
+        assert_eq!(zero, [5; 4]);
+        // The largest residual a package may hold, on the largest vector: no overflow.
+        let mut big = [i32::MAX - 1, i32::MIN + 1, 0, 0];
+        add_residual(&mut big, &[127, -128, -128, -128], 1 << 30);
+        assert_eq!(big[0], i32::MAX);
     }
 }

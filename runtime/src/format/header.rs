@@ -213,6 +213,10 @@ pub enum SectionKind {
     /// Reasoner: the refinement gate, i32 [1, 1]: `chat` refines its answer when the best two
     /// response-bank scores differ by less than this many score units (cosine × 65536).
     Gate = 47,
+    /// Reasoner: the latest-turn residual, i32 [1, 1]: the read-out adds the latest turn at unit
+    /// length times this many read-out units (β / unit) before the int8 rescaling. Optional: a
+    /// package without it predicts from the read-out alone.
+    Residual = 48,
     /// LayerNorm after attention, i64 [4, hidden]: rows = residual-head gain, residual-head offset,
     /// matmul-head gain, matmul-head offset; `y = (n * gain + offset) >> 32`, `n` the Q16 normalized input.
     Ln1 = 50,

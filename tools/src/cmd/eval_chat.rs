@@ -1,5 +1,8 @@
-//! `pith eval chat`: next-turn selection, top-1 of 100 and MRR, for the reasoner and three
-//! baselines (protocol in `crate::reasoner::eval`).
+//! `pith eval chat`: next-turn selection, top-1 of 100 and MRR, for the reasoner and every
+//! baseline a user could run instead (protocol in `crate::reasoner::eval`): cosine in the
+//! reasoner's encoder space (last turn, context mean, a fitted linear map), lexical TF-IDF and BM25
+//! (`crate::reasoner::lexical`), and cosine in the space of other encoders (`--baseline-model`,
+//! the teacher by default).
 
 use std::path::PathBuf;
 
@@ -8,8 +11,10 @@ use anyhow::{bail, Result};
 use pith_runtime::console::chat::REFINE_TOP;
 
 use crate::reasoner::eval::{
-    candidates, cosine, mean_of, positions, rank, read_conversations, LinearMap, Score, SplitMix,
+    candidates, cosine, mean_of, positions, rank, rank_of, read_conversations, LinearMap, Position,
+    Score, SplitMix,
 };
+use crate::reasoner::lexical::{self, Lexicon};
 use crate::reasoner::predictor::{embed_turns, Engine, Predictor, TurnVectors};
 use crate::reasoner::WINDOW;
 
@@ -33,9 +38,76 @@ pub struct ChatArgs {
     /// margins' quantiles).
     #[arg(long)]
     pub refine_below: Option<f32>,
+    /// Encoder packages whose plain cosine (to the last turn, to the context mean) is reported as
+    /// a baseline, each embedding every turn itself (repeatable; default: the teacher,
+    /// models/minilm-l6.pith).
+    #[arg(long = "baseline-model")]
+    pub baseline_models: Vec<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The lexical baselines: TF-IDF and BM25, query = the last turn or the whole window.
+fn lexical_baselines(
+    turns: &[&str],
+    pos: &[Position],
+    cands: &[Vec<usize>],
+    same: &dyn Fn(usize, usize) -> bool,
+) -> Vec<(String, Score)> {
+    let mut distinct: Vec<&str> = turns.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let doc = |i: usize| distinct.binary_search(&turns[i]).unwrap_or(0);
+    let lex = Lexicon::new(&distinct);
+    let mut s = [Score::default(); 4];
+    for (p, c) in pos.iter().zip(cands) {
+        let docs: Vec<usize> = c.iter().map(|&j| doc(j)).collect();
+        let same_k = |k: usize| same(c[0], c[k]);
+        let ctx: Vec<&str> = p.window.iter().map(|&i| turns[i]).collect();
+        for (slot, query) in [(0, &ctx[..1]), (1, &ctx[..])] {
+            let q = lex.query(query);
+            let qv = lex.tfidf_query(&q);
+            let tf: Vec<f64> = docs.iter().map(|&d| lex.tfidf(&qv, d)).collect();
+            let bm: Vec<f64> = docs.iter().map(|&d| lex.bm25(&q, d)).collect();
+            s[slot].add(rank_of(&tf, same_k));
+            s[2 + slot].add(rank_of(&bm, same_k));
+        }
+    }
+    [
+        "tfidf_last_turn",
+        "tfidf_context",
+        "bm25_last_turn",
+        "bm25_context",
+    ]
+    .iter()
+    .map(|n| n.to_string())
+    .zip(s)
+    .collect()
+}
+
+/// Cosine to the last turn and to the context mean in the space of the encoder `package`.
+fn encoder_baselines(
+    package: &std::path::Path,
+    convs: &[Vec<String>],
+    pos: &[Position],
+    cands: &[Vec<usize>],
+    same: &dyn Fn(usize, usize) -> bool,
+) -> Result<serde_json::Value> {
+    let bytes = crate::artifacts::read_package(Some(package))?;
+    let emb = embed_turns(&bytes, convs)?.f;
+    let (mut last, mut mean) = (Score::default(), Score::default());
+    for (p, c) in pos.iter().zip(cands) {
+        let same_k = |k: usize| same(c[0], c[k]);
+        last.add(rank(&emb[p.window[0]], c, &emb, same_k));
+        mean.add(rank(&mean_of(&p.window, &emb), c, &emb, same_k));
+    }
+    Ok(serde_json::json!({
+        "package": package,
+        "dim": emb.first().map_or(0, Vec::len),
+        "last_turn": last.json(),
+        "mean_context": mean.json(),
+    }))
 }
 
 /// Cosines of `query` to each candidate.
@@ -86,15 +158,22 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
     }
     let root = crate::defaults::repo_root();
     let loaded = a.engine.load()?;
-    let (mut enc, pred) = loaded.open(a.engine.backend)?;
+    let (_enc, pred) = loaded.open(a.engine.backend)?;
     let train = read_conversations(
         &a.train
             .clone()
             .unwrap_or_else(|| root.join("data/chitchat/train.jsonl")),
     )?;
-    let map = LinearMap::fit(&positions(&train), &embed_turns(&mut enc, &train)?.f)?;
-    let TurnVectors { q, f: emb } = embed_turns(&mut enc, &convs)?;
+    let map = LinearMap::fit(
+        &positions(&train),
+        &embed_turns(&loaded.encoder_bytes, &train)?.f,
+    )?;
+    let TurnVectors { q, f: emb } = embed_turns(&loaded.encoder_bytes, &convs)?;
     let cands = candidates(&pos, emb.len(), 99, a.seed);
+    // A candidate with the target's words (up to case and punctuation) is the same response.
+    let turns: Vec<&str> = convs.iter().flatten().map(String::as_str).collect();
+    let norm: Vec<Vec<String>> = turns.iter().map(|t| lexical::words(t)).collect();
+    let same = |i: usize, j: usize| norm[i] == norm[j];
     let (mut r, mut last, mut mean, mut lin) = Default::default();
     let bar = indicatif::ProgressBar::new(pos.len() as u64);
     // Per position: (margin, right before refining, right after refining when refined).
@@ -102,7 +181,8 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
     for (p, c) in pos.iter().zip(&cands) {
         let window: Vec<&[i8]> = p.window.iter().map(|&i| q[i].as_slice()).collect();
         let predicted = pred.predict(&window)?;
-        Score::add(&mut r, rank(&predicted, c, &emb));
+        let same_k = |k: usize| same(c[0], c[k]);
+        Score::add(&mut r, rank(&predicted, c, &emb, same_k));
         let s = scores(&predicted, c, &emb);
         let o = order(&s);
         let margin = match (o.first(), o.get(1)) {
@@ -116,21 +196,61 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
             None => None,
         };
         gate.push((margin, right, after));
-        Score::add(&mut last, rank(&emb[p.window[0]], c, &emb));
+        Score::add(&mut last, rank(&emb[p.window[0]], c, &emb, same_k));
         let m = mean_of(&p.window, &emb);
-        Score::add(&mut mean, rank(&m, c, &emb));
-        Score::add(&mut lin, rank(&map.apply(&m), c, &emb));
+        Score::add(&mut mean, rank(&m, c, &emb, same_k));
+        Score::add(&mut lin, rank(&map.apply(&m), c, &emb, same_k));
         bar.inc(1);
     }
     bar.finish_and_clear();
     let (r, last, mean, lin): (Score, Score, Score, Score) = (r, last, mean, lin);
+    let mut table: Vec<(String, Score)> = vec![
+        ("last_turn".into(), last),
+        ("mean_context".into(), mean),
+        ("linear_map".into(), lin),
+    ];
+    table.extend(lexical_baselines(&turns, &pos, &cands, &same));
+    let mut baselines = serde_json::Map::new();
+    for (name, s) in &table {
+        baselines.insert(name.clone(), s.json());
+    }
+    let teacher = [root.join(crate::defaults::PACKAGE)];
+    let others: &[PathBuf] = if a.baseline_models.is_empty() {
+        &teacher
+    } else {
+        &a.baseline_models
+    };
+    let mut encoders = Vec::new();
+    for p in others {
+        if p.as_path() == teacher[0].as_path() && !p.exists() {
+            crate::artifacts::default_artifacts()?;
+        }
+        encoders.push(encoder_baselines(p, &convs, &pos, &cands, &same)?);
+    }
+    baselines.insert("encoders".into(), serde_json::Value::from(encoders.clone()));
+    // The best of every baseline, by top-1: what the reasoner has to beat.
+    let mut best = ("".to_string(), f64::NEG_INFINITY);
+    let mut consider = |name: String, v: &serde_json::Value| {
+        let t = v["top1"].as_f64().unwrap_or(f64::NEG_INFINITY);
+        if t > best.1 {
+            best = (name, t);
+        }
+    };
+    for (name, s) in &table {
+        consider(name.clone(), &s.json());
+    }
+    for e in &encoders {
+        for k in ["last_turn", "mean_context"] {
+            consider(
+                format!("{k} [{}]", e["package"].as_str().unwrap_or("")),
+                &e[k],
+            );
+        }
+    }
     let mut out = serde_json::json!({
         "reasoner": r.json(),
-        "baselines": {
-            "last_turn": last.json(),
-            "mean_context": mean.json(),
-            "linear_map": lin.json(),
-        },
+        "baselines": baselines,
+        "best_baseline": { "name": best.0, "top1": best.1 },
         "n": pos.len(),
         "candidates": cands.first().map_or(0, Vec::len),
         "backend": a.engine.backend,
@@ -188,18 +308,21 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
             pos.len(),
             cands.first().map_or(0, Vec::len)
         );
-        for (name, s) in [
-            ("reasoner", r),
-            ("last_turn", last),
-            ("mean_context", mean),
-            ("linear_map", lin),
-        ] {
-            let j = s.json();
+        let line = |name: &str, j: &serde_json::Value| {
             println!(
-                "  {name:<13} {:6.2} {:6.2}",
+                "  {name:<16} {:6.2} {:6.2}",
                 j["top1"].as_f64().unwrap_or(0.0),
                 j["mrr"].as_f64().unwrap_or(0.0)
-            );
+            )
+        };
+        line("reasoner", &r.json());
+        for (name, s) in &table {
+            line(name, &s.json());
+        }
+        for e in &encoders {
+            println!("  cosine in {}:", e["package"].as_str().unwrap_or(""));
+            line("  last_turn", &e["last_turn"]);
+            line("  mean_context", &e["mean_context"]);
         }
     }
     Ok(())

@@ -33,7 +33,7 @@ pub fn run(a: Args) -> Result<()> {
         None => crate::artifacts::package(crate::artifacts::TIER_S)?,
     };
     let enc_bytes = crate::artifacts::read_package(Some(&enc_path))?;
-    let mut enc = Embedder::new(&enc_bytes, Kind::Native, None)?;
+    let enc = Embedder::new(&enc_bytes, Kind::Native, None)?;
     ensure!(
         enc.model.dim() == fp.r.dim,
         "{} embeds in {} dims, the reasoner reads {}",
@@ -57,7 +57,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     let (cal, rest) = convs.split_at(a.calib_count);
     let held = &rest[..a.eval_count.min(rest.len())];
-    let cal_f = embed_turns(&mut enc, cal)?.f;
+    let cal_f = embed_turns(&enc_bytes, cal)?.f;
     let windows: Vec<Window> = positions(cal).into_iter().map(|p| p.window).collect();
     let stats = calibrate(&fp, &windows, &cal_f);
     let name = a.name.clone().unwrap_or_else(|| "reasoner-s int8".into());
@@ -75,7 +75,7 @@ pub fn run(a: Args) -> Result<()> {
     let TurnVectors {
         q: held_q,
         f: held_f,
-    } = embed_turns(&mut enc, held)?;
+    } = embed_turns(&enc_bytes, held)?;
     let (mut sum, mut worst, mut n) = (0f64, 1f64, 0usize);
     for p in positions(held) {
         let wq: Vec<&[i8]> = p.window.iter().map(|&i| held_q[i].as_slice()).collect();

@@ -70,7 +70,13 @@ impl Fp32 {
         }
         let row0 = x.slice(ndarray::s![0..1, ..]).to_owned();
         obs.see(Site::ReadOut, 0, &row0);
-        let y = fp32::linear(&row0, &r.out.0, &r.out.1);
+        let mut y = fp32::linear(&row0, &r.out.0, &r.out.1);
+        if r.residual != 0.0 {
+            // The latest-turn residual joins the read-out's unit, so calibration covers the sum.
+            let e0 = ndarray::ArrayView1::from(window[0]);
+            let n = e0.dot(&e0).sqrt().max(1e-12);
+            y.row_mut(0).scaled_add(r.residual / n, &e0);
+        }
         obs.see(Site::Out, 0, &y);
         y.row(0).to_owned()
     }
@@ -232,5 +238,15 @@ pub fn write_package(f: &Fp32, q: &QReasoner, name: &str) -> Result<Vec<u8>> {
     // The gate in bank score units (cosine × 65536), the unit the device compares margins in.
     let gate = (gate as f64 * pith_runtime::kb::SCORE_ONE as f64).round() as i32;
     w.add_i32(K::Gate, 0, 1, 1, &[gate]);
+    if r.residual != 0.0 {
+        // β in read-out units; a checkpoint without a residual keeps its package bytes.
+        let units = (r.residual as f64 / q.out_unit as f64).round();
+        ensure!(
+            (1.0..=(1u64 << 30) as f64).contains(&units),
+            "the residual β {} is {units} read-out units (1..2^30 expected)",
+            r.residual
+        );
+        w.add_i32(K::Residual, 0, 1, 1, &[units as i32]);
+    }
     Ok(w.finish())
 }

@@ -132,13 +132,29 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// Rank (1-based) of candidate 0 under `query`.
-pub fn rank(query: &[f32], cands: &[usize], emb: &[Vec<f32>]) -> usize {
-    let s0 = cosine(query, &emb[cands[0]]);
-    1 + cands[1..]
-        .iter()
-        .filter(|&&j| cosine(query, &emb[j]) > s0)
+/// Rank (1-based) of candidate 0 among `scores` (one per candidate, the target first): every
+/// candidate scored higher counts against it, and so does every tie unless `same(k)` says
+/// candidate `k` is the target's own response (a lexical scorer gives most candidates the same
+/// zero; a candidate "Hi!" for the target "hi" is the same answer).
+pub fn rank_of(scores: &[f64], same: impl Fn(usize) -> bool) -> usize {
+    let s0 = scores[0];
+    1 + (1..scores.len())
+        .filter(|&k| scores[k] > s0 || (scores[k] == s0 && !same(k)))
         .count()
+}
+
+/// Rank (1-based) of candidate 0 under `query`, by cosine (`same` as in [`rank_of`]).
+pub fn rank(
+    query: &[f32],
+    cands: &[usize],
+    emb: &[Vec<f32>],
+    same: impl Fn(usize) -> bool,
+) -> usize {
+    let s: Vec<f64> = cands
+        .iter()
+        .map(|&j| cosine(query, &emb[j]) as f64)
+        .collect();
+    rank_of(&s, same)
 }
 
 /// Top-1 and MRR accumulator.
@@ -319,6 +335,15 @@ mod tests {
         assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
         assert_eq!(r.next_u64(), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
+    fn ties_count_against_the_target_unless_the_same_response() {
+        assert_eq!(rank_of(&[0.5, 0.1, 0.2], |_| false), 1);
+        assert_eq!(rank_of(&[0.5, 0.9, 0.2], |_| false), 2);
+        // All zero (no word in common): last, not first.
+        assert_eq!(rank_of(&[0.0, 0.0, 0.0], |_| false), 3);
+        assert_eq!(rank_of(&[0.0, 0.0, 0.0], |k| k == 1), 2);
     }
 
     #[test]

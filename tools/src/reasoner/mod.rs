@@ -4,6 +4,7 @@
 //! it through tract, and evaluates it against non-reasoning baselines (`pith eval chat`).
 
 pub mod eval;
+pub mod lexical;
 pub mod native;
 pub mod onnx;
 pub mod predictor;
@@ -45,6 +46,9 @@ pub struct Reasoner {
     pub ln_emb: (Array1<f32>, Array1<f32>),
     pub layers: Vec<Layer>,
     pub out: (Array2<f32>, Array1<f32>),
+    /// β of the latest-turn residual: the prediction is `out(h_0) + β · e_0 / |e_0|` (0 in
+    /// checkpoints trained without it, which have no `"residual"`).
+    pub residual: f32,
     /// The training run's record, as written by the training script.
     pub config: serde_json::Value,
     /// The calibrated refinement gate (`gate.json`), when the checkpoint has one.
@@ -158,6 +162,7 @@ impl Reasoner {
             );
         }
         let eps = config["layer_norm_eps"].as_f64().unwrap_or(1e-12) as f32;
+        let residual = residual_of(&config, &cfg_path)?;
         let st_path = dir.join("model.safetensors");
         let bytes =
             std::fs::read(&st_path).with_context(|| format!("reading {}", st_path.display()))?;
@@ -195,6 +200,7 @@ impl Reasoner {
             ln_emb,
             layers: ls,
             out,
+            residual,
             config,
         })
     }
@@ -202,6 +208,24 @@ impl Reasoner {
     /// FFN width.
     pub fn ffn(&self) -> usize {
         self.layers.first().map_or(0, |l| l.up.1.len())
+    }
+}
+
+/// The `"residual"` β of a reasoner config (0 when absent); an error names the file when it is
+/// not a finite number in [0, 16].
+pub fn residual_of(config: &serde_json::Value, path: &Path) -> Result<f32> {
+    match config.get("residual") {
+        None => Ok(0.0),
+        Some(v) => v
+            .as_f64()
+            .filter(|b| (0.0..=16.0).contains(b))
+            .map(|b| b as f32)
+            .with_context(|| {
+                format!(
+                    "{}: \"residual\" must be a number in [0, 16]",
+                    path.display()
+                )
+            }),
     }
 }
 

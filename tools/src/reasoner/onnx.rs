@@ -215,11 +215,15 @@ pub fn write(model: &ModelProto, path: &Path) -> Result<()> {
 pub struct TractReasoner {
     plan: std::sync::Arc<TypedRunnableModel>,
     dim: usize,
+    /// β of the latest-turn residual ([`Reasoner::residual`]), added outside the graph.
+    residual: f32,
 }
 
 impl TractReasoner {
     /// Optimizes `model` for batch 1 and a symbolic number of turns.
-    pub fn new(model: &ModelProto, dim: usize) -> Result<Self> {
+    /// `residual` is the checkpoint's β: the prediction is the graph's output plus β times the
+    /// latest turn at unit length, as in training and in the integer reasoner.
+    pub fn new(model: &ModelProto, dim: usize, residual: f32) -> Result<Self> {
         let bytes = model.encode_to_vec();
         let mut m = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
@@ -231,7 +235,11 @@ impl TractReasoner {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| anyhow!("optimizing the reasoner graph: {e:#}"))?;
-        Ok(TractReasoner { plan, dim })
+        Ok(TractReasoner {
+            plan,
+            dim,
+            residual,
+        })
     }
 
     /// Width of the turn vectors.
@@ -262,7 +270,19 @@ impl TractReasoner {
             .run(tvec!(x.into()))
             .map_err(|e| anyhow!("running the reasoner: {e:#}"))?;
         let v = out[0].to_plain_array_view::<f32>()?;
-        Ok(v.iter().copied().collect())
+        let mut y: Vec<f32> = v.iter().copied().collect();
+        if self.residual != 0.0 {
+            let n = window[0]
+                .iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+                .sqrt()
+                .max(1e-12);
+            for (y, x) in y.iter_mut().zip(window[0]) {
+                *y += self.residual * x / n;
+            }
+        }
+        Ok(y)
     }
 }
 
@@ -276,7 +296,7 @@ mod tests {
     fn tract_matches_the_training_script() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
-        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
+        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim, r.residual).unwrap();
         let refs = r.config["reference"].as_array().unwrap();
         assert!(!refs.is_empty());
         for case in refs {
@@ -307,7 +327,7 @@ mod tests {
     fn windows_outside_one_to_eight_turns_are_errors() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
-        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
+        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim, r.residual).unwrap();
         assert!(t.predict(&[]).is_err());
         let row = vec![0.1f32; r.dim];
         assert!(t.predict(&[row.as_slice(); WINDOW + 1]).is_err());

@@ -23,11 +23,13 @@ pub enum Predictor<'a> {
 impl<'a> Predictor<'a> {
     /// The predictor of `kind`: `package` holds the int8 reasoner (native), `graph` the ONNX
     /// graph of `dim`-wide turns (tract).
+    /// `residual` is the checkpoint's β for tract (the integer package carries its own).
     pub fn new(
         kind: Kind,
         package: &'a [u8],
         graph: Option<&ModelProto>,
         dim: usize,
+        residual: f32,
     ) -> Result<Self> {
         match kind {
             Kind::Native => Ok(Predictor::Native(Box::new(
@@ -36,7 +38,7 @@ impl<'a> Predictor<'a> {
             ))),
             Kind::TractFp32 | Kind::TractInt8 => {
                 let g = graph.ok_or_else(|| anyhow!("{kind:?} needs the reasoner's ONNX graph"))?;
-                Ok(Predictor::Tract(TractReasoner::new(g, dim)?))
+                Ok(Predictor::Tract(TractReasoner::new(g, dim, residual)?))
             }
         }
     }
@@ -69,18 +71,44 @@ pub struct TurnVectors {
     pub f: Vec<Vec<f32>>,
 }
 
-/// Embeds every turn of `convs`, in order, with the encoder's native int8 runtime.
-pub fn embed_turns(
-    e: &mut crate::backend::Embedder<'_>,
-    convs: &[Vec<String>],
-) -> Result<TurnVectors> {
+/// Embeds every turn of `convs`, in order, with the native int8 runtime of the encoder package
+/// `encoder`: each distinct text once, on every core (the bytes do not depend on the thread).
+pub fn embed_turns(encoder: &[u8], convs: &[Vec<String>]) -> Result<TurnVectors> {
+    use rayon::prelude::*;
+    let mut distinct: Vec<&str> = convs.iter().flatten().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let vecs: Vec<Vec<i8>> = distinct
+        .par_iter()
+        .map_init(
+            || crate::backend::Embedder::new(encoder, Kind::Native, None),
+            |e, t| match e {
+                Ok(e) => e.embed_i8(t).with_context(|| format!("embedding {t:?}")),
+                Err(err) => Err(anyhow!("{err:#}")),
+            },
+        )
+        .collect::<Result<_>>()?;
     let q: Vec<Vec<i8>> = convs
         .iter()
         .flatten()
-        .map(|t| e.embed_i8(t))
-        .collect::<Result<_>>()?;
+        .map(|t| {
+            // Every turn is among the distinct texts, so the search cannot miss.
+            let i = distinct.binary_search(&t.as_str()).unwrap_or(0);
+            vecs[i].clone()
+        })
+        .collect();
     let f = q.iter().map(|v| dequantize(v)).collect();
     Ok(TurnVectors { q, f })
+}
+
+/// β of the latest-turn residual in the checkpoint `dir` (its reasoner.json).
+pub fn checkpoint_residual(dir: &std::path::Path) -> Result<f32> {
+    let path = dir.join("reasoner.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    super::residual_of(&config, &path)
 }
 
 /// The reasoner, its engine and its encoder: the arguments both chat commands take.
@@ -120,6 +148,8 @@ pub struct Loaded {
     pub gate: Option<f32>,
     /// The checkpoint directory.
     pub checkpoint_dir: PathBuf,
+    /// β of the checkpoint's latest-turn residual (tract adds it; the package carries its own).
+    pub residual: f32,
 }
 
 impl Engine {
@@ -148,6 +178,10 @@ impl Engine {
             Kind::Native => None,
         };
         let gate = super::load_gate(&checkpoint_dir)?;
+        let residual = match kind {
+            Kind::Native => 0.0,
+            _ => checkpoint_residual(&checkpoint_dir)?,
+        };
         let reasoner_bytes = match kind {
             Kind::Native => {
                 let p = match &self.package {
@@ -170,6 +204,7 @@ impl Engine {
             encoder_path,
             gate,
             checkpoint_dir,
+            residual,
         })
     }
 }
@@ -194,6 +229,7 @@ impl Loaded {
             &self.reasoner_bytes,
             self.graph.as_ref(),
             enc.model.dim(),
+            self.residual,
         )?;
         let dim = match &pred {
             Predictor::Native(r) => r.dim(),
