@@ -398,7 +398,8 @@ fn qdq_onnx_follows_the_integer_reasoner() {
     use pith_tools::reasoner::native;
     use pith_tools::reasoner::onnx::TractReasoner;
     use prost::Message;
-    let qdq = pith_tools::artifacts::reasoner_qdq().unwrap();
+    let qdq =
+        pith_tools::artifacts::reasoner_qdq(&pith_tools::artifacts::REASONER_S_ARTIFACTS).unwrap();
     let model = tract_onnx::pb::ModelProto::decode(std::fs::read(&qdq).unwrap().as_slice())
         .expect("an ONNX model");
     let ops: Vec<&str> = model
@@ -414,9 +415,10 @@ fn qdq_onnx_follows_the_integer_reasoner() {
         std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap())
             .unwrap();
     let r = pith_runtime::Reasoner::new(&pkg).unwrap();
-    let ckpt = pith_tools::defaults::repo_root().join(pith_tools::reasoner::DEFAULT_DIR);
-    let beta = pith_tools::reasoner::predictor::checkpoint_residual(&ckpt).unwrap();
-    let t = TractReasoner::new(&model, r.dim(), beta).unwrap();
+    let ckpt = pith_tools::defaults::repo_root()
+        .join(pith_tools::artifacts::REASONER_S_ARTIFACTS.checkpoint);
+    let (beta, trust) = pith_tools::reasoner::predictor::checkpoint_head(&ckpt).unwrap();
+    let t = TractReasoner::new(&model, r.dim(), beta, trust).unwrap();
     let enc = std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::TIER_S).unwrap())
         .unwrap();
     let mut e =
@@ -469,8 +471,10 @@ fn qdq_onnx_follows_the_integer_reasoner() {
 /// training turns embedded by Tier S, and `pith chat` answers from it without being told.
 #[test]
 fn default_response_bank_holds_training_turns() {
-    use pith_tools::artifacts::{chat_bank, package, CHAT_BANK_SENTENCES, TIER_S};
-    let bytes = std::fs::read(chat_bank().unwrap()).unwrap();
+    use pith_tools::artifacts::{
+        chat_bank, package, CHAT_BANK_SENTENCES, REASONER_S_ARTIFACTS, TIER_S,
+    };
+    let bytes = std::fs::read(chat_bank(&REASONER_S_ARTIFACTS).unwrap()).unwrap();
     let enc = std::fs::read(package(TIER_S).unwrap()).unwrap();
     let model = pith_runtime::Model::new(&enc).unwrap();
     let bank = pith_runtime::kb::Bank::for_model(&bytes, &model).unwrap();

@@ -63,11 +63,65 @@ pub fn board_package(board: &pith_boards::Board) -> Result<PathBuf> {
 pub const MINILM_12K: &str = "models/minilm-l6-12k.pith";
 /// Tier S, the static model for 512 KB parts.
 pub const TIER_S: &str = "models/tier-s.pith";
-/// The integer reasoner over Tier S vectors (models/reasoner-s, calibrated on the chit-chat
-/// training split that scripts/fetch-chitchat.sh writes).
+
+/// A shipped reasoner: the checkpoint its integer package is quantized from, the encoder whose
+/// turn vectors it reads, and what its recipe writes. [`REASONERS`] is the one list of them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReasonerArtifacts {
+    /// Checkpoint directory (reasoner.json, model.safetensors, gate.json).
+    pub checkpoint: &'static str,
+    /// The integer package, calibrated on the chit-chat training split.
+    pub package: &'static str,
+    /// Its QDQ ONNX graph, written by the same recipe (`--backend tract-int8`).
+    pub qdq: &'static str,
+    /// The encoder package it was trained on.
+    pub encoder: &'static str,
+    /// The response bank `chat` answers from: training turns embedded by that encoder.
+    pub bank: &'static str,
+}
+
+/// The reasoner over the teacher's vectors (all-MiniLM-L6-v2, 384 dims): the host and M55-class
+/// boards with external RAM.
+pub const REASONER_L6: ReasonerArtifacts = ReasonerArtifacts {
+    checkpoint: "models/reasoner-l6",
+    package: "models/reasoner-l6.pith",
+    qdq: "models/reasoner-l6.int8.onnx",
+    encoder: defaults::PACKAGE,
+    bank: "models/reasoner-l6.pithkb",
+};
+/// The reasoner over Tier M's vectors (4 MB parts).
+pub const REASONER_M: ReasonerArtifacts = ReasonerArtifacts {
+    checkpoint: "models/reasoner-m",
+    package: "models/reasoner-m.pith",
+    qdq: "models/reasoner-m.int8.onnx",
+    encoder: "models/tier-m.pith",
+    bank: "models/reasoner-m.pithkb",
+};
+/// The reasoner over Tier S's vectors (1–2 MB parts).
+pub const REASONER_S_ARTIFACTS: ReasonerArtifacts = ReasonerArtifacts {
+    checkpoint: "models/reasoner-s",
+    package: REASONER_S,
+    qdq: "models/reasoner-s.int8.onnx",
+    encoder: TIER_S,
+    bank: CHAT_BANK,
+};
+/// Every shipped reasoner; the first is the default of `pith chat` and `pith eval chat`.
+pub const REASONERS: [&ReasonerArtifacts; 3] = [&REASONER_L6, &REASONER_M, &REASONER_S_ARTIFACTS];
+/// The Tier S reasoner's package.
 pub const REASONER_S: &str = "models/reasoner-s.pith";
-/// Its QDQ ONNX graph, written by the same recipe (`pith eval chat --backend tract-int8`).
-pub const REASONER_S_QDQ: &str = "models/reasoner-s.int8.onnx";
+
+/// The shipped reasoner whose package is `rel`.
+pub fn reasoner_with_package(rel: &str) -> Option<&'static ReasonerArtifacts> {
+    REASONERS.into_iter().find(|r| r.package == rel)
+}
+
+/// The shipped reasoner whose checkpoint is `dir` (relative to the repository root or absolute).
+pub fn reasoner_with_checkpoint(dir: &Path) -> Option<&'static ReasonerArtifacts> {
+    let root = defaults::repo_root();
+    REASONERS
+        .into_iter()
+        .find(|r| dir == Path::new(r.checkpoint) || dir == root.join(r.checkpoint))
+}
 
 /// The package at `rel` (relative to the repository root), built by its recipe when missing. The
 /// recipes are the one description of how each default package is made.
@@ -77,21 +131,22 @@ pub fn package(rel: &str) -> Result<PathBuf> {
         return Ok(default_artifacts()?.package);
     }
     let path = root.join(rel);
-    // The reasoner's recipe writes its QDQ graph too.
-    let qdq = (rel == REASONER_S).then(|| root.join(REASONER_S_QDQ));
-    if rel == REASONER_S {
-        // Its recipe embeds with Tier S; built first, as build_once is not reentrant.
-        package(TIER_S)?;
+    // A reasoner's recipe writes its QDQ graph too.
+    let reasoner = reasoner_with_package(rel);
+    let qdq = reasoner.map(|r| root.join(r.qdq));
+    if let Some(r) = reasoner {
+        // Its recipe embeds with its encoder; built first, as build_once is not reentrant.
+        package(r.encoder)?;
     }
     let built = || path.exists() && qdq.as_ref().is_none_or(|q| q.exists());
     build_once(&lock_path(), built, || build_package(rel, &path))?;
     Ok(path)
 }
 
-/// The reasoner's QDQ ONNX graph, built with its package when missing.
-pub fn reasoner_qdq() -> Result<PathBuf> {
-    package(REASONER_S)?;
-    Ok(defaults::repo_root().join(REASONER_S_QDQ))
+/// A reasoner's QDQ ONNX graph, built with its package when missing.
+pub fn reasoner_qdq(r: &ReasonerArtifacts) -> Result<PathBuf> {
+    package(r.package)?;
+    Ok(defaults::repo_root().join(r.qdq))
 }
 
 fn build_package(rel: &str, path: &Path) -> Result<()> {
@@ -134,21 +189,27 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
                 encoder: None,
             }
         }
-        REASONER_S => {
-            eprintln!("pith: quantizing the reasoner models/reasoner-s on first use ...");
+        rel if reasoner_with_package(rel).is_some() => {
+            let Some(r) = reasoner_with_package(rel) else {
+                bail!("{rel}: no reasoner recipe");
+            };
+            eprintln!(
+                "pith: quantizing the reasoner {} on first use ...",
+                r.checkpoint
+            );
             crate::cmd::quantize::Args {
-                checkpoint: root.join("models/reasoner-s"),
+                checkpoint: root.join(r.checkpoint),
                 calib: None,
                 calib_count: 300,
                 eval_count: 400,
                 alpha: 0.7,
                 ffn16: 0,
                 output: path.to_path_buf(),
-                onnx: Some(root.join(REASONER_S_QDQ)),
+                onnx: Some(root.join(r.qdq)),
                 name: None,
                 vocab_size: None,
                 vocab_corpus: Vec::new(),
-                encoder: Some(root.join(TIER_S)),
+                encoder: Some(root.join(r.encoder)),
             }
         }
         other => bail!("{other}: pith has no recipe for this package (artifacts.rs)"),
@@ -172,15 +233,18 @@ pub fn build_all() -> Result<()> {
     }
     package(TIER_S)?;
     let train = defaults::repo_root().join(crate::cmd::quantize_reasoner::TRAIN);
-    if train.is_file() {
-        package(REASONER_S)?;
-        chat_bank()?;
-    } else {
-        eprintln!(
-            "pith: {} is missing (scripts/fetch-chitchat.sh writes it): {REASONER_S} and \
-             {CHAT_BANK} not built",
-            train.display()
-        );
+    for r in REASONERS {
+        if train.is_file() {
+            package(r.package)?;
+            chat_bank(r)?;
+        } else {
+            eprintln!(
+                "pith: {} is missing (scripts/fetch-chitchat.sh writes it): {} and {} not built",
+                train.display(),
+                r.package,
+                r.bank
+            );
+        }
     }
     Ok(())
 }
@@ -205,21 +269,23 @@ pub fn bank_for(package: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The response bank `chat` answers from by default, for the Tier S encoder.
+/// The Tier S reasoner's response bank.
 pub const CHAT_BANK: &str = "models/reasoner-s.pithkb";
-/// Sentences in it.
+/// Sentences in a response bank.
 pub const CHAT_BANK_SENTENCES: usize = 4000;
 
-/// The default response bank, built on first use (and again when Tier S changed): the first
-/// [`CHAT_BANK_SENTENCES`] distinct 3–25-word turns of the chit-chat training split, shuffled
-/// with a fixed seed, embedded by Tier S, 4-bit vectors, never abstaining.
-pub fn chat_bank() -> Result<PathBuf> {
+/// The response bank of reasoner `r`, built on first use (and again when its encoder changed):
+/// the first [`CHAT_BANK_SENTENCES`] distinct 3–25-word turns of the chit-chat training split,
+/// shuffled with a fixed seed, embedded by the reasoner's encoder, 4-bit vectors, never
+/// abstaining.
+pub fn chat_bank(r: &ReasonerArtifacts) -> Result<PathBuf> {
     let root = defaults::repo_root();
-    let tier_s = package(TIER_S)?;
-    let path = root.join(CHAT_BANK);
-    let bytes = std::fs::read(&tier_s).with_context(|| format!("reading {}", tier_s.display()))?;
+    let encoder = package(r.encoder)?;
+    let path = root.join(r.bank);
+    let bytes =
+        std::fs::read(&encoder).with_context(|| format!("reading {}", encoder.display()))?;
     let model = pith_runtime::Model::new(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", tier_s.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", encoder.display()))?;
     let fresh = || {
         std::fs::read(&path)
             .ok()
@@ -228,7 +294,8 @@ pub fn chat_bank() -> Result<PathBuf> {
     build_once(&lock_path(), fresh, || {
         let train = root.join(crate::cmd::quantize_reasoner::TRAIN);
         eprintln!(
-            "pith: building the response bank {CHAT_BANK} from {} ...",
+            "pith: building the response bank {} from {} ...",
+            r.bank,
             train.display()
         );
         let mut keep: Vec<String> = Vec::new();

@@ -19,6 +19,12 @@ extra negatives cost one matrix product), --loss mse (the LCM recipe: MSE betwee
 and the unit-length target) or --loss mse-norm (MSE between the unit-length prediction and target,
 plus the InfoNCE term weighted by --mse-contrast).
 
+Trust: the correction is only as good as the conversation is like the training conversations, so
+the checkpoint carries --prototypes distinct training turns (seeded) and a ramp calibrated on dev
+alone: trust = clamp((s - low) / (high - low), 0, 1), s the latest turn's largest cosine to a
+prototype, low and high dev's 2nd and 20th percentiles of s. The engines scale the correction by
+the trust, so a latest turn unlike any training turn gets the encoder's plain last-turn cosine.
+
 Checkpoints: every --every steps the model, optimizer, schedule and generator state go to
 OUT/train-state.pt; --resume continues from it to the same weights an uninterrupted run reaches.
 
@@ -62,9 +68,9 @@ def windows(convs, starts):
 
 
 class Layer(nn.Module):
-    def __init__(self, d, heads, ffn):
+    def __init__(self, d, heads, ffn, dropout=0.0):
         super().__init__()
-        self.heads = heads
+        self.heads, self.p = heads, dropout
         self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
         self.ln1 = nn.LayerNorm(d, eps=1e-12)
         self.up, self.down = nn.Linear(d, ffn), nn.Linear(ffn, d)
@@ -78,20 +84,22 @@ class Layer(nn.Module):
         v = self.v(x).view(b, n, h, dh).transpose(1, 2)
         s = q @ k.transpose(-1, -2) / math.sqrt(dh)
         s = s.masked_fill(~mask[:, None, None, :], -1e9)
-        c = (s.softmax(-1) @ v).transpose(1, 2).reshape(b, n, d)
-        x = self.ln1(x + self.o(c))
-        return self.ln2(x + self.down(F.gelu(self.up(x))))
+        a = F.dropout(s.softmax(-1), self.p, self.training)
+        c = (a @ v).transpose(1, 2).reshape(b, n, d)
+        x = self.ln1(x + F.dropout(self.o(c), self.p, self.training))
+        return self.ln2(x + F.dropout(self.down(F.gelu(self.up(x))), self.p, self.training))
 
 
 class Reasoner(nn.Module):
-    def __init__(self, dim, layers=2, heads=4, ffn=256, residual=0.0):
+    def __init__(self, dim, layers=2, heads=4, ffn=256, residual=0.0, dropout=0.0):
         super().__init__()
         d = dim  # the window rows enter at the encoder's width
         self.residual = residual
         self.ln_in = nn.LayerNorm(d, eps=1e-12)
         self.pos = nn.Parameter(torch.randn(WINDOW, d) * 0.02)
         self.ln_emb = nn.LayerNorm(d, eps=1e-12)
-        self.layers = nn.ModuleList(Layer(d, heads, ffn) for _ in range(layers))
+        self.p = dropout
+        self.layers = nn.ModuleList(Layer(d, heads, ffn, dropout) for _ in range(layers))
         self.out = nn.Linear(d, d)
         if residual:
             nn.init.zeros_(self.out.weight)
@@ -99,6 +107,7 @@ class Reasoner(nn.Module):
 
     def forward(self, e, mask):
         x = self.ln_emb(self.ln_in(e) + self.pos[None, : e.shape[1]])
+        x = F.dropout(x, self.p, self.training)
         for l in self.layers:
             x = l(x, mask)
         y = self.out(x[:, 0])
@@ -152,9 +161,16 @@ def main():
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout on attention probabilities and the layers' branches (training only)")
+    ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--every", type=int, default=500, help="dev check and checkpoint interval")
+    ap.add_argument("--prototypes", type=int, default=1024,
+                    help="distinct training turns the trust gate compares the latest turn with (0: none)")
+    ap.add_argument("--encoder", default=None,
+                    help="the encoder package the turn vectors came from (recorded in reasoner.json)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/train-state.pt")
     ap.add_argument("--reference-only", action="store_true",
@@ -167,19 +183,25 @@ def main():
     ctx, tgt = windows(convs, starts)
     dconvs, dE, dstarts = load(a.dev, a.dev_emb, a.dim)
     dctx, dtgt = windows(dconvs, dstarts)
-    model = Reasoner(a.dim, a.layers, a.heads, a.ffn, a.residual)
+    model = Reasoner(a.dim, a.layers, a.heads, a.ffn, a.residual, a.dropout)
     if a.reference_only:
+        # Re-derive what a checkpoint carries besides its weights (the trust gate and the tract
+        # reference) with this script's current rules, keeping the training record.
         from safetensors.torch import load_file
-        model.load_state_dict(load_file(os.path.join(a.out, "model.safetensors")))
+        sd = load_file(os.path.join(a.out, "model.safetensors"))
+        sd.pop("trust.prototypes", None)
+        model.load_state_dict(sd)
         model.eval()
-        path = os.path.join(a.out, "reasoner.json")
-        cfg = json.load(open(path))
-        cfg["reference"] = reference(model, dE, dctx[5:])
-        json.dump(cfg, open(path, "w"), indent=1)
+        cfg = json.load(open(os.path.join(a.out, "reasoner.json")))
+        t = cfg["train"]
+        trust = trust_of(E, convs, dE, dctx, a) if a.prototypes else None
+        save(model, a, t["parameters"], t["log"], t["seconds"], reference(model, dE, dctx[5:], trust),
+             trust, train=t)
         return
+    trust = trust_of(E, convs, dE, dctx, a) if a.prototypes else None
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{len(tgt)} training windows, {n_params} parameters", flush=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     warm = max(1, a.steps // 50)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (a.steps - s) / (a.steps - warm)))
@@ -230,7 +252,7 @@ def main():
             eta = secs / (step - first + 1) * (a.steps - step) if step >= first else 0
             print(f"step {step} loss {loss.item():.4f} dev top-1/100 {acc:.2f} ({secs:.0f}s, "
                   f"ETA {eta / 60:.0f} min)", flush=True)
-            save(model, a, n_params, log, secs, reference(model, dE, dctx[5:]))
+            save(model, a, n_params, log, secs, reference(model, dE, dctx[5:], trust), trust)
             tmp = state_path + ".tmp"
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
                         "sched": sched.state_dict(), "rng": rng.bit_generator.state,
@@ -239,21 +261,54 @@ def main():
             os.replace(tmp, state_path)
 
 
-def reference(model, E, ctx, n=3):
+def gated(p, latest, residual, trust):
+    """The prediction with its correction scaled by the trust gate (as the engines apply it)."""
+    if trust is None:
+        return p
+    s = float((trust["prototypes"] @ latest).max())
+    t = min(1.0, max(0.0, (s - trust["low"]) / (trust["high"] - trust["low"])))
+    return t * (p - residual * latest) + residual * latest
+
+
+def reference(model, E, ctx, trust=None, n=3):
     """Input and output of the float model on the first `n` dev windows: the ONNX export run by tract
-    must reproduce them (tools tests)."""
+    must reproduce them (tools tests). Dev windows whose latest turn gets a trust strictly between
+    0 and 1 come first, so the gate's ramp is checked too."""
     out = []
     with torch.no_grad():
-        for i in range(n):
+        for i in range(len(ctx)):
+            if len(out) == n:
+                break
             rows = [r for r in ctx[i] if r >= 0]
             e = torch.from_numpy(E[rows][None])
-            p = model(e, torch.ones(1, len(rows), dtype=torch.bool))[0]
-            out.append({"window": E[rows].tolist(), "prediction": p.tolist()})
+            p = model(e, torch.ones(1, len(rows), dtype=torch.bool))[0].numpy()
+            g = gated(p, E[rows[0]], model.residual, trust)
+            if trust is not None and len(out) < n - 1:
+                s = float((trust["prototypes"] @ E[rows[0]]).max())
+                if not trust["low"] < s < trust["high"]:
+                    continue
+            out.append({"window": E[rows].tolist(), "prediction": g.tolist()})
     return out
 
 
-def save(model, a, n_params, log, secs, ref):
+def trust_of(E, convs, dE, dctx, a):
+    """Prototypes (distinct training turns, seeded) and the dev-calibrated ramp of the trust gate."""
+    texts = [t for c in convs for t in c]
+    first = {}
+    for i, t in enumerate(texts):
+        first.setdefault(t, i)
+    distinct = np.array(sorted(first.values()))
+    pick = np.random.default_rng(a.seed + 1).choice(distinct, a.prototypes, replace=False)
+    P = E[np.sort(pick)]
+    s = (dE[dctx[:, 0]] @ P.T).max(1)
+    low, high = np.percentile(s, [2, 20])
+    return {"prototypes": P, "low": float(low), "high": float(high)}
+
+
+def save(model, a, n_params, log, secs, ref, trust, train=None):
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if trust is not None:
+        sd["trust.prototypes"] = torch.from_numpy(trust["prototypes"]).contiguous()
     # Written beside and renamed, so an interrupted run never leaves half a checkpoint.
     save_file(sd, os.path.join(a.out, "model.safetensors.tmp"))
     os.replace(os.path.join(a.out, "model.safetensors.tmp"), os.path.join(a.out, "model.safetensors"))
@@ -264,11 +319,20 @@ def save(model, a, n_params, log, secs, ref):
         "layer_norm_eps": 1e-12, "gelu": "erf", "order": "latest turn first, read-out row 0",
         "train": {"loss": a.loss, "tau": a.tau, "negatives": a.negatives, "steps": a.steps,
                   "batch": a.batch, "lr": a.lr, "mse_contrast": a.mse_contrast,
+                  "dropout": a.dropout, "weight_decay": a.weight_decay,
                   "seed": a.seed, "train_emb": os.path.basename(a.train_emb),
                   "parameters": n_params, "seconds": round(secs), "torch": torch.__version__,
                   "log": log},
         "reference": ref,
     }
+    if train is not None:
+        cfg["train"] = train
+    if a.encoder:
+        cfg["encoder"] = a.encoder
+    if trust is not None:
+        cfg["trust"] = {"low": trust["low"], "high": trust["high"],
+                        "prototypes": len(trust["prototypes"]),
+                        "rule": "dev 2nd and 20th percentiles of the latest turn's best prototype cosine"}
     with open(os.path.join(a.out, "reasoner.json.tmp"), "w") as f:
         json.dump(cfg, f, indent=1)
     os.replace(os.path.join(a.out, "reasoner.json.tmp"), os.path.join(a.out, "reasoner.json"))

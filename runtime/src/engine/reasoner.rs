@@ -14,7 +14,7 @@
 use super::bert::{self, Dims, Scratch, MAX_HEAD_DIM};
 use super::layernorm::{layernorm, LnParams};
 use super::requant::{div_round, isqrt_u128, rq_i32};
-use super::sections::{linear, EmbedView, LayerView, Linear};
+use super::sections::{as_i8, linear, EmbedView, LayerView, Linear};
 use crate::error::{Error, Result};
 use crate::format::layout::{LN_ROWS, OUT};
 use crate::format::{Arch, DType, Header, Package, SectionKind};
@@ -40,6 +40,9 @@ pub struct Reasoner<'a> {
     gate: i32,
     /// Read-out units of the latest-turn residual (0: none).
     residual: i32,
+    /// The trust ramp (score units) and its prototypes, `[K, hidden]` (empty: trust 1).
+    trust: (i32, i32),
+    prototypes: &'a [u8],
 }
 
 impl<'a> Reasoner<'a> {
@@ -75,14 +78,27 @@ impl<'a> Reasoner<'a> {
         let out = linear(&package, 0, OUT, hidden, ffn)?;
         let gate = package.tensor(SectionKind::Gate, 0, DType::I32, 1, 1)?;
         let gate = crate::le::u32_at(gate, 0).ok_or(Error::PackageBadSection)? as i32;
-        let residual = match package.tensor(SectionKind::Residual, 0, DType::I32, 1, 1) {
-            Ok(r) => crate::le::u32_at(r, 0).ok_or(Error::PackageBadSection)? as i32,
-            Err(Error::PackageMissingSection) => 0,
+        let word = |b: &[u8], i: usize| -> Result<i32> {
+            Ok(crate::le::u32_at(b, 4 * i).ok_or(Error::PackageBadSection)? as i32)
+        };
+        let (residual, trust) = match package.tensor(SectionKind::Residual, 0, DType::I32, 1, 3) {
+            Ok(r) => (word(r, 0)?, (word(r, 1)?, word(r, 2)?)),
+            Err(Error::PackageMissingSection) => (0, (0, 0)),
+            Err(e) => return Err(e),
+        };
+        let prototypes = match package.tensor(SectionKind::Prototypes, 0, DType::I8, 0, hidden) {
+            Ok(p) => p,
+            Err(Error::PackageMissingSection) => &[],
             Err(e) => return Err(e),
         };
         // A negative or huge residual is no quantizer's output; refusing it here keeps the
-        // accumulation in predict() far from overflow (|e_j| · R · 256 < 2^63).
-        if !(0..=1 << 30).contains(&residual) {
+        // accumulation in predict() far from overflow (|e_j| · R · 256 < 2^63). The ramp must
+        // rise within [-1, 1], and prototypes need a residual to correct.
+        let one = crate::kb::SCORE_ONE;
+        let ramp_ok = trust.0 < trust.1 && -one <= trust.0 && trust.1 <= one;
+        if !(0..=1 << 30).contains(&residual)
+            || (!prototypes.is_empty() && (residual == 0 || !ramp_ok))
+        {
             return Err(Error::PackageBadSection);
         }
         Ok(Reasoner {
@@ -93,6 +109,8 @@ impl<'a> Reasoner<'a> {
             out,
             gate,
             residual,
+            trust,
+            prototypes,
         })
     }
 
@@ -157,10 +175,30 @@ impl<'a> Reasoner<'a> {
             Epilogue::Residual(acc),
         );
         if self.residual != 0 {
+            let t = self.trust(window[0]);
+            if t < TRUST_ONE {
+                for a in acc.iter_mut() {
+                    *a = div_round(*a as i64 * t as i64, TRUST_ONE as i64) as i32;
+                }
+            }
             add_residual(acc, window[0], self.residual);
         }
         bert::pool(acc, 1, h, true, out);
         Ok(())
+    }
+
+    /// How far the correction is trusted for this latest turn, 0 to [`TRUST_ONE`]: the ramp of
+    /// `Residual` over the best prototype score (cosine × 65536), [`TRUST_ONE`] without
+    /// prototypes.
+    pub fn trust(&self, latest: &[i8]) -> i32 {
+        if self.prototypes.is_empty() {
+            return TRUST_ONE;
+        }
+        let Some(best) = best_score(latest, self.prototypes) else {
+            return 0;
+        };
+        let (low, high) = (self.trust.0 as i64, self.trust.1 as i64);
+        div_round((best - low) * TRUST_ONE as i64, high - low).clamp(0, TRUST_ONE as i64) as i32
     }
 
     /// Read-out units of the latest-turn residual (`Residual`; 0 when the package has none).
@@ -194,12 +232,44 @@ impl<'a> Reasoner<'a> {
     }
 }
 
+/// Full trust in the correction.
+pub const TRUST_ONE: i32 = 256;
+
+/// `|v|` in 1/256 units: `⌊√(Σ v_j² · 2^16)⌋`.
+fn length(v: &[i8]) -> i64 {
+    let ss: u128 = v.iter().map(|&e| (e as i32 * e as i32) as u128).sum();
+    isqrt_u128(ss << 16) as i64
+}
+
+/// The largest cosine (× 65536) of `latest` to a row of `prototypes` (rows of `latest.len()`
+/// int8 values); `None` for a zero `latest`.
+fn best_score(latest: &[i8], prototypes: &[u8]) -> Option<i64> {
+    let n = length(latest);
+    if n == 0 {
+        return None;
+    }
+    let mut best = i64::MIN;
+    for row in prototypes.chunks_exact(latest.len()) {
+        let p: &[i8] = as_i8(row);
+        let np = length(p);
+        if np == 0 {
+            continue;
+        }
+        let dot: i64 = latest
+            .iter()
+            .zip(p)
+            .map(|(&a, &b)| a as i64 * b as i64)
+            .sum();
+        best = best.max((dot << 32) / (n * np));
+    }
+    Some(best)
+}
+
 /// Adds `latest` at unit length, `r` read-out units long, to `acc`: `acc_j += round(e_j · r · 256
 /// / n)` with `n = ⌊√(Σ e_j² · 2^16)⌋`, the vector's length in 1/256 units. Integer only, so
 /// every target gives the same bytes; a zero vector adds nothing.
 fn add_residual(acc: &mut [i32], latest: &[i8], r: i32) {
-    let ss: u128 = latest.iter().map(|&e| (e as i32 * e as i32) as u128).sum();
-    let n = isqrt_u128(ss << 16) as i64;
+    let n = length(latest);
     if n == 0 {
         return;
     }
@@ -211,7 +281,25 @@ fn add_residual(acc: &mut [i32], latest: &[i8], r: i32) {
 
 #[cfg(test)]
 mod tests {
-    use super::add_residual;
+    use super::{add_residual, best_score};
+
+    /// The best prototype score is the largest cosine, × 65536, to within the lengths' rounding.
+    #[test]
+    fn best_score_is_the_largest_cosine() {
+        let l: [i8; 3] = [100, 0, -20];
+        let protos: [i8; 9] = [0, 127, 0, 90, 10, -30, -127, 0, 0];
+        let bytes: Vec<u8> = protos.iter().map(|&x| x as u8).collect();
+        let cos = |p: &[i8]| {
+            let d: f64 = l.iter().zip(p).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let n = |v: &[i8]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+            d / (n(&l) * n(p))
+        };
+        let want = protos.chunks(3).map(cos).fold(f64::MIN, f64::max) * 65536.0;
+        let got = best_score(&l, &bytes).unwrap() as f64;
+        // Both lengths are floored to 1/256 of a unit: a few units of 65536 at these lengths.
+        assert!((got - want).abs() < 8.0, "{got} vs {want}");
+        assert_eq!(best_score(&[0; 3], &bytes), None);
+    }
 
     /// The residual is the latest turn at unit length, `r` units long, to within rounding.
     #[test]

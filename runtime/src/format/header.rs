@@ -213,10 +213,15 @@ pub enum SectionKind {
     /// Reasoner: the refinement gate, i32 [1, 1]: `chat` refines its answer when the best two
     /// response-bank scores differ by less than this many score units (cosine × 65536).
     Gate = 47,
-    /// Reasoner: the latest-turn residual, i32 [1, 1]: the read-out adds the latest turn at unit
-    /// length times this many read-out units (β / unit) before the int8 rescaling. Optional: a
-    /// package without it predicts from the read-out alone.
+    /// Reasoner: the latest-turn residual and its trust ramp, i32 [1, 3] = (R, low, high): the
+    /// read-out (the correction), scaled by the trust, gains the latest turn at unit length times
+    /// R read-out units (β / unit) before the int8 rescaling; the trust ramps from 0 at a best
+    /// prototype score of `low` to 1 at `high` (score units, cosine × 65536). Optional: a package
+    /// without it predicts from the read-out alone.
     Residual = 48,
+    /// Reasoner: the trust gate's prototypes, i8 [K, hidden]: distinct training turns as the
+    /// encoder gives them. Optional: without it the trust is 1.
+    Prototypes = 49,
     /// LayerNorm after attention, i64 [4, hidden]: rows = residual-head gain, residual-head offset,
     /// matmul-head gain, matmul-head offset; `y = (n * gain + offset) >> 32`, `n` the Q16 normalized input.
     Ln1 = 50,

@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     pub bank: Option<PathBuf>,
     /// Refine when the best two bank sentences are closer than this (cosine; negative: never).
-    /// Default: the calibrated gate (the package's for native, models/reasoner-s/gate.json for
+    /// Default: the calibrated gate (the package's for native, the checkpoint's gate.json for
     /// tract).
     #[arg(long, allow_hyphen_values = true)]
     pub refine_below: Option<f32>,
@@ -55,11 +55,15 @@ fn to_i8(v: &[f32]) -> Vec<i8> {
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let bank_path = match &a.bank {
-        Some(p) => p.clone(),
-        None => crate::artifacts::chat_bank()?,
-    };
     let loaded = a.engine.load()?;
+    let bank_path = match (&a.bank, loaded.shipped) {
+        (Some(p), _) => p.clone(),
+        (None, Some(r)) => crate::artifacts::chat_bank(r)?,
+        (None, None) => bail!(
+            "{} is not a shipped reasoner: pass --bank (a response bank built with its encoder)",
+            loaded.checkpoint_dir.display()
+        ),
+    };
     let bank_bytes =
         std::fs::read(&bank_path).with_context(|| format!("reading {}", bank_path.display()))?;
     let turns: Vec<String> = if a.turns.is_empty() {

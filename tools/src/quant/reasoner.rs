@@ -71,11 +71,10 @@ impl Fp32 {
         let row0 = x.slice(ndarray::s![0..1, ..]).to_owned();
         obs.see(Site::ReadOut, 0, &row0);
         let mut y = fp32::linear(&row0, &r.out.0, &r.out.1);
-        if r.residual != 0.0 {
-            // The latest-turn residual joins the read-out's unit, so calibration covers the sum.
-            let e0 = ndarray::ArrayView1::from(window[0]);
-            let n = e0.dot(&e0).sqrt().max(1e-12);
-            y.row_mut(0).scaled_add(r.residual / n, &e0);
+        // The trust-scaled correction and the latest-turn residual share the read-out's unit,
+        // so calibration covers their sum.
+        if let Some(y) = y.as_slice_mut() {
+            crate::reasoner::head(y, window[0], r.residual, r.trust.as_ref());
         }
         obs.see(Site::Out, 0, &y);
         y.row(0).to_owned()
@@ -246,7 +245,21 @@ pub fn write_package(f: &Fp32, q: &QReasoner, name: &str) -> Result<Vec<u8>> {
             "the residual β {} is {units} read-out units (1..2^30 expected)",
             r.residual
         );
-        w.add_i32(K::Residual, 0, 1, 1, &[units as i32]);
+        let score = |c: f32| (c as f64 * pith_runtime::kb::SCORE_ONE as f64).round() as i32;
+        let (low, high) = r
+            .trust
+            .as_ref()
+            .map_or((0, 0), |t| (score(t.low), score(t.high)));
+        w.add_i32(K::Residual, 0, 1, 3, &[units as i32, low, high]);
+        if let Some(t) = &r.trust {
+            // Each prototype as the device holds a turn: int8, largest |value| → 127.
+            let mut rows = Vec::with_capacity(t.prototypes.len());
+            for p in t.prototypes.rows() {
+                let m = p.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
+                rows.extend(p.iter().map(|x| (x / m * 127.0).round() as i8));
+            }
+            w.add_i8(K::Prototypes, 0, t.prototypes.nrows(), h, &rows);
+        }
     }
     Ok(w.finish())
 }

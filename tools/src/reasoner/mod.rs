@@ -16,8 +16,8 @@ use anyhow::{bail, Context, Result};
 use ndarray::{Array1, Array2};
 use safetensors::SafeTensors;
 
-/// The shipped checkpoint, relative to the repository root.
-pub const DEFAULT_DIR: &str = "models/reasoner-s";
+/// The default checkpoint, relative to the repository root: the first shipped reasoner.
+pub const DEFAULT_DIR: &str = crate::artifacts::REASONERS[0].checkpoint;
 
 /// Most turns the reasoner reads.
 pub const WINDOW: usize = 8;
@@ -49,10 +49,52 @@ pub struct Reasoner {
     /// β of the latest-turn residual: the prediction is `out(h_0) + β · e_0 / |e_0|` (0 in
     /// checkpoints trained without it, which have no `"residual"`).
     pub residual: f32,
+    /// The trust gate of the correction (`"trust"` in reasoner.json, prototypes in the
+    /// safetensors), when the checkpoint has one.
+    pub trust: Option<Trust>,
     /// The training run's record, as written by the training script.
     pub config: serde_json::Value,
     /// The calibrated refinement gate (`gate.json`), when the checkpoint has one.
     pub gate: Option<f32>,
+}
+
+/// The trust gate: the reasoner's correction of the latest turn is scaled by
+/// `clamp((s − low) / (high − low), 0, 1)`, `s` the latest turn's largest cosine to a prototype
+/// (distinct training turns), `low`/`high` calibrated on dev by the training script. A latest
+/// turn unlike every training turn gets the encoder's plain last-turn direction.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    /// Unit-length prototypes, `[K, dim]`.
+    pub prototypes: Array2<f32>,
+    pub low: f32,
+    pub high: f32,
+}
+
+impl Trust {
+    /// The trust in `[0, 1]` for a unit-length latest turn.
+    pub fn of(&self, latest: &[f32]) -> f32 {
+        let l = ndarray::ArrayView1::from(latest);
+        let best = self
+            .prototypes
+            .rows()
+            .into_iter()
+            .map(|p| p.dot(&l))
+            .fold(f32::NEG_INFINITY, f32::max);
+        ((best - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
+    }
+}
+
+/// The prediction's head, after the network's read-out `y`: `trust · y + β · e_0 / |e_0|`.
+pub fn head(y: &mut [f32], latest: &[f32], residual: f32, trust: Option<&Trust>) {
+    if residual == 0.0 {
+        return;
+    }
+    let n = latest.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let unit: Vec<f32> = latest.iter().map(|x| x / n).collect();
+    let t = trust.map_or(1.0, |g| g.of(&unit));
+    for (y, u) in y.iter_mut().zip(&unit) {
+        *y = t * *y + residual * u;
+    }
 }
 
 /// Tensors by name: (shape, row-major values).
@@ -189,6 +231,37 @@ impl Reasoner {
             });
         }
         let out = take.lin("out", dim, dim)?;
+        let trust = match config.get("trust") {
+            None => None,
+            Some(t) => {
+                let k = t["prototypes"].as_u64().unwrap_or(0) as usize;
+                let (low, high) = (t["low"].as_f64(), t["high"].as_f64());
+                let (Some(low), Some(high)) = (low, high) else {
+                    bail!(
+                        "{}: \"trust\" needs numbers low and high",
+                        cfg_path.display()
+                    );
+                };
+                if k == 0 || !(-1.0..1.0).contains(&low) || !(low < high && high <= 1.0) {
+                    bail!(
+                        "{}: \"trust\" needs prototypes > 0 and -1 <= low < high <= 1",
+                        cfg_path.display()
+                    );
+                }
+                let p = take.get("trust.prototypes", &[k, dim])?;
+                Some(Trust {
+                    prototypes: Array2::from_shape_vec((k, dim), p)?,
+                    low: low as f32,
+                    high: high as f32,
+                })
+            }
+        };
+        if trust.is_some() && residual == 0.0 {
+            bail!(
+                "{}: a trust gate needs the latest-turn residual",
+                cfg_path.display()
+            );
+        }
         let gate = load_gate(dir)?;
         Ok(Reasoner {
             gate,
@@ -201,6 +274,7 @@ impl Reasoner {
             layers: ls,
             out,
             residual,
+            trust,
             config,
         })
     }

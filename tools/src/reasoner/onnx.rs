@@ -215,15 +215,23 @@ pub fn write(model: &ModelProto, path: &Path) -> Result<()> {
 pub struct TractReasoner {
     plan: std::sync::Arc<TypedRunnableModel>,
     dim: usize,
-    /// β of the latest-turn residual ([`Reasoner::residual`]), added outside the graph.
+    /// β of the latest-turn residual ([`Reasoner::residual`]) and the trust gate, applied
+    /// outside the graph ([`super::head`]).
     residual: f32,
+    trust: Option<super::Trust>,
 }
 
 impl TractReasoner {
     /// Optimizes `model` for batch 1 and a symbolic number of turns.
-    /// `residual` is the checkpoint's β: the prediction is the graph's output plus β times the
-    /// latest turn at unit length, as in training and in the integer reasoner.
-    pub fn new(model: &ModelProto, dim: usize, residual: f32) -> Result<Self> {
+    /// `residual` and `trust` are the checkpoint's: the prediction is the graph's output scaled
+    /// by the trust plus β times the latest turn at unit length, as in training and in the
+    /// integer reasoner.
+    pub fn new(
+        model: &ModelProto,
+        dim: usize,
+        residual: f32,
+        trust: Option<super::Trust>,
+    ) -> Result<Self> {
         let bytes = model.encode_to_vec();
         let mut m = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
@@ -239,6 +247,7 @@ impl TractReasoner {
             plan,
             dim,
             residual,
+            trust,
         })
     }
 
@@ -271,17 +280,7 @@ impl TractReasoner {
             .map_err(|e| anyhow!("running the reasoner: {e:#}"))?;
         let v = out[0].to_plain_array_view::<f32>()?;
         let mut y: Vec<f32> = v.iter().copied().collect();
-        if self.residual != 0.0 {
-            let n = window[0]
-                .iter()
-                .map(|x| x * x)
-                .sum::<f32>()
-                .sqrt()
-                .max(1e-12);
-            for (y, x) in y.iter_mut().zip(window[0]) {
-                *y += self.residual * x / n;
-            }
-        }
+        super::head(&mut y, window[0], self.residual, self.trust.as_ref());
         Ok(y)
     }
 }
@@ -296,7 +295,8 @@ mod tests {
     fn tract_matches_the_training_script() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
-        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim, r.residual).unwrap();
+        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim, r.residual, r.trust.clone())
+            .unwrap();
         let refs = r.config["reference"].as_array().unwrap();
         assert!(!refs.is_empty());
         for case in refs {
@@ -327,7 +327,8 @@ mod tests {
     fn windows_outside_one_to_eight_turns_are_errors() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
-        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim, r.residual).unwrap();
+        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim, r.residual, r.trust.clone())
+            .unwrap();
         assert!(t.predict(&[]).is_err());
         let row = vec![0.1f32; r.dim];
         assert!(t.predict(&[row.as_slice(); WINDOW + 1]).is_err());

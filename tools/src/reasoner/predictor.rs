@@ -23,13 +23,14 @@ pub enum Predictor<'a> {
 impl<'a> Predictor<'a> {
     /// The predictor of `kind`: `package` holds the int8 reasoner (native), `graph` the ONNX
     /// graph of `dim`-wide turns (tract).
-    /// `residual` is the checkpoint's β for tract (the integer package carries its own).
+    /// `head` is the checkpoint's residual β and trust gate, for tract (the integer package
+    /// carries its own).
     pub fn new(
         kind: Kind,
         package: &'a [u8],
         graph: Option<&ModelProto>,
         dim: usize,
-        residual: f32,
+        head: Head,
     ) -> Result<Self> {
         match kind {
             Kind::Native => Ok(Predictor::Native(Box::new(
@@ -38,7 +39,9 @@ impl<'a> Predictor<'a> {
             ))),
             Kind::TractFp32 | Kind::TractInt8 => {
                 let g = graph.ok_or_else(|| anyhow!("{kind:?} needs the reasoner's ONNX graph"))?;
-                Ok(Predictor::Tract(TractReasoner::new(g, dim, residual)?))
+                Ok(Predictor::Tract(TractReasoner::new(
+                    g, dim, head.0, head.1,
+                )?))
             }
         }
     }
@@ -101,33 +104,33 @@ pub fn embed_turns(encoder: &[u8], convs: &[Vec<String>]) -> Result<TurnVectors>
     Ok(TurnVectors { q, f })
 }
 
-/// β of the latest-turn residual in the checkpoint `dir` (its reasoner.json).
-pub fn checkpoint_residual(dir: &std::path::Path) -> Result<f32> {
-    let path = dir.join("reasoner.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let config: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    super::residual_of(&config, &path)
+/// What tract adds after the graph: the residual β and the trust gate of a checkpoint.
+pub type Head = (f32, Option<super::Trust>);
+
+/// The head of the checkpoint in `dir`.
+pub fn checkpoint_head(dir: &std::path::Path) -> Result<Head> {
+    let r = Reasoner::load(dir)?;
+    Ok((r.residual, r.trust))
 }
 
 /// The reasoner, its engine and its encoder: the arguments both chat commands take.
 #[derive(clap::Args)]
 pub struct Engine {
-    /// Reasoner checkpoint directory, for tract-fp32 and for the gate (reasoner.json +
-    /// model.safetensors + gate.json; default: models/reasoner-s of this repository).
+    /// Reasoner checkpoint directory (reasoner.json + model.safetensors + gate.json; default:
+    /// models/reasoner-l6, over the teacher's vectors). A shipped one (models/reasoner-l6,
+    /// models/reasoner-m, models/reasoner-s) brings its package, QDQ graph, encoder and response
+    /// bank, built on first use; another needs --package (native) or --qdq (tract-int8) and
+    /// names its encoder in reasoner.json or with --model.
     #[arg(long)]
     pub reasoner: Option<PathBuf>,
-    /// Integer reasoner package, for native (default: models/reasoner-s.pith, built on first use
-    /// by `pith quantize models/reasoner-s`).
+    /// Integer reasoner package, for native (default: the shipped reasoner's).
     #[arg(long)]
     pub package: Option<PathBuf>,
-    /// QDQ ONNX graph of the integer reasoner, for tract-int8 (default:
-    /// models/reasoner-s.int8.onnx, built with the package).
+    /// QDQ ONNX graph of the integer reasoner, for tract-int8 (default: the shipped reasoner's).
     #[arg(long)]
     pub qdq: Option<PathBuf>,
-    /// Encoder package the reasoner was trained on (embeds every turn, natively; default:
-    /// models/tier-s.pith, built on first use).
+    /// Encoder package the reasoner was trained on (embeds every turn, natively; default: the
+    /// shipped reasoner's, or the "encoder" its reasoner.json names).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Engine of the reasoner: native (the integer package, the device's arithmetic, byte for
@@ -148,8 +151,10 @@ pub struct Loaded {
     pub gate: Option<f32>,
     /// The checkpoint directory.
     pub checkpoint_dir: PathBuf,
-    /// β of the checkpoint's latest-turn residual (tract adds it; the package carries its own).
-    pub residual: f32,
+    /// The checkpoint's residual and trust gate (tract applies them; the package carries its own).
+    pub head: Head,
+    /// The shipped reasoner of that checkpoint, if it is one.
+    pub shipped: Option<&'static crate::artifacts::ReasonerArtifacts>,
 }
 
 impl Engine {
@@ -161,12 +166,20 @@ impl Engine {
             .reasoner
             .clone()
             .unwrap_or_else(|| root.join(DEFAULT_DIR));
+        let shipped = crate::artifacts::reasoner_with_checkpoint(&checkpoint_dir);
+        let need = |what: &str| {
+            anyhow!(
+                "{} is not a shipped reasoner: pass {what}",
+                checkpoint_dir.display()
+            )
+        };
         let graph = match kind {
             Kind::TractFp32 => Some(fp32_model(&Reasoner::load(&checkpoint_dir)?)?),
             Kind::TractInt8 => {
-                let p = match &self.qdq {
-                    Some(p) => p.clone(),
-                    None => crate::artifacts::reasoner_qdq()?,
+                let p = match (&self.qdq, shipped) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(r)) => crate::artifacts::reasoner_qdq(r)?,
+                    (None, None) => return Err(need("--qdq")),
                 };
                 let bytes =
                     std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
@@ -178,23 +191,34 @@ impl Engine {
             Kind::Native => None,
         };
         let gate = super::load_gate(&checkpoint_dir)?;
-        let residual = match kind {
-            Kind::Native => 0.0,
-            _ => checkpoint_residual(&checkpoint_dir)?,
+        let head = match kind {
+            Kind::Native => (0.0, None),
+            _ => checkpoint_head(&checkpoint_dir)?,
         };
         let reasoner_bytes = match kind {
             Kind::Native => {
-                let p = match &self.package {
-                    Some(p) => p.clone(),
-                    None => crate::artifacts::package(crate::artifacts::REASONER_S)?,
+                let p = match (&self.package, shipped) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(r)) => crate::artifacts::package(r.package)?,
+                    (None, None) => return Err(need("--package")),
                 };
                 crate::artifacts::read_package(Some(&p))?
             }
             _ => Vec::new(),
         };
-        let encoder_path = match &self.model {
-            Some(p) => p.clone(),
-            None => crate::artifacts::package(crate::artifacts::TIER_S)?,
+        let encoder_path = match (&self.model, shipped) {
+            (Some(p), _) => p.clone(),
+            (None, Some(r)) => crate::artifacts::package(r.encoder)?,
+            (None, None) => {
+                let cfg = checkpoint_dir.join("reasoner.json");
+                let named = std::fs::read_to_string(&cfg)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .and_then(|v| v["encoder"].as_str().map(|e| root.join(e)));
+                named.ok_or_else(|| {
+                    anyhow!("{} names no \"encoder\": pass --model", cfg.display())
+                })?
+            }
         };
         let encoder_bytes = crate::artifacts::read_package(Some(&encoder_path))?;
         Ok(Loaded {
@@ -204,7 +228,8 @@ impl Engine {
             encoder_path,
             gate,
             checkpoint_dir,
-            residual,
+            head,
+            shipped,
         })
     }
 }
@@ -229,7 +254,7 @@ impl Loaded {
             &self.reasoner_bytes,
             self.graph.as_ref(),
             enc.model.dim(),
-            self.residual,
+            self.head.clone(),
         )?;
         let dim = match &pred {
             Predictor::Native(r) => r.dim(),
