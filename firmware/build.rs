@@ -275,21 +275,29 @@ fn write_consts(out: &Path, index: usize, m: &MemoryMap, in_qemu: bool) {
     fs::write(out.join("board.rs"), s).expect("write board.rs");
 }
 
-/// `pub static NAME: &Aligned<[u8]>` holding the file `$var` names (empty when unset).
-fn rodata(var: &str, name: &str, what: &str) -> String {
+/// `pub static NAME: Aligned<[u8; N]>` holding the file `$var` names (empty when unset), in the
+/// package region beside the encoder: a reasoner and its response bank are model data of megabytes
+/// (the teacher's reasoner is 3 MB), more than the code memory of a board such as mps3-an547
+/// (512 KiB of ITCM) holds.
+fn model_data(var: &str, name: &str, what: &str) -> String {
     println!("cargo:rerun-if-env-changed={var}");
     match env::var(var).ok().filter(|p| !p.is_empty()) {
         Some(path) => {
             let path =
                 fs::canonicalize(&path).unwrap_or_else(|e| fail(&format!("{var}={path}: {e}")));
             println!("cargo:rerun-if-changed={}", path.display());
+            let len = fs::metadata(&path)
+                .unwrap_or_else(|e| fail(&format!("{var}={}: {e}", path.display())))
+                .len();
             format!(
-                "/// {what} (from {p}).\npub static {name}: &Aligned<[u8]> = &Aligned(*include_bytes!({p:?}));\n",
-                p = path.display().to_string()
+                "/// {what} ({len} bytes from {p}).\n#[link_section = \".pith_package.{lower}\"]\n#[used]\n\
+                 pub static {name}: Aligned<[u8; {len}]> = Aligned(*include_bytes!({p:?}));\n",
+                p = path.display().to_string(),
+                lower = name.to_lowercase()
             )
         }
         None => format!(
-            "/// No {what} linked ({var} was unset at build time).\npub static {name}: &Aligned<[u8]> = &Aligned([]);\n"
+            "/// No {what} linked ({var} was unset at build time).\npub static {name}: Aligned<[u8; 0]> = Aligned([]);\n"
         ),
     }
 }
@@ -330,9 +338,9 @@ fn write_package(out: &Path) {
         }
         None => "/// No knowledge bank linked (PITH_BANK was unset at build time).\npub static BANK: &[u8] = &[];\n".to_string(),
     };
-    // The reasoner and its response bank for `chat` (about 330 KB and 170 KB), in ordinary flash.
-    let reasoner = rodata("PITH_REASONER", "REASONER", "the integer reasoner package");
-    let chat_bank = rodata("PITH_CHAT_BANK", "CHAT_BANK", "the response bank of chat");
+    // The reasoner and its response bank for `chat`, beside the package.
+    let reasoner = model_data("PITH_REASONER", "REASONER", "the integer reasoner package");
+    let chat_bank = model_data("PITH_CHAT_BANK", "CHAT_BANK", "the response bank of chat");
     let s = format!(
         "/// 64-byte alignment, so the package's own 16-byte section alignment holds in memory.\n\
                      #[repr(C, align(64))]\npub struct Aligned<T: ?Sized>(pub T);\n\n{body}\n{bank}\n{reasoner}\n{chat_bank}"

@@ -96,6 +96,9 @@ pub struct Board {
     pub memory: MemoryMap,
     /// The package linked when none is named, relative to the repository root (`pith` builds it).
     pub default_package: &'static str,
+    /// The integer reasoner `chat` links when none is named (a package over the default
+    /// package's vectors; `pith` builds it and its response bank), where the part has the room.
+    pub default_reasoner: Option<&'static str>,
     /// The part itself (real boards) or a typical part with this core (reference boards).
     pub part: Part,
 }
@@ -175,6 +178,7 @@ pub const BOARDS: &[Board] = &[
             arena: region(0x6400_0000, 16 * M),
         },
         default_package: MINILM,
+        default_reasoner: Some("models/reasoner-l6.pith"),
         part: Part {
             name: "Cortex-M55, e.g. Alif Ensemble E7 HP",
             mhz: 400,
@@ -200,6 +204,7 @@ pub const BOARDS: &[Board] = &[
             package: region(0x8000_0000, 16 * M),
         },
         default_package: MINILM_12K,
+        default_reasoner: None,
         part: Part {
             name: "Cortex-M33, e.g. STM32U585",
             mhz: 160,
@@ -220,6 +225,7 @@ pub const BOARDS: &[Board] = &[
             ..MPS2_MAP
         },
         default_package: MINILM_12K,
+        default_reasoner: None,
         part: Part {
             name: "Cortex-M7, e.g. STM32H743",
             mhz: 480,
@@ -235,6 +241,7 @@ pub const BOARDS: &[Board] = &[
         run: qemu_only("mps2-an386"),
         memory: MPS2_MAP,
         default_package: MINILM_12K,
+        default_reasoner: None,
         part: Part {
             name: "Cortex-M4F, e.g. STM32F407",
             mhz: 168,
@@ -251,6 +258,7 @@ pub const BOARDS: &[Board] = &[
         run: qemu_only("mps2-an385"),
         memory: MPS2_MAP,
         default_package: MINILM_12K,
+        default_reasoner: None,
         part: Part {
             name: "M0+ class, e.g. RP2040",
             mhz: 133,
@@ -285,6 +293,7 @@ pub const BOARDS: &[Board] = &[
             arena: region(0x2001_8000, 32 * K),
         },
         default_package: TIER_S,
+        default_reasoner: None,
         part: Part {
             name: "STM32F405RG (Netduino Plus 2, Feather STM32F405, Olimex H405)",
             mhz: 168,
@@ -313,6 +322,7 @@ pub const BOARDS: &[Board] = &[
             arena: region(0x2002_0000, 384 * K),
         },
         default_package: TIER_M,
+        default_reasoner: None,
         part: Part {
             name: "RP2350 (Raspberry Pi Pico 2)",
             mhz: 150,
@@ -342,6 +352,7 @@ pub const BOARDS: &[Board] = &[
             arena: region(0x2404_0000, 256 * K),
         },
         default_package: TIER_S,
+        default_reasoner: None,
         part: Part {
             name: "STM32H743ZI (Nucleo-H743ZI2)",
             mhz: 480,
@@ -369,6 +380,7 @@ pub const BOARDS: &[Board] = &[
             arena: region(0x2003_0000, 64 * K),
         },
         default_package: TIER_S,
+        default_reasoner: None,
         part: Part {
             name: "nRF52840 (nRF52840 DK)",
             mhz: 64,

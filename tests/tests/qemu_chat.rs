@@ -1,6 +1,8 @@
-//! `chat` on the device: Tier S, the integer reasoner and a response bank linked into the
-//! mps2-an386 firmware (Cortex-M4F under QEMU) answer 50 turns of dev conversations with exactly
-//! the lines `pith chat` prints on the host, the turns the gate refines included.
+//! `chat` on the device answers 50 turns of dev conversations with exactly the lines `pith chat`
+//! prints on the host, the turns the gate refines included: on the default board (mps3-an547,
+//! Cortex-M55) with what `pith console --sim` links — the teacher, its reasoner and their
+//! 4,000-sentence response bank — and on a Tier S board (mps2-an386, Cortex-M4F) with Tier S, its
+//! reasoner and a small bank of training turns.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use pith_tests::qemu::{board, repo_root, Qemu};
-use pith_tools::artifacts::{package, REASONER_S, TIER_S};
+use pith_tools::artifacts::{package, ReasonerArtifacts, REASONER_S, TIER_S};
 use pith_tools::firmware::{build, Link};
 
 const BOOT: Duration = Duration::from_secs(30);
@@ -87,6 +89,61 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
         "-1",
     ])?;
 
+    let b = board("mps2-an386")?;
+    let elf = build(
+        b,
+        &Link {
+            package: Some(tier_s.clone()),
+            reasoner: Some(reasoner.clone()),
+            chat_bank: Some(bank.clone()),
+            qemu: true,
+            ..Link::default()
+        },
+    )?;
+    let shipped = pith_tools::artifacts::reasoner_with_package(REASONER_S).context("Tier S")?;
+    device_equals_host(
+        b,
+        &elf,
+        shipped,
+        (tier_s_s, reasoner.to_str().unwrap(), bank_s),
+    )?;
+    std::fs::remove_file(src).ok();
+    std::fs::remove_file(bank).ok();
+    Ok(())
+}
+
+/// The main job's board with exactly what `pith console --sim` links (the board table's default
+/// package and reasoner, and that reasoner's response bank): `chat` answers like the host.
+#[test]
+fn default_board_chat_equals_host_chat_byte_for_byte() -> Result<()> {
+    let b = &pith_boards::BOARDS[0];
+    let link = Link {
+        qemu: true,
+        ..pith_tools::cmd::firmware::link_from_env(b)?
+    };
+    let (Some(package), Some(reasoner), Some(bank)) =
+        (&link.package, &link.reasoner, &link.chat_bank)
+    else {
+        bail!("{} links no reasoner by default", b.name);
+    };
+    let rel = b
+        .default_reasoner
+        .context("the default board has a default reasoner")?;
+    let shipped = pith_tools::artifacts::reasoner_with_package(rel).context("shipped")?;
+    let elf = build(b, &link)?;
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    device_equals_host(b, &elf, shipped, (&s(package), &s(reasoner), &s(bank)))
+}
+
+/// Plays 50 dev turns through `pith chat` (the shipped reasoner `shipped`, its package `reasoner`,
+/// the encoder package `encoder` and the response bank `bank`) and through the firmware image
+/// `elf` of board `b`, and checks that every reply is the same, line for line.
+fn device_equals_host(
+    b: &pith_boards::Board,
+    elf: &std::path::Path,
+    shipped: &ReasonerArtifacts,
+    (encoder, reasoner, bank): (&str, &str, &str),
+) -> Result<()> {
     // 50 dev turns, conversation by conversation, `reset` between conversations.
     let mut script: Vec<String> = Vec::new();
     let mut played = 0;
@@ -105,12 +162,14 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
 
     let mut args = vec![
         "chat",
+        "--reasoner",
+        shipped.checkpoint,
         "--model",
-        tier_s_s,
+        encoder,
         "--package",
-        reasoner.to_str().unwrap(),
+        reasoner,
         "--bank",
-        bank_s,
+        bank,
     ];
     args.extend(script.iter().map(String::as_str));
     let host = pith(&args)?;
@@ -134,18 +193,7 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
         "{refined} of {TURNS} refined"
     );
 
-    let b = board("mps2-an386")?;
-    let elf = build(
-        b,
-        &Link {
-            package: Some(tier_s.clone()),
-            reasoner: Some(reasoner.clone()),
-            chat_bank: Some(bank.clone()),
-            qemu: true,
-            ..Link::default()
-        },
-    )?;
-    let mut q = Qemu::boot(b, &elf, false)?;
+    let mut q = Qemu::boot(b, elf, false)?;
     q.start_quiet(BOOT)?;
     // The stack the encoder alone needs, to tell the reasoner's share from it below.
     assert!(q.command("embed how are you doing today?", REPLY)?.ok());
@@ -166,14 +214,13 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
     let info = q.command("info", REPLY)?;
     // The figures models/reasoner-s.md quotes (cargo test -- --nocapture shows them).
     println!(
-        "mps2-an386, Tier S + reasoner ({} bytes) + response bank ({} bytes): {:?}; stack after \
-         one embed: {:?}",
-        std::fs::metadata(&reasoner)?.len(),
-        std::fs::metadata(&bank)?.len(),
+        "{}, {encoder} + reasoner ({} bytes) + response bank ({} bytes): {:?}; stack after one \
+         embed: {:?}",
+        b.name,
+        std::fs::metadata(reasoner)?.len(),
+        std::fs::metadata(bank)?.len(),
         info.body,
         before.get("stack")
     );
-    std::fs::remove_file(src).ok();
-    std::fs::remove_file(bank).ok();
     Ok(())
 }

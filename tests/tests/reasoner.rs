@@ -85,20 +85,32 @@ fn eval_chat_runs_on_question_answer_pairs() {
     );
     for k in ["top1", "mrr"] {
         pct(&v["reasoner"][k]);
-        for b in ["last_turn", "mean_context", "linear_map"] {
+        for b in [
+            "last_turn",
+            "mean_context",
+            "linear_map",
+            "tfidf_last_turn",
+            "tfidf_context",
+            "bm25_last_turn",
+            "bm25_context",
+        ] {
             pct(&v["baselines"][b][k]);
         }
+        pct(&v["baselines"]["encoders"][0]["last_turn"][k]);
     }
     std::fs::remove_file(file).ok();
     std::fs::remove_file(train).ok();
 }
 
-/// Held-out conversations of unseen prompts (the first 100 of test-unseen): the reasoner beats
-/// every baseline by at least 3 points of top-1 (models/reasoner-s.md has the full-split figures).
+/// Held-out conversations of unseen prompts (the first 100 of test-unseen): the default reasoner
+/// (over the teacher's vectors) beats every baseline `eval chat` reports — cosine in its own and
+/// the teacher's space, TF-IDF and BM25 over the last turn and the context — by at least 3 points
+/// of top-1 (models/reasoners.md has the full-split figures). The linear-map baseline is fitted on
+/// 500 training conversations here, to keep the test short; it is the weakest baseline either way.
 #[test]
-fn reasoner_beats_the_baselines_on_unseen_prompts() {
+fn reasoner_beats_every_baseline_on_unseen_prompts() {
     let file = head(&chitchat("test-unseen"), 100, "unseen100.jsonl");
-    let train = chitchat("train");
+    let train = head(&chitchat("train"), 500, "train500.jsonl");
     let out = run(&[
         "eval",
         "chat",
@@ -110,15 +122,34 @@ fn reasoner_beats_the_baselines_on_unseen_prompts() {
     ]);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     let r = pct(&v["reasoner"]["top1"]);
-    let best = ["last_turn", "mean_context", "linear_map"]
-        .iter()
-        .map(|b| pct(&v["baselines"][b]["top1"]))
-        .fold(0.0, f64::max);
+    let b = &v["baselines"];
+    let mut all: Vec<f64> = [
+        "last_turn",
+        "mean_context",
+        "linear_map",
+        "tfidf_last_turn",
+        "tfidf_context",
+        "bm25_last_turn",
+        "bm25_context",
+    ]
+    .iter()
+    .map(|k| pct(&b[k]["top1"]))
+    .collect();
+    let encoders = b["encoders"].as_array().unwrap();
+    assert!(!encoders.is_empty(), "the teacher is a baseline by default");
+    for e in encoders {
+        all.push(pct(&e["last_turn"]["top1"]));
+        all.push(pct(&e["mean_context"]["top1"]));
+    }
+    let best = all.iter().copied().fold(0.0, f64::max);
+    assert_eq!(pct(&v["best_baseline"]["top1"]), best);
     assert!(
         r >= best + 3.0,
-        "reasoner {r:.2} vs best baseline {best:.2}"
+        "reasoner {r:.2} vs best baseline {best:.2} ({})",
+        v["best_baseline"]["name"]
     );
     std::fs::remove_file(file).ok();
+    std::fs::remove_file(train).ok();
 }
 
 /// `pith chat` answers every turn with a bank sentence and its score, the same way twice, and
@@ -151,7 +182,8 @@ fn chat_answers_from_the_bank_deterministically() {
         "-1",
     ]);
     let chat = |turns: &[&str]| -> Vec<Value> {
-        let mut args = vec!["chat", "--bank", bank.to_str().unwrap(), "--json"];
+        let mut args = vec!["chat", "--reasoner", "models/reasoner-s"];
+        args.extend_from_slice(&["--bank", bank.to_str().unwrap(), "--json"]);
         args.extend_from_slice(&["--refine-below", "0.02"]);
         args.extend_from_slice(turns);
         run(&args)
@@ -211,56 +243,65 @@ fn int8_reasoner_rebuilds_byte_for_byte_from_its_recipe() {
     std::fs::remove_file(out.with_extension("report.json")).ok();
 }
 
-/// The int8 reasoner on the checkpoint's reference window (reasoner.json, written by the training
-/// script from PyTorch) points where the fp32 model points.
+/// Each shipped int8 reasoner on its checkpoint's reference windows (reasoner.json, written by the
+/// training script from PyTorch, the trust gate applied) points where the fp32 model points.
 #[test]
-fn int8_reasoner_follows_the_pytorch_reference() {
-    let bytes =
-        std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap())
-            .unwrap();
-    let r = pith_runtime::Reasoner::new(&bytes).unwrap();
-    let cfg: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("models/reasoner-s/reasoner.json")).unwrap(),
-    )
-    .unwrap();
-    let reference = &cfg["reference"][0];
-    // The reference turns are the encoder's int8 vectors made unit-length: scaling the largest
-    // |value| back to 127 recovers them exactly.
-    let window: Vec<Vec<i8>> = reference["window"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            let v: Vec<f64> = row
+fn int8_reasoners_follow_the_pytorch_reference() {
+    for shipped in pith_tools::artifacts::REASONERS {
+        let bytes =
+            std::fs::read(pith_tools::artifacts::package(shipped.package).unwrap()).unwrap();
+        let r = pith_runtime::Reasoner::new(&bytes).unwrap();
+        let cfg: Value = serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join(shipped.checkpoint).join("reasoner.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let refs = cfg["reference"].as_array().unwrap();
+        assert!(!refs.is_empty());
+        for reference in refs {
+            // The reference turns are the encoder's int8 vectors made unit-length: scaling the
+            // largest |value| back to 127 recovers them exactly.
+            let window: Vec<Vec<i8>> = reference["window"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    let v: Vec<f64> = row
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                        .collect();
+                    let m = v.iter().fold(0f64, |m, x| m.max(x.abs()));
+                    v.iter().map(|x| (x / m * 127.0).round() as i8).collect()
+                })
+                .collect();
+            let want: Vec<f64> = reference["prediction"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|x| x.as_f64().unwrap())
                 .collect();
-            let m = v.iter().fold(0f64, |m, x| m.max(x.abs()));
-            v.iter().map(|x| (x / m * 127.0).round() as i8).collect()
-        })
-        .collect();
-    let want: Vec<f64> = reference["prediction"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
-    let rows: Vec<&[i8]> = window.iter().map(Vec::as_slice).collect();
-    let mut arena = vec![0i32; r.arena_words(rows.len())];
-    let mut got = vec![0i8; r.dim()];
-    r.predict(&rows, &mut arena, &mut got).unwrap();
-    let dot: f64 = got.iter().zip(&want).map(|(a, b)| *a as f64 * b).sum();
-    let na: f64 = got.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = want.iter().map(|b| b * b).sum::<f64>().sqrt();
-    let cos = dot / (na * nb);
-    assert!(cos > 0.995, "cosine to the PyTorch prediction {cos}");
-    assert_eq!(
-        got.iter().map(|x| x.unsigned_abs()).max(),
-        Some(127),
-        "the prediction is rescaled to int8 like a pooled vector"
-    );
+            let rows: Vec<&[i8]> = window.iter().map(Vec::as_slice).collect();
+            let mut arena = vec![0i32; r.arena_words(rows.len())];
+            let mut got = vec![0i8; r.dim()];
+            r.predict(&rows, &mut arena, &mut got).unwrap();
+            let dot: f64 = got.iter().zip(&want).map(|(a, b)| *a as f64 * b).sum();
+            let na: f64 = got.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+            let nb: f64 = want.iter().map(|b| b * b).sum::<f64>().sqrt();
+            let cos = dot / (na * nb);
+            assert!(
+                cos > 0.995,
+                "{}: cosine to the PyTorch prediction {cos}",
+                shipped.package
+            );
+            assert_eq!(
+                got.iter().map(|x| x.unsigned_abs()).max(),
+                Some(127),
+                "the prediction is rescaled to int8 like a pooled vector"
+            );
+        }
+    }
 }
 
 /// The reasoner refuses an encoder package, empty and over-long windows and a small arena with

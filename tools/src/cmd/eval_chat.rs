@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 // How many of the best candidates the refinement step re-scores: as the device's `chat`.
 use pith_runtime::console::chat::REFINE_TOP;
 
@@ -15,7 +15,7 @@ use crate::reasoner::eval::{
     Score, SplitMix,
 };
 use crate::reasoner::lexical::{self, Lexicon};
-use crate::reasoner::predictor::{embed_turns, Engine, Predictor, TurnVectors};
+use crate::reasoner::predictor::{dequantize, embed_turns, Engine, Predictor, TurnVectors};
 use crate::reasoner::WINDOW;
 
 /// Arguments of `eval chat`.
@@ -86,21 +86,30 @@ fn lexical_baselines(
     .collect()
 }
 
-/// Cosine to the last turn and to the context mean in the space of the encoder `package`.
+/// Cosine to the last turn and to the context mean in the space of the encoder `package`
+/// (`emb`: its turn vectors when already at hand).
 fn encoder_baselines(
     package: &std::path::Path,
+    emb: Option<&[Vec<f32>]>,
     convs: &[Vec<String>],
     pos: &[Position],
     cands: &[Vec<usize>],
     same: &dyn Fn(usize, usize) -> bool,
 ) -> Result<serde_json::Value> {
-    let bytes = crate::artifacts::read_package(Some(package))?;
-    let emb = embed_turns(&bytes, convs)?.f;
+    let embedded;
+    let emb = match emb {
+        Some(e) => e,
+        None => {
+            let bytes = crate::artifacts::read_package(Some(package))?;
+            embedded = embed_turns(&bytes, convs)?.f;
+            &embedded
+        }
+    };
     let (mut last, mut mean) = (Score::default(), Score::default());
     for (p, c) in pos.iter().zip(cands) {
         let same_k = |k: usize| same(c[0], c[k]);
-        last.add(rank(&emb[p.window[0]], c, &emb, same_k));
-        mean.add(rank(&mean_of(&p.window, &emb), c, &emb, same_k));
+        last.add(rank(&emb[p.window[0]], c, emb, same_k));
+        mean.add(rank(&mean_of(&p.window, emb), c, emb, same_k));
     }
     Ok(serde_json::json!({
         "package": package,
@@ -146,6 +155,47 @@ fn refine(
     Ok(best.1)
 }
 
+/// FNV-1a, 64 bits: names a cache entry after the bytes it was computed from.
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The training turns' vectors for the linear map. Embedding the whole training split with the
+/// teacher takes a minute or more, so the int8 vectors are kept in models/cache under the
+/// digests of the encoder package and the training file (any change to either misses).
+fn train_vectors(
+    encoder: &[u8],
+    path: &std::path::Path,
+    convs: &[Vec<String>],
+) -> Result<Vec<Vec<f32>>> {
+    let file = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let cache = crate::defaults::repo_root().join(format!(
+        "models/cache/turns-{:016x}-{:016x}.i8",
+        fnv64(encoder),
+        fnv64(&file)
+    ));
+    let n: usize = convs.iter().map(Vec::len).sum();
+    if let Ok(bytes) = std::fs::read(&cache) {
+        if n > 0 && bytes.len() % n == 0 {
+            let dim = bytes.len() / n;
+            return Ok(bytes
+                .chunks_exact(dim)
+                .map(|r| dequantize(&r.iter().map(|&b| b as i8).collect::<Vec<_>>()))
+                .collect());
+        }
+    }
+    let t = embed_turns(encoder, convs)?;
+    let flat: Vec<u8> = t.q.iter().flatten().map(|&x| x as u8).collect();
+    // A cache that cannot be written only costs the next run the same minute.
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = crate::output::write_whole(&cache, &flat);
+    Ok(t.f)
+}
+
 /// Runs `eval chat`.
 pub fn run_chat(a: ChatArgs) -> Result<()> {
     let convs = read_conversations(&a.conversations)?;
@@ -164,9 +214,13 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| root.join("data/chitchat/train.jsonl")),
     )?;
+    let train_path = a
+        .train
+        .clone()
+        .unwrap_or_else(|| root.join("data/chitchat/train.jsonl"));
     let map = LinearMap::fit(
         &positions(&train),
-        &embed_turns(&loaded.encoder_bytes, &train)?.f,
+        &train_vectors(&loaded.encoder_bytes, &train_path, &train)?,
     )?;
     let TurnVectors { q, f: emb } = embed_turns(&loaded.encoder_bytes, &convs)?;
     let cands = candidates(&pos, emb.len(), 99, a.seed);
@@ -225,7 +279,10 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         if p.as_path() == teacher[0].as_path() && !p.exists() {
             crate::artifacts::default_artifacts()?;
         }
-        encoders.push(encoder_baselines(p, &convs, &pos, &cands, &same)?);
+        // The reasoner's own encoder has embedded every turn already.
+        let own = std::fs::canonicalize(p).ok() == std::fs::canonicalize(&loaded.encoder_path).ok();
+        let known = own.then_some(emb.as_slice());
+        encoders.push(encoder_baselines(p, known, &convs, &pos, &cands, &same)?);
     }
     baselines.insert("encoders".into(), serde_json::Value::from(encoders.clone()));
     // The best of every baseline, by top-1: what the reasoner has to beat.

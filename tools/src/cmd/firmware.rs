@@ -1,7 +1,7 @@
 //! `pith firmware`: builds the firmware for a board of the board table (its target, CPU and
 //! default model) and prints the ELF's path; `qemu-system-arm -machine BOARD -kernel ELF` boots it.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use pith_boards::Board;
 
 use crate::firmware::{self, Link};
@@ -35,8 +35,9 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// What to link: `PITH_PACKAGE`, `PITH_BANK` and `PITH_ARENA_BYTES` when set; otherwise the board's
-/// default package and its StackFAQ bank, both built on first use.
+/// What to link: `PITH_PACKAGE`, `PITH_BANK`, `PITH_REASONER`, `PITH_CHAT_BANK` and
+/// `PITH_ARENA_BYTES` when set; otherwise the board's default package and its StackFAQ bank, and its
+/// default reasoner with that reasoner's response bank, all built on first use.
 pub fn link_from_env(board: &Board) -> Result<Link> {
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     let arena_bytes = match std::env::var("PITH_ARENA_BYTES") {
@@ -46,20 +47,44 @@ pub fn link_from_env(board: &Board) -> Result<Link> {
         ),
         _ => None,
     };
-    let (package, bank) = match var("PITH_PACKAGE") {
-        Some(p) => (p.into(), var("PITH_BANK").map(Into::into)),
+    let (package, bank, chat) = match var("PITH_PACKAGE") {
+        Some(p) => (
+            p.into(),
+            var("PITH_BANK").map(Into::into),
+            (
+                var("PITH_REASONER").map(Into::into),
+                var("PITH_CHAT_BANK").map(Into::into),
+            ),
+        ),
         None => {
             let package = crate::artifacts::board_package(board)?;
             let bank = crate::artifacts::bank_for(&package)?;
-            (package, Some(bank))
+            // The board's default reasoner and its response bank, unless others are named.
+            let chat = match (var("PITH_REASONER"), board.default_reasoner) {
+                (Some(r), _) => (Some(r.into()), var("PITH_CHAT_BANK").map(Into::into)),
+                (None, Some(rel)) => {
+                    let r = crate::artifacts::reasoner_with_package(rel).with_context(|| {
+                        format!(
+                            "{}: default_reasoner {rel} is no shipped reasoner",
+                            board.name
+                        )
+                    })?;
+                    (
+                        Some(crate::artifacts::package(r.package)?),
+                        Some(crate::artifacts::chat_bank(r)?),
+                    )
+                }
+                (None, None) => (None, None),
+            };
+            (package, Some(bank), chat)
         }
     };
     Ok(Link {
         package: Some(package),
         bank,
         arena_bytes,
-        reasoner: var("PITH_REASONER").map(Into::into),
-        chat_bank: var("PITH_CHAT_BANK").map(Into::into),
+        reasoner: chat.0,
+        chat_bank: chat.1,
         qemu: false,
     })
 }
