@@ -48,9 +48,24 @@ fn every_real_board_image_fits_its_part() -> Result<()> {
             b.name,
             package.display()
         );
+        // The board's default reasoner and its response bank too, where the table names one:
+        // what `pith firmware --board` links must fit the part.
+        let chat = match b.default_reasoner {
+            Some(rel) => {
+                let r = pith_tools::artifacts::reasoner_with_package(rel)
+                    .with_context(|| format!("{}: {rel} is no shipped reasoner", b.name))?;
+                (
+                    Some(pith_tools::artifacts::package(r.package)?),
+                    Some(pith_tools::artifacts::chat_bank(r)?),
+                )
+            }
+            None => (None, None),
+        };
         let link = Link {
             package: Some(package.clone()),
             bank: Some(bank),
+            reasoner: chat.0,
+            chat_bank: chat.1,
             ..Link::default()
         };
         let elf = build(b, &link).with_context(|| format!("building {} for the part", b.name))?;

@@ -212,7 +212,7 @@ fn device_equals_host(
     }
     assert_eq!(i, TURNS);
     let info = q.command("info", REPLY)?;
-    // The figures models/reasoner-s.md quotes (cargo test -- --nocapture shows them).
+    // The figures models/reasoners.md quotes (cargo test -- --nocapture shows them).
     println!(
         "{}, {encoder} + reasoner ({} bytes) + response bank ({} bytes): {:?}; stack after one \
          embed: {:?}",
