@@ -456,10 +456,7 @@ fn qdq_onnx_follows_the_integer_reasoner() {
         std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap())
             .unwrap();
     let r = pith_runtime::Reasoner::new(&pkg).unwrap();
-    let ckpt = pith_tools::defaults::repo_root()
-        .join(pith_tools::artifacts::REASONER_S_ARTIFACTS.checkpoint);
-    let (beta, trust) = pith_tools::reasoner::predictor::checkpoint_head(&ckpt).unwrap();
-    let t = TractReasoner::new(&model, r.dim(), beta, trust).unwrap();
+    let t = TractReasoner::new(&model, r.dim()).unwrap();
     let enc = std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::TIER_S).unwrap())
         .unwrap();
     let mut e =

@@ -69,10 +69,22 @@ pub fn link_from_env(board: &Board) -> Result<Link> {
                             board.name
                         )
                     })?;
-                    (
-                        Some(crate::artifacts::package(r.package)?),
-                        Some(crate::artifacts::chat_bank(r)?),
-                    )
+                    let train =
+                        crate::defaults::repo_root().join(crate::cmd::quantize_reasoner::TRAIN);
+                    if train.is_file() {
+                        (
+                            Some(crate::artifacts::package(r.package)?),
+                            Some(crate::artifacts::chat_bank(r)?),
+                        )
+                    } else {
+                        // The reasoner is calibrated and its bank built from the training split.
+                        eprintln!(
+                            "pith: {} is missing (scripts/fetch-chitchat.sh writes it): the \
+                             image links no reasoner, so `chat` answers ERR 3",
+                            train.display()
+                        );
+                        (None, None)
+                    }
                 }
                 (None, None) => (None, None),
             };

@@ -170,6 +170,7 @@ fn build(r: &Reasoner, w: &mut dyn ReasonerWeights, name: &str) -> Result<ModelP
     let first = g.scalar_i64(0);
     let h0 = g.op("Gather", &[&x, &first], vec![("axis", Attr::Int(1))]);
     let y = w.read_out(&mut g, &h0)?;
+    let y = head(&mut g, r, &x_in, &y);
     g.op_to(OUTPUT, "Identity", &[&y], vec![]);
     g.output(
         OUTPUT,
@@ -177,6 +178,47 @@ fn build(r: &Reasoner, w: &mut dyn ReasonerWeights, name: &str) -> Result<ModelP
         Some(&[Dim::Fixed(1), Dim::Fixed(d as i64)]),
     );
     Ok(g.finish(name))
+}
+
+/// The prediction's head in float operators ([`super::head`]): the read-out `y` scaled by the trust
+/// of the latest turn, plus β times that turn at unit length. Nothing without a residual.
+fn head(g: &mut Graph, r: &Reasoner, x_in: &str, y: &str) -> String {
+    if r.residual == 0.0 {
+        return y.to_string();
+    }
+    let first = g.scalar_i64(0);
+    let e0 = g.op("Gather", &[x_in, &first], vec![("axis", Attr::Int(1))]);
+    let sq = g.op("Mul", &[&e0, &e0], vec![]);
+    let axes = g.ints(&[-1]);
+    let ss = g.op("ReduceSum", &[&sq, &axes], vec![("keepdims", Attr::Int(1))]);
+    let n = g.op("Sqrt", &[&ss], vec![]);
+    let tiny = g.scalar_f32(1e-12);
+    let n = g.op("Max", &[&n, &tiny], vec![]);
+    let unit = g.op("Div", &[&e0, &n], vec![]);
+    let y = match &r.trust {
+        None => y.to_string(),
+        Some(t) => {
+            let pt = t.prototypes.t().as_standard_layout().to_owned();
+            let p = g.init_f32(
+                "trust_prototypes_t",
+                &[pt.nrows(), pt.ncols()],
+                pt.as_slice().unwrap_or(&[]),
+            );
+            let s = g.op("MatMul", &[&unit, &p], vec![]);
+            let attrs = vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))];
+            let best = g.op("ReduceMax", &[&s], attrs);
+            let low = g.scalar_f32(t.low);
+            let span = g.scalar_f32(t.high - t.low);
+            let d = g.op("Sub", &[&best, &low], vec![]);
+            let d = g.op("Div", &[&d, &span], vec![]);
+            let (zero, one) = (g.scalar_f32(0.0), g.scalar_f32(1.0));
+            let trust = g.op("Clip", &[&d, &zero, &one], vec![]);
+            g.op("Mul", &[y, &trust], vec![])
+        }
+    };
+    let beta = g.scalar_f32(r.residual);
+    let res = g.op("Mul", &[&unit, &beta], vec![]);
+    g.op("Add", &[&y, &res], vec![])
 }
 
 /// The fp32 graph of `r`; initializers are named after the checkpoint's tensors.
@@ -215,23 +257,11 @@ pub fn write(model: &ModelProto, path: &Path) -> Result<()> {
 pub struct TractReasoner {
     plan: std::sync::Arc<TypedRunnableModel>,
     dim: usize,
-    /// β of the latest-turn residual ([`Reasoner::residual`]) and the trust gate, applied
-    /// outside the graph ([`super::head`]).
-    residual: f32,
-    trust: Option<super::Trust>,
 }
 
 impl TractReasoner {
     /// Optimizes `model` for batch 1 and a symbolic number of turns.
-    /// `residual` and `trust` are the checkpoint's: the prediction is the graph's output scaled
-    /// by the trust plus β times the latest turn at unit length, as in training and in the
-    /// integer reasoner.
-    pub fn new(
-        model: &ModelProto,
-        dim: usize,
-        residual: f32,
-        trust: Option<super::Trust>,
-    ) -> Result<Self> {
+    pub fn new(model: &ModelProto, dim: usize) -> Result<Self> {
         let bytes = model.encode_to_vec();
         let mut m = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
@@ -243,12 +273,7 @@ impl TractReasoner {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| anyhow!("optimizing the reasoner graph: {e:#}"))?;
-        Ok(TractReasoner {
-            plan,
-            dim,
-            residual,
-            trust,
-        })
+        Ok(TractReasoner { plan, dim })
     }
 
     /// Width of the turn vectors.
@@ -279,9 +304,7 @@ impl TractReasoner {
             .run(tvec!(x.into()))
             .map_err(|e| anyhow!("running the reasoner: {e:#}"))?;
         let v = out[0].to_plain_array_view::<f32>()?;
-        let mut y: Vec<f32> = v.iter().copied().collect();
-        super::head(&mut y, window[0], self.residual, self.trust.as_ref());
-        Ok(y)
+        Ok(v.iter().copied().collect())
     }
 }
 
@@ -295,8 +318,7 @@ mod tests {
     fn tract_matches_the_training_script() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
-        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim, r.residual, r.trust.clone())
-            .unwrap();
+        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
         let refs = r.config["reference"].as_array().unwrap();
         assert!(!refs.is_empty());
         for case in refs {
@@ -327,8 +349,7 @@ mod tests {
     fn windows_outside_one_to_eight_turns_are_errors() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
-        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim, r.residual, r.trust.clone())
-            .unwrap();
+        let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
         assert!(t.predict(&[]).is_err());
         let row = vec![0.1f32; r.dim];
         assert!(t.predict(&[row.as_slice(); WINDOW + 1]).is_err());

@@ -23,14 +23,11 @@ pub enum Predictor<'a> {
 impl<'a> Predictor<'a> {
     /// The predictor of `kind`: `package` holds the int8 reasoner (native), `graph` the ONNX
     /// graph of `dim`-wide turns (tract).
-    /// `head` is the checkpoint's residual β and trust gate, for tract (the integer package
-    /// carries its own).
     pub fn new(
         kind: Kind,
         package: &'a [u8],
         graph: Option<&ModelProto>,
         dim: usize,
-        head: Head,
     ) -> Result<Self> {
         match kind {
             Kind::Native => Ok(Predictor::Native(Box::new(
@@ -39,9 +36,7 @@ impl<'a> Predictor<'a> {
             ))),
             Kind::TractFp32 | Kind::TractInt8 => {
                 let g = graph.ok_or_else(|| anyhow!("{kind:?} needs the reasoner's ONNX graph"))?;
-                Ok(Predictor::Tract(TractReasoner::new(
-                    g, dim, head.0, head.1,
-                )?))
+                Ok(Predictor::Tract(TractReasoner::new(g, dim)?))
             }
         }
     }
@@ -104,15 +99,6 @@ pub fn embed_turns(encoder: &[u8], convs: &[Vec<String>]) -> Result<TurnVectors>
     Ok(TurnVectors { q, f })
 }
 
-/// What tract adds after the graph: the residual β and the trust gate of a checkpoint.
-pub type Head = (f32, Option<super::Trust>);
-
-/// The head of the checkpoint in `dir`.
-pub fn checkpoint_head(dir: &std::path::Path) -> Result<Head> {
-    let r = Reasoner::load(dir)?;
-    Ok((r.residual, r.trust))
-}
-
 /// The reasoner, its engine and its encoder: the arguments both chat commands take.
 #[derive(clap::Args)]
 pub struct Engine {
@@ -151,8 +137,6 @@ pub struct Loaded {
     pub gate: Option<f32>,
     /// The checkpoint directory.
     pub checkpoint_dir: PathBuf,
-    /// The checkpoint's residual and trust gate (tract applies them; the package carries its own).
-    pub head: Head,
     /// The shipped reasoner of that checkpoint, if it is one.
     pub shipped: Option<&'static crate::artifacts::ReasonerArtifacts>,
 }
@@ -191,10 +175,6 @@ impl Engine {
             Kind::Native => None,
         };
         let gate = super::load_gate(&checkpoint_dir)?;
-        let head = match kind {
-            Kind::Native => (0.0, None),
-            _ => checkpoint_head(&checkpoint_dir)?,
-        };
         let reasoner_bytes = match kind {
             Kind::Native => {
                 let p = match (&self.package, shipped) {
@@ -228,7 +208,6 @@ impl Engine {
             encoder_path,
             gate,
             checkpoint_dir,
-            head,
             shipped,
         })
     }
@@ -254,7 +233,6 @@ impl Loaded {
             &self.reasoner_bytes,
             self.graph.as_ref(),
             enc.model.dim(),
-            self.head.clone(),
         )?;
         let dim = match &pred {
             Predictor::Native(r) => r.dim(),
