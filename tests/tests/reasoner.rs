@@ -46,6 +46,17 @@ fn head(src: &Path, n: usize, name: &str) -> PathBuf {
     out
 }
 
+/// The baselines `eval chat` computes in the reasoner's encoder space and lexically.
+const BASELINES: [&str; 7] = [
+    "last_turn",
+    "mean_context",
+    "linear_map",
+    "tfidf_last_turn",
+    "tfidf_context",
+    "bm25_last_turn",
+    "bm25_context",
+];
+
 fn pct(v: &Value) -> f64 {
     let x = v.as_f64().unwrap();
     assert!((0.0..=100.0).contains(&x), "{x}");
@@ -85,15 +96,7 @@ fn eval_chat_runs_on_question_answer_pairs() {
     );
     for k in ["top1", "mrr"] {
         pct(&v["reasoner"][k]);
-        for b in [
-            "last_turn",
-            "mean_context",
-            "linear_map",
-            "tfidf_last_turn",
-            "tfidf_context",
-            "bm25_last_turn",
-            "bm25_context",
-        ] {
+        for b in BASELINES {
             pct(&v["baselines"][b][k]);
         }
         pct(&v["baselines"]["encoders"][0]["last_turn"][k]);
@@ -123,18 +126,7 @@ fn reasoner_beats_every_baseline_on_unseen_prompts() {
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     let r = pct(&v["reasoner"]["top1"]);
     let b = &v["baselines"];
-    let mut all: Vec<f64> = [
-        "last_turn",
-        "mean_context",
-        "linear_map",
-        "tfidf_last_turn",
-        "tfidf_context",
-        "bm25_last_turn",
-        "bm25_context",
-    ]
-    .iter()
-    .map(|k| pct(&b[k]["top1"]))
-    .collect();
+    let mut all: Vec<f64> = BASELINES.iter().map(|k| pct(&b[k]["top1"])).collect();
     let encoders = b["encoders"].as_array().unwrap();
     assert!(!encoders.is_empty(), "the teacher is a baseline by default");
     for e in encoders {
