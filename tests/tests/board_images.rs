@@ -101,9 +101,13 @@ fn every_real_board_image_fits_its_part() -> Result<()> {
         // aligned to 64 bytes (under 64 bytes of padding a part).
         let mut len = 0;
         let mut parts = 0;
-        for p in [Some(&package), link.reasoner.as_ref(), link.chat_bank.as_ref()]
-            .into_iter()
-            .flatten()
+        for p in [
+            Some(&package),
+            link.reasoner.as_ref(),
+            link.chat_bank.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             len += std::fs::metadata(p)?.len();
             parts += 1;
