@@ -13,6 +13,7 @@
 pub mod console;
 pub mod engine;
 pub mod error;
+pub mod fixed;
 pub mod format;
 pub mod frame;
 pub mod kb;

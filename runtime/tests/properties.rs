@@ -1,7 +1,7 @@
 //! Property tests of the integer arithmetic against exact or float references: requantization,
 //! rounded division, the integer square root, and the bank's integer cosine scoring and search.
 
-use pith_runtime::engine::requant::{div_round, isqrt_u128, rq, rq_i32, rq_i8};
+use pith_runtime::fixed::{div_round, isqrt_u128, rq, rq_i32, rq_i8};
 use pith_runtime::kb::{Bank, BankEntry, BankOptions, BankWriter, Hit, Index, SCORE_ONE};
 use proptest::prelude::*;
 

@@ -2,11 +2,11 @@
 //! shapes, with scales chosen so values neither vanish nor all saturate. Its embeddings mean
 //! nothing, but they are deterministic, so device and host must agree on them byte for byte.
 
+use pith_runtime::fixed::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 use pith_runtime::format::layout::{GELU_LEN, LAYER_LINEARS, LAYER_SCALARS, LN_ROWS};
 use pith_runtime::format::{
     Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig,
 };
-use pith_runtime::kernels::epilogue::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 use pith_runtime::tokenizer::build_vocab_section;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng};

@@ -6,11 +6,11 @@
 //! → `xm` → FFN up (i8) → GELU table (i8, zero point) → FFN down added into `xr` → LayerNorm-2.
 
 use super::layernorm::layernorm;
-use super::requant::{div_round, rq_i32, rq_i8};
 use super::sections::{EmbedView, Gelu, LayerView, Linear};
 use super::words_for_bytes;
+use crate::fixed::{div_round, rq_i32};
 use crate::kernels::epilogue::Outputs;
-use crate::kernels::{dot_i8, matmul_i8, Epilogue};
+use crate::kernels::{matmul_i8, Epilogue};
 
 /// Shapes of one run.
 #[derive(Clone, Copy)]
@@ -249,7 +249,7 @@ pub fn layer(
         let shape = (tn, h, d.heads);
         let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
         let bufs = (&mut *s.scores, &mut *s.probs);
-        attention(
+        crate::kernels::generic::attention(
             s.q,
             s.k,
             s.v,
@@ -295,53 +295,10 @@ pub fn layer(
     }
 }
 
-/// Scaled dot-product attention, the scalar oracle: for every token and head,
-/// `ctx = rq_i8(softmax(rq_i32(q · kᵀ)) · v)`, with `softmax` one row at a time returning the
-/// sum its probabilities are divided by ([`ctx_rq`]).
-#[allow(clippy::too_many_arguments)]
-pub fn attention<F: FnMut(&[i32], &mut [u8]) -> u32>(
-    q: &[i8],
-    k: &[i8],
-    v: &[i8],
-    (tn, h, heads): (usize, usize, usize),
-    (sm, ssh): (i32, i32),
-    (cm, csh): (i32, i32),
-    mut softmax: F,
-    (scores, probs): (&mut [i32], &mut [u8]),
-    ctx: &mut [i8],
-) {
-    let dh = h / heads.max(1);
-    for t in 0..tn {
-        for hd in 0..heads {
-            let qrow = &q[t * h + hd * dh..t * h + (hd + 1) * dh];
-            for (u, sc) in scores[..tn].iter_mut().enumerate() {
-                let krow = &k[u * h + hd * dh..u * h + (hd + 1) * dh];
-                *sc = rq_i32(dot_i8(qrow, krow) as i64, sm, ssh);
-            }
-            let (rm, rsh) = ctx_rq((cm, csh), softmax(&scores[..tn], &mut probs[..tn]));
-            // context[t, head] = sum_u p[u] * v[u, head]
-            let mut acc = [0i32; MAX_HEAD_DIM];
-            for (u, &p) in probs[..tn].iter().enumerate() {
-                if p == 0 {
-                    continue;
-                }
-                let vrow = &v[u * h + hd * dh..u * h + (hd + 1) * dh];
-                for (a, &v) in acc.iter_mut().zip(vrow) {
-                    *a += p as i32 * v as i32;
-                }
-            }
-            let out = &mut ctx[t * h + hd * dh..t * h + (hd + 1) * dh];
-            for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                *o = rq_i8(a as i64, rm, rsh);
-            }
-        }
-    }
-}
-
 /// Softmax of one row of requantized scores, up to its normalization: each probability is the
 /// table exponential of the score's distance to the row maximum on a grid of 1/255 of the
 /// maximum's (so the maximum itself is 255), and the row's sum is returned for the
-/// context to divide by ([`ctx_rq`]). Relative to the maximum, a flat row over many tokens keeps
+/// context to divide by ([`crate::fixed::ctx_rq`]). Relative to the maximum, a flat row over many tokens keeps
 /// 8 bits per probability where probabilities over the sum would keep one or two.
 pub fn softmax_row(scores: &[i32], probs: &mut [u8], e: &EmbedView<'_>) -> u32 {
     let max = scores.iter().copied().max().unwrap_or(0);
@@ -354,23 +311,6 @@ pub fn softmax_row(scores: &[i32], probs: &mut [u8], e: &EmbedView<'_>) -> u32 {
     }
     sum
 }
-
-/// The context requantization of one row whose probabilities sum to `sum`: the layer's `(m, shift)`
-/// (for probabilities summing to 255) times `255 / sum`, as `(m', shift + k)` with `k` the largest
-/// such that `255·2^k <= sum`, which keeps `m'` within `m` and its precision at 31 bits.
-#[inline]
-pub fn ctx_rq((m, shift): (i32, i32), sum: u32) -> (i32, i32) {
-    let s = sum.max(1);
-    let k = (s / 255).max(1).ilog2();
-    let m2 = div_round(((m as i64) * 255) << k, s as i64);
-    (
-        m2.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
-        shift.saturating_add(k as i32),
-    )
-}
-
-/// Largest attention head width the encoder supports (validated at load).
-pub const MAX_HEAD_DIM: usize = 256;
 
 /// Pools the final residual stream into `out` (int8, scaled so the largest |value| is 127).
 /// Mean pooling needs no division: the int8 rescaling by the maximum absorbs the token count.
@@ -388,31 +328,5 @@ pub fn pool(xr: &[i32], tokens: usize, hidden: usize, cls: bool, out: &mut [i8])
         } else {
             div_round(column(j) * 127, max).clamp(-127, 127) as i8
         };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ctx_rq;
-
-    /// A row summing to 255 keeps the layer's constants; any other sum scales them by 255/sum to
-    /// within one unit of the multiplier's last place, and the multiplier never grows.
-    #[test]
-    fn ctx_rq_divides_by_the_row_sum() {
-        for m in [1 << 30, 1_518_500_250, i32::MAX, 3] {
-            assert_eq!(ctx_rq((m, 20), 255), (m, 20));
-            for sum in (255..100_000).step_by(37).chain([255 * 128, u32::MAX]) {
-                let (m2, sh2) = ctx_rq((m, 20), sum);
-                assert!(m2 <= m && sh2 >= 20, "{m} {sum}");
-                let want = m as f64 * 255.0 / sum as f64 / 2f64.powi(20);
-                let got = m2 as f64 / 2f64.powi(sh2);
-                assert!(
-                    (got - want).abs() <= want * 1e-8 + 2f64.powi(-sh2),
-                    "{m} {sum}"
-                );
-            }
-        }
-        // A hostile table can make a row sum to 0: no division by zero, no overflow.
-        assert_eq!(ctx_rq((i32::MAX, 3), 0).1, 3);
     }
 }

@@ -5,7 +5,7 @@
 //! the residual head (int32, the scale of the next residual add) and the matmul head (int8, with the
 //! next linear's SmoothQuant divisor folded in). Both are `(n * gain + offset) >> 32`.
 
-use super::requant::{div_round, isqrt_u128};
+use crate::fixed::{div_round, isqrt_u128};
 use crate::le;
 
 /// Gains and offsets of one LayerNorm, read in place from an i64 [4, hidden] section.

@@ -5,16 +5,16 @@ pub(crate) mod bert;
 mod host;
 mod layernorm;
 mod reasoner;
-pub mod requant;
 pub(crate) mod sections;
 mod static_model;
 
 use crate::error::{Error, Result};
 use crate::format::{Arch, DType, Header, Package, Pooling, SectionKind, MAX_LAYERS};
+use crate::kernels::generic::MAX_HEAD_DIM;
 use crate::tokenizer::Tokenizer;
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 use bert::LINEARS;
-use bert::{Dims, Fast, Scratch, MAX_HEAD_DIM};
+use bert::{Dims, Fast, Scratch};
 use sections::{EmbedView, LayerView};
 use static_model::StaticView;
 

@@ -11,13 +11,14 @@
 //! predicts a correction of the latest turn, and with a small correction the reasoner ranks like
 //! the encoder's own last-turn cosine.
 
-use super::bert::{self, Dims, Scratch, MAX_HEAD_DIM};
+use super::bert::{self, Dims, Scratch};
 use super::layernorm::{layernorm, LnParams};
-use super::requant::{div_round, isqrt_u128, rq_i32};
 use super::sections::{as_i8, linear, EmbedView, LayerView, Linear};
 use crate::error::{Error, Result};
+use crate::fixed::{div_round, isqrt_u128, rq_i32};
 use crate::format::layout::{LN_ROWS, OUT};
 use crate::format::{Arch, DType, Header, Package, SectionKind};
+use crate::kernels::generic::MAX_HEAD_DIM;
 use crate::kernels::Epilogue;
 
 /// Input vectors are widened by this many bits before the input LayerNorm: the integer LayerNorm

@@ -2,31 +2,11 @@
 
 use super::layernorm::LnParams;
 use crate::error::{Error, Result};
+use crate::fixed::{I32s, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 use crate::format::layout::{
     LinearSections, DOWN, GELU_LEN, K_PROJ, LAYER_SCALARS, LN_ROWS, O, Q, UP, V,
 };
 use crate::format::{DType, Package, SectionKind};
-use crate::kernels::epilogue::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
-
-/// Little-endian i32 array read in place (no alignment needed).
-#[derive(Clone, Copy)]
-pub struct I32s<'a>(pub &'a [u8]);
-
-impl I32s<'_> {
-    /// Element `i`, or 0 past the end (validation makes that unreachable).
-    #[inline(always)]
-    pub fn at(&self, i: usize) -> i32 {
-        match self.0.get(i * 4..i * 4 + 4) {
-            Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
-        }
-    }
-    /// (multiplier, shift) pair `i` of a `[n, 2]` requantization table.
-    #[inline(always)]
-    pub fn rq(&self, i: usize) -> (i32, i32) {
-        (self.at(2 * i), self.at(2 * i + 1))
-    }
-}
 
 /// Reinterprets validated i8 section bytes.
 pub fn as_i8(b: &[u8]) -> &[i8] {
@@ -67,7 +47,7 @@ pub struct LayerView<'a> {
 pub enum Gelu<'a> {
     /// int8 in, int8 out: 256 entries indexed by `x + 128` (`GeluTable`).
     I8(&'a [i8]),
-    /// 16 bits in, 15 bits out (`GeluTable16`, see [`crate::kernels::epilogue::gelu16`]); FFN
+    /// 16 bits in, 15 bits out (`GeluTable16`, see [`crate::fixed::gelu16`]); FFN
     /// down runs on the two int8 planes of its output.
     I16(&'a [u8]),
 }

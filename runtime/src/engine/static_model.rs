@@ -7,8 +7,9 @@
 //! token count. Scratch is only the token ids and one i32 accumulator row: a few hundred bytes.
 
 use super::bert::pool;
-use super::sections::{as_i8, I32s};
+use super::sections::as_i8;
 use crate::error::Result;
+use crate::fixed::I32s;
 use crate::format::{DType, Package, SectionKind};
 
 /// The token table and its per-row requantization, shape-checked at load.
@@ -59,10 +60,10 @@ pub fn embed(ids: &[u32], v: &StaticView<'_>, acc: &mut [i32], out: &mut [i8]) {
     pool(acc, 1, acc.len(), false, out);
 }
 
-/// [`super::requant::rq`] for an int8 operand, in i64 (|q * m| < 2^38) and saturated to i32.
+/// [`crate::fixed::rq`] for an int8 operand, in i64 (|q * m| < 2^38) and saturated to i32.
 #[inline(always)]
 fn rq_small(q: i8, m: i32, shift: i32) -> i32 {
-    super::requant::rq_i32(q as i64, m, shift)
+    crate::fixed::rq_i32(q as i64, m, shift)
 }
 
 #[cfg(test)]

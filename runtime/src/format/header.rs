@@ -230,7 +230,7 @@ pub enum SectionKind {
     /// GELU as a table from int8 input (index `x + 128`) to int8 output, i8 [1, 256].
     GeluTable = 52,
     /// The 16-bit FFN's GELU, i32 [1, 257]: knots of an interpolated table from the i16 input
-    /// grid to the 15-bit output grid (`kernels::epilogue::gelu16`). A layer has this or
+    /// grid to the 15-bit output grid (`fixed::gelu16`). A layer has this or
     /// [`SectionKind::GeluTable`]; with this one, FFN up requantizes into the i16 GELU input grid and
     /// FFN down's bias and requantization are those of the output's high plane (units of 128).
     GeluTable16 = 54,

@@ -1,7 +1,7 @@
 //! Exhaustive integer search: every entry is scored, the best `k` are kept in the caller's array.
 
 use super::{Bank, Entry, Vector, NEVER_ABSTAIN, SCORE_ONE};
-use crate::engine::requant::isqrt_u128;
+use crate::fixed::isqrt_u128;
 
 /// Which side of the entries a query is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -55,6 +55,9 @@ fn word(c: &[i8]) -> u32 {
 /// Dot product of two int8 vectors over the shorter length.
 #[inline]
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    // Cut to the shorter length first, or the tails of unequal slices would pair wrongly.
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let mut acc0 = 0i32;
     let mut acc1 = 0i32;
     let mut ca = a.chunks_exact(4);
@@ -75,6 +78,13 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 /// path for `k` beyond the tile kernel's buffer).
 #[inline]
 pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
+    // Each row over its own shorter length, as two `dot_i8` would; the shared loop below needs
+    // one common length.
+    let n = x.len().min(w0.len());
+    if x.len().min(w1.len()) != n {
+        return (dot_i8(x, w0), dot_i8(x, w1));
+    }
+    let (x, w0, w1) = (&x[..n], &w0[..n], &w1[..n]);
     let (mut a0, mut a1, mut b0, mut b1) = (0i32, 0i32, 0i32, 0i32);
     let mut cx = x.chunks_exact(4);
     let mut c0 = w0.chunks_exact(4);

@@ -172,6 +172,30 @@ fn run_case(
             }
         }
     }
+    // Unequal lengths: each dot covers the shorter slice, whichever operand it is, in every path
+    // (a kernel chunking its operands separately pairs the wrong tails).
+    if tokens > 0 && outs > 0 {
+        let (a, b) = (row(x, k, 0), row(w, k, 0));
+        for cut in 1..k.min(21) {
+            let naive = |p: &[i8], q: &[i8]| -> i32 {
+                p.iter().zip(q).map(|(&u, &v)| u as i32 * v as i32).sum()
+            };
+            let (short_w, short_x) = (&b[..k - cut], &a[..k - cut]);
+            let checks = [
+                (super::dot_i8(a, short_w), naive(a, short_w)),
+                (super::dot_i8(short_x, b), naive(short_x, b)),
+                (super::dot2_i8(a, short_w, b).0, naive(a, short_w)),
+                (super::dot2_i8(a, b, short_w).1, naive(a, short_w)),
+                (super::dot2_i8(short_x, b, b).1, naive(short_x, b)),
+            ];
+            for (got, want) in checks {
+                r.values += 1;
+                if got != want {
+                    bad(r, cut, usize::MAX, got, want);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

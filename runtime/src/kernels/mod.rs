@@ -6,8 +6,6 @@
 //! are tested against `generic` on random and extreme inputs (the Cortex-M ones on the simulated
 //! core itself, through `check`).
 
-#[cfg(all(feature = "std", target_arch = "aarch64"))]
-mod aarch64_gemm;
 #[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
 pub mod arm_dsp;
 #[cfg(all(feature = "arm-mve", target_arch = "arm"))]
@@ -27,8 +25,6 @@ pub mod packed;
 pub mod x86;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod x86_attn;
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-mod x86_gemm;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod x86_ln;
 

@@ -11,7 +11,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::engine::bert::ctx_rq;
+use crate::fixed::ctx_rq;
 
 /// Longest sentence and widest head this path takes (longer ones stay on the scalar path).
 pub const MAX_TOKENS: usize = 128;
@@ -206,7 +206,7 @@ unsafe fn context_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::bert::attention;
+    use crate::kernels::generic::attention;
     use proptest::prelude::*;
 
     /// A stand-in softmax with the same shape (any row function will do: both paths call it on

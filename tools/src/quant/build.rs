@@ -8,7 +8,7 @@ use super::calibrate::Stats;
 use super::model::{QLayer, QLinear, QModel, INT8};
 use crate::checkpoint::{Checkpoint, Layer};
 use crate::fp32::{gelu, Site};
-use pith_runtime::kernels::epilogue::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
+use pith_runtime::fixed::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 
 /// Settings of the quantizer.
 #[derive(Clone, Copy, Debug)]

@@ -29,8 +29,9 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::epilogue::{gelu16, planes, Epilogue};
-use super::packed::{Isa, Line, PackedLinear, BLOCK};
+use super::layout::{Isa, Line, PackedLinear, BLOCK};
+use crate::fixed::{gelu16, planes};
+use crate::kernels::epilogue::Epilogue;
 
 /// Tokens per SDOT tile (4 tokens × 4 registers = 16 accumulators).
 const MR_SDOT: usize = 4;
@@ -39,12 +40,12 @@ const MR_NEON: usize = 2;
 /// Raw sums of one tile: `[token][channel]`.
 type Tile = [[i32; BLOCK]; MR_SDOT];
 
-/// `epi` ← the layer `p` over `tokens` rows of `x` (`x.len() == tokens * p.k`).
+/// `epi` ← the layer `p` over `tokens` rows of `x` (`x.len() == tokens * p.inputs()`).
 pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
-    debug_assert_eq!(x.len(), tokens * p.k);
-    let tokens = tokens.min(x.len() / p.k.max(1));
+    debug_assert_eq!(x.len(), tokens * p.inputs());
+    let tokens = tokens.min(x.len() / p.inputs().max(1));
     let mut tile: Tile = [[0; BLOCK]; MR_SDOT];
-    let mr_max = match p.isa {
+    let mr_max = match p.isa() {
         Isa::Sdot => MR_SDOT,
         Isa::Neon => MR_NEON,
     };
@@ -53,23 +54,23 @@ pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
     let height = tokens.div_ceil(tokens.div_ceil(mr_max).max(1)).max(1);
     // Channel blocks outside, tokens inside: a block's weights (groups × 64 bytes, 24 KB for 384
     // inputs) stay in L1 while every token tile reads them.
-    for b in 0..p.blocks {
+    for b in 0..p.blocks() {
         let mut t0 = 0;
         while t0 < tokens {
             let mr = (tokens - t0).min(height);
-            // SAFETY: block b < p.blocks has p.groups lines; tokens t0..t0+mr are rows of x, each
+            // SAFETY: block b < p.blocks() has p.groups() lines; tokens t0..t0+mr are rows of x, each
             // k = 4 · groups bytes (loop bounds above). `with_isa` built `p` only for a kernel this
             // CPU supports and, for NEON, only for weights without -128.
             unsafe {
-                let w = p.w.as_ptr().add(b * p.groups);
-                let xr = x.as_ptr().add(t0 * p.k);
-                match (p.isa, mr) {
-                    (Isa::Sdot, 1) => tile_sdot::<1>(w, p.groups, xr, p.k, &mut tile),
-                    (Isa::Sdot, 2) => tile_sdot::<2>(w, p.groups, xr, p.k, &mut tile),
-                    (Isa::Sdot, 3) => tile_sdot::<3>(w, p.groups, xr, p.k, &mut tile),
-                    (Isa::Sdot, _) => tile_sdot::<4>(w, p.groups, xr, p.k, &mut tile),
-                    (Isa::Neon, 1) => tile_neon::<1>(w, p.groups, xr, p.k, &mut tile),
-                    (Isa::Neon, _) => tile_neon::<2>(w, p.groups, xr, p.k, &mut tile),
+                let w = p.lines().as_ptr().add(b * p.groups());
+                let xr = x.as_ptr().add(t0 * p.inputs());
+                match (p.isa(), mr) {
+                    (Isa::Sdot, 1) => tile_sdot::<1>(w, p.groups(), xr, p.inputs(), &mut tile),
+                    (Isa::Sdot, 2) => tile_sdot::<2>(w, p.groups(), xr, p.inputs(), &mut tile),
+                    (Isa::Sdot, 3) => tile_sdot::<3>(w, p.groups(), xr, p.inputs(), &mut tile),
+                    (Isa::Sdot, _) => tile_sdot::<4>(w, p.groups(), xr, p.inputs(), &mut tile),
+                    (Isa::Neon, 1) => tile_neon::<1>(w, p.groups(), xr, p.inputs(), &mut tile),
+                    (Isa::Neon, _) => tile_neon::<2>(w, p.groups(), xr, p.inputs(), &mut tile),
                 }
             }
             for (i, sums) in tile.iter().enumerate().take(mr) {
@@ -341,23 +342,24 @@ fn epilogue_block(
     epi: &mut Epilogue<'_>,
 ) {
     let base = block * BLOCK;
-    let at = t * p.n + base;
+    let at = t * p.outputs() + base;
     let len = match epi {
         Epilogue::I8(o) | Epilogue::Gelu(o, _) => o.len(),
         Epilogue::Residual(r) => r.len(),
         Epilogue::Gelu16 { hi, lo, .. } => hi.len().min(lo.len()),
     };
+    let (bias, mult, shift) = p.constants();
     let consts = (
-        p.bias.get(base..base + BLOCK),
-        p.mult.get(base..base + BLOCK),
-        p.shift.get(base..base + BLOCK),
+        bias.get(base..base + BLOCK),
+        mult.get(base..base + BLOCK),
+        shift.get(base..base + BLOCK),
     );
     // A block past the last channel, or outputs cut short: the scalar epilogue stores what exists.
     let (Some(b), Some(m), Some(sh)) = consts else {
         p.store_block(t, block, sums, 0, epi);
         return;
     };
-    if base + BLOCK > p.n || at + BLOCK > len {
+    if base + BLOCK > p.outputs() || at + BLOCK > len {
         p.store_block(t, block, sums, 0, epi);
         return;
     }

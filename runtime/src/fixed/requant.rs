@@ -50,6 +50,20 @@ pub fn div_round(a: i64, b: i64) -> i64 {
     }
 }
 
+/// The context requantization of one row whose probabilities sum to `sum`: the layer's `(m, shift)`
+/// (for probabilities summing to 255) times `255 / sum`, as `(m', shift + k)` with `k` the largest
+/// such that `255·2^k <= sum`, which keeps `m'` within `m` and its precision at 31 bits.
+#[inline]
+pub fn ctx_rq((m, shift): (i32, i32), sum: u32) -> (i32, i32) {
+    let s = sum.max(1);
+    let k = (s / 255).max(1).ilog2();
+    let m2 = div_round(((m as i64) * 255) << k, s as i64);
+    (
+        m2.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+        shift.saturating_add(k as i32),
+    )
+}
+
 /// Floor of the square root of a u128.
 pub fn isqrt_u128(v: u128) -> u128 {
     if v < 2 {
@@ -115,5 +129,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A row summing to 255 keeps the layer's constants; any other sum scales them by 255/sum to
+    /// within one unit of the multiplier's last place, and the multiplier never grows.
+    #[test]
+    fn ctx_rq_divides_by_the_row_sum() {
+        for m in [1 << 30, 1_518_500_250, i32::MAX, 3] {
+            assert_eq!(ctx_rq((m, 20), 255), (m, 20));
+            for sum in (255..100_000).step_by(37).chain([255 * 128, u32::MAX]) {
+                let (m2, sh2) = ctx_rq((m, 20), sum);
+                assert!(m2 <= m && sh2 >= 20, "{m} {sum}");
+                let want = m as f64 * 255.0 / sum as f64 / 2f64.powi(20);
+                let got = m2 as f64 / 2f64.powi(sh2);
+                assert!(
+                    (got - want).abs() <= want * 1e-8 + 2f64.powi(-sh2),
+                    "{m} {sum}"
+                );
+            }
+        }
+        // A hostile table can make a row sum to 0: no division by zero, no overflow.
+        assert_eq!(ctx_rq((i32::MAX, 3), 0).1, 3);
     }
 }

@@ -12,8 +12,9 @@
 
 use core::arch::x86_64::*;
 
-use super::epilogue::{Epilogue, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
-use super::packed::{Isa, Line, PackedLinear, BLOCK};
+use super::layout::{Isa, Line, PackedLinear, BLOCK};
+use crate::fixed::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
+use crate::kernels::epilogue::Epilogue;
 
 /// Most tokens per VNNI tile (14 tokens × 2 blocks = 28 of the 32 zmm registers accumulate, 2
 /// hold weights, 1 the broadcast).
@@ -23,13 +24,13 @@ const MR_AVX2: usize = 4;
 /// Raw sums of one tile: `[token][block][channel]`.
 type Tile = [[[i32; BLOCK]; 2]; MR_VNNI];
 
-/// `epi` ← the layer `p` over `tokens` rows of `x` (`x.len() == tokens * p.k`).
+/// `epi` ← the layer `p` over `tokens` rows of `x` (`x.len() == tokens * p.inputs()`).
 pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
-    debug_assert_eq!(x.len(), tokens * p.k);
+    debug_assert_eq!(x.len(), tokens * p.inputs());
     // The tiles read whole rows through raw pointers: never more rows than `x` holds, whatever
     // the caller passed (a safe function cannot rely on the caller's shapes).
-    let tokens = tokens.min(x.len() / p.k.max(1));
-    match p.isa {
+    let tokens = tokens.min(x.len() / p.inputs().max(1));
+    match p.isa() {
         // SAFETY: `PackedLinear::with_isa` only builds a layer for an ISA the CPU supports.
         Isa::Avx512Vnni => unsafe { gemm_vnni(p, x, tokens, epi) },
         // SAFETY: as above.
@@ -118,14 +119,14 @@ unsafe fn gemm_vnni(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogu
     let mut tile: Tile = [[[0; BLOCK]; 2]; MR_VNNI];
     // Each token's share of the `+128` in the weights: Σ (w + 128)·x = Σ w·x + 128 · Σ x.
     let corr: Vec<i32> = x
-        .chunks_exact(p.k)
+        .chunks_exact(p.inputs())
         .map(|r| 128 * r.iter().map(|&v| v as i32).sum::<i32>())
         .collect();
     let mut b0 = 0;
     // Channel blocks outside, tokens inside: a block pair's weights (groups × 128 bytes) stay in
     // L1/L2 while every token tile reads them.
-    while b0 < p.blocks {
-        let nr = (p.blocks - b0).min(2);
+    while b0 < p.blocks() {
+        let nr = (p.blocks() - b0).min(2);
         let height = tile_height(tokens);
         let mut t0 = 0;
         while t0 < tokens {
@@ -133,9 +134,14 @@ unsafe fn gemm_vnni(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogu
             // SAFETY: blocks b0..b0+nr and tokens t0..t0+mr are in range (loop bounds); the CPU
             // features were checked when `p` was built.
             unsafe {
-                let w = p.w.as_ptr().add(b0 * p.groups);
-                let xr = x.as_ptr().add(t0 * p.k);
-                by_shape!(tile_vnni, mr, nr, (w, p.groups, xr, p.k, &mut tile));
+                let w = p.lines().as_ptr().add(b0 * p.groups());
+                let xr = x.as_ptr().add(t0 * p.inputs());
+                by_shape!(
+                    tile_vnni,
+                    mr,
+                    nr,
+                    (w, p.groups(), xr, p.inputs(), &mut tile)
+                );
             }
             for (i, row) in tile.iter().enumerate().take(mr) {
                 for (j, sums) in row.iter().enumerate().take(nr) {
@@ -191,16 +197,16 @@ unsafe fn tile_avx2<const MR: usize, const NR: usize>(
 #[target_feature(enable = "avx2")]
 unsafe fn gemm_avx2(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
     let mut tile: Tile = [[[0; BLOCK]; 2]; MR_VNNI];
-    for b in 0..p.blocks {
+    for b in 0..p.blocks() {
         let mut t0 = 0;
         while t0 < tokens {
             let mr = (tokens - t0).min(MR_AVX2);
             // SAFETY: block b and tokens t0..t0+mr are in range; AVX2 and the absence of -128 were
             // checked when `p` was built.
             unsafe {
-                let w = p.w.as_ptr().add(b * p.groups);
-                let xr = x.as_ptr().add(t0 * p.k);
-                by_shape!(tile_avx2, mr, 1, (w, p.groups, xr, p.k, &mut tile));
+                let w = p.lines().as_ptr().add(b * p.groups());
+                let xr = x.as_ptr().add(t0 * p.inputs());
+                by_shape!(tile_avx2, mr, 1, (w, p.groups(), xr, p.inputs(), &mut tile));
             }
             for (i, row) in tile.iter().enumerate().take(mr) {
                 p.store_block(t0 + i, b, &row[0], 0, epi);
@@ -215,7 +221,7 @@ unsafe fn gemm_avx2(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogu
 /// so `(acc + b)·m` fits in 62 bits and adding the rounding term cannot overflow).
 ///
 /// # Safety
-/// CPU with AVX-512F/BW/VL (and VBMI when `p.vbmi`).
+/// CPU with AVX-512F/BW/VL (and VBMI when `p.vbmi()`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn epilogue_block(
     p: &PackedLinear,
@@ -226,15 +232,15 @@ unsafe fn epilogue_block(
     epi: &mut Epilogue<'_>,
 ) {
     let base = block * BLOCK;
-    let valid = p.n.saturating_sub(base).min(BLOCK);
-    let at = t * p.n + base;
+    let valid = p.outputs().saturating_sub(base).min(BLOCK);
+    let at = t * p.outputs() + base;
     let fits = match epi {
         Epilogue::I8(o) | Epilogue::Gelu(o, _) => at + valid <= o.len(),
         Epilogue::Residual(r) => at + valid <= r.len(),
         Epilogue::Gelu16 { hi, lo, .. } => at + valid <= hi.len().min(lo.len()),
     };
     let table_ok = match epi {
-        Epilogue::Gelu(_, table) => table.len() >= 256 && p.vbmi,
+        Epilogue::Gelu(_, table) => table.len() >= 256 && p.vbmi(),
         Epilogue::Gelu16 { table, .. } => table.len() >= 4 * GELU16_KNOTS,
         _ => true,
     };
@@ -245,16 +251,17 @@ unsafe fn epilogue_block(
     let mask = ((1u32 << valid) - 1) as u16;
     // SAFETY: the per-channel vectors are padded to blocks*16 and `base + 16` <= that length;
     // `sums` is 16 i32.
+    let (bias, mult, shift) = p.constants();
     let (lo, hi) = unsafe {
         let s = _mm512_sub_epi32(
             _mm512_add_epi32(
                 _mm512_loadu_si512(sums.as_ptr() as *const _),
-                _mm512_loadu_si512(p.bias.as_ptr().add(base) as *const _),
+                _mm512_loadu_si512(bias.as_ptr().add(base) as *const _),
             ),
             _mm512_set1_epi32(corr),
         );
-        let m = _mm512_loadu_si512(p.mult.as_ptr().add(base) as *const _);
-        let sh = _mm512_loadu_si512(p.shift.as_ptr().add(base) as *const _);
+        let m = _mm512_loadu_si512(mult.as_ptr().add(base) as *const _);
+        let sh = _mm512_loadu_si512(shift.as_ptr().add(base) as *const _);
         let half = |v: __m512i, upper: bool| {
             _mm512_cvtepi32_epi64(if upper {
                 _mm512_extracti64x4_epi64::<1>(v)
@@ -277,7 +284,7 @@ unsafe fn epilogue_block(
             unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().add(at), mask, v) };
         }
         Epilogue::Gelu(out, table) => {
-            // SAFETY: the table has 256 entries; VBMI was detected (`p.vbmi`); store as above.
+            // SAFETY: the table has 256 entries; VBMI was detected (`p.vbmi()`); store as above.
             unsafe {
                 let v = gelu_vbmi(i8_lanes(lo, hi), table);
                 _mm_mask_storeu_epi8(out.as_mut_ptr().add(at), mask, v);
@@ -330,7 +337,7 @@ fn i8_lanes(lo: __m512i, hi: __m512i) -> __m128i {
     _mm_unpacklo_epi64(lo, hi)
 }
 
-/// [`gelu16`] and [`planes`] of 16 requantized i64 lanes (`lo`: channels 0..8, `hi`: 8..16):
+/// [`crate::fixed::gelu16`] and [`crate::fixed::planes`] of 16 requantized i64 lanes (`lo`: channels 0..8, `hi`: 8..16):
 /// the knots by two gathers, the interpolation in i32 lanes (|knot difference · 255| < 2^24).
 ///
 /// # Safety
