@@ -1,12 +1,12 @@
 //! What each fuzz target checks on one input: any bytes are refused or handled, never a panic, and
 //! what loads behaves. Shared by the targets (fuzz_targets/, cargo fuzz on nightly) and by the
-//! corpus replay on stable (runtime/tests/fuzz_regressions.rs), so both check the same thing.
+//! corpus replay on stable (tests/tests/fuzz_regressions.rs), so both check the same thing.
 // Each includer uses some of the checks only.
 #![allow(dead_code)]
 
-use pith_runtime::console::{Board, Console, NoClock, Service};
+use pith_console::frame::{encode_request, Request, Response, MAX_REQUEST_FRAME};
+use pith_console::{Board, Console, NoClock, Service};
 use pith_runtime::format::{Package, TokenizerConfig};
-use pith_runtime::frame::{encode_request, Request, Response, MAX_REQUEST_FRAME};
 use pith_runtime::kb::{Bank, Hit, Index};
 use pith_runtime::tokenizer::{build_vocab_section, Tokenizer};
 use pith_runtime::{Error, Model};

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [--merge]   (default 30 s)
 # New inputs go to fuzz/corpus-work/ (git-ignored); --merge minimizes them into fuzz/corpus/.
 # A crash stops the run and leaves its input in fuzz/artifacts/<target>/: turn it into a
-# regression test (runtime/tests/fuzz_regressions.rs) before fixing it.
+# regression test (tests/tests/fuzz_regressions.rs) before fixing it.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 budget=${1:-30}

@@ -35,8 +35,8 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # Issue 15's hostile arguments, configs and files: each must get a clean error or a right answer.
 ./scripts/reproduce-issue-15.sh
 
-# The runtime must stay no_std: check it for a Cortex-M target.
-cargo check --release -p pith-runtime --target thumbv7em-none-eabihf
+# The runtime and the console must stay no_std: check them for a Cortex-M target.
+cargo check --release -p pith-runtime -p pith-console --target thumbv7em-none-eabihf
 # ... and with the defmt feature the firmware uses to log why a package or bank was refused.
 cargo check --release -p pith-runtime --features defmt --target thumbv7em-none-eabihf
 # aarch64 host kernels (SDOT, plain NEON): lints for that target, then the kernel and engine tests

@@ -58,7 +58,7 @@ impl SysTickClock {
     }
 }
 
-impl pith_runtime::console::Clock for SysTickClock {
+impl pith_console::Clock for SysTickClock {
     fn now_ns(&mut self) -> u64 {
         // ns = ticks * 1e9 / hz, computed as ticks * 1000 / (hz / 1e6) to stay in u64 for centuries.
         self.ticks() * 1000 / (self.cpu_hz / 1_000_000) as u64
@@ -67,7 +67,7 @@ impl pith_runtime::console::Clock for SysTickClock {
 
 impl embedded_hal::delay::DelayNs for SysTickClock {
     fn delay_ns(&mut self, ns: u32) {
-        use pith_runtime::console::Clock;
+        use pith_console::Clock;
         let end = self.now_ns() + ns as u64;
         while self.now_ns() < end {}
     }

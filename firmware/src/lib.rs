@@ -25,8 +25,8 @@ use defmt_rtt as _;
 use panic_probe as _;
 
 use embedded_io::{Read, Write};
-use pith_runtime::console::chat::{self, Chat};
-use pith_runtime::console::{Board as BoardInfo, Console, Service};
+use pith_console::chat::{self, Chat};
+use pith_console::{Board as BoardInfo, Console, Service};
 use pith_runtime::kb::Bank;
 use pith_runtime::{Model, Reasoner};
 

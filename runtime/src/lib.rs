@@ -10,12 +10,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod console;
 pub mod engine;
 pub mod error;
 pub mod fixed;
 pub mod format;
-pub mod frame;
 pub mod kb;
 pub mod kernels;
 mod le;

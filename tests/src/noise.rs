@@ -6,8 +6,8 @@
 //! a long `kcheck`: what each line should get back is then a plain reply that a host console can
 //! predict ([`Predictor`]).
 
-use pith_runtime::console::{parse, Board, Command, Console, Event, LineEditor, NoClock, Service};
-use pith_runtime::frame::{encode_request, Request, MAX_REQUEST_FRAME};
+use pith_console::frame::{encode_request, Request, MAX_REQUEST_FRAME};
+use pith_console::{parse, Board, Command, Console, Event, LineEditor, NoClock, Service};
 use pith_runtime::Error;
 use postcard::accumulator::{CobsAccumulator, FeedResult};
 use rand::rngs::StdRng;
@@ -180,7 +180,7 @@ fn word(r: &mut StdRng) -> String {
 
 /// Whether every line in `chunk` leaves the console in text mode with echo off and answers fast.
 fn harmless(chunk: &[u8]) -> bool {
-    let mut ed = LineEditor::<{ pith_runtime::console::LINE_MAX }>::new();
+    let mut ed = LineEditor::<{ pith_console::LINE_MAX }>::new();
     for &b in chunk {
         if ed.push(b) == Event::Line {
             if matches!(

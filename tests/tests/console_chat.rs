@@ -1,9 +1,9 @@
 //! `chat` in the console on the host (in-memory port): text and framed mode give the same answers,
 //! `chat reset` starts over, and a console without a reasoner answers ERR 3.
 
-use pith_runtime::console::chat::{self, Chat};
-use pith_runtime::console::{Board, Console, NoClock, Service};
-use pith_runtime::frame::{encode_request, Request, Response};
+use pith_console::chat::{self, Chat};
+use pith_console::frame::{encode_request, Request, Response};
+use pith_console::{Board, Console, NoClock, Service};
 use pith_runtime::kb::Bank;
 use pith_runtime::{Model, Reasoner};
 use pith_tests::memport::MemPort;

@@ -1,7 +1,7 @@
 //! The console on the host, over an in-memory port: commands, echo, hostile input, framed mode.
 
-use pith_runtime::console::{Board, Console, NoClock, Service};
-use pith_runtime::frame::{encode_request, Request, Response};
+use pith_console::frame::{encode_request, Request, Response};
+use pith_console::{Board, Console, NoClock, Service};
 use pith_runtime::{Error, Model};
 use pith_tests::memport::MemPort;
 use pith_tests::qemu::decode_response;
@@ -129,7 +129,7 @@ fn embed_and_sim_report_what_the_model_computes() {
     );
     let expected = format!(
         "tokens {tokens}\r\ndim 32\r\nfnv1a {:08x}\r\nhead {}\r\nOK\r\n",
-        pith_runtime::console::fnv1a(&want),
+        pith_console::fnv1a(&want),
         head.join(" ")
     );
     assert!(out.contains(&expected), "want {expected:?} in {out:?}");

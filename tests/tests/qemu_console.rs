@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use pith_runtime::frame::{Request, Response};
+use pith_console::frame::{Request, Response};
 use pith_runtime::Model;
 use pith_tests::qemu::{
     board, build_firmware, build_firmware_with_arena, package_path, repo_root, Qemu, RamFigures,
@@ -191,7 +191,7 @@ fn assert_bit_exact_on(
             }
             other => bail!("sentence {i} {s:?}: {other:?}"),
         }
-        digests.insert(pith_runtime::console::fnv1a(&want));
+        digests.insert(pith_console::fnv1a(&want));
     }
     // Guards against a degenerate model or package whose every output is the same vector.
     assert!(

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use pith_runtime::frame::{Request, Response};
+use pith_console::frame::{Request, Response};
 use pith_tests::noise::{count_from_env, seed_from_env, Frames, Lines, Predictor};
 use pith_tests::qemu::{board, build_firmware, Qemu, RamFigures, Reply};
 

@@ -1,11 +1,11 @@
 //! What `pith console` sends for one line of a script, so that every sent line gets exactly one
 //! reply and replies stay in step with the input whatever its bytes. The device's line editor
-//! (runtime/src/console/line.rs) eats some bytes (ESC sequences, backspace and DEL, a CR that
+//! (console/src/line.rs) eats some bytes (ESC sequences, backspace and DEL, a CR that
 //! ends the line early) and answers nothing for a line that ends up blank; the client therefore
 //! mirrors it: lines with control bytes are refused here, blank ones skipped, and the rest parsed
 //! with the device's own parser.
 
-use pith_runtime::console::{parse, Command};
+use pith_console::{parse, Command};
 
 /// What to do with one input line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use pith_boards::Board;
-use pith_runtime::frame::{
+use pith_console::frame::{
     encode_request, Request, Response, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME,
 };
 use postcard::accumulator::{CobsAccumulator, FeedResult};

@@ -2,7 +2,7 @@
 //! (integer sums are exact, so SIMD, lane order and thread count cannot change a single byte).
 //!
 //! `generic` is the scalar oracle and the portable fallback; the per-architecture files (`x86*`,
-//! `aarch64_gemm`, `arm_dsp`, `arm_mve`, `arm_thumb`) are the only unsafe code of the runtime and
+//! `packed/x86`, `packed/aarch64`, `arm_dsp`, `arm_mve`, `arm_thumb`) are the only unsafe code of the runtime and
 //! are tested against `generic` on random and extreme inputs (the Cortex-M ones on the simulated
 //! core itself, through `check`).
 

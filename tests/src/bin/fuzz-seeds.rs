@@ -3,7 +3,7 @@
 //! Run once when a format changes: `cargo run --release -p pith-tests --bin fuzz-seeds`.
 
 use anyhow::{anyhow, Result};
-use pith_runtime::frame::{encode_request, Request, MAX_REQUEST_FRAME};
+use pith_console::frame::{encode_request, Request, MAX_REQUEST_FRAME};
 use pith_runtime::kb::{BankEntry, BankOptions, BankWriter};
 use pith_runtime::Model;
 use pith_tests::synthetic::tiny_bert_package;

@@ -8,9 +8,9 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use pith_runtime::console::chat::{self, Chat, REFINE_TOP};
-use pith_runtime::console::reply::ChatLines;
-use pith_runtime::console::{Board, NoClock, Service};
+use pith_console::chat::{self, Chat, REFINE_TOP};
+use pith_console::reply::ChatLines;
+use pith_console::{Board, NoClock, Service};
 use pith_runtime::kb::{Bank, Hit, Index, SCORE_ONE};
 
 use crate::backend::Kind;
@@ -279,7 +279,7 @@ fn float(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Resu
             .entry(best.index)
             .map(|e| e.question.to_string())
             .unwrap_or_default();
-        let prediction = pith_runtime::console::fnv1a(&query);
+        let prediction = pith_console::fnv1a(&query);
         let lines = format!(
             "score {:.4}\nanswer {text}\nprediction {prediction:08x}\nmargin {margin:.4}{}",
             best.cosine(),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 // How many of the best candidates the refinement step re-scores: as the device's `chat`.
-use pith_runtime::console::chat::REFINE_TOP;
+use pith_console::chat::REFINE_TOP;
 
 use crate::reasoner::eval::{
     candidates, cosine, mean_of, positions, rank, rank_of, read_conversations, LinearMap, Position,

@@ -4,10 +4,10 @@
 use embedded_io::Write;
 use postcard::accumulator::{CobsAccumulator, FeedResult};
 
-use super::service::{Clock, ErrCode, Failure, Service, Slot};
 use crate::frame::{
     encode_response, InfoReply, Request, Response, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME,
 };
+use crate::service::{Clock, ErrCode, Failure, Service, Slot};
 
 /// Receive state of framed mode.
 pub struct Framed {

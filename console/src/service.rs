@@ -2,12 +2,12 @@
 
 use core::fmt;
 
-use crate::engine::{cosine_i8, Model};
-use crate::error::Error;
 use crate::frame::MAX_DIM;
-use crate::kb::{Bank, Reply, Text};
+use pith_runtime::engine::{cosine_i8, Model};
+use pith_runtime::kb::{Bank, Reply, Text};
+use pith_runtime::Error;
 
-use super::chat::{Chat, ChatAnswer};
+use crate::chat::{Chat, ChatAnswer};
 
 /// What the firmware tells the console about the board it runs on (for `info`).
 #[derive(Debug, Clone, Copy)]
@@ -345,9 +345,9 @@ impl<'m, C: Clock> Service<'m, C> {
         self.bank.as_ref()
     }
 
-    /// Runs the kernels' property check ([`crate::kernels::check`]) with the arena as scratch.
-    pub fn kernel_check(&mut self, seed: u32) -> crate::kernels::check::Report {
-        crate::kernels::check::self_check(seed, bytemuck::cast_slice_mut(&mut *self.arena))
+    /// Runs the kernels' property check ([`pith_runtime::kernels::check`]) with the arena as scratch.
+    pub fn kernel_check(&mut self, seed: u32) -> pith_runtime::kernels::check::Report {
+        pith_runtime::kernels::check::self_check(seed, bytemuck::cast_slice_mut(&mut *self.arena))
     }
 
     /// Embeds `text` once and measures it; returns (tokens, nanoseconds on the firmware's clock).

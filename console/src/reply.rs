@@ -5,8 +5,9 @@ use core::fmt;
 
 use embedded_io::{Write, WriteFmtError};
 
-use super::line::Reject;
-use super::service::{Board, Clock, ErrCode, Failure, Service};
+use crate::digest::fnv1a;
+use crate::line::Reject;
+use crate::service::{Board, Clock, ErrCode, Failure, Service};
 
 /// Writes formatted text; a formatting error cannot happen with our `Display` impls, so only the
 /// port's error is passed on.
@@ -49,13 +50,6 @@ pub fn rejected<W: Write>(w: &mut W, why: Reject, max: usize) -> Result<(), W::E
     }
 }
 
-/// FNV-1a (32-bit) of the int8 values as bytes: a short, stable digest to compare embeddings by eye.
-pub fn fnv1a(values: &[i8]) -> u32 {
-    values.iter().fold(0x811c_9dc5u32, |h, &v| {
-        (h ^ v as u8 as u32).wrapping_mul(0x0100_0193)
-    })
-}
-
 /// `embed`: token count, digest and the first 8 values.
 pub fn embedding<W: Write>(w: &mut W, tokens: usize, values: &[i8]) -> Result<(), W::Error> {
     put(
@@ -83,7 +77,7 @@ pub fn similarity<W: Write>(w: &mut W, cosine: f32, ta: usize, tb: usize) -> Res
 }
 
 /// `ask`: the entry's id, score and answer, or the abstention with the best score.
-pub fn answer<W: Write>(w: &mut W, a: &super::Answer<'_>) -> Result<(), W::Error> {
+pub fn answer<W: Write>(w: &mut W, a: &crate::Answer<'_>) -> Result<(), W::Error> {
     if a.confident {
         put(
             w,
@@ -106,14 +100,14 @@ pub fn answer<W: Write>(w: &mut W, a: &super::Answer<'_>) -> Result<(), W::Error
 
 /// `chat`: the answer's score and sentence, the prediction's digest and the gate's margin
 /// (`pith chat` on the host prints the same four lines).
-pub fn chat<W: Write>(w: &mut W, a: &super::chat::ChatAnswer<'_>) -> Result<(), W::Error> {
+pub fn chat<W: Write>(w: &mut W, a: &crate::chat::ChatAnswer<'_>) -> Result<(), W::Error> {
     put(w, format_args!("{}\r\n", ChatLines(a)))?;
     ok(w)
 }
 
 /// The lines of a `chat` answer, `score S`, `answer TEXT`, `prediction FNV1A` and `margin M`
 /// (followed by ` refined` when the answer was refined), without the final line break.
-pub struct ChatLines<'a, 'k>(pub &'a super::chat::ChatAnswer<'k>);
+pub struct ChatLines<'a, 'k>(pub &'a crate::chat::ChatAnswer<'k>);
 
 impl core::fmt::Display for ChatLines<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -130,7 +124,7 @@ impl core::fmt::Display for ChatLines<'_, '_> {
 }
 
 /// `kb`: what the linked bank holds.
-pub fn bank<W: Write>(w: &mut W, b: &crate::kb::Bank<'_>) -> Result<(), W::Error> {
+pub fn bank<W: Write>(w: &mut W, b: &pith_runtime::kb::Bank<'_>) -> Result<(), W::Error> {
     put(
         w,
         format_args!(
@@ -138,7 +132,7 @@ pub fn bank<W: Write>(w: &mut W, b: &crate::kb::Bank<'_>) -> Result<(), W::Error
             b.len(),
             b.bytes().len(),
             b.dim(),
-            crate::kb::score_to_cosine(b.threshold())
+            pith_runtime::kb::score_to_cosine(b.threshold())
         ),
     )?;
     ok(w)
@@ -158,7 +152,7 @@ pub fn bench<W: Write>(w: &mut W, tokens: usize, ns: u64) -> Result<(), W::Error
 /// there were none).
 pub fn kernel_check<W: Write>(
     w: &mut W,
-    r: &crate::kernels::check::Report,
+    r: &pith_runtime::kernels::check::Report,
 ) -> Result<(), W::Error> {
     put(
         w,
@@ -236,7 +230,7 @@ fn board<W: Write>(w: &mut W, b: &Board<'_>) -> Result<(), W::Error> {
 
 /// `help`
 pub fn help<W: Write>(w: &mut W) -> Result<(), W::Error> {
-    for line in super::command::HELP {
+    for line in crate::command::HELP {
         put(w, format_args!("{line}\r\n"))?;
     }
     ok(w)
@@ -267,13 +261,6 @@ pub fn banner<W: Write, C: Clock>(w: &mut W, s: &Service<'_, C>) -> Result<(), W
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv1a_matches_the_published_test_vector() {
-        // FNV-1a 32 of "a" is 0xe40c292c.
-        assert_eq!(fnv1a(&[b'a' as i8]), 0xe40c_292c);
-        assert_eq!(fnv1a(&[]), 0x811c_9dc5);
-    }
 
     #[test]
     fn err_line_has_code_and_message() {

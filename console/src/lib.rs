@@ -4,10 +4,19 @@
 //!
 //! Text mode: a banner, then `pith> ` prompts; one command per line, each reply ends with a line
 //! starting `OK` or `ERR <code> <message>` (blank lines get no reply). `echo off` turns off echo and
-//! the prompt for programs. `frame` switches to framed binary mode ([`crate::frame`]) until `Exit`.
+//! the prompt for programs. `frame` switches to framed binary mode ([`frame`]) until `Exit`.
+//!
+//! An application protocol above `pith-runtime`: the runtime embeds, this crate talks. Firmware and
+//! the host tools use the same code, so what a test sees on the host is what a board answers.
+
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod chat;
 pub mod command;
+mod digest;
+pub mod frame;
 pub mod framed;
 pub mod line;
 pub mod reply;
@@ -16,9 +25,9 @@ pub mod service;
 use embedded_io::{Read, Write};
 
 pub use command::{parse, Command};
+pub use digest::fnv1a;
 pub use framed::After;
 pub use line::{Event, LineEditor, Reject};
-pub use reply::fnv1a;
 pub use service::{
     Answer, Board, Cause, Clock, ErrCode, Failure, NoClock, Service, Slot, Unavailable,
     BENCH_SENTENCE,

@@ -8,10 +8,10 @@
 //! turn (a reply that leads back to what was just said). All in integers: the device and the
 //! host refine alike.
 
-use crate::engine::{Model, Reasoner};
-use crate::error::Error;
 use crate::frame::MAX_DIM;
-use crate::kb::{cosine_i8, Bank, Hit, Index, Text, SCORE_ONE};
+use pith_runtime::engine::{Model, Reasoner};
+use pith_runtime::kb::{cosine_i8, Bank, Hit, Index, Text, SCORE_ONE};
+use pith_runtime::Error;
 
 /// Turns the ring holds (the reasoner's window, at most).
 pub const RING: usize = 8;
@@ -174,7 +174,7 @@ impl<'m> Chat<'m> {
             _ => return Err(Error::OutputSizeMismatch),
         };
         self.predict(None, arena, pred)?;
-        let prediction = super::reply::fnv1a(pred);
+        let prediction = crate::digest::fnv1a(pred);
         let mut hits = [Hit::default(); REFINE_TOP];
         let n = self.bank.search(pred, Index::Question, &mut hits);
         let hits = hits.get(..n).unwrap_or(&[]);
@@ -203,7 +203,7 @@ impl<'m> Chat<'m> {
             text: entry.question,
             score: best.cosine(),
             prediction,
-            margin: crate::kb::score_to_cosine(margin),
+            margin: pith_runtime::kb::score_to_cosine(margin),
             refined,
         })
     }
