@@ -32,17 +32,23 @@ static mut ARENA: [i32; ARENA_WORDS] = [0; ARENA_WORDS];
 
 static ARENA_TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// Hands out the arena once, zeroed; `None` on a second call.
+/// Hands out the arena once, zeroed; `None` on every later call, from any context.
 pub fn take_arena() -> Option<&'static mut [i32]> {
-    // Load then store is enough: this runs once, from `main`, before anything else could call it
-    // (and ARMv6-M has no compare-and-swap).
-    if ARENA_TAKEN.load(Ordering::Acquire) {
+    // Check and set inside one critical section: an interrupt between a separate load and store
+    // could take the arena too and alias it (and ARMv6-M has no compare-and-swap to do without).
+    // (A load and a store, not `swap`: ARMv6-M has no atomic read-modify-write.)
+    let first = critical_section::with(|_| {
+        let taken = ARENA_TAKEN.load(Ordering::Acquire);
+        ARENA_TAKEN.store(true, Ordering::Release);
+        !taken
+    });
+    if !first {
         return None;
     }
-    ARENA_TAKEN.store(true, Ordering::Release);
     let p = &raw mut ARENA;
-    // SAFETY: the flag above makes this the only reference ever created to ARENA. The section is
-    // NOLOAD (no loader or reset handler initialises it), so it is zeroed here before use.
+    // SAFETY: the flag above, flipped once inside a critical section, makes this the only
+    // reference ever created to ARENA. The section is NOLOAD (no loader or reset handler
+    // initialises it), so it is zeroed here before use.
     unsafe {
         core::ptr::write_bytes(p, 0, 1);
         Some(&mut *p)
