@@ -12,13 +12,19 @@ case "${1:-}" in
   "") ;;
   *) echo "usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
 esac
+# Each step's wall time goes to stderr, so CI logs show where the minutes go.
+start=$SECONDS
+step() { echo "[test.sh] $(( SECONDS - start ))s: $*" >&2; }
 ./scripts/setup.sh
+step "setup done"
 
 cargo fmt --all --check
 (cd firmware && cargo fmt --check)
 # One release build serves the CLI, the default artifacts and the tests (deps compile once).
 cargo build --release --bin pith
+step "pith built"
 cargo clippy --release --workspace --all-targets -- -D warnings
+step "workspace clippy done"
 # The firmware for a DSP board (the default board's features are covered by its QEMU tests).
 (cd firmware && cargo clippy --release --no-default-features --features mps2-an386 \
   --target thumbv7em-none-eabihf -- -D warnings)
@@ -30,7 +36,9 @@ cargo clippy --release --workspace --all-targets -- -D warnings
   CARGO_TARGET_THUMBV8M_MAIN_NONE_EABIHF_RUSTFLAGS="-C target-cpu=cortex-m33" cargo clippy --release \
     --no-default-features --features pico2 --target thumbv8m.main-none-eabihf --bin pico2 -- -D warnings)
 # Every default package, ONNX export and bank the boards and tests link (recipes: tools/src/artifacts.rs).
+step "firmware clippy done"
 ./target/release/pith artifacts
+step "artifacts built"
 
 # Issue 15's hostile arguments, configs and files: each must get a clean error or a right answer.
 ./scripts/reproduce-issue-15.sh
@@ -46,6 +54,7 @@ cargo check --release -p pith-runtime --features defmt --target thumbv7em-none-e
 aarch64=(--release -p pith-runtime --features std --target aarch64-unknown-linux-gnu --target-dir target/cross)
 cargo clippy "${aarch64[@]}" --all-targets -- -D warnings
 cargo test "${aarch64[@]}" --lib -- kernels:: engine::
+step "aarch64 checks done"
 if [ "$quick" = 1 ]; then
   # Host tests and the simulator tests on the default board (mps3-an547); the other boards and the
   # long bit-exactness runs are CI's.
@@ -56,3 +65,4 @@ if [ "$quick" = 1 ]; then
 else
   cargo test --release --workspace
 fi
+step "tests done"
