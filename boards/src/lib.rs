@@ -146,15 +146,25 @@ const fn qemu_only(machine: &'static str) -> Run {
     }
 }
 
-/// The full MiniLM (needs mps3-an547's 64M DDR).
-const MINILM: &str = "models/minilm-l6.pith";
-/// The MiniLM with a 12k-token vocabulary: fits the mps2 boards' 16M PSRAM.
-const MINILM_12K: &str = "models/minilm-l6-12k.pith";
-
-/// Tier S: the static model for 1 MB parts (523,860 bytes).
-const TIER_S: &str = "models/tier-s.pith";
-/// Tier M: the distilled 4-layer student for 2-4 MB parts (1,997,028 bytes).
-const TIER_M: &str = "models/tier-m.pith";
+/// The packages the table links, relative to the repository root: the one place their paths are
+/// written (the tools' recipes build each of them, tools/src/artifacts.rs).
+pub mod packages {
+    /// The full MiniLM (all-MiniLM-L6-v2 int8, the default model; needs mps3-an547's 64M DDR).
+    pub const MINILM: &str = "models/minilm-l6.pith";
+    /// The MiniLM with a 12k-token vocabulary: fits the mps2 boards' 16M PSRAM.
+    pub const MINILM_12K: &str = "models/minilm-l6-12k.pith";
+    /// Tier S: the static model for 1 MB parts (523,860 bytes).
+    pub const TIER_S: &str = "models/tier-s.pith";
+    /// Tier M: the distilled 4-layer student for 2-4 MB parts (1,997,028 bytes).
+    pub const TIER_M: &str = "models/tier-m.pith";
+    /// The reasoner over the MiniLM's vectors.
+    pub const REASONER_L6: &str = "models/reasoner-l6.pith";
+    /// The reasoner over Tier M's vectors.
+    pub const REASONER_M: &str = "models/reasoner-m.pith";
+    /// The reasoner over Tier S's vectors.
+    pub const REASONER_S: &str = "models/reasoner-s.pith";
+}
+use packages::{MINILM, MINILM_12K, REASONER_L6, REASONER_M, TIER_M, TIER_S};
 
 /// Every board; the first is the default (`pith console --sim`, firmware/.cargo/config.toml).
 pub const BOARDS: &[Board] = &[
@@ -178,7 +188,7 @@ pub const BOARDS: &[Board] = &[
             arena: region(0x6400_0000, 16 * M),
         },
         default_package: MINILM,
-        default_reasoner: Some("models/reasoner-l6.pith"),
+        default_reasoner: Some(REASONER_L6),
         part: Part {
             name: "Cortex-M55, e.g. Alif Ensemble E7 HP",
             mhz: 400,
@@ -323,7 +333,7 @@ pub const BOARDS: &[Board] = &[
             arena: region(0x2002_0000, 384 * K),
         },
         default_package: TIER_M,
-        default_reasoner: Some("models/reasoner-m.pith"),
+        default_reasoner: Some(REASONER_M),
         part: Part {
             name: "RP2350 (Raspberry Pi Pico 2)",
             mhz: 150,

@@ -8,7 +8,7 @@ use crate::qemu::repo_root;
 
 /// The teacher checkpoint; panics (the test fails) when scripts/fetch-model.sh has not fetched it.
 pub fn model_dir() -> PathBuf {
-    let d = pith_tools::defaults::checkpoint_dir();
+    let d = pith_tools::defaults::checkpoint_dir().unwrap();
     assert!(
         d.join("model.safetensors").is_file(),
         "{} is missing: run scripts/fetch-model.sh (scripts/test.sh does)",
@@ -36,7 +36,7 @@ pub fn pith_bin() -> &'static Path {
                 "pith",
                 "--message-format=json",
             ])
-            .current_dir(repo_root())
+            .current_dir(repo_root().unwrap())
             .output()
             .expect("running cargo build for the pith binary");
         assert!(
@@ -59,7 +59,7 @@ pub fn quantize_committed(name: &str, tag: &str) -> Vec<u8> {
     let out = std::env::temp_dir().join(format!("pith-{name}-{}-{tag}.pith", std::process::id()));
     let status = Command::new(pith_bin())
         .arg("quantize")
-        .arg(repo_root().join("models").join(name))
+        .arg(repo_root().unwrap().join("models").join(name))
         .arg("-o")
         .arg(&out)
         .stdout(std::process::Stdio::null())

@@ -14,7 +14,7 @@ use pith_tools::firmware::{build, Link};
 pub fn package_path() -> Result<PathBuf> {
     let path = std::env::var_os("PITH_PACKAGE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(pith_tools::defaults::PACKAGE));
+        .unwrap_or_else(|| repo_root().unwrap().join(pith_tools::catalog::PACKAGE));
     if !path.is_file() {
         bail!(
             "model package {} is missing: build it with `cargo run --release --bin pith -- artifacts` \

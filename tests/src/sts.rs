@@ -7,8 +7,8 @@ use crate::qemu::repo_root;
 
 /// The SICK dev pairs: (gold score, sentence a, sentence b).
 pub fn sick_dev() -> Vec<(f64, String, String)> {
-    let path = repo_root().join("data/sts/sick-dev.tsv");
-    let pairs = pith_tools::cmd::eval::read_pairs(&path)
+    let path = repo_root().unwrap().join("data/sts/sick-dev.tsv");
+    let pairs = pith_tools::pairs::read_pairs(&path)
         .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     assert_eq!(
         pairs.len(),

@@ -11,7 +11,8 @@ use std::process::Command;
 
 use pith_runtime::kernels::packed::{prefer, Isa};
 use pith_runtime::Model;
-use pith_tools::defaults::{calib_file, repo_root, PACKAGE};
+use pith_tools::catalog::PACKAGE;
+use pith_tools::defaults::{calib_file, repo_root};
 
 /// Sentences compared (the first of data/calib/snli-dev-sentences.txt).
 const SENTENCES: usize = 100;
@@ -20,15 +21,20 @@ const TARGET: &str = "aarch64-unknown-linux-gnu";
 const TARGET_DIR: &str = "target/cross";
 
 fn package_path() -> String {
-    std::env::var("PITH_PACKAGE")
-        .unwrap_or_else(|_| repo_root().join(PACKAGE).to_string_lossy().into_owned())
+    std::env::var("PITH_PACKAGE").unwrap_or_else(|_| {
+        repo_root()
+            .unwrap()
+            .join(PACKAGE)
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// `cargo ARGS` for the cross build of the runtime's example, with the outer build's flags removed
 /// (they are for x86-64).
 fn cargo(verb: &str) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(repo_root())
+    c.current_dir(repo_root().unwrap())
         .args([verb, "--release", "-p", "pith-runtime", "--features", "std"])
         .args(["--target", TARGET, "--target-dir", TARGET_DIR])
         .args(["--example", "embed_lines"])
@@ -43,7 +49,7 @@ fn aarch64(kernel: &str) -> (String, Vec<Vec<i8>>) {
     let out = cargo("run")
         .arg("--")
         .arg(package_path())
-        .arg(calib_file())
+        .arg(calib_file().unwrap())
         .arg(SENTENCES.to_string())
         .arg(kernel)
         .output()
@@ -100,7 +106,7 @@ fn aarch64_kernels_under_qemu_give_the_host_and_oracle_bytes() {
 
     let bytes =
         std::fs::read(package_path()).expect("the default package (scripts/test.sh builds it)");
-    let text = std::fs::read_to_string(calib_file()).expect("SNLI sentences");
+    let text = std::fs::read_to_string(calib_file().unwrap()).expect("SNLI sentences");
     let sentences: Vec<&str> = text.lines().take(SENTENCES).collect();
     assert_eq!(sentences.len(), SENTENCES);
     pith_runtime::kernels::force_scalar(true);

@@ -40,7 +40,7 @@ fn stack_peak(sim: &Board, package: &std::path::Path) -> Result<u64> {
 #[test]
 fn every_real_board_image_fits_its_part() -> Result<()> {
     for b in BOARDS.iter().filter(|b| b.real_part()) {
-        let package = repo_root().join(b.default_package);
+        let package = repo_root().unwrap().join(b.default_package);
         let bank = package.with_extension("pithkb");
         assert!(
             package.is_file() && bank.is_file(),
@@ -52,7 +52,7 @@ fn every_real_board_image_fits_its_part() -> Result<()> {
         // what `pith firmware --board` links must fit the part.
         let chat = match b.default_reasoner {
             Some(rel) => {
-                let r = pith_tools::artifacts::reasoner_with_package(rel)
+                let r = pith_tools::catalog::reasoner_with_package(rel)
                     .with_context(|| format!("{}: {rel} is no shipped reasoner", b.name))?;
                 (
                     Some(pith_tools::artifacts::package(r.package)?),

@@ -8,7 +8,8 @@ use pith_runtime::kb::Bank;
 use pith_runtime::{Model, Reasoner};
 use pith_tests::memport::MemPort;
 use pith_tests::qemu::{decode_response, repo_root};
-use pith_tools::artifacts::{package, REASONER_S, TIER_S};
+use pith_tools::artifacts::package;
+use pith_tools::catalog::{REASONER_S, TIER_S};
 
 const BOARD: Board<'static> = Board {
     name: "host-test",
@@ -30,7 +31,7 @@ const TURNS: [&str; 3] = [
 
 /// A response bank of the first 30 training conversations' turns, embedded by Tier S.
 fn bank(tier_s: &std::path::Path) -> Vec<u8> {
-    let train = std::fs::read_to_string(repo_root().join("data/chitchat/train.jsonl"))
+    let train = std::fs::read_to_string(repo_root().unwrap().join("data/chitchat/train.jsonl"))
         .expect("data/chitchat/train.jsonl (scripts/fetch-chitchat.sh)");
     let mut lines: Vec<String> = Vec::new();
     for l in train.lines().take(30) {

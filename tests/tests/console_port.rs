@@ -44,7 +44,7 @@ fn statuses(out: &Output) -> Vec<String> {
 #[test]
 fn console_port_over_a_qemu_pty_answers_like_sim_and_keeps_replies_in_step() -> Result<()> {
     let b = board("stm32f405")?;
-    let package = repo_root().join(b.default_package);
+    let package = repo_root().unwrap().join(b.default_package);
     assert!(
         package.is_file(),
         "{} is missing: `pith artifacts` builds it",

@@ -10,7 +10,7 @@ use serde_json::Value;
 fn json(args: &[&str]) -> Value {
     let out = std::process::Command::new(pith_bin())
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(repo_root().unwrap())
         .output()
         .expect("runs pith");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -45,7 +45,7 @@ fn default_package_is_faithful_on_every_domain() {
 /// The int8 bank and the fp32 engine pick the same FAQ entry for at least 99.5 % of dev queries.
 #[test]
 fn int8_and_fp32_rankings_agree() {
-    let root = repo_root();
+    let root = repo_root().unwrap();
     let bank = root.join("models/minilm-l6.pithkb");
     let queries = root.join("data/faq/stackfaq-dev-queries.tsv");
     let v = json(&[

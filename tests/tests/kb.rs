@@ -589,7 +589,7 @@ fn pith() -> &'static Path {
 /// Runs `pith ARGS` (with `--model $PITH_PACKAGE` when set) and returns stdout.
 fn run(args: &[&str]) -> String {
     let mut c = Command::new(pith());
-    c.args(args).current_dir(repo_root());
+    c.args(args).current_dir(repo_root().unwrap());
     if let Some(p) = std::env::var_os("PITH_PACKAGE").filter(|_| args.get(1) != Some(&"info")) {
         c.arg("--model").arg(p);
     }
@@ -609,6 +609,7 @@ fn json(args: &[&str]) -> Value {
 
 fn data(rel: &str) -> String {
     repo_root()
+        .unwrap()
         .join("data/faq")
         .join(rel)
         .to_string_lossy()
@@ -695,8 +696,12 @@ fn stackfaq_native_retrieval() {
     assert!(pct(&both, "mrr") > 96.96 + 0.3);
     // Off-topic sentences (SNLI captions, not used for calibration) must be refused.
     let neg = std::env::temp_dir().join(format!("pith-kb-neg-{}.txt", std::process::id()));
-    let snli =
-        std::fs::read_to_string(repo_root().join("data/calib/snli-dev-sentences.txt")).unwrap();
+    let snli = std::fs::read_to_string(
+        repo_root()
+            .unwrap()
+            .join("data/calib/snli-dev-sentences.txt"),
+    )
+    .unwrap();
     let lines: Vec<&str> = snli.lines().collect();
     std::fs::write(&neg, lines[lines.len() - 300..].join("\n")).unwrap();
     let gated = eval(

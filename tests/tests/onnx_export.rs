@@ -43,7 +43,9 @@ const FALLBACK_SENTENCES: &[&str] = &[
 
 /// The first `n` SNLI dev sentences when the shared data set is present, a few fixed ones otherwise.
 fn sentences(n: usize) -> Vec<String> {
-    let p = repo_root().join("data/calib/snli-dev-sentences.txt");
+    let p = repo_root()
+        .unwrap()
+        .join("data/calib/snli-dev-sentences.txt");
     match std::fs::read_to_string(&p) {
         Ok(t) => t
             .lines()
@@ -60,7 +62,7 @@ fn python(args: &[&str]) -> String {
     let py = std::env::var("PITH_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&py)
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(repo_root().unwrap())
         .output()
         .unwrap_or_else(|e| {
             panic!("{py} must be installed with numpy, tokenizers, safetensors, onnxruntime: {e}")

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use pith_tests::qemu::{board, repo_root, Qemu};
-use pith_tools::artifacts::{package, ReasonerArtifacts, REASONER_S, TIER_S};
+use pith_tools::artifacts::package;
+use pith_tools::catalog::{ReasonerArtifacts, REASONER_S, TIER_S};
 use pith_tools::firmware::{build, Link};
 
 const BOOT: Duration = Duration::from_secs(30);
@@ -20,6 +21,7 @@ const TURNS: usize = 50;
 
 fn turns_of(part: &str) -> Result<Vec<Vec<String>>> {
     let path = repo_root()
+        .unwrap()
         .join("data/chitchat")
         .join(format!("{part}.jsonl"));
     let text = std::fs::read_to_string(&path).with_context(|| {
@@ -52,7 +54,7 @@ fn temp(name: &str) -> PathBuf {
 fn pith(args: &[&str]) -> Result<String> {
     let out = Command::new(pith_tests::cli::pith_bin())
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(repo_root().unwrap())
         .output()?;
     if !out.status.success() {
         bail!("pith {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -100,7 +102,7 @@ fn device_chat_equals_host_chat_byte_for_byte() -> Result<()> {
             ..Link::default()
         },
     )?;
-    let shipped = pith_tools::artifacts::reasoner_with_package(REASONER_S).context("Tier S")?;
+    let shipped = pith_tools::catalog::reasoner_with_package(REASONER_S).context("Tier S")?;
     device_equals_host(
         b,
         &elf,
@@ -129,7 +131,7 @@ fn default_board_chat_equals_host_chat_byte_for_byte() -> Result<()> {
     let rel = b
         .default_reasoner
         .context("the default board has a default reasoner")?;
-    let shipped = pith_tools::artifacts::reasoner_with_package(rel).context("shipped")?;
+    let shipped = pith_tools::catalog::reasoner_with_package(rel).context("shipped")?;
     let elf = build(b, &link)?;
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
     device_equals_host(b, &elf, shipped, (&s(package), &s(reasoner), &s(bank)))

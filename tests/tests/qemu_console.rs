@@ -207,7 +207,7 @@ fn assert_bit_exact_on(
 /// DSP (M4F) and Thumb-1 (M0+ class), each byte for byte with the host.
 #[test]
 fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
-    let dir = repo_root().join("target/pith-tests");
+    let dir = repo_root().unwrap().join("target/pith-tests");
     std::fs::create_dir_all(&dir)?;
     let package = dir.join("tiny-random-bert.pith");
     std::fs::write(&package, tiny_bert_package(7))?;
@@ -233,7 +233,9 @@ fn tiny_sentences() -> Vec<String> {
 }
 
 fn snli(skip: usize, count: usize) -> Result<Vec<String>> {
-    let path = repo_root().join("data/calib/snli-dev-sentences.txt");
+    let path = repo_root()
+        .unwrap()
+        .join("data/calib/snli-dev-sentences.txt");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let sentences: Vec<String> = text
@@ -251,7 +253,9 @@ fn snli(skip: usize, count: usize) -> Result<Vec<String>> {
 /// (AVX2 or scalar): 200 sentences, byte for byte.
 #[test]
 fn real_model_is_bit_exact_on_cortex_m4_for_200_snli_sentences() -> Result<()> {
-    let package = repo_root().join(board("mps2-an386")?.default_package);
+    let package = repo_root()
+        .unwrap()
+        .join(board("mps2-an386")?.default_package);
     assert!(
         package.is_file(),
         "{} is missing: scripts/test.sh builds it",
@@ -271,7 +275,9 @@ fn real_model_is_bit_exact_on_cortex_m55_helium() -> Result<()> {
 /// dev queries with exactly the entries the host picks from the same bank.
 #[test]
 fn device_ask_answers_like_the_host() -> Result<()> {
-    let package = repo_root().join(board("mps2-an386")?.default_package);
+    let package = repo_root()
+        .unwrap()
+        .join(board("mps2-an386")?.default_package);
     let bank_path = package.with_extension("pithkb");
     assert!(
         bank_path.is_file(),
@@ -289,7 +295,11 @@ fn device_ask_answers_like_the_host() -> Result<()> {
     let kb = q.command("kb", REPLY)?;
     assert!(kb.ok(), "{kb:?}");
     assert_eq!(kb.get("entries"), Some(bank.len().to_string().as_str()));
-    let queries = std::fs::read_to_string(repo_root().join("data/faq/stackfaq-dev-queries.tsv"))?;
+    let queries = std::fs::read_to_string(
+        repo_root()
+            .unwrap()
+            .join("data/faq/stackfaq-dev-queries.tsv"),
+    )?;
     let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
     let mut v = vec![0i8; model.dim()];
     let mut answered = 0;
@@ -341,7 +351,7 @@ fn device_ask_answers_like_the_host() -> Result<()> {
 /// byte-identical to the host.
 #[test]
 fn tier_s_static_model_is_bit_exact_on_the_m0plus_class_build() -> Result<()> {
-    let package = repo_root().join("models/tier-s.pith");
+    let package = repo_root().unwrap().join("models/tier-s.pith");
     assert!(
         package.is_file(),
         "{} is missing: scripts/test.sh builds it",
@@ -356,7 +366,7 @@ fn tier_s_static_model_is_bit_exact_on_the_m0plus_class_build() -> Result<()> {
 /// embeddings are byte-identical to the host's.
 #[test]
 fn tier_m_student_fits_128k_of_ram_and_is_bit_exact_on_the_m4() -> Result<()> {
-    let package = repo_root().join("models/tier-m.pith");
+    let package = repo_root().unwrap().join("models/tier-m.pith");
     let bytes =
         std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
     assert!(bytes.len() <= 2_000_000, "package {} bytes", bytes.len());
@@ -401,7 +411,7 @@ fn tier_m_student_fits_128k_of_ram_and_is_bit_exact_on_the_m4() -> Result<()> {
 /// even token counts, so the kernels' paired-token tails run too.
 #[test]
 fn tier_m_is_bit_exact_on_the_m0plus_class_and_m33_builds() -> Result<()> {
-    let package = repo_root().join("models/tier-m.pith");
+    let package = repo_root().unwrap().join("models/tier-m.pith");
     let sentences = snli(6000, 12)?;
     for name in ["mps2-an385", "mps2-an505"] {
         assert_bit_exact(name, package.clone(), &sentences)
@@ -416,7 +426,7 @@ fn tier_m_is_bit_exact_on_the_m0plus_class_and_m33_builds() -> Result<()> {
 #[test]
 fn stm32f405_tier_s_answers_and_is_bit_exact_for_100_snli_sentences() -> Result<()> {
     let b = board("stm32f405")?;
-    let package = repo_root().join(b.default_package);
+    let package = repo_root().unwrap().join(b.default_package);
     assert!(
         package.is_file(),
         "{} is missing: `pith artifacts` builds it",

@@ -21,7 +21,7 @@ fn scratch(name: &str) -> PathBuf {
 fn pith(args: &[&Path]) -> Output {
     Command::new(pith_bin())
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(repo_root().unwrap())
         .output()
         .expect("running pith")
 }

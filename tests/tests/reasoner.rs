@@ -10,7 +10,7 @@ use serde_json::Value;
 fn run(args: &[&str]) -> String {
     let out = Command::new(pith_tests::cli::pith_bin())
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(repo_root().unwrap())
         .output()
         .expect("running pith");
     assert!(
@@ -23,6 +23,7 @@ fn run(args: &[&str]) -> String {
 
 fn chitchat(part: &str) -> PathBuf {
     let p = repo_root()
+        .unwrap()
         .join("data/chitchat")
         .join(format!("{part}.jsonl"));
     assert!(
@@ -67,7 +68,8 @@ fn pct(v: &Value) -> f64 {
 /// StackFAQ entries as (question, answer), with fewer than 100 turns in the whole file.
 #[test]
 fn eval_chat_runs_on_question_answer_pairs() {
-    let faq = std::fs::read_to_string(repo_root().join("data/faq/stackfaq-bank.jsonl")).unwrap();
+    let faq =
+        std::fs::read_to_string(repo_root().unwrap().join("data/faq/stackfaq-bank.jsonl")).unwrap();
     let convs: Vec<String> = faq
         .lines()
         .take(30)
@@ -213,9 +215,9 @@ fn chat_answers_from_the_bank_deterministically() {
 /// recipe is deterministic: quantizing again gives the artifact byte for byte.
 #[test]
 fn int8_reasoner_rebuilds_byte_for_byte_from_its_recipe() {
-    let built = pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap();
+    let built = pith_tools::artifacts::package(pith_tools::catalog::REASONER_S).unwrap();
     let out = temp("reasoner-s.pith");
-    let tier_s = pith_tools::artifacts::package(pith_tools::artifacts::TIER_S).unwrap();
+    let tier_s = pith_tools::artifacts::package(pith_tools::catalog::TIER_S).unwrap();
     run(&[
         "quantize",
         "models/reasoner-s",
@@ -239,13 +241,18 @@ fn int8_reasoner_rebuilds_byte_for_byte_from_its_recipe() {
 /// training script from PyTorch, the trust gate applied) points where the fp32 model points.
 #[test]
 fn int8_reasoners_follow_the_pytorch_reference() {
-    for shipped in pith_tools::artifacts::REASONERS {
+    for shipped in pith_tools::catalog::REASONERS {
         let bytes =
             std::fs::read(pith_tools::artifacts::package(shipped.package).unwrap()).unwrap();
         let r = pith_runtime::Reasoner::new(&bytes).unwrap();
         let cfg: Value = serde_json::from_str(
-            &std::fs::read_to_string(repo_root().join(shipped.checkpoint).join("reasoner.json"))
-                .unwrap(),
+            &std::fs::read_to_string(
+                repo_root()
+                    .unwrap()
+                    .join(shipped.checkpoint)
+                    .join("reasoner.json"),
+            )
+            .unwrap(),
         )
         .unwrap();
         let refs = cfg["reference"].as_array().unwrap();
@@ -302,9 +309,9 @@ fn int8_reasoners_follow_the_pytorch_reference() {
 fn int8_reasoner_refuses_wrong_inputs() {
     use pith_runtime::Error;
     let bytes =
-        std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap())
+        std::fs::read(pith_tools::artifacts::package(pith_tools::catalog::REASONER_S).unwrap())
             .unwrap();
-    let enc = std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::TIER_S).unwrap())
+    let enc = std::fs::read(pith_tools::artifacts::package(pith_tools::catalog::TIER_S).unwrap())
         .unwrap();
     assert_eq!(
         pith_runtime::Reasoner::new(&enc).err(),
@@ -383,7 +390,8 @@ fn fp32_onnx_export_reproduces_pytorch() {
     let out = temp("reasoner.fp32.onnx");
     run(&["export", "models/reasoner-s", "-o", out.to_str().unwrap()]);
     let cfg: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("models/reasoner-s/reasoner.json")).unwrap(),
+        &std::fs::read_to_string(repo_root().unwrap().join("models/reasoner-s/reasoner.json"))
+            .unwrap(),
     )
     .unwrap();
     let r = &cfg["reference"][0];
@@ -431,8 +439,10 @@ fn qdq_onnx_follows_the_integer_reasoner() {
     use pith_tools::reasoner::native;
     use pith_tools::reasoner::onnx::TractReasoner;
     use prost::Message;
-    let qdq =
-        pith_tools::artifacts::reasoner_qdq(&pith_tools::artifacts::REASONER_S_ARTIFACTS).unwrap();
+    let qdq = pith_tools::artifacts::reasoner_qdq(
+        pith_tools::catalog::reasoner_with_package(pith_tools::catalog::REASONER_S).unwrap(),
+    )
+    .unwrap();
     let model = tract_onnx::pb::ModelProto::decode(std::fs::read(&qdq).unwrap().as_slice())
         .expect("an ONNX model");
     let ops: Vec<&str> = model
@@ -445,11 +455,11 @@ fn qdq_onnx_follows_the_integer_reasoner() {
         .collect();
     assert!(ops.contains(&"QuantizeLinear") && ops.contains(&"DequantizeLinear"));
     let pkg =
-        std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::REASONER_S).unwrap())
+        std::fs::read(pith_tools::artifacts::package(pith_tools::catalog::REASONER_S).unwrap())
             .unwrap();
     let r = pith_runtime::Reasoner::new(&pkg).unwrap();
     let t = TractReasoner::new(&model, r.dim()).unwrap();
-    let enc = std::fs::read(pith_tools::artifacts::package(pith_tools::artifacts::TIER_S).unwrap())
+    let enc = std::fs::read(pith_tools::artifacts::package(pith_tools::catalog::TIER_S).unwrap())
         .unwrap();
     let mut e =
         pith_tools::backend::Embedder::new(&enc, pith_tools::backend::Kind::Native, None).unwrap();
@@ -501,10 +511,10 @@ fn qdq_onnx_follows_the_integer_reasoner() {
 /// training turns embedded by Tier S, and `pith chat` answers from it without being told.
 #[test]
 fn default_response_bank_holds_training_turns() {
-    use pith_tools::artifacts::{
-        chat_bank, package, CHAT_BANK_SENTENCES, REASONER_S_ARTIFACTS, TIER_S,
-    };
-    let bytes = std::fs::read(chat_bank(&REASONER_S_ARTIFACTS).unwrap()).unwrap();
+    use pith_tools::artifacts::{chat_bank, package};
+    use pith_tools::catalog::{reasoner_with_package, CHAT_BANK_SENTENCES, REASONER_S, TIER_S};
+    let shipped = reasoner_with_package(REASONER_S).unwrap();
+    let bytes = std::fs::read(chat_bank(shipped).unwrap()).unwrap();
     let enc = std::fs::read(package(TIER_S).unwrap()).unwrap();
     let model = pith_runtime::Model::new(&enc).unwrap();
     let bank = pith_runtime::kb::Bank::for_model(&bytes, &model).unwrap();

@@ -24,7 +24,7 @@ fn embed(model: &Model<'_>, text: &str) -> Vec<i8> {
 
 #[test]
 fn committed_tier_m_package_is_reproducible_fits_and_keeps_its_quality() {
-    let root = repo_root();
+    let root = repo_root().unwrap();
     let committed =
         std::fs::read(root.join("models/tier-m.pith")).expect("models/tier-m.pith is committed");
     let fresh = pith_tests::cli::quantize_committed("tier-m", "a");

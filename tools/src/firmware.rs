@@ -42,7 +42,7 @@ pub fn board(name: &str) -> Result<&'static Board> {
 /// arena) gets its own cargo target directory, so parallel builds (tests) never relink an ELF that
 /// another one is about to boot.
 pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
-    let firmware = repo_root().join("firmware");
+    let firmware = repo_root()?.join("firmware");
     let mut flavour = match &link.package {
         Some(p) => format!(
             "pkg-{}",

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod artifacts;
 pub mod backend;
+pub mod catalog;
 pub mod checkpoint;
 pub mod checkpoint_onnx;
 pub mod cmd;
@@ -17,8 +18,10 @@ pub mod framed_file;
 pub mod hf_config;
 pub mod image;
 pub mod kb;
+pub mod load;
 pub mod onnx;
 pub mod output;
+pub mod pairs;
 pub mod prune;
 pub mod quant;
 pub mod reasoner;

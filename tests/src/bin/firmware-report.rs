@@ -35,7 +35,7 @@ fn main() -> Result<()> {
     for b in &boards {
         let package = fixed
             .clone()
-            .or_else(|| Some(repo_root().join(b.default_package)).filter(|p| p.is_file()));
+            .or_else(|| Some(repo_root().unwrap().join(b.default_package)).filter(|p| p.is_file()));
         let elf = build_firmware_with_arena(b, package.as_deref(), arena)?;
         let mut q = Qemu::boot(b, &elf, true)?;
         q.start_quiet(Duration::from_secs(60))

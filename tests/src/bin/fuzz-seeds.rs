@@ -9,7 +9,7 @@ use pith_runtime::Model;
 use pith_tests::synthetic::tiny_bert_package;
 
 fn main() -> Result<()> {
-    let root = pith_tests::qemu::repo_root().join("fuzz/corpus");
+    let root = pith_tests::qemu::repo_root().unwrap().join("fuzz/corpus");
     let write = |target: &str, name: &str, bytes: &[u8]| -> Result<()> {
         let dir = root.join(target);
         std::fs::create_dir_all(&dir)?;

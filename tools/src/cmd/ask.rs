@@ -13,15 +13,15 @@ use serde_json::json;
 pub struct Args {
     /// The question.
     pub question: String,
-    /// Knowledge bank (default: models/stackfaq.pithkb, built on first use from the StackFAQ bank).
+    /// Knowledge bank (default: the model's StackFAQ bank beside its package, `.pithkb`, built
+    /// on first use).
     #[arg(long)]
     pub kb: Option<PathBuf>,
     /// How many answers at most, at least 1 (all of them must clear the threshold).
     #[arg(short, default_value_t = 1, value_parser = crate::args::count)]
     pub k: usize,
-    /// Package (default: models/minilm-l6.pith).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: crate::load::PackageArg,
     /// Answer even below the bank's threshold.
     #[arg(long)]
     pub no_abstain: bool,
@@ -32,12 +32,14 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let package = crate::artifacts::read_package(a.model.as_deref())?;
+    let package_path = a.model.path()?;
+    let package = crate::framed_file::read(&package_path, &crate::framed_file::PACKAGE)?;
     let model = Model::new(&package).map_err(|e| anyhow!("loading package: {e}"))?;
-    let bytes = match &a.kb {
-        Some(p) => crate::framed_file::read(p, &crate::framed_file::BANK)?,
-        None => crate::kb::default_bank(&model)?,
+    let bank_path = match &a.kb {
+        Some(p) => p.clone(),
+        None => crate::artifacts::bank_for(&package_path)?,
     };
+    let bytes = crate::framed_file::read(&bank_path, &crate::framed_file::BANK)?;
     let bank = Bank::for_model(&bytes, &model).map_err(|e| {
         let which =
             a.kb.as_ref()

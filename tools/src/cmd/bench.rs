@@ -16,9 +16,8 @@ use crate::text::read_lines;
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Package (default: models/minilm-l6.pith).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: crate::load::PackageArg,
     /// fp32 ONNX of the same model, for ONNX Runtime and tract (default: the default model's export).
     #[arg(long)]
     pub fp32_onnx: Option<PathBuf>,
@@ -127,7 +126,7 @@ fn ort_rows(
     let ids_path = dir.path().join("ids.json");
     std::fs::write(&ids_path, serde_json::to_vec(&ids)?)
         .with_context(|| format!("writing {}", ids_path.display()))?;
-    let script = defaults::repo_root().join("tools/bench/ort_bench.py");
+    let script = defaults::repo_root()?.join("tools/bench/ort_bench.py");
     let cache = fp32.with_extension("ort-dynamic-int8.onnx");
     let out = Command::new("python3")
         .arg(&script)
@@ -172,7 +171,7 @@ fn ort_rows(
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let file = a.sentences.unwrap_or_else(defaults::calib_file);
+    let file = a.sentences.map_or_else(defaults::calib_file, Ok)?;
     let lines = read_lines(&file)?;
     let sents: Vec<&str> = lines
         .iter()
@@ -183,7 +182,7 @@ pub fn run(a: Args) -> Result<()> {
     if sents.is_empty() {
         bail!("{}: no sentences", file.display());
     }
-    let bytes = crate::artifacts::read_package(a.model.as_deref())?;
+    let bytes = a.model.read()?;
     let model = Model::new(&bytes).map_err(|e| anyhow!("loading package: {e}"))?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -206,7 +205,13 @@ pub fn run(a: Args) -> Result<()> {
         if a.tract {
             for (kind, onnx) in [
                 (Kind::TractFp32, Some(fp32.clone())),
-                (Kind::TractInt8, a.int8_onnx.clone()),
+                (
+                    Kind::TractInt8,
+                    Some(match &a.int8_onnx {
+                        Some(p) => p.clone(),
+                        None => crate::artifacts::default_artifacts()?.int8_onnx,
+                    }),
+                ),
             ] {
                 let mut e = Embedder::new(&bytes, kind, onnx)?;
                 let secs = best(a.repeat, || {

@@ -14,8 +14,9 @@ use pith_console::{Board, NoClock, Service};
 use pith_runtime::kb::{Bank, Hit, Index, SCORE_ONE};
 
 use crate::backend::Kind;
+use crate::load::Engine;
 use crate::reasoner::eval::cosine;
-use crate::reasoner::predictor::{dequantize, Engine};
+use crate::reasoner::predictor::dequantize;
 use crate::reasoner::WINDOW;
 
 /// Arguments.
@@ -127,7 +128,7 @@ struct Said {
 /// What both engines' loops read.
 struct Session<'s> {
     a: &'s Args,
-    loaded: &'s crate::reasoner::predictor::Loaded,
+    loaded: &'s crate::load::Loaded,
     bank_path: &'s std::path::Path,
     bank_bytes: &'s [u8],
     turns: &'s [&'s str],
@@ -135,7 +136,7 @@ struct Session<'s> {
 
 type Parts<'s> = (
     &'s Args,
-    &'s crate::reasoner::predictor::Loaded,
+    &'s crate::load::Loaded,
     &'s std::path::Path,
     &'s [u8],
     &'s [&'s str],

@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::backend::{Embedder, Kind};
-
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,15 +20,8 @@ pub struct Args {
     /// With --file: worker threads (each runs its own engine on a share of the lines).
     #[arg(long, default_value_t = 1, value_parser = crate::args::count)]
     pub threads: usize,
-    /// Package (default: models/minilm-l6.pith, built on first use).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Engine.
-    #[arg(long, value_enum, default_value_t = Kind::Native)]
-    pub backend: Kind,
-    /// ONNX file for the tract backends (default: the default model's exports).
-    #[arg(long)]
-    pub onnx: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: crate::load::ModelArgs,
     /// Print JSON `{"embedding": [...]}`.
     #[arg(long)]
     pub json: bool,
@@ -38,12 +29,12 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let bytes = crate::artifacts::read_package(a.model.as_deref())?;
+    let bytes = a.model.package.read()?;
     if let (Some(file), Some(out)) = (&a.file, &a.out) {
         return embed_file(&bytes, &a, file, out);
     }
     let text = a.text.as_deref().unwrap_or_default();
-    let mut e = Embedder::new(&bytes, a.backend, a.onnx)?;
+    let mut e = a.model.embedder(&bytes, a.model.backend)?;
     let v = e.embed(text)?;
     if a.json {
         crate::outln!("{}", serde_json::json!({ "embedding": v }));
@@ -56,8 +47,8 @@ pub fn run(a: Args) -> Result<()> {
 
 fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
     let mut inputs: Vec<&Path> = vec![file];
-    inputs.extend(a.model.as_deref());
-    inputs.extend(a.onnx.as_deref());
+    inputs.extend(a.model.package.model.as_deref());
+    inputs.extend(a.model.onnx.as_deref());
     crate::output::refuse_input(out, "--out", &inputs)?;
     let lines = crate::text::read_lines(file)?;
     if lines.is_empty() {
@@ -70,7 +61,7 @@ fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
             .chunks(chunk)
             .map(|part| {
                 s.spawn(move || -> Result<Vec<f32>> {
-                    let mut e = Embedder::new(bytes, a.backend, a.onnx.clone())?;
+                    let mut e = a.model.embedder(bytes, a.model.backend)?;
                     let mut rows = Vec::new();
                     for l in part {
                         rows.extend(e.embed(l).with_context(|| format!("embedding {l:?}"))?);

@@ -10,12 +10,13 @@ use anyhow::{bail, Context, Result};
 // How many of the best candidates the refinement step re-scores: as the device's `chat`.
 use pith_console::chat::REFINE_TOP;
 
+use crate::load::Engine;
 use crate::reasoner::eval::{
     candidates, cosine, mean_of, positions, rank, rank_of, read_conversations, LinearMap, Position,
     Score, SplitMix,
 };
 use crate::reasoner::lexical::{self, Lexicon};
-use crate::reasoner::predictor::{dequantize, embed_turns, Engine, Predictor, TurnVectors};
+use crate::reasoner::predictor::{dequantize, embed_turns, Predictor, TurnVectors};
 use crate::reasoner::WINDOW;
 
 /// Arguments of `eval chat`.
@@ -100,7 +101,7 @@ fn encoder_baselines(
     let emb = match emb {
         Some(e) => e,
         None => {
-            let bytes = crate::artifacts::read_package(Some(package))?;
+            let bytes = crate::framed_file::read(package, &crate::framed_file::PACKAGE)?;
             embedded = embed_turns(&bytes, convs)?.f;
             &embedded
         }
@@ -171,7 +172,7 @@ fn train_vectors(
     convs: &[Vec<String>],
 ) -> Result<Vec<Vec<f32>>> {
     let file = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let cache = crate::defaults::repo_root().join(format!(
+    let cache = crate::defaults::repo_root()?.join(format!(
         "models/cache/turns-{:016x}-{:016x}.i8",
         fnv64(encoder),
         fnv64(&file)
@@ -206,7 +207,7 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
             a.conversations.display()
         );
     }
-    let root = crate::defaults::repo_root();
+    let root = crate::defaults::repo_root()?;
     let loaded = a.engine.load()?;
     let (_enc, pred) = loaded.open(a.engine.backend)?;
     let train = read_conversations(
@@ -268,7 +269,7 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
     for (name, s) in &table {
         baselines.insert(name.clone(), s.json());
     }
-    let teacher = [root.join(crate::defaults::PACKAGE)];
+    let teacher = [root.join(crate::catalog::PACKAGE)];
     let others: &[PathBuf] = if a.baseline_models.is_empty() {
         &teacher
     } else {

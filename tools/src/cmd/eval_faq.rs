@@ -50,15 +50,8 @@ pub struct FaqArgs {
     /// What the queries are compared with.
     #[arg(long, value_enum, default_value_t = IndexArg::Both)]
     pub index: IndexArg,
-    /// Engine.
-    #[arg(long, value_enum, default_value_t = Kind::Native)]
-    pub backend: Kind,
-    /// Package (default: models/minilm-l6.pith).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// ONNX file for the tract backends.
-    #[arg(long)]
-    pub onnx: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: crate::load::ModelArgs,
     /// Bits per vector element when `--bank` is a source (4 or 8).
     #[arg(long, default_value_t = 4, value_parser = crate::args::bank_bits)]
     pub bits: u8,
@@ -189,7 +182,7 @@ fn best(scores: &[f64]) -> f64 {
 
 /// Runs `eval faq`.
 pub fn run_faq(a: FaqArgs) -> Result<()> {
-    let package = crate::artifacts::read_package(a.model.as_deref())?;
+    let package = a.model.package.read()?;
     let model = Model::new(&package).map_err(|e| anyhow!("loading package: {e}"))?;
     let raw = std::fs::read(&a.bank).map_err(|e| anyhow!("reading {}: {e}", a.bank.display()))?;
     let bytes = if raw.starts_with(&pith_runtime::kb::BANK_MAGIC) {
@@ -211,20 +204,26 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
     let gold = crate::kb::label(&bank, &queries)?;
     let index: Index = a.index.into();
 
-    let mut scorer: Box<dyn Scorer + '_> = match a.backend {
+    let mut scorer: Box<dyn Scorer + '_> = match a.model.backend {
         Kind::Native => Box::new(Native {
             bank,
             model: &model,
             index,
             arena: vec![0i32; model.arena_words(model.max_tokens())],
         }),
-        kind => Box::new(Float::new(&package, kind, a.onnx.clone(), &bank, index)?),
+        kind => Box::new(Float::new(
+            &package,
+            kind,
+            a.model.onnx_for(kind)?,
+            &bank,
+            index,
+        )?),
     };
     let mut reference = match a.agreement {
         true => Some(Float::new(
             &package,
             Kind::TractFp32,
-            a.onnx.clone(),
+            a.model.onnx_for(Kind::TractFp32)?,
             &bank,
             index,
         )?),
@@ -279,7 +278,7 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
     let pct = |x: usize| 100.0 * x as f64 / n;
     let mut out = json!({
         "queries": queries.len(), "top1": pct(top1), "mrr": 100.0 * rr / n,
-        "index": a.index, "backend": a.backend, "entries": bank.len(),
+        "index": a.index, "backend": a.model.backend, "entries": bank.len(),
     });
     if a.agreement {
         out["fp32_top1_agreement"] = json!(pct(queries.len() - disagreements.len()));
@@ -303,7 +302,7 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
             queries.len(),
             bank.len(),
             a.index,
-            a.backend,
+            a.model.backend,
             pct(top1),
             100.0 * rr / n
         );

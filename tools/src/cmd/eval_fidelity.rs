@@ -17,9 +17,8 @@ use crate::fp32::cosine;
 /// Arguments of `eval fidelity`.
 #[derive(clap::Args)]
 pub struct FidelityArgs {
-    /// Package (default: models/minilm-l6.pith).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: crate::load::PackageArg,
     /// fp32 ONNX of the same model (default: the default export).
     #[arg(long)]
     pub onnx: Option<PathBuf>,
@@ -57,9 +56,9 @@ fn distinct(items: impl IntoIterator<Item = String>, n: usize) -> Vec<String> {
 
 /// The domains, read from the repository's data/ folder.
 fn domains(n: usize) -> Result<Vec<Domain>> {
-    let data = crate::defaults::data_dir();
-    let snli = crate::text::read_lines(&crate::defaults::calib_file())?;
-    let sick = crate::cmd::eval::read_pairs(&data.join("sts/sick-dev.tsv"))?;
+    let data = crate::defaults::data_dir()?;
+    let snli = crate::text::read_lines(&crate::defaults::calib_file()?)?;
+    let sick = crate::pairs::read_pairs(&data.join("sts/sick-dev.tsv"))?;
     let queries = crate::kb::source::read_queries(&data.join("faq/stackfaq-dev-queries.tsv"))?;
     let bank = crate::kb::source::read_source(&data.join("faq/stackfaq-bank.jsonl"), None)?;
     Ok(vec![
@@ -95,9 +94,13 @@ fn summary(c: &[f64]) -> serde_json::Value {
 
 /// Runs `eval fidelity`.
 pub fn run_fidelity(a: FidelityArgs) -> Result<()> {
-    let package = crate::artifacts::read_package(a.model.as_deref())?;
+    let package = a.model.read()?;
+    let fp32 = match &a.onnx {
+        Some(p) => p.clone(),
+        None => crate::artifacts::default_artifacts()?.fp32_onnx,
+    };
     let mut native = Embedder::new(&package, Kind::Native, None)?;
-    let mut float = Embedder::new(&package, Kind::TractFp32, a.onnx.clone())?;
+    let mut float = Embedder::new(&package, Kind::TractFp32, Some(fp32))?;
     let domains = domains(a.per_domain)?;
     let total = domains.iter().map(|d| d.sentences.len()).sum::<usize>();
     let bar = indicatif::ProgressBar::new(total as u64);

@@ -63,14 +63,13 @@ pub fn link_from_env(board: &Board) -> Result<Link> {
             let chat = match (var("PITH_REASONER"), board.default_reasoner) {
                 (Some(r), _) => (Some(r.into()), var("PITH_CHAT_BANK").map(Into::into)),
                 (None, Some(rel)) => {
-                    let r = crate::artifacts::reasoner_with_package(rel).with_context(|| {
+                    let r = crate::catalog::reasoner_with_package(rel).with_context(|| {
                         format!(
                             "{}: default_reasoner {rel} is no shipped reasoner",
                             board.name
                         )
                     })?;
-                    let train =
-                        crate::defaults::repo_root().join(crate::cmd::quantize_reasoner::TRAIN);
+                    let train = crate::defaults::repo_root()?.join(crate::catalog::CHITCHAT_TRAIN);
                     if train.is_file() {
                         (
                             Some(crate::artifacts::package(r.package)?),

@@ -34,9 +34,8 @@ pub struct BuildArgs {
     /// Output bank (.pithkb).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Package whose model embeds the entries (default: models/minilm-l6.pith).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: crate::load::PackageArg,
     /// Source format (default: from the extension).
     #[arg(long, value_enum)]
     pub format: Option<SourceFormat>,
@@ -89,11 +88,11 @@ fn build(a: BuildArgs) -> Result<()> {
         bail!("--bits must be 4 or 8");
     }
     let mut inputs: Vec<&std::path::Path> = vec![&a.source];
-    inputs.extend(a.model.as_deref());
+    inputs.extend(a.model.model.as_deref());
     inputs.extend(a.calibrate.as_deref());
     crate::output::refuse_input(&a.output, "--output", &inputs)?;
     let entries = read_source(&a.source, a.format)?;
-    let package = crate::artifacts::read_package(a.model.as_deref())?;
+    let package = a.model.read()?;
     let model = Model::new(&package).map_err(|e| anyhow!("loading package: {e}"))?;
     let threshold = match a.threshold {
         Some(t) if t < 0.0 => NEVER_ABSTAIN,

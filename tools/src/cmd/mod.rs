@@ -15,5 +15,4 @@ pub mod export;
 pub mod firmware;
 pub mod kb;
 pub mod quantize;
-pub mod quantize_reasoner;
 pub mod sim;

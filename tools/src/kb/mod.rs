@@ -21,19 +21,14 @@ pub const UNCALIBRATED_THRESHOLD: f32 = 0.40;
 /// Share of the correctly answered calibration queries the calibrated threshold keeps answering.
 pub const DEFAULT_KEEP: f64 = 0.99;
 
-/// The StackFAQ bank source, its dev queries, and where the default bank is written.
-pub fn stackfaq_source() -> PathBuf {
-    crate::defaults::data_dir().join("faq/stackfaq-bank.jsonl")
+/// The StackFAQ bank source.
+pub fn stackfaq_source() -> Result<PathBuf> {
+    Ok(crate::defaults::data_dir()?.join("faq/stackfaq-bank.jsonl"))
 }
 
 /// The StackFAQ dev queries (`id<TAB>query`).
-pub fn stackfaq_dev_queries() -> PathBuf {
-    crate::defaults::data_dir().join("faq/stackfaq-dev-queries.tsv")
-}
-
-/// The default bank of `pith ask`.
-pub fn default_bank_path() -> PathBuf {
-    crate::defaults::repo_root().join("models/stackfaq.pithkb")
+pub fn stackfaq_dev_queries() -> Result<PathBuf> {
+    Ok(crate::defaults::data_dir()?.join("faq/stackfaq-dev-queries.tsv"))
 }
 
 /// Embeds texts with the native runtime, in parallel (one arena per worker).
@@ -159,29 +154,11 @@ pub fn to_score(cosine: f32) -> i32 {
 
 /// Builds the StackFAQ bank with the default options, calibrated on the dev queries.
 pub fn build_stackfaq(model: &Model<'_>) -> Result<(Vec<u8>, Calibration)> {
-    let entries = read_source(&stackfaq_source(), None)?;
+    let entries = read_source(&stackfaq_source()?, None)?;
     let mut bytes = build(model, &entries, BankOptions::default())?;
-    let queries = read_queries(&stackfaq_dev_queries())?;
+    let queries = read_queries(&stackfaq_dev_queries()?)?;
     let bank = Bank::new_checked(&bytes).map_err(|e| anyhow!("{e}"))?;
     let cal = calibrate(&bank, model, &queries, DEFAULT_KEEP)?;
     pith_runtime::kb::patch_threshold(&mut bytes, cal.threshold).map_err(|e| anyhow!("{e}"))?;
     Ok((bytes, cal))
-}
-
-/// The default bank's bytes, (re)built when missing or made by another model package.
-pub fn default_bank(model: &Model<'_>) -> Result<Vec<u8>> {
-    let path = default_bank_path();
-    if let Ok(bytes) = std::fs::read(&path) {
-        if Bank::for_model(&bytes, model).is_ok() {
-            return Ok(bytes);
-        }
-    }
-    eprintln!(
-        "pith: building the default knowledge bank {} from {} ...",
-        path.display(),
-        stackfaq_source().display()
-    );
-    let (bytes, _) = build_stackfaq(model)?;
-    crate::output::write_whole(&path, &bytes)?;
-    Ok(bytes)
 }

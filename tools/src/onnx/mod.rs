@@ -5,6 +5,7 @@
 mod bert;
 pub(crate) mod builder;
 mod fp32;
+pub mod metadata;
 #[cfg(test)]
 mod naive;
 pub(crate) mod qdq;
@@ -43,7 +44,7 @@ pub fn fp32_model(ckpt: &Checkpoint) -> Result<ModelProto> {
         &mut fp32::Fp32::new(ckpt),
     )?;
     let mut model = g.finish(&format!("{}-fp32", ckpt.name));
-    model.metadata_props = crate::checkpoint_onnx::metadata(ckpt)?;
+    model.metadata_props = metadata::metadata(ckpt)?;
     Ok(model)
 }
 

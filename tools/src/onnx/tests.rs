@@ -14,13 +14,9 @@ use crate::checkpoint::Checkpoint;
 const CALIB_LINES: usize = 64;
 const EVAL_LINES: usize = 200;
 
-fn repo_root() -> PathBuf {
-    crate::defaults::repo_root()
-}
-
 /// The teacher checkpoint; the test fails when scripts/fetch-model.sh has not fetched it.
 fn model_dir() -> PathBuf {
-    let d = crate::defaults::checkpoint_dir();
+    let d = crate::defaults::checkpoint_dir().unwrap();
     assert!(
         d.join("model.safetensors").is_file(),
         "{} is missing: run scripts/fetch-model.sh",
@@ -42,7 +38,9 @@ const FALLBACK_SENTENCES: &[&str] = &[
 
 /// SNLI dev sentences when the shared data set is present, a few fixed ones otherwise.
 fn sentences() -> Vec<String> {
-    let p = repo_root().join("data/calib/snli-dev-sentences.txt");
+    let p = crate::defaults::repo_root()
+        .unwrap()
+        .join("data/calib/snli-dev-sentences.txt");
     match std::fs::read_to_string(&p) {
         Ok(t) => t
             .lines()
@@ -67,7 +65,7 @@ fn python() -> String {
 fn run_python(args: &[&str]) -> String {
     let out = Command::new(python())
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(crate::defaults::repo_root().unwrap())
         .output()
         .expect("python3 must be installed (numpy, tokenizers, safetensors, onnxruntime)");
     assert!(

@@ -4,7 +4,7 @@ pub mod build;
 pub mod calibrate;
 pub mod lower;
 pub mod model;
+pub mod pipeline;
 pub mod plot;
-pub mod reasoner;
 pub mod report;
 pub mod static_model;

@@ -8,6 +8,8 @@ pub mod lexical;
 pub mod native;
 pub mod onnx;
 pub mod predictor;
+pub mod quant;
+pub mod quantize;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,7 +19,18 @@ use ndarray::{Array1, Array2};
 use safetensors::SafeTensors;
 
 /// The default checkpoint, relative to the repository root: the first shipped reasoner.
-pub const DEFAULT_DIR: &str = crate::artifacts::REASONERS[0].checkpoint;
+pub const DEFAULT_DIR: &str = crate::catalog::REASONERS[0].checkpoint;
+
+/// The encoder package a checkpoint's reasoner.json names (`--encoder` of the training script),
+/// resolved against `root`; `None` when it names none.
+pub fn named_encoder(dir: &Path, root: &Path) -> Result<Option<std::path::PathBuf>> {
+    let cfg = dir.join("reasoner.json");
+    let text =
+        std::fs::read_to_string(&cfg).with_context(|| format!("reading {}", cfg.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", cfg.display()))?;
+    Ok(v["encoder"].as_str().map(|e| root.join(e)))
+}
 
 /// Most turns the reasoner reads.
 pub const WINDOW: usize = 8;

@@ -11,10 +11,10 @@ use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
+use super::quant::QReasoner;
 use super::{Reasoner, WINDOW};
 use crate::onnx::builder::{Attr, Dim, Graph};
 use crate::onnx::{layer, qdq, LayerConsts, LayerWeights, Lin, Site};
-use crate::quant::reasoner::QReasoner;
 
 /// Name of the graph input: the window's turn embeddings, `[1, N, dim]`.
 pub const INPUT: &str = "context";
@@ -316,7 +316,9 @@ mod tests {
     /// training script (`reference` in reasoner.json: PyTorch's output on three dev windows).
     #[test]
     fn tract_matches_the_training_script() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
+        let dir = crate::defaults::repo_root()
+            .unwrap()
+            .join("models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
         let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
         let refs = r.config["reference"].as_array().unwrap();
@@ -347,7 +349,9 @@ mod tests {
 
     #[test]
     fn windows_outside_one_to_eight_turns_are_errors() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reasoner-s");
+        let dir = crate::defaults::repo_root()
+            .unwrap()
+            .join("models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
         let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
         assert!(t.predict(&[]).is_err());

@@ -1,38 +1,35 @@
-//! `pith quantize models/reasoner-s`: the integer reasoner package, calibrated on windows of the
+//! Quantizing a reasoner (`pith quantize models/reasoner-s`): the integer reasoner package, calibrated on windows of the
 //! *training* conversations only (never dev or test), embedded by the encoder's native int8 runtime
 //! — the vectors the device feeds it. The report compares int8 with fp32 predictions on the next
 //! training conversations, which calibration did not see.
 
 use anyhow::{anyhow, ensure, Context, Result};
 
-use super::quantize::Args;
+use super::eval::{positions, read_conversations};
+use super::predictor::{embed_turns, TurnVectors};
+use super::quant::{calibrate, plan, write_package, Fp32, Window};
+use super::{native, Reasoner};
 use crate::backend::{Embedder, Kind};
 use crate::output;
-use crate::quant::reasoner::{calibrate, plan, write_package, Fp32, Window};
-use crate::reasoner::eval::{positions, read_conversations};
-use crate::reasoner::predictor::{embed_turns, TurnVectors};
-use crate::reasoner::{native, Reasoner};
-
-/// The default calibration conversations, relative to the repository root.
-pub const TRAIN: &str = "data/chitchat/train.jsonl";
+use crate::quant::pipeline::Options;
 
 /// Whether `dir` holds a reasoner checkpoint.
 pub fn is_reasoner(dir: &std::path::Path) -> bool {
     dir.join("reasoner.json").is_file()
 }
 
-/// Runs the reasoner mode of `pith quantize`.
-pub fn run(a: Args) -> Result<()> {
-    let root = crate::defaults::repo_root();
+/// Quantizes the reasoner checkpoint `a.checkpoint`, calibrated on turn vectors of the encoder
+/// package at `encoder` (`a.encoder` is not read: the caller resolves it).
+pub fn run(a: &Options, encoder: &std::path::Path) -> Result<()> {
+    crate::quant::pipeline::check(a)?;
+    crate::quant::pipeline::ensure_no_ffn16(a, "a reasoner")?;
+    let root = crate::defaults::repo_root()?;
     let fp = Fp32::new(
         Reasoner::load(&a.checkpoint)
             .with_context(|| format!("loading {}", a.checkpoint.display()))?,
     );
-    let enc_path = match &a.encoder {
-        Some(p) => p.clone(),
-        None => crate::artifacts::package(crate::artifacts::TIER_S)?,
-    };
-    let enc_bytes = crate::artifacts::read_package(Some(&enc_path))?;
+    let enc_path = encoder.to_path_buf();
+    let enc_bytes = crate::framed_file::read(&enc_path, &crate::framed_file::PACKAGE)?;
     let enc = Embedder::new(&enc_bytes, Kind::Native, None)?;
     ensure!(
         enc.model.dim() == fp.r.dim,
@@ -41,7 +38,10 @@ pub fn run(a: Args) -> Result<()> {
         enc.model.dim(),
         fp.r.dim
     );
-    let calib = a.calib.clone().unwrap_or_else(|| root.join(TRAIN));
+    let calib = a
+        .calib
+        .clone()
+        .unwrap_or_else(|| root.join(crate::catalog::CHITCHAT_TRAIN));
     ensure!(
         calib.is_file(),
         "{} is missing: the reasoner is calibrated on the chit-chat training split \

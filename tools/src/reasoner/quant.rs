@@ -6,12 +6,12 @@ use anyhow::{ensure, Context, Result};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
-use super::build::{self, plan_layer, quantize_rows, LayerPlan, RESIDUAL_UNITS};
-use super::calibrate::Stats;
-use super::lower::{self, add_layer, add_linear, ln_rows, rq_table, LayerScales};
-use super::model::QLinear;
 use crate::checkpoint;
 use crate::fp32::{self, Observer, Site};
+use crate::quant::build::{self, plan_layer, quantize_rows, LayerPlan, RESIDUAL_UNITS};
+use crate::quant::calibrate::Stats;
+use crate::quant::lower::{self, add_layer, add_linear, ln_rows, rq_table, LayerScales};
+use crate::quant::model::QLinear;
 use crate::reasoner::{Reasoner, WINDOW};
 use pith_runtime::format::layout::{self, LN_ROWS};
 use pith_runtime::format::{
