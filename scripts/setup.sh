@@ -18,7 +18,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-rustup target add thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf \
+# Every board's target, read from the board table, and aarch64 for the host kernel tests.
+# shellcheck disable=SC2046
+rustup target add $(cargo run -q --release -p pith-boards --bin board-targets) \
   aarch64-unknown-linux-gnu >/dev/null
 # The reference checks' pinned packages (pip skips what is already installed at that version).
 python3 -m pip install --quiet -r tests/reference/requirements.txt

@@ -39,19 +39,11 @@ fn build_default(a: &Artifacts) -> Result<()> {
     crate::onnx::export_fp32(&ck, &a.fp32_onnx)?;
     drop(ck);
     crate::quant::pipeline::run(Options {
-        checkpoint: ck_dir,
-        calib: None,
-        calib_count: 300,
-        eval_count: 400,
-        alpha: 0.7,
         // Every FFN at 16 bits: the fidelity the host model is held to (models/README.md).
         ffn16: u64::MAX,
-        output: a.package.clone(),
         onnx: Some(a.int8_onnx.clone()),
         name: Some("all-MiniLM-L6-v2 int8".into()),
-        vocab_size: None,
-        vocab_corpus: Vec::new(),
-        encoder: None,
+        ..Options::new(ck_dir, a.package.clone())
     })
 }
 
@@ -95,37 +87,17 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
                 "pith: building the 12k-vocabulary package for the 16 MiB boards on first use ..."
             );
             Options {
-                checkpoint: fetch_checkpoint()?,
-                calib: None,
-                calib_count: 300,
                 eval_count: 100,
-                alpha: 0.7,
-                ffn16: 0,
-                output: path.to_path_buf(),
-                onnx: None,
                 name: Some("all-MiniLM-L6-v2 int8 12k-vocab".into()),
                 vocab_size: Some(12_000),
                 // The sentences the model is calibrated on and the bank the board answers from.
                 vocab_corpus: vec![defaults::calib_file()?, crate::kb::stackfaq_source()?],
-                encoder: None,
+                ..Options::new(fetch_checkpoint()?, path.to_path_buf())
             }
         }
         TIER_S => {
             eprintln!("pith: building Tier S from models/tier-s on first use ...");
-            Options {
-                checkpoint: root.join(catalog::TIER_S_CHECKPOINT),
-                calib: None,
-                calib_count: 300,
-                eval_count: 400,
-                alpha: 0.7,
-                ffn16: 0,
-                output: path.to_path_buf(),
-                onnx: None,
-                name: None,
-                vocab_size: None,
-                vocab_corpus: Vec::new(),
-                encoder: None,
-            }
+            Options::new(root.join(catalog::TIER_S_CHECKPOINT), path.to_path_buf())
         }
         rel if catalog::reasoner_with_package(rel).is_some() => {
             let Some(r) = catalog::reasoner_with_package(rel) else {
@@ -136,18 +108,9 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
                 r.checkpoint
             );
             Options {
-                checkpoint: root.join(r.checkpoint),
-                calib: None,
-                calib_count: 300,
-                eval_count: 400,
-                alpha: 0.7,
-                ffn16: 0,
-                output: path.to_path_buf(),
                 onnx: Some(root.join(r.qdq)),
-                name: None,
-                vocab_size: None,
-                vocab_corpus: Vec::new(),
                 encoder: Some(root.join(r.encoder)),
+                ..Options::new(root.join(r.checkpoint), path.to_path_buf())
             }
         }
         other => bail!("{other}: pith has no recipe for this package (artifacts.rs)"),

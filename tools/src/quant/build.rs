@@ -19,11 +19,14 @@ pub struct Options {
     pub ffn16: u64,
 }
 
+/// SmoothQuant strength of every shipped package: 0.7 measured best on all-MiniLM-L6-v2
+/// (models/README.md).
+pub const SMOOTH_ALPHA: f32 = 0.7;
+
 impl Default for Options {
     fn default() -> Self {
-        // 0.7 measured best on all-MiniLM-L6-v2 (shared/notes/quantization.md).
         Options {
-            smooth_alpha: 0.7,
+            smooth_alpha: SMOOTH_ALPHA,
             ffn16: 0,
         }
     }

@@ -11,6 +11,11 @@ use crate::defaults;
 use crate::output;
 use crate::text::{read_lines, CheckpointTokenizer};
 
+/// Calibration lines (or conversations) by default.
+pub const CALIB_COUNT: usize = 300;
+/// Held-out lines (or conversations) of the fidelity report by default.
+pub const EVAL_COUNT: usize = 400;
+
 /// What to quantize and how (the options of `pith quantize`).
 #[derive(clap::Args)]
 pub struct Options {
@@ -20,13 +25,13 @@ pub struct Options {
     #[arg(long)]
     pub calib: Option<PathBuf>,
     /// How many lines calibrate.
-    #[arg(long, default_value_t = 300, value_parser = crate::args::count)]
+    #[arg(long, default_value_t = CALIB_COUNT, value_parser = crate::args::count)]
     pub calib_count: usize,
     /// How many held-out lines the fidelity report uses.
-    #[arg(long, default_value_t = 400, value_parser = crate::args::count)]
+    #[arg(long, default_value_t = EVAL_COUNT, value_parser = crate::args::count)]
     pub eval_count: usize,
     /// SmoothQuant strength for the LayerNorm-fed linears, 0..=1 (0 disables).
-    #[arg(long, default_value_t = 0.7, value_parser = crate::args::fraction)]
+    #[arg(long, default_value_t = build::SMOOTH_ALPHA, value_parser = crate::args::fraction)]
     pub alpha: f32,
     /// The layers whose FFN runs at 16 bits (GELU on an i16 input grid, 15-bit output, FFN down
     /// as two int8 passes): `all`, `none` or a list like `0,5`.
@@ -53,6 +58,26 @@ pub struct Options {
     /// conversations.
     #[arg(long)]
     pub encoder: Option<PathBuf>,
+}
+
+impl Options {
+    /// `pith quantize CHECKPOINT -o OUTPUT` with every other option at its default.
+    pub fn new(checkpoint: PathBuf, output: PathBuf) -> Self {
+        Options {
+            checkpoint,
+            calib: None,
+            calib_count: CALIB_COUNT,
+            eval_count: EVAL_COUNT,
+            alpha: build::SMOOTH_ALPHA,
+            ffn16: 0,
+            output,
+            onnx: None,
+            name: None,
+            vocab_size: None,
+            vocab_corpus: Vec::new(),
+            encoder: None,
+        }
+    }
 }
 
 /// Refuses outputs that would overwrite an input or each other; the checks clap cannot do
