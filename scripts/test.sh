@@ -25,23 +25,12 @@ cargo build --release --bin pith
 step "pith built"
 cargo clippy --release --workspace --all-targets -- -D warnings
 step "workspace clippy done"
-# The firmware for a DSP board (the default board's features are covered by its QEMU tests).
-(cd firmware && cargo clippy --release --no-default-features --features mps2-an386 \
-  --target thumbv7em-none-eabihf -- -D warnings)
-# The real boards' wiring files on their HALs (their images are built and size-checked by
-# tests/tests/board_images.rs).
-(cd firmware && for b in stm32f405 nucleo-h743zi2 nrf52840-dk; do
-  cargo clippy --release --no-default-features --features "$b" --target thumbv7em-none-eabihf \
-    --bin "$b" -- -D warnings; done
-  CARGO_TARGET_THUMBV8M_MAIN_NONE_EABIHF_RUSTFLAGS="-C target-cpu=cortex-m33" cargo clippy --release \
-    --no-default-features --features pico2 --target thumbv8m.main-none-eabihf --bin pico2 -- -D warnings)
-# Every default package, ONNX export and bank the boards and tests link (recipes: tools/src/artifacts.rs).
+# The firmware of every board with a HAL and of each reference board with a CPU no HAL board
+# shares (the board table decides: tools/src/firmware.rs, lint_boards).
+cargo run --release -p pith-tests --bin lint-firmware
 step "firmware clippy done"
 ./target/release/pith artifacts
 step "artifacts built"
-
-# Issue 15's hostile arguments, configs and files: each must get a clean error or a right answer.
-./scripts/reproduce-issue-15.sh
 
 # The runtime and the console must stay no_std: check them for a Cortex-M target.
 cargo check --release -p pith-runtime -p pith-console --target thumbv7em-none-eabihf

@@ -73,27 +73,8 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
         "harness-{}-{flavour}",
         board.target_cpu.unwrap_or("generic")
     ));
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&firmware)
-        .args(["build", "--release", "--no-default-features", "--features"])
-        .arg(&features)
-        .args(["--target", board.target, "--bin", board.name])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        // A host build's flags (an outer cargo test) must not leak into the thumb build.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
-    // Replaces .cargo/config.toml's per-target rustflags, so every board gets exactly its own CPU.
-    cmd.env(
-        format!(
-            "CARGO_TARGET_{}_RUSTFLAGS",
-            board.target.to_uppercase().replace(['-', '.'], "_")
-        ),
-        board
-            .target_cpu
-            .map(|cpu| format!("-C target-cpu={cpu}"))
-            .unwrap_or_default(),
-    );
+    let mut cmd = cargo(board, "build", &features)?;
+    cmd.env("CARGO_TARGET_DIR", &target_dir);
     set_or_remove(&mut cmd, "PITH_PACKAGE", link.package.as_deref());
     set_or_remove(&mut cmd, "PITH_BANK", link.bank.as_deref());
     set_or_remove(&mut cmd, "PITH_REASONER", link.reasoner.as_deref());
@@ -124,6 +105,70 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
         );
     }
     Ok(elf)
+}
+
+/// `cargo SUBCOMMAND` in firmware/ for `board`'s binary with `features`, its target and exactly
+/// its CPU.
+fn cargo(board: &Board, subcommand: &str, features: &str) -> Result<Command> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(repo_root()?.join("firmware"))
+        .args([
+            subcommand,
+            "--release",
+            "--no-default-features",
+            "--features",
+        ])
+        .arg(features)
+        .args(["--target", board.target, "--bin", board.name])
+        // A host build's flags (an outer cargo test) must not leak into the thumb build.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    // Replaces .cargo/config.toml's per-target rustflags, so every board gets exactly its own CPU.
+    cmd.env(
+        format!(
+            "CARGO_TARGET_{}_RUSTFLAGS",
+            board.target.to_uppercase().replace(['-', '.'], "_")
+        ),
+        board
+            .target_cpu
+            .map(|cpu| format!("-C target-cpu={cpu}"))
+            .unwrap_or_default(),
+    );
+    Ok(cmd)
+}
+
+/// The boards whose firmware clippy checks: every board built on a HAL (each wiring file), and
+/// each reference board whose target and CPU no HAL board shares (each kernel set: Helium,
+/// plain Thumb). The table decides, so a new board is linted without touching a script.
+pub fn lint_boards() -> Vec<&'static Board> {
+    let hal = |b: &Board| b.run.hal.is_some();
+    let mut out: Vec<&'static Board> = pith_boards::BOARDS.iter().filter(|b| hal(b)).collect();
+    for b in pith_boards::BOARDS.iter().filter(|b| !hal(b)) {
+        if !out
+            .iter()
+            .any(|o| (o.target, o.target_cpu) == (b.target, b.target_cpu))
+        {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// Runs clippy with `-D warnings` on `board`'s firmware; the error holds clippy's output.
+pub fn lint(board: &Board) -> Result<()> {
+    let out = cargo(board, "clippy", board.name)?
+        .args(["--", "-D", "warnings"])
+        .output()
+        .context("running cargo clippy for the firmware")?;
+    if !out.status.success() {
+        bail!(
+            "clippy on the firmware for {}:\n{}",
+            board.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 fn set_or_remove(cmd: &mut Command, var: &str, path: Option<&Path>) {

@@ -1,0 +1,602 @@
+//! Hostile arguments, checkpoint configs, files and inputs against the release `pith` CLI: each must
+//! get a clean error naming the problem (non-zero exit, no panic), or a correct result.
+//!
+//! Needs the default artifacts (`pith artifacts`: models/minilm-l6.pithkb, models/minilm-l6-12k.pith,
+//! models/tier-m.pith and the ONNX exports). Each test collects every failing check of its theme and
+//! reports them all at the end.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+
+use regex::Regex;
+use serde_json::Value;
+
+/// The default bank the `ask` and `kb info` checks read.
+const BANK: &str = "models/minilm-l6.pithkb";
+/// The StackFAQ bank source the `kb build` checks read.
+const BANK_SOURCE: &str = "data/faq/stackfaq-bank.jsonl";
+/// Queries the `embed --file` checks read.
+const QUERIES: &str = "data/faq/stackfaq-dev-queries.tsv";
+/// The small transformer checkpoint: quantizing it takes seconds.
+const TIER_M: &str = "models/tier-m";
+/// The ceiling on the resident set while refusing a 2 GB non-package (KiB, as time(1) reports it).
+const MAX_REFUSAL_RSS_KB: u64 = 200_000;
+
+fn root() -> PathBuf {
+    pith_tools::defaults::repo_root().unwrap()
+}
+
+/// `pith ARGS...`, run from the repository root so the relative paths above resolve.
+fn pith(args: &[&str]) -> Command {
+    let mut cmd = Command::new(pith_tests::cli::pith_bin());
+    cmd.args(args).current_dir(root());
+    cmd
+}
+
+/// `pith quantize ARGS... --calib-count 4 --eval-count 4`: small counts keep each run short.
+fn quant(args: &[&str]) -> Command {
+    let mut cmd = pith(&["quantize"]);
+    cmd.args(args)
+        .args(["--calib-count", "4", "--eval-count", "4"]);
+    cmd
+}
+
+/// A path as a `&str` (temporary paths are UTF-8).
+fn s(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+/// Stdout then stderr, as one text.
+fn combined(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A copy of the Tier M checkpoint under `work/name` with `file` replaced by `content` (`None`
+/// removes it); the big files are symlinks to the committed ones.
+fn checkpoint(work: &Path, name: &str, file: &str, content: Option<&str>) -> PathBuf {
+    let src = root().join(TIER_M);
+    let d = work.join(name);
+    std::fs::create_dir_all(d.join("1_Pooling")).unwrap();
+    for f in ["model.safetensors", "vocab.txt"] {
+        std::os::unix::fs::symlink(src.join(f), d.join(f)).unwrap();
+    }
+    for f in [
+        "config.json",
+        "tokenizer_config.json",
+        "1_Pooling/config.json",
+    ] {
+        std::fs::copy(src.join(f), d.join(f)).unwrap();
+    }
+    match content {
+        Some(c) => std::fs::write(d.join(file), c).unwrap(),
+        None => {
+            let _ = std::fs::remove_file(d.join(file));
+        }
+    }
+    d
+}
+
+/// Tier M's config.json with `key` set to `value` (JSON).
+fn config_with(key: &str, value: &str) -> String {
+    let text = std::fs::read_to_string(root().join(TIER_M).join("config.json")).unwrap();
+    let mut config: Value = serde_json::from_str(&text).unwrap();
+    config[key] = serde_json::from_str(value).unwrap();
+    config.to_string()
+}
+
+/// Every entry under `dir` (recursively) whose name does not start with `taken.`.
+fn leftovers(dir: &Path, found: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if !p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("taken.")
+        {
+            found.push(p.clone());
+        }
+        if p.is_dir() {
+            leftovers(&p, found);
+        }
+    }
+}
+
+/// The failures of one theme's checks, reported together by [`Checks::finish`].
+#[derive(Default)]
+struct Checks {
+    failures: Vec<String>,
+}
+
+impl Checks {
+    fn fail(&mut self, name: &str, why: impl std::fmt::Display) {
+        self.failures.push(format!("{name}: {why}"));
+    }
+
+    /// Runs `cmd`; `None` (and a recorded failure) when it does not start.
+    fn run(&mut self, name: &str, mut cmd: Command) -> Option<(ExitStatus, String)> {
+        match cmd.output() {
+            Ok(out) => Some((out.status, combined(&out))),
+            Err(e) => {
+                self.fail(name, format!("could not run {cmd:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// `cmd` must exit non-zero, print no panic, and its output must match `pattern` (a regex
+    /// matched per line).
+    fn expect_error(&mut self, name: &str, pattern: &str, cmd: Command) {
+        let re = Regex::new(&format!("(?m){pattern}")).unwrap();
+        let Some((status, out)) = self.run(name, cmd) else {
+            return;
+        };
+        if status.success() {
+            self.fail(name, "exit 0 (expected an error)");
+        } else if out.contains("panicked") {
+            self.fail(name, format!("panicked: {out}"));
+        } else if !re.is_match(&out) {
+            self.fail(name, format!("no /{pattern}/ in: {out}"));
+        }
+    }
+
+    /// `cmd` must exit 0, print no panic, and its output must match `pattern` (per line).
+    fn expect_ok(&mut self, name: &str, pattern: &str, cmd: Command) {
+        let re = Regex::new(&format!("(?m){pattern}")).unwrap();
+        let Some((status, out)) = self.run(name, cmd) else {
+            return;
+        };
+        if !status.success() {
+            self.fail(name, format!("{status}: {out}"));
+        } else if out.contains("panicked") {
+            self.fail(name, format!("panicked: {out}"));
+        } else if !re.is_match(&out) {
+            self.fail(name, format!("no /{pattern}/ in: {out}"));
+        }
+    }
+
+    fn finish(self, theme: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{} {theme} check(s) failed:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
+#[test]
+fn hostile_arguments_get_clean_errors() {
+    let work = tempfile::tempdir().unwrap();
+    let x = work.path().join("x.pith");
+    let x = s(&x);
+    let b = work.path().join("b.pithkb");
+    let b = s(&b);
+    let e = work.path().join("e.f32");
+    let e = s(&e);
+    let mut c = Checks::default();
+
+    c.expect_ok(
+        "ask -k 2^64-1 answers",
+        r"^\[0\.",
+        pith(&[
+            "ask",
+            "How do I delete my Facebook account?",
+            "--kb",
+            BANK,
+            "-k",
+            "18446744073709551615",
+        ]),
+    );
+    c.expect_error(
+        "ask -k 0",
+        "at least 1",
+        pith(&["ask", "hi", "--kb", BANK, "-k", "0"]),
+    );
+    c.expect_error(
+        "quantize --alpha NaN",
+        "not a finite number",
+        quant(&[TIER_M, "-o", x, "--alpha", "NaN"]),
+    );
+    c.expect_error(
+        "quantize --alpha 2",
+        "outside 0..=1",
+        quant(&[TIER_M, "-o", x, "--alpha", "2"]),
+    );
+    c.expect_error(
+        "quantize --calib-count 0",
+        "calib-count.*at least 1",
+        pith(&["quantize", TIER_M, "-o", x, "--calib-count", "0"]),
+    );
+    c.expect_error(
+        "quantize --ffn16 past the last layer",
+        "names layer 9 but .* has 4 layers",
+        quant(&[TIER_M, "-o", x, "--ffn16", "0,9"]),
+    );
+    c.expect_error(
+        "quantize --ffn16 with a non-number",
+        "not a layer index",
+        quant(&[TIER_M, "-o", x, "--ffn16", "0,x"]),
+    );
+    c.expect_error(
+        "quantize --ffn16 on a static model",
+        "applies to BERT encoders",
+        quant(&["models/tier-s", "-o", x, "--ffn16", "all"]),
+    );
+    c.expect_error(
+        "quantize --eval-count 0",
+        "eval-count.*at least 1",
+        pith(&["quantize", TIER_M, "-o", x, "--eval-count", "0"]),
+    );
+    c.expect_error(
+        "kb build --threshold NaN",
+        "threshold.*not a finite number",
+        pith(&["kb", "build", BANK_SOURCE, "-o", b, "--threshold", "NaN"]),
+    );
+    c.expect_error(
+        "kb build --threshold 1.5",
+        "threshold.*outside -1..=1",
+        pith(&["kb", "build", BANK_SOURCE, "-o", b, "--threshold", "1.5"]),
+    );
+    c.expect_error(
+        "kb build --keep inf",
+        "keep.*not a finite number",
+        pith(&["kb", "build", BANK_SOURCE, "-o", b, "--keep", "inf"]),
+    );
+    c.expect_error(
+        "kb build --bits 5",
+        "bits.*not 4 or 8",
+        pith(&["kb", "build", BANK_SOURCE, "-o", b, "--bits", "5"]),
+    );
+    c.expect_error(
+        "embed --threads 0",
+        "threads.*at least 1",
+        pith(&["embed", "--file", QUERIES, "--out", e, "--threads", "0"]),
+    );
+    c.finish("argument");
+}
+
+#[test]
+fn broken_pipe_on_stdout_exits_quietly() {
+    let mut child = pith(&["kb", "info", BANK, "--entries"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running pith kb info");
+    let mut first = String::new();
+    {
+        // Read one line, then close the pipe as `head -1` does.
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !first.contains("panicked") && !stderr.contains("panicked"),
+        "kb info --entries with its reader gone after one line: {} (first line {first:?}):\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
+fn malformed_checkpoint_configs_are_named_and_tokenizer_case_is_kept() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let x = w.join("x.pith");
+    let x = s(&x);
+    let mut c = Checks::default();
+
+    let broken_configs = [
+        (
+            "num_attention_heads 0",
+            "heads",
+            "config.json",
+            config_with("num_attention_heads", "0"),
+            "config.json: .num_attention_heads. is 0",
+        ),
+        (
+            "num_hidden_layers 0",
+            "layers",
+            "config.json",
+            config_with("num_hidden_layers", "0"),
+            "config.json: .num_hidden_layers. is 0",
+        ),
+        (
+            "layer_norm_eps -1",
+            "eps",
+            "config.json",
+            config_with("layer_norm_eps", "-1"),
+            "layer_norm_eps -1 must be a positive",
+        ),
+        (
+            "position_embedding_type relative_key",
+            "pos",
+            "config.json",
+            config_with("position_embedding_type", r#""relative_key""#),
+            "position_embedding_type .relative_key. is not supported",
+        ),
+        (
+            "malformed tokenizer_config.json",
+            "tc",
+            "tokenizer_config.json",
+            r#"{"do_lower_case": "yes"}"#.to_string(),
+            "tokenizer_config.json",
+        ),
+        (
+            "malformed 1_Pooling",
+            "pool",
+            "1_Pooling/config.json",
+            r#"{"pooling_mode_mean_tokens": 1}"#.to_string(),
+            "1_Pooling/config.json",
+        ),
+        (
+            "malformed sentence_bert_config.json",
+            "sb",
+            "sentence_bert_config.json",
+            r#"{"max_seq_length": "long"}"#.to_string(),
+            "sentence_bert_config.json",
+        ),
+        (
+            "malformed modules.json",
+            "mod",
+            "modules.json",
+            r#"{"not": "a list"}"#.to_string(),
+            "modules.json",
+        ),
+    ];
+    for (name, dir, file, content, pattern) in &broken_configs {
+        let d = checkpoint(w, dir, file, Some(content));
+        c.expect_error(name, pattern, quant(&[s(&d), "-o", x]));
+    }
+
+    // tokenizer.json alone saying lowercase false: the package must keep case ("HELLO" != "hello").
+    let name = "tokenizer.json lowercase false keeps case";
+    let d = checkpoint(w, "cased", "tokenizer_config.json", None);
+    std::fs::write(
+        d.join("tokenizer.json"),
+        r#"{"normalizer": {"type": "BertNormalizer", "lowercase": false, "strip_accents": false, "handle_chinese_chars": true}}"#,
+    )
+    .unwrap();
+    let cased = w.join("cased.pith");
+    let cased = s(&cased);
+    match c.run(name, quant(&[s(&d), "-o", cased])) {
+        Some((status, _)) if status.success() => {
+            let upper = c.run(name, pith(&["embed", "HELLO", "--model", cased, "--json"]));
+            let lower = c.run(name, pith(&["embed", "hello", "--model", cased, "--json"]));
+            match (upper, lower) {
+                (Some((su, upper)), Some((sl, lower))) if su.success() && sl.success() => {
+                    if upper == lower {
+                        c.fail(name, "the package lowercases: HELLO and hello embed alike");
+                    }
+                }
+                (upper, lower) => c.fail(
+                    name,
+                    format!("embedding with the package failed: {upper:?} / {lower:?}"),
+                ),
+            }
+        }
+        Some((status, out)) => c.fail(name, format!("the package did not build ({status}): {out}")),
+        None => {}
+    }
+    c.finish("checkpoint config");
+}
+
+#[test]
+fn failed_writes_keep_existing_files_and_leave_nothing_behind() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = root();
+    let mut c = Checks::default();
+
+    let good = w.join("good.pith");
+    std::fs::write(&good, "not a package").unwrap();
+    let d = checkpoint(
+        w,
+        "keep",
+        "config.json",
+        Some(&config_with("num_hidden_layers", "0")),
+    );
+    c.expect_error(
+        "quantize with a bad config",
+        "is 0",
+        quant(&[s(&d), "-o", s(&good)]),
+    );
+    if std::fs::read(&good).unwrap() != b"not a package" {
+        c.fail("quantize keeps the old output", "it was overwritten");
+    }
+
+    let src = w.join("src.jsonl");
+    std::fs::copy(root.join(BANK_SOURCE), &src).unwrap();
+    let src = s(&src);
+    c.expect_error(
+        "kb build src -o src",
+        "also an input",
+        pith(&["kb", "build", src, "-o", src]),
+    );
+    if std::fs::read(root.join(BANK_SOURCE)).unwrap() != std::fs::read(src).unwrap() {
+        c.fail("kb build src -o src", "the source changed");
+    }
+    c.expect_error(
+        "quantize -o the calibration file",
+        "also an input",
+        quant(&[TIER_M, "--calib", src, "-o", src]),
+    );
+    c.expect_error(
+        "embed --out the input",
+        "also an input",
+        pith(&["embed", "--file", src, "--out", src]),
+    );
+
+    let outdir = w.join("outdir");
+    std::fs::create_dir_all(outdir.join("taken.pithkb")).unwrap();
+    c.expect_error(
+        "kb build onto a folder",
+        "taken.pithkb",
+        pith(&[
+            "kb",
+            "build",
+            BANK_SOURCE,
+            "-o",
+            s(&outdir.join("taken.pithkb")),
+        ]),
+    );
+    std::fs::create_dir_all(outdir.join("taken.f32")).unwrap();
+    c.expect_error(
+        "embed --out onto a folder",
+        "taken.f32",
+        pith(&[
+            "embed",
+            "--file",
+            QUERIES,
+            "--out",
+            s(&outdir.join("taken.f32")),
+        ]),
+    );
+    let mut left = Vec::new();
+    leftovers(&outdir, &mut left);
+    if !left.is_empty() {
+        c.fail("failed writes leave nothing behind", format!("{left:?}"));
+    }
+    c.finish("file");
+}
+
+#[test]
+fn malformed_bank_sources_are_refused_by_line() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let b = w.join("b.pithkb");
+    let b = s(&b);
+    let mut c = Checks::default();
+
+    let dup = w.join("dup.jsonl");
+    std::fs::write(
+        &dup,
+        "{\"id\": \"a\", \"question\": \"q1\", \"answer\": \"a1\"}\n\
+         {\"id\": \"a\", \"question\": \"q2\", \"answer\": \"a2\"}\n",
+    )
+    .unwrap();
+    c.expect_error(
+        "kb build duplicate ids",
+        r#"line 2: id "a" was already used on line 1"#,
+        pith(&["kb", "build", s(&dup), "-o", b]),
+    );
+    let obj = w.join("obj.jsonl");
+    std::fs::write(
+        &obj,
+        "{\"id\": \"a\", \"question\": \"q1\", \"answer\": {\"text\": \"a1\"}}\n",
+    )
+    .unwrap();
+    c.expect_error(
+        "kb build non-string answer",
+        "line 1: .answer. must be a string",
+        pith(&["kb", "build", s(&obj), "-o", b]),
+    );
+    c.finish("bank source");
+}
+
+#[test]
+fn bad_eval_sts_inputs_are_refused_by_line() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut c = Checks::default();
+
+    let cases = [
+        (
+            "eval sts NaN score",
+            "nan.tsv",
+            "1\ta\tb\nNaN\tc\td\n",
+            "nan.tsv:2: the score NaN",
+        ),
+        (
+            "eval sts inf score",
+            "inf.tsv",
+            "1\ta\tb\ninf\tc\td\n",
+            "inf.tsv:2: the score inf",
+        ),
+        ("eval sts empty file", "empty.tsv", "", "0 scored pairs"),
+        (
+            "eval sts unparsable",
+            "junk.tsv",
+            "header line\nnot a pair\n",
+            "junk.tsv:2: expected",
+        ),
+    ];
+    for (name, file, content, pattern) in cases {
+        let p = w.join(file);
+        std::fs::write(&p, content).unwrap();
+        c.expect_error(name, pattern, pith(&["eval", "sts", s(&p)]));
+    }
+    c.finish("eval sts input");
+}
+
+#[test]
+fn mismatched_packages_and_backends_are_refused_cheaply() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut c = Checks::default();
+
+    c.expect_error(
+        "tract-fp32 with the 12k package",
+        "token table is 30522 x 384 but the package's is 12000 x 384",
+        pith(&[
+            "embed",
+            "hello",
+            "--backend",
+            "tract-fp32",
+            "--model",
+            "models/minilm-l6-12k.pith",
+        ]),
+    );
+    c.expect_error(
+        "tract-int8 with Tier M",
+        "token table",
+        pith(&[
+            "embed",
+            "hello",
+            "--backend",
+            "tract-int8",
+            "--model",
+            "models/tier-m.pith",
+        ]),
+    );
+
+    // A sparse 2 GB file that is not a package: refused without reading it all into memory.
+    let name = "2 GB --model";
+    let big = w.join("big.bin");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "maxrss_kb=%M"])
+        .arg(pith_tests::cli::pith_bin())
+        .args(["embed", "hello", "--model", s(&big)])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .output();
+    match out {
+        Ok(out) => {
+            // time(1) and pith both write to stderr.
+            let log = String::from_utf8_lossy(&out.stderr);
+            let rss = log
+                .lines()
+                .find_map(|l| l.strip_prefix("maxrss_kb="))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            match rss {
+                Some(kb) if log.contains("not a package") && kb < MAX_REFUSAL_RSS_KB => {}
+                _ => c.fail(
+                    name,
+                    format!("not refused under {MAX_REFUSAL_RSS_KB} KB RSS: {log}"),
+                ),
+            }
+        }
+        Err(e) => c.fail(name, format!("could not run /usr/bin/time: {e}")),
+    }
+    c.finish("package and backend");
+}
