@@ -18,6 +18,8 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The test runner (on most Rust images already; built from crates.io where not).
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 # Every board's target, read from the board table, and aarch64 for the host kernel tests.
 # shellcheck disable=SC2046
 rustup target add $(cargo run -q --release -p pith-boards --bin board-targets) \

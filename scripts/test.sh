@@ -36,22 +36,24 @@ step "artifacts built"
 cargo check --release -p pith-runtime -p pith-console --target thumbv7em-none-eabihf
 # ... and with the defmt feature the firmware uses to log why a package or bank was refused.
 cargo check --release -p pith-runtime --features defmt --target thumbv7em-none-eabihf
-# aarch64 host kernels (SDOT, plain NEON): lints for that target, then the kernel and engine tests
-# (proptests of each kernel against the scalar oracle) under qemu-aarch64, the runner in
-# .cargo/config.toml. Only the runtime is cross-built, into target/cross, which
-# tests/tests/aarch64_qemu.rs reuses for its end-to-end comparison with x86-64.
-aarch64=(--release -p pith-runtime --features std --target aarch64-unknown-linux-gnu --target-dir target/cross)
-cargo clippy "${aarch64[@]}" --all-targets -- -D warnings
-cargo test "${aarch64[@]}" --lib -- kernels:: engine::
-step "aarch64 checks done"
+# aarch64 host kernels (SDOT, plain NEON): lints for that target. Their property suites and the
+# end-to-end comparison with x86-64 run under qemu-aarch64 in tests/tests/aarch64_qemu.rs (only
+# the runtime is cross-built, into target/cross).
+cargo clippy --release -p pith-runtime --features std --target aarch64-unknown-linux-gnu \
+  --target-dir target/cross --all-targets -- -D warnings
+step "aarch64 lints done"
+# cargo-nextest runs each test in its own process and the tests of all binaries side by side
+# (.config/nextest.toml starts the long simulator runs first).
 if [ "$quick" = 1 ]; then
   # Host tests and the simulator tests on the default board (mps3-an547); the other boards and the
   # long bit-exactness runs are CI's.
-  cargo test --release --workspace -- \
-    --skip every_board_boots --skip cortex_m4 --skip cortex_m55 --skip device_ask_answers \
-    --skip m0plus_class --skip tier_m_student_fits --skip aarch64_kernels_under_qemu \
-    --skip every_real_board_image_fits --skip device_answers_every_hostile_line
+  cargo nextest run --release --workspace -E 'not (test(every_board_boots) | test(cortex_m4) |
+    test(cortex_m55) | test(device_ask_answers) | test(m0plus_class) | test(tier_m_student_fits) |
+    test(aarch64_kernels_under_qemu) | test(every_real_board_image_fits) |
+    test(device_answers_every_hostile_line))'
 else
-  cargo test --release --workspace
+  cargo nextest run --release --workspace
 fi
+# nextest runs no doctests; rustdoc does.
+cargo test --release --workspace --doc
 step "tests done"

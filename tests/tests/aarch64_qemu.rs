@@ -4,8 +4,7 @@
 //! cross linker), embeds SNLI sentences with each aarch64 kernel (SDOT, plain NEON); this process
 //! embeds the same sentences with every x86 kernel this CPU has and with the scalar oracle.
 //!
-//! Only pith-runtime is cross-built, into target/cross (scripts/test.sh runs the runtime's kernel
-//! tests there first, so this build is usually fresh).
+//! Only pith-runtime is cross-built, into target/cross; its kernel property suites run there too.
 
 use std::process::Command;
 
@@ -148,5 +147,43 @@ fn aarch64_kernels_under_qemu_give_the_host_and_oracle_bytes() {
                 sentences[i]
             );
         }
+    }
+}
+
+/// The runtime's kernel and engine property suites (every aarch64 kernel against the scalar
+/// oracle), cross-built and run under `qemu-aarch64 -cpu max`: a test here so it runs beside the
+/// others instead of before them.
+#[test]
+fn aarch64_kernel_property_suites_pass_under_qemu() {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(repo_root().unwrap())
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "pith-runtime",
+            "--features",
+            "std",
+        ])
+        .args(["--target", TARGET, "--target-dir", TARGET_DIR])
+        .args(["--lib", "--", "kernels::", "engine::"])
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .expect("running cargo test for aarch64");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "aarch64 property suites failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both instruction sets' suites ran (none ignored, none filtered away).
+    for suite in ["packed::tests::sdot::", "packed::tests::neon::"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(suite) && l.ends_with("... ok")),
+            "{suite} did not run:\n{text}"
+        );
     }
 }
