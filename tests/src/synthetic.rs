@@ -3,7 +3,7 @@
 //! nothing, but they are deterministic, so device and host must agree on them byte for byte.
 
 use pith_runtime::fixed::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
-use pith_runtime::format::layout::{GELU_LEN, LAYER_LINEARS, LAYER_SCALARS, LN_ROWS};
+use pith_runtime::format::layout::{Scalars, GELU_LEN, LAYER_LINEARS, LAYER_SCALARS, LN_ROWS};
 use pith_runtime::format::{
     Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind, TokenizerConfig,
 };
@@ -178,7 +178,12 @@ pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
             l,
             1,
             LAYER_SCALARS,
-            &[1, 10, 1 << 8, 16, 0, 0, 0, 0],
+            &Scalars {
+                score: (1, 10),
+                context: (1 << 8, 16),
+                gelu_zero: 0,
+            }
+            .to_words(),
         );
     }
     w.finish()

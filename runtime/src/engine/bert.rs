@@ -225,8 +225,8 @@ pub fn layer(
     linear(&lv.k, fast(1), s.xm, h, h, tn, Epilogue::I8(s.k));
     linear(&lv.v, fast(2), s.xm, h, h, tn, Epilogue::I8(s.v));
 
-    let (sm, ssh) = (lv.scalars.at(0), lv.scalars.at(1));
-    let (cm, csh) = (lv.scalars.at(2), lv.scalars.at(3));
+    let (sm, ssh) = lv.scalars.score;
+    let (cm, csh) = lv.scalars.context;
     let ctx = &mut *s.xm; // Q/K/V consumed xm: it now holds the context.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     let done = !crate::kernels::scalar_forced()

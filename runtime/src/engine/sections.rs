@@ -4,7 +4,7 @@ use super::layernorm::LnParams;
 use crate::error::{Error, Result};
 use crate::fixed::{I32s, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 use crate::format::layout::{
-    LinearSections, DOWN, GELU_LEN, K_PROJ, LAYER_SCALARS, LN_ROWS, O, Q, UP, V,
+    LinearSections, Scalars, DOWN, GELU_LEN, K_PROJ, LAYER_SCALARS, LN_ROWS, O, Q, UP, V,
 };
 use crate::format::{DType, Package, SectionKind};
 
@@ -38,8 +38,8 @@ pub struct LayerView<'a> {
     pub ln1: LnParams<'a>,
     pub ln2: LnParams<'a>,
     pub gelu: Gelu<'a>,
-    /// score (mult, shift), context (mult, shift), GELU zero point.
-    pub scalars: I32s<'a>,
+    /// The layer's scalars, by name.
+    pub scalars: Scalars,
 }
 
 /// A layer's GELU: which of the two FFN precisions the layer runs at.
@@ -104,7 +104,10 @@ impl<'a> LayerView<'a> {
             ln1: LnParams::new(p.tensor(Ln1, l, DType::I64, LN_ROWS, hidden)?, hidden),
             ln2: LnParams::new(p.tensor(Ln2, l, DType::I64, LN_ROWS, hidden)?, hidden),
             gelu: Gelu::resolve(p, l)?,
-            scalars: I32s(p.tensor(LayerScalars, l, DType::I32, 1, LAYER_SCALARS)?),
+            scalars: {
+                let t = I32s(p.tensor(LayerScalars, l, DType::I32, 1, LAYER_SCALARS)?);
+                Scalars::from_words(|i| t.at(i))
+            },
         })
     }
 }

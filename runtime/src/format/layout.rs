@@ -81,6 +81,34 @@ pub const LAYER_LINEARS: [LinearSections; 6] = [Q, K_PROJ, V, O, UP, DOWN];
 pub const LN_ROWS: usize = 4;
 /// Entries of a layer's GELU table (`GeluTable`: i8 `[1, 256]`, indexed by the int8 input).
 pub const GELU_LEN: usize = 256;
-/// Entries of a layer's scalars (`LayerScalars`: i32 `[1, 8]`): score (mult, shift), context
-/// (mult, shift), GELU zero point, three reserved.
+/// Entries of a layer's scalars (`LayerScalars`: i32 `[1, 8]`), in the order of [`Scalars`].
 pub const LAYER_SCALARS: usize = 8;
+
+/// A layer's scalars by name: the `LayerScalars` section holds them as i32 in this order, then
+/// zeros up to [`LAYER_SCALARS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scalars {
+    /// Requantization `(mult, shift)` of the attention scores to i32.
+    pub score: (i32, i32),
+    /// Requantization `(mult, shift)` of the context for probabilities summing to 255.
+    pub context: (i32, i32),
+    /// Zero point of the int8 GELU table's output.
+    pub gelu_zero: i32,
+}
+
+impl Scalars {
+    /// The section's words.
+    pub const fn to_words(&self) -> [i32; LAYER_SCALARS] {
+        let (s, c) = (self.score, self.context);
+        [s.0, s.1, c.0, c.1, self.gelu_zero, 0, 0, 0]
+    }
+
+    /// From the section's words (`at(i)`: word `i`).
+    pub fn from_words(at: impl Fn(usize) -> i32) -> Self {
+        Scalars {
+            score: (at(0), at(1)),
+            context: (at(2), at(3)),
+            gelu_zero: at(4),
+        }
+    }
+}

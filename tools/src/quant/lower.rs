@@ -176,7 +176,12 @@ pub fn add_layer(
         l,
         1,
         LAYER_SCALARS,
-        &[sm, ss, cm, cs, gzp, 0, 0, 0],
+        &layout::Scalars {
+            score: (sm, ss),
+            context: (cm, cs),
+            gelu_zero: gzp,
+        }
+        .to_words(),
     );
 }
 
