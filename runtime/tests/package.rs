@@ -49,21 +49,39 @@ fn damaged_packages_are_refused_with_the_right_error() {
 }
 
 #[test]
-fn a_damaged_header_or_section_table_is_an_error_even_without_the_checksum() {
-    let mut bad = package();
-    // Corrupt bytes of the header and section table, then skip the CRC: structural checks must hold.
+fn a_damaged_header_or_section_table_fails_the_checksum_and_never_panics_without_it() {
+    let good = package();
+    let mut bad = good.clone();
+    let (mut refused, mut embeds) = (0, 0);
     for at in 24..600 {
         bad[at] ^= 0xff;
-        if let Ok(p) = pith_runtime::Package::new_checked_without_crc(&bad) {
-            if let Ok(m) = Model::from_package(p) {
-                // If the damage was benign (padding, a name byte), the model must still work.
-                let mut arena = vec![0i32; m.arena_words(16)];
-                let mut out = vec![0i8; m.dim()];
-                let _ = m.embed("still answers", &mut arena, &mut out);
-            }
+        // With its checksum every damaged byte is refused (checked on every 8th: each check reads
+        // the whole package) ...
+        assert!(
+            at % 8 != 0 || pith_runtime::Package::new_checked(&bad).is_err(),
+            "byte {at} damaged and the package still loads"
+        );
+        // ... and without it the structural checks refuse the damage or load a model that runs
+        // (a swapped layer index loads other weights: only the checksum can tell): never a panic.
+        match embed_with(&bad) {
+            None => refused += 1,
+            Some(_) => embeds += 1,
         }
         bad[at] ^= 0xff;
     }
+    eprintln!("without the checksum: {refused} refused, {embeds} loaded and embedded");
+    assert!(refused > 2 * embeds, "refused {refused}, embedded {embeds}");
+}
+
+/// The embedding of one sentence with the package `bytes` loaded without its checksum, or `None`
+/// when loading or embedding refuses it.
+fn embed_with(bytes: &[u8]) -> Option<Vec<i8>> {
+    let p = pith_runtime::Package::new_checked_without_crc(bytes).ok()?;
+    let m = Model::from_package(p).ok()?;
+    let mut arena = vec![0i32; m.arena_words(16)];
+    let mut out = vec![0i8; m.dim()];
+    m.embed("still answers", &mut arena, &mut out).ok()?;
+    Some(out)
 }
 
 /// A 16-bit GELU table whose knot leaves the output range is refused at load: the kernels'

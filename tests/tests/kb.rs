@@ -679,8 +679,9 @@ fn stackfaq_bank_is_small_and_valid() {
 }
 
 /// Dev-query retrieval on the device path (int8 model, 4-bit bank, integer search). Measured:
-/// question 94.40 / MRR 96.89, answer 71.04 / 79.26, both 95.36 / 97.46; the independent fp32
-/// question baseline is 94.40 / 96.96. The bounds leave about two queries (0.3 point) of slack.
+/// question 94.40 / MRR 96.89, answer 71.04 / 79.26, both 95.36 / 97.46; the fp32 question
+/// baseline (tract on the fp32 ONNX, computed in the same run) 94.40 / 96.96. The bounds leave
+/// about two queries (0.3 point) of slack.
 #[test]
 fn stackfaq_native_retrieval() {
     let question = eval("question", "native", &[]);
@@ -689,11 +690,12 @@ fn stackfaq_native_retrieval() {
     assert_eq!(both["queries"], 625);
     assert!(pct(&question, "top1") >= 94.0 && pct(&question, "mrr") >= 96.5);
     assert!(pct(&answer, "top1") >= 69.0 && pct(&answer, "mrr") >= 77.5);
+    let fp32 = eval("question", "tract-fp32", &[]);
     assert!(
-        pct(&both, "top1") > 94.40 + 0.5,
-        "both must beat the plain-question fp32 baseline"
+        pct(&both, "top1") > pct(&fp32, "top1") + 0.5,
+        "both must beat the plain-question fp32 baseline: {both} vs {fp32}"
     );
-    assert!(pct(&both, "mrr") > 96.96 + 0.3);
+    assert!(pct(&both, "mrr") > pct(&fp32, "mrr") + 0.3);
     // Off-topic sentences (SNLI captions, not used for calibration) must be refused.
     let neg = std::env::temp_dir().join(format!("pith-kb-neg-{}.txt", std::process::id()));
     let snli = std::fs::read_to_string(

@@ -83,16 +83,7 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
         Some(a) => cmd.env("PITH_ARENA_BYTES", a.to_string()),
         None => cmd.env_remove("PITH_ARENA_BYTES"),
     };
-    let out = cmd
-        .output()
-        .context("running cargo build for the firmware")?;
-    if !out.status.success() {
-        bail!(
-            "firmware build for {} failed:\n{}",
-            board.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    run(&mut cmd, &format!("firmware build for {}", board.name))?;
     let elf = target_dir
         .join(board.target)
         .join("release")
@@ -157,16 +148,21 @@ pub fn lint_boards() -> Vec<&'static Board> {
 
 /// Runs clippy with `-D warnings` on `board`'s firmware; the error holds clippy's output.
 pub fn lint(board: &Board) -> Result<()> {
-    let out = cargo(board, "clippy", board.name)?
-        .args(["--", "-D", "warnings"])
+    let mut cmd = cargo(board, "clippy", board.name)?;
+    cmd.args(["--", "-D", "warnings"]);
+    run(
+        &mut cmd,
+        &format!("clippy on the firmware for {}", board.name),
+    )
+}
+
+/// Runs cargo; its error output is the error when it fails.
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd
         .output()
-        .context("running cargo clippy for the firmware")?;
+        .with_context(|| format!("running cargo: {what}"))?;
     if !out.status.success() {
-        bail!(
-            "clippy on the firmware for {}:\n{}",
-            board.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
 }
