@@ -26,7 +26,7 @@ step "pith built"
 cargo clippy --release --workspace --all-targets -- -D warnings
 step "workspace clippy done"
 # The firmware of every board with a HAL and of each reference board with a CPU no HAL board
-# shares (the board table decides: tools/src/firmware.rs, lint_boards).
+# shares (the board table decides: tools/src/device/firmware.rs, lint_boards).
 cargo run --release -p pith-tests --bin lint-firmware
 step "firmware clippy done"
 ./target/release/pith artifacts

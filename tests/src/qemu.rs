@@ -1,14 +1,14 @@
 //! QEMU simulator harness for the tests: the firmware build and the console client are the tools'
-//! (`pith_tools::firmware`, `pith_tools::device`); this adds the tests' choice of what to link.
+//! (`pith_tools::device::firmware`, `pith_tools::device`); this adds the tests' choice of what to link.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 pub use pith_boards::{Board, BOARDS};
 pub use pith_tools::defaults::repo_root;
+pub use pith_tools::device::firmware::board;
+use pith_tools::device::firmware::{build, Link};
 pub use pith_tools::device::{decode_response, Qemu, Reply};
-pub use pith_tools::firmware::board;
-use pith_tools::firmware::{build, Link};
 
 /// The model package tests use: `$PITH_PACKAGE` or the default package; a clear error if absent.
 pub fn package_path() -> Result<PathBuf> {

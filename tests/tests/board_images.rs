@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use pith_tests::qemu::{build_firmware, repo_root, Board, Qemu, BOARDS};
-use pith_tools::firmware::{build, Link};
-use pith_tools::image::measure;
+use pith_tools::device::firmware::{build, Link};
+use pith_tools::device::image::measure;
 
 /// Longer than any arena here allows: the embedding runs at the board's max tokens.
 const LONG: &str =

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use pith_tests::qemu::{board, repo_root, Qemu};
 use pith_tools::artifacts::package;
 use pith_tools::catalog::{ReasonerArtifacts, REASONER_S, TIER_S};
-use pith_tools::firmware::{build, Link};
+use pith_tools::device::firmware::{build, Link};
 
 const BOOT: Duration = Duration::from_secs(30);
 const REPLY: Duration = Duration::from_secs(60);

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::console_line::{plan, Plan};
+use crate::device::console_line::{plan, Plan};
+use crate::device::firmware;
 use crate::device::{self, Link, Qemu};
-use crate::firmware;
 
 /// Arguments.
 #[derive(clap::Args)]

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use pith_boards::Board;
 
-use crate::firmware::{self, Link};
+use crate::device::firmware::{self, Link};
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -28,7 +28,7 @@ pub fn run(args: Args) -> Result<()> {
             anyhow::bail!("--uf2: only pico2's boot ROM takes UF2 images");
         }
         let path = elf.with_extension("uf2");
-        let image = crate::uf2::from_elf(&elf, crate::uf2::RP2350_ARM_S)?;
+        let image = crate::device::uf2::from_elf(&elf, crate::device::uf2::RP2350_ARM_S)?;
         crate::output::write_whole(&path, &image)?;
         crate::outln!("{}", path.display());
     }

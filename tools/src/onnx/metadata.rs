@@ -1,5 +1,5 @@
 //! The `metadata_props` of an fp32 export: what is not a tensor (layout version, configuration,
-//! vocabulary), so `crate::checkpoint_onnx` reads the file back as the checkpoint it came from.
+//! vocabulary), so `crate::checkpoint::onnx` reads the file back as the checkpoint it came from.
 
 use anyhow::{bail, Result};
 use pith_runtime::format::Pooling;

@@ -25,7 +25,7 @@ fn write(model: &ModelProto, path: &Path) -> Result<()> {
     crate::output::write_whole(path, &model.encode_to_vec())
 }
 
-// Names the reader of `pith export` files (crate::checkpoint_onnx) shares with the writer.
+// Names the reader of `pith export` files (crate::checkpoint::onnx) shares with the writer.
 pub(crate) use bert::{
     layer, layer_norm, layer_prefix, ln_module, LayerConsts, LayerWeights, Lin, Site, EMB_LN,
 };

@@ -138,7 +138,7 @@ pub fn run(a: Options) -> Result<()> {
         } {
             corpus.extend(read_lines(&f)?);
         }
-        crate::prune::prune(&mut ck, &corpus, size)?;
+        crate::checkpoint::prune::prune(&mut ck, &corpus, size)?;
         eprintln!("vocabulary pruned to {} tokens", ck.vocab.len());
     }
     anyhow::ensure!(

@@ -1,6 +1,10 @@
 //! Reading a Hugging Face sentence-transformers checkpoint of the BERT family (BERT, MiniLM,
 //! bge-small, e5-small): config.json, model.safetensors, vocab.txt or tokenizer.json, pooling config.
 
+pub mod hf_config;
+pub mod onnx;
+pub mod prune;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -9,8 +13,8 @@ use ndarray::{Array1, Array2};
 use pith_runtime::format::{Pooling, TokenizerConfig};
 use serde_json::Value;
 
-pub use crate::hf_config::BertConfig;
-use crate::hf_config::{self, Normalizer};
+pub use crate::checkpoint::hf_config::BertConfig;
+use hf_config::Normalizer;
 
 /// One encoder layer's fp32 weights, PyTorch layout (`[out, in]`).
 pub struct Layer {

@@ -2,6 +2,11 @@
 //! stdio. Text replies (body lines, then an `OK`/`ERR` line) and framed responses (COBS + postcard).
 //! `pith console`, the QEMU tests and the size report all read replies through here.
 
+pub mod console_line;
+pub mod firmware;
+pub mod image;
+pub mod uf2;
+
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -159,7 +164,7 @@ impl Link {
     }
 
     /// [`Link::command`] for a line that need not be UTF-8 (the device answers ERR for that).
-    /// The line must hold no control bytes: see [`crate::console_line::plan`].
+    /// The line must hold no control bytes: see [`crate::device::console_line::plan`].
     pub fn command_bytes(&mut self, line: &[u8], timeout: Duration) -> Result<Reply> {
         let mut bytes = line.to_vec();
         bytes.push(b'\r');
