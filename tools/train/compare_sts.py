@@ -20,8 +20,7 @@ import tempfile
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+from common import HERE, ROOT  # noqa: E402  (the script's own folder is on sys.path)
 sys.path.insert(0, HERE)
 from distill_static import spearman  # noqa: E402
 

@@ -26,8 +26,7 @@ import random
 import re
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+from common import HERE, ROOT  # noqa: E402  (the script's own folder is on sys.path)
 SNLI = os.path.join(ROOT, "data", "calib", "snli-dev-sentences.txt")
 SNLI_TRAIN_LINES = 10000
 

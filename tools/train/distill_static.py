@@ -37,8 +37,7 @@ import zipfile
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+from common import HERE, ROOT, onnx_output_dim  # noqa: E402  (the script's own folder is on sys.path)
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Bytes the package spends per vocabulary token besides its row: the (multiplier, shift) pair
 # (8) and the vocabulary section's offset and sorted-index entries (3 + 3).
@@ -176,10 +175,11 @@ class Teacher:
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, min(2, os.cpu_count() or 1))
         self.sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+        self.dim = onnx_output_dim(self.sess)
 
     def embed_ids(self, seqs, batch=256, label=""):
         """Pooled, normalised teacher embeddings of id sequences (each with [CLS] .. [SEP])."""
-        out = np.zeros((len(seqs), 384), np.float32)
+        out = np.zeros((len(seqs), self.dim), np.float32)
         # Sorting by length keeps padding (and time) small; results go back to input order.
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         for s in range(0, len(order), batch):
@@ -416,8 +416,8 @@ def main():
         wn = wordnet_texts(args.wordnet, args.wordnet_texts) if args.wordnet else []
         wn_ids = [e.ids for e in full_tok.encode_batch(wn)]
         t_wn = cached(os.path.join(args.cache, f"teacher_wordnet{len(wn)}.npy"),
-                      lambda: get_teacher().embed_ids(wn_ids, 128, "wordnet")) if wn else np.zeros((0, 384))
-        extra, t_extra = [], np.zeros((0, 384))
+                      lambda: get_teacher().embed_ids(wn_ids, 128, "wordnet")) if wn else np.zeros((0, get_teacher().dim))
+        extra, t_extra = [], np.zeros((0, get_teacher().dim))
         if args.extra_texts:
             with open(args.extra_texts, encoding="utf-8") as f:
                 extra = [l.strip() for l in f if l.strip()]

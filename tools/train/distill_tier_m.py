@@ -49,8 +49,7 @@ import torch.nn.functional as F
 from safetensors.numpy import load_file
 from safetensors.torch import save_file
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+from common import HERE, ROOT  # noqa: E402  (the script's own folder is on sys.path)
 sys.path.insert(0, HERE)
 from tiny_bert import Bert  # noqa: E402
 from distill_static import SPECIALS, is_fallback_char, read_vocab, spearman, wordpiece  # noqa: E402
@@ -88,16 +87,16 @@ def embed_all(model, seqs, batch=256, device="cpu", label=""):
     return out
 
 
-def read_rows(path, n):
-    """Raw little-endian f32 rows of 384 (`pith embed --out`), normalised."""
+def read_rows(path, n, dim):
+    """Raw little-endian f32 rows of `dim` (`pith embed --out`), normalised."""
     raw = np.fromfile(path, "<f4")
-    if raw.size % 384 or raw.size // 384 < n:
-        raise SystemExit(f"{path}: {raw.size} floats, not {n} rows of 384")
-    e = raw.reshape(-1, 384)[:n]
+    if raw.size % dim or raw.size // dim < n:
+        raise SystemExit(f"{path}: {raw.size} floats, not {n} rows of {dim}")
+    e = raw.reshape(-1, dim)[:n]
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 
-def read_groups(path, emb_path):
+def read_groups(path, emb_path, dim):
     """--aug texts, their teacher embeddings, and the train and dev groups (lists of line numbers)."""
     with open(path, encoding="utf-8") as f:
         texts = [l.rstrip("\n") for l in f]
@@ -108,7 +107,7 @@ def read_groups(path, emb_path):
     groups = {"train": {}, "dev": {}}
     for i, (g, split) in enumerate(meta):
         groups[split].setdefault(g, []).append(i)
-    return texts, read_rows(emb_path, len(texts)), list(groups["train"].values()), list(groups["dev"].values())
+    return texts, read_rows(emb_path, len(texts), dim), list(groups["train"].values()), list(groups["dev"].values())
 
 
 def read_corpus_groups(path, n):
@@ -334,7 +333,7 @@ def main():
     # Stage 1
     tpath = os.path.join(args.cache, f"teacher_{len(texts)}.npy")
     if args.teacher_emb:
-        t_emb = read_rows(args.teacher_emb, len(texts))
+        t_emb = read_rows(args.teacher_emb, len(texts), cfg["hidden_size"])
     elif os.path.exists(tpath):
         t_emb = np.load(tpath).astype(np.float32)
     else:
@@ -409,7 +408,7 @@ def main():
     n = len(texts)
     train_groups, close = [], None
     if args.aug:
-        a_texts, a_emb, train_groups, dev_groups = read_groups(args.aug, args.aug_emb)
+        a_texts, a_emb, train_groups, dev_groups = read_groups(args.aug, args.aug_emb, cfg["hidden_size"])
         a_seqs = encode(s_tok, a_texts, args.max_len)
         train_groups = [np.array(g) + n for g in train_groups]
         s_seqs = s_seqs + a_seqs

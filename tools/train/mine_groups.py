@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from common import HERE  # noqa: E402  (the script's own folder is on sys.path)
 sys.path.insert(0, HERE)
 from corpus import SNLI, SNLI_TRAIN_LINES  # noqa: E402
 

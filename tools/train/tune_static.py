@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.numpy import load_file, save_file
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+from common import HERE, ROOT  # noqa: E402  (the script's own folder is on sys.path)
 sys.path.insert(0, HERE)
 from distill_static import read_vocab, spearman, wordpiece  # noqa: E402
 from corpus import SNLI, SNLI_TRAIN_LINES  # noqa: E402
