@@ -13,41 +13,14 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use ndarray::{Array1, Array2};
-use pith_runtime::format::{Pooling, TokenizerConfig};
 use prost::Message;
-use serde_json::Value;
 use tract_onnx::pb::{tensor_proto::DataType, ModelProto, TensorProto};
 
 use crate::checkpoint::{BertConfig, Checkpoint, Layer};
-use crate::onnx::metadata::{CONFIG_KEY, FORMAT_KEY, FORMAT_VERSION, VOCAB_KEY};
+use crate::onnx::metadata::{ExportConfig, CONFIG_KEY, FORMAT_KEY, FORMAT_VERSION, VOCAB_KEY};
 use crate::onnx::{
     layer_prefix, ln_module, Lin, EMB_LN, POS_EMB, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB,
 };
-
-fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value> {
-    v.get(key)
-        .with_context(|| format!("`{CONFIG_KEY}` lacks `{key}`"))
-}
-
-fn usize_of(v: &Value, key: &str) -> Result<usize> {
-    field(v, key)?
-        .as_u64()
-        .map(|x| x as usize)
-        .with_context(|| format!("`{CONFIG_KEY}`: `{key}` is not a count"))
-}
-
-fn u32_of(v: &Value, key: &str) -> Result<u32> {
-    let n = field(v, key)?
-        .as_u64()
-        .with_context(|| format!("`{CONFIG_KEY}`: `{key}` is not a number"))?;
-    u32::try_from(n).with_context(|| format!("`{CONFIG_KEY}`: `{key}` = {n} is out of range"))
-}
-
-fn bool_of(v: &Value, key: &str) -> Result<bool> {
-    field(v, key)?
-        .as_bool()
-        .with_context(|| format!("`{CONFIG_KEY}`: `{key}` is not a boolean"))
-}
 
 /// The graph's initializers by name.
 struct Inits<'a> {
@@ -161,40 +134,21 @@ impl Checkpoint {
                 path.display()
             ),
         }
-        let cfg: Value =
-            serde_json::from_str(config_text).with_context(|| format!("parsing `{CONFIG_KEY}`"))?;
+        let cfg: ExportConfig = serde_json::from_str(config_text)
+            .with_context(|| format!("{}: parsing `{CONFIG_KEY}`", path.display()))?;
         let config = BertConfig {
-            vocab_size: usize_of(&cfg, "vocab_size")?,
-            hidden: usize_of(&cfg, "hidden")?,
-            layers: usize_of(&cfg, "layers")?,
-            heads: usize_of(&cfg, "heads")?,
-            ffn: usize_of(&cfg, "ffn")?,
-            max_positions: usize_of(&cfg, "max_positions")?,
-            layer_norm_eps: field(&cfg, "layer_norm_eps")?
-                .as_f64()
-                .context("`layer_norm_eps` is not a number")? as f32,
+            vocab_size: cfg.vocab_size,
+            hidden: cfg.hidden,
+            layers: cfg.layers,
+            heads: cfg.heads,
+            ffn: cfg.ffn,
+            max_positions: cfg.max_positions,
+            layer_norm_eps: cfg.layer_norm_eps as f32,
         };
         config.validate(&format!("{} (`{CONFIG_KEY}` metadata)", path.display()))?;
-        let pooling = match field(&cfg, "pooling")?.as_str() {
-            Some("mean") => Pooling::Mean,
-            Some("cls") => Pooling::Cls,
-            other => bail!("`{CONFIG_KEY}`: pooling {other:?} is neither \"mean\" nor \"cls\""),
-        };
-        let normalize = bool_of(&cfg, "normalize")?;
-        let tk = field(&cfg, "tokenizer")?;
-        let tokenizer = TokenizerConfig {
-            lowercase: bool_of(tk, "lowercase")?,
-            strip_accents: bool_of(tk, "strip_accents")?,
-            split_cjk: bool_of(tk, "split_cjk")?,
-            cls_id: u32_of(tk, "cls_id")?,
-            sep_id: u32_of(tk, "sep_id")?,
-            unk_id: u32_of(tk, "unk_id")?,
-            pad_id: u32_of(tk, "pad_id")?,
-            max_len: u32_of(tk, "max_len")?,
-            max_chars_per_word: u32_of(tk, "max_chars_per_word")?,
-        };
-        let name = match cfg.get("name").and_then(Value::as_str) {
-            Some(n) => n.to_string(),
+        let (pooling, normalize, tokenizer) = (cfg.pooling.into(), cfg.normalize, cfg.tokenizer);
+        let name = match cfg.name {
+            Some(n) => n,
             None => path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
