@@ -130,17 +130,7 @@ impl embedded_io::Write for Sink {
     }
 }
 
-const BOARD: Board<'static> = Board {
-    name: "fuzz",
-    cpu: "host",
-    flash_used: 0,
-    flash_size: 0,
-    ram_used: 0,
-    ram_size: 0,
-    package_bytes: 0,
-    arena_bytes: 0,
-    stack_peak: None,
-};
+const BOARD: Board<'static> = Board::host("fuzz", "host");
 
 /// The console (line editor, command parser, framed mode) over the bytes after the first, read in
 /// chunks of the first byte's size. No model: model commands take their refusal path.

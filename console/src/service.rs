@@ -32,6 +32,23 @@ pub struct Board<'a> {
     pub stack_peak: Option<fn() -> u32>,
 }
 
+impl<'a> Board<'a> {
+    /// A console on a host (`pith chat`, tests, fuzzing): no flash or RAM of its own to report.
+    pub const fn host(name: &'a str, cpu: &'a str) -> Self {
+        Board {
+            name,
+            cpu,
+            flash_used: 0,
+            flash_size: 0,
+            ram_used: 0,
+            ram_size: 0,
+            package_bytes: 0,
+            arena_bytes: 0,
+            stack_peak: None,
+        }
+    }
+}
+
 /// A monotonic clock supplied by the firmware, for `bench`.
 pub trait Clock {
     /// Nanoseconds since some fixed point. Under QEMU `-icount shift=0` one instruction is one

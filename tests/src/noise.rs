@@ -196,17 +196,7 @@ fn harmless(chunk: &[u8]) -> bool {
 }
 
 /// The board a predicting host console claims to be (only `info`'s body shows it).
-const HOST_BOARD: Board<'static> = Board {
-    name: "host",
-    cpu: "host",
-    flash_used: 0,
-    flash_size: 0,
-    ram_used: 0,
-    ram_size: 0,
-    package_bytes: 0,
-    arena_bytes: 0,
-    stack_peak: None,
-};
+const HOST_BOARD: Board<'static> = Board::host("host", "host");
 
 /// A host console without a model (like firmware built without a package), echo off: it tells
 /// which status lines (`OK ...`/`ERR ...`) a device in the same state answers to the same bytes.

@@ -12,15 +12,8 @@ use pith_tools::artifacts::package;
 use pith_tools::catalog::{REASONER_S, TIER_S};
 
 const BOARD: Board<'static> = Board {
-    name: "host-test",
-    cpu: "x86",
-    flash_used: 0,
-    flash_size: 0,
-    ram_used: 0,
-    ram_size: 0,
     package_bytes: 1,
-    arena_bytes: 0,
-    stack_peak: None,
+    ..Board::host("host-test", "x86")
 };
 
 const TURNS: [&str; 3] = [

@@ -14,11 +14,9 @@ use pith_tools::tract::TractModel;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use prost::Message;
 use tract_onnx::pb;
-use tract_onnx::prelude::*;
 
 const EVAL_LINES: usize = 300;
 const MIN_COSINE: f64 = 0.99999;
@@ -114,45 +112,6 @@ fn reference(
     (json, ids, embs)
 }
 
-/// Loads an ONNX file the way a host backend would: symbolic batch and sequence, optimized.
-fn tract_plan(path: &Path) -> TractResult<Arc<TypedRunnableModel>> {
-    let mut model = tract_onnx::onnx().model_for_path(path)?;
-    let dims = tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()];
-    let fact = InferenceFact::dt_shape(i64::datum_type(), dims);
-    model.set_input_fact(0, fact.clone())?;
-    model.set_input_fact(1, fact)?;
-    model.into_optimized()?.into_runnable()
-}
-
-/// Embeds `ids` in consecutive groups of `batch`, padding each group to its longest member.
-fn tract_embed(plan: &Arc<TypedRunnableModel>, ids: &[Vec<i64>], batch: usize) -> Vec<Vec<f32>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(batch) {
-        let n = chunk.iter().map(Vec::len).max().unwrap();
-        let mut input = vec![0i64; chunk.len() * n];
-        let mut mask = vec![0i64; chunk.len() * n];
-        for (r, x) in chunk.iter().enumerate() {
-            input[r * n..r * n + x.len()].copy_from_slice(x);
-            mask[r * n..r * n + x.len()].fill(1);
-        }
-        let res = plan
-            .run(tvec![
-                Tensor::from_shape(&[chunk.len(), n], &input)
-                    .unwrap()
-                    .into(),
-                Tensor::from_shape(&[chunk.len(), n], &mask).unwrap().into(),
-            ])
-            .unwrap();
-        let emb = res[0].to_plain_array_view::<f32>().unwrap();
-        assert_eq!(emb.shape()[0], chunk.len());
-        out.extend(
-            emb.outer_iter()
-                .map(|row| row.iter().copied().collect::<Vec<f32>>()),
-        );
-    }
-    out
-}
-
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
@@ -176,9 +135,9 @@ fn check_checkpoint(checkpoint: &Path, n: usize, dir: &Path, expect_unit_norm: b
     export(checkpoint, &onnx);
     let (ref_json, ids, reference) = reference(checkpoint, &sentences(n), dir);
 
-    let plan = tract_plan(&onnx).expect("tract loads the fp32 export");
+    let plan = TractModel::load_batched(&onnx).expect("tract loads the fp32 export");
     for batch in [1, 8] {
-        let got = tract_embed(&plan, &ids, batch);
+        let got = plan.embed_batches(&ids, batch).expect("tract embeds");
         let (mean, min) = stats(&got, &reference);
         eprintln!(
             "{}: tract batch {batch} vs numpy: n {} 1-mean {:.1e} 1-min {:.1e}",

@@ -56,6 +56,50 @@ impl TractModel {
         Ok(TractModel { plan })
     }
 
+    /// Loads and optimizes the graph for any batch and sequence length (symbolic `batch` and
+    /// `sequence`), for [`TractModel::embed_batches`].
+    pub fn load_batched(path: &Path) -> TractResult<Self> {
+        let mut model = tract_onnx::onnx().model_for_path(path)?;
+        let dims = tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()];
+        let fact = InferenceFact::dt_shape(i64::datum_type(), dims);
+        model.set_input_fact(0, fact.clone())?;
+        model.set_input_fact(1, fact)?;
+        let plan = model.into_optimized()?.into_runnable()?;
+        Ok(TractModel { plan })
+    }
+
+    /// Embeds `ids` in consecutive groups of `batch`, each group padded to its longest member
+    /// (the attention mask marks the padding), as a graph loaded by [`TractModel::load_batched`]
+    /// runs them.
+    pub fn embed_batches(&self, ids: &[Vec<i64>], batch: usize) -> TractResult<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(batch.max(1)) {
+            let n = chunk.iter().map(Vec::len).max().unwrap_or(0);
+            let mut input = vec![0i64; chunk.len() * n];
+            let mut mask = vec![0i64; chunk.len() * n];
+            for (r, x) in chunk.iter().enumerate() {
+                input[r * n..r * n + x.len()].copy_from_slice(x);
+                mask[r * n..r * n + x.len()].fill(1);
+            }
+            let res = self.plan.run(tvec![
+                Tensor::from_shape(&[chunk.len(), n], &input)?.into(),
+                Tensor::from_shape(&[chunk.len(), n], &mask)?.into(),
+            ])?;
+            let emb = res[0].to_plain_array_view::<f32>()?;
+            anyhow::ensure!(
+                emb.shape()[0] == chunk.len(),
+                "the graph returned {} rows for a batch of {}",
+                emb.shape()[0],
+                chunk.len()
+            );
+            out.extend(
+                emb.outer_iter()
+                    .map(|row| row.iter().copied().collect::<Vec<f32>>()),
+            );
+        }
+        Ok(out)
+    }
+
     /// Embeds token ids (`[CLS] .. [SEP]`); returns the output vector as the graph produced it.
     pub fn embed_ids(&self, ids: &[u32]) -> TractResult<Vec<f32>> {
         let n = ids.len();

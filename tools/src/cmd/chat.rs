@@ -188,15 +188,9 @@ fn native(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Res
         c.set_gate((g * SCORE_ONE as f32).round() as i32);
     }
     let board = Board {
-        name: "host",
-        cpu: std::env::consts::ARCH,
-        flash_used: 0,
-        flash_size: 0,
-        ram_used: 0,
-        ram_size: 0,
         package_bytes: u32::try_from(loaded.encoder_bytes.len()).unwrap_or(u32::MAX),
         arena_bytes: u32::try_from(arena.len() * 4).unwrap_or(u32::MAX),
-        stack_peak: None,
+        ..Board::host("host", std::env::consts::ARCH)
     };
     let mut service = Service::new(Ok(model), arena, board, NoClock);
     service.attach_chat(c).map_err(|e| anyhow!("{e}"))?;

@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
-use tract_onnx::prelude::*;
 
 use super::{export_fp32, export_qdq, naive::naive_qmodel};
 use crate::checkpoint::Checkpoint;
+use crate::tract::TractModel;
 
 const CALIB_LINES: usize = 64;
 const EVAL_LINES: usize = 200;
@@ -93,44 +92,6 @@ fn reference(model: &Path, sentences: &Path, out: &Path) -> (Vec<Vec<i64>>, Vec<
     (ids, embs)
 }
 
-fn tract_plan(path: &Path) -> TractResult<Arc<TypedRunnableModel>> {
-    let mut model = tract_onnx::onnx().model_for_path(path)?;
-    let fact = InferenceFact::dt_shape(
-        i64::datum_type(),
-        tvec![model.sym("batch").to_dim(), model.sym("sequence").to_dim()],
-    );
-    model.set_input_fact(0, fact.clone())?;
-    model.set_input_fact(1, fact)?;
-    model.into_optimized()?.into_runnable()
-}
-
-/// Embeds `ids` in consecutive groups of `batch`, padding each group to its longest member.
-fn tract_embed(plan: &Arc<TypedRunnableModel>, ids: &[Vec<i64>], batch: usize) -> Vec<Vec<f32>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(batch) {
-        let n = chunk.iter().map(Vec::len).max().unwrap();
-        let mut input = vec![0i64; chunk.len() * n];
-        let mut mask = vec![0i64; chunk.len() * n];
-        for (r, x) in chunk.iter().enumerate() {
-            input[r * n..r * n + x.len()].copy_from_slice(x);
-            mask[r * n..r * n + x.len()].fill(1);
-        }
-        let res = plan
-            .run(tvec![
-                Tensor::from_shape(&[chunk.len(), n], &input)
-                    .unwrap()
-                    .into(),
-                Tensor::from_shape(&[chunk.len(), n], &mask).unwrap().into(),
-            ])
-            .unwrap();
-        let emb = res[0].to_plain_array_view::<f32>().unwrap();
-        for row in emb.outer_iter() {
-            out.push(row.iter().copied().collect());
-        }
-    }
-    out
-}
-
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
@@ -188,11 +149,11 @@ fn qdq_export_runs_in_tract_and_onnxruntime() {
     let ref_path = dir.join("ref.json");
     let (ids, reference) = reference(&model, &eval_path, &ref_path);
 
-    let fp32_plan = tract_plan(&fp32_path).expect("tract loads the fp32 export");
-    let qdq_plan = tract_plan(&qdq_path).expect("tract loads the QDQ export");
-    let fp32 = tract_embed(&fp32_plan, &ids, 1);
-    let qdq = tract_embed(&qdq_plan, &ids, 1);
-    let qdq_padded = tract_embed(&qdq_plan, &ids, 8);
+    let fp32_plan = TractModel::load_batched(&fp32_path).expect("tract loads the fp32 export");
+    let qdq_plan = TractModel::load_batched(&qdq_path).expect("tract loads the QDQ export");
+    let fp32 = fp32_plan.embed_batches(&ids, 1).expect("tract embeds");
+    let qdq = qdq_plan.embed_batches(&ids, 1).expect("tract embeds");
+    let qdq_padded = qdq_plan.embed_batches(&ids, 8).expect("tract embeds");
     let (m, lo) = stats(&fp32, &reference);
     eprintln!("tract fp32 vs numpy: mean {m:.7} min {lo:.7}");
     assert!(lo >= 0.99999, "tract fp32 vs numpy min cosine {lo}");
