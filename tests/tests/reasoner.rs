@@ -255,32 +255,11 @@ fn int8_reasoners_follow_the_pytorch_reference() {
             .unwrap(),
         )
         .unwrap();
-        let refs = cfg["reference"].as_array().unwrap();
+        let refs = pith_tools::reasoner::reference_cases(&cfg).unwrap();
         assert!(!refs.is_empty());
         for reference in refs {
-            // The reference turns are the encoder's int8 vectors made unit-length: scaling the
-            // largest |value| back to 127 recovers them exactly.
-            let window: Vec<Vec<i8>> = reference["window"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|row| {
-                    let v: Vec<f64> = row
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap())
-                        .collect();
-                    let m = v.iter().fold(0f64, |m, x| m.max(x.abs()));
-                    v.iter().map(|x| (x / m * 127.0).round() as i8).collect()
-                })
-                .collect();
-            let want: Vec<f64> = reference["prediction"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect();
+            let window = reference.window_i8();
+            let want = reference.prediction.clone();
             let rows: Vec<&[i8]> = window.iter().map(Vec::as_slice).collect();
             let mut arena = vec![0i32; r.arena_words(rows.len())];
             let mut got = vec![0i8; r.dim()];
@@ -394,19 +373,8 @@ fn fp32_onnx_export_reproduces_pytorch() {
             .unwrap(),
     )
     .unwrap();
-    let r = &cfg["reference"][0];
-    let rows: Vec<Vec<f32>> = r["window"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect()
-        })
-        .collect();
+    let r = &pith_tools::reasoner::reference_cases(&cfg).unwrap()[0];
+    let rows = r.window_f32();
     let (t, d) = (rows.len(), rows[0].len());
     let flat: Vec<f32> = rows.concat();
     let plan = tract_onnx::onnx()
@@ -421,11 +389,11 @@ fn fp32_onnx_export_reproduces_pytorch() {
     let input = tract_ndarray::Array3::from_shape_vec((1, t, d), flat).unwrap();
     let y = plan.run(tvec!(Tensor::from(input).into())).unwrap();
     let y = y[0].to_plain_array_view::<f32>().unwrap();
-    let want = r["prediction"].as_array().unwrap();
+    let want = &r.prediction;
     let worst = y
         .iter()
         .zip(want)
-        .map(|(a, b)| (*a as f64 - b.as_f64().unwrap()).abs())
+        .map(|(a, b)| (*a as f64 - b).abs())
         .fold(0f64, f64::max);
     assert!(worst < 1e-4, "largest difference to PyTorch {worst}");
     std::fs::remove_file(&out).ok();

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-
 use super::{export_fp32, export_qdq, naive::naive_qmodel};
 use crate::checkpoint::Checkpoint;
 use crate::tract::TractModel;

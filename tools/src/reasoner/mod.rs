@@ -32,6 +32,42 @@ pub fn named_encoder(dir: &Path, root: &Path) -> Result<Option<std::path::PathBu
     Ok(v["encoder"].as_str().map(|e| root.join(e)))
 }
 
+/// One case of a checkpoint's `reference` (reasoner.json, written by the training script): a
+/// dev window (latest turn first, unit-length rows) and PyTorch's prediction for it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ReferenceCase {
+    pub window: Vec<Vec<f64>>,
+    pub prediction: Vec<f64>,
+}
+
+impl ReferenceCase {
+    /// The window as f32 rows (what the float engines read).
+    pub fn window_f32(&self) -> Vec<Vec<f32>> {
+        self.window
+            .iter()
+            .map(|r| r.iter().map(|&x| x as f32).collect())
+            .collect()
+    }
+
+    /// The window as the encoder's int8 vectors: the rows are those vectors made unit-length,
+    /// so scaling each row's largest |value| back to 127 recovers them exactly.
+    pub fn window_i8(&self) -> Vec<Vec<i8>> {
+        self.window
+            .iter()
+            .map(|v| {
+                let m = v.iter().fold(0f64, |m, x| m.max(x.abs()));
+                v.iter().map(|x| (x / m * 127.0).round() as i8).collect()
+            })
+            .collect()
+    }
+}
+
+/// The reference cases of a checkpoint's reasoner.json `config`.
+pub fn reference_cases(config: &serde_json::Value) -> Result<Vec<ReferenceCase>> {
+    serde_json::from_value(config["reference"].clone())
+        .context("reasoner.json: `reference` is not a list of {window, prediction}")
+}
+
 /// Most turns the reasoner reads.
 pub const WINDOW: usize = 8;
 

@@ -321,27 +321,16 @@ mod tests {
             .join("models/reasoner-s");
         let r = Reasoner::load(&dir).unwrap();
         let t = TractReasoner::new(&fp32_model(&r).unwrap(), r.dim).unwrap();
-        let refs = r.config["reference"].as_array().unwrap();
+        let refs = super::super::reference_cases(&r.config).unwrap();
         assert!(!refs.is_empty());
         for case in refs {
-            let rows: Vec<Vec<f32>> = case["window"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|row| {
-                    row.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap() as f32)
-                        .collect()
-                })
-                .collect();
+            let rows = case.window_f32();
             let window: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
             let got = t.predict(&window).unwrap();
-            let want = case["prediction"].as_array().unwrap();
+            let want = &case.prediction;
             assert_eq!(got.len(), want.len());
-            for (g, w) in got.iter().zip(want) {
-                let w = w.as_f64().unwrap() as f32;
+            for (g, &w) in got.iter().zip(want) {
+                let w = w as f32;
                 assert!((g - w).abs() < 1e-4 * w.abs().max(1.0), "{g} vs {w}");
             }
         }
