@@ -1,9 +1,14 @@
-//! Writing output files whole or not at all: every writer of the CLI goes through here.
+//! Writing output files whole or not at all: every writer of the CLI goes through here, so every
+//! command follows one policy (README, "Output files"):
 //!
-//! The bytes go to a temporary file in the destination's folder (so the final rename never
-//! crosses a file system), are flushed to disk, checked by the caller's validator and only then
-//! renamed over the destination. On any failure the temporary is removed (tempfile deletes it on
-//! drop) and an existing destination is left untouched.
+//! - The bytes go to a temporary file in the destination's folder (so the final rename never
+//!   crosses a file system), are flushed to disk, checked by the caller's validator and only then
+//!   renamed over the destination. On any failure the temporary is removed (tempfile deletes it on
+//!   drop) and an existing destination is left untouched.
+//! - A regular file keeps its mode; a new one gets the umask's (`0666 & !umask`).
+//! - A symbolic link is followed: its target is replaced, the link stays.
+//! - A character device or a FIFO (`/dev/null`, a pipe) is written through once the bytes are
+//!   complete and checked, never renamed over.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,12 +27,15 @@ pub fn write_whole_with(
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
     validate: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
-    let dir = parent(path);
+    // A link is followed to the file it names (which may not exist yet).
+    let target = follow_links(path)?;
+    let existing = std::fs::metadata(&target).ok();
+    let special = existing
+        .as_ref()
+        .is_some_and(|m| !m.is_file() && !m.is_dir());
+    let dir = parent(&target);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pith-tmp-")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut tmp = tempfile_beside(&target, special)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         fill(&mut w).with_context(|| format!("writing {}", path.display()))?;
@@ -39,15 +47,72 @@ pub fn write_whole_with(
         .sync_all()
         .with_context(|| format!("flushing {} to disk", path.display()))?;
     validate(tmp.path()).with_context(|| format!("{} not written", path.display()))?;
-    tmp.persist(path)
+    if special {
+        // A device or a FIFO is written through: renaming over it would replace it for everyone.
+        let mut from = std::fs::File::open(tmp.path())
+            .with_context(|| format!("reading back {}", tmp.path().display()))?;
+        let mut to = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .with_context(|| format!("opening {}", target.display()))?;
+        std::io::copy(&mut from, &mut to).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(());
+    }
+    if let Some(m) = &existing {
+        std::fs::set_permissions(tmp.path(), m.permissions())
+            .with_context(|| format!("keeping the mode of {}", target.display()))?;
+    }
+    tmp.persist(&target)
         .map_err(|e| e.error)
-        .with_context(|| format!("renaming the finished file to {}", path.display()))?;
+        .with_context(|| format!("renaming the finished file to {}", target.display()))?;
     // The rename itself is durable only once the folder's entry is on disk; not every platform
     // can open a folder for syncing, and the file is complete either way.
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The temporary file the bytes go to first: beside `target` (the rename stays on one file
+/// system), created with the umask's mode for a new file; for a device or FIFO in the system's
+/// temporary folder (a device's folder, /dev, is no place for it).
+fn tempfile_beside(target: &Path, special: bool) -> Result<tempfile::NamedTempFile> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(".pith-tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // open(2) applies the umask to this mode, as it does for any new file.
+        b.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let dir = if special {
+        std::env::temp_dir()
+    } else {
+        parent(target)
+    };
+    b.tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))
+}
+
+/// `path` with every symbolic link along it followed (to a file that may not exist yet).
+fn follow_links(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    // A bound on the chain, like the kernel's, so a link loop is an error and not a hang.
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&p)
+                    .with_context(|| format!("reading the link {}", p.display()))?;
+                p = if to.is_absolute() {
+                    to
+                } else {
+                    parent(&p).join(to)
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    bail!("{}: too many levels of symbolic links", path.display())
 }
 
 /// Refuses an output path that names one of the inputs (the same file through any path).
@@ -123,6 +188,68 @@ mod tests {
         assert_eq!(entries(dir.path()), ["bank.pithkb"]);
         write_whole(&out, b"new").unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"new");
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// An overwritten file keeps its mode; a new one gets the mode any new file gets here.
+    #[cfg(unix)]
+    #[test]
+    fn outputs_keep_the_mode_or_take_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("kept.pith");
+        std::fs::write(&out, b"old").unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_whole(&out, b"new").unwrap();
+        assert_eq!(mode(&out), 0o640);
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let fresh = dir.path().join("fresh.pith");
+        write_whole(&fresh, b"new").unwrap();
+        assert_eq!(
+            mode(&fresh),
+            mode(&plain),
+            "a new output has the umask's mode"
+        );
+    }
+
+    /// A link stays a link and its target gets the bytes; a FIFO stays a FIFO and its reader gets
+    /// them (so /dev/null and pipes are written through, never replaced).
+    #[cfg(unix)]
+    #[test]
+    fn links_are_followed_and_fifos_written_through() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.bin");
+        std::fs::write(&target, b"old").unwrap();
+        let link = dir.path().join("link.bin");
+        std::os::unix::fs::symlink("target.bin", &link).unwrap();
+        write_whole(&link, b"through the link").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"through the link");
+
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_whole(&fifo, b"to the reader").unwrap();
+        assert_eq!(reader.join().unwrap(), b"to the reader");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(entries(dir.path()), ["link.bin", "pipe", "target.bin"]);
     }
 
     #[test]

@@ -18,9 +18,14 @@ fn memory_kib(b: &Board) -> (u32, u32) {
 
 /// Runs the subcommand.
 pub fn run(_args: Args) -> anyhow::Result<()> {
-    println!(
+    crate::outln!(
         "{:<15} {:<11} {:>10} {:>9}  {:<20} {:<27} part",
-        "board", "core", "flash KiB", "RAM KiB", "default model", "runs"
+        "board",
+        "core",
+        "flash KiB",
+        "RAM KiB",
+        "default model",
+        "runs"
     );
     for b in BOARDS {
         let (flash, ram) = memory_kib(b);
@@ -35,9 +40,15 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
             (None, Some(_)) => "build-only + probe".to_string(),
             (None, None) => "build-only".to_string(),
         };
-        println!(
+        crate::outln!(
             "{:<15} {:<11} {:>10} {:>9}  {:<20} {:<27} {}",
-            b.name, b.core, flash, ram, model, runs, b.part.name
+            b.name,
+            b.core,
+            flash,
+            ram,
+            model,
+            runs,
+            b.part.name
         );
     }
     Ok(())

@@ -80,25 +80,26 @@ pub fn run(a: Args) -> Result<()> {
         .map(|t| t.trim())
         .filter(|t| !t.is_empty())
         .collect();
-    let print = |you: &str, answer: &Said| {
+    // Printing returns the write error (a closed pipe ends the run quietly in `main`).
+    let print = |you: &str, answer: &Said| -> std::io::Result<()> {
         if a.json {
-            println!(
+            crate::stdout::line(format_args!(
                 "{}",
                 serde_json::json!({
                     "you": you, "answer": answer.text, "score": answer.score,
                     "prediction": format!("{:08x}", answer.prediction),
                     "margin": answer.margin, "refined": answer.refined,
                 })
-            );
+            ))
         } else {
-            println!("> {you}\n{}", answer.lines);
+            crate::stdout::line(format_args!("> {you}\n{}", answer.lines))
         }
     };
-    let reset = || {
+    let reset = || -> std::io::Result<()> {
         if a.json {
-            println!("{}", serde_json::json!({ "reset": true }));
+            crate::stdout::line(format_args!("{}", serde_json::json!({ "reset": true })))
         } else {
-            println!("(context cleared)");
+            crate::stdout::line(format_args!("(context cleared)"))
         }
     };
     let session = Session {
@@ -160,7 +161,11 @@ fn bank_error(path: &std::path::Path, e: pith_runtime::Error) -> anyhow::Error {
 
 /// The integer reasoner through the runtime's console `chat`, the code the device runs: the
 /// same answers, scores, refinements and prediction digests, byte for byte.
-fn native(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Result<()> {
+fn native(
+    s: &Session<'_>,
+    print: impl Fn(&str, &Said) -> std::io::Result<()>,
+    reset: impl Fn() -> std::io::Result<()>,
+) -> Result<()> {
     let (a, loaded, bank_path, bank_bytes, turns) = s.parts();
     let model = pith_runtime::Model::new(&loaded.encoder_bytes)
         .map_err(|e| anyhow!("{}: {e}", loaded.encoder_path.display()))?;
@@ -197,7 +202,7 @@ fn native(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Res
     for &turn in turns {
         if turn == "reset" {
             service.chat_reset().map_err(|f| anyhow!("{}", f.cause))?;
-            reset();
+            reset()?;
             continue;
         }
         let ans = service
@@ -211,13 +216,17 @@ fn native(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Res
             refined: ans.refined,
             lines: ChatLines(&ans).to_string().replace("\r\n", "\n"),
         };
-        print(turn, &said);
+        print(turn, &said)?;
     }
     Ok(())
 }
 
 /// A tract engine (float reference): the same steps in f32, refinement by float cosines.
-fn float(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Result<()> {
+fn float(
+    s: &Session<'_>,
+    print: impl Fn(&str, &Said) -> std::io::Result<()>,
+    reset: impl Fn() -> std::io::Result<()>,
+) -> Result<()> {
     let (a, loaded, bank_path, bank_bytes, turns) = s.parts();
     let (mut enc, pred) = loaded.open(a.engine.backend)?;
     let bank = Bank::for_model(bank_bytes, &enc.model).map_err(|e| bank_error(bank_path, e))?;
@@ -237,7 +246,7 @@ fn float(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Resu
     for &turn in turns {
         if turn == "reset" {
             ring.clear();
-            reset();
+            reset()?;
             continue;
         }
         push(&mut ring, enc.embed_i8(turn)?);
@@ -291,7 +300,7 @@ fn float(s: &Session<'_>, print: impl Fn(&str, &Said), reset: impl Fn()) -> Resu
                 refined,
                 lines,
             },
-        );
+        )?;
     }
     Ok(())
 }

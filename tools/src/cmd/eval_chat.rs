@@ -359,28 +359,28 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         });
     }
     if a.json {
-        println!("{out}");
+        crate::outln!("{out}");
     } else {
-        println!(
+        crate::outln!(
             "{} positions, top-1 of {} / MRR (%)",
             pos.len(),
             cands.first().map_or(0, Vec::len)
         );
         let line = |name: &str, j: &serde_json::Value| {
-            println!(
+            crate::stdout::line(format_args!(
                 "  {name:<16} {:6.2} {:6.2}",
                 j["top1"].as_f64().unwrap_or(0.0),
                 j["mrr"].as_f64().unwrap_or(0.0)
-            )
+            ))
         };
-        line("reasoner", &r.json());
+        line("reasoner", &r.json())?;
         for (name, s) in &table {
-            line(name, &s.json());
+            line(name, &s.json())?;
         }
         for e in &encoders {
-            println!("  cosine in {}:", e["package"].as_str().unwrap_or(""));
-            line("  last_turn", &e["last_turn"]);
-            line("  mean_context", &e["mean_context"]);
+            crate::outln!("  cosine in {}:", e["package"].as_str().unwrap_or(""));
+            line("  last_turn", &e["last_turn"])?;
+            line("  mean_context", &e["mean_context"])?;
         }
     }
     Ok(())
