@@ -44,6 +44,8 @@ cargo clippy --release -p pith-runtime --features std --target aarch64-unknown-l
 step "aarch64 lints done"
 # cargo-nextest runs each test in its own process and the tests of all binaries side by side
 # (.config/nextest.toml starts the long simulator runs first).
+# The binary the tests drive is the one built above (no cargo call per test process).
+export PITH_BIN=$PWD/target/release/pith
 if [ "$quick" = 1 ]; then
   # Host tests and the simulator tests on the default board (mps3-an547); the other boards and the
   # long bit-exactness runs are CI's.

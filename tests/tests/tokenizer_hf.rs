@@ -1,9 +1,10 @@
 //! The no_std tokenizer against Hugging Face `tokenizers` on the real all-MiniLM-L6-v2 vocabulary:
 //! every SNLI dev sentence, hand-picked tricky inputs, and seeded random Unicode strings.
 //!
-//! Needs the model (./scripts/fetch-model.sh) and data/.
+//! Needs the model (./scripts/fetch-model.sh) and data/. Here and not in the runtime crate, so
+//! the runtime's cross-built tests (aarch64 under QEMU) need not build `tokenizers`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pith_runtime::format::TokenizerConfig;
 use pith_runtime::tokenizer::{build_vocab_section, Tokenizer};
@@ -15,7 +16,7 @@ use tokenizers::{Tokenizer as HfTokenizer, TruncationParams};
 const MAX_LEN: usize = 256;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    pith_tools::defaults::repo_root().unwrap()
 }
 
 fn model_dir() -> PathBuf {
