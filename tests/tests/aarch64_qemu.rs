@@ -29,14 +29,13 @@ fn package_path() -> String {
     })
 }
 
-/// `cargo ARGS` for the cross build of the runtime's example, with the outer build's flags removed
-/// (they are for x86-64).
+/// `cargo VERB` on the runtime cross-built for aarch64 (`--example embed_lines` for its example),
+/// with the outer build's flags removed (they are for x86-64).
 fn cargo(verb: &str) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(repo_root().unwrap())
         .args([verb, "--release", "-p", "pith-runtime", "--features", "std"])
         .args(["--target", TARGET, "--target-dir", TARGET_DIR])
-        .args(["--example", "embed_lines"])
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET");
@@ -46,7 +45,7 @@ fn cargo(verb: &str) -> Command {
 /// The kernel `embed_lines` reports and its embeddings, run under QEMU with `kernel`.
 fn aarch64(kernel: &str) -> (String, Vec<Vec<i8>>) {
     let out = cargo("run")
-        .arg("--")
+        .args(["--example", "embed_lines", "--"])
         .arg(package_path())
         .arg(calib_file().unwrap())
         .arg(SENTENCES.to_string())
@@ -92,7 +91,10 @@ fn host(bytes: &[u8], sentences: &[&str]) -> Vec<Vec<i8>> {
 
 #[test]
 fn aarch64_kernels_under_qemu_give_the_host_and_oracle_bytes() {
-    let build = cargo("build").output().expect("running cargo build");
+    let build = cargo("build")
+        .args(["--example", "embed_lines"])
+        .output()
+        .expect("running cargo build");
     assert!(
         build.status.success(),
         "cross build for {TARGET} failed (scripts/setup.sh installs gcc-aarch64-linux-gnu and \
@@ -155,21 +157,8 @@ fn aarch64_kernels_under_qemu_give_the_host_and_oracle_bytes() {
 /// others instead of before them.
 #[test]
 fn aarch64_kernel_property_suites_pass_under_qemu() {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(repo_root().unwrap())
-        .args([
-            "test",
-            "--release",
-            "-p",
-            "pith-runtime",
-            "--features",
-            "std",
-        ])
-        .args(["--target", TARGET, "--target-dir", TARGET_DIR])
+    let out = cargo("test")
         .args(["--lib", "--", "kernels::", "engine::"])
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
         .output()
         .expect("running cargo test for aarch64");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -8,7 +8,7 @@ use pith_runtime::tokenizer::build_vocab_section;
 use pith_runtime::{cosine_i8, Error, Model};
 use pith_tests::sts::{sick_dev, spearman};
 
-/// The package must fit this (the Tier S flash budget, vocabulary included).
+/// The package must fit this (the Tier S flash budget, vocabulary included).
 const MAX_PACKAGE_BYTES: usize = 512 * 1024;
 /// Embedding RAM budget (arena at the model's maximum tokens).
 const MAX_ARENA_BYTES: usize = 32 * 1024;

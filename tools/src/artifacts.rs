@@ -81,6 +81,19 @@ pub fn reasoner_qdq(r: &ReasonerArtifacts) -> Result<PathBuf> {
 
 fn build_package(rel: &str, path: &Path) -> Result<()> {
     let root = defaults::repo_root()?;
+    if let Some(r) = catalog::reasoner_with_package(rel) {
+        eprintln!(
+            "pith: quantizing the reasoner {} on first use ...",
+            r.checkpoint
+        );
+        let encoder = root.join(r.encoder);
+        let args = Options {
+            onnx: Some(root.join(r.qdq)),
+            encoder: Some(encoder.clone()),
+            ..Options::new(root.join(r.checkpoint), path.to_path_buf())
+        };
+        return crate::reasoner::quantize::run(&args, &encoder);
+    }
     let args = match rel {
         MINILM_12K => {
             eprintln!(
@@ -99,26 +112,9 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
             eprintln!("pith: building Tier S from models/tier-s on first use ...");
             Options::new(root.join(catalog::TIER_S_CHECKPOINT), path.to_path_buf())
         }
-        rel if catalog::reasoner_with_package(rel).is_some() => {
-            let Some(r) = catalog::reasoner_with_package(rel) else {
-                bail!("{rel}: no reasoner recipe");
-            };
-            eprintln!(
-                "pith: quantizing the reasoner {} on first use ...",
-                r.checkpoint
-            );
-            Options {
-                onnx: Some(root.join(r.qdq)),
-                encoder: Some(root.join(r.encoder)),
-                ..Options::new(root.join(r.checkpoint), path.to_path_buf())
-            }
-        }
         other => bail!("{other}: pith has no recipe for this package (artifacts.rs)"),
     };
-    match catalog::reasoner_with_package(rel) {
-        Some(r) => crate::reasoner::quantize::run(&args, &root.join(r.encoder)),
-        None => crate::quant::pipeline::run(args),
-    }
+    crate::quant::pipeline::run(args)
 }
 
 /// Builds every default artifact the boards and tests link: the default package and its ONNX

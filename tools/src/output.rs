@@ -20,6 +20,11 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
     write_whole_with(path, |w| Ok(w.write_all(bytes)?), |_| Ok(()))
 }
 
+/// Writes `value` to `path` as pretty-printed JSON (the reports), whole or not at all.
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    write_whole(path, serde_json::to_string_pretty(value)?.as_bytes())
+}
+
 /// Writes `path` with `fill`, checks the finished temporary file with `validate`, then renames it
 /// into place. Nothing is left behind when `fill` or `validate` fails.
 pub fn write_whole_with(

@@ -123,7 +123,8 @@ impl PreTokenizer {
 
 // Against Hugging Face `tokenizers`, a dev-dependency of x86-64 hosts only: the cross-built
 // aarch64 tests (under QEMU) check the kernels, and this logic is the same on every CPU.
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
+#[cfg(target_arch = "x86_64")]
 mod tests {
     use super::*;
     use crate::tokenizer::normalize::{normalize_char, Steps};

@@ -214,10 +214,7 @@ pub fn run(a: Options) -> Result<()> {
         "package": a.output, "bytes": bytes.len(), "calib_file": calib, "calib_sentences": cal.len(),
         "fidelity": fid, "smooth_alpha": a.alpha,
     });
-    output::write_whole(
-        &report_path,
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
+    output::write_json(&report_path, &json)?;
     Ok(())
 }
 
@@ -299,10 +296,7 @@ fn run_static(a: Options) -> Result<()> {
         "parameters": vocab * dim, "arena_bytes": ram, "eval_file": calib, "eval_sentences": count,
         "fidelity": {"mean_cosine": mean, "worst_cosine": worst},
     });
-    output::write_whole(
-        &report_path,
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
+    output::write_json(&report_path, &json)?;
     Ok(())
 }
 

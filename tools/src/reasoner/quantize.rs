@@ -115,9 +115,6 @@ pub fn run(a: &Options, encoder: &std::path::Path) -> Result<()> {
         "fidelity": {"held_conversations": held.len(), "windows": n,
                      "mean_cosine": mean, "worst_cosine": worst},
     });
-    output::write_whole(
-        &report_path,
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
+    output::write_json(&report_path, &json)?;
     Ok(())
 }
