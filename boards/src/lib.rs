@@ -324,11 +324,11 @@ pub const BOARDS: &[Board] = &[
             probe_chip: Some("RP235x"),
             hal: Some("rp235x-hal 0.4"),
         },
-        // 4 MiB QSPI flash (XIP): 768K code and bank, 3.25M package, reasoner and response bank
-        // (Tier M 1.9M + reasoner 0.46M + bank 0.8M); 512K striped SRAM.
+        // 4 MiB QSPI flash (XIP): 512K code and bank, 3.5M package, reasoner and response bank
+        // (Tier M 1.9M + reasoner 0.46M + bank with its lexicon 0.95M); 512K striped SRAM.
         memory: MemoryMap {
-            flash: region(0x1000_0000, 768 * K),
-            package: region(0x100C_0000, 3 * M + 256 * K),
+            flash: region(0x1000_0000, 512 * K),
+            package: region(0x1008_0000, 3 * M + 512 * K),
             ram: region(0x2000_0000, 128 * K),
             arena: region(0x2002_0000, 384 * K),
         },

@@ -7,10 +7,19 @@
 //! predicts the turn after it, and the candidate gains that prediction's cosine to the latest
 //! turn (a reply that leads back to what was just said). All in integers: the device and the
 //! host refine alike.
+//!
+//! Lexical match: when the response bank carries a lexicon, every bank sentence's score also
+//! gains its word match with the ring's turns ([`pith_runtime::kb::lexicon`]) at the bank's
+//! lexical weight, scaled by the reasoner's trust in the latest turn, so a conversation unlike
+//! the training conversations is answered by the encoder's plain cosine, as without the
+//! reasoner's correction; and only once the ring holds two turns (`lexicon::applies`).
 
 use crate::frame::MAX_DIM;
-use pith_runtime::engine::{Model, Reasoner};
+use pith_runtime::engine::{Model, Reasoner, TRUST_ONE};
+use pith_runtime::fixed::div_round;
+use pith_runtime::kb::lexicon::{self, Context, MAX_TERMS};
 use pith_runtime::kb::{cosine_i8, Bank, Hit, Index, Text, SCORE_ONE};
+use pith_runtime::tokenizer::Tokenizer;
 use pith_runtime::Error;
 
 /// Turns the ring holds (the reasoner's window, at most).
@@ -29,6 +38,9 @@ pub struct Chat<'m> {
     bank: Bank<'m>,
     /// `[RING, dim]`, row 0 the latest turn.
     ring: &'m mut [i8],
+    /// `[RING, MAX_TERMS]`: each turn's lexical terms (the first `term_len[t]` of its row).
+    terms: &'m mut [u16],
+    term_len: [u8; RING],
     len: usize,
     text: &'m mut [u8],
     /// Refine below this margin (score units); the reasoner's calibrated gate unless set.
@@ -37,15 +49,21 @@ pub struct Chat<'m> {
 
 /// i32 words of memory [`Chat::new`] needs for turn vectors of `dim` values.
 pub const fn words(dim: usize) -> usize {
-    (RING * dim + TEXT_MAX).div_ceil(4)
+    (TERM_BYTES + RING * dim + TEXT_MAX).div_ceil(4)
 }
+
+/// Bytes of the ring's lexical terms.
+const TERM_BYTES: usize = RING * MAX_TERMS * 2;
 
 /// What `chat` answered.
 #[derive(Clone, Copy)]
 pub struct ChatAnswer<'k> {
     /// The response-bank sentence.
     pub text: Text<'k>,
-    /// Its cosine to the predicted next turn.
+    /// Its index in the response bank.
+    pub entry: usize,
+    /// Its score: the cosine to the predicted next turn, plus its weighted lexical match when
+    /// the bank has a lexicon.
     pub score: f32,
     /// FNV-1a of the predicted int8 vector: the reasoner's output, comparable across machines.
     pub prediction: u32,
@@ -75,14 +93,18 @@ impl<'m> Chat<'m> {
             return Err(Error::PackageBadConfig);
         }
         let mem: &mut [u8] = bytemuck::cast_slice_mut(mem);
-        if mem.len() < RING * dim + TEXT_MAX {
+        if mem.len() < TERM_BYTES + RING * dim + TEXT_MAX {
             return Err(Error::ArenaTooSmall);
         }
-        let (ring, rest) = mem.split_at_mut(RING * dim);
+        // The terms come first: `mem` is word-aligned, so their u16 view is too.
+        let (terms, rest) = mem.split_at_mut(TERM_BYTES);
+        let (ring, rest) = rest.split_at_mut(RING * dim);
         Ok(Chat {
             reasoner,
             bank,
             ring: bytemuck::cast_slice_mut(ring),
+            terms: bytemuck::try_cast_slice_mut(terms).map_err(|_| Error::ArenaTooSmall)?,
+            term_len: [0; RING],
             len: 0,
             text: &mut rest[..TEXT_MAX],
             gate: reasoner.gate(),
@@ -119,14 +141,69 @@ impl<'m> Chat<'m> {
         self.len == 0
     }
 
-    /// Puts `v` in front, dropping the oldest turn once the reasoner's window is full.
-    pub(crate) fn push(&mut self, v: &[i8]) {
+    /// Puts a turn (its vector `v` and lexical `terms`) in front, dropping the oldest once the
+    /// reasoner's window is full.
+    fn push(&mut self, v: &[i8], terms: &[u16]) {
         let (window, dim) = (self.reasoner.window(), self.reasoner.dim());
         self.ring.copy_within(0..(window - 1) * dim, dim);
         for (r, &x) in self.ring.iter_mut().zip(v.iter().take(dim)) {
             *r = x;
         }
+        self.terms
+            .copy_within(0..(window - 1) * MAX_TERMS, MAX_TERMS);
+        self.term_len.copy_within(0..window - 1, 1);
+        let n = terms.len().min(MAX_TERMS);
+        if let (Some(row), Some(l)) = (self.terms.get_mut(..n), self.term_len.first_mut()) {
+            row.copy_from_slice(&terms[..n]);
+            *l = n as u8;
+        }
         self.len = (self.len + 1).min(window);
+    }
+
+    /// Puts the user's turn in front: its vector `v` and, when the bank has a lexicon, the terms
+    /// of `text` (tokenized by `tokenizer` in `scratch`).
+    pub(crate) fn push_user(
+        &mut self,
+        v: &[i8],
+        text: &str,
+        tokenizer: &Tokenizer<'_>,
+        scratch: &mut [i32],
+    ) -> Result<(), Error> {
+        let mut terms = [0u16; MAX_TERMS];
+        let mut n = 0;
+        if self.bank.lexicon().is_some() {
+            n = lexicon::terms(
+                tokenizer,
+                text,
+                bytemuck::cast_slice_mut(scratch),
+                &mut terms,
+            )?;
+        }
+        self.push(v, &terms[..n]);
+        Ok(())
+    }
+
+    /// Puts the answer, bank entry `entry` with vector `v`, in front (its terms are the bank's).
+    pub(crate) fn push_answer(&mut self, v: &[i8], entry: usize) {
+        let mut terms = [0u16; MAX_TERMS];
+        let mut n = 0;
+        if let Some(l) = self.bank.lexicon() {
+            for (slot, t) in terms.iter_mut().zip(l.entry_terms(entry)) {
+                *slot = t;
+                n += 1;
+            }
+        }
+        self.push(v, &terms[..n]);
+    }
+
+    /// The ring's terms, latest turn first.
+    fn ring_terms(&self) -> [&[u16]; RING] {
+        let mut out: [&[u16]; RING] = [&[]; RING];
+        for (t, o) in out.iter_mut().enumerate().take(self.len) {
+            let row = self.terms.get(t * MAX_TERMS..).unwrap_or(&[]);
+            *o = row.get(..self.term_len[t] as usize).unwrap_or(&[]);
+        }
+        out
     }
 
     /// The text of bank sentence `text`, decoded into the chat's buffer; an error when it does
@@ -176,7 +253,20 @@ impl<'m> Chat<'m> {
         self.predict(None, arena, pred)?;
         let prediction = crate::digest::fnv1a(pred);
         let mut hits = [Hit::default(); REFINE_TOP];
-        let n = self.bank.search(pred, Index::Question, &mut hits);
+        let turns = self.ring_terms();
+        let context = self
+            .bank
+            .lexicon()
+            .filter(|l| l.weight() != 0 && lexicon::applies(self.len))
+            .map(|l| Context::new(l, &turns[..self.len]));
+        let lexical = context.as_ref().map(|c| {
+            let trust = self.reasoner.trust(self.ring.get(..dim).unwrap_or(&[]));
+            let w = div_round(c.lexicon().weight() as i64 * trust as i64, TRUST_ONE as i64);
+            (c, w as i32)
+        });
+        let n = self
+            .bank
+            .search_mixed(pred, lexical, Index::Question, &mut hits);
         let hits = hits.get(..n).unwrap_or(&[]);
         let first = *hits.first().ok_or(Error::BankCorrupt)?;
         let second = hits.get(1).map_or(-SCORE_ONE, |h| h.score);
@@ -200,6 +290,7 @@ impl<'m> Chat<'m> {
         }
         let entry = self.bank.entry(best.index).ok_or(Error::BankCorrupt)?;
         Ok(ChatAnswer {
+            entry: best.index,
             text: entry.question,
             score: best.cosine(),
             prediction,

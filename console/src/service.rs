@@ -269,14 +269,20 @@ impl<'m, C: Clock> Service<'m, C> {
         let chat = self.chat.as_mut().ok_or(NO_CHAT)?;
         let dim = model.dim();
         let runtime = |e| Failure::new(ErrCode::Model, Cause::Runtime(e));
-        chat.push(self.a.get(..dim).unwrap_or(&[]));
+        chat.push_user(
+            self.a.get(..dim).unwrap_or(&[]),
+            text,
+            model.tokenizer(),
+            self.arena,
+        )
+        .map_err(runtime)?;
         let answer = chat
             .respond(model, self.arena, &mut self.a, &mut self.b)
             .map_err(runtime)?;
         let said = chat.say(answer.text).map_err(runtime)?;
         let out = self.a.get_mut(..dim).unwrap_or(&mut []);
         model.embed(said, self.arena, out).map_err(runtime)?;
-        chat.push(self.a.get(..dim).unwrap_or(&[]));
+        chat.push_answer(self.a.get(..dim).unwrap_or(&[]), answer.entry);
         Ok(answer)
     }
 

@@ -1,5 +1,6 @@
-//! `chat` in the console on the host (in-memory port): text and framed mode give the same answers,
-//! `chat reset` starts over, and a console without a reasoner answers ERR 3.
+//! `chat` in the console on the host (in-memory port): text and framed mode give the same answers
+//! (with and without a lexicon in the response bank), `chat reset` starts over, a lexicon at
+//! weight 0 answers as no lexicon, and a console without a reasoner answers ERR 3.
 
 use pith_console::chat::{self, Chat};
 use pith_console::frame::{encode_request, Request, Response};
@@ -22,8 +23,9 @@ const TURNS: [&str; 3] = [
     "what would you do with a million dollars?",
 ];
 
-/// A response bank of the first 30 training conversations' turns, embedded by Tier S.
-fn bank(tier_s: &std::path::Path) -> Vec<u8> {
+/// A response bank of the first 30 training conversations' turns, embedded by Tier S, with a
+/// lexicon at `lexical_weight` when given.
+fn bank(tier_s: &std::path::Path, lexical_weight: Option<&str>) -> Vec<u8> {
     let train = std::fs::read_to_string(repo_root().unwrap().join("data/chitchat/train.jsonl"))
         .expect("data/chitchat/train.jsonl (scripts/fetch-chitchat.sh)");
     let mut lines: Vec<String> = Vec::new();
@@ -36,9 +38,10 @@ fn bank(tier_s: &std::path::Path) -> Vec<u8> {
             }
         }
     }
-    let dir = std::env::temp_dir();
-    let src = dir.join(format!("pith-console-chat-{}.txt", std::process::id()));
-    let out = src.with_extension("pithkb");
+    // Tests run in parallel threads of one process: each bank gets its own directory.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("turns.txt");
+    let out = dir.path().join("turns.pithkb");
     std::fs::write(&src, lines.join("\n")).unwrap();
     let st = std::process::Command::new(pith_tests::cli::pith_bin())
         .args(["kb", "build"])
@@ -48,12 +51,23 @@ fn bank(tier_s: &std::path::Path) -> Vec<u8> {
         .arg("--model")
         .arg(tier_s)
         .args(["--threshold", "-1"])
+        .args(
+            lexical_weight
+                .map(|w| ["--lexical-weight", w])
+                .iter()
+                .flatten(),
+        )
         .status()
         .unwrap();
     assert!(st.success());
     let b = std::fs::read(&out).unwrap();
-    std::fs::remove_file(src).ok();
-    std::fs::remove_file(out).ok();
+    if let Some(w) = lexical_weight {
+        let l = pith_runtime::kb::Bank::new_checked(&b)
+            .unwrap()
+            .lexicon()
+            .unwrap();
+        assert_eq!(l.weight() as f32 / 65536.0, w.parse::<f32>().unwrap());
+    }
     b
 }
 
@@ -62,18 +76,18 @@ fn frame(request: &Request<'_>) -> Vec<u8> {
     encode_request(request, &mut buf).unwrap().to_vec()
 }
 
-#[test]
-fn text_and_framed_chat_agree_and_reset_starts_over() {
+/// The console's output for `input`, over Tier S, reasoner-s and `bank_bytes` (no reasoner
+/// unless `attach`).
+fn serve(bank_bytes: &[u8], input: &[u8], attach: bool) -> Vec<u8> {
     let tier_s = package(TIER_S).unwrap();
     let enc = std::fs::read(&tier_s).unwrap();
     let rs = std::fs::read(package(REASONER_S).unwrap()).unwrap();
-    let bank_bytes = bank(&tier_s);
-    let serve = |input: &[u8], attach: bool| -> Vec<u8> {
+    {
         let model = Model::new(&enc).unwrap();
         let reasoner = Reasoner::new(&rs).unwrap();
         let mut arena = vec![0i32; 16 * 1024];
         let (arena, mem) = arena.split_at_mut(16 * 1024 - chat::words(128));
-        let bank = Bank::for_model(&bank_bytes, &model).unwrap();
+        let bank = Bank::for_model(bank_bytes, &model).unwrap();
         let mut service = Service::new(Ok(model), arena, BOARD, NoClock);
         if attach {
             let c = Chat::new(&reasoner, bank, 128, mem).unwrap();
@@ -84,15 +98,19 @@ fn text_and_framed_chat_agree_and_reset_starts_over() {
         port.push(input);
         console.serve(&mut port).unwrap();
         port.take_output()
-    };
+    }
+}
 
+/// Text mode's (score, answer, prediction, margin) lines for the three turns, reset, the first
+/// turn again.
+fn text_answers(bank_bytes: &[u8]) -> Vec<(String, String, String, String)> {
     // Text: three turns, reset, the first turn again.
     let mut input = b"echo off\r".to_vec();
     for t in TURNS {
         input.extend_from_slice(format!("chat {t}\r").as_bytes());
     }
     input.extend_from_slice(format!("chat reset\rchat {}\r", TURNS[0]).as_bytes());
-    let text = String::from_utf8(serve(&input, true)).unwrap();
+    let text = String::from_utf8(serve(bank_bytes, &input, true)).unwrap();
     let answers: Vec<(String, String, String, String)> = text
         .split("\r\n")
         .collect::<Vec<_>>()
@@ -109,6 +127,45 @@ fn text_and_framed_chat_agree_and_reset_starts_over() {
         .collect();
     assert_eq!(answers.len(), 4, "{text}");
     assert_eq!(answers[3], answers[0], "reset starts the conversation over");
+    answers
+}
+
+#[test]
+fn text_and_framed_chat_agree_and_reset_starts_over() {
+    let tier_s = package(TIER_S).unwrap();
+    let plain = bank(&tier_s, None);
+    for lexical in [None, Some("1.25")] {
+        let b = match lexical {
+            None => plain.clone(),
+            Some(w) => bank(&tier_s, Some(w)),
+        };
+        text_and_framed_agree(&b);
+    }
+    // Without a reasoner: ERR 3, and the console keeps serving.
+    let out = String::from_utf8(serve(
+        &plain,
+        b"echo off\rchat hello\rchat reset\rinfo\r",
+        false,
+    ))
+    .unwrap();
+    assert!(
+        out.contains("ERR 3 no reasoner and response bank linked"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("OK"), "{out}");
+}
+
+/// A lexicon adds nothing at weight 0, and something at a weight that counts.
+#[test]
+fn a_lexicon_at_weight_zero_answers_as_none() {
+    let tier_s = package(TIER_S).unwrap();
+    let plain = text_answers(&bank(&tier_s, None));
+    assert_eq!(text_answers(&bank(&tier_s, Some("0"))), plain);
+    assert_ne!(text_answers(&bank(&tier_s, Some("4"))), plain);
+}
+
+fn text_and_framed_agree(bank_bytes: &[u8]) {
+    let answers = text_answers(bank_bytes);
 
     // Framed: the same turns, the same answers and scores.
     let mut input = b"echo off\rframe\r".to_vec();
@@ -117,7 +174,7 @@ fn text_and_framed_chat_agree_and_reset_starts_over() {
     }
     input.extend(frame(&Request::ChatReset));
     input.extend(frame(&Request::Chat { text: TURNS[0] }));
-    let out = serve(&input, true);
+    let out = serve(bank_bytes, &input, true);
     let start = out.windows(10).position(|w| w == b"OK framed:").unwrap();
     let nl = start + out[start..].iter().position(|&b| b == b'\n').unwrap() + 1;
     let got: Vec<Response> = out[nl..]
@@ -150,12 +207,4 @@ fn text_and_framed_chat_agree_and_reset_starts_over() {
             "turn {i}"
         );
     }
-
-    // Without a reasoner: ERR 3, and the console keeps serving.
-    let out = String::from_utf8(serve(b"echo off\rchat hello\rchat reset\rinfo\r", false)).unwrap();
-    assert!(
-        out.contains("ERR 3 no reasoner and response bank linked"),
-        "{out}"
-    );
-    assert!(out.trim_end().ends_with("OK"), "{out}");
 }

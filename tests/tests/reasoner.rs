@@ -47,8 +47,9 @@ fn head(src: &Path, n: usize, name: &str) -> PathBuf {
     out
 }
 
-/// The baselines `eval chat` computes in the reasoner's encoder space and lexically.
-const BASELINES: [&str; 7] = [
+/// The baselines `eval chat` computes in the reasoner's encoder space and lexically (the last
+/// two with the response bank's lexicon, which the shipped reasoners have).
+const BASELINES: [&str; 9] = [
     "last_turn",
     "mean_context",
     "linear_map",
@@ -56,6 +57,8 @@ const BASELINES: [&str; 7] = [
     "tfidf_context",
     "bm25_last_turn",
     "bm25_context",
+    "bank_lexicon_context",
+    "last_turn_plus_bank_lexicon",
 ];
 
 fn pct(v: &Value) -> f64 {
@@ -109,7 +112,8 @@ fn eval_chat_runs_on_question_answer_pairs() {
 
 /// Held-out conversations of unseen prompts (the first 100 of test-unseen): the default reasoner
 /// (over the teacher's vectors) beats every baseline `eval chat` reports — cosine in its own and
-/// the teacher's space, TF-IDF and BM25 over the last turn and the context — by at least 3 points
+/// the teacher's space, TF-IDF and BM25 over the last turn and the context, the response bank's
+/// lexical match alone and added to the last-turn cosine at its best weight — by at least 3 points
 /// of top-1 (models/reasoners.md has the full-split figures). The linear-map baseline is fitted on
 /// 500 training conversations here, to keep the test short; it is the weakest baseline either way.
 #[test]
@@ -487,6 +491,13 @@ fn default_response_bank_holds_training_turns() {
     let model = pith_runtime::Model::new(&enc).unwrap();
     let bank = pith_runtime::kb::Bank::for_model(&bytes, &model).unwrap();
     assert_eq!(bank.len(), CHAT_BANK_SENTENCES);
+    // Its lexicon weighs what the checkpoint's calibration says.
+    let weight =
+        pith_tools::reasoner::load_lexical_weight(&repo_root().unwrap().join(shipped.checkpoint))
+            .unwrap();
+    let lexicon = bank.lexicon().expect("a response bank carries a lexicon");
+    assert!(weight > 0.0);
+    assert_eq!(lexicon.weight(), (weight * 65536.0).round() as i32);
     let train: std::collections::HashSet<String> =
         pith_tools::reasoner::eval::read_conversations(&chitchat("train"))
             .unwrap()

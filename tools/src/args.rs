@@ -52,6 +52,11 @@ pub fn cosine(s: &str) -> Result<f32, String> {
     f32_in(s, -1.0, 1.0)
 }
 
+/// A lexical weight: a finite number in 0..=8 (how much a bank's lexical match adds to a cosine).
+pub fn lexical_weight(s: &str) -> Result<f32, String> {
+    f32_in(s, 0.0, 8.0)
+}
+
 /// A set of layer indices as a bit mask: `all`, `none`, or a comma list such as `0,5`.
 pub fn layers(s: &str) -> Result<u64, String> {
     match s.trim() {

@@ -181,10 +181,14 @@ pub fn chat_bank(r: &ReasonerArtifacts) -> Result<PathBuf> {
         std::fs::read(&encoder).with_context(|| format!("reading {}", encoder.display()))?;
     let model = pith_runtime::Model::new(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", encoder.display()))?;
+    let weight = crate::reasoner::load_lexical_weight(&root.join(r.checkpoint))?;
+    let stored = (weight * pith_runtime::kb::SCORE_ONE as f32).round() as i32;
+    // Fresh: built by this encoder, with a lexicon at the checkpoint's weight.
     let fresh = || {
-        std::fs::read(&path)
-            .ok()
-            .is_some_and(|b| pith_runtime::kb::Bank::for_model(&b, &model).is_ok())
+        std::fs::read(&path).ok().is_some_and(|b| {
+            pith_runtime::kb::Bank::for_model(&b, &model)
+                .is_ok_and(|bank| bank.lexicon().is_some_and(|l| l.weight() == stored))
+        })
     };
     build_once(&lock_path()?, fresh, || {
         let train = root.join(catalog::CHITCHAT_TRAIN);
@@ -215,7 +219,8 @@ pub fn chat_bank(r: &ReasonerArtifacts) -> Result<PathBuf> {
             model_tag: pith_runtime::kb::package_tag(model.package()),
             ..Default::default()
         };
-        crate::output::write_whole(&path, &crate::kb::build(&model, &entries, options)?)
+        let bytes = crate::kb::build_with_lexicon(&model, &entries, options, weight)?;
+        crate::output::write_whole(&path, &bytes)
     })?;
     Ok(path)
 }

@@ -109,6 +109,8 @@ pub struct Engine {
 pub struct Loaded {
     /// The ONNX graph tract runs (fp32 from the checkpoint, or the QDQ file).
     pub graph: Option<ModelProto>,
+    /// The checkpoint's trust gate, for the float engines.
+    pub trust: Option<crate::reasoner::Trust>,
     pub reasoner_bytes: Vec<u8>,
     pub encoder_bytes: Vec<u8>,
     pub encoder_path: PathBuf,
@@ -135,6 +137,11 @@ impl Engine {
                 "{} is not a shipped reasoner: pass {what}",
                 checkpoint_dir.display()
             )
+        };
+        // The float engines apply the checkpoint's trust gate to the lexical match themselves.
+        let trust = match kind {
+            Kind::Native => None,
+            _ => Reasoner::load(&checkpoint_dir)?.trust,
         };
         let graph = match kind {
             Kind::TractFp32 => Some(fp32_model(&Reasoner::load(&checkpoint_dir)?)?),
@@ -180,6 +187,7 @@ impl Engine {
         let encoder_bytes = read_file(&encoder_path)?;
         Ok(Loaded {
             graph,
+            trust,
             reasoner_bytes,
             encoder_bytes,
             encoder_path,
@@ -209,12 +217,10 @@ impl Loaded {
             kind,
             &self.reasoner_bytes,
             self.graph.as_ref(),
+            self.trust.clone(),
             enc.model.dim(),
         )?;
-        let dim = match &pred {
-            Predictor::Native(r) => r.dim(),
-            Predictor::Tract(t) => t.dim(),
-        };
+        let dim = pred.dim();
         if enc.model.dim() != dim {
             bail!(
                 "{} embeds in {} dims, the reasoner reads {dim}",

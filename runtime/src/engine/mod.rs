@@ -18,7 +18,7 @@ use bert::{Dims, Fast, Scratch};
 use sections::{EmbedView, LayerView};
 use static_model::StaticView;
 
-pub use reasoner::Reasoner;
+pub use reasoner::{Reasoner, TRUST_ONE};
 
 /// The network-specific sections, resolved once at load: embedding never looks a section up again,
 /// so it cannot fail on the package after [`Model::new`].

@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | 0 | 4 | magic `PIKB` |
 //! | 4 | 2 | format version (1) |
-//! | 6 | 2 | flags (0; other values are refused) |
+//! | 6 | 2 | flags: bit 0 set when a [`lexicon`] follows the text area; other bits are refused |
 //! | 8 | 4 | total length in bytes, checksum included (trailing bytes after it are ignored) |
 //! | 12 | 4 | dimension `D` of the vectors (the model's output dimension) |
 //! | 16 | 4 | number of entries `N` |
@@ -22,13 +22,15 @@
 //! | 28 | 4 | answer bias, i32 score units, added to the answer cosine before the `max` of [`Index::Both`] |
 //! | 32 | 4 | model tag: the CRC-32 trailing the `.pith` package that embedded the entries (0 = unknown) |
 //! | 36 | 4 | length `T` of the coded text area |
-//! | 40 | 8 | reserved (0) |
+//! | 40 | 4 | lexical weight, i32 score units: how much the [`lexicon`]'s match adds to an entry's score (0 without a lexicon) |
+//! | 44 | 4 | reserved (0) |
 //! | 48 | 32 | code bitmap: bit `b % 8` of byte `b / 8` set when byte value `b` is a pair code |
 //! | 80 | 512 | pair table: bytes `2b, 2b+1` = (left, right) expansion of code `b` (0, 0 for literals) |
 //! | 592 | 12 N | entry table: per entry the end offsets (u32, into the text area) of its id, question, answer |
 //! | … | N·rowQ | question vectors, one row of `rowQ` bytes per entry |
 //! | … | N·rowA | answer vectors, one row of `rowA` bytes per entry |
 //! | … | T | coded text area: for each entry its id, question and answer, back to back |
+//! | … | | the [`lexicon`] of the questions, when flag bit 0 is set |
 //! | … | 4 | CRC-32/ISO-HDLC ([`crate::format::CHECKSUM`]) of every byte before it |
 //!
 //! A row of 8-bit elements is `D` i8 values in -127..=127 (never -128, so the SIMD dot product of
@@ -53,11 +55,13 @@
 //! weighted sum of the two blurs the sharp question match; see the project README for numbers).
 //! Ties rank the lower entry index first.
 
+pub mod lexicon;
 mod search;
 mod text;
 #[cfg(feature = "std")]
 mod write;
 
+pub use lexicon::Lexicon;
 pub use search::{cosine_i8, Hit, Index, Reply};
 pub use text::Text;
 #[cfg(feature = "std")]
@@ -101,6 +105,8 @@ pub const SCORE_ONE: i32 = 1 << 16;
 pub const NEVER_ABSTAIN: i32 = i32::MIN;
 
 const ENTRIES_AT: usize = HEADER_LEN + CODE_TABLE_LEN;
+/// Flag bit: a lexicon follows the text area.
+pub const FLAG_LEXICON: u16 = 1;
 
 /// Bytes of one stored vector of `dim` elements at `bits` per element; `None` for unsupported widths.
 pub fn row_bytes(bits: u8, dim: usize) -> Option<usize> {
@@ -246,6 +252,7 @@ pub struct Bank<'a> {
     question_rows: &'a [u8],
     answer_rows: &'a [u8],
     text: &'a [u8],
+    lexicon: Option<Lexicon<'a>>,
 }
 
 impl<'a> Bank<'a> {
@@ -277,9 +284,10 @@ impl<'a> Bank<'a> {
             return Err(Error::BankCorrupt);
         }
         let flags = u16_at(bytes, 6).ok_or(Error::BankCorrupt)?;
-        let reserved =
-            u16_at(bytes, 22).ok_or(Error::BankCorrupt)? as u32 | field(40)? | field(44)?;
-        if flags != 0 || reserved != 0 {
+        let reserved = u16_at(bytes, 22).ok_or(Error::BankCorrupt)? as u32 | field(44)?;
+        let has_lexicon = flags == FLAG_LEXICON;
+        let weight = field(40)? as i32;
+        if flags & !FLAG_LEXICON != 0 || reserved != 0 || (!has_lexicon && weight != 0) {
             return Err(Error::BankCorrupt);
         }
         let dim = field(12)? as usize;
@@ -303,10 +311,18 @@ impl<'a> Bank<'a> {
             Some((entries_end, q_end, a_end, text_end))
         })();
         let (entries_end, q_end, a_end, text_end) = layout.ok_or(Error::BankCorrupt)?;
-        if text_end != body_end {
+        if text_end > body_end || (!has_lexicon && text_end != body_end) {
             return Err(Error::BankCorrupt);
         }
         let slice = |from: usize, to: usize| bytes.get(from..to).ok_or(Error::BankCorrupt);
+        let lexicon = match has_lexicon {
+            true => Some(Lexicon::new_checked(
+                slice(text_end, body_end)?,
+                count,
+                weight,
+            )?),
+            false => None,
+        };
         let codes = Codes::new(slice(HEADER_LEN, ENTRIES_AT)?)?;
         let bank = Bank {
             bytes,
@@ -322,6 +338,7 @@ impl<'a> Bank<'a> {
             question_rows: slice(entries_end, q_end)?,
             answer_rows: slice(q_end, a_end)?,
             text: slice(a_end, text_end)?,
+            lexicon,
         };
         bank.check_entries()?;
         // -128 would break the exactness contract of the host's SIMD dot product.
@@ -416,6 +433,11 @@ impl<'a> Bank<'a> {
     /// Added to the answer cosine before [`Index::Both`] takes the `max`.
     pub fn answer_bias(&self) -> i32 {
         self.answer_bias
+    }
+
+    /// The lexicon of the entries' questions, when the bank carries one.
+    pub fn lexicon(&self) -> Option<Lexicon<'a>> {
+        self.lexicon
     }
 
     /// Checksum of the package that embedded the entries (0 when not recorded).

@@ -1,5 +1,6 @@
 //! Exhaustive integer search: every entry is scored, the best `k` are kept in the caller's array.
 
+use super::lexicon::{mix, Context};
 use super::{Bank, Entry, Vector, NEVER_ABSTAIN, SCORE_ONE};
 use crate::fixed::isqrt_u128;
 
@@ -130,20 +131,29 @@ impl<'a> Bank<'a> {
     /// Fills `out` with the best `out.len()` entries for `query`, best first, and returns how many
     /// it wrote (0 for a query of the wrong dimension). Does not apply the abstain threshold.
     pub fn search(&self, query: &[i8], index: Index, out: &mut [Hit]) -> usize {
+        self.search_mixed(query, None, index, out)
+    }
+
+    /// [`Bank::search`], each entry's score raised by its lexical match with `lexical`'s context
+    /// at `lexical`'s weight (score units; see [`super::lexicon::mix`]).
+    pub fn search_mixed(
+        &self,
+        query: &[i8],
+        lexical: Option<(&Context<'_, '_>, i32)>,
+        index: Index,
+        out: &mut [Hit],
+    ) -> usize {
         if query.len() != self.dim() || out.is_empty() {
             return 0;
         }
         let qn = norm2(query);
         let mut n = 0;
         for (i, e) in self.entries().enumerate() {
-            insert(
-                out,
-                &mut n,
-                Hit {
-                    index: i,
-                    score: self.entry_score(&e, query, qn, index),
-                },
-            );
+            let mut score = self.entry_score(&e, query, qn, index);
+            if let Some((context, weight)) = lexical {
+                score = mix(score, context.entry_score(i), weight);
+            }
+            insert(out, &mut n, Hit { index: i, score });
         }
         n
     }

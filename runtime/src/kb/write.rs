@@ -57,6 +57,15 @@ pub struct BankWriter {
     dim: usize,
     options: BankOptions,
     entries: Vec<BankEntry>,
+    lexicon: Option<LexiconSpec>,
+}
+
+/// What [`BankWriter::lexicon`] was given.
+#[derive(Debug, Clone)]
+struct LexiconSpec {
+    terms: Vec<Vec<u16>>,
+    vocab: usize,
+    weight: i32,
 }
 
 impl BankWriter {
@@ -66,7 +75,19 @@ impl BankWriter {
             dim,
             options,
             entries: Vec::new(),
+            lexicon: None,
         }
+    }
+
+    /// Adds a [`super::lexicon`]: `terms` are each entry's question terms (as
+    /// [`super::lexicon::terms`] gives them), `vocab` the tokenizer's vocabulary size and `weight`
+    /// how much the lexical match counts (score units). The IDF is computed over the entries.
+    pub fn lexicon(&mut self, terms: Vec<Vec<u16>>, vocab: usize, weight: i32) {
+        self.lexicon = Some(LexiconSpec {
+            terms,
+            vocab,
+            weight,
+        });
     }
 
     /// Adds an entry.
@@ -124,7 +145,12 @@ impl BankWriter {
         let mut out = Vec::new();
         out.extend_from_slice(&BANK_MAGIC);
         out.extend_from_slice(&BANK_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
+        let flags = if self.lexicon.is_some() {
+            FLAG_LEXICON
+        } else {
+            0
+        };
+        out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes()); // total length, patched below
         out.extend_from_slice(&u32_len(dim)?.to_le_bytes());
         out.extend_from_slice(&u32_len(self.entries.len())?.to_le_bytes());
@@ -134,7 +160,9 @@ impl BankWriter {
         out.extend_from_slice(&o.model_tag.to_le_bytes());
         let text_len: usize = texts.iter().map(Vec::len).sum();
         out.extend_from_slice(&u32_len(text_len)?.to_le_bytes());
-        out.extend_from_slice(&[0; 8]);
+        let weight = self.lexicon.as_ref().map_or(0, |l| l.weight);
+        out.extend_from_slice(&weight.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
         debug_assert_eq!(out.len(), HEADER_LEN);
 
         let mut bitmap = [0u8; 32];
@@ -163,12 +191,55 @@ impl BankWriter {
         for t in &texts {
             out.extend_from_slice(t);
         }
+        if let Some(l) = &self.lexicon {
+            write_lexicon(&mut out, l, self.entries.len())?;
+        }
         let total = u32_len(out.len() + 4)?;
         out[8..12].copy_from_slice(&total.to_le_bytes());
         let crc = CHECKSUM.checksum(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         Ok(out)
     }
+}
+
+/// The lexicon's bytes (layout in [`super::lexicon`]); the IDF is the entries' own.
+fn write_lexicon(out: &mut Vec<u8>, l: &LexiconSpec, count: usize) -> Result<()> {
+    use super::lexicon::{IDF_ONE, MAX_TERMS};
+    let sorted = |t: &[u16]| t.windows(2).all(|w| w[0] < w[1]);
+    if l.terms.len() != count
+        || l.vocab == 0
+        || l.vocab > 1 << 16
+        || l.terms
+            .iter()
+            .any(|t| t.len() > MAX_TERMS || !sorted(t) || t.iter().any(|&x| x as usize >= l.vocab))
+    {
+        return Err(Error::BankCorrupt);
+    }
+    let mut df = vec![0u32; l.vocab];
+    for t in &l.terms {
+        for &x in t {
+            df[x as usize] += 1;
+        }
+    }
+    let n = count as f64;
+    out.extend_from_slice(&u32_len(l.vocab)?.to_le_bytes());
+    let total: usize = l.terms.iter().map(Vec::len).sum();
+    out.extend_from_slice(&u32_len(total)?.to_le_bytes());
+    out.extend(df.iter().map(|&d| {
+        let idf = ((1.0 + n) / (1.0 + d as f64)).ln() + 1.0;
+        (idf * IDF_ONE as f64).round().clamp(1.0, 255.0) as u8
+    }));
+    let mut end = 0usize;
+    for t in &l.terms {
+        end += t.len();
+        out.extend_from_slice(&u32_len(end)?.to_le_bytes());
+    }
+    for t in &l.terms {
+        for &x in t {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    Ok(())
 }
 
 fn u32_len(n: usize) -> Result<u32> {

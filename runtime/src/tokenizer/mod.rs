@@ -156,6 +156,14 @@ impl<'a> Tokenizer<'a> {
         best
     }
 
+    /// Whether `id` is one of the special tokens (`[CLS]`, `[SEP]`, `[UNK]`, `[PAD]`, `[MASK]`).
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special
+            .iter()
+            .zip(&self.special_ids)
+            .any(|(text, &s)| !text.is_empty() && s == id)
+    }
+
     /// Token text for an id (for debugging and `info`), `None` if out of range.
     pub fn token(&self, id: u32) -> Option<&'a str> {
         self.vocab.token(usize::try_from(id).ok()?)

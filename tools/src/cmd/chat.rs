@@ -11,11 +11,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use pith_console::chat::{self, Chat, REFINE_TOP};
 use pith_console::reply::ChatLines;
 use pith_console::{Board, NoClock, Service};
+use pith_runtime::kb::lexicon::Context as LexicalContext;
 use pith_runtime::kb::{Bank, Hit, Index, SCORE_ONE};
 
 use crate::backend::Kind;
 use crate::load::Engine;
 use crate::reasoner::eval::cosine;
+use crate::reasoner::mix::terms_of;
 use crate::reasoner::predictor::dequantize;
 use crate::reasoner::WINDOW;
 
@@ -237,24 +239,37 @@ fn float(
         Some(g) => g,
         None => loaded.gate()?,
     };
-    // The ring of int8 turn vectors (what the device keeps), latest first.
-    let mut ring: Vec<Vec<i8>> = Vec::with_capacity(WINDOW);
-    let push = |ring: &mut Vec<Vec<i8>>, v: Vec<i8>| {
-        ring.insert(0, v);
+    // The ring of int8 turn vectors and lexical terms (what the device keeps), latest first.
+    let mut ring: Vec<(Vec<i8>, Vec<u16>)> = Vec::with_capacity(WINDOW);
+    let push = |ring: &mut Vec<(Vec<i8>, Vec<u16>)>, v: Vec<i8>, t: Vec<u16>| {
+        ring.insert(0, (v, t));
         ring.truncate(WINDOW);
     };
+    let lexicon = bank.lexicon().filter(|l| l.weight() != 0);
     for &turn in turns {
         if turn == "reset" {
             ring.clear();
             reset()?;
             continue;
         }
-        push(&mut ring, enc.embed_i8(turn)?);
-        let window: Vec<&[i8]> = ring.iter().map(Vec::as_slice).collect();
+        let terms = match lexicon {
+            Some(_) => terms_of(&enc.model, &[turn])?.remove(0),
+            None => Vec::new(),
+        };
+        push(&mut ring, enc.embed_i8(turn)?, terms);
+        let window: Vec<&[i8]> = ring.iter().map(|(v, _)| v.as_slice()).collect();
         let predicted = pred.predict(&window)?;
         let mut hits = vec![Hit::default(); REFINE_TOP];
         let query = to_i8(&predicted);
-        let n = bank.search(&query, Index::Question, &mut hits);
+        let turn_terms: Vec<&[u16]> = ring.iter().map(|(_, t)| t.as_slice()).collect();
+        let context = lexicon
+            .filter(|_| pith_runtime::kb::lexicon::applies(turn_terms.len()))
+            .map(|l| LexicalContext::new(l, &turn_terms));
+        let trust = pred.trust(window[0]);
+        let lexical = context
+            .as_ref()
+            .map(|c| (c, (c.lexicon().weight() as f32 * trust).round() as i32));
+        let n = bank.search_mixed(&query, lexical, Index::Question, &mut hits);
         hits.truncate(n);
         let first = *hits.first().context("the bank search returned nothing")?;
         let margin = first.cosine() - hits.get(1).map_or(-1.0, |h| h.cosine());
@@ -289,7 +304,8 @@ fn float(
             best.cosine(),
             if refined { " refined" } else { "" }
         );
-        push(&mut ring, enc.embed_i8(&text)?);
+        let terms = lexicon.map_or_else(Vec::new, |l| l.entry_terms(best.index).collect());
+        push(&mut ring, enc.embed_i8(&text)?, terms);
         print(
             turn,
             &Said {

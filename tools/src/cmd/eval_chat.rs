@@ -1,8 +1,13 @@
 //! `pith eval chat`: next-turn selection, top-1 of 100 and MRR, for the reasoner and every
 //! baseline a user could run instead (protocol in `crate::reasoner::eval`): cosine in the
 //! reasoner's encoder space (last turn, context mean, a fitted linear map), lexical TF-IDF and BM25
-//! (`crate::reasoner::lexical`), and cosine in the space of other encoders (`--baseline-model`,
-//! the teacher by default).
+//! (`crate::reasoner::lexical`), the response bank's own lexical match alone and added to the
+//! encoder's last-turn cosine (`crate::reasoner::mix`), and cosine in the space of other encoders
+//! (`--baseline-model`, the teacher by default).
+//!
+//! The reasoner's score of a candidate is what the device's `chat` ranks bank sentences by: the
+//! cosine to the predicted turn plus the bank's lexical weight × the reasoner's trust × the
+//! candidate's lexical match with the window (for windows of two turns or more, as `chat`).
 
 use std::path::PathBuf;
 
@@ -16,6 +21,7 @@ use crate::reasoner::eval::{
     Score, SplitMix,
 };
 use crate::reasoner::lexical::{self, Lexicon};
+use crate::reasoner::mix;
 use crate::reasoner::predictor::{dequantize, embed_turns, Predictor, TurnVectors};
 use crate::reasoner::WINDOW;
 
@@ -44,10 +50,25 @@ pub struct ChatArgs {
     /// models/minilm-l6.pith).
     #[arg(long = "baseline-model")]
     pub baseline_models: Vec<PathBuf>,
+    /// Response bank whose lexicon (IDF and lexical weight) the reasoner's score uses (default:
+    /// the shipped reasoner's; a reasoner that is not shipped is scored without one unless given).
+    #[arg(long)]
+    pub bank: Option<PathBuf>,
+    /// Lexical weight instead of the bank's (0: the predicted vector's cosine alone).
+    #[arg(long)]
+    pub lexical_weight: Option<f32>,
+    /// Also report the reasoner's top-1 and MRR at each of these lexical weights (calibrate the
+    /// weight on dev: `--lexical-sweep 0,0.5,1,1.5`).
+    #[arg(long, value_delimiter = ',')]
+    pub lexical_sweep: Vec<f32>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
+
+/// Weights tried for the last-turn cosine + lexical baseline; it reports the best of them on the
+/// evaluated file itself, an upper bound on what a weight tuned elsewhere would give.
+const BASELINE_WEIGHTS: [f64; 10] = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0];
 
 /// The lexical baselines: TF-IDF and BM25, query = the last turn or the whole window.
 fn lexical_baselines(
@@ -209,7 +230,23 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
     }
     let root = crate::defaults::repo_root()?;
     let loaded = a.engine.load()?;
-    let (_enc, pred) = loaded.open(a.engine.backend)?;
+    let (enc, pred) = loaded.open(a.engine.backend)?;
+    let bank_path = match (&a.bank, loaded.shipped) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(r)) => Some(crate::artifacts::chat_bank(r)?),
+        (None, None) => None,
+    };
+    let bank_bytes = match &bank_path {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => Vec::new(),
+    };
+    let lexicon = match &bank_path {
+        Some(p) => pith_runtime::kb::Bank::for_model(&bank_bytes, &enc.model)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            .lexicon(),
+        None => None,
+    };
+    let weight = a.lexical_weight.unwrap_or(mix::weight(lexicon)) as f64;
     let train = read_conversations(
         &a.train
             .clone()
@@ -229,7 +266,14 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
     let turns: Vec<&str> = convs.iter().flatten().map(String::as_str).collect();
     let norm: Vec<Vec<String>> = turns.iter().map(|t| lexical::words(t)).collect();
     let same = |i: usize, j: usize| norm[i] == norm[j];
+    let terms = match lexicon {
+        Some(_) => mix::terms_of(&enc.model, &turns)?,
+        None => vec![Vec::new(); turns.len()],
+    };
     let (mut r, mut last, mut mean, mut lin) = Default::default();
+    let mut lexical_only = Score::default();
+    let mut sweep = vec![Score::default(); a.lexical_sweep.len()];
+    let mut last_lexical = [Score::default(); BASELINE_WEIGHTS.len()];
     let bar = indicatif::ProgressBar::new(pos.len() as u64);
     // Per position: (margin, right before refining, right after refining when refined).
     let mut gate: Vec<(f32, bool, Option<bool>)> = Vec::new();
@@ -237,8 +281,48 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         let window: Vec<&[i8]> = p.window.iter().map(|&i| q[i].as_slice()).collect();
         let predicted = pred.predict(&window)?;
         let same_k = |k: usize| same(c[0], c[k]);
-        Score::add(&mut r, rank(&predicted, c, &emb, same_k));
-        let s = scores(&predicted, c, &emb);
+        let lex: Vec<f64> = match lexicon {
+            Some(l) => {
+                let w: Vec<&[u16]> = p.window.iter().map(|&i| terms[i].as_slice()).collect();
+                let cand: Vec<&[u16]> = c.iter().map(|&j| terms[j].as_slice()).collect();
+                mix::scores(l, &w, &cand)
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
+            }
+            None => vec![0.0; c.len()],
+        };
+        // As the device: no lexical match for a context of one turn.
+        let trust = match pith_runtime::kb::lexicon::applies(window.len()) {
+            true => pred.trust(window[0]) as f64,
+            false => 0.0,
+        };
+        let dense = scores(&predicted, c, &emb);
+        let with = |w: f64| -> Vec<f64> {
+            dense
+                .iter()
+                .zip(&lex)
+                .map(|(&d, &l)| d as f64 + w * trust * l)
+                .collect()
+        };
+        let s64 = with(weight);
+        Score::add(&mut r, rank_of(&s64, same_k));
+        for (score, &w) in sweep.iter_mut().zip(&a.lexical_sweep) {
+            score.add(rank_of(&with(w as f64), same_k));
+        }
+        if lexicon.is_some() {
+            lexical_only.add(rank_of(&lex, same_k));
+            let cos = scores(&emb[p.window[0]], c, &emb);
+            for (score, &w) in last_lexical.iter_mut().zip(&BASELINE_WEIGHTS) {
+                let s: Vec<f64> = cos
+                    .iter()
+                    .zip(&lex)
+                    .map(|(&d, &l)| d as f64 + w * l)
+                    .collect();
+                score.add(rank_of(&s, same_k));
+            }
+        }
+        let s: Vec<f32> = s64.iter().map(|&x| x as f32).collect();
         let o = order(&s);
         let margin = match (o.first(), o.get(1)) {
             (Some(&a), Some(&b)) => s[a] - s[b],
@@ -266,6 +350,20 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
     ];
     table.extend(lexical_baselines(&turns, &pos, &cands, &same));
     let mut baselines = serde_json::Map::new();
+    if lexicon.is_some() {
+        table.push(("bank_lexicon_context".into(), lexical_only));
+        let (k, best) = last_lexical
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, s)| s.top1)
+            .map(|(k, s)| (k, *s))
+            .unwrap_or_default();
+        table.push(("last_turn_plus_bank_lexicon".into(), best));
+        baselines.insert(
+            "last_turn_plus_bank_lexicon_weight".into(),
+            BASELINE_WEIGHTS[k].into(),
+        );
+    }
     for (name, s) in &table {
         baselines.insert(name.clone(), s.json());
     }
@@ -307,6 +405,11 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
     }
     let mut out = serde_json::json!({
         "reasoner": r.json(),
+        "lexical_weight": weight,
+        "bank": bank_path,
+        "lexical_sweep": a.lexical_sweep.iter().zip(&sweep)
+            .map(|(w, s)| serde_json::json!({ "weight": w, "top1": s.json()["top1"], "mrr": s.json()["mrr"] }))
+            .collect::<Vec<_>>(),
         "baselines": baselines,
         "best_baseline": { "name": best.0, "top1": best.1 },
         "n": pos.len(),
@@ -374,6 +477,10 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
             ))
         };
         line("reasoner", &r.json())?;
+        crate::outln!("  (lexical weight {weight:.2})");
+        for (w, s) in a.lexical_sweep.iter().zip(&sweep) {
+            line(&format!("  weight {w:.2}"), &s.json())?;
+        }
         for (name, s) in &table {
             line(name, &s.json())?;
         }

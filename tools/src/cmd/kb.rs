@@ -57,6 +57,10 @@ pub struct BuildArgs {
     /// Added to the answer cosine before taking the max with the question cosine.
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = crate::args::cosine)]
     pub answer_bias: f32,
+    /// Add a lexicon of the questions (the model's WordPiece terms, IDF over the entries) that
+    /// `chat` adds at this weight to each sentence's cosine (a response bank for a reasoner; 0..=8).
+    #[arg(long, value_parser = crate::args::lexical_weight)]
+    pub lexical_weight: Option<f32>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -107,7 +111,10 @@ fn build(a: BuildArgs) -> Result<()> {
         answer_bias: to_score(a.answer_bias),
         model_tag: package_tag(model.package()),
     };
-    let mut bytes = bank::build(&model, &entries, options)?;
+    let mut bytes = match a.lexical_weight {
+        Some(w) => bank::build_with_lexicon(&model, &entries, options, w)?,
+        None => bank::build(&model, &entries, options)?,
+    };
     let calibration = match &a.calibrate {
         Some(path) => {
             let queries = read_queries(path)?;
@@ -192,6 +199,7 @@ fn info(a: InfoArgs) -> Result<()> {
             "text_bytes": b.text_bytes(), "plain_text_bytes": plain, "compressed": b.is_compressed(),
             "threshold": threshold_json(&b), "answer_bias": score_to_cosine(b.answer_bias()),
             "model_tag": format!("{:08x}", b.model_tag()),
+            "lexical_weight": b.lexicon().map(|l| score_to_cosine(l.weight())),
         });
         if a.entries {
             v["list"] = serde_json::Value::Array(ids);
@@ -222,6 +230,13 @@ fn info(a: InfoArgs) -> Result<()> {
     }
     crate::outln!("answer bias {:.4}", score_to_cosine(b.answer_bias()));
     crate::outln!("model tag {:08x}", b.model_tag());
+    if let Some(l) = b.lexicon() {
+        crate::outln!(
+            "lexicon   weight {:.4}, {} vocabulary ids",
+            score_to_cosine(l.weight()),
+            l.vocab_len()
+        );
+    }
     for e in &ids {
         crate::outln!(
             "{}\t{}",

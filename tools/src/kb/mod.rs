@@ -51,6 +51,29 @@ pub fn embed_all(model: &Model<'_>, texts: &[&str]) -> Result<Vec<Vec<i8>>> {
 
 /// Embeds every entry's question and answer and writes the bank (threshold as in `options`).
 pub fn build(model: &Model<'_>, entries: &[SourceEntry], options: BankOptions) -> Result<Vec<u8>> {
+    writer(model, entries, options)?
+        .finish()
+        .map_err(|e| anyhow!("writing the bank: {e}"))
+}
+
+/// [`build`], with a lexicon of the questions (the encoder's terms) at lexical weight `weight`
+/// (a cosine: 1.0 adds the lexical score whole).
+pub fn build_with_lexicon(
+    model: &Model<'_>,
+    entries: &[SourceEntry],
+    options: BankOptions,
+    weight: f32,
+) -> Result<Vec<u8>> {
+    let mut w = writer(model, entries, options)?;
+    let questions: Vec<&str> = entries.iter().map(|e| e.question.as_str()).collect();
+    let terms = crate::reasoner::mix::terms_of(model, &questions)?;
+    let weight = (weight * SCORE_ONE as f32).round() as i32;
+    w.lexicon(terms, model.tokenizer().vocab_len(), weight);
+    w.finish().map_err(|e| anyhow!("writing the bank: {e}"))
+}
+
+/// The writer holding every entry of `entries`, embedded.
+fn writer(model: &Model<'_>, entries: &[SourceEntry], options: BankOptions) -> Result<BankWriter> {
     let texts: Vec<&str> = entries
         .iter()
         .flat_map(|e| [e.question.as_str(), e.answer.as_str()])
@@ -72,7 +95,7 @@ pub fn build(model: &Model<'_>, entries: &[SourceEntry], options: BankOptions) -
             answer_vector: v[1].clone(),
         });
     }
-    w.finish().map_err(|e| anyhow!("writing the bank: {e}"))
+    Ok(w)
 }
 
 /// Result of calibrating the abstain threshold on labelled queries.

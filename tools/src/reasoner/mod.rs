@@ -5,6 +5,7 @@
 
 pub mod eval;
 pub mod lexical;
+pub mod mix;
 pub mod native;
 pub mod onnx;
 pub mod predictor;
@@ -199,8 +200,29 @@ impl Tensors {
     }
 }
 
-/// The checkpoint's calibrated refinement gate: `{"refine_below": COSINE, ...}`.
+/// The checkpoint's calibrated chat settings: `{"refine_below": COSINE, "lexical_weight": W, ...}`.
 pub const GATE_FILE: &str = "gate.json";
+
+/// The lexical weight of the checkpoint in `dir` (`lexical_weight` in its gate file: how much
+/// the response bank's lexical match adds to a candidate's cosine); an error names the file when
+/// it is missing, not JSON, or lacks a weight in [0, 8].
+pub fn load_lexical_weight(dir: &Path) -> Result<f32> {
+    let path = dir.join(GATE_FILE);
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let w = v["lexical_weight"]
+        .as_f64()
+        .filter(|w| (0.0..=8.0).contains(w))
+        .with_context(|| {
+            format!(
+                "{}: \"lexical_weight\" must be a number in [0, 8] (the weight of the lexical match)",
+                path.display()
+            )
+        })?;
+    Ok(w as f32)
+}
 
 /// The gate of the checkpoint in `dir` (`None` without a gate file); an error names the file
 /// when it is not JSON or lacks a threshold in [-1, 2].

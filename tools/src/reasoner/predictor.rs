@@ -6,6 +6,7 @@ use tract_onnx::pb::ModelProto;
 
 use super::native;
 use super::onnx::TractReasoner;
+use super::Trust;
 use crate::backend::Kind;
 
 /// A reasoner that predicts from int8 turn vectors (what the encoder gives the device).
@@ -13,17 +14,19 @@ pub enum Predictor<'a> {
     /// The runtime's integer reasoner: the device's bytes (boxed: its resolved layer list is
     /// large beside tract's handle).
     Native(Box<pith_runtime::Reasoner<'a>>),
-    /// The fp32 checkpoint's or the QDQ ONNX graph in tract, fed the same vectors dequantized.
-    Tract(TractReasoner),
+    /// The fp32 checkpoint's or the QDQ ONNX graph in tract, fed the same vectors dequantized,
+    /// with the checkpoint's trust gate (in float).
+    Tract(TractReasoner, Option<Trust>),
 }
 
 impl<'a> Predictor<'a> {
     /// The predictor of `kind`: `package` holds the int8 reasoner (native), `graph` the ONNX
-    /// graph of `dim`-wide turns (tract).
+    /// graph of `dim`-wide turns and `trust` the checkpoint's trust gate (tract).
     pub fn new(
         kind: Kind,
         package: &'a [u8],
         graph: Option<&ModelProto>,
+        trust: Option<Trust>,
         dim: usize,
     ) -> Result<Self> {
         match kind {
@@ -33,7 +36,7 @@ impl<'a> Predictor<'a> {
             ))),
             Kind::TractFp32 | Kind::TractInt8 => {
                 let g = graph.ok_or_else(|| anyhow!("{kind:?} needs the reasoner's ONNX graph"))?;
-                Ok(Predictor::Tract(TractReasoner::new(g, dim)?))
+                Ok(Predictor::Tract(TractReasoner::new(g, dim)?, trust))
             }
         }
     }
@@ -45,10 +48,27 @@ impl<'a> Predictor<'a> {
                 .into_iter()
                 .map(f32::from)
                 .collect()),
-            Predictor::Tract(t) => {
+            Predictor::Tract(t, _) => {
                 let f: Vec<Vec<f32>> = window.iter().map(|q| dequantize(q)).collect();
                 t.predict(&f.iter().map(Vec::as_slice).collect::<Vec<_>>())
             }
+        }
+    }
+
+    /// How far the reasoner trusts its correction for this latest turn, in [0, 1] (1 without a
+    /// trust gate): it scales the lexical match as it scales the correction.
+    pub fn trust(&self, latest: &[i8]) -> f32 {
+        match self {
+            Predictor::Native(r) => r.trust(latest) as f32 / pith_runtime::engine::TRUST_ONE as f32,
+            Predictor::Tract(_, t) => t.as_ref().map_or(1.0, |t| t.of(&dequantize(latest))),
+        }
+    }
+
+    /// Width of the turn vectors.
+    pub fn dim(&self) -> usize {
+        match self {
+            Predictor::Native(r) => r.dim(),
+            Predictor::Tract(t, _) => t.dim(),
         }
     }
 }
