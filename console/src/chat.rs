@@ -162,7 +162,7 @@ impl<'m> Chat<'m> {
 
     /// Puts the user's turn in front: its vector `v` and, when the bank has a lexicon, the terms
     /// of `text` (tokenized by `tokenizer` in `scratch`).
-    pub(crate) fn push_user(
+    fn push_user(
         &mut self,
         v: &[i8],
         text: &str,
@@ -184,7 +184,7 @@ impl<'m> Chat<'m> {
     }
 
     /// Puts the answer, bank entry `entry` with vector `v`, in front (its terms are the bank's).
-    pub(crate) fn push_answer(&mut self, v: &[i8], entry: usize) {
+    fn push_answer(&mut self, v: &[i8], entry: usize) {
         let mut terms = [0u16; MAX_TERMS];
         let mut n = 0;
         if let Some(l) = self.bank.lexicon() {
@@ -208,12 +208,52 @@ impl<'m> Chat<'m> {
 
     /// The text of bank sentence `text`, decoded into the chat's buffer; an error when it does
     /// not fit (it could not be embedded whole).
-    pub(crate) fn say(&mut self, text: Text<'_>) -> Result<&str, Error> {
+    fn say(&mut self, text: Text<'_>) -> Result<&str, Error> {
         let said = text.decode_into(self.text);
         if said.len() < text.len() {
             return Err(Error::ResponseTooLong);
         }
         Ok(said)
+    }
+
+    /// One turn of a conversation: embeds `text` with `model` (the encoder the bank was built
+    /// with) into `a`, then answers as [`Chat::turn`]. `arena` is the encoder's and the
+    /// reasoner's scratch (the larger of their arena sizes); `a` and `b` hold the dimension's
+    /// values each.
+    pub fn step(
+        &mut self,
+        model: &Model<'_>,
+        text: &str,
+        arena: &mut [i32],
+        a: &mut [i8],
+        b: &mut [i8],
+    ) -> Result<ChatAnswer<'m>, Error> {
+        let dim = self.reasoner.dim();
+        let v = a.get_mut(..dim).ok_or(Error::OutputSizeMismatch)?;
+        model.embed(text, arena, v)?;
+        self.turn(model, text, arena, a, b)
+    }
+
+    /// The turn whose text `text` is already embedded in `a`: puts it in the ring, predicts the
+    /// next turn, answers with the nearest bank sentence (refining when the gate says so) and
+    /// puts the answer, re-embedded, in the ring too. `a` and `b` are overwritten.
+    pub fn turn(
+        &mut self,
+        model: &Model<'_>,
+        text: &str,
+        arena: &mut [i32],
+        a: &mut [i8],
+        b: &mut [i8],
+    ) -> Result<ChatAnswer<'m>, Error> {
+        let dim = self.reasoner.dim();
+        let v = a.get(..dim).ok_or(Error::OutputSizeMismatch)?;
+        self.push_user(v, text, model.tokenizer(), arena)?;
+        let answer = self.respond(model, arena, a, b)?;
+        let said = self.say(answer.text)?;
+        let out = a.get_mut(..dim).ok_or(Error::OutputSizeMismatch)?;
+        model.embed(said, arena, out)?;
+        self.push_answer(out, answer.entry);
+        Ok(answer)
     }
 
     /// Predicts the next turn into `pred` from the ring, with `newest` (when given) in front of
@@ -238,7 +278,7 @@ impl<'m> Chat<'m> {
     /// Predicts the next turn (into `pred`) and answers with the nearest bank sentence (by its
     /// question index: the bank's sentences are the responses), refining when the gate says so.
     /// `model` is the encoder that embeds the candidates into `cand`; `arena` is scratch.
-    pub(crate) fn respond(
+    fn respond(
         &mut self,
         model: &Model<'_>,
         arena: &mut [i32],

@@ -54,7 +54,7 @@ pub enum Request<'a> {
 pub enum Response {
     /// The int8 embedding of the request's text.
     Embedding {
-        /// Tokens the text became ([CLS] and [SEP] included).
+        /// Tokens the text became (`[CLS]` and `[SEP]` included).
         tokens: u16,
         /// The full vector, model dimension long.
         values: heapless::Vec<i8, MAX_DIM>,

@@ -151,7 +151,7 @@ impl Failure {
     }
 }
 
-/// The fixed sentence `bench` embeds: 16 tokens with [CLS] and [SEP] in BERT uncased.
+/// The fixed sentence `bench` embeds: 16 tokens with `[CLS]` and `[SEP]` in BERT uncased.
 pub const BENCH_SENTENCE: &str =
     "a man is playing a guitar on the stage while people watch him closely";
 
@@ -267,23 +267,8 @@ impl<'m, C: Clock> Service<'m, C> {
             .as_ref()
             .map_err(|e| Failure::new(ErrCode::NoModel, Cause::NoModel(*e)))?;
         let chat = self.chat.as_mut().ok_or(NO_CHAT)?;
-        let dim = model.dim();
-        let runtime = |e| Failure::new(ErrCode::Model, Cause::Runtime(e));
-        chat.push_user(
-            self.a.get(..dim).unwrap_or(&[]),
-            text,
-            model.tokenizer(),
-            self.arena,
-        )
-        .map_err(runtime)?;
-        let answer = chat
-            .respond(model, self.arena, &mut self.a, &mut self.b)
-            .map_err(runtime)?;
-        let said = chat.say(answer.text).map_err(runtime)?;
-        let out = self.a.get_mut(..dim).unwrap_or(&mut []);
-        model.embed(said, self.arena, out).map_err(runtime)?;
-        chat.push_answer(self.a.get(..dim).unwrap_or(&[]), answer.entry);
-        Ok(answer)
+        chat.turn(model, text, self.arena, &mut self.a, &mut self.b)
+            .map_err(|e| Failure::new(ErrCode::Model, Cause::Runtime(e)))
     }
 
     /// The model, or why there is none.

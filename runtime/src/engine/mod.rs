@@ -121,7 +121,7 @@ impl<'a> Model<'a> {
         self.header().model.hidden as usize
     }
 
-    /// Longest input in tokens ([CLS] and [SEP] included).
+    /// Longest input in tokens (`[CLS]` and `[SEP]` included).
     pub fn max_tokens(&self) -> usize {
         self.header().tokenizer.max_len as usize
     }

@@ -20,9 +20,9 @@ pub enum Arch {
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pooling {
-    /// Mean over all tokens, [CLS] and [SEP] included (sentence-transformers' mean pooling).
+    /// Mean over all tokens, `[CLS]` and `[SEP]` included (sentence-transformers' mean pooling).
     Mean,
-    /// The [CLS] token's vector.
+    /// The `[CLS]` token's vector.
     Cls,
 }
 
