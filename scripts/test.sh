@@ -32,8 +32,11 @@ step "firmware clippy done"
 ./target/release/pith artifacts
 step "artifacts built"
 
-# The runtime and the console must stay no_std: check them for a Cortex-M target.
-cargo check --release -p pith-runtime -p pith-console --target thumbv7em-none-eabihf
+# The runtime and the console must stay no_std: the C library (capi/, which links both) builds
+# for every Cortex-M profile a C firmware uses.
+for t in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
+  cargo build --release -p pith-c --target "$t"
+done
 # ... and with the defmt feature the firmware uses to log why a package or bank was refused.
 cargo check --release -p pith-runtime --features defmt --target thumbv7em-none-eabihf
 # aarch64 host kernels (SDOT, plain NEON): lints for that target. Their property suites and the

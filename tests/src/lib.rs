@@ -1,5 +1,6 @@
 //! pith-tests: host-side integration tests and the QEMU simulator harness.
 
+pub mod capi;
 pub mod cli;
 pub mod hostile;
 pub mod memport;
