@@ -548,6 +548,71 @@ fn bad_eval_sts_inputs_are_refused_by_line() {
     c.finish("eval sts input");
 }
 
+/// Empty inputs are refused, never reported as a result: a query file with no queries or an empty
+/// query, a blank negatives file, conversations with an empty turn or none at all.
+#[test]
+fn empty_inputs_are_refused_not_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut c = Checks::default();
+    let write = |name: &str, content: &str| {
+        let p = w.join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    };
+    let (none, blank_query, blank) = (
+        write("none.tsv", "\n\n"),
+        write("blank-query.tsv", "3\thow do I reset it\n4\t  \n"),
+        write("blank.txt", "\n  \n"),
+    );
+    let eval_faq = |queries: &Path, extra: &[&str]| {
+        let mut cmd = pith(&["eval", "faq", "--bank", BANK, "--queries", s(queries)]);
+        cmd.args(extra);
+        cmd
+    };
+    c.expect_error(
+        "eval faq, no queries",
+        "none.tsv: no queries",
+        eval_faq(&none, &[]),
+    );
+    c.expect_error(
+        "eval faq, an empty query",
+        "blank-query.tsv:2: the query is empty",
+        eval_faq(&blank_query, &[]),
+    );
+    c.expect_error(
+        "eval faq, blank negatives",
+        "blank.txt: no negative queries",
+        eval_faq(Path::new(QUERIES), &["--abstain", "--negatives", s(&blank)]),
+    );
+    c.expect_error(
+        "kb build --calibrate, no queries",
+        "none.tsv: no queries",
+        pith(&[
+            "kb",
+            "build",
+            BANK_SOURCE,
+            "-o",
+            s(&w.join("x.pithkb")),
+            "--calibrate",
+            s(&none),
+        ]),
+    );
+    let turns = write("empty-turns.jsonl", "{\"turns\": [\"\", \" \"]}\n");
+    c.expect_error(
+        "eval chat, empty turns",
+        "empty-turns.jsonl:1: a turn is empty",
+        pith(&["eval", "chat", "--conversations", s(&turns)]),
+    );
+    let nothing = write("nothing.jsonl", "\n");
+    c.expect_error(
+        "eval chat, no conversations",
+        "nothing.jsonl: no conversations",
+        pith(&["eval", "chat", "--conversations", s(&nothing)]),
+    );
+    c.finish("empty inputs");
+}
+
 #[test]
 fn mismatched_packages_and_backends_are_refused_cheaply() {
     let work = tempfile::tempdir().unwrap();

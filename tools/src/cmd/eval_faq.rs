@@ -264,6 +264,9 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
+        if lines.is_empty() {
+            bail!("{}: no negative queries", path.display());
+        }
         bar.inc_length(lines.len() as u64);
         let mut refused = 0usize;
         for l in &lines {

@@ -211,7 +211,14 @@ pub fn read_queries(path: &Path) -> Result<Vec<(String, String)>> {
         let Some((id, q)) = line.split_once('\t') else {
             bail!("{}:{}: expected id<TAB>query", path.display(), n + 1)
         };
+        if q.trim().is_empty() {
+            bail!("{}:{}: the query is empty", path.display(), n + 1)
+        }
         out.push((id.trim().to_string(), q.trim().to_string()));
+    }
+    // No queries would be reported as a result (a top-1 of 0, a threshold from nothing).
+    if out.is_empty() {
+        bail!("{}: no queries (id<TAB>query lines)", path.display())
     }
     Ok(out)
 }

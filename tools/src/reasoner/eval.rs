@@ -35,9 +35,17 @@ pub fn read_conversations(path: &Path) -> Result<Vec<Conversation>> {
             let Some(s) = t.as_str() else {
                 bail!("{}:{}: a turn is not a string", path.display(), i + 1);
             };
+            // An empty turn would be scored as if it said something (every empty candidate
+            // equals an empty target).
+            if s.trim().is_empty() {
+                bail!("{}:{}: a turn is empty", path.display(), i + 1);
+            }
             c.push(s.to_string());
         }
         out.push(c);
+    }
+    if out.is_empty() {
+        bail!("{}: no conversations", path.display());
     }
     Ok(out)
 }
