@@ -400,6 +400,83 @@ fn malformed_checkpoint_configs_are_named_and_tokenizer_case_is_kept() {
     c.finish("checkpoint config");
 }
 
+/// Tier M's model.safetensors with tensor `name`'s first value replaced by `value` (F16 bits), or
+/// with its shape entry replaced by `shape`.
+fn safetensors_with(name: &str, value: Option<u16>, shape: Option<&str>) -> Vec<u8> {
+    let bytes = std::fs::read(root().join(TIER_M).join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut data = bytes[8 + n..].to_vec();
+    assert_eq!(header[name]["dtype"], "F16");
+    if let Some(v) = value {
+        let at = header[name]["data_offsets"][0].as_u64().unwrap() as usize;
+        data[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    if let Some(sh) = shape {
+        header[name]["shape"] = serde_json::from_str(sh).unwrap();
+    }
+    let mut head = header.to_string().into_bytes();
+    // The format pads its header with spaces to a multiple of 8.
+    head.resize(head.len().div_ceil(8) * 8, b' ');
+    let mut out = (head.len() as u64).to_le_bytes().to_vec();
+    out.extend(head);
+    out.extend(data);
+    out
+}
+
+/// Checkpoint weights that disagree with config.json or are not finite are refused by both
+/// `export` and `quantize`, naming the tensor, before anything is written.
+#[test]
+fn inconsistent_or_non_finite_weights_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut c = Checks::default();
+    let q = "encoder.layer.0.attention.self.query.weight";
+    let cases: [(&str, Vec<u8>, Option<String>, &str); 4] = [
+        (
+            "a NaN query weight",
+            safetensors_with(q, Some(0x7e00), None),
+            None,
+            "tensor .encoder.layer.0.attention.self.query.weight. holds a non-finite value",
+        ),
+        (
+            "an infinite weight",
+            safetensors_with("embeddings.LayerNorm.weight", Some(0x7c00), None),
+            None,
+            "non-finite value",
+        ),
+        (
+            "a query weight stored as [64, 256]",
+            safetensors_with(q, None, Some("[64, 256]")),
+            None,
+            "has shape \\[64, 256\\], config.json implies \\[128, 128\\]",
+        ),
+        (
+            "num_hidden_layers 2 on a 4-layer checkpoint",
+            std::fs::read(root().join(TIER_M).join("model.safetensors")).unwrap(),
+            Some(config_with("num_hidden_layers", "2")),
+            "holds weights of layer 2, but config.json says num_hidden_layers 2",
+        ),
+    ];
+    for (k, (name, weights, config, pattern)) in cases.into_iter().enumerate() {
+        let config = config.unwrap_or_else(|| {
+            std::fs::read_to_string(root().join(TIER_M).join("config.json")).unwrap()
+        });
+        let d = checkpoint(w, &format!("ck{k}"), "config.json", Some(&config));
+        let st = d.join("model.safetensors");
+        std::fs::remove_file(&st).unwrap();
+        std::fs::write(&st, weights).unwrap();
+        let out = w.join(format!("out{k}.pith"));
+        c.expect_error(name, pattern, quant(&[s(&d), "-o", s(&out)]));
+        let onnx = w.join(format!("out{k}.onnx"));
+        c.expect_error(name, pattern, pith(&["export", s(&d), "-o", s(&onnx)]));
+        if out.exists() || onnx.exists() {
+            c.fail(name, "an output was written");
+        }
+    }
+    c.finish("checkpoint weights");
+}
+
 #[test]
 fn failed_writes_keep_existing_files_and_leave_nothing_behind() {
     let work = tempfile::tempdir().unwrap();

@@ -61,6 +61,8 @@ fn read_json(path: &Path) -> Result<Value> {
 
 struct Tensors {
     map: HashMap<String, Array2<f32>>,
+    /// The file, for errors.
+    path: String,
 }
 
 impl Tensors {
@@ -85,21 +87,61 @@ impl Tensors {
                 .trim_start_matches("bert.")
                 .trim_start_matches("model.")
                 .to_string();
+            // One NaN weight would map every text to the same vector without a word of warning.
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                bail!(
+                    "{}: tensor `{name}` holds a non-finite value ({}) at element {i}",
+                    path.display(),
+                    data[i]
+                );
+            }
             map.insert(key, Array2::from_shape_vec((r, c), data)?);
         }
-        Ok(Tensors { map })
+        Ok(Tensors {
+            map,
+            path: path.display().to_string(),
+        })
     }
 
-    fn mat(&mut self, name: &str) -> Result<Array2<f32>> {
-        self.map
+    /// The matrix `name`, which must have `rows` × `cols` (what config.json implies).
+    fn mat(&mut self, name: &str, rows: usize, cols: usize) -> Result<Array2<f32>> {
+        let m = self
+            .map
             .remove(name)
-            .with_context(|| format!("checkpoint lacks tensor `{name}`"))
+            .with_context(|| format!("{}: no tensor `{name}`", self.path))?;
+        if m.dim() != (rows, cols) {
+            bail!(
+                "{}: `{name}` has shape {:?}, config.json implies [{rows}, {cols}]",
+                self.path,
+                [m.nrows(), m.ncols()]
+            );
+        }
+        Ok(m)
     }
 
-    fn vec(&mut self, name: &str) -> Result<Array1<f32>> {
-        let m = self.mat(name)?;
-        let n = m.len();
+    /// The vector `name`, which must have `n` values.
+    fn vec(&mut self, name: &str, n: usize) -> Result<Array1<f32>> {
+        let m = self.mat(name, 1, n)?;
         Ok(m.into_shape_with_order(n)?)
+    }
+
+    /// The matrix `name` with `cols` columns and any number of rows (at least one).
+    fn take_rows(&mut self, name: &str, cols: usize) -> Result<Array2<f32>> {
+        let rows = self.map.get(name).map_or(1, |m| m.nrows().max(1));
+        self.mat(name, rows, cols)
+    }
+
+    /// Fails when the file holds weights of layer `layers` or later: config.json names fewer
+    /// layers than the checkpoint has, and the rest would be dropped silently.
+    fn no_layer_beyond(&self, layers: usize) -> Result<()> {
+        let extra = format!("encoder.layer.{layers}.");
+        if self.map.keys().any(|k| k.starts_with(&extra)) {
+            bail!(
+                "{}: holds weights of layer {layers}, but config.json says num_hidden_layers {layers}",
+                self.path
+            );
+        }
+        Ok(())
     }
 }
 
@@ -155,40 +197,39 @@ impl Checkpoint {
         let config = BertConfig::read(dir)?;
         let mut t = Tensors::load(&dir.join("model.safetensors"))?;
         let mut layers = Vec::new();
+        let (h, f) = (config.hidden, config.ffn);
         for l in 0..config.layers {
             let p = format!("encoder.layer.{l}.");
+            let n = |s: &str| format!("{p}{s}");
             layers.push(Layer {
-                wq: t.mat(&format!("{p}attention.self.query.weight"))?,
-                bq: t.vec(&format!("{p}attention.self.query.bias"))?,
-                wk: t.mat(&format!("{p}attention.self.key.weight"))?,
-                bk: t.vec(&format!("{p}attention.self.key.bias"))?,
-                wv: t.mat(&format!("{p}attention.self.value.weight"))?,
-                bv: t.vec(&format!("{p}attention.self.value.bias"))?,
-                wo: t.mat(&format!("{p}attention.output.dense.weight"))?,
-                bo: t.vec(&format!("{p}attention.output.dense.bias"))?,
-                ln1_g: t.vec(&format!("{p}attention.output.LayerNorm.weight"))?,
-                ln1_b: t.vec(&format!("{p}attention.output.LayerNorm.bias"))?,
-                w1: t.mat(&format!("{p}intermediate.dense.weight"))?,
-                b1: t.vec(&format!("{p}intermediate.dense.bias"))?,
-                w2: t.mat(&format!("{p}output.dense.weight"))?,
-                b2: t.vec(&format!("{p}output.dense.bias"))?,
-                ln2_g: t.vec(&format!("{p}output.LayerNorm.weight"))?,
-                ln2_b: t.vec(&format!("{p}output.LayerNorm.bias"))?,
+                wq: t.mat(&n("attention.self.query.weight"), h, h)?,
+                bq: t.vec(&n("attention.self.query.bias"), h)?,
+                wk: t.mat(&n("attention.self.key.weight"), h, h)?,
+                bk: t.vec(&n("attention.self.key.bias"), h)?,
+                wv: t.mat(&n("attention.self.value.weight"), h, h)?,
+                bv: t.vec(&n("attention.self.value.bias"), h)?,
+                wo: t.mat(&n("attention.output.dense.weight"), h, h)?,
+                bo: t.vec(&n("attention.output.dense.bias"), h)?,
+                ln1_g: t.vec(&n("attention.output.LayerNorm.weight"), h)?,
+                ln1_b: t.vec(&n("attention.output.LayerNorm.bias"), h)?,
+                w1: t.mat(&n("intermediate.dense.weight"), f, h)?,
+                b1: t.vec(&n("intermediate.dense.bias"), f)?,
+                w2: t.mat(&n("output.dense.weight"), h, f)?,
+                b2: t.vec(&n("output.dense.bias"), h)?,
+                ln2_g: t.vec(&n("output.LayerNorm.weight"), h)?,
+                ln2_b: t.vec(&n("output.LayerNorm.bias"), h)?,
             });
         }
-        let word_emb = t.mat("embeddings.word_embeddings.weight")?;
-        let pos_emb = t.mat("embeddings.position_embeddings.weight")?;
-        let type_emb = t.mat("embeddings.token_type_embeddings.weight")?;
-        let emb_ln_g = t.vec("embeddings.LayerNorm.weight")?;
-        let emb_ln_b = t.vec("embeddings.LayerNorm.bias")?;
-        if word_emb.dim() != (config.vocab_size, config.hidden) {
-            bail!(
-                "word embeddings have shape {:?}, config says {}x{}",
-                word_emb.dim(),
-                config.vocab_size,
-                config.hidden
-            );
-        }
+        t.no_layer_beyond(config.layers)?;
+        let word_emb = t.mat("embeddings.word_embeddings.weight", config.vocab_size, h)?;
+        let pos_emb = t.mat(
+            "embeddings.position_embeddings.weight",
+            config.max_positions,
+            h,
+        )?;
+        let type_emb = t.take_rows("embeddings.token_type_embeddings.weight", h)?;
+        let emb_ln_g = t.vec("embeddings.LayerNorm.weight", h)?;
+        let emb_ln_b = t.vec("embeddings.LayerNorm.bias", h)?;
 
         let vocab = load_vocab(dir)?;
         if vocab.len() != config.vocab_size {

@@ -181,6 +181,13 @@ impl Tensors {
         if s != shape {
             bail!("{}: {name} has shape {s:?}, expected {shape:?}", self.path);
         }
+        if let Some(i) = d.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "{}: {name} holds a non-finite value ({}) at element {i}",
+                self.path,
+                d[i]
+            );
+        }
         Ok(d)
     }
 
