@@ -14,7 +14,7 @@ if command -v arm-none-eabi-size >/dev/null 2>&1; then
     echo "ELF sections (arm-none-eabi-size -A; .pith_package is the model, .pith_arena scratch):"
     flavour=nopkg
     [ -n "${PITH_PACKAGE:-}" ] && flavour=pkg
-    for elf in firmware/target/harness-*-"$flavour"*/thumb*/release/mps*; do
+    for elf in firmware/target/elf/mps*-"$flavour"*; do
         case "$elf" in *.d | *.defmt) continue ;; esac
         [ -f "$elf" ] || continue
         echo "== $(basename "$elf")"

@@ -38,9 +38,12 @@ pub fn board(name: &str) -> Result<&'static Board> {
     })
 }
 
-/// Builds the firmware for `board` linking `link`, and returns the ELF path. Each (CPU, package,
-/// arena) gets its own cargo target directory, so parallel builds (tests) never relink an ELF that
-/// another one is about to boot.
+/// Builds the firmware for `board` linking `link`, and returns the ELF path.
+///
+/// One cargo target directory per CPU serves every image built for it (the dependencies compile
+/// once; another package or arena only rebuilds the firmware crate), and each image is copied to
+/// a path of its own (`firmware/target/elf/BOARD-FLAVOUR`) before the directory's lock is
+/// released, so parallel builds (tests) never relink an ELF that another one is about to boot.
 pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
     let firmware = repo_root()?.join("firmware");
     let mut flavour = match &link.package {
@@ -69,10 +72,21 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
         features += ",qemu";
         flavour += "-qemu";
     }
-    let target_dir = firmware.join("target").join(format!(
-        "harness-{}-{flavour}",
-        board.target_cpu.unwrap_or("generic")
-    ));
+    let cpu = board.target_cpu.unwrap_or("generic");
+    let target_dir = firmware.join("target").join(format!("harness-{cpu}"));
+    let elf_dir = firmware.join("target").join("elf");
+    std::fs::create_dir_all(&elf_dir).with_context(|| format!("creating {}", elf_dir.display()))?;
+    let image = elf_dir.join(format!("{}-{flavour}", board.name));
+    // Held until the image is copied: another build in this directory would relink the ELF.
+    let lock_path = firmware.join("target").join(format!("harness-{cpu}.lock"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
     let mut cmd = cargo(board, "build", &features)?;
     cmd.env("CARGO_TARGET_DIR", &target_dir);
     set_or_remove(&mut cmd, "PITH_PACKAGE", link.package.as_deref());
@@ -95,7 +109,12 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
             elf.display()
         );
     }
-    Ok(elf)
+    // Copied whole, then renamed: a reader of `image` (a test booting it) sees the old image or
+    // the new one.
+    let bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+    crate::output::write_whole(&image, &bytes)?;
+    drop(lock);
+    Ok(image)
 }
 
 /// `cargo SUBCOMMAND` in firmware/ for `board`'s binary with `features`, its target and exactly
