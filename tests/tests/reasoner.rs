@@ -67,6 +67,27 @@ fn pct(v: &Value) -> f64 {
     x
 }
 
+/// `pith eval chat --json` on the first 100 conversations of test-unseen, the linear map fitted
+/// on the first `train` training conversations, with `extra` arguments.
+fn eval_unseen_100(train: usize, extra: &[&str]) -> Value {
+    let file = head(&chitchat("test-unseen"), 100, "unseen100.jsonl");
+    let train_file = head(&chitchat("train"), train, &format!("train{train}.jsonl"));
+    let mut args = vec![
+        "eval",
+        "chat",
+        "--conversations",
+        file.to_str().unwrap(),
+        "--train",
+        train_file.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend(extra);
+    let out = run(&args);
+    std::fs::remove_file(file).ok();
+    std::fs::remove_file(train_file).ok();
+    serde_json::from_str(out.trim()).unwrap()
+}
+
 /// Any `{"turns": [...]}` file works, two-turn question → answer pairs included: here the
 /// StackFAQ entries as (question, answer), with fewer than 100 turns in the whole file.
 #[test]
@@ -118,18 +139,7 @@ fn eval_chat_runs_on_question_answer_pairs() {
 /// 500 training conversations here, to keep the test short; it is the weakest baseline either way.
 #[test]
 fn reasoner_beats_every_baseline_on_unseen_prompts() {
-    let file = head(&chitchat("test-unseen"), 100, "unseen100.jsonl");
-    let train = head(&chitchat("train"), 500, "train500.jsonl");
-    let out = run(&[
-        "eval",
-        "chat",
-        "--conversations",
-        file.to_str().unwrap(),
-        "--train",
-        train.to_str().unwrap(),
-        "--json",
-    ]);
-    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let v = eval_unseen_100(500, &[]);
     let r = pct(&v["reasoner"]["top1"]);
     let b = &v["baselines"];
     let mut all: Vec<f64> = BASELINES.iter().map(|k| pct(&b[k]["top1"])).collect();
@@ -146,32 +156,16 @@ fn reasoner_beats_every_baseline_on_unseen_prompts() {
         "reasoner {r:.2} vs best baseline {best:.2} ({})",
         v["best_baseline"]["name"]
     );
-    std::fs::remove_file(file).ok();
-    std::fs::remove_file(train).ok();
 }
 
 /// The Tier M reasoner (the Pico 2's) against everything a Tier M device could compute instead
 /// — Tier M's cosine to the last turn or the context mean or through a fitted linear map, TF-IDF
-/// and BM25 over its words, the
-/// response bank's lexicon alone and added to Tier M's cosine — on the first 100 conversations of
-/// test-unseen: at least 3 points of top-1 above the best (models/reasoners.md has the full
-/// parts).
+/// and BM25 over its words, the response bank's lexicon alone and added to Tier M's cosine — on
+/// the first 100 conversations of test-unseen: at least 3 points of top-1 above the best
+/// (models/reasoners.md has the full parts).
 #[test]
 fn tier_m_reasoner_beats_what_a_tier_m_device_can_compute() {
-    let file = head(&chitchat("test-unseen"), 100, "unseen100-m.jsonl");
-    let train = head(&chitchat("train"), 200, "train200-m.jsonl");
-    let out = run(&[
-        "eval",
-        "chat",
-        "--conversations",
-        file.to_str().unwrap(),
-        "--train",
-        train.to_str().unwrap(),
-        "--reasoner",
-        "models/reasoner-m",
-        "--json",
-    ]);
-    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let v = eval_unseen_100(200, &["--reasoner", "models/reasoner-m"]);
     let r = pct(&v["reasoner"]["top1"]);
     let b = &v["baselines"];
     let best = BASELINES
@@ -179,8 +173,6 @@ fn tier_m_reasoner_beats_what_a_tier_m_device_can_compute() {
         .map(|k| pct(&b[k]["top1"]))
         .fold(0.0, f64::max);
     assert!(r >= best + 3.0, "reasoner-m {r:.2} vs {best:.2}: {b}");
-    std::fs::remove_file(file).ok();
-    std::fs::remove_file(train).ok();
 }
 
 /// `pith chat` answers every turn with a bank sentence and its score, the same way twice, and
