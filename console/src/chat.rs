@@ -13,6 +13,10 @@
 //! lexical weight, scaled by the reasoner's trust in the latest turn, so a conversation unlike
 //! the training conversations is answered by the encoder's plain cosine, as without the
 //! reasoner's correction; and only once the ring holds two turns (`lexicon::applies`).
+//!
+//! No repeats: a bank sentence that repeats a turn still in the ring (one of the device's own
+//! recent answers, or a sentence with exactly the words of a recent turn) is never the answer;
+//! the lexical match would otherwise favour it.
 
 use crate::frame::MAX_DIM;
 use pith_runtime::engine::{Model, Reasoner, TRUST_ONE};
@@ -41,6 +45,8 @@ pub struct Chat<'m> {
     /// `[RING, MAX_TERMS]`: each turn's lexical terms (the first `term_len[t]` of its row).
     terms: &'m mut [u16],
     term_len: [u8; RING],
+    /// Per ring turn, the bank entry the device answered with ([`NOT_SAID`] for the user's).
+    said: [u32; RING],
     len: usize,
     text: &'m mut [u8],
     /// Refine below this margin (score units); the reasoner's calibrated gate unless set.
@@ -51,6 +57,9 @@ pub struct Chat<'m> {
 pub const fn words(dim: usize) -> usize {
     (TERM_BYTES + RING * dim + TEXT_MAX).div_ceil(4)
 }
+
+/// `said` of a turn the user typed.
+const NOT_SAID: u32 = u32::MAX;
 
 /// Bytes of the ring's lexical terms.
 const TERM_BYTES: usize = RING * MAX_TERMS * 2;
@@ -105,6 +114,7 @@ impl<'m> Chat<'m> {
             ring: bytemuck::cast_slice_mut(ring),
             terms: bytemuck::try_cast_slice_mut(terms).map_err(|_| Error::ArenaTooSmall)?,
             term_len: [0; RING],
+            said: [NOT_SAID; RING],
             len: 0,
             text: &mut rest[..TEXT_MAX],
             gate: reasoner.gate(),
@@ -152,6 +162,10 @@ impl<'m> Chat<'m> {
         self.terms
             .copy_within(0..(window - 1) * MAX_TERMS, MAX_TERMS);
         self.term_len.copy_within(0..window - 1, 1);
+        self.said.copy_within(0..window - 1, 1);
+        if let Some(s) = self.said.first_mut() {
+            *s = NOT_SAID;
+        }
         let n = terms.len().min(MAX_TERMS);
         if let (Some(row), Some(l)) = (self.terms.get_mut(..n), self.term_len.first_mut()) {
             row.copy_from_slice(&terms[..n]);
@@ -194,6 +208,28 @@ impl<'m> Chat<'m> {
             }
         }
         self.push(v, &terms[..n]);
+        if let Some(s) = self.said.first_mut() {
+            *s = u32::try_from(entry).unwrap_or(NOT_SAID);
+        }
+    }
+
+    /// Whether bank entry `entry` would repeat a turn of the ring: one of the device's own recent
+    /// answers, or (with a lexicon) a sentence with exactly the words of a recent turn.
+    fn repeats(&self, entry: usize, turns: &[&[u16]]) -> bool {
+        if self
+            .said
+            .iter()
+            .take(self.len)
+            .any(|&s| s as usize == entry)
+        {
+            return true;
+        }
+        let Some(l) = self.bank.lexicon() else {
+            return false;
+        };
+        turns
+            .iter()
+            .any(|t| !t.is_empty() && l.entry_terms(entry).eq(t.iter().copied()))
     }
 
     /// The ring's terms, latest turn first.
@@ -304,10 +340,20 @@ impl<'m> Chat<'m> {
             let w = div_round(c.lexicon().weight() as i64 * trust as i64, TRUST_ONE as i64);
             (c, w as i32)
         });
+        // The best REFINE_TOP that do not repeat a turn of the ring: a sentence the device just
+        // said, or one with exactly the words of a recent turn, scores high by its words alone.
+        let mut found = [Hit::default(); REFINE_TOP + RING];
         let n = self
             .bank
-            .search_mixed(pred, lexical, Index::Question, &mut hits);
-        let hits = hits.get(..n).unwrap_or(&[]);
+            .search_mixed(pred, lexical, Index::Question, &mut found);
+        let mut k = 0;
+        for h in found.iter().take(n) {
+            if k < REFINE_TOP && !self.repeats(h.index, &turns[..self.len]) {
+                hits[k] = *h;
+                k += 1;
+            }
+        }
+        let hits = hits.get(..k).unwrap_or(&[]);
         let first = *hits.first().ok_or(Error::BankCorrupt)?;
         let second = hits.get(1).map_or(-SCORE_ONE, |h| h.score);
         let margin = first.score.saturating_sub(second);

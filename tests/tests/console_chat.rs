@@ -164,6 +164,28 @@ fn a_lexicon_at_weight_zero_answers_as_none() {
     assert_ne!(text_answers(&bank(&tier_s, Some("4"))), plain);
 }
 
+/// The device never answers with a sentence still in its ring: told the same thing twelve
+/// times, it does not repeat any of its last four answers (the ring's eight turns).
+#[test]
+fn chat_does_not_repeat_its_recent_answers() {
+    let tier_s = package(TIER_S).unwrap();
+    let bank_bytes = bank(&tier_s, Some("1.25"));
+    let mut input = b"echo off\r".to_vec();
+    for _ in 0..12 {
+        input.extend_from_slice(b"chat ok\r");
+    }
+    let out = String::from_utf8(serve(&bank_bytes, &input, true)).unwrap();
+    let answers: Vec<&str> = out
+        .split("\r\n")
+        .filter_map(|l| l.strip_prefix("answer "))
+        .collect();
+    assert_eq!(answers.len(), 12, "{out}");
+    for (i, a) in answers.iter().enumerate() {
+        let recent = &answers[i.saturating_sub(4)..i];
+        assert!(!recent.contains(a), "turn {i} repeats {a:?}: {answers:?}");
+    }
+}
+
 fn text_and_framed_agree(bank_bytes: &[u8]) {
     let answers = text_answers(bank_bytes);
 

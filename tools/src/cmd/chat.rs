@@ -4,7 +4,6 @@
 //! best two is refined first. `reset` clears the ring. The native engine runs the device
 //! console's own `chat` code.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -69,19 +68,15 @@ pub fn run(a: Args) -> Result<()> {
     };
     let bank_bytes =
         std::fs::read(&bank_path).with_context(|| format!("reading {}", bank_path.display()))?;
-    let turns: Vec<String> = if a.turns.is_empty() {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<std::io::Result<_>>()?
+    // Standard input is read a line at a time, so a person typing gets each answer at once.
+    let turns: Turns<'_> = if a.turns.is_empty() {
+        Box::new(crate::text::Lines::new(
+            std::io::stdin().lock(),
+            "standard input",
+        ))
     } else {
-        a.turns.clone()
+        Box::new(a.turns.iter().cloned().map(Ok))
     };
-    let turns: Vec<&str> = turns
-        .iter()
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-        .collect();
     // Printing returns the write error (a closed pipe ends the run quietly in `main`).
     let print = |you: &str, answer: &Said| -> std::io::Result<()> {
         if a.json {
@@ -109,7 +104,7 @@ pub fn run(a: Args) -> Result<()> {
         loaded: &loaded,
         bank_path: &bank_path,
         bank_bytes: &bank_bytes,
-        turns: &turns,
+        turns: std::cell::RefCell::new(turns),
     };
     match a.engine.backend {
         Kind::Native => native(&session, print, reset),
@@ -134,7 +129,25 @@ struct Session<'s> {
     loaded: &'s crate::load::Loaded,
     bank_path: &'s std::path::Path,
     bank_bytes: &'s [u8],
-    turns: &'s [&'s str],
+    /// The turns as they arrive (blank ones are skipped).
+    turns: std::cell::RefCell<Turns<'s>>,
+}
+
+/// The user's turns: the arguments, or standard input line by line.
+type Turns<'s> = Box<dyn Iterator<Item = Result<String>> + 's>;
+
+impl Session<'_> {
+    /// The next non-blank turn, trimmed; `None` at the end.
+    fn next_turn(&self) -> Option<Result<String>> {
+        let mut turns = self.turns.borrow_mut();
+        loop {
+            match turns.next()? {
+                Ok(t) if t.trim().is_empty() => continue,
+                Ok(t) => return Some(Ok(t.trim().to_string())),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
 }
 
 type Parts<'s> = (
@@ -142,18 +155,11 @@ type Parts<'s> = (
     &'s crate::load::Loaded,
     &'s std::path::Path,
     &'s [u8],
-    &'s [&'s str],
 );
 
 impl<'s> Session<'s> {
     fn parts(&self) -> Parts<'s> {
-        (
-            self.a,
-            self.loaded,
-            self.bank_path,
-            self.bank_bytes,
-            self.turns,
-        )
+        (self.a, self.loaded, self.bank_path, self.bank_bytes)
     }
 }
 
@@ -168,7 +174,7 @@ fn native(
     print: impl Fn(&str, &Said) -> std::io::Result<()>,
     reset: impl Fn() -> std::io::Result<()>,
 ) -> Result<()> {
-    let (a, loaded, bank_path, bank_bytes, turns) = s.parts();
+    let (a, loaded, bank_path, bank_bytes) = s.parts();
     let model = pith_runtime::Model::new(&loaded.encoder_bytes)
         .map_err(|e| anyhow!("{}: {e}", loaded.encoder_path.display()))?;
     let reasoner = pith_runtime::Reasoner::new(&loaded.reasoner_bytes)
@@ -201,7 +207,9 @@ fn native(
     };
     let mut service = Service::new(Ok(model), arena, board, NoClock);
     service.attach_chat(c).map_err(|e| anyhow!("{e}"))?;
-    for &turn in turns {
+    while let Some(turn) = s.next_turn() {
+        let turn = turn?;
+        let turn = turn.as_str();
         if turn == "reset" {
             service.chat_reset().map_err(|f| anyhow!("{}", f.cause))?;
             reset()?;
@@ -229,7 +237,7 @@ fn float(
     print: impl Fn(&str, &Said) -> std::io::Result<()>,
     reset: impl Fn() -> std::io::Result<()>,
 ) -> Result<()> {
-    let (a, loaded, bank_path, bank_bytes, turns) = s.parts();
+    let (a, loaded, bank_path, bank_bytes) = s.parts();
     let (mut enc, pred) = loaded.open(a.engine.backend)?;
     let bank = Bank::for_model(bank_bytes, &enc.model).map_err(|e| bank_error(bank_path, e))?;
     if bank.is_empty() {
@@ -246,7 +254,9 @@ fn float(
         ring.truncate(WINDOW);
     };
     let lexicon = bank.lexicon().filter(|l| l.weight() != 0);
-    for &turn in turns {
+    while let Some(turn) = s.next_turn() {
+        let turn = turn?;
+        let turn = turn.as_str();
         if turn == "reset" {
             ring.clear();
             reset()?;
