@@ -88,6 +88,55 @@ fn eval_unseen_100(train: usize, extra: &[&str]) -> Value {
     serde_json::from_str(out.trim()).unwrap()
 }
 
+/// `pith chat` answers each line of standard input as it arrives (the first answer comes back
+/// while standard input is still open), and an endless line is an error, not an unbounded read.
+#[test]
+fn chat_answers_standard_input_line_by_line() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let mut child = Command::new(pith_tests::cli::pith_bin())
+        .args(["chat", "--reasoner", "models/reasoner-s"])
+        .current_dir(repo_root().unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hi! how are you doing today?\n").unwrap();
+    stdin.flush().unwrap();
+    // Reading blocks until the answer is printed; stdin stays open meanwhile.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), "> hi! how are you doing today?");
+    let mut score = String::new();
+    out.read_line(&mut score).unwrap();
+    assert!(score.starts_with("score "), "{score:?}");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+
+    let mut child = Command::new(pith_tests::cli::pith_bin())
+        .args(["chat", "--reasoner", "models/reasoner-s"])
+        .current_dir(repo_root().unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 100 KB without a newline: refused once 64 KiB are read (the rest may find the pipe closed).
+    let _ = stdin.write_all(&vec![b'a'; 100_000]);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("standard input:1: line longer than 65536 bytes"),
+        "{err}"
+    );
+}
+
 /// Any `{"turns": [...]}` file works, two-turn question → answer pairs included: here the
 /// StackFAQ entries as (question, answer), with fewer than 100 turns in the whole file.
 #[test]
