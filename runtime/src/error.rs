@@ -89,5 +89,6 @@ impl fmt::Display for Error {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for Error {}
+// core's Error trait: `?` converts runtime errors into `Box<dyn Error>` and the like with or
+// without std.
+impl core::error::Error for Error {}

@@ -41,24 +41,27 @@
 //! use pith_runtime::kb::{Bank, Hit, Index};
 //! use pith_runtime::{cosine_i8, Model};
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-//! let package = std::fs::read(format!("{root}/models/tier-m.pith")).unwrap();
-//! let model = Model::new(&package).unwrap();
+//! let package = std::fs::read(format!("{root}/models/tier-m.pith"))?;
+//! let model = Model::new(&package)?;
 //! let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
 //! let (mut a, mut b) = (vec![0i8; model.dim()], vec![0i8; model.dim()]);
-//! model.embed("A man is playing a guitar.", &mut arena, &mut a).unwrap();
-//! model.embed("Someone plays the guitar.", &mut arena, &mut b).unwrap();
+//! model.embed("A man is playing a guitar.", &mut arena, &mut a)?;
+//! model.embed("Someone plays the guitar.", &mut arena, &mut b)?;
 //! assert!(cosine_i8(&a, &b) > 0.5);
 //! // The static arena of the first example holds 64 tokens of this package.
 //! assert!(model.arena_words(64) <= 50_000);
 //!
-//! // A knowledge bank (`pith kb build`): validated once, searched in integers.
-//! if let Ok(bytes) = std::fs::read(format!("{root}/models/tier-m.pithkb")) {
-//!     let bank = Bank::for_model(&bytes, &model).unwrap();
-//!     let mut best = [Hit::default(); 3];
-//!     let n = bank.search(&a, Index::Both, &mut best);
-//!     assert!(n <= 3 && best[..n].windows(2).all(|w| w[0].score >= w[1].score));
-//! }
+//! // A knowledge bank (`pith kb build`; `pith artifacts` builds this one): validated once,
+//! // searched in integers.
+//! let bytes = std::fs::read(format!("{root}/models/tier-m.pithkb"))?;
+//! let bank = Bank::for_model(&bytes, &model)?;
+//! let mut best = [Hit::default(); 3];
+//! let n = bank.search(&a, Index::Both, &mut best);
+//! assert!(n == 3 && best.windows(2).all(|w| w[0].score >= w[1].score));
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! A reasoner ([`Reasoner`]) reads the int8 vectors of the last turns of a conversation (latest
