@@ -293,13 +293,14 @@ impl<'m> Chat<'m> {
     }
 
     /// Predicts the next turn into `pred` from the ring, with `newest` (when given) in front of
-    /// it as the latest turn (the oldest ring turn then drops out of the window).
+    /// it as the latest turn (the oldest ring turn then drops out of the window); returns the
+    /// reasoner's trust in that latest turn.
     fn predict(
         &self,
         newest: Option<&[i8]>,
         arena: &mut [i32],
         pred: &mut [i8],
-    ) -> Result<(), Error> {
+    ) -> Result<i32, Error> {
         let dim = self.reasoner.dim();
         let mut window: [&[i8]; RING] = [&[]; RING];
         let mut n = 0;
@@ -326,7 +327,7 @@ impl<'m> Chat<'m> {
             (Some(c), Some(p)) => (c, p),
             _ => return Err(Error::OutputSizeMismatch),
         };
-        self.predict(None, arena, pred)?;
+        let trust = self.predict(None, arena, pred)?;
         let prediction = crate::digest::fnv1a(pred);
         let mut hits = [Hit::default(); REFINE_TOP];
         let turns = self.ring_terms();
@@ -336,7 +337,6 @@ impl<'m> Chat<'m> {
             .filter(|l| l.weight() != 0 && lexicon::applies(self.len))
             .map(|l| Context::new(l, &turns[..self.len]));
         let lexical = context.as_ref().map(|c| {
-            let trust = self.reasoner.trust(self.ring.get(..dim).unwrap_or(&[]));
             let w = div_round(c.lexicon().weight() as i64 * trust as i64, TRUST_ONE as i64);
             (c, w as i32)
         });

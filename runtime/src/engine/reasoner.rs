@@ -142,8 +142,10 @@ impl<'a> Reasoner<'a> {
     }
 
     /// Predicts the next turn's vector into `out` (int8, length [`Reasoner::dim`]) from `window`,
-    /// the conversation's last 1..=[`Reasoner::window`] turn vectors, latest first.
-    pub fn predict(&self, window: &[&[i8]], arena: &mut [i32], out: &mut [i8]) -> Result<()> {
+    /// the conversation's last 1..=[`Reasoner::window`] turn vectors, latest first. Returns the
+    /// trust it gave the correction ([`Reasoner::trust`] of the latest turn; [`TRUST_ONE`] for a
+    /// package without a residual), which callers scale other corrections by.
+    pub fn predict(&self, window: &[&[i8]], arena: &mut [i32], out: &mut [i8]) -> Result<i32> {
         let m = self.header().model;
         let (tn, h) = (window.len(), m.hidden as usize);
         if out.len() != h || window.iter().any(|w| w.len() != h) {
@@ -175,8 +177,10 @@ impl<'a> Reasoner<'a> {
             1,
             Epilogue::Residual(acc),
         );
+        let mut trust = TRUST_ONE;
         if self.residual != 0 {
             let t = self.trust(window[0]);
+            trust = t;
             if t < TRUST_ONE {
                 for a in acc.iter_mut() {
                     *a = div_round(*a as i64 * t as i64, TRUST_ONE as i64) as i32;
@@ -185,7 +189,7 @@ impl<'a> Reasoner<'a> {
             add_residual(acc, window[0], self.residual);
         }
         bert::pool(acc, 1, h, true, out);
-        Ok(())
+        Ok(trust)
     }
 
     /// How far the correction is trusted for this latest turn, 0 to [`TRUST_ONE`]: the ramp of
