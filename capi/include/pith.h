@@ -29,6 +29,9 @@
 // 64-bit words of a [`pith_chat`]'s storage.
 #define PITH_CHAT_WORDS 48
 
+// Most hits one [`pith_bank_search`] returns (its results live on the stack meanwhile).
+#define PITH_MAX_HITS 32
+
 // Which text of a bank entry [`pith_bank_text`] copies.
 #define PITH_TEXT_ID 0
 
@@ -209,9 +212,9 @@ int32_t pith_bank_open(struct pith_bank *bank,
 // `bank` is null or points to a `pith_bank`.
 size_t pith_bank_len(const struct pith_bank *bank);
 
-// The best `k` entries for the int8 `query` (`len` values: the bank's dimension), best first,
-// into `hits`; `found` receives how many were written. Scores each entry by the better of its
-// question's and its answer's cosine.
+// The best `k` entries (at most [`PITH_MAX_HITS`]) for the int8 `query` (`len` values: the
+// bank's dimension), best first, into `hits`; `found` receives how many were written. Scores
+// each entry by the better of its question's and its answer's cosine.
 //
 // # Safety
 // `query` points to `len` values, `hits` to `k` writable `pith_hit`, `found` to a size_t.

@@ -95,6 +95,9 @@ pub struct pith_chat_answer {
     pub refined: i32,
 }
 
+/// Most hits one [`pith_bank_search`] returns (its results live on the stack meanwhile).
+pub const PITH_MAX_HITS: usize = 32;
+
 /// Which text of a bank entry [`pith_bank_text`] copies.
 pub const PITH_TEXT_ID: u32 = 0;
 /// The entry's question (a response bank's sentence).
@@ -247,9 +250,9 @@ pub unsafe extern "C" fn pith_bank_len(bank: *const pith_bank) -> usize {
     unsafe { pith_bank::get(bank) }.map_or(0, |b| b.len())
 }
 
-/// The best `k` entries for the int8 `query` (`len` values: the bank's dimension), best first,
-/// into `hits`; `found` receives how many were written. Scores each entry by the better of its
-/// question's and its answer's cosine.
+/// The best `k` entries (at most [`PITH_MAX_HITS`]) for the int8 `query` (`len` values: the
+/// bank's dimension), best first, into `hits`; `found` receives how many were written. Scores
+/// each entry by the better of its question's and its answer's cosine.
 ///
 /// # Safety
 /// `query` points to `len` values, `hits` to `k` writable `pith_hit`, `found` to a size_t.
@@ -277,10 +280,11 @@ pub unsafe extern "C" fn pith_bank_search(
     if query.len() != bank.dim() {
         return code(pith_runtime::Error::BankDimensionMismatch);
     }
-    let mut n = 0;
-    for (slot, h) in hits.iter_mut().zip(Top::new(bank, query, k)) {
-        *slot = h;
-        n += 1;
+    let mut best = [Hit::default(); PITH_MAX_HITS];
+    let want = best.len().min(hits.len());
+    let n = bank.search(query, Index::Both, &mut best[..want]);
+    for (slot, &h) in hits.iter_mut().zip(&best[..n]) {
+        *slot = to_hit(h);
     }
     *found = n;
     PITH_OK
@@ -513,55 +517,5 @@ fn to_hit(h: Hit) -> pith_hit {
     pith_hit {
         index: h.index as u32,
         score: h.score,
-    }
-}
-
-/// The best `k` hits of a bank search, best first, without a buffer of the caller's size: the
-/// search runs in chunks of [`Top::CHUNK`] kept on the stack, each round taking the next best
-/// below the last one returned.
-struct Top<'q> {
-    bank: &'q Bank<'static>,
-    query: &'q [i8],
-    left: usize,
-    last: Option<Hit>,
-}
-
-impl<'q> Top<'q> {
-    fn new(bank: &'q Bank<'static>, query: &'q [i8], k: usize) -> Self {
-        Top {
-            bank,
-            query,
-            left: k.min(bank.len()),
-            last: None,
-        }
-    }
-}
-
-impl Iterator for Top<'_> {
-    type Item = pith_hit;
-
-    fn next(&mut self) -> Option<pith_hit> {
-        if self.left == 0 {
-            return None;
-        }
-        // The next hit ranks after `last`: lower score, or the same score at a later index.
-        let after = |h: &Hit| match self.last {
-            None => true,
-            Some(l) => h.score < l.score || (h.score == l.score && h.index > l.index),
-        };
-        let mut best: Option<Hit> = None;
-        for i in 0..self.bank.len() {
-            let Some(score) = self.bank.score(self.query, i, Index::Both) else {
-                continue;
-            };
-            let h = Hit { index: i, score };
-            let better = best.is_none_or(|b| h.score > b.score);
-            if after(&h) && better {
-                best = Some(h);
-            }
-        }
-        self.left -= 1;
-        self.last = best;
-        best.map(to_hit)
     }
 }
