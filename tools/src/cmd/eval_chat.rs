@@ -310,15 +310,16 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         for (score, &w) in sweep.iter_mut().zip(&a.lexical_sweep) {
             score.add(rank_of(&with(w as f64), same_k));
         }
+        // The encoder's last-turn cosines: a baseline alone and under the lexical match.
+        let cos: Vec<f64> = scores(&emb[p.window[0]], c, &emb)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        Score::add(&mut last, rank_of(&cos, same_k));
         if lexicon.is_some() {
             lexical_only.add(rank_of(&lex, same_k));
-            let cos = scores(&emb[p.window[0]], c, &emb);
             for (score, &w) in last_lexical.iter_mut().zip(&BASELINE_WEIGHTS) {
-                let s: Vec<f64> = cos
-                    .iter()
-                    .zip(&lex)
-                    .map(|(&d, &l)| d as f64 + w * l)
-                    .collect();
+                let s: Vec<f64> = cos.iter().zip(&lex).map(|(&d, &l)| d + w * l).collect();
                 score.add(rank_of(&s, same_k));
             }
         }
@@ -335,7 +336,6 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
             None => None,
         };
         gate.push((margin, right, after));
-        Score::add(&mut last, rank(&emb[p.window[0]], c, &emb, same_k));
         let m = mean_of(&p.window, &emb);
         Score::add(&mut mean, rank(&m, c, &emb, same_k));
         Score::add(&mut lin, rank(&map.apply(&m), c, &emb, same_k));
