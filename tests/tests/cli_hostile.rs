@@ -755,3 +755,139 @@ fn mismatched_packages_and_backends_are_refused_cheaply() {
     }
     c.finish("package and backend");
 }
+
+/// A full copy of the committed folder `models/name` under `work` (real files, no links: an
+/// overwrite that slipped through must not reach the committed model).
+fn copy_dir(work: &Path, name: &str) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let dest = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy(&p, &dest);
+            } else {
+                std::fs::copy(&p, &dest).unwrap();
+            }
+        }
+    }
+    let d = work.join(name);
+    copy(&root().join("models").join(name), &d);
+    d
+}
+
+/// Every file under `dir` with its bytes, for checking that nothing was touched.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                files.push((p.clone(), std::fs::read(&p).unwrap()));
+            } else {
+                files.push((
+                    p.clone(),
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                ));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// An output that is one of the command's inputs, or lies inside an input checkpoint folder
+/// (directly, through a link to a file in it, or as a link in it that leads to the weights), is
+/// refused before any work, and every input is left as it was.
+#[test]
+fn outputs_never_overwrite_their_inputs() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut c = Checks::default();
+    let ck = copy_dir(w, "tier-m");
+    let rs = copy_dir(w, "reasoner-s");
+    // A checkpoint whose weights are a link to a file elsewhere: that file is an input too.
+    let linked = w.join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    for f in std::fs::read_dir(&ck).unwrap() {
+        let p = f.unwrap().path();
+        std::os::unix::fs::symlink(&p, linked.join(p.file_name().unwrap())).unwrap();
+    }
+    let calib = w.join("y.report.svg");
+    std::fs::copy(root().join("data/calib/snli-dev-sentences.txt"), &calib).unwrap();
+    let encoder = w.join("tier-s.pith");
+    std::fs::copy(root().join("models/tier-s.pith"), &encoder).unwrap();
+    std::os::unix::fs::symlink(ck.join("config.json"), w.join("link.json")).unwrap();
+    let before = snapshot(w);
+
+    let refused = "refusing to overwrite it";
+    let x = w.join("x.pith");
+    c.expect_error(
+        "export over the checkpoint's weights",
+        refused,
+        pith(&["export", s(&ck), "-o", s(&ck.join("model.safetensors"))]),
+    );
+    c.expect_error(
+        "export through a link into the checkpoint",
+        refused,
+        pith(&["export", s(&ck), "-o", s(&w.join("link.json"))]),
+    );
+    c.expect_error(
+        "export over the file a checkpoint links its weights from",
+        refused,
+        pith(&["export", s(&linked), "-o", s(&ck.join("model.safetensors"))]),
+    );
+    c.expect_error(
+        "quantize over the checkpoint's vocabulary",
+        refused,
+        quant(&[s(&ck), "-o", s(&ck.join("vocab.txt"))]),
+    );
+    c.expect_error(
+        "quantize over the checkpoint's config",
+        refused,
+        quant(&[s(&ck), "-o", s(&ck.join("config.json"))]),
+    );
+    c.expect_error(
+        "quantize --onnx over the checkpoint's weights",
+        refused,
+        quant(&[
+            s(&ck),
+            "-o",
+            s(&x),
+            "--onnx",
+            s(&ck.join("model.safetensors")),
+        ]),
+    );
+    c.expect_error(
+        "quantize, the report over the calibration file",
+        refused,
+        quant(&[s(&ck), "--calib", s(&calib), "-o", s(&w.join("y.pith"))]),
+    );
+    c.expect_error(
+        "quantize a reasoner over its gate",
+        refused,
+        quant(&[s(&rs), "-o", s(&rs.join("gate.json"))]),
+    );
+    c.expect_error(
+        "quantize a reasoner over its encoder",
+        refused,
+        quant(&[s(&rs), "--encoder", s(&encoder), "-o", s(&encoder)]),
+    );
+    let after = snapshot(w);
+    if after != before {
+        let changed: Vec<_> = after
+            .iter()
+            .filter(|f| !before.contains(f))
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        c.fail("inputs kept", format!("changed or new: {changed:?}"));
+    }
+    c.finish("outputs over inputs");
+}

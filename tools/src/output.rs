@@ -120,19 +120,64 @@ fn follow_links(path: &Path) -> Result<PathBuf> {
     bail!("{}: too many levels of symbolic links", path.display())
 }
 
-/// Refuses an output path that names one of the inputs (the same file through any path).
+/// Refuses an output path that names one of the inputs (the same file through any path), or lies
+/// inside an input folder (a checkpoint directory: its config, vocabulary and weights are all read).
+/// The output is compared both as written (its folder resolved) and with every link along it
+/// followed, so neither a link out of an input folder nor a link into one slips through.
 pub fn refuse_input(output: &Path, what: &str, inputs: &[&Path]) -> Result<()> {
-    let out = resolve(output);
+    let named = resolve_folder(output);
+    let followed = follow_links(output)
+        .map(|p| resolve(&p))
+        .unwrap_or_else(|_| named.clone());
     for input in inputs {
-        if resolve(input) == out {
+        let input_at = resolve(input);
+        let hit = if input.is_dir() {
+            named.starts_with(&input_at)
+                || followed.starts_with(&input_at)
+                || linked_from(input).contains(&followed)
+        } else {
+            named == input_at || followed == input_at
+        };
+        if hit {
+            let how = if input.is_dir() {
+                "inside the input"
+            } else {
+                "also an input"
+            };
             bail!(
-                "{what} {} is also an input ({}): refusing to overwrite it",
+                "{what} {} is {how} {}: refusing to overwrite it",
                 output.display(),
                 input.display()
             );
         }
     }
     Ok(())
+}
+
+/// Where the links inside folder `dir` lead (its subfolders included, as deep as a checkpoint's
+/// `1_Pooling/config.json`): a checkpoint may link its weights from elsewhere, and those are read
+/// too.
+fn linked_from(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        // Bounded: a checkpoint holds a handful of files; a huge folder is not walked whole.
+        for e in entries.flatten().take(1000) {
+            let p = e.path();
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_symlink() {
+                if let Ok(to) = std::fs::canonicalize(&p) {
+                    found.push(to);
+                }
+            } else if kind.is_dir() && depth < 2 {
+                stack.push((p, depth + 1));
+            }
+        }
+    }
+    found
 }
 
 /// `path`'s folder (`.` for a bare file name).
@@ -146,9 +191,12 @@ fn parent(path: &Path) -> PathBuf {
 /// A canonical name for comparing paths: the file itself when it exists (links resolved), else its
 /// canonical folder joined with its name.
 fn resolve(path: &Path) -> PathBuf {
-    if let Ok(p) = std::fs::canonicalize(path) {
-        return p;
-    }
+    std::fs::canonicalize(path).unwrap_or_else(|_| resolve_folder(path))
+}
+
+/// `path` with its folder made canonical and its last component kept as written (a link stays a
+/// link: where the name itself sits).
+fn resolve_folder(path: &Path) -> PathBuf {
     let dir = std::fs::canonicalize(parent(path)).unwrap_or_else(|_| parent(path));
     match path.file_name() {
         Some(name) => dir.join(name),
@@ -266,5 +314,34 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         assert!(refuse_input(&other, "output", &[&src]).is_err());
         assert!(refuse_input(&dir.path().join("new.txt"), "output", &[&src]).is_ok());
+    }
+
+    /// Anything inside an input folder is refused, reached directly, through a link to a file in
+    /// it, or as a link inside it that points elsewhere (the write would follow it).
+    #[cfg(unix)]
+    #[test]
+    fn an_output_inside_an_input_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        std::fs::create_dir(&ck).unwrap();
+        std::fs::write(ck.join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("weights"), "w").unwrap();
+        std::os::unix::fs::symlink("../weights", ck.join("model.safetensors")).unwrap();
+        std::os::unix::fs::symlink("ck/config.json", dir.path().join("link")).unwrap();
+        for out in [
+            ck.join("config.json"),
+            ck.join("new.onnx"),
+            ck.join("model.safetensors"),
+            dir.path().join("link"),
+            dir.path().join("ck/../ck/vocab.txt"),
+        ] {
+            assert!(
+                refuse_input(&out, "output", &[&ck]).is_err(),
+                "{} was allowed",
+                out.display()
+            );
+        }
+        assert!(refuse_input(&dir.path().join("ck.onnx"), "output", &[&ck]).is_ok());
+        assert!(refuse_input(&dir.path().join("weights"), "output", &[&ck]).is_err());
     }
 }

@@ -20,6 +20,7 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
+    crate::output::refuse_input(&args.output, "--output", &[&args.checkpoint])?;
     if crate::reasoner::quantize::is_reasoner(&args.checkpoint) {
         let r = crate::reasoner::Reasoner::load(&args.checkpoint)?;
         crate::reasoner::onnx::write(&crate::reasoner::onnx::fp32_model(&r)?, &args.output)?;

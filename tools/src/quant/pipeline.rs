@@ -91,14 +91,17 @@ pub fn check(a: &Options) -> Result<()> {
         a.alpha
     );
     let report = a.output.with_extension("report.json");
+    let plot = a.output.with_extension("report.svg");
     let mut inputs: Vec<&Path> = vec![&a.checkpoint];
     inputs.extend(a.calib.as_deref());
     inputs.extend(a.vocab_corpus.iter().map(PathBuf::as_path));
+    inputs.extend(a.encoder.as_deref());
     output::refuse_input(&a.output, "--output", &inputs)?;
     output::refuse_input(&report, "the report", &inputs)?;
+    output::refuse_input(&plot, "the report", &inputs)?;
     if let Some(onnx) = &a.onnx {
         output::refuse_input(onnx, "--onnx", &inputs)?;
-        output::refuse_input(onnx, "--onnx", &[&a.output, &report])?;
+        output::refuse_input(onnx, "--onnx", &[&a.output, &report, &plot])?;
     }
     Ok(())
 }

@@ -23,6 +23,15 @@ pub fn is_reasoner(dir: &std::path::Path) -> bool {
 pub fn run(a: &Options, encoder: &std::path::Path) -> Result<()> {
     crate::quant::pipeline::check(a)?;
     crate::quant::pipeline::ensure_no_ffn16(a, "a reasoner")?;
+    // The encoder package is an input too (pipeline::check knows it only when given as --encoder).
+    let mut outs = vec![
+        (a.output.clone(), "--output"),
+        (a.output.with_extension("report.json"), "the report"),
+    ];
+    outs.extend(a.onnx.iter().map(|o| (o.clone(), "--onnx")));
+    for (out, what) in &outs {
+        output::refuse_input(out, what, &[encoder])?;
+    }
     let root = crate::defaults::repo_root()?;
     let fp = Fp32::new(
         Reasoner::load(&a.checkpoint)
