@@ -110,3 +110,108 @@ fn console_port_over_a_qemu_pty_answers_like_sim_and_keeps_replies_in_step() -> 
     let _ = std::fs::remove_file(log);
     Ok(())
 }
+
+/// Sends `info`, waits for its `OK`, then makes the device go away with `kill` and sends one more
+/// line: `pith console` must fail and say so on stderr (returned).
+fn dies_mid_script(mut console: Command, kill: impl FnOnce() -> Result<()>) -> Result<Output> {
+    use std::io::BufRead;
+    let mut child = console
+        .args(["--timeout", "60"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting pith")?;
+    let mut stdin = child.stdin.take().context("pith stdin")?;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().context("pith stdout")?);
+    stdin.write_all(b"info\n")?;
+    let mut line = String::new();
+    while !line.starts_with("OK") {
+        line.clear();
+        anyhow::ensure!(stdout.read_line(&mut line)? > 0, "no OK to info");
+    }
+    kill()?;
+    // The device is gone; the console must not take this line for success.
+    let _ = stdin.write_all(b"info\n");
+    drop(stdin);
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        !out.status.success(),
+        "exit 0 after the device died: {out:?}"
+    );
+    Ok(out)
+}
+
+/// `--sim` refuses an ELF that cannot run on the board before booting it, and both `--sim` and
+/// `--port` exit non-zero with a message naming what happened (and, in QEMU, the log to read)
+/// when the device dies mid-script; a dead QEMU is never taken for a reader that went away.
+#[test]
+fn console_fails_clearly_when_the_device_is_missing_or_dies() -> Result<()> {
+    let b = board("stm32f405")?;
+    let package = repo_root().unwrap().join(b.default_package);
+    let elf = build_firmware(b, Some(&package))?;
+    let work = tempfile::tempdir()?;
+    let empty = work.path().join("empty.elf");
+    std::fs::write(&empty, b"")?;
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let refused = [
+        (work.path().join("missing.elf"), b.name, "No such file"),
+        (empty, b.name, "Could not read file magic"),
+        (work.path().to_path_buf(), b.name, "Is a directory"),
+        (
+            elf.clone(),
+            "mps3-an547",
+            "lies outside mps3-an547's memory map",
+        ),
+        (elf.clone(), "mps2-an385", "built for the hard float ABI"),
+    ];
+    for (path, on, why) in refused {
+        let out = pith(
+            &["console", "--sim", "--board", on, "--elf", &s(&path)],
+            b"info\n",
+        )?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("cannot run on") && err.contains(why),
+            "{} on {on}: {out:?}",
+            path.display()
+        );
+    }
+
+    // A private copy of the image, so its QEMU (and only it) can be found and killed.
+    let doomed = work.path().join("doomed.elf");
+    std::fs::copy(&elf, &doomed)?;
+    let mut sim = Command::new(pith_bin());
+    sim.args(["console", "--sim", "--board", b.name, "--elf", &s(&doomed)]);
+    let out = dies_mid_script(sim, || {
+        let killed = Command::new("pkill")
+            .args(["-f", &format!("^qemu-system-arm .*{}", s(&doomed))])
+            .status()?;
+        anyhow::ensure!(killed.success(), "no QEMU of {} to kill", doomed.display());
+        Ok(())
+    })?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the simulated stm32f405 stopped: qemu exited")
+            && err.contains(&s(&doomed.with_extension("defmt"))),
+        "{err}"
+    );
+
+    let log = work.path().join("pty.defmt");
+    let qemu = QemuPty::boot(b, &elf, log)?;
+    let dev = qemu.path.to_string_lossy().into_owned();
+    let mut port = Command::new(pith_bin());
+    port.args(["console", "--port", &dev]);
+    let out = dies_mid_script(port, move || {
+        drop(qemu);
+        Ok(())
+    })?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the board on {dev} stopped answering or went away"
+        )),
+        "{err}"
+    );
+    Ok(())
+}

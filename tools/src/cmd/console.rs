@@ -55,7 +55,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let elf = match &args.elf {
-        Some(e) => e.clone(),
+        Some(e) => {
+            // An ELF that is missing, empty, not an ELF or linked for another board's memory
+            // would boot into silence: refuse it before QEMU starts.
+            crate::device::image::measure(board, e)
+                .with_context(|| format!("--elf {} cannot run on {}", e.display(), board.name))?;
+            e.clone()
+        }
         None => {
             eprintln!("pith console: building the firmware for {} ...", board.name);
             let link = firmware::Link {
@@ -78,21 +84,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .stderr(log)
             .status()
             .context("starting qemu-system-arm (apt-get install qemu-system-arm)")?;
-        if !status.success() && status.code() != Some(130) {
-            eprintln!("qemu exited with {status}; see {}", defmt_log.display());
+        if !status.success() && !quit_by_user(status) {
+            bail!(
+                "the simulated {} stopped: qemu exited with {status}; see {}",
+                board.name,
+                defmt_log.display()
+            );
         }
         return Ok(());
     }
     let mut qemu = Qemu::boot_logging(board, &elf, false, defmt_log, true)?;
-    script(&mut qemu, timeout)
+    let tally = script(&mut qemu, timeout).map_err(|e| qemu.explain(e, board.name))?;
+    tally.verdict()
+}
+
+/// Whether QEMU ended because the person at the terminal quit it (Ctrl-C: SIGINT, or a shell's
+/// 130).
+fn quit_by_user(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(2) || status.code() == Some(130)
+}
+
+/// How a script went: commands sent (or refused) and how many of them failed.
+struct Tally {
+    commands: usize,
+    failures: usize,
+}
+
+impl Tally {
+    /// An error when any command failed.
+    fn verdict(&self) -> Result<()> {
+        if self.failures > 0 {
+            bail!(
+                "{} of {} command(s) answered ERR, were refused or got no reply",
+                self.failures,
+                self.commands
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Sends each stdin line as a command and prints the replies, one status line per input line
-/// that is not blank. Fails at the end when any line failed.
-fn script(link: &mut Link, timeout: Duration) -> Result<()> {
+/// that is not blank. An error is the link failing (the device stopped or went away); failed
+/// commands are counted in the tally.
+fn script(link: &mut Link, timeout: Duration) -> Result<Tally> {
     link.echo_off(timeout)?;
     let (mut failures, mut commands) = (0usize, 0usize);
-    let stdout = std::io::stdout();
     for (n, line) in std::io::stdin().lock().split(b'\n').enumerate() {
         let line = line.context("reading stdin")?;
         let bytes = match plan(&line) {
@@ -100,7 +138,7 @@ fn script(link: &mut Link, timeout: Duration) -> Result<()> {
             Plan::Refuse(why) => {
                 commands += 1;
                 failures += 1;
-                writeln!(stdout.lock(), "ERR 1 {why}")?;
+                crate::outln!("ERR 1 {why}");
                 continue;
             }
             Plan::Send(bytes) => bytes,
@@ -108,33 +146,28 @@ fn script(link: &mut Link, timeout: Duration) -> Result<()> {
         commands += 1;
         match link.command_bytes(&bytes, timeout) {
             Ok(reply) => {
-                let mut out = stdout.lock();
                 for l in &reply.body {
-                    writeln!(out, "{l}")?;
+                    crate::outln!("{l}");
                 }
-                writeln!(out, "{}", reply.status)?;
+                crate::outln!("{}", reply.status);
                 if !reply.ok() {
                     failures += 1;
                 }
             }
             Err(e) => {
                 failures += 1;
-                writeln!(
-                    stdout.lock(),
+                crate::outln!(
                     "ERR timeout: no reply to line {} within {} s",
                     n + 1,
                     timeout.as_secs()
-                )?;
+                );
                 eprintln!("pith console: line {}: {e:#}", n + 1);
                 link.resync(timeout)
                     .context("the device stopped answering")?;
             }
         }
     }
-    if failures > 0 {
-        bail!("{failures} of {commands} command(s) answered ERR, were refused or got no reply");
-    }
-    Ok(())
+    Ok(Tally { commands, failures })
 }
 
 /// A real board on a serial device: 8N1 at `baud`, no flow control (the boards' consoles have none).
@@ -153,7 +186,9 @@ fn real_board(port: &Path, baud: u32, scripted: bool, timeout: Duration) -> Resu
         .try_clone()
         .with_context(|| format!("cloning the handle of {name}"))?;
     if scripted {
-        return script(&mut Link::new(dev, writer), timeout);
+        return script(&mut Link::new(dev, writer), timeout)
+            .with_context(|| format!("the board on {name} stopped answering or went away"))?
+            .verdict();
     }
     interactive(dev, writer)
 }

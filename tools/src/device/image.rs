@@ -24,12 +24,30 @@ fn inside(r: Region, addr: u64, size: u64) -> bool {
     addr >= r.origin as u64 && addr + size <= r.origin as u64 + r.len as u64
 }
 
+/// `e_flags` bit of an ELF built for the hard-float ABI (ARM ELF ABI, EF_ARM_ABI_FLOAT_HARD).
+const EF_ARM_ABI_FLOAT_HARD: u32 = 0x400;
+
 /// Reads `elf` (built for `board`) and sums its allocated sections per region; a section outside
-/// every region is an error.
+/// every region is an error, and so is an image built for another float ABI than the board's
+/// target (an FPU image on a core without one faults at its first float instruction).
 pub fn measure(board: &Board, elf: &Path) -> Result<ImageSize> {
     let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
     let file =
         object::File::parse(&*bytes).with_context(|| format!("parsing {}", elf.display()))?;
+    if let object::FileFlags::Elf { e_flags, .. } = file.flags() {
+        let hard = e_flags & EF_ARM_ABI_FLOAT_HARD != 0;
+        let wants_hard = board.target.ends_with("hf");
+        if hard != wants_hard {
+            bail!(
+                "{} is built for the {} float ABI, {}'s target {} for the {}",
+                elf.display(),
+                if hard { "hard" } else { "soft" },
+                board.name,
+                board.target,
+                if wants_hard { "hard" } else { "soft" }
+            );
+        }
+    }
     let m = board.memory;
     let mut s = ImageSize::default();
     for section in file.sections() {

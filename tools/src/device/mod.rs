@@ -331,6 +331,49 @@ impl Qemu {
     }
 }
 
+impl Qemu {
+    /// `e`, the failure of an exchange with the device, with what became of the device: whether
+    /// QEMU exited and how, QEMU's own complaint if it made one, and the log to read.
+    pub fn explain(&mut self, e: anyhow::Error, board: &str) -> anyhow::Error {
+        // A device that just died may still be going down: give it a moment to be reaped.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => break None,
+            }
+        };
+        let log = self.defmt_log.display();
+        let what = match status {
+            Some(s) => format!("the simulated {board} stopped: qemu exited with {s}"),
+            None => format!("the simulated {board} stopped answering"),
+        };
+        let said = qemu_complaints(&self.defmt_log);
+        e.context(format!("{what}{said}; its log is {log}"))
+    }
+}
+
+/// QEMU's own error lines in the log (its stderr, which also carries defmt's binary frames), as
+/// `: LINE; LINE`, or nothing.
+fn qemu_complaints(log: &Path) -> String {
+    let Ok(bytes) = std::fs::read(log) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(4096)..]);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("qemu-system-arm:"))
+        .collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", lines.join("; "))
+    }
+}
+
 impl std::ops::Deref for Qemu {
     type Target = Link;
     fn deref(&self) -> &Link {
