@@ -98,6 +98,9 @@
 // A reasoner window is empty or too long, or a response sentence too long to keep.
 #define PITH_ERR_CHAT 13
 
+// The reasoner was built over another encoder package than the model given with it.
+#define PITH_ERR_REASONER_MODEL 14
+
 // Another runtime error.
 #define PITH_ERR_OTHER 99
 
@@ -260,17 +263,20 @@ int32_t pith_reasoner_open(struct pith_reasoner *reasoner, const uint8_t *packag
 // `int32_t` words of memory [`pith_chat_open`] needs for turn vectors of `dim` values.
 size_t pith_chat_words(size_t dim);
 
-// Opens a conversation over `reasoner` answering from the response bank `bank` (built with the
-// encoder of dimension `dim`); `mem` (`words` ≥ [`pith_chat_words`]`(dim)`) holds its turns.
+// Opens a conversation over `reasoner` answering from the response bank `bank`, its turns
+// embedded by `model`: the three are checked to go together once (the reasoner and the bank
+// record the encoder package they were built with: `PITH_ERR_REASONER_MODEL`,
+// `PITH_ERR_BANK_MODEL`), and every [`pith_chat_step`] must pass this same model. `mem`
+// (`words` ≥ [`pith_chat_words`]`(dim)`) holds the turns.
 //
 // # Safety
-// `reasoner` and `bank` point to open handles that stay in place (not moved, not reopened)
-// while the chat is used, and so does `mem` (`words` writable, 4-byte-aligned `int32_t`);
-// `chat` points to writable storage.
+// `model`, `reasoner` and `bank` point to open handles; `reasoner` and `bank` stay in place
+// (not moved, not reopened) while the chat is used, and so does `mem` (`words` writable,
+// 4-byte-aligned `int32_t`); `chat` points to writable storage.
 int32_t pith_chat_open(struct pith_chat *chat,
+                       const struct pith_model *model,
                        const struct pith_reasoner *reasoner,
                        const struct pith_bank *bank,
-                       size_t dim,
                        int32_t *mem,
                        size_t words);
 

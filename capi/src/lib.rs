@@ -403,31 +403,40 @@ pub extern "C" fn pith_chat_words(dim: usize) -> usize {
     chat::words(dim)
 }
 
-/// Opens a conversation over `reasoner` answering from the response bank `bank` (built with the
-/// encoder of dimension `dim`); `mem` (`words` ≥ [`pith_chat_words`]`(dim)`) holds its turns.
+/// Opens a conversation over `reasoner` answering from the response bank `bank`, its turns
+/// embedded by `model`: the three are checked to go together once (the reasoner and the bank
+/// record the encoder package they were built with: `PITH_ERR_REASONER_MODEL`,
+/// `PITH_ERR_BANK_MODEL`), and every [`pith_chat_step`] must pass this same model. `mem`
+/// (`words` ≥ [`pith_chat_words`]`(dim)`) holds the turns.
 ///
 /// # Safety
-/// `reasoner` and `bank` point to open handles that stay in place (not moved, not reopened)
-/// while the chat is used, and so does `mem` (`words` writable, 4-byte-aligned `int32_t`);
-/// `chat` points to writable storage.
+/// `model`, `reasoner` and `bank` point to open handles; `reasoner` and `bank` stay in place
+/// (not moved, not reopened) while the chat is used, and so does `mem` (`words` writable,
+/// 4-byte-aligned `int32_t`); `chat` points to writable storage.
 #[no_mangle]
 pub unsafe extern "C" fn pith_chat_open(
     chat: *mut pith_chat,
+    model: *const pith_model,
     reasoner: *const pith_reasoner,
     bank: *const pith_bank,
-    dim: usize,
     mem: *mut i32,
     words: usize,
 ) -> i32 {
     // SAFETY (all): the caller promises open handles and memory that outlive the chat.
-    let (reasoner, bank) = match unsafe { (pith_reasoner::get(reasoner), pith_bank::get(bank)) } {
-        (Ok(r), Ok(b)) => (r, *b),
-        (Err(e), _) | (_, Err(e)) => return e,
+    let (model, reasoner, bank) = match unsafe {
+        (
+            pith_model::get(model),
+            pith_reasoner::get(reasoner),
+            pith_bank::get(bank),
+        )
+    } {
+        (Ok(m), Ok(r), Ok(b)) => (m, r, *b),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
     };
     let Some(mem) = (unsafe { handle::slice_mut(mem, words) }) else {
         return PITH_ERR_NULL;
     };
-    unsafe { open(chat, Chat::new(reasoner, bank, dim, mem)) }
+    unsafe { open(chat, Chat::new(reasoner, bank, model, mem)) }
 }
 
 /// Forgets the conversation.

@@ -44,6 +44,8 @@ pub const PITH_ERR_BANK_MODEL: i32 = 11;
 pub const PITH_ERR_BANK_VERSION: i32 = 12;
 /// A reasoner window is empty or too long, or a response sentence too long to keep.
 pub const PITH_ERR_CHAT: i32 = 13;
+/// The reasoner was built over another encoder package than the model given with it.
+pub const PITH_ERR_REASONER_MODEL: i32 = 14;
 /// Another runtime error.
 pub const PITH_ERR_OTHER: i32 = 99;
 
@@ -66,6 +68,7 @@ pub fn code(e: Error) -> i32 {
         Error::BankDimensionMismatch | Error::BankModelMismatch => PITH_ERR_BANK_MODEL,
         Error::BankUnsupportedVersion(_) => PITH_ERR_BANK_VERSION,
         Error::WindowSize | Error::ResponseTooLong => PITH_ERR_CHAT,
+        Error::ReasonerEncoderMismatch => PITH_ERR_REASONER_MODEL,
         _ => PITH_ERR_OTHER,
     }
 }
@@ -93,6 +96,7 @@ pub extern "C" fn pith_strerror(code: i32) -> *const c_char {
         PITH_ERR_BANK_MODEL => b"knowledge bank built for another model\0",
         PITH_ERR_BANK_VERSION => b"unsupported knowledge bank version\0",
         PITH_ERR_CHAT => b"chat window or response too long\0",
+        PITH_ERR_REASONER_MODEL => b"reasoner built over another encoder package\0",
         _ => b"unknown error\0",
     };
     s.as_ptr().cast()

@@ -116,8 +116,8 @@ int main(int argc, char **argv) {
     int8_t *scratch = malloc(2 * dim);
     pith_chat_answer ans;
     EXPECT(pith_chat_step(&chat, &model, "hi", 2, arena, words, scratch, 2 * dim, &ans), PITH_ERR_HANDLE);
-    EXPECT(pith_chat_open(&chat, &reasoner, &chat_bank, dim, mem, mem_words - 1), PITH_ERR_ARENA);
-    EXPECT(pith_chat_open(&chat, &reasoner, &chat_bank, dim, mem, mem_words), PITH_OK);
+    EXPECT(pith_chat_open(&chat, &model, &reasoner, &chat_bank, mem, mem_words - 1), PITH_ERR_ARENA);
+    EXPECT(pith_chat_open(&chat, &model, &reasoner, &chat_bank, mem, mem_words), PITH_OK);
     EXPECT(pith_chat_step(&chat, &model, "hi", 2, arena, words, scratch, 2 * dim - 1, &ans), PITH_ERR_BUFFER);
     static const char *turns[] = {
         "hi! how are you doing today?",

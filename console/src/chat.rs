@@ -22,7 +22,7 @@ use crate::frame::MAX_DIM;
 use pith_runtime::engine::{Model, Reasoner, TRUST_ONE};
 use pith_runtime::fixed::div_round;
 use pith_runtime::kb::lexicon::{self, Context, MAX_TERMS};
-use pith_runtime::kb::{cosine_i8, Bank, Hit, Index, Text, SCORE_ONE};
+use pith_runtime::kb::{cosine_i8, package_tag, Bank, Hit, Index, Text, SCORE_ONE};
 use pith_runtime::tokenizer::Tokenizer;
 use pith_runtime::Error;
 
@@ -51,6 +51,8 @@ pub struct Chat<'m> {
     text: &'m mut [u8],
     /// Refine below this margin (score units); the reasoner's calibrated gate unless set.
     gate: i32,
+    /// The tag of the encoder checked at [`Chat::new`]: every turn must come from it.
+    encoder: u32,
 }
 
 /// i32 words of memory [`Chat::new`] needs for turn vectors of `dim` values.
@@ -83,21 +85,23 @@ pub struct ChatAnswer<'k> {
 }
 
 impl<'m> Chat<'m> {
-    /// Checks once that the reasoner, the bank and an encoder of dimension `dim` agree and that
-    /// the reasoner's window fits the ring; `chat` cannot fail on them afterwards.
-    /// `mem` holds the ring and the text buffer: at least [`words`]`(dim)` words.
+    /// Checks once that the reasoner, the bank and the encoder `encoder` agree (the dimension,
+    /// and the very encoder package where the reasoner or the bank records one) and that the
+    /// reasoner's window fits the ring; `chat` cannot fail on them afterwards, and every turn must
+    /// be embedded by that encoder. `mem` holds the ring and the text buffer: at least
+    /// [`words`]`(dim)` words.
     pub fn new(
         reasoner: &'m Reasoner<'m>,
         bank: Bank<'m>,
-        dim: usize,
+        encoder: &Model<'_>,
         mem: &'m mut [i32],
     ) -> Result<Self, Error> {
-        if reasoner.dim() != dim || dim > MAX_DIM {
+        let dim = encoder.dim();
+        if dim > MAX_DIM {
             return Err(Error::OutputSizeMismatch);
         }
-        if bank.dim() != dim {
-            return Err(Error::BankDimensionMismatch);
-        }
+        reasoner.check_encoder(encoder)?;
+        bank.check_model(encoder)?;
         if reasoner.window() > RING || bank.is_empty() {
             return Err(Error::PackageBadConfig);
         }
@@ -118,7 +122,14 @@ impl<'m> Chat<'m> {
             len: 0,
             text: &mut rest[..TEXT_MAX],
             gate: reasoner.gate(),
+            encoder: package_tag(encoder.package()),
         })
+    }
+
+    /// Whether `model` is the encoder this chat was opened with (the only one its turns may
+    /// come from).
+    pub fn is_for(&self, model: &Model<'_>) -> bool {
+        package_tag(model.package()) == self.encoder
     }
 
     /// The reasoner.
@@ -281,6 +292,9 @@ impl<'m> Chat<'m> {
         a: &mut [i8],
         b: &mut [i8],
     ) -> Result<ChatAnswer<'m>, Error> {
+        if !self.is_for(model) {
+            return Err(Error::ReasonerEncoderMismatch);
+        }
         let dim = self.reasoner.dim();
         let v = a.get(..dim).ok_or(Error::OutputSizeMismatch)?;
         self.push_user(v, text, model.tokenizer(), arena)?;

@@ -225,17 +225,15 @@ impl<'m, C: Clock> Service<'m, C> {
         self
     }
 
-    /// Attaches `chat` (built with [`Chat::new`] for this model's dimension), after checking
-    /// that the arena holds the reasoner's full window.
+    /// Attaches `chat` (built with [`Chat::new`] for this very model), after checking that the
+    /// arena holds the reasoner's full window.
     pub fn attach_chat(&mut self, chat: Chat<'m>) -> Result<(), Error> {
-        let dim = match &self.model {
-            Ok(m) => m.dim(),
+        match &self.model {
+            Ok(m) if chat.is_for(m) => {}
+            Ok(_) => return Err(Error::ReasonerEncoderMismatch),
             Err(_) => return Err(Error::PackageBadConfig),
-        };
-        let r = chat.reasoner();
-        if r.dim() != dim {
-            return Err(Error::OutputSizeMismatch);
         }
+        let r = chat.reasoner();
         if r.arena_words(r.window()) > self.arena.len() {
             return Err(Error::ArenaTooSmall);
         }

@@ -141,9 +141,8 @@ fn attach_chat<'m>(
     let Ok(model) = service.model() else {
         return;
     };
-    let dim = model.dim();
     let chat = Bank::for_model(package::chat_bank(), model)
-        .and_then(|bank| Chat::new(reasoner, bank, dim, mem))
+        .and_then(|bank| Chat::new(reasoner, bank, model, mem))
         .and_then(|c| service.attach_chat(c));
     match chat {
         Ok(()) => defmt::info!(

@@ -45,6 +45,9 @@ pub enum Error {
     /// A response-bank sentence is longer than `chat`'s text buffer, so it cannot be embedded
     /// whole into the conversation.
     ResponseTooLong,
+    /// The reasoner was calibrated on another encoder package's turn vectors (its recorded tag
+    /// differs).
+    ReasonerEncoderMismatch,
 }
 
 /// Result alias used across the runtime.
@@ -85,6 +88,9 @@ impl fmt::Display for Error {
                 f.write_str("package holds another kind of model (encoder vs reasoner)")
             }
             Error::ResponseTooLong => f.write_str("response too long to keep in the conversation"),
+            Error::ReasonerEncoderMismatch => {
+                f.write_str("reasoner was built over another encoder package")
+            }
         }
     }
 }

@@ -80,7 +80,7 @@ fn expected(
     let id = bank.entry(hit.index).unwrap().id.to_string();
     out.push(format!("ask entry {} id {id} confident {sure}", hit.index));
     let mut mem = vec![0i32; chat::words(dim)];
-    let mut c = Chat::new(reasoner, *chat_bank, dim, &mut mem).unwrap();
+    let mut c = Chat::new(reasoner, *chat_bank, model, &mut mem).unwrap();
     let turns = [
         "hi! how are you doing today?",
         "i just got back from a long run",

@@ -891,3 +891,141 @@ fn outputs_never_overwrite_their_inputs() {
     }
     c.finish("outputs over inputs");
 }
+
+/// A copy of the Tier S reasoner checkpoint under `work/name` whose reasoner.json has `key` set
+/// to `value` (JSON); the weights and gate are links to the committed ones (only read).
+fn reasoner_with(work: &Path, name: &str, key: &str, value: &str) -> PathBuf {
+    let src = root().join("models/reasoner-s");
+    let d = work.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    for f in ["model.safetensors", "gate.json"] {
+        std::os::unix::fs::symlink(src.join(f), d.join(f)).unwrap();
+    }
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("reasoner.json")).unwrap()).unwrap();
+    cfg[key] = serde_json::from_str(value).unwrap();
+    std::fs::write(d.join("reasoner.json"), cfg.to_string()).unwrap();
+    d
+}
+
+/// A reasoner checkpoint whose config disagrees with the integer engine or with its weights is
+/// refused by every engine; a reasoner is paired only with the encoder it was built over; a
+/// tract backend runs only the kind of graph it names.
+#[test]
+fn reasoner_configs_pairings_and_graph_kinds_are_checked() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut c = Checks::default();
+    let onnx = w.join("r.onnx");
+    for (key, value, why) in [
+        ("gelu", "\"tanh\"", r#""gelu" must be "erf""#),
+        (
+            "layer_norm_eps",
+            "0",
+            r#""layer_norm_eps" must be a positive number"#,
+        ),
+        ("layers", "0", "layers and ffn must be at least 1"),
+        (
+            "layers",
+            "1",
+            "holds tensors reasoner.json does not account for .*layers.1",
+        ),
+    ] {
+        let r = reasoner_with(w, &format!("{key}-{value}"), key, value);
+        c.expect_error(
+            &format!("export, {key} {value}"),
+            why,
+            pith(&["export", s(&r), "-o", s(&onnx)]),
+        );
+        c.expect_error(
+            &format!("chat --backend tract-fp32, {key} {value}"),
+            why,
+            pith(&[
+                "chat",
+                "--reasoner",
+                s(&r),
+                "--backend",
+                "tract-fp32",
+                "--bank",
+                "models/reasoner-s.pithkb",
+                "hello there",
+            ]),
+        );
+    }
+    if onnx.exists() {
+        c.fail("export", "an ONNX was written from a refused config");
+    }
+
+    // The Tier S reasoner over Tier M's vectors: both 128 wide, different spaces.
+    for backend in ["native", "tract-fp32"] {
+        c.expect_error(
+            &format!("chat {backend}, another encoder"),
+            "models/tier-m.pith .* is not the encoder the reasoner was built over",
+            pith(&[
+                "chat",
+                "--reasoner",
+                "models/reasoner-s",
+                "--backend",
+                backend,
+                "--model",
+                "models/tier-m.pith",
+                "--bank",
+                "models/tier-m.pithkb",
+                "hello there",
+            ]),
+        );
+    }
+    c.expect_error(
+        "eval chat, another encoder",
+        "is not the encoder the reasoner was built over",
+        pith(&[
+            "eval",
+            "chat",
+            "--reasoner",
+            "models/reasoner-s",
+            "--model",
+            "models/tier-m.pith",
+            "--conversations",
+            "data/chitchat/dev.jsonl",
+        ]),
+    );
+
+    // Each tract engine runs only its own kind of graph.
+    c.expect_error(
+        "tract-int8 with the fp32 export",
+        "an fp32 graph .* tract-int8",
+        pith(&[
+            "embed",
+            "--backend",
+            "tract-int8",
+            "--onnx",
+            "models/minilm-l6.fp32.onnx",
+            "hi",
+        ]),
+    );
+    c.expect_error(
+        "tract-fp32 with the QDQ graph",
+        "a quantized \\(QDQ\\) graph, but the tract-fp32",
+        pith(&[
+            "embed",
+            "--backend",
+            "tract-fp32",
+            "--onnx",
+            "models/minilm-l6.int8.onnx",
+            "hi",
+        ]),
+    );
+    c.expect_error(
+        "reasoner tract-int8 with an fp32 graph",
+        "an fp32 graph .* reasoner's QDQ graph",
+        pith(&[
+            "chat",
+            "--backend",
+            "tract-int8",
+            "--qdq",
+            "models/minilm-l6.fp32.onnx",
+            "hi",
+        ]),
+    );
+    c.finish("reasoner configs, pairings and graph kinds");
+}

@@ -10,7 +10,7 @@ use pith_runtime::{Model, Reasoner};
 use pith_tests::memport::MemPort;
 use pith_tests::qemu::{decode_response, repo_root};
 use pith_tools::artifacts::package;
-use pith_tools::catalog::{REASONER_S, TIER_S};
+use pith_tools::catalog::{REASONER_S, TIER_M, TIER_S};
 
 const BOARD: Board<'static> = Board {
     package_bytes: 1,
@@ -88,9 +88,9 @@ fn serve(bank_bytes: &[u8], input: &[u8], attach: bool) -> Vec<u8> {
         let mut arena = vec![0i32; 16 * 1024];
         let (arena, mem) = arena.split_at_mut(16 * 1024 - chat::words(128));
         let bank = Bank::for_model(bank_bytes, &model).unwrap();
+        let chat = attach.then(|| Chat::new(&reasoner, bank, &model, mem).unwrap());
         let mut service = Service::new(Ok(model), arena, BOARD, NoClock);
-        if attach {
-            let c = Chat::new(&reasoner, bank, 128, mem).unwrap();
+        if let Some(c) = chat {
             service.attach_chat(c).unwrap();
         }
         let mut console = Console::new(service);
@@ -229,4 +229,45 @@ fn text_and_framed_agree(bank_bytes: &[u8]) {
             "turn {i}"
         );
     }
+}
+
+/// A reasoner opens only with the encoder it was built over (its package records the tag), and
+/// every turn must come from that encoder: Tier M's vectors are 128 wide like Tier S's, but in
+/// another space. The console refuses a chat opened for another model likewise.
+#[test]
+fn chat_takes_only_the_encoder_its_reasoner_was_built_over() {
+    let (tier_s, tier_m) = (package(TIER_S).unwrap(), package(TIER_M).unwrap());
+    let (enc_s, enc_m) = (
+        std::fs::read(&tier_s).unwrap(),
+        std::fs::read(&tier_m).unwrap(),
+    );
+    let rs = std::fs::read(package(REASONER_S).unwrap()).unwrap();
+    let (model_s, model_m) = (Model::new(&enc_s).unwrap(), Model::new(&enc_m).unwrap());
+    assert_eq!(model_s.dim(), model_m.dim());
+    let reasoner = Reasoner::new(&rs).unwrap();
+    assert_eq!(
+        reasoner.encoder_tag(),
+        pith_runtime::kb::package_tag(model_s.package())
+    );
+    let bank_bytes = bank(&tier_s, None);
+    let bank_s = Bank::for_model(&bank_bytes, &model_s).unwrap();
+    let mut mem = vec![0i32; chat::words(128)];
+    assert_eq!(
+        Chat::new(&reasoner, bank_s, &model_m, &mut mem).err(),
+        Some(pith_runtime::Error::ReasonerEncoderMismatch)
+    );
+
+    let mut c = Chat::new(&reasoner, bank_s, &model_s, &mut mem).unwrap();
+    let mut arena = vec![0i32; model_m.arena_words(model_m.max_tokens()).max(4096)];
+    let (mut a, mut b) = (vec![0i8; 128], vec![0i8; 128]);
+    assert_eq!(
+        c.step(&model_m, TURNS[0], &mut arena, &mut a, &mut b).err(),
+        Some(pith_runtime::Error::ReasonerEncoderMismatch)
+    );
+    assert!(c.is_empty(), "a refused turn leaves the ring as it was");
+    let mut service = Service::new(Ok(model_m), &mut arena, BOARD, NoClock);
+    assert_eq!(
+        service.attach_chat(c).err(),
+        Some(pith_runtime::Error::ReasonerEncoderMismatch)
+    );
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::tract::TractModel;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use pith_runtime::Model;
 
 /// Which engine embeds.
@@ -18,12 +18,27 @@ pub enum Kind {
     TractInt8,
 }
 
-/// Refuses an ONNX graph whose token table is not the package's: tract would run the package's
-/// token ids through another vocabulary (a 12k-vocabulary package with the default 30k export).
-fn check_vocabulary(model: &Model<'_>, onnx: &std::path::Path) -> Result<()> {
+/// Refuses a graph that is not the one `kind` names (an fp32 export under tract-int8, a QDQ
+/// graph under tract-fp32: the figures would carry the wrong label) or whose token table is not
+/// the package's (the tract backends tokenize with the package's vocabulary).
+fn check_graph(model: &Model<'_>, onnx: &std::path::Path, kind: Kind) -> Result<()> {
+    let facts = crate::tract::graph_facts(onnx)?;
+    match (kind, facts.quantized) {
+        (Kind::TractInt8, false) => bail!(
+            "{}: an fp32 graph (no QuantizeLinear/DequantizeLinear), but the tract-int8 engine \
+             runs the QDQ graph (`pith quantize --onnx`); use tract-fp32 for this one",
+            onnx.display()
+        ),
+        (Kind::TractFp32, true) => bail!(
+            "{}: a quantized (QDQ) graph, but the tract-fp32 engine runs the fp32 export \
+             (`pith export`); use tract-int8 for this one",
+            onnx.display()
+        ),
+        _ => {}
+    }
     let m = &model.package().header().model;
     let want = (m.vocab_size as usize, m.hidden as usize);
-    match crate::tract::token_table_shape(onnx)? {
+    match facts.token_table {
         Some(shape) if shape == want => Ok(()),
         Some((rows, width)) => Err(anyhow!(
             "{}: its token table is {rows} x {width} but the package's is {} x {}: the tract \
@@ -56,7 +71,7 @@ impl<'a> Embedder<'a> {
             Kind::TractFp32 | Kind::TractInt8 => {
                 let path = onnx
                     .ok_or_else(|| anyhow!("the {kind:?} engine needs an ONNX graph (--onnx)"))?;
-                check_vocabulary(&model, &path)?;
+                check_graph(&model, &path, kind)?;
                 Some(
                     TractModel::load(&path)
                         .map_err(|e| anyhow!("loading {} in tract: {e:#}", path.display()))?,

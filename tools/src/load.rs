@@ -151,6 +151,13 @@ impl Engine {
                     (None, Some(r)) => crate::artifacts::reasoner_qdq(r)?,
                     (None, None) => return Err(need("--qdq")),
                 };
+                if !crate::tract::graph_facts(&p)?.quantized {
+                    bail!(
+                        "{}: an fp32 graph (no QuantizeLinear/DequantizeLinear), but the \
+                         tract-int8 engine runs the reasoner's QDQ graph (`pith quantize --onnx`)",
+                        p.display()
+                    );
+                }
                 let bytes =
                     std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
                 Some(
@@ -199,6 +206,49 @@ impl Engine {
 }
 
 impl Loaded {
+    /// Refuses an encoder other than the one the reasoner was built over: the tag the integer
+    /// package records, or for the float engines the package the checkpoint's reasoner.json
+    /// names (when it exists). Another encoder of the same width embeds in another space, and
+    /// every prediction would be noise.
+    pub fn check_encoder(&self, model: &pith_runtime::Model<'_>) -> Result<()> {
+        let (want, source) = if self.reasoner_bytes.is_empty() {
+            let root = crate::defaults::repo_root()?;
+            match crate::reasoner::named_encoder(&self.checkpoint_dir, &root)? {
+                Some(p) if p.is_file() => {
+                    let bytes = read_file(&p)?;
+                    let named = pith_runtime::Model::new(&bytes)
+                        .map_err(|e| anyhow!("{}: {e}", p.display()))?;
+                    let tag = pith_runtime::kb::package_tag(named.package());
+                    (
+                        tag,
+                        format!(
+                            "{}'s reasoner.json names {}",
+                            self.checkpoint_dir.display(),
+                            p.display()
+                        ),
+                    )
+                }
+                _ => return Ok(()),
+            }
+        } else {
+            let r = pith_runtime::Reasoner::new(&self.reasoner_bytes)
+                .map_err(|e| anyhow!("loading the reasoner package: {e}"))?;
+            (
+                r.encoder_tag(),
+                "the reasoner package records it".to_string(),
+            )
+        };
+        let got = pith_runtime::kb::package_tag(model.package());
+        if want != 0 && want != got {
+            bail!(
+                "{} (tag {got:08x}) is not the encoder the reasoner was built over (tag {want:08x}: \
+                 {source}): pass that encoder as --model, or a reasoner built over this one",
+                self.encoder_path.display()
+            );
+        }
+        Ok(())
+    }
+
     /// The calibrated refinement gate, or an error naming where it should be.
     pub fn gate(&self) -> Result<f32> {
         self.gate.ok_or_else(|| {
@@ -210,9 +260,11 @@ impl Loaded {
         })
     }
 
-    /// The encoder (native) and the predictor of `kind`, checked to agree on the dimension.
+    /// The encoder (native) and the predictor of `kind`, checked to agree on the dimension and
+    /// on the encoder package itself.
     pub fn open(&self, kind: Kind) -> Result<(crate::backend::Embedder<'_>, Predictor<'_>)> {
         let enc = crate::backend::Embedder::new(&self.encoder_bytes, Kind::Native, None)?;
+        self.check_encoder(&enc.model)?;
         let pred = Predictor::new(
             kind,
             &self.reasoner_bytes,

@@ -14,33 +14,52 @@ pub struct TractModel {
     plan: Plan,
 }
 
-/// The shape `[rows, width]` of the token table the graph gathers `input_ids` from, or `None`
-/// when no initializer is gathered by `input_ids` directly (not an export of pith's).
-pub fn token_table_shape(path: &Path) -> anyhow::Result<Option<(usize, usize)>> {
+/// What a backend needs to know of an ONNX graph before running it.
+pub struct GraphFacts {
+    /// The `[vocab, hidden]` shape of the token table gathered by `input_ids`, if there is one.
+    pub token_table: Option<(usize, usize)>,
+    /// Whether the graph quantizes (QDQ pairs or integer matmuls): an int8 graph, not fp32.
+    pub quantized: bool,
+}
+
+/// Reads the graph at `path` without running it: its token table and whether it is quantized.
+pub fn graph_facts(path: &Path) -> anyhow::Result<GraphFacts> {
     use anyhow::Context;
     use prost::Message;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let model = tract_onnx::pb::ModelProto::decode(bytes.as_slice())
         .with_context(|| format!("{} is not an ONNX model", path.display()))?;
     let Some(graph) = model.graph else {
-        return Ok(None);
+        return Ok(GraphFacts {
+            token_table: None,
+            quantized: false,
+        });
     };
+    let quantized = graph.node.iter().any(|n| {
+        matches!(
+            n.op_type.as_str(),
+            "QuantizeLinear" | "DequantizeLinear" | "DynamicQuantizeLinear" | "MatMulInteger"
+        )
+    });
     let gathered = graph.node.iter().find_map(|n| {
         (n.op_type == "Gather" && n.input.get(1).map(String::as_str) == Some("input_ids"))
             .then(|| n.input.first())
             .flatten()
     });
-    let Some(table) = gathered else {
-        return Ok(None);
-    };
-    Ok(graph
-        .initializer
-        .iter()
-        .find(|t| &t.name == table)
-        .and_then(|t| match t.dims[..] {
-            [rows, width] => Some((usize::try_from(rows).ok()?, usize::try_from(width).ok()?)),
-            _ => None,
-        }))
+    let token_table = gathered.and_then(|table| {
+        graph
+            .initializer
+            .iter()
+            .find(|t| &t.name == table)
+            .and_then(|t| match t.dims[..] {
+                [rows, width] => Some((usize::try_from(rows).ok()?, usize::try_from(width).ok()?)),
+                _ => None,
+            })
+    });
+    Ok(GraphFacts {
+        token_table,
+        quantized,
+    })
 }
 
 impl TractModel {

@@ -44,6 +44,7 @@ pub struct Reasoner<'a> {
     /// The trust ramp (score units) and its prototypes, `[K, hidden]` (empty: trust 1).
     trust: (i32, i32),
     prototypes: &'a [u8],
+    encoder_tag: u32,
 }
 
 impl<'a> Reasoner<'a> {
@@ -92,6 +93,11 @@ impl<'a> Reasoner<'a> {
             Err(Error::PackageMissingSection) => &[],
             Err(e) => return Err(e),
         };
+        let encoder_tag = match package.tensor(SectionKind::EncoderTag, 0, DType::I32, 1, 1) {
+            Ok(t) => crate::le::u32_at(t, 0).ok_or(Error::PackageBadSection)?,
+            Err(Error::PackageMissingSection) => 0,
+            Err(e) => return Err(e),
+        };
         // A negative or huge residual is no quantizer's output; refusing it here keeps the
         // accumulation in predict() far from overflow (|e_j| · R · 256 < 2^63). The ramp must
         // rise within [-1, 1], and prototypes need a residual to correct.
@@ -112,7 +118,26 @@ impl<'a> Reasoner<'a> {
             residual,
             trust,
             prototypes,
+            encoder_tag,
         })
+    }
+
+    /// The tag of the encoder package it was calibrated on (`EncoderTag`; 0 when unknown).
+    pub fn encoder_tag(&self) -> u32 {
+        self.encoder_tag
+    }
+
+    /// Checks that `encoder` produces the turn vectors this reasoner reads: its dimension, and
+    /// the very package when the reasoner records one (another encoder of the same width gives
+    /// vectors in another space, and the predictions would be noise).
+    pub fn check_encoder(&self, encoder: &crate::Model<'_>) -> Result<()> {
+        if encoder.dim() != self.dim() {
+            return Err(Error::OutputSizeMismatch);
+        }
+        if self.encoder_tag != 0 && self.encoder_tag != crate::kb::package_tag(encoder.package()) {
+            return Err(Error::ReasonerEncoderMismatch);
+        }
+        Ok(())
     }
 
     /// The package header.

@@ -222,6 +222,10 @@ pub enum SectionKind {
     /// Reasoner: the trust gate's prototypes, i8 [K, hidden]: distinct training turns as the
     /// encoder gives them. Optional: without it the trust is 1.
     Prototypes = 49,
+    /// Reasoner: the tag ([`crate::kb::package_tag`], the trailing CRC-32) of the encoder package
+    /// whose turn vectors it was calibrated on, u32 as i32 [1, 1]. Optional (and 0): unknown,
+    /// any encoder of its dimension is accepted.
+    EncoderTag = 55,
     /// LayerNorm after attention, i64 [4, hidden]: rows = residual-head gain, residual-head offset,
     /// matmul-head gain, matmul-head offset; `y = (n * gain + offset) >> 32`, `n` the Q16 normalized input.
     Ln1 = 50,

@@ -177,6 +177,7 @@ fn native(
     let (a, loaded, bank_path, bank_bytes) = s.parts();
     let model = pith_runtime::Model::new(&loaded.encoder_bytes)
         .map_err(|e| anyhow!("{}: {e}", loaded.encoder_path.display()))?;
+    loaded.check_encoder(&model)?;
     let reasoner = pith_runtime::Reasoner::new(&loaded.reasoner_bytes)
         .map_err(|e| anyhow!("loading the reasoner package: {e}"))?;
     let dim = model.dim();
@@ -186,7 +187,7 @@ fn native(
         .max(reasoner.arena_words(reasoner.window()));
     let mut mem = vec![0i32; arena_words + chat::words(dim)];
     let (arena, ring) = mem.split_at_mut(arena_words);
-    let mut c = Chat::new(&reasoner, bank, dim, ring).map_err(|e| {
+    let mut c = Chat::new(&reasoner, bank, &model, ring).map_err(|e| {
         anyhow!(
             "{} does not go with {} and {}: {e}",
             bank_path.display(),

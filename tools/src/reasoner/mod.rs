@@ -281,7 +281,29 @@ impl Reasoner {
                 cfg_path.display()
             );
         }
-        let eps = config["layer_norm_eps"].as_f64().unwrap_or(1e-12) as f32;
+        if layers == 0 || ffn == 0 {
+            bail!(
+                "{}: layers and ffn must be at least 1 (layers {layers}, ffn {ffn})",
+                cfg_path.display()
+            );
+        }
+        // The integer engine's LayerNorm and GELU are those of the encoder: the config must say
+        // so, not leave it to a default.
+        let eps = match config["layer_norm_eps"].as_f64() {
+            Some(e) if e.is_finite() && e > 0.0 && (e as f32) > 0.0 => e as f32,
+            _ => bail!(
+                "{}: \"layer_norm_eps\" must be a positive number (got {})",
+                cfg_path.display(),
+                config["layer_norm_eps"]
+            ),
+        };
+        if config["gelu"] != "erf" {
+            bail!(
+                "{}: \"gelu\" must be \"erf\", the exact GELU the integer engine runs (got {})",
+                cfg_path.display(),
+                config["gelu"]
+            );
+        }
         let residual = residual_of(&config, &cfg_path)?;
         let st_path = dir.join("model.safetensors");
         let bytes =
@@ -334,6 +356,23 @@ impl Reasoner {
                 })
             }
         };
+        // Weights the config does not account for (a layer beyond "layers", say) mean the config
+        // and the checkpoint disagree: refuse rather than run a truncated model.
+        if !t.map.is_empty() {
+            let mut extra: Vec<&String> = t.map.keys().collect();
+            extra.sort();
+            bail!(
+                "{}: holds tensors reasoner.json does not account for ({} layers): {}",
+                t.path,
+                layers,
+                extra
+                    .iter()
+                    .take(4)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         if trust.is_some() && residual == 0.0 {
             bail!(
                 "{}: a trust gate needs the latest-turn residual",

@@ -148,8 +148,9 @@ pub fn plan(f: &Fp32, st: &Stats, alpha: f32) -> Result<QReasoner> {
     })
 }
 
-/// Writes the integer reasoner package of `f` quantized as `q`.
-pub fn write_package(f: &Fp32, q: &QReasoner, name: &str) -> Result<Vec<u8>> {
+/// Writes the integer reasoner package of `f` quantized as `q`, recording the tag of the encoder
+/// package (`kb::package_tag`) whose turn vectors it was calibrated on.
+pub fn write_package(f: &Fp32, q: &QReasoner, name: &str, encoder_tag: u32) -> Result<Vec<u8>> {
     let r = &f.r;
     let (h, heads, ffn) = (r.dim, r.heads, r.ffn());
     let header = Header {
@@ -237,6 +238,8 @@ pub fn write_package(f: &Fp32, q: &QReasoner, name: &str) -> Result<Vec<u8>> {
     // The gate in bank score units (cosine × 65536), the unit the device compares margins in.
     let gate = (gate as f64 * pith_runtime::kb::SCORE_ONE as f64).round() as i32;
     w.add_i32(K::Gate, 0, 1, 1, &[gate]);
+    // The encoder whose vectors it reads: every command and the device pair them by this tag.
+    w.add_i32(K::EncoderTag, 0, 1, 1, &[encoder_tag as i32]);
     if r.residual != 0.0 {
         // β in read-out units; a checkpoint without a residual keeps its package bytes.
         let units = (r.residual as f64 / q.out_unit as f64).round();

@@ -71,7 +71,8 @@ pub fn run(a: &Options, encoder: &std::path::Path) -> Result<()> {
     let stats = calibrate(&fp, &windows, &cal_f);
     let name = a.name.clone().unwrap_or_else(|| "reasoner-s int8".into());
     let q = plan(&fp, &stats, a.alpha)?;
-    let bytes = write_package(&fp, &q, &name)?;
+    let encoder_tag = pith_runtime::kb::package_tag(enc.model.package());
+    let bytes = write_package(&fp, &q, &name, encoder_tag)?;
     let r = pith_runtime::Reasoner::new(&bytes)
         .map_err(|e| anyhow!("the quantized reasoner does not load: {e}"))?;
     // The QDQ graph first: a package is only written with everything its recipe promises.
