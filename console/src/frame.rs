@@ -109,7 +109,7 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InfoReply {
     /// Model name, empty when no valid package is linked.
-    pub model: heapless::String<48>,
+    pub model: heapless::String<{ pith_runtime::format::NAME_MAX }>,
     /// Embedding dimension (0 without a model).
     pub dim: u32,
     /// Transformer layers.

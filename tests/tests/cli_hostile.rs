@@ -71,11 +71,10 @@ fn checkpoint(work: &Path, name: &str, file: &str, content: Option<&str>) -> Pat
     ] {
         std::fs::copy(src.join(f), d.join(f)).unwrap();
     }
-    match content {
-        Some(c) => std::fs::write(d.join(file), c).unwrap(),
-        None => {
-            let _ = std::fs::remove_file(d.join(file));
-        }
+    // The link (or copy) goes first, so the new content never reaches the committed file.
+    let _ = std::fs::remove_file(d.join(file));
+    if let Some(c) = content {
+        std::fs::write(d.join(file), c).unwrap();
     }
     d
 }
@@ -1028,4 +1027,90 @@ fn reasoner_configs_pairings_and_graph_kinds_are_checked() {
         ]),
     );
     c.finish("reasoner configs, pairings and graph kinds");
+}
+
+/// `pith artifacts` rebuilds an artifact that is there but does not load (here a truncated Tier S
+/// package, in a home of its own): the rebuilt package is byte for byte the committed one, and a
+/// second run leaves it alone.
+#[test]
+fn artifacts_rebuilds_a_package_that_does_not_load() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::create_dir_all(h.join("models")).unwrap();
+    std::fs::create_dir_all(h.join("boards/src")).unwrap();
+    std::fs::write(h.join("boards/src/lib.rs"), "").unwrap();
+    std::fs::copy(root().join("models/README.md"), h.join("models/README.md")).unwrap();
+    std::os::unix::fs::symlink(root().join("models/tier-s"), h.join("models/tier-s")).unwrap();
+    std::os::unix::fs::symlink(root().join("data"), h.join("data")).unwrap();
+    let committed = std::fs::read(root().join("models/tier-s.pith")).unwrap();
+    let package = h.join("models/tier-s.pith");
+    std::fs::write(&package, &committed[..committed.len() / 3]).unwrap();
+    let run = || {
+        let out = Command::new(pith_tests::cli::pith_bin())
+            .args(["artifacts", "models/tier-s.pith"])
+            .env("PITH_HOME", h)
+            .current_dir(h)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", combined(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run();
+    assert!(first.contains("does not load"), "{first}");
+    assert!(
+        std::fs::read(&package).unwrap() == committed,
+        "the rebuilt package differs from the committed one"
+    );
+    let second = run();
+    assert!(!second.contains("rebuilding"), "{second}");
+}
+
+/// Small slips a user makes in input files: a byte-order mark at the start of an STS file or a
+/// vocabulary is dropped (it used to cost the first pair, or the `[PAD]` token); a token on two
+/// lines of vocab.txt and a package name longer than the header holds are refused by name.
+#[test]
+fn byte_order_marks_duplicate_tokens_and_long_names() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut c = Checks::default();
+    let sts = w.join("bom.tsv");
+    std::fs::write(
+        &sts,
+        "\u{feff}4.5\tA man is playing a guitar.\tA man plays the guitar.\n\
+         1.0\tA cat sleeps.\tThe stock market fell.\n\
+         3.0\tA woman cuts onions.\tSomeone is cooking.\n",
+    )
+    .unwrap();
+    c.expect_ok(
+        "eval sts, a BOM before the first pair",
+        "^3 pairs, Spearman",
+        pith(&["eval", "sts", s(&sts), "--model", "models/tier-s.pith"]),
+    );
+
+    let vocab = std::fs::read_to_string(root().join(TIER_M).join("vocab.txt")).unwrap();
+    let bom = checkpoint(w, "bom", "vocab.txt", Some(&format!("\u{feff}{vocab}")));
+    c.expect_ok(
+        "quantize, a BOM before [PAD] in vocab.txt",
+        "^package ",
+        quant(&[s(&bom), "-o", s(&w.join("bom.pith"))]),
+    );
+    let mut lines: Vec<&str> = vocab.lines().collect();
+    let last = lines.len() - 1;
+    lines[last] = lines[1000];
+    let dup = checkpoint(w, "dup", "vocab.txt", Some(&(lines.join("\n") + "\n")));
+    c.expect_error(
+        "quantize, a token twice in vocab.txt",
+        &format!(
+            "vocab.txt:{}: the token .* is already on line 1001",
+            last + 1
+        ),
+        quant(&[s(&dup), "-o", s(&w.join("dup.pith"))]),
+    );
+    let long = "x".repeat(49);
+    c.expect_error(
+        "quantize --name over 48 bytes",
+        "--name is 49 bytes; a package name holds at most 48",
+        quant(&[TIER_M, "-o", s(&w.join("long.pith")), "--name", &long]),
+    );
+    c.finish("input slips");
 }

@@ -25,8 +25,11 @@ pub fn default_artifacts() -> Result<Artifacts> {
         fp32_onnx: root.join(catalog::FP32_ONNX),
         int8_onnx: root.join(catalog::INT8_ONNX),
     };
-    let built = || a.package.exists() && a.fp32_onnx.exists() && a.int8_onnx.exists();
-    build_once(&lock_path()?, built, || build_default(&a))?;
+    let built = || usable(&a.package, None) && non_empty(&a.fp32_onnx) && non_empty(&a.int8_onnx);
+    build_once(&lock_path()?, built, || {
+        say_if_replacing(&a.package);
+        build_default(&a)
+    })?;
     Ok(a)
 }
 
@@ -64,13 +67,54 @@ pub fn package(rel: &str) -> Result<PathBuf> {
     // A reasoner's recipe writes its QDQ graph too.
     let reasoner = catalog::reasoner_with_package(rel);
     let qdq = reasoner.map(|r| root.join(r.qdq));
-    if let Some(r) = reasoner {
+    let encoder = match reasoner {
         // Its recipe embeds with its encoder; built first, as build_once is not reentrant.
-        package(r.encoder)?;
-    }
-    let built = || path.exists() && qdq.as_ref().is_none_or(|q| q.exists());
-    build_once(&lock_path()?, built, || build_package(rel, &path))?;
+        Some(r) => Some(package(r.encoder)?),
+        None => None,
+    };
+    let built = || usable(&path, encoder.as_deref()) && qdq.as_deref().is_none_or(non_empty);
+    build_once(&lock_path()?, built, || {
+        say_if_replacing(&path);
+        build_package(rel, &path)
+    })?;
     Ok(path)
+}
+
+/// Whether the package at `path` loads (its checksum and every section: a truncated or damaged
+/// file is rebuilt, not handed to the commands), and for a reasoner whether it was built over
+/// the encoder package now at `encoder` (a rebuilt encoder makes its reasoners stale).
+fn usable(path: &Path, encoder: Option<&Path>) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    match encoder {
+        None => pith_runtime::Model::new(&bytes).is_ok(),
+        Some(e) => {
+            let Ok(enc) = std::fs::read(e) else {
+                return false;
+            };
+            let Ok(model) = pith_runtime::Model::new(&enc) else {
+                return false;
+            };
+            let tag = pith_runtime::kb::package_tag(model.package());
+            pith_runtime::Reasoner::new(&bytes).is_ok_and(|r| r.encoder_tag() == tag)
+        }
+    }
+}
+
+/// Whether `path` is a file with something in it (an ONNX graph is checked when tract loads it).
+fn non_empty(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
+/// Says so when a build replaces a file that is there but unusable.
+fn say_if_replacing(path: &Path) {
+    if path.exists() {
+        eprintln!(
+            "pith: {} does not load, is incomplete or was built over another encoder: rebuilding it",
+            path.display()
+        );
+    }
 }
 
 /// A reasoner's QDQ ONNX graph, built with its package when missing.
@@ -117,6 +161,23 @@ fn build_package(rel: &str, path: &Path) -> Result<()> {
     crate::quant::pipeline::run(args)
 }
 
+/// Builds the catalog artifacts at `paths` (relative to the repository root, as `pith artifacts`
+/// lists them): packages, and banks beside them.
+pub fn build_some(paths: &[PathBuf]) -> Result<()> {
+    for p in paths {
+        let rel = p.to_string_lossy().replace('\\', "/");
+        let rel = rel.trim_start_matches("./");
+        if let Some(r) = catalog::REASONERS.iter().find(|r| r.bank == rel) {
+            chat_bank(r)?;
+        } else if let Some(pkg) = rel.strip_suffix(".pithkb") {
+            bank_for(&package(&format!("{pkg}.pith"))?)?;
+        } else {
+            package(rel)?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds every default artifact the boards and tests link: the default package and its ONNX
 /// exports, each board's default package with its StackFAQ bank, Tier S, and the reasoner with
 /// its response bank.
@@ -152,7 +213,7 @@ pub fn build_all() -> Result<()> {
 /// The StackFAQ knowledge bank embedded by `package` (beside it, `.pithkb`), built on first use.
 pub fn bank_for(package: &Path) -> Result<PathBuf> {
     let path = catalog::bank_of(package);
-    let bytes = std::fs::read(package).with_context(|| format!("reading {}", package.display()))?;
+    let bytes = crate::input::bytes(package)?;
     let model = pith_runtime::Model::new(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", package.display()))?;
     let fresh = std::fs::read(&path)
@@ -177,8 +238,7 @@ pub fn chat_bank(r: &ReasonerArtifacts) -> Result<PathBuf> {
     let root = defaults::repo_root()?;
     let encoder = package(r.encoder)?;
     let path = root.join(r.bank);
-    let bytes =
-        std::fs::read(&encoder).with_context(|| format!("reading {}", encoder.display()))?;
+    let bytes = crate::input::bytes(&encoder)?;
     let model = pith_runtime::Model::new(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", encoder.display()))?;
     let weight = crate::reasoner::load_lexical_weight(&root.join(r.checkpoint))?;

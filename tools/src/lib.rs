@@ -19,6 +19,7 @@ pub mod defaults;
 pub mod device;
 pub mod fp32;
 pub mod framed_file;
+pub mod input;
 pub mod kb;
 pub mod load;
 pub mod onnx;

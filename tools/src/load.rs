@@ -158,8 +158,7 @@ impl Engine {
                         p.display()
                     );
                 }
-                let bytes =
-                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                let bytes = crate::input::bytes(&p)?;
                 Some(
                     ModelProto::decode(bytes.as_slice())
                         .with_context(|| format!("{}: not an ONNX model", p.display()))?,

@@ -2,14 +2,13 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 /// Reads (score, a, b) triples from either layout. A first line that does not parse is a header;
 /// any later one, a score that is not a finite number, or a file with fewer than two pairs (or
 /// with every gold score equal, where Spearman is undefined) is an error naming the file and line.
 pub fn read_pairs(path: &Path) -> Result<Vec<(f64, String, String)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::input::text(path)?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

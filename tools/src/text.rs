@@ -2,15 +2,14 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::checkpoint::Checkpoint;
 use pith_runtime::tokenizer::Tokenizer;
 
 /// Non-empty trimmed lines of a text file.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::input::text(path)?;
     Ok(text
         .lines()
         .map(str::trim)

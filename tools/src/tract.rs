@@ -26,7 +26,7 @@ pub struct GraphFacts {
 pub fn graph_facts(path: &Path) -> anyhow::Result<GraphFacts> {
     use anyhow::Context;
     use prost::Message;
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::input::bytes(path)?;
     let model = tract_onnx::pb::ModelProto::decode(bytes.as_slice())
         .with_context(|| format!("{} is not an ONNX model", path.display()))?;
     let Some(graph) = model.graph else {

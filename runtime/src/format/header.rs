@@ -89,11 +89,14 @@ impl TokenizerConfig {
 /// into a fixed-capacity list (no heap), sized by this. BERT-base and MiniLM-L12 have 12.
 pub const MAX_LAYERS: usize = 12;
 
+/// Bytes of UTF-8 a package's name holds.
+pub const NAME_MAX: usize = 48;
+
 /// The package header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     /// Human-readable model name (for `info`).
-    pub name: heapless::String<48>,
+    pub name: heapless::String<NAME_MAX>,
     /// Network family.
     pub arch: Arch,
     /// Shapes.

@@ -19,10 +19,8 @@ struct JsonFile {
 impl JsonFile {
     fn read(dir: &Path, rel: &str) -> Result<Option<JsonFile>> {
         let path = dir.join(rel);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        let Some(text) = crate::input::text_or_missing(&path)? else {
+            return Ok(None);
         };
         let value: Value =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
@@ -267,10 +265,8 @@ pub fn pooling(dir: &Path) -> Result<Pooling> {
 /// Whether modules.json ends the pipeline with a Normalize module; false when the file is absent.
 pub fn normalize(dir: &Path) -> Result<bool> {
     let path = dir.join("modules.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    let Some(text) = crate::input::text_or_missing(&path)? else {
+        return Ok(false);
     };
     #[derive(serde::Deserialize)]
     struct Module {

@@ -54,8 +54,7 @@ pub struct Checkpoint {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::input::text(path)?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -67,7 +66,7 @@ struct Tensors {
 
 impl Tensors {
     fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = crate::input::bytes(path)?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .with_context(|| format!("parsing {}", path.display()))?;
         let mut map = HashMap::new();
@@ -166,11 +165,30 @@ pub(crate) fn tensor_f32(view: &safetensors::tensor::TensorView<'_>) -> Option<V
     })
 }
 
+/// The tokens of a `vocab.txt` (one a line, id = line number, a byte-order mark dropped); a
+/// token on two lines is an error naming both (one of the two ids could never come out of the
+/// tokenizer, and which one would depend on the lookup).
+pub fn read_vocab_txt(path: &Path) -> Result<Vec<String>> {
+    let text = crate::input::text(path)?;
+    let vocab: Vec<String> = text.lines().map(String::from).collect();
+    let mut seen = std::collections::HashMap::with_capacity(vocab.len());
+    for (i, t) in vocab.iter().enumerate() {
+        if let Some(first) = seen.insert(t.as_str(), i) {
+            bail!(
+                "{}:{}: the token {t:?} is already on line {}",
+                path.display(),
+                i + 1,
+                first + 1
+            );
+        }
+    }
+    Ok(vocab)
+}
+
 fn load_vocab(dir: &Path) -> Result<Vec<String>> {
     let txt = dir.join("vocab.txt");
     if txt.exists() {
-        let text = std::fs::read_to_string(&txt)?;
-        return Ok(text.lines().map(|l| l.to_string()).collect());
+        return read_vocab_txt(&txt);
     }
     let tj =
         read_json(&dir.join("tokenizer.json")).context("no vocab.txt and no tokenizer.json")?;

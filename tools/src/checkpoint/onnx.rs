@@ -107,7 +107,7 @@ impl<'a> Inits<'a> {
 impl Checkpoint {
     /// Reads an fp32 ONNX written by `pith export` back into the checkpoint it was exported from.
     pub fn from_onnx(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = crate::input::bytes(path)?;
         let model = ModelProto::decode(bytes.as_slice())
             .with_context(|| format!("{} is not an ONNX model", path.display()))?;
         let meta: HashMap<&str, &str> = model

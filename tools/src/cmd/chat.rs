@@ -66,8 +66,7 @@ pub fn run(a: Args) -> Result<()> {
             loaded.checkpoint_dir.display()
         ),
     };
-    let bank_bytes =
-        std::fs::read(&bank_path).with_context(|| format!("reading {}", bank_path.display()))?;
+    let bank_bytes = crate::framed_file::read(&bank_path, &crate::framed_file::BANK)?;
     // Standard input is read a line at a time, so a person typing gets each answer at once.
     let turns: Turns<'_> = if a.turns.is_empty() {
         Box::new(crate::text::Lines::new(

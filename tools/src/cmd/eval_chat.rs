@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 // How many of the best candidates the refinement step re-scores: as the device's `chat`.
 use pith_console::chat::REFINE_TOP;
 
@@ -192,7 +192,7 @@ fn train_vectors(
     path: &std::path::Path,
     convs: &[Vec<String>],
 ) -> Result<Vec<Vec<f32>>> {
-    let file = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = crate::input::bytes(path)?;
     let cache = crate::defaults::repo_root()?.join(format!(
         "models/cache/turns-{:016x}-{:016x}.i8",
         fnv64(encoder),
@@ -237,7 +237,7 @@ pub fn run_chat(a: ChatArgs) -> Result<()> {
         (None, None) => None,
     };
     let bank_bytes = match &bank_path {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => crate::framed_file::read(p, &crate::framed_file::BANK)?,
         None => Vec::new(),
     };
     let lexicon = match &bank_path {

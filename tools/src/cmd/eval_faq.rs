@@ -184,7 +184,7 @@ fn best(scores: &[f64]) -> f64 {
 pub fn run_faq(a: FaqArgs) -> Result<()> {
     let package = a.model.package.read()?;
     let model = Model::new(&package).map_err(|e| anyhow!("loading package: {e}"))?;
-    let raw = std::fs::read(&a.bank).map_err(|e| anyhow!("reading {}: {e}", a.bank.display()))?;
+    let raw = crate::framed_file::read(&a.bank, &crate::framed_file::BANK)?;
     let bytes = if raw.starts_with(&pith_runtime::kb::BANK_MAGIC) {
         raw
     } else {
@@ -257,8 +257,7 @@ pub fn run_faq(a: FaqArgs) -> Result<()> {
     }
     let mut negatives_refused = None;
     if let Some(path) = &a.negatives {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+        let text = crate::input::text(path)?;
         let lines: Vec<&str> = text
             .lines()
             .map(str::trim)

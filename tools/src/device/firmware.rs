@@ -111,7 +111,7 @@ pub fn build(board: &Board, link: &Link) -> Result<PathBuf> {
     }
     // Copied whole, then renamed: a reader of `image` (a test booting it) sees the old image or
     // the new one.
-    let bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+    let bytes = crate::input::bytes(&elf)?;
     crate::output::write_whole(&image, &bytes)?;
     drop(lock);
     Ok(image)

@@ -31,7 +31,7 @@ const EF_ARM_ABI_FLOAT_HARD: u32 = 0x400;
 /// every region is an error, and so is an image built for another float ABI than the board's
 /// target (an FPU image on a core without one faults at its first float instruction).
 pub fn measure(board: &Board, elf: &Path) -> Result<ImageSize> {
-    let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
+    let bytes = crate::input::bytes(elf)?;
     let file =
         object::File::parse(&*bytes).with_context(|| format!("parsing {}", elf.display()))?;
     if let object::FileFlags::Elf { e_flags, .. } = file.flags() {

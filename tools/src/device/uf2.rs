@@ -20,8 +20,7 @@ const PAYLOAD: u32 = 256;
 
 /// The UF2 image of `elf`'s loadable segments (at their physical addresses), for `family`.
 pub fn from_elf(elf_path: &Path, family: u32) -> Result<Vec<u8>> {
-    let bytes =
-        std::fs::read(elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
+    let bytes = crate::input::bytes(elf_path)?;
     let file = ElfFile32::<Endianness>::parse(&*bytes)
         .with_context(|| format!("parsing {}", elf_path.display()))?;
     let e = file.endian();

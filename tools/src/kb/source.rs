@@ -40,8 +40,7 @@ pub fn detect(path: &Path) -> SourceFormat {
 
 /// Reads the entries of `path` (format from `format` or the extension).
 pub fn read_source(path: &Path, format: Option<SourceFormat>) -> Result<Vec<SourceEntry>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::input::text(path)?;
     let entries = match format.unwrap_or_else(|| detect(path)) {
         SourceFormat::Jsonl => {
             parse_jsonl(&text).with_context(|| format!("in {}", path.display()))?
@@ -201,8 +200,7 @@ pub fn parse_text(text: &str) -> Vec<SourceEntry> {
 
 /// Reads `id<TAB>query` lines (blank lines skipped).
 pub fn read_queries(path: &Path) -> Result<Vec<(String, String)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::input::text(path)?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

@@ -193,8 +193,9 @@ pub fn add_exp_table(w: &mut PackageWriter) {
     w.add_u16(K::ExpTable, 0, 1, EXP_TABLE_LEN, &exp);
 }
 
-/// The model name as the header stores it: cut at 48 bytes, on a character boundary.
-pub fn header_name(name: &str) -> heapless::String<48> {
+/// The model name as the header stores it: at most `NAME_MAX` bytes, cut on a character boundary
+/// (only the recipes' own names reach here uncut-checked; `--name` longer than that is refused).
+pub fn header_name(name: &str) -> heapless::String<{ pith_runtime::format::NAME_MAX }> {
     let mut out = heapless::String::new();
     for ch in name.chars() {
         if out.push(ch).is_err() {

@@ -90,6 +90,15 @@ pub fn check(a: &Options) -> Result<()> {
         "--alpha {} is outside 0..=1",
         a.alpha
     );
+    if let Some(name) = &a.name {
+        use pith_runtime::format::NAME_MAX;
+        // The header keeps 48 bytes; a longer name would be cut without a word.
+        anyhow::ensure!(
+            name.len() <= NAME_MAX,
+            "--name is {} bytes; a package name holds at most {NAME_MAX}",
+            name.len()
+        );
+    }
     let report = a.output.with_extension("report.json");
     let plot = a.output.with_extension("report.svg");
     let mut inputs: Vec<&Path> = vec![&a.checkpoint];

@@ -35,7 +35,7 @@ pub struct StaticCheckpoint {
 
 /// Whether `dir/config.json` declares a static model.
 pub fn is_static(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("config.json"))
+    crate::input::text(&dir.join("config.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| v.get("arch").and_then(Value::as_str).map(|a| a == "static"))
@@ -45,17 +45,14 @@ pub fn is_static(dir: &Path) -> bool {
 impl StaticCheckpoint {
     /// Loads and checks the folder.
     pub fn load(dir: &Path) -> Result<Self> {
-        let cfg: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)
-                .with_context(|| format!("parsing {}", dir.join("config.json").display()))?;
+        let cfg: Value = serde_json::from_str(&crate::input::text(&dir.join("config.json"))?)
+            .with_context(|| format!("parsing {}", dir.join("config.json").display()))?;
         ensure!(
             cfg.get("arch").and_then(Value::as_str) == Some("static"),
             "config.json: arch is not \"static\""
         );
-        let text = std::fs::read_to_string(dir.join("vocab.txt")).context("reading vocab.txt")?;
-        let vocab: Vec<String> = text.lines().map(String::from).collect();
-        let bytes = std::fs::read(dir.join("embeddings.safetensors"))
-            .context("reading embeddings.safetensors")?;
+        let vocab = crate::checkpoint::read_vocab_txt(&dir.join("vocab.txt"))?;
+        let bytes = crate::input::bytes(&dir.join("embeddings.safetensors"))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .context("parsing embeddings.safetensors")?;
         let view = st

@@ -14,8 +14,7 @@ pub type Conversation = Vec<String>;
 
 /// Reads JSONL `{"turns": ["...", ...]}`, one conversation a line (blank lines skipped).
 pub fn read_conversations(path: &Path) -> Result<Vec<Conversation>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::input::text(path)?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

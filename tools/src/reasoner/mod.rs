@@ -26,8 +26,7 @@ pub const DEFAULT_DIR: &str = crate::catalog::REASONERS[0].checkpoint;
 /// resolved against `root`; `None` when it names none.
 pub fn named_encoder(dir: &Path, root: &Path) -> Result<Option<std::path::PathBuf>> {
     let cfg = dir.join("reasoner.json");
-    let text =
-        std::fs::read_to_string(&cfg).with_context(|| format!("reading {}", cfg.display()))?;
+    let text = crate::input::text(&cfg)?;
     let v: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", cfg.display()))?;
     Ok(v["encoder"].as_str().map(|e| root.join(e)))
@@ -215,10 +214,8 @@ pub const GATE_FILE: &str = "gate.json";
 /// it is missing, not JSON, or lacks a weight in [0, 8].
 pub fn load_lexical_weight(dir: &Path) -> Result<f32> {
     let path = dir.join(GATE_FILE);
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&crate::input::text(&path)?)
+        .with_context(|| format!("parsing {}", path.display()))?;
     let w = v["lexical_weight"]
         .as_f64()
         .filter(|w| (0.0..=8.0).contains(w))
@@ -239,10 +236,8 @@ pub fn load_gate(dir: &Path) -> Result<Option<f32>> {
         return Ok(None);
     }
     let path = path.as_path();
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&crate::input::text(path)?)
+        .with_context(|| format!("parsing {}", path.display()))?;
     let g = v["refine_below"]
         .as_f64()
         .filter(|g| (-1.0..=2.0).contains(g))
@@ -260,11 +255,8 @@ impl Reasoner {
     /// config.
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg_path = dir.join("reasoner.json");
-        let config: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&cfg_path)
-                .with_context(|| format!("reading {}", cfg_path.display()))?,
-        )
-        .with_context(|| format!("parsing {}", cfg_path.display()))?;
+        let config: serde_json::Value = serde_json::from_str(&crate::input::text(&cfg_path)?)
+            .with_context(|| format!("parsing {}", cfg_path.display()))?;
         let get = |k: &str| -> Result<usize> {
             config[k]
                 .as_u64()
@@ -306,8 +298,7 @@ impl Reasoner {
         }
         let residual = residual_of(&config, &cfg_path)?;
         let st_path = dir.join("model.safetensors");
-        let bytes =
-            std::fs::read(&st_path).with_context(|| format!("reading {}", st_path.display()))?;
+        let bytes = crate::input::bytes(&st_path)?;
         let mut t = Tensors {
             map: tensors(&bytes)?,
             path: st_path.display().to_string(),
