@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what pith needs on a fresh Debian machine, idempotently: QEMU for the simulated boards,
-# QEMU user mode and a cross linker for the aarch64 kernel tests, the Rust thumb and aarch64
+# QEMU user mode and a cross linker for the aarch64 kernel tests, the Arm bare-metal C toolchain, the Rust thumb and aarch64
 # targets, the Python packages of the reference checks, and the default checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,10 @@ command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -e /usr/aarch64-linux-gnu/lib/libc.so ] || need+=(libc6-dev-arm64-cross)
+# The C API on bare metal (capi/examples/qemu): Debian's Arm cross compiler, newlib and make.
+command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi)
+[ -e /usr/lib/arm-none-eabi/newlib/librdimon.a ] || need+=(libnewlib-arm-none-eabi)
+command -v make >/dev/null || need+=(make)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

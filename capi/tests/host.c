@@ -3,7 +3,12 @@
  * compares its lines with the Rust runtime's.
  *
  * usage: host PACKAGE BANK REASONER CHAT_BANK   (the Tier M package, its StackFAQ bank,
- *        reasoner-m and its response bank) */
+ *        reasoner-m and its response bank)
+ *
+ * capi/examples/qemu builds the same program for Cortex-M (newlib, files through semihosting),
+ * so it must stay portable C99: the fixed-width fields are cast for printf (uint32_t is an
+ * unsigned long on arm-none-eabi), and size_t goes through unsigned long (Debian's newlib has no
+ * %zu). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +63,7 @@ int main(int argc, char **argv) {
     size_t words = pith_model_arena_words(&model, 128);
     int32_t *arena = malloc(words * sizeof(int32_t)); /* the test's own buffers; pith allocates nothing */
     int8_t *v = malloc(dim), *w = malloc(dim);
-    printf("dim %zu arena %zu\n", dim, pith_model_arena_words(&model, 64));
+    printf("dim %lu arena %lu\n", (unsigned long)dim, (unsigned long)pith_model_arena_words(&model, 64));
 
     static const char *sentences[] = {
         "A man is playing a guitar.",
@@ -68,7 +73,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 3; i++) {
         size_t tokens = 0;
         EXPECT(pith_embed(&model, sentences[i], strlen(sentences[i]), arena, words, v, dim, &tokens), PITH_OK);
-        printf("embed %d tokens %zu fnv %08x\n", i, tokens, fnv1a(v, dim));
+        printf("embed %d tokens %lu fnv %08x\n", i, (unsigned long)tokens, fnv1a(v, dim));
     }
     float cos = 0;
     EXPECT(pith_embed(&model, sentences[0], strlen(sentences[0]), arena, words, w, dim, NULL), PITH_OK);
@@ -93,14 +98,14 @@ int main(int argc, char **argv) {
     pith_hit hits[3];
     size_t found = 0;
     EXPECT(pith_bank_search(&bank, v, dim, hits, 3, &found), PITH_OK);
-    for (size_t i = 0; i < found; i++) printf("hit %zu entry %u score %d\n", i, hits[i].index, hits[i].score);
+    for (size_t i = 0; i < found; i++) printf("hit %lu entry %u score %d\n", (unsigned long)i, (unsigned)hits[i].index, (int)hits[i].score);
     pith_hit hit;
-    int confident = -1;
+    int32_t confident = -1;
     EXPECT(pith_bank_ask(&bank, v, dim, &hit, &confident), PITH_OK);
     char id[64];
     size_t need = 0;
     EXPECT(pith_bank_text(&bank, hit.index, PITH_TEXT_ID, id, sizeof id, &need), PITH_OK);
-    printf("ask entry %u id %s confident %d\n", hit.index, id, confident);
+    printf("ask entry %u id %s confident %d\n", (unsigned)hit.index, id, (int)confident);
     EXPECT(pith_bank_text(&bank, hit.index, PITH_TEXT_ANSWER, id, 2, &need), PITH_ERR_BUFFER);
     EXPECT(need > 2, 1);
     EXPECT(pith_bank_text(&bank, pith_bank_len(&bank), PITH_TEXT_ID, id, sizeof id, NULL), PITH_ERR_RANGE);
@@ -129,7 +134,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 3; i++) {
             EXPECT(pith_chat_step(&chat, &model, turns[i], strlen(turns[i]), arena, words, scratch, 2 * dim, &ans), PITH_OK);
             EXPECT(pith_bank_text(&chat_bank, ans.entry, PITH_TEXT_QUESTION, said, sizeof said, NULL), PITH_OK);
-            printf("chat %d entry %u prediction %08x refined %d answer %s\n", i, ans.entry, ans.prediction, ans.refined, said);
+            printf("chat %d entry %u prediction %08x refined %d answer %s\n", i, (unsigned)ans.entry, (unsigned)ans.prediction, (int)ans.refined, said);
         }
         EXPECT(pith_chat_reset(&chat), PITH_OK); /* the second round must repeat the first */
     }

@@ -105,6 +105,24 @@ fn expected(
     out
 }
 
+/// The C program's four inputs (Tier M, its StackFAQ bank, reasoner-m and its response bank)
+/// and the lines it must print, computed with the Rust runtime.
+fn inputs_and_expected_lines() -> ([PathBuf; 4], Vec<String>) {
+    let tier_m = package(TIER_M).unwrap();
+    let kb = tier_m.with_extension("pithkb");
+    let shipped = reasoner_with_package(REASONER_M).unwrap();
+    let rpkg = package(shipped.package).unwrap();
+    let ckb = chat_bank(shipped).unwrap();
+    let read = |p: &PathBuf| std::fs::read(p).unwrap();
+    let (pb, kbb, rb, cb) = (read(&tier_m), read(&kb), read(&rpkg), read(&ckb));
+    let model = Model::new(&pb).unwrap();
+    let bank = Bank::for_model(&kbb, &model).unwrap();
+    let reasoner = Reasoner::new(&rb).unwrap();
+    let chat_bank = Bank::for_model(&cb, &model).unwrap();
+    let want = expected(&model, &bank, &reasoner, &chat_bank);
+    ([tier_m, kb, rpkg, ckb], want)
+}
+
 #[test]
 fn c_program_on_the_host_matches_the_runtime() {
     let lib = libpith();
@@ -132,25 +150,88 @@ fn c_program_on_the_host_matches_the_runtime() {
         .expect("gcc");
     assert!(st.success(), "gcc capi/tests/host.c");
 
-    let tier_m = package(TIER_M).unwrap();
-    let kb = tier_m.with_extension("pithkb");
-    let shipped = reasoner_with_package(REASONER_M).unwrap();
-    let rpkg = package(shipped.package).unwrap();
-    let ckb = chat_bank(shipped).unwrap();
-    let run = Command::new(&exe)
-        .args([&tier_m, &kb, &rpkg, &ckb])
-        .output()
-        .unwrap();
+    let (inputs, want) = inputs_and_expected_lines();
+    let run = Command::new(&exe).args(&inputs).output().unwrap();
     let got = String::from_utf8(run.stdout).unwrap();
     assert!(run.status.success(), "{got}");
-
-    let read = |p: &PathBuf| std::fs::read(p).unwrap();
-    let (pb, kbb, rb, cb) = (read(&tier_m), read(&kb), read(&rpkg), read(&ckb));
-    let model = Model::new(&pb).unwrap();
-    let bank = Bank::for_model(&kbb, &model).unwrap();
-    let reasoner = Reasoner::new(&rb).unwrap();
-    let chat_bank = Bank::for_model(&cb, &model).unwrap();
-    let want = expected(&model, &bank, &reasoner, &chat_bank);
     let got: Vec<&str> = got.lines().collect();
     assert_eq!(got, want.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// The same C program built for Cortex-M with Debian's gcc-arm-none-eabi and newlib
+/// (capi/examples/qemu: its Makefile, start-up and linker script) against libpith.a built for the
+/// board's target and CPU, run on the simulated board with its files read through semihosting:
+/// every line equal to the Rust runtime's (and so to the host's), misuse checks included.
+#[test]
+fn c_program_on_the_simulated_boards_matches_the_runtime() {
+    let root = repo_root().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let (inputs, want) = inputs_and_expected_lines();
+    let work = tempfile::tempdir().unwrap();
+    for name in ["mps2-an386", "mps3-an547"] {
+        let board = pith_tests::qemu::board(name).unwrap();
+        // The library for the board's core, as the Rust firmware is built for it.
+        let mut build = Command::new(&cargo);
+        build.current_dir(&root).args([
+            "build",
+            "--release",
+            "-p",
+            "pith-c",
+            "--target",
+            board.target,
+        ]);
+        let target_dir = match board.target_cpu {
+            Some(cpu) => {
+                let dir = root.join(format!("target/capi-{cpu}"));
+                build
+                    .env("RUSTFLAGS", format!("-C target-cpu={cpu}"))
+                    .arg("--target-dir")
+                    .arg(&dir);
+                dir
+            }
+            None => root.join("target"),
+        };
+        assert!(build.status().unwrap().success(), "libpith.a for {name}");
+        let lib = target_dir.join(board.target).join("release/libpith.a");
+        // The core the target's baseline is, where the board names no CPU.
+        let cpu = board.target_cpu.unwrap_or_else(|| match board.target {
+            "thumbv7em-none-eabihf" => "cortex-m4",
+            other => panic!("{other}: which gcc -mcpu?"),
+        });
+        let m = board.memory;
+        let out = work.path().join(name);
+        let st = Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(root.join("capi/examples/qemu"))
+            .arg(format!("CPU={cpu}"))
+            .arg(format!("PITH_LIB={}", lib.display()))
+            .arg(format!("FLASH_ORIGIN={:#x}", m.flash.origin))
+            // The board's largest RAM (its package region): the packages are read into the heap.
+            .arg(format!("RAM_ORIGIN={:#x}", m.package.origin))
+            .arg(format!("RAM_LENGTH={:#x}", m.package.len))
+            .arg(format!("OUT={}", out.display()))
+            .status()
+            .expect("make (apt-get install make gcc-arm-none-eabi libnewlib-arm-none-eabi)");
+        assert!(st.success(), "make for {name}");
+        let mut semihosting = String::from("enable=on,target=native,arg=host");
+        for p in &inputs {
+            semihosting.push_str(&format!(",arg={}", p.display()));
+        }
+        let run = Command::new("qemu-system-arm")
+            .args(["-machine", board.run.qemu.unwrap(), "-nographic"])
+            .args(["-monitor", "none", "-serial", "none"])
+            .args(["-semihosting-config", &semihosting, "-kernel"])
+            .arg(out.join("host.elf"))
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success(), "{name}: {run:?}");
+        let got: Vec<&str> = got.lines().collect();
+        assert_eq!(
+            got,
+            want.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{name}"
+        );
+    }
 }
