@@ -165,3 +165,37 @@ pub fn frame(data: &[u8]) -> bool {
     let _ = postcard::from_bytes::<Request<'_>>(data);
     request
 }
+
+/// The vocabulary every fuzzed checkpoint gets (its config.json must say `vocab_size` 12).
+pub const CHECKPOINT_VOCAB: [&str; 12] = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "a", "dog", "##s", "plays", ".",
+];
+
+/// The encoder checkpoint loader of the tools (`pith export`/`quantize`): `data` is a config.json
+/// (its length first, two bytes little-endian) followed by a model.safetensors; with the fixed
+/// [`CHECKPOINT_VOCAB`] beside them, the folder loads or is refused with an error, never a panic
+/// (shapes that disagree with the config, non-finite weights, missing or extra layers), and what
+/// loads exports to an fp32 ONNX graph. Returns whether it loaded.
+pub fn checkpoint(data: &[u8]) -> bool {
+    let Some((len, rest)) = data.split_first_chunk::<2>() else {
+        return false;
+    };
+    let n = u16::from_le_bytes(*len) as usize;
+    if rest.len() < n {
+        return false;
+    }
+    let (config, weights) = rest.split_at(n);
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let d = dir.path();
+    std::fs::write(d.join("config.json"), config).expect("writing config.json");
+    std::fs::write(d.join("model.safetensors"), weights).expect("writing the weights");
+    std::fs::write(d.join("vocab.txt"), CHECKPOINT_VOCAB.join("\n")).expect("writing vocab.txt");
+    let Ok(ck) = pith_tools::checkpoint::Checkpoint::load(d) else {
+        return false;
+    };
+    // A fuzzed config may declare a large model: export only small ones.
+    if ck.config.hidden * ck.config.ffn * ck.config.layers <= 1 << 20 {
+        let _ = pith_tools::onnx::export_fp32(&ck, &d.join("model.onnx"));
+    }
+    true
+}

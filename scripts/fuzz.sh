@@ -11,7 +11,7 @@ budget=${1:-30}
 merge=0
 [ "${2:-}" = "--merge" ] && merge=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-targets=(package bank tokenizer console frame)
+targets=(package bank tokenizer console frame checkpoint)
 cargo +nightly fuzz build -O
 for t in "${targets[@]}"; do
   mkdir -p "corpus-work/$t" "corpus/$t"

@@ -59,3 +59,12 @@ fn frame_corpus() {
         assert!(!name.contains("seed-request") || request, "{name}");
     }
 }
+
+#[test]
+fn checkpoint_corpus() {
+    for (name, data) in corpus("checkpoint") {
+        let loaded = checks::checkpoint(&data);
+        // The seed must load, or the fuzzer would start from a refusal.
+        assert!(!name.contains("seed-") || loaded, "{name} does not load");
+    }
+}
