@@ -20,6 +20,7 @@ step "setup done"
 
 cargo fmt --all --check
 (cd firmware && cargo fmt --check)
+(cd examples && cargo fmt --check)
 # One release build serves the CLI, the default artifacts and the tests (deps compile once).
 cargo build --release --bin pith
 step "pith built"
@@ -28,6 +29,8 @@ step "workspace clippy done"
 # The firmware of every board with a HAL and of each reference board with a CPU no HAL board
 # shares (the board table decides: tools/src/device/firmware.rs, lint_boards).
 cargo run --release -p pith-tests --bin lint-firmware
+# The examples of pith in someone else's firmware (cortex-m-rt, embassy), their own workspace.
+(cd examples && cargo clippy --release -- -D warnings)
 step "firmware clippy done"
 ./target/release/pith artifacts
 step "artifacts built"
