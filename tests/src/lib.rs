@@ -2,6 +2,7 @@
 
 pub mod capi;
 pub mod cli;
+pub mod defmt;
 pub mod hostile;
 pub mod memport;
 pub mod noise;

@@ -157,7 +157,7 @@ fn console_fails_clearly_when_the_device_is_missing_or_dies() -> Result<()> {
     let refused = [
         (work.path().join("missing.elf"), b.name, "No such file"),
         (empty, b.name, "Could not read file magic"),
-        (work.path().to_path_buf(), b.name, "Is a directory"),
+        (work.path().to_path_buf(), b.name, "not a regular file"),
         (
             elf.clone(),
             "mps3-an547",

@@ -3,30 +3,10 @@
 //! frames decoded with the ELF's format strings: every sentence's token count and digest equal
 //! what the runtime computes on the host from the same package.
 
-use std::path::Path;
 use std::process::Command;
 
 use pith_runtime::Model;
 use pith_tests::qemu::repo_root;
-
-/// The defmt lines of `stdout`, decoded with the format strings of `elf`.
-fn decode(elf: &Path, stdout: &[u8]) -> Vec<String> {
-    let bytes = std::fs::read(elf).unwrap();
-    let table = defmt_decoder::Table::parse(&bytes)
-        .unwrap()
-        .expect("the ELF carries defmt's table");
-    let mut decoder = table.new_stream_decoder();
-    decoder.received(stdout);
-    let mut lines = Vec::new();
-    loop {
-        match decoder.decode() {
-            Ok(frame) => lines.push(frame.display_message().to_string()),
-            Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
-            Err(e) => panic!("{}: undecodable defmt frame: {e}", elf.display()),
-        }
-    }
-    lines
-}
 
 #[test]
 fn examples_print_the_host_digests_over_defmt() {
@@ -67,7 +47,7 @@ fn examples_print_the_host_digests_over_defmt() {
             .arg(&elf)
             .output()
             .unwrap();
-        let lines = decode(&elf, &run.stdout);
+        let lines = pith_tests::defmt::decode(&std::fs::read(&elf).unwrap(), &run.stdout).unwrap();
         assert!(run.status.success(), "{bin}: {lines:?} {run:?}");
         assert_eq!(lines.len(), 3, "{bin}: {lines:?}");
         for line in &lines {
