@@ -26,12 +26,17 @@ cargo build --release --bin pith
 step "pith built"
 cargo clippy --release --workspace --all-targets -- -D warnings
 step "workspace clippy done"
-# The firmware of every board with a HAL and of each reference board with a CPU no HAL board
-# shares (the board table decides: tools/src/device/firmware.rs, lint_boards).
-cargo run --release -p pith-tests --bin lint-firmware
-# The examples of pith in someone else's firmware (cortex-m-rt, embassy), their own workspace.
-(cd examples && cargo clippy --release -- -D warnings)
-step "firmware clippy done"
+# Two independent jobs side by side, so that neither leaves a core idle while the other links or
+# runs a single-threaded stage: the firmware lints (cargo, thumb targets) in the background, the
+# default artifacts (the pith binary) and the no_std/aarch64 builds below in the foreground.
+# Lints: the firmware of every board with a HAL and of each reference board with a CPU no HAL
+# board shares (the board table decides: tools/src/device/firmware.rs, lint_boards), and the
+# examples of pith in someone else's firmware (cortex-m-rt, embassy; their own workspace).
+lint_log=target/lint-firmware.log
+mkdir -p target
+( cargo run --release -p pith-tests --bin lint-firmware &&
+  cd examples && cargo clippy --release -- -D warnings ) >"$lint_log" 2>&1 &
+lint_pid=$!
 ./target/release/pith artifacts
 step "artifacts built"
 
@@ -48,6 +53,13 @@ cargo check --release -p pith-runtime --features defmt --target thumbv7em-none-e
 cargo clippy --release -p pith-runtime --features std --target aarch64-unknown-linux-gnu \
   --target-dir target/cross --all-targets -- -D warnings
 step "aarch64 lints done"
+if ! wait "$lint_pid"; then
+  cat "$lint_log"
+  echo "test.sh: firmware or examples lint failed (log above)" >&2
+  exit 1
+fi
+grep -E "^firmware clippy:|^(warning|error)" "$lint_log" || true
+step "firmware and examples lints done"
 # cargo-nextest runs each test in its own process and the tests of all binaries side by side
 # (.config/nextest.toml starts the long simulator runs first).
 # The binary the tests drive is the one built above (no cargo call per test process).
