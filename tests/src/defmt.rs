@@ -119,7 +119,10 @@ mod tests {
         let line = render("a {=usize} b {=u32:08x} c {=str}.", &args).unwrap();
         assert_eq!(line, "a 300 b 1a5ea479 c hi.");
         assert!(render("{=usize}", &[1, 0]).is_err(), "a cut word");
-        assert!(render("{=str}", &[9, 0, 0, 0, b'x']).is_err(), "a string past the frame");
+        assert!(
+            render("{=str}", &[9, 0, 0, 0, b'x']).is_err(),
+            "a string past the frame"
+        );
         assert!(
             render("{=u32}", &[1, 2, 3, 4, 5]).is_err(),
             "bytes left over"
