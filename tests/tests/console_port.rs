@@ -19,16 +19,22 @@ const SCRIPT: &str = "info\n\
     ask How do I delete my Facebook account?\n\
     kb\n";
 
-/// Runs `pith ARGS` with `stdin` piped in.
-fn pith(args: &[&str], stdin: &[u8]) -> Result<Output> {
-    let mut child = Command::new(pith_bin())
-        .args(args)
+/// Starts `console` (a `pith console` command) with a minute per reply and every stream piped.
+fn spawn(mut console: Command) -> Result<std::process::Child> {
+    console
         .args(["--timeout", "60"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting pith")?;
+        .context("starting pith")
+}
+
+/// Runs `pith ARGS` with `stdin` piped in.
+fn pith(args: &[&str], stdin: &[u8]) -> Result<Output> {
+    let mut cmd = Command::new(pith_bin());
+    cmd.args(args);
+    let mut child = spawn(cmd)?;
     child.stdin.take().context("pith stdin")?.write_all(stdin)?;
     child.wait_with_output().context("waiting for pith")
 }
@@ -113,15 +119,9 @@ fn console_port_over_a_qemu_pty_answers_like_sim_and_keeps_replies_in_step() -> 
 
 /// Sends `info`, waits for its `OK`, then makes the device go away with `kill` and sends one more
 /// line: `pith console` must fail and say so on stderr (returned).
-fn dies_mid_script(mut console: Command, kill: impl FnOnce() -> Result<()>) -> Result<Output> {
+fn dies_mid_script(console: Command, kill: impl FnOnce() -> Result<()>) -> Result<Output> {
     use std::io::BufRead;
-    let mut child = console
-        .args(["--timeout", "60"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting pith")?;
+    let mut child = spawn(console)?;
     let mut stdin = child.stdin.take().context("pith stdin")?;
     let mut stdout = std::io::BufReader::new(child.stdout.take().context("pith stdout")?);
     stdin.write_all(b"info\n")?;
