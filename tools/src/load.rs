@@ -151,18 +151,17 @@ impl Engine {
                     (None, Some(r)) => crate::artifacts::reasoner_qdq(r)?,
                     (None, None) => return Err(need("--qdq")),
                 };
-                if !crate::tract::graph_facts(&p)?.quantized {
+                let bytes = crate::input::bytes(&p)?;
+                let graph = ModelProto::decode(bytes.as_slice())
+                    .with_context(|| format!("{}: not an ONNX model", p.display()))?;
+                if !crate::tract::facts_of(&graph).quantized {
                     bail!(
                         "{}: an fp32 graph (no QuantizeLinear/DequantizeLinear), but the \
                          tract-int8 engine runs the reasoner's QDQ graph (`pith quantize --onnx`)",
                         p.display()
                     );
                 }
-                let bytes = crate::input::bytes(&p)?;
-                Some(
-                    ModelProto::decode(bytes.as_slice())
-                        .with_context(|| format!("{}: not an ONNX model", p.display()))?,
-                )
+                Some(graph)
             }
             Kind::Native => None,
         };

@@ -29,11 +29,16 @@ pub fn graph_facts(path: &Path) -> anyhow::Result<GraphFacts> {
     let bytes = crate::input::bytes(path)?;
     let model = tract_onnx::pb::ModelProto::decode(bytes.as_slice())
         .with_context(|| format!("{} is not an ONNX model", path.display()))?;
-    let Some(graph) = model.graph else {
-        return Ok(GraphFacts {
+    Ok(facts_of(&model))
+}
+
+/// [`graph_facts`] of a graph already decoded.
+pub fn facts_of(model: &tract_onnx::pb::ModelProto) -> GraphFacts {
+    let Some(graph) = &model.graph else {
+        return GraphFacts {
             token_table: None,
             quantized: false,
-        });
+        };
     };
     let quantized = graph.node.iter().any(|n| {
         matches!(
@@ -56,10 +61,10 @@ pub fn graph_facts(path: &Path) -> anyhow::Result<GraphFacts> {
                 _ => None,
             })
     });
-    Ok(GraphFacts {
+    GraphFacts {
         token_table,
         quantized,
-    })
+    }
 }
 
 impl TractModel {
