@@ -67,12 +67,13 @@ pub fn package(rel: &str) -> Result<PathBuf> {
     // A reasoner's recipe writes its QDQ graph too.
     let reasoner = catalog::reasoner_with_package(rel);
     let qdq = reasoner.map(|r| root.join(r.qdq));
-    let encoder = match reasoner {
-        // Its recipe embeds with its encoder; built first, as build_once is not reentrant.
-        Some(r) => Some(package(r.encoder)?),
+    let encoder_tag = match reasoner {
+        // Its recipe embeds with its encoder; built first, as build_once is not reentrant. The
+        // encoder's tag is read once here, not at each of build_once's checks.
+        Some(r) => Some(package_tag_of(&package(r.encoder)?)?),
         None => None,
     };
-    let built = || usable(&path, encoder.as_deref()) && qdq.as_deref().is_none_or(non_empty);
+    let built = || usable(&path, encoder_tag) && qdq.as_deref().is_none_or(non_empty);
     build_once(&lock_path()?, built, || {
         say_if_replacing(&path);
         build_package(rel, &path)
@@ -82,24 +83,23 @@ pub fn package(rel: &str) -> Result<PathBuf> {
 
 /// Whether the package at `path` loads (its checksum and every section: a truncated or damaged
 /// file is rebuilt, not handed to the commands), and for a reasoner whether it was built over
-/// the encoder package now at `encoder` (a rebuilt encoder makes its reasoners stale).
-fn usable(path: &Path, encoder: Option<&Path>) -> bool {
+/// the encoder package whose tag is `encoder_tag` (a rebuilt encoder makes its reasoners stale).
+fn usable(path: &Path, encoder_tag: Option<u32>) -> bool {
     let Ok(bytes) = std::fs::read(path) else {
         return false;
     };
-    match encoder {
+    match encoder_tag {
         None => pith_runtime::Model::new(&bytes).is_ok(),
-        Some(e) => {
-            let Ok(enc) = std::fs::read(e) else {
-                return false;
-            };
-            let Ok(model) = pith_runtime::Model::new(&enc) else {
-                return false;
-            };
-            let tag = pith_runtime::kb::package_tag(model.package());
-            pith_runtime::Reasoner::new(&bytes).is_ok_and(|r| r.encoder_tag() == tag)
-        }
+        Some(tag) => pith_runtime::Reasoner::new(&bytes).is_ok_and(|r| r.encoder_tag() == tag),
     }
+}
+
+/// The tag (`kb::package_tag`) of the valid encoder package at `path`.
+fn package_tag_of(path: &Path) -> Result<u32> {
+    let bytes = crate::input::bytes(path)?;
+    let model =
+        pith_runtime::Model::new(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(pith_runtime::kb::package_tag(model.package()))
 }
 
 /// Whether `path` is a file with something in it (an ONNX graph is checked when tract loads it).

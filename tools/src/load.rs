@@ -203,6 +203,11 @@ impl Engine {
     }
 }
 
+/// Whether `a` and `b` name the same file (links and relative paths resolved).
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
 impl Loaded {
     /// Refuses an encoder other than the one the reasoner was built over: the tag the integer
     /// package records, or for the float engines the package the checkpoint's reasoner.json
@@ -212,6 +217,8 @@ impl Loaded {
         let (want, source) = if self.reasoner_bytes.is_empty() {
             let root = crate::defaults::repo_root()?;
             match crate::reasoner::named_encoder(&self.checkpoint_dir, &root)? {
+                // The named encoder is the one loaded (the usual case): nothing to compare.
+                Some(p) if same_file(&p, &self.encoder_path) => return Ok(()),
                 Some(p) if p.is_file() => {
                     let bytes = read_file(&p)?;
                     let named = pith_runtime::Model::new(&bytes)
