@@ -181,7 +181,7 @@ impl<'m, C: Clock> Console<'m, C> {
                 ),
             },
             Command::Bench(text) => match s.bench(text.unwrap_or(BENCH_SENTENCE)) {
-                Ok((tokens, ns)) => reply::bench(w, tokens, ns),
+                Ok(b) => reply::bench(w, &b),
                 Err(f) => reply::failure(w, &f),
             },
             Command::KernelCheck(seed) => reply::kernel_check(w, &s.kernel_check(seed)),

@@ -138,13 +138,28 @@ pub fn bank<W: Write>(w: &mut W, b: &pith_runtime::kb::Bank<'_>) -> Result<(), W
     ok(w)
 }
 
-/// `bench`: tokens and virtual nanoseconds (instructions under `-icount shift=0`).
-pub fn bench<W: Write>(w: &mut W, tokens: usize, ns: u64) -> Result<(), W::Error> {
-    let per_token = if tokens == 0 { 0 } else { ns / tokens as u64 };
+/// `bench`: tokens and virtual nanoseconds (instructions under `-icount shift=0`), then one line
+/// per stage: its name, its nanoseconds and its multiply-accumulates.
+pub fn bench<W: Write>(w: &mut W, b: &crate::service::Bench) -> Result<(), W::Error> {
+    let per_token = if b.tokens == 0 {
+        0
+    } else {
+        b.ns / b.tokens as u64
+    };
     put(
         w,
-        format_args!("tokens {tokens}\r\nns {ns}\r\nns_per_token {per_token}\r\n"),
+        format_args!(
+            "tokens {}\r\nns {}\r\nns_per_token {per_token}\r\n",
+            b.tokens, b.ns
+        ),
     )?;
+    for s in pith_runtime::Stage::ALL {
+        let i = s as usize;
+        put(
+            w,
+            format_args!("{} {} macs {}\r\n", s.name(), b.stages[i], b.macs[i]),
+        )?;
+    }
     ok(w)
 }
 

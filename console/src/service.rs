@@ -5,7 +5,7 @@ use core::fmt;
 use crate::frame::MAX_DIM;
 use pith_runtime::engine::{cosine_i8, Model};
 use pith_runtime::kb::{Bank, Reply, Text};
-use pith_runtime::Error;
+use pith_runtime::{Error, Profile, Stage};
 
 use crate::chat::{Chat, ChatAnswer};
 
@@ -356,13 +356,41 @@ impl<'m, C: Clock> Service<'m, C> {
         pith_runtime::kernels::check::self_check(seed, bytemuck::cast_slice_mut(&mut *self.arena))
     }
 
-    /// Embeds `text` once and measures it; returns (tokens, nanoseconds on the firmware's clock).
-    pub fn bench(&mut self, text: &str) -> Result<(usize, u64), Failure> {
-        let start = self.clock.now_ns();
-        let (tokens, _) = self.embed(Slot::A, text)?;
-        let end = self.clock.now_ns();
-        Ok((tokens, end.saturating_sub(start)))
+    /// Embeds `text` once and measures it on the firmware's clock, stage by stage.
+    pub fn bench(&mut self, text: &str) -> Result<Bench, Failure> {
+        let model = self
+            .model
+            .as_ref()
+            .map_err(|e| Failure::new(ErrCode::NoModel, Cause::NoModel(*e)))?;
+        let out = self.a.get_mut(..model.dim()).ok_or(Failure::new(
+            ErrCode::NoModel,
+            Cause::Text("dimension too large"),
+        ))?;
+        let clock = &mut self.clock;
+        let mut profile = Profile::new(|| clock.now_ns());
+        let tokens = model
+            .embed_observed(text, self.arena, out, &mut profile)
+            .map_err(|e| Failure::new(ErrCode::Model, Cause::Runtime(e)))?;
+        Ok(Bench {
+            tokens,
+            ns: profile.total(),
+            stages: profile.totals,
+            macs: model.stage_macs(tokens),
+        })
     }
+}
+
+/// What `bench` measured: one embedding on the firmware's clock (instructions under QEMU
+/// `-icount shift=0`), in total and per stage.
+pub struct Bench {
+    /// Tokens of the input, `[CLS]` and `[SEP]` included.
+    pub tokens: usize,
+    /// Nanoseconds of the whole embedding (the sum of `stages`).
+    pub ns: u64,
+    /// Nanoseconds per stage, indexed by `Stage as usize`, summed over the layers.
+    pub stages: [u64; Stage::ALL.len()],
+    /// Multiply-accumulates per stage, indexed like `stages`.
+    pub macs: [u64; Stage::ALL.len()],
 }
 
 const NO_CHAT: Failure = Failure::new(

@@ -81,6 +81,7 @@ pub mod kernels;
 mod le;
 pub mod tokenizer;
 
+pub use engine::profile::{Observer, Profile, Stage};
 pub use engine::{cosine_i8, Model, Reasoner};
 pub use error::{Error, Result};
 pub use format::Package;

@@ -200,3 +200,75 @@ fn hostile_text_never_panics() {
         Some(Error::OutputSizeMismatch)
     );
 }
+
+/// `embed_observed` reports every stage once per embedding (the per-layer ones once per layer,
+/// FFN down's second pass once per 16-bit layer), in order, and gives the plain embedding: with a
+/// clock that ticks once per read, each stage's total is how often it was reported.
+#[test]
+fn the_profile_sees_every_stage_of_every_layer() {
+    use pith_runtime::{Profile, Stage};
+    let bytes = package();
+    let m = Model::new(&bytes).unwrap();
+    let layers = m.header().model.layers as u64;
+    let mut arena = vec![0i32; m.arena_words(m.max_tokens())];
+    let mut out = vec![0i8; m.dim()];
+    let mut ticks = 0u64;
+    let mut seen = Vec::new();
+    let mut p = Profile::new(|| {
+        ticks += 1;
+        ticks
+    });
+    struct Order<'a, P>(&'a mut P, &'a mut Vec<Stage>);
+    impl<P: pith_runtime::Observer> pith_runtime::Observer for Order<'_, P> {
+        fn stage(&mut self, layer: usize, stage: Stage) {
+            self.1.push(stage);
+            self.0.stage(layer, stage);
+        }
+    }
+    let text = "A man is playing a guitar.";
+    let tokens = m
+        .embed_observed(text, &mut arena, &mut out, &mut Order(&mut p, &mut seen))
+        .unwrap();
+    assert_eq!(out, embed(&m, text));
+    let wide = m.stage_macs(tokens)[Stage::FfnDownLow as usize] > 0;
+    for s in Stage::ALL {
+        let want = match s {
+            Stage::Tokenize | Stage::Embed | Stage::Pool => 1,
+            Stage::FfnDownLow => layers * wide as u64,
+            _ => layers,
+        };
+        assert_eq!(p.totals[s as usize], want, "{s:?}");
+    }
+    // In the order the stages run: every report is at or after its predecessor in Stage::ALL
+    // within a layer.
+    assert_eq!(seen.first(), Some(&Stage::Tokenize));
+    assert_eq!(seen.last(), Some(&Stage::Pool));
+    let macs = m.stage_macs(tokens);
+    let (t, h, f) = (tokens as u64, m.dim() as u64, m.header().model.ffn as u64);
+    assert_eq!(macs[Stage::Q as usize], layers * t * h * h);
+    assert_eq!(macs[Stage::FfnUp as usize], layers * t * h * f);
+    assert_eq!(macs[Stage::Attention as usize], layers * 2 * t * t * h);
+}
+
+/// The devices' path (the portable matmul with the short requantization the load-time ranges
+/// admit) gives the definition's bytes on the real package: 40 sentences, both ways.
+#[test]
+fn the_short_requantization_matches_the_definition_on_the_real_package() {
+    let bytes = package();
+    let m = Model::new(&bytes).unwrap();
+    let sentences: Vec<String> = (0..40)
+        .map(|i| {
+            format!(
+                "sentence {i} about a dog running in the park number {}",
+                i * 7
+            )
+        })
+        .collect();
+    pith_runtime::kernels::force_scalar(true);
+    let oracle: Vec<Vec<i8>> = sentences.iter().map(|s| embed(&m, s)).collect();
+    pith_runtime::kernels::force_scalar(false);
+    pith_runtime::kernels::force_portable(true);
+    let device: Vec<Vec<i8>> = sentences.iter().map(|s| embed(&m, s)).collect();
+    pith_runtime::kernels::force_portable(false);
+    assert_eq!(device, oracle);
+}

@@ -268,7 +268,40 @@ fn real_model_is_bit_exact_on_cortex_m4_for_200_snli_sentences() -> Result<()> {
 /// emulates Helium slowly (about 20 MIPS), so this one checks fewer sentences.
 #[test]
 fn real_model_is_bit_exact_on_cortex_m55_helium() -> Result<()> {
-    assert_bit_exact("mps3-an547", package_path()?, &snli(3000, 24)?)
+    let package = package_path()?;
+    let b = board("mps3-an547")?;
+    let elf = build_firmware(b, Some(&package))?;
+    let mut q = Qemu::boot(b, &elf, true)?;
+    q.start_quiet(BOOT)?;
+    bench_profiles_every_stage(&mut q, &package)?;
+    assert_bit_exact_on(&mut q, &package, &snli(3000, 24)?)
+}
+
+/// The device's `bench` (under `-icount shift=0`): a line per stage whose instructions add up to
+/// the total, every stage of a 16-bit-FFN model nonzero, and each stage's MACs the host's count
+/// for the same tokens.
+fn bench_profiles_every_stage(q: &mut Qemu, package: &std::path::Path) -> Result<()> {
+    let bytes = std::fs::read(package)?;
+    let model = Model::new(&bytes)?;
+    let bench = q.command("bench", Duration::from_secs(300))?;
+    assert!(bench.ok(), "{bench:?}");
+    let num = |v: Option<&str>| v.and_then(|v| v.parse::<u64>().ok());
+    let tokens = num(bench.get("tokens")).context("tokens")?;
+    let ns = num(bench.get("ns")).context("ns")?;
+    let macs = model.stage_macs(tokens as usize);
+    let mut sum = 0;
+    for s in pith_runtime::Stage::ALL {
+        let line = bench
+            .get(s.name())
+            .with_context(|| format!("no {} line", s.name()))?;
+        let (instr, m) = line.split_once(" macs ").context("NAME N macs M")?;
+        let instr: u64 = instr.parse()?;
+        assert!(instr > 0, "{}: {bench:?}", s.name());
+        assert_eq!(m.parse::<u64>()?, macs[s as usize], "{}", s.name());
+        sum += instr;
+    }
+    assert_eq!(sum, ns);
+    Ok(())
 }
 
 /// `ask` on the device (Cortex-M4F, 12k-vocabulary package, its StackFAQ bank in flash) answers 50

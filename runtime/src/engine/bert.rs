@@ -6,9 +6,10 @@
 //! → `xm` → FFN up (i8) → GELU table (i8, zero point) → FFN down added into `xr` → LayerNorm-2.
 
 use super::layernorm::layernorm;
+use super::profile::{Observer, Stage};
 use super::sections::{EmbedView, Gelu, LayerView, Linear};
 use super::words_for_bytes;
-use crate::fixed::{div_round, rq_i32};
+use crate::fixed::{div_round, rq, rq_i32, rq_narrow};
 use crate::kernels::epilogue::Outputs;
 use crate::kernels::{matmul_i8, Epilogue};
 
@@ -143,14 +144,16 @@ pub fn linear(
     epi: Epilogue<'_>,
 ) {
     let consts = |j: usize| (lin.b.at(j), lin.rq.rq(j));
-    linear_with(lin.w, consts, fast, x, (k, n, tokens), epi);
+    linear_with(lin.w, consts, lin.narrow, fast, x, (k, n, tokens), epi);
 }
 
 /// [`linear`] with each channel's `(bias, (m, shift))` from `consts` instead of the package's
-/// sections (`fast`, when given, was packed with the same constants).
+/// sections (`fast`, when given, was packed with the same constants); `narrow` when every
+/// channel admits [`rq_narrow`].
 fn linear_with(
     w: &[i8],
     consts: impl Fn(usize) -> (i32, (i32, i32)),
+    narrow: bool,
     fast: Option<&Fast>,
     x: &[i8],
     (k, n, tokens): (usize, usize, usize),
@@ -158,36 +161,44 @@ fn linear_with(
 ) {
     #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
     if let Some(p) = fast {
-        if !crate::kernels::scalar_forced() {
+        if !crate::kernels::scalar_forced() && !crate::kernels::portable_forced() {
             p.run(x, tokens, &mut epi);
             return;
         }
     }
     #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     let _ = fast;
-    epi.specialized(Matmul {
-        x,
-        w,
-        dims: (k, n, tokens),
-        consts,
-    });
+    // The oracle, when forced, keeps the definition's arithmetic.
+    #[cfg(feature = "std")]
+    let narrow = narrow && !crate::kernels::scalar_forced();
+    let dims = (k, n, tokens);
+    match narrow {
+        true => epi.specialized(Matmul::<_, true> { x, w, dims, consts }),
+        false => epi.specialized(Matmul::<_, false> { x, w, dims, consts }),
+    }
 }
 
-/// The device's linear: [`matmul_i8`] with each channel's bias and requantization.
-struct Matmul<'a, C> {
+/// The device's linear: [`matmul_i8`] with each channel's bias and requantization; `NARROW`
+/// requantizes in 32-bit steps ([`rq_narrow`]), which the caller has checked every channel admits.
+struct Matmul<'a, C, const NARROW: bool> {
     x: &'a [i8],
     w: &'a [i8],
     dims: (usize, usize, usize),
     consts: C,
 }
 
-impl<C: Fn(usize) -> (i32, (i32, i32))> Outputs for Matmul<'_, C> {
+impl<C: Fn(usize) -> (i32, (i32, i32)), const NARROW: bool> Outputs for Matmul<'_, C, NARROW> {
     #[inline(always)]
-    fn run(self, mut store: impl FnMut(usize, i64, i32, i32)) {
+    fn run(self, mut store: impl FnMut(usize, i64)) {
         let (k, n, tokens) = self.dims;
         matmul_i8(self.x, self.w, k, tokens, n, |t, j, acc| {
             let (b, (m, sh)) = (self.consts)(j);
-            store(t * n + j, acc as i64 + b as i64, m, sh);
+            let v = match NARROW {
+                // narrow_ok: acc + b cannot overflow i32.
+                true => rq_narrow(acc.wrapping_add(b), m, sh) as i64,
+                false => rq(acc as i64 + b as i64, m, sh),
+            };
+            store(t * n + j, v);
         });
     }
 }
@@ -202,7 +213,15 @@ fn down_low(
     xr: &mut [i32],
 ) {
     let consts = |j: usize| (0, low_rq(lin.rq.rq(j)));
-    linear_with(lin.w, consts, fast, lo, dims, Epilogue::Residual(xr));
+    linear_with(
+        lin.w,
+        consts,
+        lin.narrow,
+        fast,
+        lo,
+        dims,
+        Epilogue::Residual(xr),
+    );
 }
 
 /// The low plane's requantization from the high plane's: the same multiplier, 7 more bits of shift.
@@ -218,12 +237,17 @@ pub fn layer(
     e: &EmbedView<'_>,
     d: Dims,
     s: &mut Scratch<'_>,
+    (l, obs): (usize, &mut impl Observer),
 ) {
     let fast = |i: usize| fast.get(i).and_then(Option::as_ref);
+    let mut finished = |stage: Stage| obs.stage(l, stage);
     let (tn, h, f) = (d.tokens, d.hidden, d.ffn);
     linear(&lv.q, fast(0), s.xm, h, h, tn, Epilogue::I8(s.q));
+    finished(Stage::Q);
     linear(&lv.k, fast(1), s.xm, h, h, tn, Epilogue::I8(s.k));
+    finished(Stage::K);
     linear(&lv.v, fast(2), s.xm, h, h, tn, Epilogue::I8(s.v));
+    finished(Stage::V);
 
     let (sm, ssh) = lv.scalars.score;
     let (cm, csh) = lv.scalars.context;
@@ -261,7 +285,9 @@ pub fn layer(
             ctx,
         );
     }
+    finished(Stage::Attention);
     linear(&lv.o, fast(3), ctx, h, h, tn, Epilogue::Residual(s.xr));
+    finished(Stage::O);
     for t in 0..tn {
         layernorm(
             &mut s.xr[t * h..(t + 1) * h],
@@ -269,21 +295,27 @@ pub fn layer(
             &mut s.xm[t * h..(t + 1) * h],
         );
     }
+    finished(Stage::Ln1);
 
     // FFN: up + GELU table into u, then down added into the residual.
     match lv.gelu {
         Gelu::I8(table) => {
             linear(&lv.up, fast(4), s.xm, h, f, tn, Epilogue::Gelu(s.u, table));
+            finished(Stage::FfnUp);
             linear(&lv.down, fast(5), s.u, f, h, tn, Epilogue::Residual(s.xr));
+            finished(Stage::FfnDown);
         }
         Gelu::I16(table) => {
             let (hi, lo) = (&mut *s.u, &mut *s.u_lo);
             let up = Epilogue::Gelu16 { hi, lo, table };
             linear(&lv.up, fast(4), s.xm, h, f, tn, up);
+            finished(Stage::FfnUp);
             // x·w = 128·(hi·w) + lo·w: the high plane with the package's bias and requantization
             // (units of 128), then the low plane without bias, its multiplier 2^-7 of the high one.
             linear(&lv.down, fast(5), s.u, f, h, tn, Epilogue::Residual(s.xr));
+            finished(Stage::FfnDown);
             down_low(&lv.down, fast(6), s.u_lo, (f, h, tn), s.xr);
+            finished(Stage::FfnDownLow);
         }
     }
     for t in 0..tn {
@@ -293,6 +325,7 @@ pub fn layer(
             &mut s.xm[t * h..(t + 1) * h],
         );
     }
+    finished(Stage::Ln2);
 }
 
 /// Softmax of one row of requantized scores, up to its normalization: each probability is the

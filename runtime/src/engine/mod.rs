@@ -4,6 +4,7 @@ pub(crate) mod bert;
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod host;
 mod layernorm;
+pub mod profile;
 mod reasoner;
 pub(crate) mod sections;
 mod static_model;
@@ -15,6 +16,7 @@ use crate::tokenizer::Tokenizer;
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
 use bert::LINEARS;
 use bert::{Dims, Fast, Scratch};
+use profile::{Observer, Residuals, Stage};
 use sections::{EmbedView, LayerView};
 use static_model::StaticView;
 
@@ -139,6 +141,18 @@ impl<'a> Model<'a> {
     /// Embeds `text` into `out` (int8, length [`Model::dim`]); returns the number of tokens used.
     /// Inputs longer than the arena allows are truncated like over-long inputs.
     pub fn embed(&self, text: &str, arena: &mut [i32], out: &mut [i8]) -> Result<usize> {
+        self.embed_observed(text, arena, out, &mut ())
+    }
+
+    /// [`Model::embed`], reporting the end of each stage to `obs` (a [`profile::Profile`] charges
+    /// each its time).
+    pub fn embed_observed(
+        &self,
+        text: &str,
+        arena: &mut [i32],
+        out: &mut [i8],
+        obs: &mut impl Observer,
+    ) -> Result<usize> {
         let per_token = self.arena_words(1);
         let fit = (0..=self.max_tokens())
             .rev()
@@ -150,13 +164,14 @@ impl<'a> Model<'a> {
         let (ids_words, rest) = arena.split_at_mut(fit);
         let ids: &mut [u32] = bytemuck::cast_slice_mut(ids_words);
         let n = self.tokenizer.encode(text, ids)?;
-        self.embed_ids(&ids[..n], rest, out)?;
+        obs.stage(0, Stage::Tokenize);
+        self.embed_ids_with(&ids[..n], rest, out, obs)?;
         Ok(n)
     }
 
     /// Embeds already tokenized ids (`[CLS] .. [SEP]`); `arena` needs `arena_words(ids.len()) - ids.len()` words.
     pub fn embed_ids(&self, ids: &[u32], arena: &mut [i32], out: &mut [i8]) -> Result<()> {
-        self.embed_ids_observed(ids, arena, out, |_, _| {})
+        self.embed_ids_with(ids, arena, out, &mut ())
     }
 
     /// [`Model::embed_ids`], calling `observe(layer, residual)` with the int32 residual stream
@@ -166,7 +181,18 @@ impl<'a> Model<'a> {
         ids: &[u32],
         arena: &mut [i32],
         out: &mut [i8],
-        mut observe: F,
+        observe: F,
+    ) -> Result<()> {
+        self.embed_ids_with(ids, arena, out, &mut Residuals(observe))
+    }
+
+    /// [`Model::embed_ids`] reporting to `obs`.
+    fn embed_ids_with(
+        &self,
+        ids: &[u32],
+        arena: &mut [i32],
+        out: &mut [i8],
+        obs: &mut impl Observer,
     ) -> Result<()> {
         let m = self.header().model;
         let (tn, h) = (ids.len(), m.hidden as usize);
@@ -183,18 +209,46 @@ impl<'a> Model<'a> {
             Net::Bert(e, layers) => (e, layers),
             Net::Static(sv) => {
                 static_model::embed(ids, sv, arena, out);
+                obs.stage(0, Stage::Embed);
                 return Ok(());
             }
         };
         let d = self.dims(tn);
         let mut s = Scratch::carve(arena, d);
         bert::embed(ids, embed, d, &mut s);
+        obs.stage(0, Stage::Embed);
         for (l, lv) in layers.iter().enumerate() {
-            bert::layer(lv, self.fast(l), embed, d, &mut s);
-            observe(l, s.xr);
+            bert::layer(lv, self.fast(l), embed, d, &mut s, (l, obs));
+            obs.residual(l, s.xr);
         }
         bert::pool(s.xr, tn, h, m.pooling == Pooling::Cls, out);
+        obs.stage(0, Stage::Pool);
         Ok(())
+    }
+
+    /// Multiply-accumulates per stage (indexed by `Stage as usize`) of one embedding of `tokens`
+    /// tokens: the denominators of instructions (or time) per MAC. Attention counts its scores
+    /// and its context; a 16-bit FFN layer counts FFN down's second pass under
+    /// [`Stage::FfnDownLow`]. A static model has none.
+    pub fn stage_macs(&self, tokens: usize) -> [u64; Stage::ALL.len()] {
+        let mut macs = [0u64; Stage::ALL.len()];
+        let Net::Bert(_, layers) = &self.net else {
+            return macs;
+        };
+        let m = &self.header().model;
+        let (t, h, f) = (tokens as u64, m.hidden as u64, m.ffn as u64);
+        for lv in layers {
+            for s in [Stage::Q, Stage::K, Stage::V, Stage::O] {
+                macs[s as usize] += t * h * h;
+            }
+            macs[Stage::Attention as usize] += 2 * t * t * h;
+            macs[Stage::FfnUp as usize] += t * h * f;
+            macs[Stage::FfnDown as usize] += t * f * h;
+            if lv.gelu.wide() {
+                macs[Stage::FfnDownLow as usize] += t * f * h;
+            }
+        }
+        macs
     }
 
     /// The shapes of a run of `tokens` tokens through the layers.

@@ -2,7 +2,7 @@
 
 use super::layernorm::LnParams;
 use crate::error::{Error, Result};
-use crate::fixed::{I32s, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
+use crate::fixed::{narrow_ok, I32s, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 use crate::format::layout::{
     LinearSections, Scalars, DOWN, GELU_LEN, K_PROJ, LAYER_SCALARS, LN_ROWS, O, Q, UP, V,
 };
@@ -22,6 +22,9 @@ pub struct Linear<'a> {
     pub b: I32s<'a>,
     /// (multiplier, shift) per output channel.
     pub rq: I32s<'a>,
+    /// Every channel admits [`crate::fixed::rq_narrow`], with its bias and with the 16-bit FFN's
+    /// low-plane requantization (no bias, 7 more bits of shift): checked here, once.
+    pub narrow: bool,
 }
 
 /// All sections of one encoder layer.
@@ -83,10 +86,17 @@ pub fn linear<'a>(
     ffn: usize,
 ) -> Result<Linear<'a>> {
     let (out, inp) = s.shape(hidden, ffn);
+    let b = I32s(p.tensor(s.b, layer, DType::I32, 1, out)?);
+    let rq = I32s(p.tensor(s.rq, layer, DType::I32, out, 2)?);
+    let narrow = (0..out).all(|j| {
+        let (m, sh) = rq.rq(j);
+        narrow_ok(inp, b.at(j), m, sh) && narrow_ok(inp, 0, m, sh.saturating_add(7))
+    });
     Ok(Linear {
         w: as_i8(p.tensor(s.w, layer, DType::I8, out, inp)?),
-        b: I32s(p.tensor(s.b, layer, DType::I32, 1, out)?),
-        rq: I32s(p.tensor(s.rq, layer, DType::I32, out, 2)?),
+        b,
+        rq,
+        narrow,
     })
 }
 

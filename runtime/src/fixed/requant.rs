@@ -37,6 +37,31 @@ pub fn rq_i32(acc: i64, m: i32, shift: i32) -> i32 {
     rq(acc, m, shift).clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
+/// Whether every output of a channel with bias `b` and requantization `(m, shift)` over `k` int8
+/// products can take [`rq_narrow`]: `shift` in 1..=62, `acc + b` fits i32 for any int8 inputs
+/// (|acc| ≤ k·128·128), and `(acc + b)·m >> (shift - 1)` fits i32 with room for the rounding
+/// step. Checked once per linear layer at load; real packages meet it everywhere (their
+/// multipliers are ~2^30..2^31 with shifts of 25 or more).
+pub fn narrow_ok(k: usize, b: i32, m: i32, shift: i32) -> bool {
+    if !(1..=62).contains(&shift) {
+        return false;
+    }
+    let smax = (k as u128) * 128 * 128 + b.unsigned_abs() as u128;
+    let limit = (i32::MAX as u128 - 1) << (shift - 1);
+    smax < i32::MAX as u128 && smax * (m.unsigned_abs() as u128) < limit
+}
+
+/// [`rq_i32`]`(s, m, shift)` for a channel that [`narrow_ok`] admits, in 32-bit steps: one
+/// 32×32→64 multiply, one 64-bit shift by `shift - 1` of which only the low word is kept, then
+/// the last halving with rounding half up. Exact because `floor((p + 2^(sh-1)) / 2^sh)` equals
+/// `floor((floor(p / 2^(sh-1)) + 1) / 2)` and `narrow_ok` keeps `p >> (sh-1)` below `i32::MAX`.
+/// Out of its domain it returns some value without fault (no panic, no overflow trap).
+#[inline(always)]
+pub fn rq_narrow(s: i32, m: i32, shift: i32) -> i32 {
+    let y = ((s as i64 * m as i64) >> ((shift - 1) & 63)) as i32;
+    y.wrapping_add(1) >> 1
+}
+
 /// Rounded division of `a` by a positive `b` (half away from zero).
 #[inline]
 pub fn div_round(a: i64, b: i64) -> i64 {
@@ -83,6 +108,82 @@ pub fn isqrt_u128(v: u128) -> u128 {
         bit >>= 2;
     }
     root
+}
+
+#[cfg(test)]
+mod narrow_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 20_000,
+            max_global_rejects: 1_000_000,
+            ..ProptestConfig::default()
+        })]
+        /// Wherever `narrow_ok` admits a channel, the short path is the definition exactly.
+        #[test]
+        fn rq_narrow_is_rq_where_admitted(
+            k in 1usize..4096,
+            b in prop_oneof![any::<i32>(), -(1i32 << 26)..(1 << 26)],
+            m in any::<i32>(),
+            shift in prop_oneof![-2i32..70, 20i32..45],
+            frac in -1.0f64..=1.0,
+        ) {
+            prop_assume!(narrow_ok(k, b, m, shift));
+            // Any accumulator the k products can make, the extremes included.
+            let amax = (k * 128 * 128) as f64;
+            for acc in [(frac * amax) as i64, amax as i64, -(amax as i64), 0, 1, -1] {
+                let s = acc + b as i64;
+                prop_assert_eq!(rq_narrow(s as i32, m, shift), rq_i32(s, m, shift), "s {} m {} shift {}", s, m, shift);
+            }
+        }
+    }
+
+    #[test]
+    fn narrow_ok_refuses_what_could_overflow() {
+        assert!(narrow_ok(384, 28_576, 2_147_382_496, 25));
+        assert!(!narrow_ok(384, 0, 1 << 30, 0)); // no rounding bit to split off
+        assert!(!narrow_ok(384, 0, 1 << 30, 63));
+        assert!(!narrow_ok(384, i32::MAX, 1, 40)); // acc + b overflows i32
+        assert!(!narrow_ok(1536, 0, i32::MAX, 20)); // the product's shifted value does not fit
+    }
+
+    /// At the edge of the domain: for each shift the largest admitted multiplier, both signs,
+    /// against the largest accumulators of either sign.
+    #[test]
+    fn rq_narrow_is_exact_at_the_edge_of_its_domain() {
+        for k in [1usize, 384, 1536] {
+            for b in [0i32, 1000, -1000] {
+                for shift in 1..=62 {
+                    let (mut lo, mut hi) = (0i64, i32::MAX as i64 + 1);
+                    while hi - lo > 1 {
+                        let mid = (lo + hi) / 2;
+                        if narrow_ok(k, b, mid as i32, shift) {
+                            lo = mid
+                        } else {
+                            hi = mid
+                        }
+                    }
+                    let amax = (k * 128 * 128) as i64;
+                    for m in [lo as i32, -(lo as i32)] {
+                        for s in [
+                            amax + b as i64,
+                            -amax + b as i64,
+                            b as i64 + 1,
+                            b as i64 - 1,
+                        ] {
+                            assert_eq!(
+                                rq_narrow(s as i32, m, shift),
+                                rq_i32(s, m, shift),
+                                "{k} {b} {shift} {m} {s}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

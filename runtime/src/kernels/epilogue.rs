@@ -1,7 +1,7 @@
 //! What a linear layer does with each exact accumulator: the one definition every GEMM path
 //! (scalar oracle, Cortex-M, host packed kernels) must reproduce byte for byte.
 
-use crate::fixed::{gelu16, planes, rq, rq_i32, rq_i8};
+use crate::fixed::{gelu16, planes, rq};
 
 /// The output stage of one linear layer over `tokens × n` outputs, row-major `[token, out]`.
 ///
@@ -31,71 +31,72 @@ impl Epilogue<'_> {
     /// Out-of-range indices are ignored (the caller's shapes were validated at load).
     #[inline(always)]
     pub fn store(&mut self, idx: usize, s: i64, m: i32, shift: i32) {
+        self.put(idx, rq(s, m, shift));
+    }
+
+    /// Stores output `idx` from its requantized value `v` (= `rq(acc + b, m, shift)`).
+    #[inline(always)]
+    fn put(&mut self, idx: usize, v: i64) {
         match self {
-            Epilogue::I8(out) => store_i8(out, idx, s, m, shift),
-            Epilogue::Residual(xr) => store_residual(xr, idx, s, m, shift),
-            Epilogue::Gelu(out, table) => store_gelu(out, table, idx, s, m, shift),
-            Epilogue::Gelu16 { hi, lo, table } => store_gelu16(hi, lo, table, idx, s, m, shift),
+            Epilogue::I8(out) => put_i8(out, idx, v),
+            Epilogue::Residual(xr) => put_residual(xr, idx, v),
+            Epilogue::Gelu(out, table) => put_gelu(out, table, idx, v),
+            Epilogue::Gelu16 { hi, lo, table } => put_gelu16(hi, lo, table, idx, v),
         }
     }
 
-    /// Runs `outputs` once with [`store`](Self::store) already resolved to this variant: a loop
-    /// over every output then compiles to one body per variant with the store inlined, instead
-    /// of a call and a dispatch per output (on Cortex-M that call cost more than the store).
+    /// Runs `outputs` once with the store already resolved to this variant: a loop over every
+    /// output then compiles to one body per variant with the store inlined, instead of a call
+    /// and a dispatch per output (on Cortex-M that call cost more than the store).
     #[inline(always)]
     pub fn specialized<O: Outputs>(&mut self, outputs: O) {
         match self {
-            Epilogue::I8(out) => outputs.run(|i, s, m, sh| store_i8(out, i, s, m, sh)),
-            Epilogue::Residual(xr) => outputs.run(|i, s, m, sh| store_residual(xr, i, s, m, sh)),
-            Epilogue::Gelu(out, table) => {
-                outputs.run(|i, s, m, sh| store_gelu(out, table, i, s, m, sh))
-            }
+            Epilogue::I8(out) => outputs.run(|i, v| put_i8(out, i, v)),
+            Epilogue::Residual(xr) => outputs.run(|i, v| put_residual(xr, i, v)),
+            Epilogue::Gelu(out, table) => outputs.run(|i, v| put_gelu(out, table, i, v)),
             Epilogue::Gelu16 { hi, lo, table } => {
-                outputs.run(|i, s, m, sh| store_gelu16(hi, lo, table, i, s, m, sh))
+                outputs.run(|i, v| put_gelu16(hi, lo, table, i, v))
             }
         }
     }
 }
 
-/// A loop that produces outputs `(idx, s, m, shift)` for [`Epilogue::specialized`].
+/// A loop that produces each output's index and requantized value `rq(acc + b, m, shift)` for
+/// [`Epilogue::specialized`] (a loop that knows its channels admit
+/// [`crate::fixed::rq_narrow`] may compute it that way: the value is the same).
 pub trait Outputs {
-    /// Calls `store` once per output.
-    fn run(self, store: impl FnMut(usize, i64, i32, i32));
+    /// Calls `store(idx, value)` once per output.
+    fn run(self, store: impl FnMut(usize, i64));
 }
 
+// The stores take the value as i64 (the definition's width); a caller holding an i32 passes it
+// sign-extended and the clamps below then compile to 32-bit compares.
+
 #[inline(always)]
-fn store_i8(out: &mut [i8], idx: usize, s: i64, m: i32, shift: i32) {
+fn put_i8(out: &mut [i8], idx: usize, v: i64) {
     if let Some(o) = out.get_mut(idx) {
-        *o = rq_i8(s, m, shift);
+        *o = v.clamp(-127, 127) as i8;
     }
 }
 
 #[inline(always)]
-fn store_residual(xr: &mut [i32], idx: usize, s: i64, m: i32, shift: i32) {
+fn put_residual(xr: &mut [i32], idx: usize, v: i64) {
     if let Some(r) = xr.get_mut(idx) {
-        *r = r.saturating_add(rq_i32(s, m, shift));
+        *r = r.saturating_add(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
     }
 }
 
 #[inline(always)]
-fn store_gelu(out: &mut [i8], table: &[i8], idx: usize, s: i64, m: i32, shift: i32) {
+fn put_gelu(out: &mut [i8], table: &[i8], idx: usize, v: i64) {
     if let Some(o) = out.get_mut(idx) {
-        let x = rq_i8(s, m, shift);
-        *o = table.get((x as i32 + 128) as usize).copied().unwrap_or(0);
+        let x = v.clamp(-127, 127) as i32;
+        *o = table.get((x + 128) as usize).copied().unwrap_or(0);
     }
 }
 
 #[inline(always)]
-fn store_gelu16(
-    hi: &mut [i8],
-    lo: &mut [i8],
-    table: &[u8],
-    idx: usize,
-    s: i64,
-    m: i32,
-    shift: i32,
-) {
-    let (h, l) = planes(gelu16(rq(s, m, shift), table));
+fn put_gelu16(hi: &mut [i8], lo: &mut [i8], table: &[u8], idx: usize, v: i64) {
+    let (h, l) = planes(gelu16(v, table));
     if let (Some(oh), Some(ol)) = (hi.get_mut(idx), lo.get_mut(idx)) {
         (*oh, *ol) = (h, l);
     }

@@ -43,6 +43,29 @@ pub fn force_scalar(on: bool) {
     let _ = on;
 }
 
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
+static FORCE_PORTABLE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Routes every linear layer past the host's packed kernels to the portable matmul the devices
+/// run, with the devices' short requantization where the package admits it (`true`), or back:
+/// lets tests check the devices' arithmetic on the host, against [`force_scalar`]'s oracle.
+#[cfg(feature = "std")]
+pub fn force_portable(on: bool) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    FORCE_PORTABLE.store(on, core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = on;
+}
+
+/// True while [`force_portable`] keeps the linear layers off the host's packed kernels.
+#[cfg(feature = "std")]
+pub fn portable_forced() -> bool {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    return FORCE_PORTABLE.load(core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    false
+}
+
 /// True while [`force_scalar`] routes every kernel to the oracle.
 #[cfg(feature = "std")]
 pub fn scalar_forced() -> bool {

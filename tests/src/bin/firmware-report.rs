@@ -5,11 +5,16 @@
 //! per cycle at the clock of the table's typical part with that core. Usage: `firmware-report [BOARD...]` (default: every board).
 //! `PITH_ARENA_BYTES` cuts the arena (a part with less RAM); peak RAM is the statics, the stack's
 //! painted high-water mark after the bench and the arena.
+//!
+//! A second table profiles the same embedding per stage (the console's `bench` reports each
+//! stage's instructions and multiply-accumulates): instructions, and per MAC where the stage has
+//! MACs, board by board.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use pith_runtime::Stage;
 use pith_tests::qemu::{
     board, build_firmware_with_arena, repo_root, Board, Qemu, RamFigures, BOARDS,
 };
@@ -32,6 +37,7 @@ fn main() -> Result<()> {
          | tokens | instructions/embedding | implied time |"
     );
     println!("|---|---|---|---|---|---|---|---|");
+    let mut profiles = Vec::new();
     for b in &boards {
         let package = fixed
             .clone()
@@ -48,6 +54,7 @@ fn main() -> Result<()> {
                 .to_string()
         };
         let bench = q.command("bench", Duration::from_secs(600))?;
+        profiles.push((b.name, stages(&bench)));
         // The stack's high-water mark after an embedding (the deepest path the console has).
         let after = q.command("info", Duration::from_secs(30))?;
         // The same figures the simulator tests check (`RamFigures`).
@@ -91,5 +98,55 @@ fn main() -> Result<()> {
             implied
         );
     }
+    print_profiles(&profiles);
     Ok(())
+}
+
+/// Each stage's (instructions, MACs) on one board, indexed by `Stage as usize`.
+type Stages = Vec<Option<(u64, u64)>>;
+
+/// Each stage's (instructions, MACs) from a `bench` reply (`NAME INSTRUCTIONS macs MACS` lines);
+/// `None` where the reply has no such line.
+fn stages(bench: &pith_tools::device::Reply) -> Stages {
+    Stage::ALL
+        .iter()
+        .map(|s| {
+            let v = bench.get(s.name())?;
+            let (ns, macs) = v.split_once(" macs ")?;
+            Some((ns.parse().ok()?, macs.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The per-stage table: a row per stage, a column per board; linear layers summed at the end.
+fn print_profiles(profiles: &[(&str, Stages)]) {
+    println!();
+    println!("Instructions per stage of the same embedding (per MAC in brackets):");
+    println!();
+    let names: Vec<&str> = profiles.iter().map(|(n, _)| *n).collect();
+    println!("| stage | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(names.len()));
+    let cell = |(ns, macs): (u64, u64)| match macs {
+        0 => format!("{ns}"),
+        m => format!("{ns} ({:.3})", ns as f64 / m as f64),
+    };
+    for (i, s) in Stage::ALL.iter().enumerate() {
+        let cells: Vec<String> = profiles
+            .iter()
+            .map(|(_, p)| p[i].map_or("-".into(), cell))
+            .collect();
+        println!("| {} | {} |", s.name(), cells.join(" | "));
+    }
+    let linear: Vec<String> = profiles
+        .iter()
+        .map(|(_, p)| {
+            let sum = Stage::ALL
+                .iter()
+                .filter(|s| s.is_linear())
+                .filter_map(|&s| p[s as usize])
+                .fold((0, 0), |(a, b), (ns, m)| (a + ns, b + m));
+            cell(sum)
+        })
+        .collect();
+    println!("| all linear layers | {} |", linear.join(" | "));
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use pith_runtime::Model;
+use pith_runtime::{Model, Profile, Stage};
 
 use crate::backend::{Embedder, Kind};
 use crate::defaults;
@@ -39,6 +39,10 @@ pub struct Args {
     /// Also time tract-onnx on the fp32 and QDQ exports (one thread).
     #[arg(long)]
     pub tract: bool,
+    /// First, where pith's time goes: per stage (tokenizer, embedding, per layer Q/K/V,
+    /// attention, O, LayerNorms, FFN up with GELU, FFN down, pooling), one thread.
+    #[arg(long)]
+    pub profile: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -77,6 +81,89 @@ fn native_one(model: &Model<'_>, sents: &[&str], repeat: u32) -> Result<f64> {
     };
     pass()?; // warm-up: page in the package, fill the caches
     best(repeat, pass)
+}
+
+/// pith's time per stage on one thread: the pass with the least total of `repeat` (after a
+/// warm-up pass), and the multiply-accumulates of each stage over the same sentences.
+fn native_profile(
+    model: &Model<'_>,
+    sents: &[&str],
+    repeat: u32,
+) -> Result<([u64; Stage::ALL.len()], [u64; Stage::ALL.len()])> {
+    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+    let mut out = vec![0i8; model.dim()];
+    let start = Instant::now();
+    let mut best: Option<[u64; Stage::ALL.len()]> = None;
+    let mut macs = [0u64; Stage::ALL.len()];
+    for pass in 0..=repeat {
+        let mut p = Profile::new(|| start.elapsed().as_nanos() as u64);
+        for s in sents {
+            p.restart();
+            let tokens = model
+                .embed_observed(s, &mut arena, &mut out, &mut p)
+                .map_err(|e| anyhow!("embedding {s:?}: {e}"))?;
+            if pass == 0 {
+                let m = model.stage_macs(tokens);
+                macs.iter_mut().zip(m).for_each(|(a, b)| *a += b);
+            }
+        }
+        // Pass 0 warms the caches and pages the package in.
+        if pass > 0 && best.is_none_or(|b| p.total() < b.iter().sum()) {
+            best = Some(p.totals);
+        }
+    }
+    Ok((best.unwrap_or_default(), macs))
+}
+
+/// Prints (or returns as JSON) the profile: per stage ms per sentence, its share, its MACs per
+/// sentence and its MACs per nanosecond.
+fn print_profile(
+    profile: &([u64; Stage::ALL.len()], [u64; Stage::ALL.len()]),
+    n: usize,
+    json: bool,
+) -> Result<serde_json::Value> {
+    let (ns, macs) = profile;
+    let total: u64 = ns.iter().sum();
+    let per = |x: u64| x as f64 / n as f64;
+    let rows: Vec<_> = Stage::ALL
+        .iter()
+        .map(|&s| {
+            let i = s as usize;
+            serde_json::json!({
+                "stage": s.name(),
+                "ms_per_sentence": per(ns[i]) / 1e6,
+                "share": ns[i] as f64 / total.max(1) as f64,
+                "macs_per_sentence": per(macs[i]),
+                "macs_per_ns": if ns[i] == 0 { 0.0 } else { macs[i] as f64 / ns[i] as f64 },
+            })
+        })
+        .collect();
+    if !json {
+        crate::outln!(
+            "where pith's time goes (one thread, {n} sentences, {:.3} ms/sentence):",
+            per(total) / 1e6
+        );
+        crate::outln!(
+            "{:<14} {:>12} {:>7} {:>16} {:>10}",
+            "stage",
+            "ms/sentence",
+            "share",
+            "MACs/sentence",
+            "MACs/ns"
+        );
+        for r in &rows {
+            crate::outln!(
+                "{:<14} {:>12.4} {:>6.1}% {:>16.0} {:>10.2}",
+                r["stage"].as_str().unwrap_or("?"),
+                r["ms_per_sentence"].as_f64().unwrap_or(0.0),
+                100.0 * r["share"].as_f64().unwrap_or(0.0),
+                r["macs_per_sentence"].as_f64().unwrap_or(0.0),
+                r["macs_per_ns"].as_f64().unwrap_or(0.0)
+            );
+        }
+        crate::outln!();
+    }
+    Ok(serde_json::Value::Array(rows))
 }
 
 /// pith on every core: sentences dealt round-robin to one thread per core, each with its own arena
@@ -189,6 +276,14 @@ pub fn run(a: Args) -> Result<()> {
         .unwrap_or(1);
     let n = sents.len() as f64;
 
+    let profile = match a.profile {
+        true => Some(print_profile(
+            &native_profile(&model, &sents, a.repeat)?,
+            sents.len(),
+            a.json,
+        )?),
+        false => None,
+    };
     let one = native_one(&model, &sents, a.repeat)?;
     let all = native_all(&model, &sents, threads, a.repeat)?;
     let mut rows = vec![Row {
@@ -244,7 +339,7 @@ pub fn run(a: Args) -> Result<()> {
         crate::outln!(
             "{}",
             serde_json::json!({"sentences": sents.len(), "file": file, "threads": threads,
-                "repeat": a.repeat, "results": v})
+                "repeat": a.repeat, "results": v, "profile": profile})
         );
         return Ok(());
     }
