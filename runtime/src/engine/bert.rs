@@ -9,9 +9,9 @@ use super::layernorm::layernorm;
 use super::profile::{Observer, Stage};
 use super::sections::{EmbedView, Gelu, LayerView, Linear};
 use super::words_for_bytes;
-use crate::fixed::{div_round, rq, rq_i32, rq_narrow};
+use crate::fixed::{div_round, narrow_by, rq, rq_i32, rq_narrow_by};
 use crate::kernels::epilogue::Outputs;
-use crate::kernels::{matmul_i8, Epilogue};
+use crate::kernels::{matmul_sink, Epilogue, Sink};
 
 /// Shapes of one run.
 #[derive(Clone, Copy)]
@@ -189,17 +189,45 @@ struct Matmul<'a, C, const NARROW: bool> {
 
 impl<C: Fn(usize) -> (i32, (i32, i32)), const NARROW: bool> Outputs for Matmul<'_, C, NARROW> {
     #[inline(always)]
-    fn run(self, mut store: impl FnMut(usize, i64)) {
+    fn run(self, store: impl FnMut(usize, i64)) {
         let (k, n, tokens) = self.dims;
-        matmul_i8(self.x, self.w, k, tokens, n, |t, j, acc| {
-            let (b, (m, sh)) = (self.consts)(j);
-            let v = match NARROW {
-                // narrow_ok: acc + b cannot overflow i32.
-                true => rq_narrow(acc.wrapping_add(b), m, sh) as i64,
-                false => rq(acc as i64 + b as i64, m, sh),
-            };
-            store(t * n + j, v);
-        });
+        let mut sink = Requantize::<_, _, NARROW> {
+            consts: self.consts,
+            outs: n,
+            store,
+        };
+        matmul_sink(self.x, self.w, k, tokens, n, &mut sink);
+    }
+}
+
+/// Requantizes each dot product with its channel's bias and `(m, shift)`, fetched once per
+/// weight-row pass, and stores it at `t * outs + j`.
+struct Requantize<C, S, const NARROW: bool> {
+    consts: C,
+    outs: usize,
+    store: S,
+}
+
+impl<C: Fn(usize) -> (i32, (i32, i32)), S: FnMut(usize, i64), const NARROW: bool> Sink
+    for Requantize<C, S, NARROW>
+{
+    /// Bias, multiplier and shift (for `NARROW`, the shift of [`rq_narrow_by`]).
+    type Channel = (i32, i32, i32);
+
+    #[inline(always)]
+    fn channel(&self, j: usize) -> (i32, i32, i32) {
+        let (b, (m, sh)) = (self.consts)(j);
+        (b, m, if NARROW { narrow_by(sh) } else { sh })
+    }
+
+    #[inline(always)]
+    fn put(&mut self, t: usize, j: usize, (b, m, sh): (i32, i32, i32), acc: i32) {
+        let v = match NARROW {
+            // narrow_ok: acc + b cannot overflow i32.
+            true => rq_narrow_by(acc.wrapping_add(b), m, sh) as i64,
+            false => rq(acc as i64 + b as i64, m, sh),
+        };
+        (self.store)(t * self.outs + j, v);
     }
 }
 

@@ -16,6 +16,9 @@ pub struct LnParams<'a> {
     /// [`heads_narrow`] and the host's vector loop apply to every |n| below this (0: to none);
     /// 4 bytes, because every layer's views are held on the device's stack.
     n_limit: u32,
+    /// Every gain below 2^62 and every offset at most 2^61 in magnitude: [`head_split`] applies
+    /// to every admitted `n` that fits i32.
+    split: bool,
 }
 
 impl<'a> LnParams<'a> {
@@ -29,6 +32,7 @@ impl<'a> LnParams<'a> {
             raw,
             hidden,
             n_limit: n_limit(max),
+            split: max.0 < 1 << 62 && max.1 <= 1 << 61,
         }
     }
 
@@ -90,6 +94,22 @@ fn head(n: i64, gain: i64, offset: i64) -> i64 {
         .saturating_add(offset)
         .saturating_add(1 << 31)
         >> 32
+}
+
+/// [`head`] in 32-bit steps, for `n` that fits i32 and is below `n_limit` (so `head` does not
+/// saturate and its result fits i32) on a section with `split` (|gain| < 2^62, |offset| ≤ 2^61).
+/// With the gain split as `g = gh·2^32 + gl`, `gl` its low word read as i32 and
+/// `gh = (g - gl) / 2^32` (its high word, plus one when `gl` is negative):
+/// `(n·g + o + 2^31) >> 32 = n·gh + ((n·gl + o + 2^31) >> 32)` exactly, the inner sum cannot
+/// overflow i64 (|n·gl| ≤ 2^62, |o| + 2^31 < 2^62), and the outer sum is computed modulo 2^32,
+/// which is exact because the result fits i32. One 32×32+64 multiply-accumulate and one 32-bit
+/// multiply-add on 32-bit cores, where the definition takes a 64×64 multiply and saturation.
+#[inline(always)]
+fn head_split(n: i32, gain: i64, offset: i64) -> i32 {
+    let gl = gain as i32;
+    let gh = ((gain >> 32) as i32).wrapping_sub(gl >> 31);
+    let inner = offset + (1 << 31) + n as i64 * gl as i64;
+    n.wrapping_mul(gh).wrapping_add((inner >> 32) as i32)
 }
 
 /// `a.saturating_mul(b)`, without the checked 64×64 multiply (a library call on 32-bit cores)
@@ -176,14 +196,22 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], path: Path) {
     if h == 0 {
         return;
     }
-    let sum: i64 = x.iter().map(|&v| v as i64).sum();
+    // One pass for the sum and the row's range (the fast paths' checks need the range).
+    let (sum, lo, hi) = x
+        .iter()
+        .fold((0i64, i32::MAX, i32::MIN), |(s, lo, hi), &v| {
+            (s + v as i64, lo.min(v), hi.max(v))
+        });
     let mean = div_round(sum, h);
-    let var = squares(x, mean, path) / h as u128;
+    let var = squares(x, mean, (lo, hi), path) / h as u128;
     // std in Q16; a constant row (var 0) normalizes to 0, leaving only the offsets.
     let std_q16 = isqrt_u128(var << 32);
     let inv: i128 = (1u128 << 64).checked_div(std_q16).unwrap_or(0) as i128;
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if path == Path::Vector && crate::kernels::x86_ln::heads(x, mm, p.raw, mean, inv, p.n_limit) {
+        return;
+    }
+    if path != Path::Oracle && heads_split(x, p, mm, mean, inv, (lo, hi)) {
         return;
     }
     if path != Path::Oracle && heads_narrow(x, p, mm, mean, inv) {
@@ -198,15 +226,80 @@ fn normalize(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8], path: Path) {
 }
 
 /// `Σ (x - mean)²`, on the host's vector loop where `path` allows it and it is exact.
-fn squares(x: &[i32], mean: i64, path: Path) -> u128 {
+/// `(lo, hi)` is the row's range: where every squared deviation and their sum fit u64, the sum
+/// runs on plain 32×32→64 multiply-accumulates (one per value on 32-bit cores).
+fn squares(x: &[i32], mean: i64, (lo, hi): (i32, i32), path: Path) -> u128 {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if path == Path::Vector {
         if let Some(s) = crate::kernels::x86_ln::stats(x, mean) {
             return s;
         }
     }
-    let _ = path;
+    let dev = (hi as i64 - mean).max(mean - lo as i64).unsigned_abs();
+    let fits = dev < 1 << 31 && (dev as u128 * dev as u128) * (x.len() as u128) < 1 << 64;
+    if let (true, true, Ok(mean32)) = (path != Path::Oracle, fits, i32::try_from(mean)) {
+        // Every deviation fits i32 (|d| ≤ dev), so the wrapping subtraction is exact.
+        return x
+            .iter()
+            .map(|&v| {
+                let d = v.wrapping_sub(mean32) as i64;
+                (d * d) as u64
+            })
+            .fold(0u64, u64::wrapping_add) as u128;
+    }
     sum_sq(x, mean)
+}
+
+/// The two heads in 32-bit steps ([`head_split`]) for a row whose every `n` is admitted (below
+/// `n_limit`, fitting i32, from a deviation that fits i32) on a section with `split`, with `inv` below 2^63; `false`, touching
+/// nothing, otherwise. `n` grows with the value (`inv` ≥ 0), so checking the row's smallest and
+/// largest value (`lo`, `hi`) admits the row, and the loop over it has no branch.
+fn heads_split(
+    x: &mut [i32],
+    p: &LnParams<'_>,
+    mm: &mut [i8],
+    mean: i64,
+    inv: i128,
+    (lo, hi): (i32, i32),
+) -> bool {
+    let Some([g0, o0, g1, o1]) = p.rows() else {
+        return false;
+    };
+    let (Ok(mean32), Ok(inv64)) = (i32::try_from(mean), i64::try_from(inv)) else {
+        return false;
+    };
+    if !p.split || inv64 < 0 || x.len() > p.hidden {
+        return false;
+    }
+    let admitted = |v: i32| {
+        let n = scale_q32(v as i64 - mean, inv);
+        let deviation_fits = i32::try_from(v as i64 - mean).is_ok();
+        deviation_fits && n.unsigned_abs() < p.n_limit as u64 && i32::try_from(n).is_ok()
+    };
+    if !admitted(lo) || !admitted(hi) {
+        return false;
+    }
+    // scale_q32 with the row's inverse split once: inv = ih·2^32 + il, il read as i32 (its
+    // 2^32 multiple, when il is negative, passes through the floor shift as d). Every n fits
+    // i32 (checked above), so its sum may be formed modulo 2^32.
+    let (il, ih) = (inv64 as i32, (inv64 >> 32) as i32);
+    let carry = if il < 0 { -1i32 } else { 0 };
+    // Whole 8-byte parameters, as arrays: the loop below then reads them without length checks.
+    let rows: [&[[u8; 8]]; 4] = [g0, o0, g1, o1].map(bytemuck::cast_slice);
+    let [g0, o0, g1, o1] = rows;
+    let params = g0.iter().zip(o0).zip(g1.iter().zip(o1));
+    for ((v, m), ((g0, o0), (g1, o1))) in x.iter_mut().zip(mm.iter_mut()).zip(params) {
+        // Between the row's extremes, whose deviations were admitted: it fits i32.
+        let d = v.wrapping_sub(mean32);
+        let n = d
+            .wrapping_mul(ih)
+            .wrapping_add(((d as i64 * il as i64) >> 32) as i32)
+            .wrapping_add(d & carry);
+        let le = |b: &[u8; 8]| i64::from_le_bytes(*b);
+        *v = head_split(n, le(g0), le(o0));
+        *m = head_split(n, le(g1), le(o1)).clamp(-127, 127) as i8;
+    }
+    true
 }
 
 /// The two heads without saturating arithmetic wherever the section's ranges (found at load,
@@ -416,6 +509,44 @@ mod fast_path_tests {
                     limit == u32::MAX as u64 || !fits(limit),
                     "{max_gain} {max_offset}"
                 );
+            }
+        }
+        // head_split at the edges of its domain: wherever n is admitted it is the definition.
+        let gains = [
+            0i64,
+            1,
+            -1,
+            (1 << 31) - 1,
+            -(1 << 31),
+            1 << 31,
+            (1 << 33) + 12_345,
+            -(1 << 40) + 7,
+            (1 << 62) - 1,
+            -(1 << 62) + 1,
+        ];
+        let offsets = [0i64, 1 << 61, -(1 << 61), (1 << 48) - 3, -(1 << 31)];
+        for &g in &gains {
+            for &o in &offsets {
+                let limit = n_limit((g.unsigned_abs(), o.unsigned_abs())) as i64;
+                for n in [
+                    0i64,
+                    1,
+                    -1,
+                    limit - 1,
+                    1 - limit,
+                    i32::MAX as i64,
+                    i32::MIN as i64,
+                    65_536,
+                    -1_234_567,
+                ] {
+                    if n.unsigned_abs() < limit as u64 && i32::try_from(n).is_ok() {
+                        assert_eq!(
+                            head_split(n as i32, g, o) as i64,
+                            head(n, g, o),
+                            "{n} {g} {o}"
+                        );
+                    }
+                }
             }
         }
         let rows: [&[i32]; 4] = [

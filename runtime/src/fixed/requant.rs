@@ -58,7 +58,20 @@ pub fn narrow_ok(k: usize, b: i32, m: i32, shift: i32) -> bool {
 /// Out of its domain it returns some value without fault (no panic, no overflow trap).
 #[inline(always)]
 pub fn rq_narrow(s: i32, m: i32, shift: i32) -> i32 {
-    let y = ((s as i64 * m as i64) >> ((shift - 1) & 63)) as i32;
+    rq_narrow_by(s, m, narrow_by(shift))
+}
+
+/// The first shift of [`rq_narrow`], `shift - 1` (kept in 0..=63), for a caller that computes it
+/// once per channel and calls [`rq_narrow_by`] per output.
+#[inline(always)]
+pub fn narrow_by(shift: i32) -> i32 {
+    shift.wrapping_sub(1) & 63
+}
+
+/// [`rq_narrow`] with its first shift from [`narrow_by`].
+#[inline(always)]
+pub fn rq_narrow_by(s: i32, m: i32, by: i32) -> i32 {
+    let y = ((s as i64 * m as i64) >> (by & 63)) as i32;
     y.wrapping_add(1) >> 1
 }
 

@@ -237,19 +237,19 @@ fn widen_pair(x0: &[i8], x1: &[i8], out: &mut [u32]) {
 /// then takes the portable path). Token pairs outer, weight-row pairs inner: the pair's widened
 /// activations stay in the buffer while every weight row streams past once.
 #[inline]
-pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
+pub fn matmul_i8<S: super::Sink>(
     x: &[i8],
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
-    emit: &mut F,
+    sink: &mut S,
 ) -> bool {
     if k <= WIDE_WORDS_SMALL {
-        matmul_buffered::<WIDE_WORDS_SMALL, F>(x, w, k, tokens, outs, emit);
+        matmul_buffered::<WIDE_WORDS_SMALL, S>(x, w, k, tokens, outs, sink);
         true
     } else if k <= WIDE_WORDS {
-        matmul_buffered::<WIDE_WORDS, F>(x, w, k, tokens, outs, emit);
+        matmul_buffered::<WIDE_WORDS, S>(x, w, k, tokens, outs, sink);
         true
     } else {
         false
@@ -261,27 +261,27 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
 /// `Epilogue::specialized`) is a separate function, so their buffers do not add up in the
 /// caller's frame.
 #[inline(never)]
-fn matmul_buffered<const N: usize, F: FnMut(usize, usize, i32)>(
+fn matmul_buffered<const N: usize, S: super::Sink>(
     x: &[i8],
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
-    emit: &mut F,
+    sink: &mut S,
 ) {
     let mut buf = [0u32; N];
-    matmul_with(&mut buf, x, w, k, tokens, outs, emit);
+    matmul_with(&mut buf, x, w, k, tokens, outs, sink);
 }
 
 #[inline(always)]
-fn matmul_with<F: FnMut(usize, usize, i32)>(
+fn matmul_with<S: super::Sink>(
     buf: &mut [u32],
     x: &[i8],
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
-    emit: &mut F,
+    sink: &mut S,
 ) {
     if k == 0 {
         return;
@@ -323,14 +323,15 @@ fn matmul_with<F: FnMut(usize, usize, i32)>(
                 acc[2] += b * p;
                 acc[3] += b * q;
             }
-            emit(t, n, acc[0]);
+            let (c0, c1) = (sink.channel(n), sink.channel(n1));
+            sink.put(t, n, c0, acc[0]);
             if n1 != n {
-                emit(t, n1, acc[1]);
+                sink.put(t, n1, c1, acc[1]);
             }
             if t1 != t {
-                emit(t1, n, acc[2]);
+                sink.put(t1, n, c0, acc[2]);
                 if n1 != n {
-                    emit(t1, n1, acc[3]);
+                    sink.put(t1, n1, c1, acc[3]);
                 }
             }
             n += 2;

@@ -93,13 +93,13 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 /// `kernels::matmul_i8` on Helium. Weight-row pairs outer, token pairs inner: every weight byte
 /// is read from memory once per matmul (the activations, a few KB, stay in cache on hardware).
 #[inline]
-pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
+pub fn matmul_i8<S: super::Sink>(
     x: &[i8],
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
-    emit: &mut F,
+    sink: &mut S,
 ) {
     if k == 0 {
         return;
@@ -111,6 +111,7 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     while n < outs {
         // An odd last row (or token below) is paired with itself; only its own results are emitted.
         let n1 = (n + 1).min(outs - 1);
+        let (c0, c1) = (sink.channel(n), sink.channel(n1));
         let mut t = 0;
         while t < tokens {
             let t1 = (t + 1).min(tokens - 1);
@@ -125,14 +126,14 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
                     k,
                 )
             };
-            emit(t, n, acc[0]);
+            sink.put(t, n, c0, acc[0]);
             if n1 != n {
-                emit(t, n1, acc[1]);
+                sink.put(t, n1, c1, acc[1]);
             }
             if t1 != t {
-                emit(t1, n, acc[2]);
+                sink.put(t1, n, c0, acc[2]);
                 if n1 != n {
-                    emit(t1, n1, acc[3]);
+                    sink.put(t1, n1, c1, acc[3]);
                 }
             }
             t += 2;

@@ -115,13 +115,13 @@ const ROWS: usize = 4;
 /// `kernels::matmul_i8` on plain-Thumb cores: four weight rows per pass over one token; rows past
 /// the last multiple of four take the oracle's dot product.
 #[inline]
-pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
+pub fn matmul_i8<S: super::Sink>(
     x: &[i8],
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
-    emit: &mut F,
+    sink: &mut S,
 ) {
     // The kernel's index counts down from k-1 with a signed test, so k must stay below 2^31.
     if k == 0 || k > i32::MAX as usize {
@@ -133,6 +133,7 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     let quads = outs / ROWS;
     for q in 0..quads {
         let n = q * ROWS;
+        let c: [S::Channel; ROWS] = core::array::from_fn(|j| sink.channel(n + j));
         for t in 0..tokens {
             let mut acc = [0i32; ROWS];
             // SAFETY: token t < x.len()/k and rows n..n+4 ≤ outs ≤ w.len()/k are whole k-byte
@@ -146,15 +147,16 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
                     acc.as_mut_ptr(),
                 );
             }
-            for (j, &a) in acc.iter().enumerate() {
-                emit(t, n + j, a);
+            for (j, (&a, &c)) in acc.iter().zip(&c).enumerate() {
+                sink.put(t, n + j, c, a);
             }
         }
     }
     for n in quads * ROWS..outs {
         let row = &w[n * k..(n + 1) * k];
+        let c = sink.channel(n);
         for t in 0..tokens {
-            emit(t, n, super::generic::dot_i8(&x[t * k..(t + 1) * k], row));
+            sink.put(t, n, c, super::generic::dot_i8(&x[t * k..(t + 1) * k], row));
         }
     }
 }

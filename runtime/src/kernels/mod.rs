@@ -101,6 +101,31 @@ pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
     (dot_i8(x, w0), dot_i8(x, w1))
 }
 
+/// Where a matmul's exact dot products go. A kernel fetches each output channel's constants once
+/// per pass over its weight row ([`Sink::channel`]) and hands every token's dot product with that
+/// row to [`Sink::put`] with them: the constants are not re-read per output.
+pub trait Sink {
+    /// What [`Sink::put`] needs of one output channel (its bias and requantization, or nothing).
+    type Channel: Copy;
+    /// Channel `j`'s constants.
+    fn channel(&self, j: usize) -> Self::Channel;
+    /// Takes `x[t] . w[j]`.
+    fn put(&mut self, t: usize, j: usize, c: Self::Channel, acc: i32);
+}
+
+/// A closure `emit(t, j, acc)` as a [`Sink`] without channel constants.
+pub struct Emit<F>(pub F);
+
+impl<F: FnMut(usize, usize, i32)> Sink for Emit<F> {
+    type Channel = ();
+    #[inline(always)]
+    fn channel(&self, _: usize) {}
+    #[inline(always)]
+    fn put(&mut self, t: usize, j: usize, _: (), acc: i32) {
+        (self.0)(t, j, acc)
+    }
+}
+
 /// For every token `t < tokens` and output row `n < outs` of the row-major `w` (`[outs, k]`),
 /// calls `emit(t, n, x[t] . w[n])`. Rows are visited output-major, two at a time, so each weight
 /// row is read once and each activation word is unpacked once per pair of rows.
@@ -111,14 +136,27 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     k: usize,
     tokens: usize,
     outs: usize,
-    mut emit: F,
+    emit: F,
+) {
+    matmul_sink(x, w, k, tokens, outs, &mut Emit(emit));
+}
+
+/// [`matmul_i8`] into a [`Sink`].
+#[inline]
+pub fn matmul_sink<S: Sink>(
+    x: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    sink: &mut S,
 ) {
     if k == 0 {
         return;
     }
     #[cfg(all(feature = "arm-mve", target_arch = "arm"))]
     {
-        arm_mve::matmul_i8(x, w, k, tokens, outs, &mut emit);
+        arm_mve::matmul_i8(x, w, k, tokens, outs, sink);
         return;
     }
     #[cfg(all(
@@ -127,11 +165,11 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
         not(any(feature = "arm-dsp", feature = "arm-mve"))
     ))]
     {
-        arm_thumb::matmul_i8(x, w, k, tokens, outs, &mut emit);
+        arm_thumb::matmul_i8(x, w, k, tokens, outs, sink);
         return;
     }
     #[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
-    if arm_dsp::matmul_i8(x, w, k, tokens, outs, &mut emit) {
+    if arm_dsp::matmul_i8(x, w, k, tokens, outs, sink) {
         return;
     }
     // The portable path: the host's fallback and the DSP cores' path past their buffer.
@@ -143,15 +181,17 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
         let (Some((n, w0)), Some((_, w1))) = (rows.next(), rows.next()) else {
             break;
         };
+        let (c0, c1) = (sink.channel(n), sink.channel(n + 1));
         for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
             let (d0, d1) = dot2_i8(xt, w0, w1);
-            emit(t, n, d0);
-            emit(t, n + 1, d1);
+            sink.put(t, n, c0, d0);
+            sink.put(t, n + 1, c1, d1);
         }
     }
     for (n, row) in rows {
+        let c = sink.channel(n);
         for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
-            emit(t, n, dot_i8(xt, row));
+            sink.put(t, n, c, dot_i8(xt, row));
         }
     }
 }
