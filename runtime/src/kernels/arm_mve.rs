@@ -2,9 +2,9 @@
 //! products into a scalar accumulator; sums are exact integers, so the result is the scalar
 //! oracle's bit for bit.
 //!
-//! The matmul works on 2×2 output tiles (2 tokens × 2 weight rows): per 16 K, 4 `VLDRB.8` (two
-//! activation vectors, two weight vectors; each loaded vector feeds two MACs) + 4 `VMLADAVA.S8` +
-//! 1 `LETP` = 9 instructions per 64 MACs. The loop is tail-predicated (`WLSTP.8`/`LETP`): the last
+//! The matmul works on 3×2 output tiles (3 weight rows × 2 tokens): per 16 K, 5 `VLDRB.8` (two
+//! activation vectors, three weight vectors; each loaded vector feeds two or three MACs) + 6
+//! `VMLADAVA.S8` + 1 `LETP` = 12 instructions per 96 MACs. The loop is tail-predicated (`WLSTP.8`/`LETP`): the last
 //! iteration loads and multiplies only the remaining `k mod 16` lanes, so any `k` runs without a
 //! scalar tail and without reading past a row. Loads alternate with MACs so that on hardware the
 //! load and multiply beats overlap.
@@ -15,51 +15,52 @@
 
 use core::arch::asm;
 
-/// `[x0·w0, x0·w1, x1·w0, x1·w1]` over `k` int8 lanes of each of the four rows.
+/// `[x0·w0, x1·w0, x0·w1, x1·w1, x0·w2, x1·w2]` over `k` int8 lanes of each of the five rows.
 ///
 /// # Safety
 /// Each pointer must be valid for `k` bytes of reads (predicated-off lanes are not accessed).
 #[inline(always)]
-unsafe fn tile_2x2(
-    x0: *const i8,
-    x1: *const i8,
-    w0: *const i8,
-    w1: *const i8,
-    k: usize,
-) -> [i32; 4] {
-    let (mut a, mut b, mut c, mut d) = (0i32, 0i32, 0i32, 0i32);
-    // SAFETY: the caller guarantees the four k-byte rows; q0-q3 (d0-d7) and LR are clobbered.
-    // VMLADAVA takes even accumulators only, hence the explicit r0/r2/r4/r8.
+unsafe fn tile_3x2(x0: *const i8, x1: *const i8, w: [*const i8; 3], k: usize) -> [i32; 6] {
+    let mut acc = [0i32; 6];
+    // SAFETY: the caller guarantees the five k-byte rows; q0-q5 (d0-d11) and LR are clobbered.
+    // VMLADAVA takes even accumulators only, and six are all the even registers an asm block
+    // may name besides LR (r6 and r7 are LLVM's), so the count comes in LR itself.
     unsafe {
         asm!(
-            "wlstp.8 lr, {k}, 2f",
+            "wlstp.8 lr, lr, 2f",
             "1:",
             "vldrb.8 q0, [{x0}], #16",
-            "vldrb.8 q2, [{w0}], #16",
+            "vldrb.8 q3, [{w0}], #16",
             "vldrb.8 q1, [{x1}], #16",
-            "vmladava.s8 r0, q0, q2",
-            "vldrb.8 q3, [{w1}], #16",
-            "vmladava.s8 r4, q1, q2",
-            "vmladava.s8 r2, q0, q3",
-            "vmladava.s8 r8, q1, q3",
+            "vmladava.s8 r0, q0, q3",
+            "vldrb.8 q4, [{w1}], #16",
+            "vmladava.s8 r2, q1, q3",
+            "vmladava.s8 r4, q0, q4",
+            "vldrb.8 q5, [{w2}], #16",
+            "vmladava.s8 r8, q1, q4",
+            "vmladava.s8 r10, q0, q5",
+            "vmladava.s8 r12, q1, q5",
             "letp lr, 1b",
             "2:",
-            k = in(reg) k,
             x0 = inout(reg) x0 => _,
             x1 = inout(reg) x1 => _,
-            w0 = inout(reg) w0 => _,
-            w1 = inout(reg) w1 => _,
-            inout("r0") a,
-            inout("r2") b,
-            inout("r4") c,
-            inout("r8") d,
-            out("lr") _,
+            w0 = inout(reg) w[0] => _,
+            w1 = inout(reg) w[1] => _,
+            w2 = inout(reg) w[2] => _,
+            inout("r0") acc[0],
+            inout("r2") acc[1],
+            inout("r4") acc[2],
+            inout("r8") acc[3],
+            inout("r10") acc[4],
+            inout("r12") acc[5],
+            inout("lr") k => _,
             out("d0") _, out("d1") _, out("d2") _, out("d3") _,
             out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+            out("d8") _, out("d9") _, out("d10") _, out("d11") _,
             options(nostack, readonly),
         );
     }
-    [a, b, c, d]
+    acc
 }
 
 /// Dot product of two int8 vectors over the shorter length.
@@ -90,8 +91,10 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     acc
 }
 
-/// `kernels::matmul_i8` on Helium. Weight-row pairs outer, token pairs inner: every weight byte
-/// is read from memory once per matmul (the activations, a few KB, stay in cache on hardware).
+/// `kernels::matmul_i8` on Helium: 3 weight rows × 2 tokens per tile (12 instructions per 96
+/// MACs in the loop, against 9 per 64 of a 2×2 tile). Weight-row triples outer, token pairs
+/// inner: every weight byte is read from memory once per matmul (the activations, a few KB, stay
+/// in cache on hardware), and each row's channel constants are fetched once.
 #[inline]
 pub fn matmul_i8<S: super::Sink>(
     x: &[i8],
@@ -109,35 +112,32 @@ pub fn matmul_i8<S: super::Sink>(
     let outs = outs.min(w.len() / k);
     let mut n = 0;
     while n < outs {
-        // An odd last row (or token below) is paired with itself; only its own results are emitted.
+        // Rows past the last are the last row again (and tokens below, the last token): computed
+        // but not emitted.
         let n1 = (n + 1).min(outs - 1);
-        let (c0, c1) = (sink.channel(n), sink.channel(n1));
+        let n2 = (n + 2).min(outs - 1);
+        let c = [sink.channel(n), sink.channel(n1), sink.channel(n2)];
+        // SAFETY (for the pointers): rows n, n1, n2 < outs ≤ w.len()/k are whole k-byte rows.
+        let rows = [n, n1, n2].map(|r| unsafe { w.as_ptr().add(r * k) });
         let mut t = 0;
         while t < tokens {
             let t1 = (t + 1).min(tokens - 1);
-            // SAFETY: rows t, t1 < tokens ≤ x.len()/k and n, n1 < outs ≤ w.len()/k are whole k-byte
-            // rows.
-            let acc = unsafe {
-                tile_2x2(
-                    x.as_ptr().add(t * k),
-                    x.as_ptr().add(t1 * k),
-                    w.as_ptr().add(n * k),
-                    w.as_ptr().add(n1 * k),
-                    k,
-                )
-            };
-            sink.put(t, n, c0, acc[0]);
-            if n1 != n {
-                sink.put(t, n1, c1, acc[1]);
-            }
-            if t1 != t {
-                sink.put(t1, n, c0, acc[2]);
-                if n1 != n {
-                    sink.put(t1, n1, c1, acc[3]);
+            // SAFETY: rows t, t1 < tokens ≤ x.len()/k are whole k-byte rows, and so are the
+            // three weight rows.
+            let acc = unsafe { tile_3x2(x.as_ptr().add(t * k), x.as_ptr().add(t1 * k), rows, k) };
+            for (i, (j, fresh)) in [(n, true), (n1, n1 != n), (n2, n2 != n1)]
+                .into_iter()
+                .enumerate()
+            {
+                if fresh {
+                    sink.put(t, j, c[i], acc[2 * i]);
+                    if t1 != t {
+                        sink.put(t1, j, c[i], acc[2 * i + 1]);
+                    }
                 }
             }
             t += 2;
         }
-        n += 2;
+        n += 3;
     }
 }

@@ -1,7 +1,7 @@
 //! What a linear layer does with each exact accumulator: the one definition every GEMM path
 //! (scalar oracle, Cortex-M, host packed kernels) must reproduce byte for byte.
 
-use crate::fixed::{gelu16, planes, rq};
+use crate::fixed::{gelu16, planes, rq, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 
 /// The output stage of one linear layer over `tokens × n` outputs, row-major `[token, out]`.
 ///
@@ -55,10 +55,25 @@ impl Epilogue<'_> {
             Epilogue::Residual(xr) => outputs.run(|i, v| put_residual(xr, i, v)),
             Epilogue::Gelu(out, table) => outputs.run(|i, v| put_gelu(out, table, i, v)),
             Epilogue::Gelu16 { hi, lo, table } => {
-                outputs.run(|i, v| put_gelu16(hi, lo, table, i, v))
+                // Checked once per matmul, not per output: with every knot in the output range
+                // the interpolation is exact in i32.
+                if knots_in_range(table) {
+                    outputs.run(|i, v| put_gelu16_i32(hi, lo, table, i, v))
+                } else {
+                    outputs.run(|i, v| put_gelu16(hi, lo, table, i, v))
+                }
             }
         }
     }
+}
+
+/// Whether `table` holds all [`GELU16_KNOTS`] knots, each within `GELU16_MIN..=GELU16_MAX` (as
+/// package validation requires).
+fn knots_in_range(table: &[u8]) -> bool {
+    table.len() >= 4 * GELU16_KNOTS
+        && table.chunks_exact(4).take(GELU16_KNOTS).all(|b| {
+            (GELU16_MIN..=GELU16_MAX).contains(&i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        })
 }
 
 /// A loop that produces each output's index and requantized value `rq(acc + b, m, shift)` for
@@ -94,10 +109,84 @@ fn put_gelu(out: &mut [i8], table: &[i8], idx: usize, v: i64) {
     }
 }
 
+/// [`put_gelu16`] for a table whose knots are all in range ([`knots_in_range`]): both knots in
+/// one read and the interpolation in i32 (|knot difference| < 2^15, times a fraction < 2^8),
+/// which is [`gelu16`]'s i64 arithmetic exactly. The definition's final clamp is left out: the
+/// rounded chord between two knots lies between them (`((b - a)·f + 128) >> 8` is within
+/// `0..=b - a` for `f` < 256), so with in-range knots it never applies.
+#[inline(always)]
+fn put_gelu16_i32(hi: &mut [i8], lo: &mut [i8], table: &[u8], idx: usize, v: i64) {
+    let u = (v.clamp(i16::MIN as i64, i16::MAX as i64) as i32 + 32768) as usize;
+    let (i, f) = (u >> 8, (u & 255) as i32);
+    let y = match table.get(i * 4..i * 4 + 8) {
+        Some(&[a0, a1, a2, a3, b0, b1, b2, b3]) => {
+            let (a, b) = (
+                i32::from_le_bytes([a0, a1, a2, a3]),
+                i32::from_le_bytes([b0, b1, b2, b3]),
+            );
+            a + (((b - a) * f + 128) >> 8)
+        }
+        _ => gelu16(v, table),
+    };
+    let (h, l) = planes(y);
+    if let (Some(oh), Some(ol)) = (hi.get_mut(idx), lo.get_mut(idx)) {
+        (*oh, *ol) = (h, l);
+    }
+}
+
 #[inline(always)]
 fn put_gelu16(hi: &mut [i8], lo: &mut [i8], table: &[u8], idx: usize, v: i64) {
     let (h, l) = planes(gelu16(v, table));
     if let (Some(oh), Some(ol)) = (hi.get_mut(idx), lo.get_mut(idx)) {
         (*oh, *ol) = (h, l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The i32 interpolation is the definition for every input on an in-range table (its
+    /// extremes included: constant, alternating extreme and random knots), and an out-of-range
+    /// or short table is not admitted.
+    #[test]
+    fn gelu16_in_i32_is_the_definition_on_valid_tables() {
+        let mut seed = 0x9e37_79b9u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for case in 0..8 {
+            let knots: Vec<i32> = (0..GELU16_KNOTS)
+                .map(|k| match case {
+                    0 => GELU16_MIN,
+                    1 => GELU16_MAX,
+                    2 if k % 2 == 0 => GELU16_MIN,
+                    2 => GELU16_MAX,
+                    3 if k % 2 == 0 => GELU16_MAX,
+                    3 => GELU16_MIN,
+                    _ => GELU16_MIN + (next() % (GELU16_MAX - GELU16_MIN + 1) as u32) as i32,
+                })
+                .collect();
+            let table: Vec<u8> = knots.iter().flat_map(|k| k.to_le_bytes()).collect();
+            assert!(knots_in_range(&table));
+            let (mut h1, mut l1, mut h2, mut l2) = ([0i8; 1], [0i8; 1], [0i8; 1], [0i8; 1]);
+            let edges = [i64::MIN, i64::MAX, -32768, 32767, -32769, 32768];
+            for v in (-33_000i64..33_000).chain(edges) {
+                put_gelu16_i32(&mut h1, &mut l1, &table, 0, v);
+                put_gelu16(&mut h2, &mut l2, &table, 0, v);
+                assert_eq!((h1, l1), (h2, l2), "case {case} v {v}");
+            }
+        }
+        let mut bad: Vec<u8> = [0i32; GELU16_KNOTS]
+            .iter()
+            .flat_map(|k| k.to_le_bytes())
+            .collect();
+        assert!(knots_in_range(&bad));
+        bad[4 * 100..4 * 101].copy_from_slice(&(GELU16_MAX + 1).to_le_bytes());
+        assert!(!knots_in_range(&bad));
+        assert!(!knots_in_range(&bad[..40]));
     }
 }

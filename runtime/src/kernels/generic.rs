@@ -1,6 +1,6 @@
 //! Scalar oracle kernels: the definition every faster kernel is tested against.
 
-use crate::fixed::{ctx_rq, rq_i32, rq_i8};
+use crate::fixed::{ctx_rq, narrow_ok, rq_i32, rq_i8, rq_narrow};
 
 /// Largest attention head width the kernels take (the engine validates packages against it).
 pub const MAX_HEAD_DIM: usize = 256;
@@ -56,6 +56,18 @@ pub fn attention<F: FnMut(&[i32], &mut [u8]) -> u32>(
     ctx: &mut [i8],
 ) {
     let dh = h / heads.max(1);
+    // Where the ranges admit it, the 32-bit requantization (exactly the definition's result):
+    // scores are dots of dh products, contexts sums of tn products of a probability (≤ 255) and
+    // a value, within 2·tn products of int8s. A forced-scalar run keeps the definition.
+    #[cfg(feature = "std")]
+    let short = !super::scalar_forced();
+    #[cfg(not(feature = "std"))]
+    let short = true;
+    let short_scores = short && narrow_ok(dh, 0, sm, ssh);
+    // One accumulator row for every (token, head), cleared to the head's width each time (not
+    // the whole MAX_HEAD_DIM: on a small core that clearing cost more than the head's MACs).
+    let mut acc_row = [0i32; MAX_HEAD_DIM];
+    let acc = &mut acc_row[..dh.min(MAX_HEAD_DIM)];
     for t in 0..tn {
         for hd in 0..heads {
             let qrow = &q[t * h + hd * dh..t * h + (hd + 1) * dh];
@@ -63,11 +75,15 @@ pub fn attention<F: FnMut(&[i32], &mut [u8]) -> u32>(
                 let krow = &k[u * h + hd * dh..u * h + (hd + 1) * dh];
                 // The dispatching dot (exact, so equal to the scalar one): the speed of every
                 // core's attention outside x86's own path comes from it.
-                *sc = rq_i32(super::dot_i8(qrow, krow) as i64, sm, ssh);
+                let dot = super::dot_i8(qrow, krow);
+                *sc = match short_scores {
+                    true => rq_narrow(dot, sm, ssh),
+                    false => rq_i32(dot as i64, sm, ssh),
+                };
             }
             let (rm, rsh) = ctx_rq((cm, csh), softmax(&scores[..tn], &mut probs[..tn]));
             // context[t, head] = sum_u p[u] * v[u, head]
-            let mut acc = [0i32; MAX_HEAD_DIM];
+            acc.fill(0);
             for (u, &p) in probs[..tn].iter().enumerate() {
                 if p == 0 {
                     continue;
@@ -78,8 +94,14 @@ pub fn attention<F: FnMut(&[i32], &mut [u8]) -> u32>(
                 }
             }
             let out = &mut ctx[t * h + hd * dh..t * h + (hd + 1) * dh];
-            for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                *o = rq_i8(a as i64, rm, rsh);
+            if short && narrow_ok(2 * tn, 0, rm, rsh) {
+                for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                    *o = rq_narrow(a, rm, rsh).clamp(-127, 127) as i8;
+                }
+            } else {
+                for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                    *o = rq_i8(a as i64, rm, rsh);
+                }
             }
         }
     }
