@@ -9,8 +9,8 @@ use super::layernorm::layernorm;
 use super::profile::{Observer, Stage};
 use super::sections::{EmbedView, Gelu, LayerView, Linear};
 use super::words_for_bytes;
-use crate::fixed::{div_round, narrow_by, rq, rq_i32, rq_narrow_by};
-use crate::kernels::epilogue::Outputs;
+use crate::fixed::{div_round, narrow_by, rq, rq_i32, rq_narrow_half};
+use crate::kernels::epilogue::{Outputs, Rq};
 use crate::kernels::{matmul_sink, Epilogue, Sink};
 
 /// Shapes of one run.
@@ -189,7 +189,7 @@ struct Matmul<'a, C, const NARROW: bool> {
 
 impl<C: Fn(usize) -> (i32, (i32, i32)), const NARROW: bool> Outputs for Matmul<'_, C, NARROW> {
     #[inline(always)]
-    fn run(self, store: impl FnMut(usize, i64)) {
+    fn run(self, store: impl FnMut(usize, Rq)) {
         let (k, n, tokens) = self.dims;
         let mut sink = Requantize::<_, _, NARROW> {
             consts: self.consts,
@@ -208,7 +208,7 @@ struct Requantize<C, S, const NARROW: bool> {
     store: S,
 }
 
-impl<C: Fn(usize) -> (i32, (i32, i32)), S: FnMut(usize, i64), const NARROW: bool> Sink
+impl<C: Fn(usize) -> (i32, (i32, i32)), S: FnMut(usize, Rq), const NARROW: bool> Sink
     for Requantize<C, S, NARROW>
 {
     /// Bias, multiplier and shift (for `NARROW`, the shift of [`rq_narrow_by`]).
@@ -220,12 +220,22 @@ impl<C: Fn(usize) -> (i32, (i32, i32)), S: FnMut(usize, i64), const NARROW: bool
         (b, m, if NARROW { narrow_by(sh) } else { sh })
     }
 
+    /// `NARROW`: the bias, which narrow_ok proved cannot overflow the accumulator.
+    #[inline(always)]
+    fn start(&self, (b, _, _): (i32, i32, i32)) -> i32 {
+        if NARROW {
+            b
+        } else {
+            0
+        }
+    }
+
     #[inline(always)]
     fn put(&mut self, t: usize, j: usize, (b, m, sh): (i32, i32, i32), acc: i32) {
         let v = match NARROW {
-            // narrow_ok: acc + b cannot overflow i32.
-            true => rq_narrow_by(acc.wrapping_add(b), m, sh) as i64,
-            false => rq(acc as i64 + b as i64, m, sh),
+            // acc already holds the bias (start).
+            true => Rq::Halve(rq_narrow_half(acc, m, sh)),
+            false => Rq::Exact(rq(acc as i64 + b as i64, m, sh)),
         };
         (self.store)(t * self.outs + j, v);
     }

@@ -71,8 +71,14 @@ pub fn narrow_by(shift: i32) -> i32 {
 /// [`rq_narrow`] with its first shift from [`narrow_by`].
 #[inline(always)]
 pub fn rq_narrow_by(s: i32, m: i32, by: i32) -> i32 {
-    let y = ((s as i64 * m as i64) >> (by & 63)) as i32;
-    y.wrapping_add(1) >> 1
+    rq_narrow_half(s, m, by).wrapping_add(1) >> 1
+}
+
+/// [`rq_narrow_by`] short of its last step: `y` with the result `(y + 1) >> 1` (and, in the
+/// domain of [`narrow_ok`], `y < i32::MAX`), for a caller that clamps before halving.
+#[inline(always)]
+pub fn rq_narrow_half(s: i32, m: i32, by: i32) -> i32 {
+    ((s as i64 * m as i64) >> (by & 63)) as i32
 }
 
 /// Rounded division of `a` by a positive `b` (half away from zero).

@@ -324,14 +324,15 @@ fn matmul_with<S: super::Sink>(
                 acc[3] += b * q;
             }
             let (c0, c1) = (sink.channel(n), sink.channel(n1));
-            sink.put(t, n, c0, acc[0]);
+            let (s0, s1) = (sink.start(c0), sink.start(c1));
+            sink.put(t, n, c0, s0.wrapping_add(acc[0]));
             if n1 != n {
-                sink.put(t, n1, c1, acc[1]);
+                sink.put(t, n1, c1, s1.wrapping_add(acc[1]));
             }
             if t1 != t {
-                sink.put(t1, n, c0, acc[2]);
+                sink.put(t1, n, c0, s0.wrapping_add(acc[2]));
                 if n1 != n {
-                    sink.put(t1, n1, c1, acc[3]);
+                    sink.put(t1, n1, c1, s1.wrapping_add(acc[3]));
                 }
             }
             n += 2;

@@ -148,15 +148,17 @@ pub fn matmul_i8<S: super::Sink>(
                 );
             }
             for (j, (&a, &c)) in acc.iter().zip(&c).enumerate() {
-                sink.put(t, n + j, c, a);
+                sink.put(t, n + j, c, sink.start(c).wrapping_add(a));
             }
         }
     }
     for n in quads * ROWS..outs {
         let row = &w[n * k..(n + 1) * k];
         let c = sink.channel(n);
+        let s = sink.start(c);
         for t in 0..tokens {
-            sink.put(t, n, c, super::generic::dot_i8(&x[t * k..(t + 1) * k], row));
+            let d = super::generic::dot_i8(&x[t * k..(t + 1) * k], row);
+            sink.put(t, n, c, s.wrapping_add(d));
         }
     }
 }

@@ -31,12 +31,12 @@ impl Epilogue<'_> {
     /// Out-of-range indices are ignored (the caller's shapes were validated at load).
     #[inline(always)]
     pub fn store(&mut self, idx: usize, s: i64, m: i32, shift: i32) {
-        self.put(idx, rq(s, m, shift));
+        self.put(idx, Rq::Exact(rq(s, m, shift)));
     }
 
     /// Stores output `idx` from its requantized value `v` (= `rq(acc + b, m, shift)`).
     #[inline(always)]
-    fn put(&mut self, idx: usize, v: i64) {
+    fn put(&mut self, idx: usize, v: Rq) {
         match self {
             Epilogue::I8(out) => put_i8(out, idx, v),
             Epilogue::Residual(xr) => put_residual(xr, idx, v),
@@ -77,34 +77,66 @@ fn knots_in_range(table: &[u8]) -> bool {
 }
 
 /// A loop that produces each output's index and requantized value `rq(acc + b, m, shift)` for
-/// [`Epilogue::specialized`] (a loop that knows its channels admit
-/// [`crate::fixed::rq_narrow`] may compute it that way: the value is the same).
+/// [`Epilogue::specialized`].
 pub trait Outputs {
     /// Calls `store(idx, value)` once per output.
-    fn run(self, store: impl FnMut(usize, i64));
+    fn run(self, store: impl FnMut(usize, Rq));
+}
+
+/// A requantized value, as the definition computes it or one step short of it.
+#[derive(Clone, Copy)]
+pub enum Rq {
+    /// `rq(acc + b, m, shift)`.
+    Exact(i64),
+    /// `y` with `rq(acc + b, m, shift) = (y + 1) >> 1` ([`crate::fixed::rq_narrow_by`] without
+    /// its last step, `y < i32::MAX`): the int8 stores clamp `y` before halving, one compare
+    /// pair instead of a clamp after it.
+    Halve(i32),
+}
+
+impl Rq {
+    /// The requantized value.
+    #[inline(always)]
+    pub fn value(self) -> i64 {
+        match self {
+            Rq::Exact(v) => v,
+            Rq::Halve(y) => (y.wrapping_add(1) >> 1) as i64,
+        }
+    }
+
+    /// The value clamped to -127..=127. For `Halve`: `y` clamped to -255..=253 then halved is
+    /// the halved value clamped (253 and 254 halve to 127, -255 and -254 to -127).
+    #[inline(always)]
+    pub fn sat_i8(self) -> i8 {
+        match self {
+            Rq::Exact(v) => v.clamp(-127, 127) as i8,
+            Rq::Halve(y) => ((y.clamp(-255, 253) + 1) >> 1) as i8,
+        }
+    }
 }
 
 // The stores take the value as i64 (the definition's width); a caller holding an i32 passes it
 // sign-extended and the clamps below then compile to 32-bit compares.
 
 #[inline(always)]
-fn put_i8(out: &mut [i8], idx: usize, v: i64) {
+fn put_i8(out: &mut [i8], idx: usize, v: Rq) {
     if let Some(o) = out.get_mut(idx) {
-        *o = v.clamp(-127, 127) as i8;
+        *o = v.sat_i8();
     }
 }
 
 #[inline(always)]
-fn put_residual(xr: &mut [i32], idx: usize, v: i64) {
+fn put_residual(xr: &mut [i32], idx: usize, v: Rq) {
+    let v = v.value();
     if let Some(r) = xr.get_mut(idx) {
         *r = r.saturating_add(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
     }
 }
 
 #[inline(always)]
-fn put_gelu(out: &mut [i8], table: &[i8], idx: usize, v: i64) {
+fn put_gelu(out: &mut [i8], table: &[i8], idx: usize, v: Rq) {
     if let Some(o) = out.get_mut(idx) {
-        let x = v.clamp(-127, 127) as i32;
+        let x = v.sat_i8() as i32;
         *o = table.get((x + 128) as usize).copied().unwrap_or(0);
     }
 }
@@ -115,7 +147,8 @@ fn put_gelu(out: &mut [i8], table: &[i8], idx: usize, v: i64) {
 /// rounded chord between two knots lies between them (`((b - a)·f + 128) >> 8` is within
 /// `0..=b - a` for `f` < 256), so with in-range knots it never applies.
 #[inline(always)]
-fn put_gelu16_i32(hi: &mut [i8], lo: &mut [i8], table: &[u8], idx: usize, v: i64) {
+fn put_gelu16_i32(hi: &mut [i8], lo: &mut [i8], table: &[u8], idx: usize, v: Rq) {
+    let v = v.value();
     let u = (v.clamp(i16::MIN as i64, i16::MAX as i64) as i32 + 32768) as usize;
     let (i, f) = (u >> 8, (u & 255) as i32);
     let y = match table.get(i * 4..i * 4 + 8) {
@@ -135,8 +168,8 @@ fn put_gelu16_i32(hi: &mut [i8], lo: &mut [i8], table: &[u8], idx: usize, v: i64
 }
 
 #[inline(always)]
-fn put_gelu16(hi: &mut [i8], lo: &mut [i8], table: &[u8], idx: usize, v: i64) {
-    let (h, l) = planes(gelu16(v, table));
+fn put_gelu16(hi: &mut [i8], lo: &mut [i8], table: &[u8], idx: usize, v: Rq) {
+    let (h, l) = planes(gelu16(v.value(), table));
     if let (Some(oh), Some(ol)) = (hi.get_mut(idx), lo.get_mut(idx)) {
         (*oh, *ol) = (h, l);
     }
@@ -175,8 +208,8 @@ mod tests {
             let (mut h1, mut l1, mut h2, mut l2) = ([0i8; 1], [0i8; 1], [0i8; 1], [0i8; 1]);
             let edges = [i64::MIN, i64::MAX, -32768, 32767, -32769, 32768];
             for v in (-33_000i64..33_000).chain(edges) {
-                put_gelu16_i32(&mut h1, &mut l1, &table, 0, v);
-                put_gelu16(&mut h2, &mut l2, &table, 0, v);
+                put_gelu16_i32(&mut h1, &mut l1, &table, 0, Rq::Exact(v));
+                put_gelu16(&mut h2, &mut l2, &table, 0, Rq::Exact(v));
                 assert_eq!((h1, l1), (h2, l2), "case {case} v {v}");
             }
         }
@@ -188,5 +221,17 @@ mod tests {
         bad[4 * 100..4 * 101].copy_from_slice(&(GELU16_MAX + 1).to_le_bytes());
         assert!(!knots_in_range(&bad));
         assert!(!knots_in_range(&bad[..40]));
+    }
+
+    /// Both forms of a requantized value give the same value and the same int8 clamp, over
+    /// every `y` around the clamp's edges and at the ends of its range.
+    #[test]
+    fn halved_values_clamp_like_exact_ones() {
+        let ys = (-70_000i32..70_000).chain([i32::MIN, i32::MIN + 1, i32::MAX - 1]);
+        for y in ys {
+            let v = (y.wrapping_add(1) >> 1) as i64;
+            assert_eq!(Rq::Halve(y).value(), v, "{y}");
+            assert_eq!(Rq::Halve(y).sat_i8(), Rq::Exact(v).sat_i8(), "{y}");
+        }
     }
 }

@@ -109,7 +109,16 @@ pub trait Sink {
     type Channel: Copy;
     /// Channel `j`'s constants.
     fn channel(&self, j: usize) -> Self::Channel;
-    /// Takes `x[t] . w[j]`.
+    /// Where channel `c`'s accumulators start (a bias that cannot overflow them, or 0, the
+    /// default): every kernel hands [`Sink::put`] `start(c) + x[t]·w[j]`, Helium by starting its
+    /// accumulators there, the others by adding it (wrapping, which a sink's start must make
+    /// exact).
+    #[inline(always)]
+    fn start(&self, c: Self::Channel) -> i32 {
+        let _ = c;
+        0
+    }
+    /// Takes `start(c) + x[t]·w[j]`.
     fn put(&mut self, t: usize, j: usize, c: Self::Channel, acc: i32);
 }
 
@@ -182,16 +191,18 @@ pub fn matmul_sink<S: Sink>(
             break;
         };
         let (c0, c1) = (sink.channel(n), sink.channel(n + 1));
+        let (s0, s1) = (sink.start(c0), sink.start(c1));
         for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
             let (d0, d1) = dot2_i8(xt, w0, w1);
-            sink.put(t, n, c0, d0);
-            sink.put(t, n + 1, c1, d1);
+            sink.put(t, n, c0, s0.wrapping_add(d0));
+            sink.put(t, n + 1, c1, s1.wrapping_add(d1));
         }
     }
     for (n, row) in rows {
         let c = sink.channel(n);
+        let s = sink.start(c);
         for (t, xt) in x.chunks_exact(k).take(tokens).enumerate() {
-            sink.put(t, n, c, dot_i8(xt, row));
+            sink.put(t, n, c, s.wrapping_add(dot_i8(xt, row)));
         }
     }
 }
