@@ -16,6 +16,13 @@ impl I32s<'_> {
     /// (multiplier, shift) pair `i` of a `[n, 2]` requantization table.
     #[inline(always)]
     pub fn rq(&self, i: usize) -> (i32, i32) {
-        (self.at(2 * i), self.at(2 * i + 1))
+        // One range check for both words (this runs once per output channel on the devices).
+        match self.0.get(i * 8..i * 8 + 8) {
+            Some(&[m0, m1, m2, m3, s0, s1, s2, s3]) => (
+                i32::from_le_bytes([m0, m1, m2, m3]),
+                i32::from_le_bytes([s0, s1, s2, s3]),
+            ),
+            _ => (self.at(2 * i), self.at(2 * i + 1)),
+        }
     }
 }
