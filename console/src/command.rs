@@ -43,7 +43,7 @@ pub const HELP: &[&str] = &[
     "chat TEXT         next turn of a conversation, from the response bank",
     "chat reset        forget the conversation",
     "kb                knowledge bank: entries, bytes, abstain threshold",
-    "bench [TEXT]      virtual ns per embedding (= instructions under qemu -icount shift=0)",
+    "bench [TEXT]      ns per embedding and per stage (instructions under qemu -icount)",
     "kcheck [SEED]     check the int8 kernels against the scalar oracle on this core",
     "echo on|off       terminal echo and prompt (off for programs)",
     "frame             switch to framed binary mode (postcard in COBS frames)",

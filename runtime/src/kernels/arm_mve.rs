@@ -15,10 +15,30 @@
 
 use core::arch::asm;
 
+/// One 16-byte step of the 3×2 tile: two activation vectors, three weight vectors, six
+/// multiply-accumulates (loads interleaved with the MACs that use them).
+macro_rules! tile_3x2_step {
+    () => {
+        concat!(
+            "vldrb.8 q0, [{x0}], #16\n",
+            "vldrb.8 q3, [{w0}], #16\n",
+            "vldrb.8 q1, [{x1}], #16\n",
+            "vmladava.s8 r0, q0, q3\n",
+            "vldrb.8 q4, [{w1}], #16\n",
+            "vmladava.s8 r2, q1, q3\n",
+            "vmladava.s8 r4, q0, q4\n",
+            "vldrb.8 q5, [{w2}], #16\n",
+            "vmladava.s8 r8, q1, q4\n",
+            "vmladava.s8 r10, q0, q5\n",
+            "vmladava.s8 r12, q1, q5",
+        )
+    };
+}
+
 /// The 3×2 tile's asm block around the loop `$lines`: operands, accumulators and clobbers
 /// declared once for both loops.
 macro_rules! tile_3x2_asm {
-    ($x0:ident, $x1:ident, $w:ident, $acc:ident, $count:expr; $($line:literal),* $(,)?) => {
+    ($x0:ident, $x1:ident, $w:ident, $acc:ident, $count:expr; $($line:expr),* $(,)?) => {
         asm!(
             $($line,)*
             x0 = inout(reg) $x0 => _,
@@ -65,28 +85,8 @@ unsafe fn tile_3x2(
             tile_3x2_asm!(x0, x1, w, acc, k / 32;
                 "wls lr, lr, 2f",
                 "1:",
-                "vldrb.8 q0, [{x0}], #16",
-                "vldrb.8 q3, [{w0}], #16",
-                "vldrb.8 q1, [{x1}], #16",
-                "vmladava.s8 r0, q0, q3",
-                "vldrb.8 q4, [{w1}], #16",
-                "vmladava.s8 r2, q1, q3",
-                "vmladava.s8 r4, q0, q4",
-                "vldrb.8 q5, [{w2}], #16",
-                "vmladava.s8 r8, q1, q4",
-                "vmladava.s8 r10, q0, q5",
-                "vmladava.s8 r12, q1, q5",
-                "vldrb.8 q0, [{x0}], #16",
-                "vldrb.8 q3, [{w0}], #16",
-                "vldrb.8 q1, [{x1}], #16",
-                "vmladava.s8 r0, q0, q3",
-                "vldrb.8 q4, [{w1}], #16",
-                "vmladava.s8 r2, q1, q3",
-                "vmladava.s8 r4, q0, q4",
-                "vldrb.8 q5, [{w2}], #16",
-                "vmladava.s8 r8, q1, q4",
-                "vmladava.s8 r10, q0, q5",
-                "vmladava.s8 r12, q1, q5",
+                tile_3x2_step!(),
+                tile_3x2_step!(),
                 "le lr, 1b",
                 "2:",
             );
@@ -94,17 +94,7 @@ unsafe fn tile_3x2(
             tile_3x2_asm!(x0, x1, w, acc, k;
                 "wlstp.8 lr, lr, 2f",
                 "1:",
-                "vldrb.8 q0, [{x0}], #16",
-                "vldrb.8 q3, [{w0}], #16",
-                "vldrb.8 q1, [{x1}], #16",
-                "vmladava.s8 r0, q0, q3",
-                "vldrb.8 q4, [{w1}], #16",
-                "vmladava.s8 r2, q1, q3",
-                "vmladava.s8 r4, q0, q4",
-                "vldrb.8 q5, [{w2}], #16",
-                "vmladava.s8 r8, q1, q4",
-                "vmladava.s8 r10, q0, q5",
-                "vmladava.s8 r12, q1, q5",
+                tile_3x2_step!(),
                 "letp lr, 1b",
                 "2:",
             );
