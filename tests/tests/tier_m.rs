@@ -69,3 +69,38 @@ fn committed_tier_m_package_is_reproducible_fits_and_keeps_its_quality() {
         "SICK dev Spearman {rho:.2} fell below {REPORTED_SICK_SPEARMAN} - 0.5"
     );
 }
+
+/// `pith bench --profile` on Tier M (native only): one row per stage in the JSON, shares adding
+/// up to the whole, MACs where the shapes have them (Tier M's FFNs are int8: no second pass).
+#[test]
+fn bench_profiles_tier_m_stage_by_stage() {
+    let out = std::process::Command::new(pith_tests::cli::pith_bin())
+        .args(["bench", "--native-only", "--profile", "--json"])
+        .args(["--count", "20", "--repeat", "1", "--model"])
+        .arg(repo_root().unwrap().join("models/tier-m.pith"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["profile"].as_array().expect("a profile array");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["stage"].as_str()).collect();
+    let want: Vec<&str> = pith_runtime::Stage::ALL.iter().map(|s| s.name()).collect();
+    assert_eq!(names, want);
+    let share: f64 = rows.iter().filter_map(|r| r["share"].as_f64()).sum();
+    assert!((share - 1.0).abs() < 1e-9, "shares add up to {share}");
+    let macs = |name: &str| {
+        rows.iter().find(|r| r["stage"] == name).unwrap()["macs_per_sentence"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(macs("q") > 0.0 && macs("ffn_up_gelu") > macs("q"));
+    assert_eq!((macs("ffn_down_low"), macs("tokenize")), (0.0, 0.0));
+    assert!(rows
+        .iter()
+        .all(|r| r["ms_per_sentence"].as_f64() >= Some(0.0)));
+}

@@ -338,7 +338,7 @@ fn i8_lanes(lo: __m512i, hi: __m512i) -> __m128i {
 }
 
 /// [`crate::fixed::gelu16`] and [`crate::fixed::planes`] of 16 requantized i64 lanes (`lo`: channels 0..8, `hi`: 8..16):
-/// the knots by two gathers, the interpolation in i32 lanes (|knot difference · 255| < 2^24).
+/// both knots of each lane by one 8-byte gather per 8 lanes, the interpolation in i32 lanes (|knot difference · 255| < 2^24).
 ///
 /// # Safety
 /// CPU with AVX-512F/BW/VL; `table` holds at least [`GELU16_KNOTS`] little-endian i32.
@@ -353,12 +353,18 @@ unsafe fn gelu16_planes(lo: __m512i, hi: __m512i, table: &[u8]) -> (__m128i, __m
     let u = _mm512_add_epi32(x, _mm512_set1_epi32(32768));
     let i = _mm512_srli_epi32::<8>(u);
     let f = _mm512_and_si512(u, _mm512_set1_epi32(255));
-    // SAFETY: i <= 255, so knots i and i + 1 are within the caller's GELU16_KNOTS words.
+    // Knots i and i + 1 are adjacent: one 8-byte gather at 4·i fetches both (8 lanes per
+    // gather, half the elements of two 4-byte gathers), then the even and odd words are split.
+    // SAFETY: i <= 255, so bytes 4·i..4·i + 8 are within the caller's GELU16_KNOTS words.
     let (a, b) = unsafe {
-        let base = table.as_ptr() as *const i32;
+        let base = table.as_ptr() as *const i64;
+        let p0 = _mm512_i32gather_epi64::<4>(_mm512_castsi512_si256(i), base as *const _);
+        let p1 = _mm512_i32gather_epi64::<4>(_mm512_extracti64x4_epi64::<1>(i), base as *const _);
+        let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
         (
-            _mm512_i32gather_epi32::<4>(i, base as *const _),
-            _mm512_i32gather_epi32::<4>(i, base.add(1) as *const _),
+            _mm512_permutex2var_epi32(p0, even, p1),
+            _mm512_permutex2var_epi32(p0, odd, p1),
         )
     };
     let d = _mm512_mullo_epi32(_mm512_sub_epi32(b, a), f);
