@@ -111,7 +111,7 @@ pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
     (s0, s1)
 }
 
-/// `[t0·w0, t0·w1, t1·w0, t1·w1]` over `groups` groups of 4 K. `xw` holds `4·groups` widened
+/// `[t0·w0, t0·w1, t1·w0, t1·w1]` over `groups` groups of 4 K, each added to its row's `start`. `xw` holds `4·groups` widened
 /// words (see [`widen_pair`]); row 0 starts at `w`, row 1 at `w + stride_m4 + 4`.
 ///
 /// Hand-scheduled because the loop needs 14 registers (LLVM's own code for it spills):
@@ -126,17 +126,21 @@ pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
 /// # Safety
 /// `xw` must be valid for `4·groups` word reads; both rows for `4·groups` byte reads.
 #[inline(always)]
-unsafe fn tile_2x2(xw: *const u32, w: *const i8, stride_m4: isize, groups: usize) -> [i32; 4] {
-    let mut acc = [0i32; 4];
+unsafe fn tile_2x2(
+    xw: *const u32,
+    w: *const i8,
+    stride_m4: isize,
+    groups: usize,
+    start: [i32; 2],
+) -> [i32; 4] {
+    let mut acc = [start[0], start[1], start[0], start[1]];
     // SAFETY: the caller guarantees the reads; the block writes 16 bytes to `acc` and restores
     // the stack pointer, r6 and r7 before it ends.
     unsafe {
         asm!(
             "push {{r4, r6, r7}}",
-            "movs r4, #0",
-            "movs r5, #0",
-            "movs r6, #0",
-            "movs r7, #0",
+            // The accumulators start at the caller's values (each row's start, per token).
+            "ldm r4, {{r4, r5, r6, r7}}",
             "lsrs r3, r3, #1",
             "bcc 2f",
             // One odd group.
@@ -303,6 +307,8 @@ fn matmul_with<S: super::Sink>(
         let mut n = 0;
         while n < outs {
             let n1 = (n + 1).min(outs - 1);
+            let (c0, c1) = (sink.channel(n), sink.channel(n1));
+            let start = [sink.start(c0), sink.start(c1)];
             // SAFETY: `buf` holds 4·groups words; rows n and n1 < outs ≤ w.len()/k are whole, and
             // the kernel reads 4·groups ≤ k bytes from each (unaligned LDR is allowed on these
             // cores).
@@ -312,27 +318,29 @@ fn matmul_with<S: super::Sink>(
                     w.as_ptr().add(n * k),
                     ((n1 - n) * k) as isize - 4,
                     groups,
+                    start,
                 )
             };
-            let (w0, w1) = (&w[n * k..(n + 1) * k], &w[n1 * k..(n1 + 1) * k]);
-            for i in k4..k {
-                let (a, b) = (x0[i] as i32, x1[i] as i32);
-                let (p, q) = (w0[i] as i32, w1[i] as i32);
-                acc[0] += a * p;
-                acc[1] += a * q;
-                acc[2] += b * p;
-                acc[3] += b * q;
+            // The last k mod 4 products (none for every shape of the shipped models).
+            if k4 < k {
+                let (w0, w1) = (&w[n * k..(n + 1) * k], &w[n1 * k..(n1 + 1) * k]);
+                for i in k4..k {
+                    let (a, b) = (x0[i] as i32, x1[i] as i32);
+                    let (p, q) = (w0[i] as i32, w1[i] as i32);
+                    acc[0] = acc[0].wrapping_add(a * p);
+                    acc[1] = acc[1].wrapping_add(a * q);
+                    acc[2] = acc[2].wrapping_add(b * p);
+                    acc[3] = acc[3].wrapping_add(b * q);
+                }
             }
-            let (c0, c1) = (sink.channel(n), sink.channel(n1));
-            let (s0, s1) = (sink.start(c0), sink.start(c1));
-            sink.put(t, n, c0, s0.wrapping_add(acc[0]));
+            sink.put(t, n, c0, acc[0]);
             if n1 != n {
-                sink.put(t, n1, c1, s1.wrapping_add(acc[1]));
+                sink.put(t, n1, c1, acc[1]);
             }
             if t1 != t {
-                sink.put(t1, n, c0, s0.wrapping_add(acc[2]));
+                sink.put(t1, n, c0, acc[2]);
                 if n1 != n {
-                    sink.put(t1, n1, c1, s1.wrapping_add(acc[3]));
+                    sink.put(t1, n1, c1, acc[3]);
                 }
             }
             n += 2;
