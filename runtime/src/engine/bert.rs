@@ -178,7 +178,7 @@ fn linear_with(
     }
 }
 
-/// The device's linear: [`matmul_i8`] with each channel's bias and requantization; `NARROW`
+/// The device's linear: [`matmul_sink`] with each channel's bias and requantization; `NARROW`
 /// requantizes in 32-bit steps ([`rq_narrow`]), which the caller has checked every channel admits.
 struct Matmul<'a, C, const NARROW: bool> {
     x: &'a [i8],
