@@ -169,7 +169,6 @@ fn linear_with(
     #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     let _ = fast;
     // The oracle, when forced, keeps the definition's arithmetic.
-    #[cfg(feature = "std")]
     let narrow = narrow && !crate::kernels::scalar_forced();
     let dims = (k, n, tokens);
     match narrow {

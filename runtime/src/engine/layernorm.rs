@@ -180,7 +180,6 @@ enum Path {
 
 /// Normalizes `x` in place into the residual head and writes the matmul head into `mm`.
 pub fn layernorm(x: &mut [i32], p: &LnParams<'_>, mm: &mut [i8]) {
-    #[cfg(feature = "std")]
     if crate::kernels::scalar_forced() {
         return normalize(x, p, mm, Path::Oracle);
     }
@@ -259,8 +258,8 @@ fn squares(x: &[i32], mean: i64, (lo, hi): (i32, i32), path: Path) -> u128 {
 }
 
 /// The two heads in 32-bit steps ([`head_split`]) for a row whose every `n` is admitted (below
-/// `n_limit`, fitting i32, from a deviation that fits i32) on a section with `split`, with `inv` below 2^63; `false`, touching
-/// nothing, otherwise. `n` grows with the value (`inv` ≥ 0), so checking the row's smallest and
+/// `n_limit`, fitting i32, from a deviation that fits i32) on a section with `split`, with `inv`
+/// below 2^63; `false`, touching nothing, otherwise. `n` grows with the value (`inv` ≥ 0), so checking the row's smallest and
 /// largest value (`lo`, `hi`) admits the row, and the loop over it has no branch.
 fn heads_split(
     x: &mut [i32],

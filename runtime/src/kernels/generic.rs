@@ -59,10 +59,7 @@ pub fn attention<F: FnMut(&[i32], &mut [u8]) -> u32>(
     // Where the ranges admit it, the 32-bit requantization (exactly the definition's result):
     // scores are dots of dh products, contexts sums of tn products of a probability (≤ 255) and
     // a value, within 2·tn products of int8s. A forced-scalar run keeps the definition.
-    #[cfg(feature = "std")]
     let short = !super::scalar_forced();
-    #[cfg(not(feature = "std"))]
-    let short = true;
     let short_scores = short && narrow_ok(dh, 0, sm, ssh);
     // One accumulator row for every (token, head), cleared to the head's width each time (not
     // the whole MAX_HEAD_DIM: on a small core that clearing cost more than the head's MACs).

@@ -66,12 +66,12 @@ pub fn portable_forced() -> bool {
     false
 }
 
-/// True while [`force_scalar`] routes every kernel to the oracle.
-#[cfg(feature = "std")]
+/// True while `force_scalar` (a `std` switch) routes every kernel to the oracle; always false on
+/// a build without the switch (a device, any build without `std`), so callers need no `cfg`.
 pub fn scalar_forced() -> bool {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
     return FORCE_SCALAR.load(core::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     false
 }
 
