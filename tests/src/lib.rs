@@ -1,6 +1,7 @@
 //! pith-tests: host-side integration tests and the QEMU simulator harness.
 
 pub mod capi;
+pub mod checkpoint;
 pub mod cli;
 pub mod defmt;
 pub mod hostile;

@@ -12,6 +12,11 @@ pub trait Observer {
     fn see(&mut self, site: Site, layer: usize, x: &Array2<f32>);
 }
 
+/// No observer: the plain forward pass.
+impl Observer for () {
+    fn see(&mut self, _: Site, _: usize, _: &Array2<f32>) {}
+}
+
 /// Observation points, named after the quantized model's grids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Site {

@@ -67,6 +67,14 @@ pub fn bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// [`bytes`], with `None` when there is no file at `path`.
+pub fn bytes_or_missing(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        _ => bytes(path).map(Some),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

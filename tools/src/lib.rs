@@ -6,7 +6,8 @@
 //! exports read back) → `onnx` (export) → `quant` (calibrate, plan, lower into a package) and
 //! `reasoner` (its checkpoint, quantization, engines, evaluation) → `kb` (banks) → `catalog` (the
 //! shipped artifacts' paths) → `artifacts` (their recipes, built on first use) → `load` (what a
-//! command runs, defaults resolved) → `cmd` (the subcommands). `device` builds the firmware and
+//! command runs, defaults resolved) → `distill` (students of a teacher: labels, training,
+//! their cards) → `cmd` (the subcommands). `device` builds the firmware and
 //! talks to it (QEMU, a serial port); `backend` and `tract` are the host engines.
 
 pub mod args;
@@ -17,6 +18,7 @@ pub mod checkpoint;
 pub mod cmd;
 pub mod defaults;
 pub mod device;
+pub mod distill;
 pub mod fp32;
 pub mod framed_file;
 pub mod input;

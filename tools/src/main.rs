@@ -20,6 +20,9 @@ enum Command {
     Export(cmd::export::Args),
     /// Calibrate and quantize a checkpoint into a .pith package (and optionally a QDQ ONNX).
     Quantize(cmd::quantize::Args),
+    /// Distill a small student (Tier S: static, <= 512 KiB) of a teacher checkpoint, with its
+    /// bank, model card and training record.
+    Distill(cmd::distill::Args),
     /// Embed one text and print the vector.
     Embed(cmd::embed::Args),
     /// Cosine similarity of two texts.
@@ -60,6 +63,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Export(a) => cmd::export::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
+        Command::Distill(a) => cmd::distill::run(a),
         Command::Embed(a) => cmd::embed::run(a),
         Command::Sim(a) => cmd::sim::run(a),
         Command::Eval(a) => cmd::eval::run(a),

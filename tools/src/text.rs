@@ -98,16 +98,45 @@ pub struct CheckpointTokenizer {
 impl CheckpointTokenizer {
     /// Builds the vocabulary section for `ck`.
     pub fn new(ck: &Checkpoint) -> Self {
+        Self::from_vocab(&ck.vocab, ck.tokenizer)
+    }
+
+    /// The tokenizer of a vocabulary in id order and its settings (a pruned or student
+    /// vocabulary; `config`'s special ids index `vocab`).
+    pub fn from_vocab(vocab: &[String], config: pith_runtime::format::TokenizerConfig) -> Self {
         CheckpointTokenizer {
-            section: pith_runtime::tokenizer::build_vocab_section(&ck.vocab),
-            config: ck.tokenizer,
+            section: pith_runtime::tokenizer::build_vocab_section(vocab),
+            config,
         }
     }
 
     /// `[CLS] .. [SEP]` ids of `text`, truncated to the model's maximum length.
     pub fn ids(&self, text: &str) -> Result<Vec<u32>> {
-        let tok = Tokenizer::new(&self.section, self.config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut ids = vec![0u32; self.config.max_len as usize];
+        Self::encode(&self.tokenizer()?, text, self.config.max_len)
+    }
+
+    /// [`ids`](Self::ids) of every text, on every core (the vocabulary checked once per worker,
+    /// not once per text).
+    pub fn ids_all(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
+        use rayon::prelude::*;
+        texts
+            .par_iter()
+            .map_init(
+                || self.tokenizer(),
+                |tok, text| match tok {
+                    Ok(tok) => Self::encode(tok, text, self.config.max_len),
+                    Err(e) => Err(anyhow::anyhow!("{e}")),
+                },
+            )
+            .collect()
+    }
+
+    fn tokenizer(&self) -> Result<Tokenizer<'_>> {
+        Tokenizer::new(&self.section, self.config).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    fn encode(tok: &Tokenizer<'_>, text: &str, max_len: u32) -> Result<Vec<u32>> {
+        let mut ids = vec![0u32; max_len as usize];
         let n = tok
             .encode(text, &mut ids)
             .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;

@@ -161,7 +161,7 @@ impl Scorer for Float<'_> {
 }
 
 /// 1-based rank of `gold`, ties going to the lower index (as the bank's search orders them).
-fn rank_of(scores: &[f64], gold: usize) -> usize {
+pub fn rank_of(scores: &[f64], gold: usize) -> usize {
     let g = scores[gold];
     1 + scores
         .iter()

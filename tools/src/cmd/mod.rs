@@ -6,6 +6,7 @@ pub mod bench;
 pub mod boards;
 pub mod chat;
 pub mod console;
+pub mod distill;
 pub mod embed;
 pub mod eval;
 pub mod eval_chat;

@@ -1,0 +1,242 @@
+//! The model card (`README.md`) and the training record (`record.json`) of a distilled student:
+//! what it is, what it scored beside its teacher, the exact command, the data and its licenses.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::corpus::Corpus;
+use super::evaluate::{Figures, SICK_DEV};
+use super::recipe::StaticRecipe;
+use super::vocab::Choice;
+use super::{Options, Outputs};
+use crate::checkpoint::Checkpoint;
+
+/// Wall time per stage, in order.
+#[derive(Default)]
+pub struct Timings(Vec<(&'static str, f64)>);
+
+impl Timings {
+    /// Records the stage `name` that started at `since`.
+    pub fn lap(&mut self, name: &'static str, since: Instant) {
+        self.0.push((name, since.elapsed().as_secs_f64()));
+    }
+}
+
+/// Everything the card and the record say.
+pub struct Card<'a> {
+    pub options: &'a Options,
+    pub name: &'a str,
+    pub teacher: &'a Checkpoint,
+    pub recipe: &'a StaticRecipe,
+    pub vocab: &'a Choice,
+    pub corpus: &'a Corpus,
+    pub outputs: &'a Outputs,
+    pub package_bytes: usize,
+    pub figures: &'a Figures,
+    pub history: &'a Value,
+    pub timings: &'a Timings,
+}
+
+/// The command line as typed (arguments with spaces or quotes single-quoted).
+fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if i == 0 { "pith".to_string() } else { a };
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The dev check after the PCA and at the end of the trainer's history.
+fn dev_span(history: &Value) -> (f64, f64) {
+    let h = history
+        .get("history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let at = |v: Option<&Value>| {
+        v.and_then(|e| e.get("dev_agreement"))
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN)
+    };
+    (at(h.first()), at(h.last()))
+}
+
+/// Writes the card and the record.
+pub fn write(c: &Card<'_>) -> Result<()> {
+    let command = command_line();
+    let f = c.figures;
+    let (dev0, dev1) = dev_span(c.history);
+    let params = c.vocab.vocab.len() * c.recipe.dim;
+    let total: f64 = c.timings.0.iter().map(|t| t.1).sum();
+    let file_name = |p: &std::path::Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
+    let mut md = String::new();
+    let w = &mut md;
+    writeln!(
+        w,
+        "# {}: a static (Tier S) student of {}\n",
+        c.name, c.teacher.name
+    )?;
+    writeln!(
+        w,
+        "One int8 vector per WordPiece token, mean-pooled: no attention, no matmuls, so it runs \
+         on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`). Made by `pith distill`.\n"
+    )?;
+    writeln!(w, "| | student | teacher |\n|---|---|---|")?;
+    writeln!(
+        w,
+        "| model | {} tokens × {} dims = {params} parameters, package {} bytes | {} layers, \
+         {} wide, {} tokens (fp32) |",
+        c.vocab.vocab.len(),
+        c.recipe.dim,
+        c.package_bytes,
+        c.teacher.config.layers,
+        c.teacher.config.hidden,
+        c.teacher.vocab.len()
+    )?;
+    writeln!(
+        w,
+        "| SICK dev Spearman ({} pairs) | **{:.2}** | {:.2} |",
+        f.sick_pairs, f.student.sick_dev, f.teacher.sick_dev
+    )?;
+    writeln!(
+        w,
+        "| StackFAQ top-1 / MRR ({} queries, {} entries) | **{:.2}** / {:.2} | {:.2} / {:.2} |",
+        f.faq_queries,
+        f.faq_entries,
+        f.student.faq_top1,
+        f.student.faq_mrr,
+        f.teacher.faq_top1,
+        f.teacher.faq_mrr
+    )?;
+    writeln!(
+        w,
+        "| dev check (agreement with the teacher's cosines, {} held-out SNLI pairs) | {dev0:.2} \
+         after the PCA, **{dev1:.2}** after training | 100 |",
+        c.corpus.dev.len().saturating_sub(1)
+    )?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "The student is measured as a device runs it (the int8 package, the integer bank \
+         search); the teacher is its fp32 forward pass scored the same way in float. SICK dev is \
+         `{SICK_DEV}` (never trained on); StackFAQ is the bank `data/faq/stackfaq-bank.jsonl` \
+         and its user queries (never trained on; the queries also set the bank's abstain \
+         threshold).\n"
+    )?;
+    writeln!(w, "## Command\n\n```sh\n{command}\n```\n")?;
+    writeln!(
+        w,
+        "Same command, same seed, same bytes: the teacher's labels are cached in `work/` (by \
+         the teacher's files and the texts), the training is seeded with one BLAS thread. Took \
+         {total:.0} s: {}.\n",
+        c.timings
+            .0
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.0} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    writeln!(w, "## Data\n")?;
+    writeln!(
+        w,
+        "- Teacher: `{}` (its own license governs these weights too).",
+        c.options.checkpoint.display()
+    )?;
+    for (path, n) in &c.corpus.sources {
+        writeln!(w, "- Training texts: {n} from `{}`.", path.display())?;
+    }
+    writeln!(
+        w,
+        "- Dev check: the {} SNLI lines after the first 10,000 of `data/calib/snli-dev-sentences.txt`.",
+        c.corpus.dev.len()
+    )?;
+    writeln!(
+        w,
+        "- Sources and licenses of the project's data: `data/README.md` (SNLI CC BY-SA 4.0, \
+         BYU chit-chat MIT, SICK CC BY-NC-SA 3.0, StackFAQ CC BY-SA). Only the derived token \
+         table is in the package; no text is.\n"
+    )?;
+    writeln!(w, "## Method\n")?;
+    let r = c.recipe;
+    writeln!(
+        w,
+        "1. Vocabulary: the teacher's special and Latin-script single-character tokens, then its \
+         tokens most frequent on the training texts, as many as a {}-byte package holds \
+         ({} tokens).\n\
+         2. Labels: the teacher's fp32 embedding of every kept token (`[CLS] token [SEP]`) and \
+         of every training and dev text.\n\
+         3. PCA of the token vectors (weighted by frequency) to {} dimensions.\n\
+         4. {} Adam steps (batch {}, step {} × the table's RMS, warm-up then linear decay, \
+         seed {}) on the squared error between the batch's cosine matrix and the teacher's, \
+         {} % of each batch in groups of {} close texts (an anchor and neighbours from its {} \
+         nearest by the teacher, near copies above {} skipped), pulled ({}) towards the PCA \
+         table.\n\
+         5. `pith quantize`: int8 rows, symmetric per row, one pooling scale.\n",
+        c.options.budget,
+        c.vocab.vocab.len(),
+        r.dim,
+        r.steps,
+        r.batch,
+        r.lr,
+        r.seed,
+        r.group_share * 100.0,
+        r.group_size,
+        r.neighbour_ranks,
+        r.near_copy,
+        r.pull
+    )?;
+    writeln!(w, "## Files\n")?;
+    writeln!(
+        w,
+        "- `{}`: the package (flash it, or `pith embed --model`).\n\
+         - `{}`: the StackFAQ bank for this package (`pith ask --bank`).\n\
+         - `checkpoint/`: the float table (`pith quantize checkpoint` rebuilds the package), \
+         with the trainer's record `training.json`.\n\
+         - `record.json`: everything above as data.\n\
+         - `work/`: the teacher's cached labels and the trainer's inputs (safe to delete).",
+        file_name(&c.outputs.package),
+        file_name(&c.outputs.bank)
+    )?;
+    crate::output::write_whole(&c.outputs.card, md.as_bytes())?;
+
+    let record = json!({
+        "command": command,
+        "name": c.name,
+        "tier": c.options.tier,
+        "teacher": {
+            "path": c.options.checkpoint,
+            "name": c.teacher.name,
+            "layers": c.teacher.config.layers,
+            "hidden": c.teacher.config.hidden,
+            "vocab": c.teacher.vocab.len(),
+        },
+        "recipe": c.recipe,
+        "budget": c.options.budget,
+        "vocabulary": { "tokens": c.vocab.vocab.len(), "estimated_bytes": c.vocab.bytes },
+        "corpus": {
+            "sources": c.corpus.sources.iter().map(|(p, n)| json!({"path": p, "texts": n})).collect::<Vec<_>>(),
+            "train": c.corpus.train.len(),
+            "dev": c.corpus.dev.len(),
+        },
+        "package_bytes": c.package_bytes,
+        "figures": f,
+        "training": c.history,
+        "seconds": c.timings.0.iter().map(|(n, s)| json!({"stage": n, "seconds": s})).collect::<Vec<_>>(),
+        "pith": env!("CARGO_PKG_VERSION"),
+    });
+    crate::output::write_json(&c.outputs.record, &record)
+}

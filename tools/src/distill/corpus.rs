@@ -1,0 +1,88 @@
+//! The texts a student learns from, and the held-out ones its dev check reads.
+//!
+//! Default training texts (data/README.md says where each comes from and its license): the
+//! first [`SNLI_TRAIN_LINES`] SNLI sentences of `data/calib` and every turn of the chit-chat
+//! training split. The dev check is always the SNLI lines after those: consecutive lines share a
+//! premise, so their pairs span the whole similarity range. SICK (the evaluation) and the FAQ
+//! bank and queries (the other evaluation) are never training text.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Result};
+
+use crate::catalog::CHITCHAT_TRAIN;
+
+/// SNLI lines of `data/calib` that are training text; the rest are the dev check
+/// (data/README.md).
+pub const SNLI_TRAIN_LINES: usize = 10_000;
+
+/// Training and dev texts, deduplicated, in file order.
+pub struct Corpus {
+    /// Training texts.
+    pub train: Vec<String>,
+    /// Held-out texts of the dev check.
+    pub dev: Vec<String>,
+    /// Where the training texts came from (for the card).
+    pub sources: Vec<(PathBuf, usize)>,
+}
+
+impl Corpus {
+    /// The default corpus, or the lines of `file`. Lines of the dev check are dropped from the
+    /// training texts either way.
+    pub fn load(file: Option<&Path>) -> Result<Corpus> {
+        let snli = crate::defaults::calib_file()?;
+        let lines = crate::text::read_lines(&snli)?;
+        ensure!(
+            lines.len() > SNLI_TRAIN_LINES + 100,
+            "{} has {} lines; the dev check needs the ones after line {SNLI_TRAIN_LINES}",
+            snli.display(),
+            lines.len()
+        );
+        let dev: Vec<String> = dedup(lines[SNLI_TRAIN_LINES..].iter().cloned(), &HashSet::new());
+        let held: HashSet<&str> = dev.iter().map(String::as_str).collect();
+        let mut sources = Vec::new();
+        let train = match file {
+            Some(f) => {
+                let t = dedup(crate::text::read_lines(f)?, &held);
+                sources.push((f.to_path_buf(), t.len()));
+                t
+            }
+            None => {
+                let first = dedup(lines[..SNLI_TRAIN_LINES].iter().cloned(), &held);
+                sources.push((snli.clone(), first.len()));
+                let chat = crate::defaults::repo_root()?.join(CHITCHAT_TRAIN);
+                let turns = crate::reasoner::eval::read_conversations(&chat)?
+                    .into_iter()
+                    .flatten();
+                let mut all = first;
+                let before = all.len();
+                let seen: HashSet<String> = all.iter().cloned().collect();
+                let more = dedup(turns.filter(|t| !seen.contains(t)), &held);
+                all.extend(more);
+                sources.push((chat, all.len() - before));
+                all
+            }
+        };
+        ensure!(
+            train.len() >= 2,
+            "the training corpus has {} distinct texts; at least 2 are needed",
+            train.len()
+        );
+        Ok(Corpus {
+            train,
+            dev,
+            sources,
+        })
+    }
+}
+
+/// Trimmed, non-empty, first occurrence only, none of `drop`.
+fn dedup(lines: impl IntoIterator<Item = String>, drop: &HashSet<&str>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    lines
+        .into_iter()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty() && !drop.contains(l.as_str()) && seen.insert(l.clone()))
+        .collect()
+}

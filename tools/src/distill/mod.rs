@@ -1,0 +1,282 @@
+//! `pith distill`: a microcontroller-sized student of any BERT-family sentence-transformers
+//! teacher, in one command.
+//!
+//! Tier S is a static model (one int8 vector per WordPiece token, mean-pooled; a package of at
+//! most 512 KiB that runs on a Cortex-M0+). The command runs the recipe of [`recipe`] in order:
+//!
+//! 1. **corpus** ([`corpus`]): training texts (the project's SNLI training lines and chit-chat
+//!    turns, or `--corpus FILE`) and the held-out SNLI lines of the dev check;
+//! 2. **vocabulary** ([`vocab`]): the teacher's tokens most frequent in the corpus, as many as
+//!    the package budget holds, every Latin-script character kept so no English word is `[UNK]`;
+//! 3. **labels** ([`teacher`]): the teacher, quantized with 16-bit FFNs and run by pith's own
+//!    runtime on all cores, embeds every kept token (`[CLS] token [SEP]`) and every text; cached
+//!    in the work folder by the teacher's and the texts' hash, so a rerun skips it;
+//! 4. **train**: `tools/train/static_student.py` (numpy): PCA of the token vectors, then Adam on
+//!    the in-batch cosine matrices (what STS measures), seeded, one BLAS thread, so the same
+//!    seed gives the same bytes;
+//! 5. **quantize**: the checkpoint into `NAME.pith` (the quantizer's static path);
+//! 6. **evaluate** ([`evaluate`]): SICK dev and the StackFAQ bank, student and teacher in one
+//!    run; the bank `NAME.pithkb` for the device;
+//! 7. **card** ([`card`]): `README.md` (figures, the exact command, data and licenses) and
+//!    `record.json` (recipe, dev history, hashes, timings).
+
+pub mod card;
+pub mod corpus;
+pub mod evaluate;
+pub mod recipe;
+pub mod teacher;
+pub mod vocab;
+pub mod work;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::checkpoint::Checkpoint;
+use recipe::StaticRecipe;
+
+/// Which student.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Static token table, package ≤ the byte budget (512 KiB by default).
+    S,
+}
+
+/// The options of `pith distill`.
+#[derive(clap::Args, Clone)]
+pub struct Options {
+    /// Teacher checkpoint: a BERT-family sentence-transformers folder (config.json,
+    /// model.safetensors, vocab.txt or tokenizer.json).
+    pub checkpoint: PathBuf,
+    /// Which student to make.
+    #[arg(long, value_enum)]
+    pub tier: Tier,
+    /// Output folder (the package, its bank, the float checkpoint, the model card, the record,
+    /// and `work/` with the cached teacher labels).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Training texts, one a line (default: the project's SNLI training lines and chit-chat
+    /// turns; data/README.md).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Seed of every random choice of the training.
+    #[arg(long, default_value_t = recipe::SEED)]
+    pub seed: u64,
+    /// Embedding width of the student (at most the teacher's).
+    #[arg(long, default_value_t = recipe::DIM, value_parser = crate::args::count)]
+    pub dim: usize,
+    /// Package budget in bytes (the vocabulary shrinks to fit).
+    #[arg(long, default_value_t = recipe::BUDGET, value_parser = crate::args::count)]
+    pub budget: usize,
+    /// Optimizer steps of the cosine training.
+    #[arg(long, default_value_t = recipe::STEPS)]
+    pub steps: usize,
+    /// Package and model-card name (default: the teacher folder's name + `-tier-s`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Worker threads of the teacher's forward passes (default: every core).
+    #[arg(long, value_parser = crate::args::count)]
+    pub threads: Option<usize>,
+    /// The Python that runs tools/train (needs numpy and safetensors; default: `$PITH_PYTHON`,
+    /// else `python3`).
+    #[arg(long)]
+    pub python: Option<String>,
+}
+
+/// The files a finished run leaves in the output folder.
+pub struct Outputs {
+    pub package: PathBuf,
+    pub bank: PathBuf,
+    pub checkpoint: PathBuf,
+    pub card: PathBuf,
+    pub record: PathBuf,
+}
+
+impl Outputs {
+    fn new(dir: &Path, name: &str) -> Self {
+        Outputs {
+            package: dir.join(format!("{name}.pith")),
+            bank: dir.join(format!("{name}.pithkb")),
+            checkpoint: dir.join("checkpoint"),
+            card: dir.join("README.md"),
+            record: dir.join("record.json"),
+        }
+    }
+}
+
+/// Runs `pith distill`.
+pub fn run(o: Options) -> Result<Outputs> {
+    let started = Instant::now();
+    let teacher = Checkpoint::load(&o.checkpoint)
+        .with_context(|| format!("loading the teacher {}", o.checkpoint.display()))?;
+    ensure!(
+        o.dim <= teacher.config.hidden,
+        "--dim {} is wider than the teacher's {} dimensions",
+        o.dim,
+        teacher.config.hidden
+    );
+    let name = o
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&o.checkpoint));
+    ensure!(
+        name.len() <= pith_runtime::format::NAME_MAX
+            && !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+        "name {name:?}: 1 to {} ASCII letters, digits, '-', '_' or '.'",
+        pith_runtime::format::NAME_MAX
+    );
+    let recipe = StaticRecipe::new(&o);
+    let out = Outputs::new(&o.output, &name);
+    let work = o.output.join("work");
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let mut timer = card::Timings::default();
+
+    let texts = corpus::Corpus::load(o.corpus.as_deref())?;
+    timer.lap("corpus", started);
+
+    let t = Instant::now();
+    let choice = vocab::choose(&teacher, &texts.train, o.dim, o.budget)?;
+    stage(&format!(
+        "vocabulary: {} of {} teacher tokens, about {} package bytes",
+        choice.kept.len(),
+        teacher.vocab.len(),
+        choice.bytes
+    ));
+    timer.lap("vocabulary", t);
+
+    let t = Instant::now();
+    let threads = o.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let labels = teacher::label(&o.checkpoint, &teacher, &choice, &texts, &work, threads)?;
+    timer.lap("labels", t);
+
+    let t = Instant::now();
+    work::write_inputs(
+        &work,
+        &teacher,
+        &choice,
+        &texts,
+        &labels,
+        &recipe,
+        &name,
+        &out.checkpoint,
+    )?;
+    let python = o
+        .python
+        .clone()
+        .or_else(|| std::env::var("PITH_PYTHON").ok())
+        .unwrap_or_else(|| "python3".into());
+    train(&python, &work, &out.checkpoint)?;
+    timer.lap("train", t);
+
+    let t = Instant::now();
+    let quantize = crate::quant::pipeline::Options {
+        name: Some(name.clone()),
+        ..crate::quant::pipeline::Options::new(out.checkpoint.clone(), out.package.clone())
+    };
+    crate::quant::pipeline::run(quantize)?;
+    let size = std::fs::metadata(&out.package)?.len() as usize;
+    ensure!(
+        size <= o.budget,
+        "{} is {size} bytes, over the {} byte budget (the vocabulary estimate was {})",
+        out.package.display(),
+        o.budget,
+        choice.bytes
+    );
+    timer.lap("quantize", t);
+
+    let t = Instant::now();
+    let package = std::fs::read(&out.package)?;
+    let figures = evaluate::run(
+        &teacher,
+        labels.teacher_key,
+        &package,
+        &out.bank,
+        &work,
+        threads,
+    )?;
+    timer.lap("evaluate", t);
+
+    let history = work::read_history(&out.checkpoint)?;
+    card::write(&card::Card {
+        options: &o,
+        name: &name,
+        teacher: &teacher,
+        recipe: &recipe,
+        vocab: &choice,
+        corpus: &texts,
+        outputs: &out,
+        package_bytes: size,
+        figures: &figures,
+        history: &history,
+        timings: &timer,
+    })?;
+    stage(&format!(
+        "wrote {} ({size} bytes), {}, {}, {} in {:.0} s",
+        out.package.display(),
+        out.bank.display(),
+        out.card.display(),
+        out.record.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(out)
+}
+
+/// `all-MiniLM-L6-v2` → `all-minilm-l6-v2-tier-s`.
+fn default_name(checkpoint: &Path) -> String {
+    let base: String = checkpoint
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
+        .unwrap_or_else(|| "student".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let max = pith_runtime::format::NAME_MAX - "-tier-s".len();
+    format!("{}-tier-s", &base[..base.len().min(max)])
+}
+
+/// Progress for people watching: one line per stage on stderr.
+pub fn stage(msg: &str) {
+    eprintln!("[distill] {msg}");
+}
+
+/// Runs the numpy trainer on the work folder; it writes the float checkpoint.
+fn train(python: &str, work: &Path, checkpoint: &Path) -> Result<()> {
+    let script = crate::defaults::repo_root()?.join("tools/train/static_student.py");
+    stage(&format!("training: {python} {}", script.display()));
+    let status = Command::new(python)
+        .arg(&script)
+        .arg("--work")
+        .arg(work)
+        .arg("--out")
+        .arg(checkpoint)
+        // One BLAS thread: the same sums in the same order on every run, so the same seed gives
+        // the same table (the matrices here are small; threads would buy little).
+        .env("OPENBLAS_NUM_THREADS", "1")
+        .env("OMP_NUM_THREADS", "1")
+        .env("MKL_NUM_THREADS", "1")
+        .status()
+        .with_context(|| {
+            format!("running {python} (tools/train needs Python 3 with numpy and safetensors)")
+        })?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    Ok(())
+}

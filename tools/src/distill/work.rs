@@ -1,0 +1,116 @@
+//! The files `pith distill` hands the trainer, in the work folder, and the ones it reads back.
+//!
+//! - `recipe.json`: the [`StaticRecipe`](super::recipe::StaticRecipe), the zero rows, and the
+//!   names of the label files;
+//! - `labels-*.f32`: the teacher's rows, raw little-endian f32 ([`super::teacher`]);
+//! - `train.ids.u32`, `dev.ids.u32`: each text's student token ids without `[CLS]`/`[SEP]` as
+//!   little-endian u32, each text as its length then its ids;
+//! - the float checkpoint's `config.json` and `vocab.txt` (written here), `embeddings.safetensors`
+//!   and `training.json` (written by the trainer).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use super::corpus::Corpus;
+use super::recipe::StaticRecipe;
+use super::teacher::Labels;
+use super::vocab::Choice;
+use crate::checkpoint::Checkpoint;
+use crate::output;
+
+/// Writes `v` as raw little-endian f32, whole or not at all.
+pub fn write_f32(path: &Path, v: &[f32]) -> Result<()> {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    output::write_whole(path, &bytes)
+}
+
+/// Each text's student ids (length-prefixed, `[CLS]`/`[SEP]` dropped; a text with no other
+/// token becomes `[UNK]`).
+fn id_file(choice: &Choice, texts: &[String]) -> Result<Vec<u8>> {
+    let tok = choice.tokenizer();
+    let t = choice.tokenizer;
+    let mut out = Vec::new();
+    for ids in tok.ids_all(texts)? {
+        let mut ids: Vec<u32> = ids
+            .into_iter()
+            .filter(|&i| i != t.cls_id && i != t.sep_id)
+            .collect();
+        if ids.is_empty() {
+            ids.push(t.unk_id);
+        }
+        out.extend((ids.len() as u32).to_le_bytes());
+        out.extend(ids.iter().flat_map(|i| i.to_le_bytes()));
+    }
+    Ok(out)
+}
+
+/// Writes everything the trainer reads, and the float checkpoint's config.json and vocab.txt.
+#[allow(clippy::too_many_arguments)]
+pub fn write_inputs(
+    work: &Path,
+    teacher: &Checkpoint,
+    choice: &Choice,
+    corpus: &Corpus,
+    labels: &Labels,
+    recipe: &StaticRecipe,
+    name: &str,
+    checkpoint: &Path,
+) -> Result<()> {
+    output::write_whole(
+        &work.join("train.ids.u32"),
+        &id_file(choice, &corpus.train)?,
+    )?;
+    output::write_whole(&work.join("dev.ids.u32"), &id_file(choice, &corpus.dev)?)?;
+    let t = choice.tokenizer;
+    let doc = json!({
+        "recipe": recipe,
+        "teacher_dim": labels.dim,
+        "vocab_size": choice.vocab.len(),
+        // Pooled as nothing: mean pooling over every token (as the runtime does) then equals
+        // pooling over the words, up to a scale cosine ignores.
+        "zero_rows": [t.cls_id, t.sep_id, t.pad_id],
+        "tokens": labels.tokens,
+        "train": labels.train,
+        "dev": labels.dev,
+        "train_texts": corpus.train.len(),
+        "dev_texts": corpus.dev.len(),
+    });
+    output::write_json(&work.join("recipe.json"), &doc)?;
+
+    std::fs::create_dir_all(checkpoint)
+        .with_context(|| format!("creating {}", checkpoint.display()))?;
+    let token = |id: u32| choice.vocab[id as usize].clone();
+    let config = json!({
+        "arch": "static",
+        "name": name,
+        "teacher": teacher.name,
+        "dim": recipe.dim,
+        "vocab_size": choice.vocab.len(),
+        "pooling": "mean",
+        "normalize": true,
+        "tokenizer": {
+            "lowercase": t.lowercase,
+            "strip_accents": t.strip_accents,
+            "split_cjk": t.split_cjk,
+            "cls_token": token(t.cls_id),
+            "sep_token": token(t.sep_id),
+            "unk_token": token(t.unk_id),
+            "pad_token": token(t.pad_id),
+            "max_len": t.max_len,
+            "max_chars_per_word": t.max_chars_per_word,
+        },
+    });
+    output::write_json(&checkpoint.join("config.json"), &config)?;
+    let mut vocab = choice.vocab.join("\n");
+    vocab.push('\n');
+    output::write_whole(&checkpoint.join("vocab.txt"), vocab.as_bytes())
+}
+
+/// The trainer's record (`training.json` in the float checkpoint).
+pub fn read_history(checkpoint: &Path) -> Result<Value> {
+    let path = checkpoint.join("training.json");
+    serde_json::from_str(&crate::input::text(&path)?)
+        .with_context(|| format!("parsing {}", path.display()))
+}
