@@ -818,3 +818,17 @@ fn markdown_and_text_sources_build_banks() {
     assert_eq!(v["answers"][0]["text"], "Parking is behind the building.");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn eval_faq_builds_a_bank_from_a_source_in_memory() {
+    // `--bank` may name a source (JSONL): it is embedded with the default options in memory, so
+    // its figures equal those of a bank built from it with the same options (4-bit vectors).
+    let q = data("stackfaq-dev-queries.tsv");
+    let source = data("stackfaq-bank.jsonl");
+    let base = ["eval", "faq", "--queries", &q, "--index", "both", "--json"];
+    let from_source = json(&[&base[..], &["--bank", &source]].concat());
+    let from_bank = json(&[&base[..], &["--bank", stackfaq_bank()]].concat());
+    assert_eq!(from_source["entries"], 125);
+    assert_eq!(from_source["top1"], from_bank["top1"], "{from_source} vs {from_bank}");
+    assert_eq!(from_source["mrr"], from_bank["mrr"]);
+}

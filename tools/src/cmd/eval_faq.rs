@@ -180,13 +180,22 @@ fn best(scores: &[f64]) -> f64 {
     scores.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
+/// Whether the file at `path` begins like a bank (otherwise it is read as a source; a file that
+/// cannot be opened is left to the source reader, whose error names it).
+fn starts_with_bank_magic(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; pith_runtime::kb::BANK_MAGIC.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == pith_runtime::kb::BANK_MAGIC)
+}
+
 /// Runs `eval faq`.
 pub fn run_faq(a: FaqArgs) -> Result<()> {
     let package = a.model.package.read()?;
     let model = Model::new(&package).map_err(|e| anyhow!("loading package: {e}"))?;
-    let raw = crate::framed_file::read(&a.bank, &crate::framed_file::BANK)?;
-    let bytes = if raw.starts_with(&pith_runtime::kb::BANK_MAGIC) {
-        raw
+    let bytes = if starts_with_bank_magic(&a.bank) {
+        crate::framed_file::read(&a.bank, &crate::framed_file::BANK)?
     } else {
         if a.bits != 4 && a.bits != 8 {
             bail!("--bits must be 4 or 8");
