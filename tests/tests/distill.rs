@@ -156,6 +156,11 @@ fn distill_refuses_bad_teachers_and_settings_with_the_reason() {
     // A budget the character tokens alone exceed.
     let e = err(distill(&ck, &corpus, &out, &["--budget", "8000"]));
     assert!(e.contains("byte budget"), "{e}");
+    // An output folder holding other files (the teacher's own, say) is refused untouched.
+    let e = err(distill(&ck, &corpus, &dir, &[]));
+    assert!(e.contains("holds other files"), "{e}");
+    let e = err(distill(&ck, &corpus, &ck.join("student"), &[]));
+    assert!(e.contains("inside the input"), "{e}");
     // A teacher whose config.json is not JSON: the file is named.
     std::fs::write(ck.join("config.json"), "{not json").unwrap();
     let e = err(distill(&ck, &corpus, &out, &[]));

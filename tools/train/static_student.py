@@ -11,7 +11,8 @@ recipe.json holds every setting, tools/src/distill/recipe.rs declares them). Ste
    zero.
 2. Adam on the loss STS measures: the squared error between the batch's cosine matrix and the
    teacher's, with part of every batch made of neighbour groups (a text and its nearest training
-   texts by the teacher's cosine) whose within-group entries count again, and a weak pull towards
+   texts by the teacher's cosine) whose within-group entries count again, part made of single
+   kept tokens as one-token texts (their teacher vectors), and a weak pull towards
    the step-1 table. Gradients are written out by hand (no autograd needed for a bag of rows).
 
 (The ridge fit of pooled texts to the teacher that tools/train/distill_static.py runs before its
@@ -134,6 +135,11 @@ def main():
     groups = neighbour_groups(t_train, r, rng) if r["group_share"] > 0 else np.zeros((0, r["group_size"]), np.int64)
     n_groups = int(round(r["batch"] * r["group_share"] / r["group_size"])) if len(groups) else 0
     log(f"{len(groups)} neighbour groups of {r['group_size']}")
+    # Single tokens as texts: the teacher's vector of each kept token keeps what a word means to
+    # the teacher in every batch (a bag of words has nothing else to carry meaning).
+    word_ids = np.setdiff1d(np.arange(v), zero)
+    t_tok = unit(tok.astype(np.float32))
+    n_words = min(int(round(r["batch"] * r["token_share"])), len(word_ids))
     rms = float(np.sqrt((w0 ** 2).mean()))
     lr = r["lr"] * rms
     m, s2 = np.zeros_like(w), np.zeros_like(w)
@@ -143,18 +149,20 @@ def main():
     running = []
     for step in range(1, r["steps"] + 1):
         g_idx = groups[rng.integers(len(groups), size=n_groups)].ravel() if n_groups else np.zeros(0, np.int64)
-        idx = np.concatenate([g_idx, rng.integers(len(train), size=r["batch"] - len(g_idx))])
-        gid = np.concatenate([np.repeat(np.arange(n_groups), r["group_size"]), np.full(len(idx) - len(g_idx), -1)])
-        b = len(idx)
+        idx = np.concatenate([g_idx, rng.integers(len(train), size=r["batch"] - n_words - len(g_idx))])
+        words = rng.choice(word_ids, size=n_words, replace=False) if n_words else np.zeros(0, np.int64)
+        gid = np.concatenate([np.repeat(np.arange(n_groups), r["group_size"]), np.full(r["batch"] - len(g_idx), -1)])
+        b = r["batch"]
         # The batch as a dense count matrix (texts x vocabulary): pooling and its gradient are
-        # then two matrix products, far faster than scattering rows one by one.
-        flat = np.concatenate([train[i] for i in idx])
-        rows = np.repeat(np.arange(b), lens[idx])
+        # then two matrix products, far faster than scattering rows one by one. Texts first, then
+        # single tokens as one-token texts.
+        flat = np.concatenate([train[i] for i in idx] + [words])
+        rows = np.repeat(np.arange(b), np.concatenate([lens[idx], np.ones(n_words, np.int64)]))
         a = np.bincount(rows * v + flat, minlength=b * v).reshape(b, v).astype(np.float32)
         s = a @ w
         n = np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)
         e = s / n
-        t = t_train[idx]
+        t = np.concatenate([t_train[idx], t_tok[words]])
         d = e @ e.T - t @ t.T
         same = (gid[:, None] == gid[None, :]) & (gid[:, None] >= 0)
         np.fill_diagonal(same, False)

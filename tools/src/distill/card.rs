@@ -175,7 +175,7 @@ pub fn write(c: &Card<'_>) -> Result<()> {
     writeln!(
         w,
         "1. Vocabulary: the teacher's special and Latin-script single-character tokens, then its \
-         tokens most frequent on the training texts, as many as a {}-byte package holds \
+         tokens most frequent on the training texts (each source weighing the same), as many as a {}-byte package holds \
          ({} tokens).\n\
          2. Labels: the teacher's fp32 embedding of every kept token (`[CLS] token [SEP]`) and \
          of every training and dev text.\n\
@@ -183,8 +183,8 @@ pub fn write(c: &Card<'_>) -> Result<()> {
          4. {} Adam steps (batch {}, step {} × the table's RMS, warm-up then linear decay, \
          seed {}) on the squared error between the batch's cosine matrix and the teacher's, \
          {} % of each batch in groups of {} close texts (an anchor and neighbours from its {} \
-         nearest by the teacher, near copies above {} skipped), pulled ({}) towards the PCA \
-         table.\n\
+         nearest by the teacher, near copies above {} skipped), {} % single kept tokens as \
+         one-token texts, pulled ({}) towards the PCA table.\n\
          5. `pith quantize`: int8 rows, symmetric per row, one pooling scale.\n",
         c.options.budget,
         c.vocab.vocab.len(),
@@ -197,6 +197,7 @@ pub fn write(c: &Card<'_>) -> Result<()> {
         r.group_size,
         r.neighbour_ranks,
         r.near_copy,
+        r.token_share * 100.0,
         r.pull
     )?;
     writeln!(w, "## Files\n")?;

@@ -77,6 +77,18 @@ impl Corpus {
     }
 }
 
+impl Corpus {
+    /// Each training text's weight in the vocabulary's frequencies: one over its source's text
+    /// count, so every source weighs the same (the chit-chat turns outnumber the SNLI lines ten
+    /// to one, and their everyday words would crowd out the rest).
+    pub fn weights(&self) -> Vec<f64> {
+        self.sources
+            .iter()
+            .flat_map(|&(_, n)| std::iter::repeat_n(1.0 / n.max(1) as f64, n))
+            .collect()
+    }
+}
+
 /// Trimmed, non-empty, first occurrence only, none of `drop`.
 fn dedup(lines: impl IntoIterator<Item = String>, drop: &HashSet<&str>) -> Vec<String> {
     let mut seen = HashSet::new();

@@ -42,6 +42,90 @@ pub struct Figures {
     pub faq_entries: usize,
 }
 
+/// The two benchmarks, loaded once, and the threads they run on.
+struct Bench<'b> {
+    pool: rayon::ThreadPool,
+    pairs: Vec<(f64, String, String)>,
+    bank: Bank<'b>,
+    queries: Vec<(String, String)>,
+    /// Each query's entry.
+    gold: Vec<usize>,
+}
+
+/// A model's embedding of a text, as floats.
+type EmbedFn<'f> = dyn Fn(&str) -> Result<Vec<f32>> + Sync + 'f;
+
+impl Bench<'_> {
+    /// SICK dev Spearman (percent) of the cosines `embed` gives.
+    fn sick(&self, embed: &EmbedFn<'_>) -> Result<f64> {
+        let pred: Vec<f64> = self.pool.install(|| {
+            self.pairs
+                .par_iter()
+                .map(|(_, a, b)| Ok(cosine(&embed(a)?, &embed(b)?) as f64))
+                .collect::<Result<_>>()
+        })?;
+        let gold: Vec<f64> = self.pairs.iter().map(|p| p.0).collect();
+        Ok(100.0 * crate::stats::spearman(&gold, &pred))
+    }
+
+    /// Top-1 and MRR (percent) when `scores(query)` scores every entry.
+    fn faq(&self, scores: impl Fn(&str) -> Result<Vec<f64>> + Sync) -> Result<(f64, f64)> {
+        let ranks: Vec<usize> = self.pool.install(|| {
+            self.queries
+                .par_iter()
+                .zip(&self.gold)
+                .map(|((_, q), &g)| Ok(rank_of(&scores(q)?, g)))
+                .collect::<Result<_>>()
+        })?;
+        let n = ranks.len().max(1) as f64;
+        let top1 = ranks.iter().filter(|&&r| r == 1).count() as f64;
+        let rr: f64 = ranks.iter().map(|&r| 1.0 / r as f64).sum();
+        Ok((100.0 * top1 / n, 100.0 * rr / n))
+    }
+
+    /// The device's search: integer scores of the bank's stored vectors.
+    fn faq_device(&self, embed: impl Fn(&str) -> Result<Vec<i8>> + Sync) -> Result<(f64, f64)> {
+        self.faq(|q| {
+            let v = embed(q)?;
+            (0..self.bank.len())
+                .map(|i| {
+                    self.bank
+                        .score(&v, i, Index::Both)
+                        .map(f64::from)
+                        .ok_or_else(|| anyhow!("bank dimension"))
+                })
+                .collect()
+        })
+    }
+
+    /// A float model on the same entries' texts: cosines, the same combination and units.
+    fn faq_float(&self, embed: &EmbedFn<'_>) -> Result<(f64, f64)> {
+        let texts: Vec<(String, String)> = self
+            .bank
+            .entries()
+            .map(|e| (e.question.to_string(), e.answer.to_string()))
+            .collect();
+        let vecs: Vec<(Vec<f32>, Vec<f32>)> = self.pool.install(|| {
+            texts
+                .par_iter()
+                .map(|(q, a)| Ok((embed(q)?, embed(a)?)))
+                .collect::<Result<_>>()
+        })?;
+        let (bias, unit) = (self.bank.answer_bias() as f64, SCORE_ONE as f64);
+        self.faq(|q| {
+            let v = embed(q)?;
+            Ok(vecs
+                .iter()
+                .map(|(qv, av)| {
+                    let cq = cosine(&v, qv) as f64 * unit;
+                    let ca = cosine(&v, av) as f64 * unit;
+                    cq.max(ca + bias)
+                })
+                .collect())
+        })
+    }
+}
+
 /// Measures both models and writes the student's StackFAQ bank (abstain threshold calibrated
 /// on the queries, as `pith kb build` does) to `bank_path`. The teacher's figures are cached in
 /// `work` under the hash of its files (`teacher_key`): its fp32 passes take longer than the rest.
@@ -53,12 +137,23 @@ pub fn run(
     work: &Path,
     threads: usize,
 ) -> Result<Figures> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| anyhow!("starting {threads} threads: {e}"))?;
+    super::stage("evaluate: SICK dev and StackFAQ, student and teacher");
     let model = Model::new(package).map_err(|e| anyhow!("the student package: {e}"))?;
-    let tok = CheckpointTokenizer::new(teacher);
+    let (bytes, _) = crate::kb::build_stackfaq(&model)?;
+    crate::output::write_whole(bank_path, &bytes)?;
+    let bank = Bank::for_model(&bytes, &model).map_err(|e| anyhow!("the student bank: {e}"))?;
+    let queries = read_queries(&crate::kb::stackfaq_dev_queries()?)?;
+    let bench = Bench {
+        pool: rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| anyhow!("starting {threads} threads: {e}"))?,
+        pairs: crate::pairs::read_pairs(&crate::defaults::repo_root()?.join(SICK_DEV))?,
+        gold: crate::kb::label(&bank, &queries)?,
+        bank,
+        queries,
+    };
+
     let student_i8 = |s: &str| -> Result<Vec<i8>> {
         let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
         let mut v = vec![0i8; model.dim()];
@@ -67,113 +162,40 @@ pub fn run(
             .map_err(|e| anyhow!("embedding {s:?}: {e}"))?;
         Ok(v)
     };
-    let student_vec =
+    let student_f32 =
         |s: &str| -> Result<Vec<f32>> { Ok(student_i8(s)?.into_iter().map(f32::from).collect()) };
-    let teacher_vec = |s: &str| -> Result<Vec<f32>> {
-        Ok(crate::fp32::embed(teacher, &tok.ids(s)?, &mut ()).to_vec())
+    let (top1, mrr) = bench.faq_device(student_i8)?;
+    let student = Scores {
+        sick_dev: bench.sick(&student_f32)?,
+        faq_top1: top1,
+        faq_mrr: mrr,
     };
 
-    super::stage("evaluate: SICK dev and StackFAQ, student and teacher");
-    let root = crate::defaults::repo_root()?;
-    let pairs = crate::pairs::read_pairs(&root.join(SICK_DEV))?;
-    let gold: Vec<f64> = pairs.iter().map(|p| p.0).collect();
-    let sick = |embed: &(dyn Fn(&str) -> Result<Vec<f32>> + Sync)| -> Result<f64> {
-        let pred: Vec<f64> = pool.install(|| {
-            pairs
-                .par_iter()
-                .map(|(_, a, b)| Ok(cosine(&embed(a)?, &embed(b)?) as f64))
-                .collect::<Result<_>>()
-        })?;
-        Ok(100.0 * crate::stats::spearman(&gold, &pred))
-    };
-    let student_sick = sick(&student_vec)?;
-
-    let (bytes, _) = crate::kb::build_stackfaq(&model)?;
-    crate::output::write_whole(bank_path, &bytes)?;
-    let bank = Bank::for_model(&bytes, &model).map_err(|e| anyhow!("the student bank: {e}"))?;
-    let queries = read_queries(&crate::kb::stackfaq_dev_queries()?)?;
-    let faq_gold = crate::kb::label(&bank, &queries)?;
-    let figures = |scores: &[Vec<f64>]| -> (f64, f64) {
-        let n = scores.len().max(1) as f64;
-        let ranks: Vec<usize> = scores
-            .iter()
-            .zip(&faq_gold)
-            .map(|(s, &g)| rank_of(s, g))
-            .collect();
-        let top1 = ranks.iter().filter(|&&r| r == 1).count() as f64;
-        let rr: f64 = ranks.iter().map(|&r| 1.0 / r as f64).sum();
-        (100.0 * top1 / n, 100.0 * rr / n)
-    };
-    // The device's search: integer scores of the bank's stored vectors.
-    let student_scores: Vec<Vec<f64>> = pool.install(|| {
-        queries
-            .par_iter()
-            .map(|(_, q)| {
-                let v = student_i8(q)?;
-                (0..bank.len())
-                    .map(|i| {
-                        bank.score(&v, i, Index::Both)
-                            .map(f64::from)
-                            .ok_or_else(|| anyhow!("bank dimension"))
-                    })
-                    .collect()
-            })
-            .collect::<Result<_>>()
-    })?;
-    let (s1, smrr) = figures(&student_scores);
     let cache = work.join(format!("teacher-figures-{teacher_key:016x}.json"));
     let cached: Option<Scores> =
         crate::input::text_or_missing(&cache)?.and_then(|t| serde_json::from_str(&t).ok());
-    let teacher_figures = match cached {
+    let teacher = match cached {
         Some(s) => s,
         None => {
-            let teacher_sick = sick(&teacher_vec)?;
-            // The teacher: the same entries' texts, float cosines, the same combination and units.
-            let texts: Vec<(String, String)> = bank
-                .entries()
-                .map(|e| (e.question.to_string(), e.answer.to_string()))
-                .collect();
-            let bias = bank.answer_bias() as f64;
-            let unit = SCORE_ONE as f64;
-            let teacher_scores: Vec<Vec<f64>> = pool.install(|| -> Result<_> {
-                let vecs: Vec<(Vec<f32>, Vec<f32>)> = texts
-                    .par_iter()
-                    .map(|(q, a)| Ok((teacher_vec(q)?, teacher_vec(a)?)))
-                    .collect::<Result<_>>()?;
-                queries
-                    .par_iter()
-                    .map(|(_, q)| {
-                        let v = teacher_vec(q)?;
-                        Ok(vecs
-                            .iter()
-                            .map(|(qv, av)| {
-                                let cq = cosine(&v, qv) as f64 * unit;
-                                let ca = cosine(&v, av) as f64 * unit;
-                                cq.max(ca + bias)
-                            })
-                            .collect())
-                    })
-                    .collect()
-            })?;
-            let (t1, tmrr) = figures(&teacher_scores);
+            let tok = CheckpointTokenizer::new(teacher);
+            let fp32 = |s: &str| -> Result<Vec<f32>> {
+                Ok(crate::fp32::embed(teacher, &tok.ids(s)?, &mut ()).to_vec())
+            };
+            let (top1, mrr) = bench.faq_float(&fp32)?;
             let s = Scores {
-                sick_dev: teacher_sick,
-                faq_top1: t1,
-                faq_mrr: tmrr,
+                sick_dev: bench.sick(&fp32)?,
+                faq_top1: top1,
+                faq_mrr: mrr,
             };
             crate::output::write_whole(&cache, serde_json::to_string(&s)?.as_bytes())?;
             s
         }
     };
     Ok(Figures {
-        student: Scores {
-            sick_dev: student_sick,
-            faq_top1: s1,
-            faq_mrr: smrr,
-        },
-        teacher: teacher_figures,
-        sick_pairs: pairs.len(),
-        faq_queries: queries.len(),
-        faq_entries: bank.len(),
+        student,
+        teacher,
+        sick_pairs: bench.pairs.len(),
+        faq_queries: bench.queries.len(),
+        faq_entries: bench.bank.len(),
     })
 }

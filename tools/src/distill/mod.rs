@@ -133,6 +133,7 @@ pub fn run(o: Options) -> Result<Outputs> {
     );
     let recipe = StaticRecipe::new(&o);
     let out = Outputs::new(&o.output, &name);
+    check_output(&o, &out)?;
     let work = o.output.join("work");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let mut timer = card::Timings::default();
@@ -141,7 +142,7 @@ pub fn run(o: Options) -> Result<Outputs> {
     timer.lap("corpus", started);
 
     let t = Instant::now();
-    let choice = vocab::choose(&teacher, &texts.train, o.dim, o.budget)?;
+    let choice = vocab::choose(&teacher, &texts.train, &texts.weights(), o.dim, o.budget)?;
     stage(&format!(
         "vocabulary: {} of {} teacher tokens, about {} package bytes",
         choice.kept.len(),
@@ -157,7 +158,14 @@ pub fn run(o: Options) -> Result<Outputs> {
             .unwrap_or(1)
     });
     let labels = teacher::label(&o.checkpoint, &teacher, &choice, &texts, &work, threads)?;
-    timer.lap("labels", t);
+    timer.lap(
+        if labels.cached {
+            "labels (cached)"
+        } else {
+            "labels"
+        },
+        t,
+    );
 
     let t = Instant::now();
     work::write_inputs(
@@ -229,6 +237,32 @@ pub fn run(o: Options) -> Result<Outputs> {
         started.elapsed().as_secs_f64()
     ));
     Ok(out)
+}
+
+/// Refuses an output folder that would overwrite an input, or another folder's files: it must be
+/// new, empty, or an earlier `pith distill` output (which holds `work/`).
+fn check_output(o: &Options, out: &Outputs) -> Result<()> {
+    let mut inputs: Vec<&Path> = vec![&o.checkpoint];
+    inputs.extend(o.corpus.as_deref());
+    crate::output::refuse_input(&o.output.join("work"), "--output", &inputs)?;
+    for f in [
+        &out.package,
+        &out.bank,
+        &out.card,
+        &out.record,
+        &out.checkpoint,
+    ] {
+        crate::output::refuse_input(f, "--output", &inputs)?;
+    }
+    if let Ok(mut entries) = std::fs::read_dir(&o.output) {
+        ensure!(
+            entries.next().is_none() || o.output.join("work").is_dir(),
+            "--output {} holds other files (no work/ folder of an earlier pith distill): \
+             give a new or empty folder",
+            o.output.display()
+        );
+    }
+    Ok(())
 }
 
 /// `all-MiniLM-L6-v2` → `all-minilm-l6-v2-tier-s`.

@@ -33,6 +33,9 @@ pub struct StaticRecipe {
     /// Share of every batch made of neighbour groups: a text with its nearest corpus neighbours
     /// by the teacher's cosine (the close pairs STS judges, which random batches rarely hold).
     pub group_share: f64,
+    /// Share of every batch made of single kept tokens as one-token texts, labelled with the
+    /// teacher's `[CLS] token [SEP]` vector: what each word means to the teacher, in every batch.
+    pub token_share: f64,
     /// Texts per neighbour group (the anchor included).
     pub group_size: usize,
     /// Training texts drawn as anchors of neighbour groups.
@@ -56,8 +59,9 @@ impl StaticRecipe {
             lr: 0.02,
             pull: 1e-3,
             group_share: 0.5,
+            token_share: 0.125,
             group_size: 4,
-            group_anchors: 20_000,
+            group_anchors: 5_000,
             neighbour_ranks: 20,
             near_copy: 0.98,
             check_every: 500,

@@ -24,6 +24,8 @@ use crate::text::CheckpointTokenizer;
 pub struct Labels {
     /// Hash of the teacher's files.
     pub teacher_key: u64,
+    /// Whether every label came from the work folder's cache (no forward pass ran).
+    pub cached: bool,
     /// Width of the teacher's embeddings.
     pub dim: usize,
     /// One row per kept token (the choice's order).
@@ -109,6 +111,7 @@ pub fn label(
     let words = model.arena_words(model.max_tokens());
     // Labels depend on the package's bytes (the teacher and the quantizer that made it).
     let package_key = CRC.checksum(&package);
+    let fresh = std::cell::Cell::new(false);
     let run = |what: &str, seqs: Vec<Vec<u32>>| -> Result<String> {
         let mut d = CRC.digest_with_initial(package_key);
         for s in &seqs {
@@ -125,6 +128,7 @@ pub fn label(
             super::stage(&format!("labels: {what} from {}", file.display()));
             return Ok(name);
         }
+        fresh.set(true);
         super::stage(&format!(
             "labels: the teacher embeds {} {what} on {threads} threads",
             seqs.len()
@@ -163,6 +167,7 @@ pub fn label(
     let dev = run("dev", ids(&corpus.dev)?)?;
     Ok(Labels {
         teacher_key: key,
+        cached: !fresh.get(),
         dim: teacher.config.hidden,
         tokens,
         train,

@@ -3,7 +3,8 @@
 //! Kept first: the special tokens and every single character of the Latin script, punctuation,
 //! digits and common symbols (plain and `##`), so WordPiece can always fall back on them and no
 //! English word becomes `[UNK]`. Then the tokens the teacher's tokenizer uses most on the training
-//! corpus (the BERT vocabulary is not sorted by frequency), ties by id; a token that would not fit
+//! corpus (the BERT vocabulary is not sorted by frequency; each source of the corpus weighs the
+//! same), ties by id; a token that would not fit
 //! is skipped and a shorter, rarer one may still fit. The kept tokens keep the teacher's order.
 
 use anyhow::{ensure, Result};
@@ -55,15 +56,22 @@ fn is_special(tok: &str) -> bool {
 }
 
 /// Chooses the vocabulary for a `dim`-wide table within `budget` package bytes.
-pub fn choose(teacher: &Checkpoint, train: &[String], dim: usize, budget: usize) -> Result<Choice> {
+/// `weights` gives each text's share in the frequencies.
+pub fn choose(
+    teacher: &Checkpoint,
+    train: &[String],
+    weights: &[f64],
+    dim: usize,
+    budget: usize,
+) -> Result<Choice> {
     let n = teacher.vocab.len();
     let t = teacher.tokenizer;
     let tok = CheckpointTokenizer::new(teacher);
-    let mut freq = vec![0u64; n];
-    for ids in tok.ids_all(train)? {
+    let mut freq = vec![0f64; n];
+    for (ids, w) in tok.ids_all(train)?.into_iter().zip(weights) {
         for id in ids {
             if id != t.cls_id && id != t.sep_id {
-                freq[id as usize] += 1;
+                freq[id as usize] += w;
             }
         }
     }
@@ -82,8 +90,8 @@ pub fn choose(teacher: &Checkpoint, train: &[String], dim: usize, budget: usize)
         "the special and single-character tokens alone take about {bytes} bytes at {dim} \
          dimensions, more than the {budget} byte budget"
     );
-    let mut order: Vec<usize> = (0..n).filter(|&i| !keep[i] && freq[i] > 0).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(freq[i]), i));
+    let mut order: Vec<usize> = (0..n).filter(|&i| !keep[i] && freq[i] > 0.0).collect();
+    order.sort_by(|&i, &j| freq[j].total_cmp(&freq[i]).then(i.cmp(&j)));
     for i in order {
         if bytes + cost(i) <= budget {
             keep[i] = true;
