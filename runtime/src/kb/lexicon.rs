@@ -32,7 +32,7 @@
 //! | 4 N | per entry the end offset (u32, in terms) of its terms |
 //! | 2 M | the terms (u16 ids): per entry strictly increasing, below `V`, at most [`MAX_TERMS`] |
 
-use super::search::cosine_score;
+use super::cosine_score;
 use super::SCORE_ONE;
 use crate::error::{Error, Result};
 use crate::le::{u16_at, u32_at};

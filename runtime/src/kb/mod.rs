@@ -117,6 +117,21 @@ pub fn row_bytes(bits: u8, dim: usize) -> Option<usize> {
     }
 }
 
+/// Cosine in score units from an exact dot product and squared lengths.
+pub fn cosine_score(dot: i64, norm2_a: i64, norm2_b: i64) -> i32 {
+    if norm2_a <= 0 || norm2_b <= 0 {
+        return 0;
+    }
+    // The root is taken 2^16 finer than the score so that its truncation stays far below one
+    // score unit even for short 4-bit rows (a plain integer root would cost several units there).
+    let den = crate::fixed::isqrt_u128((norm2_a as u128 * norm2_b as u128) << 32);
+    if den == 0 {
+        return 0;
+    }
+    let q = ((dot as i128) << 32) / den as i128;
+    q.clamp(-(SCORE_ONE as i128), SCORE_ONE as i128) as i32
+}
+
 /// Converts a score to the cosine it stands for.
 pub fn score_to_cosine(score: i32) -> f32 {
     score as f32 / SCORE_ONE as f32

@@ -1,8 +1,7 @@
 //! Exhaustive integer search: every entry is scored, the best `k` are kept in the caller's array.
 
 use super::lexicon::{mix, Context};
-use super::{Bank, Entry, Vector, NEVER_ABSTAIN, SCORE_ONE};
-use crate::fixed::isqrt_u128;
+use super::{cosine_score, Bank, Entry, Vector, NEVER_ABSTAIN};
 
 /// Which side of the entries a query is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,7 +20,7 @@ pub enum Index {
 pub struct Hit {
     /// Entry index in the bank.
     pub index: usize,
-    /// Score in units of [`SCORE_ONE`] (a cosine times 65536).
+    /// Score in units of [`SCORE_ONE`](super::SCORE_ONE) (a cosine times 65536).
     pub score: i32,
 }
 
@@ -40,21 +39,6 @@ pub enum Reply {
     /// No entry is close enough; carries the best one anyway (`None` for an empty bank or a
     /// query of the wrong dimension).
     Abstain(Option<Hit>),
-}
-
-/// Cosine in score units from an exact dot product and squared lengths.
-pub fn cosine_score(dot: i64, norm2_a: i64, norm2_b: i64) -> i32 {
-    if norm2_a <= 0 || norm2_b <= 0 {
-        return 0;
-    }
-    // The root is taken 2^16 finer than the score so that its truncation stays far below one
-    // score unit even for short 4-bit rows (a plain integer root would cost several units there).
-    let den = isqrt_u128((norm2_a as u128 * norm2_b as u128) << 32);
-    if den == 0 {
-        return 0;
-    }
-    let q = ((dot as i128) << 32) / den as i128;
-    q.clamp(-(SCORE_ONE as i128), SCORE_ONE as i128) as i32
 }
 
 /// The cosine of two int8 vectors in score units, by the same exact arithmetic as a bank search

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::backend::{Embedder, Kind};
 use crate::fp32::cosine;
+use crate::kb::rank_of;
 use crate::kb::source::{read_queries, read_source};
 
 /// Which side of the entries the queries are compared with.
@@ -158,16 +159,6 @@ impl Scorer for Float<'_> {
             })
             .collect())
     }
-}
-
-/// 1-based rank of `gold`, ties going to the lower index (as the bank's search orders them).
-pub fn rank_of(scores: &[f64], gold: usize) -> usize {
-    let g = scores[gold];
-    1 + scores
-        .iter()
-        .enumerate()
-        .filter(|&(j, &s)| s > g || (s == g && j < gold))
-        .count()
 }
 
 /// Index of the best-scoring entry, ties going to the lower index.

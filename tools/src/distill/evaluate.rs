@@ -12,8 +12,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
-use crate::cmd::eval_faq::rank_of;
 use crate::fp32::cosine;
+use crate::kb::rank_of;
 use crate::kb::source::read_queries;
 use crate::text::CheckpointTokenizer;
 

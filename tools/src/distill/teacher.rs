@@ -66,6 +66,12 @@ pub fn teacher_key(dir: &Path) -> Result<u64> {
     Ok(d.finalize())
 }
 
+/// Writes `v` as raw little-endian f32, whole or not at all.
+fn write_f32(path: &Path, v: &[f32]) -> Result<()> {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    crate::output::write_whole(path, &bytes)
+}
+
 /// The teacher quantized with 16-bit FFNs, from the cache or made now.
 fn teacher_package(dir: &Path, key: u64, work: &Path) -> Result<Vec<u8>> {
     let path = work.join(format!("teacher-{key:016x}.pith"));
@@ -158,8 +164,7 @@ pub fn label(
         })?;
         bar.finish_and_clear();
         let flat: Vec<f32> = rows.into_iter().flatten().collect();
-        super::work::write_f32(&file, &flat)
-            .with_context(|| format!("caching the teacher's {what}"))?;
+        write_f32(&file, &flat).with_context(|| format!("caching the teacher's {what}"))?;
         Ok(name)
     };
     let tokens = run("tokens", token_ids)?;

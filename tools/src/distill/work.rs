@@ -20,12 +20,6 @@ use super::vocab::Choice;
 use crate::checkpoint::Checkpoint;
 use crate::output;
 
-/// Writes `v` as raw little-endian f32, whole or not at all.
-pub fn write_f32(path: &Path, v: &[f32]) -> Result<()> {
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    output::write_whole(path, &bytes)
-}
-
 /// Each text's student ids (length-prefixed, `[CLS]`/`[SEP]` dropped; a text with no other
 /// token becomes `[UNK]`).
 fn id_file(choice: &Choice, texts: &[String]) -> Result<Vec<u8>> {

@@ -170,6 +170,16 @@ pub fn label(bank: &Bank<'_>, queries: &[(String, String)]) -> Result<Vec<usize>
         .collect()
 }
 
+/// 1-based rank of `gold`, ties going to the lower index (as the bank's search orders them).
+pub fn rank_of(scores: &[f64], gold: usize) -> usize {
+    let g = scores[gold];
+    1 + scores
+        .iter()
+        .enumerate()
+        .filter(|&(j, &s)| s > g || (s == g && j < gold))
+        .count()
+}
+
 /// Converts a cosine to score units.
 pub fn to_score(cosine: f32) -> i32 {
     (cosine * SCORE_ONE as f32).round() as i32
