@@ -829,6 +829,9 @@ fn eval_faq_builds_a_bank_from_a_source_in_memory() {
     let from_source = json(&[&base[..], &["--bank", &source]].concat());
     let from_bank = json(&[&base[..], &["--bank", stackfaq_bank()]].concat());
     assert_eq!(from_source["entries"], 125);
-    assert_eq!(from_source["top1"], from_bank["top1"], "{from_source} vs {from_bank}");
+    assert_eq!(
+        from_source["top1"], from_bank["top1"],
+        "{from_source} vs {from_bank}"
+    );
     assert_eq!(from_source["mrr"], from_bank["mrr"]);
 }
