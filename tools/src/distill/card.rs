@@ -40,6 +40,19 @@ pub struct Card<'a> {
     pub timings: &'a Timings,
 }
 
+/// `path` relative to the checkout when it lies inside it (the project's own data), else as
+/// given: a card names no folder of the machine that wrote it.
+fn shown(path: &std::path::Path) -> String {
+    crate::defaults::repo_root()
+        .ok()
+        .and_then(|root| {
+            path.strip_prefix(root)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 /// The command line as typed (arguments with spaces or quotes single-quoted).
 fn command_line() -> String {
     std::env::args()
@@ -157,7 +170,7 @@ pub fn write(c: &Card<'_>) -> Result<()> {
         c.options.checkpoint.display()
     )?;
     for (path, n) in &c.corpus.sources {
-        writeln!(w, "- Training texts: {n} from `{}`.", path.display())?;
+        writeln!(w, "- Training texts: {n} from `{}`.", shown(path))?;
     }
     writeln!(
         w,
@@ -229,7 +242,7 @@ pub fn write(c: &Card<'_>) -> Result<()> {
         "budget": c.options.budget,
         "vocabulary": { "tokens": c.vocab.vocab.len(), "estimated_bytes": c.vocab.bytes },
         "corpus": {
-            "sources": c.corpus.sources.iter().map(|(p, n)| json!({"path": p, "texts": n})).collect::<Vec<_>>(),
+            "sources": c.corpus.sources.iter().map(|(p, n)| json!({"path": shown(p), "texts": n})).collect::<Vec<_>>(),
             "train": c.corpus.train.len(),
             "dev": c.corpus.dev.len(),
         },
