@@ -227,10 +227,13 @@ def variants(sentence, wn, rng, n, structural=False):
         tail = re.match(r"^(.*?)(\W*)$", obj[-1])
         obj[-1] = tail.group(1)
         end = tail.group(2) if j == len(words) else ""
+        participle = wn.participle(base)
+        if not participle:
+            return None
         plural = obj[0].lower() in PLURAL_DETS or obj[-1].endswith("s")
         subj = [words[0][0].lower() + words[0][1:]] + words[1:i]
         out = [obj[0][0].upper() + obj[0][1:]] + obj[1:] + ["are" if plural else "is", "being",
-                                                             wn.participle(base), "by"] + subj
+                                                             participle, "by"] + subj
         return " ".join(out + words[j:]) + end
 
     def determiner():

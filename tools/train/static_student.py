@@ -11,7 +11,8 @@ recipe.json holds every setting, tools/src/distill/recipe.rs declares them). Ste
    zero.
 2. Adam on the loss STS measures: the squared error between the batch's cosine matrix and the
    teacher's, with part of every batch made of neighbour groups (a text and its nearest training
-   texts by the teacher's cosine) whose within-group entries count again, part made of single
+   texts by the teacher's cosine, or a text and its edited variants, variants.py) whose
+   within-group entries count again, part made of single
    kept tokens as one-token texts (their teacher vectors), and a weak pull towards
    the step-1 table. Gradients are written out by hand (no autograd needed for a bag of rows).
 
@@ -115,26 +116,70 @@ def main():
     if len(train) != spec["train_texts"] or len(dev) != spec["dev_texts"]:
         raise SystemExit("the id files and recipe.json disagree on the number of texts")
     t_cos = (t_dev[:-1] * t_dev[1:]).sum(1)
-    log(f"{v} tokens x {dim}, {len(train)} training texts, {len(dev)} dev texts")
+    n_train = len(train)
+    log(f"{v} tokens x {dim}, {n_train} training texts, {len(dev)} dev texts")
+
+    # Variant groups (tools/train/variants.py): the training ones join the training texts (drawn
+    # only as whole groups), the dev ones make the close-pair check.
+    var_groups, close = [], None
+    if spec.get("variants"):
+        vs = read_seqs(os.path.join(args.work, "variants.ids.u32"))
+        t_var = unit(read_rows(os.path.join(args.work, spec["variants"]), len(vs)).astype(np.float32))
+        with open(os.path.join(args.work, "variants.tsv"), encoding="utf-8") as f:
+            meta = [l.split() for l in f if l.strip()]
+        if len(meta) != len(vs):
+            raise SystemExit("variants.tsv and variants.ids.u32 disagree on the number of texts")
+        by = {}
+        for i, (g, split) in enumerate(meta):
+            by.setdefault((split, g), []).append(i)
+        var_groups = [np.array(ix) + n_train for (split, _), ix in by.items() if split == "train"]
+        pairs = np.array([(ix[0], j) for (split, _), ix in by.items() if split == "dev" for j in ix[1:]])
+        if len(pairs):
+            close = (pairs, (t_var[pairs[:, 0]] * t_var[pairs[:, 1]]).sum(1), [vs[i] for i in range(len(vs))])
+        train = train + vs
+        t_train = np.concatenate([t_train, t_var])
+        log(f"{len(var_groups)} variant groups, {len(pairs)} close dev pairs")
 
     def check(table):
         e = pooled(table, dev)
-        return 100 * spearman((e[:-1] * e[1:]).sum(1), t_cos)
+        out = {"dev_agreement": 100 * spearman((e[:-1] * e[1:]).sum(1), t_cos)}
+        if close is not None:
+            pairs, t_close, seqs = close
+            used = np.unique(pairs)
+            ev = np.zeros((len(seqs), table.shape[1]), np.float32)
+            ev[used] = pooled(table, [seqs[i] for i in used])
+            out["close_agreement"] = 100 * spearman((ev[pairs[:, 0]] * ev[pairs[:, 1]]).sum(1), t_close)
+        return out
 
     # 1. PCA.
-    counts = np.bincount(np.concatenate(train), minlength=v).astype(np.float64)
+    counts = np.bincount(np.concatenate(train[:n_train]), minlength=v).astype(np.float64)
     mu, axes, _ = pca(tok, dim, weights=counts / counts.sum() + 1e-7)
     table = (tok - mu) @ axes
     table[zero] = 0.0
-    history = [{"stage": "pca", "dev_agreement": check(table.astype(np.float32))}]
+    history = [{"stage": "pca", **check(table.astype(np.float32))}]
     log(history[-1])
 
     # 2. Adam on the in-batch cosine matrices.
     w0 = table.astype(np.float32)
     w = w0.copy()
-    groups = neighbour_groups(t_train, r, rng) if r["group_share"] > 0 else np.zeros((0, r["group_size"]), np.int64)
-    n_groups = int(round(r["batch"] * r["group_share"] / r["group_size"])) if len(groups) else 0
+    groups = neighbour_groups(t_train[:n_train], r, rng) if r["group_share"] > 0 else []
+    slots = int(round(r["batch"] * r["group_share"])) if len(groups) or var_groups else 0
     log(f"{len(groups)} neighbour groups of {r['group_size']}")
+
+    def draw_groups():
+        """Whole groups until the batch's group slots are full: variant groups with probability
+        ``variant_share``, neighbour groups otherwise; each group gets its own id."""
+        parts, ids, filled = [], [], 0
+        while filled < slots:
+            pool = var_groups if var_groups and (not len(groups) or rng.random() < r["variant_share"]) else groups
+            grp = pool[rng.integers(len(pool))][:slots - filled]
+            parts.append(grp)
+            ids.append(np.full(len(grp), len(parts) - 1))
+            filled += len(grp)
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(parts).astype(np.int64), np.concatenate(ids)
+
     # Single tokens as texts: the teacher's vector of each kept token keeps what a word means to
     # the teacher in every batch (a bag of words has nothing else to carry meaning).
     word_ids = np.setdiff1d(np.arange(v), zero)
@@ -148,10 +193,10 @@ def main():
     lens = np.array([len(s) for s in train])
     running = []
     for step in range(1, r["steps"] + 1):
-        g_idx = groups[rng.integers(len(groups), size=n_groups)].ravel() if n_groups else np.zeros(0, np.int64)
-        idx = np.concatenate([g_idx, rng.integers(len(train), size=r["batch"] - n_words - len(g_idx))])
+        g_idx, g_ids = draw_groups()
+        idx = np.concatenate([g_idx, rng.integers(n_train, size=r["batch"] - n_words - len(g_idx))])
         words = rng.choice(word_ids, size=n_words, replace=False) if n_words else np.zeros(0, np.int64)
-        gid = np.concatenate([np.repeat(np.arange(n_groups), r["group_size"]), np.full(r["batch"] - len(g_idx), -1)])
+        gid = np.concatenate([g_ids, np.full(r["batch"] - len(g_idx), -1)])
         b = r["batch"]
         # The batch as a dense count matrix (texts x vocabulary): pooling and its gradient are
         # then two matrix products, far faster than scattering rows one by one. Texts first, then
@@ -183,7 +228,7 @@ def main():
         if step % r["check_every"] == 0 or step == r["steps"]:
             mean = np.mean(running, 0)
             running = []
-            history.append({"stage": "adam", "step": step, "dev_agreement": check(w),
+            history.append({"stage": "adam", "step": step, **check(w),
                             "rel_loss": float(mean[0]), "group_loss": float(mean[1])})
             log(history[-1])
 
@@ -193,7 +238,7 @@ def main():
     tmp = os.path.join(args.out, ".embeddings.safetensors.tmp")
     save_file({"embeddings": w.astype(np.float16)}, tmp)
     os.replace(tmp, os.path.join(args.out, "embeddings.safetensors"))
-    record = {"history": history, "neighbour_groups": int(len(groups)), "numpy": np.__version__,
+    record = {"history": history, "neighbour_groups": int(len(groups)), "variant_groups": len(var_groups), "numpy": np.__version__,
               "python": sys.version.split()[0], "seconds": round(time.time() - started, 1)}
     tmp = os.path.join(args.out, ".training.json.tmp")
     with open(tmp, "w") as f:

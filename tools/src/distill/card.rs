@@ -69,15 +69,15 @@ fn command_line() -> String {
         .join(" ")
 }
 
-/// The dev check after the PCA and at the end of the trainer's history.
-fn dev_span(history: &Value) -> (f64, f64) {
+/// The dev check `key` after the PCA and at the end of the trainer's history.
+fn dev_span(history: &Value, key: &str) -> (f64, f64) {
     let h = history
         .get("history")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
     let at = |v: Option<&Value>| {
-        v.and_then(|e| e.get("dev_agreement"))
+        v.and_then(|e| e.get(key))
             .and_then(Value::as_f64)
             .unwrap_or(f64::NAN)
     };
@@ -88,7 +88,8 @@ fn dev_span(history: &Value) -> (f64, f64) {
 pub fn write(c: &Card<'_>) -> Result<()> {
     let command = command_line();
     let f = c.figures;
-    let (dev0, dev1) = dev_span(c.history);
+    let (dev0, dev1) = dev_span(c.history, "dev_agreement");
+    let (close0, close1) = dev_span(c.history, "close_agreement");
     let params = c.vocab.vocab.len() * c.recipe.dim;
     let total: f64 = c.timings.0.iter().map(|t| t.1).sum();
     let file_name = |p: &std::path::Path| {
@@ -141,6 +142,13 @@ pub fn write(c: &Card<'_>) -> Result<()> {
          after the PCA, **{dev1:.2}** after training | 100 |",
         c.corpus.dev.len().saturating_sub(1)
     )?;
+    if close1.is_finite() {
+        writeln!(
+            w,
+            "| close-pair check (the same agreement on those lines against their own edited \
+             variants) | {close0:.2} after the PCA, **{close1:.2}** after training | 100 |"
+        )?;
+    }
     writeln!(w)?;
     writeln!(
         w,
@@ -190,14 +198,17 @@ pub fn write(c: &Card<'_>) -> Result<()> {
         "1. Vocabulary: the teacher's special and Latin-script single-character tokens, then its \
          tokens most frequent on the training texts (each source weighing the same), as many as a {}-byte package holds \
          ({} tokens).\n\
-         2. Labels: the teacher's fp32 embedding of every kept token (`[CLS] token [SEP]`) and \
-         of every training and dev text.\n\
+         2. Labels: the teacher's embedding (its int8 package with 16-bit FFNs, run by pith's \
+         runtime) of every kept token (`[CLS] token [SEP]`) and of every training, dev and \
+         variant text.\n\
          3. PCA of the token vectors (weighted by frequency) to {} dimensions.\n\
          4. {} Adam steps (batch {}, step {} × the table's RMS, warm-up then linear decay, \
          seed {}) on the squared error between the batch's cosine matrix and the teacher's, \
-         {} % of each batch in groups of {} close texts (an anchor and neighbours from its {} \
-         nearest by the teacher, near copies above {} skipped), {} % single kept tokens as \
-         one-token texts, pulled ({}) towards the PCA table.\n\
+         {} % of each batch in whole groups: half groups of {} close texts (an anchor and \
+         neighbours from its {} nearest by the teacher, near copies above {} skipped), half \
+         groups of a text and its edited variants ({} training texts with {} variants each: \
+         negation, dropped and swapped words, \"There is no\", another determiner{}); {} % \
+         single kept tokens as one-token texts; pulled ({}) towards the PCA table.\n\
          5. `pith quantize`: int8 rows, symmetric per row, one pooling scale.\n",
         c.options.budget,
         c.vocab.vocab.len(),
@@ -210,6 +221,13 @@ pub fn write(c: &Card<'_>) -> Result<()> {
         r.group_size,
         r.neighbour_ranks,
         r.near_copy,
+        r.variant_sources,
+        r.variants_per_text,
+        if c.options.wordnet.is_some() {
+            ", WordNet synonyms, co-hyponyms, antonyms, the passive"
+        } else {
+            ""
+        },
         r.token_share * 100.0,
         r.pull
     )?;

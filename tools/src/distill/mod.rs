@@ -5,7 +5,8 @@
 //! most 512 KiB that runs on a Cortex-M0+). The command runs the recipe of [`recipe`] in order:
 //!
 //! 1. **corpus** ([`corpus`]): training texts (the project's SNLI training lines and chit-chat
-//!    turns, or `--corpus FILE`) and the held-out SNLI lines of the dev check;
+//!    turns, or `--corpus FILE`) and the held-out SNLI lines of the dev check, and groups of
+//!    near-duplicate variants of both ([`variants`]);
 //! 2. **vocabulary** ([`vocab`]): the teacher's tokens most frequent in the corpus, as many as
 //!    the package budget holds, every Latin-script character kept so no English word is `[UNK]`;
 //! 3. **labels** ([`teacher`]): the teacher, quantized with 16-bit FFNs and run by pith's own
@@ -25,6 +26,7 @@ pub mod corpus;
 pub mod evaluate;
 pub mod recipe;
 pub mod teacher;
+pub mod variants;
 pub mod vocab;
 pub mod work;
 
@@ -80,6 +82,10 @@ pub struct Options {
     /// Worker threads of the teacher's forward passes (default: every core).
     #[arg(long, value_parser = crate::args::count)]
     pub threads: Option<usize>,
+    /// WordNet 3.0's folder (Debian `wordnet-base`: index.* and data.*): the training texts'
+    /// variants then also swap words for synonyms, co-hyponyms and antonyms.
+    #[arg(long)]
+    pub wordnet: Option<PathBuf>,
     /// The Python that runs tools/train (needs numpy and safetensors; default: `$PITH_PYTHON`,
     /// else `python3`).
     #[arg(long)]
@@ -138,7 +144,13 @@ pub fn run(o: Options) -> Result<Outputs> {
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let mut timer = card::Timings::default();
 
+    let python = o
+        .python
+        .clone()
+        .or_else(|| std::env::var("PITH_PYTHON").ok())
+        .unwrap_or_else(|| "python3".into());
     let texts = corpus::Corpus::load(o.corpus.as_deref())?;
+    let variants = variants::make(&python, &work, &texts, &recipe, o.wordnet.as_deref())?;
     timer.lap("corpus", started);
 
     let t = Instant::now();
@@ -157,7 +169,15 @@ pub fn run(o: Options) -> Result<Outputs> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let labels = teacher::label(&o.checkpoint, &teacher, &choice, &texts, &work, threads)?;
+    let labels = teacher::label(
+        &o.checkpoint,
+        &teacher,
+        &choice,
+        &texts,
+        &variants,
+        &work,
+        threads,
+    )?;
     timer.lap(
         if labels.cached {
             "labels (cached)"
@@ -173,17 +193,23 @@ pub fn run(o: Options) -> Result<Outputs> {
         &teacher,
         &choice,
         &texts,
+        &variants,
         &labels,
         &recipe,
         &name,
         &out.checkpoint,
     )?;
-    let python = o
-        .python
-        .clone()
-        .or_else(|| std::env::var("PITH_PYTHON").ok())
-        .unwrap_or_else(|| "python3".into());
-    train(&python, &work, &out.checkpoint)?;
+    stage("training");
+    run_python(
+        &python,
+        "static_student.py",
+        &[
+            "--work".into(),
+            work.clone().into_os_string(),
+            "--out".into(),
+            out.checkpoint.clone().into_os_string(),
+        ],
+    )?;
     timer.lap("train", t);
 
     let t = Instant::now();
@@ -290,18 +316,17 @@ pub fn stage(msg: &str) {
     eprintln!("[distill] {msg}");
 }
 
-/// Runs the numpy trainer on the work folder; it writes the float checkpoint.
-fn train(python: &str, work: &Path, checkpoint: &Path) -> Result<()> {
-    let script = crate::defaults::repo_root()?.join("tools/train/static_student.py");
-    stage(&format!("training: {python} {}", script.display()));
+/// Runs `tools/train/SCRIPT` with `args` under `python`, with one BLAS thread: the same sums in
+/// the same order on every run, so the same seed gives the same bytes (the matrices here are
+/// small; threads would buy little).
+fn run_python(python: &str, script: &str, args: &[std::ffi::OsString]) -> Result<()> {
+    let script = crate::defaults::repo_root()?
+        .join("tools/train")
+        .join(script);
+    stage(&format!("{python} {}", script.display()));
     let status = Command::new(python)
         .arg(&script)
-        .arg("--work")
-        .arg(work)
-        .arg("--out")
-        .arg(checkpoint)
-        // One BLAS thread: the same sums in the same order on every run, so the same seed gives
-        // the same table (the matrices here are small; threads would buy little).
+        .args(args)
         .env("OPENBLAS_NUM_THREADS", "1")
         .env("OMP_NUM_THREADS", "1")
         .env("MKL_NUM_THREADS", "1")

@@ -36,6 +36,12 @@ pub struct StaticRecipe {
     /// Share of every batch made of single kept tokens as one-token texts, labelled with the
     /// teacher's `[CLS] token [SEP]` vector: what each word means to the teacher, in every batch.
     pub token_share: f64,
+    /// Training texts (4 to 20 words) that get near-duplicate variants.
+    pub variant_sources: usize,
+    /// Variants per such text (the dev texts get 2, for the close-pair check).
+    pub variants_per_text: usize,
+    /// Share of the group slots filled with variant groups (neighbour groups fill the rest).
+    pub variant_share: f64,
     /// Texts per neighbour group (the anchor included).
     pub group_size: usize,
     /// Training texts drawn as anchors of neighbour groups.
@@ -60,6 +66,9 @@ impl StaticRecipe {
             pull: 1e-3,
             group_share: 0.5,
             token_share: 0.125,
+            variant_sources: 10_000,
+            variants_per_text: 4,
+            variant_share: 0.5,
             group_size: 4,
             group_anchors: 5_000,
             neighbour_ranks: 20,

@@ -34,6 +34,8 @@ pub struct Labels {
     pub train: String,
     /// One row per dev text.
     pub dev: String,
+    /// One row per variant text.
+    pub variants: String,
 }
 
 const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
@@ -95,6 +97,7 @@ pub fn label(
     teacher: &Checkpoint,
     choice: &Choice,
     corpus: &Corpus,
+    variants: &[String],
     work: &Path,
     threads: usize,
 ) -> Result<Labels> {
@@ -170,6 +173,7 @@ pub fn label(
     let tokens = run("tokens", token_ids)?;
     let train = run("train", ids(&corpus.train)?)?;
     let dev = run("dev", ids(&corpus.dev)?)?;
+    let variants = run("variants", ids(variants)?)?;
     Ok(Labels {
         teacher_key: key,
         cached: !fresh.get(),
@@ -177,5 +181,6 @@ pub fn label(
         tokens,
         train,
         dev,
+        variants,
     })
 }

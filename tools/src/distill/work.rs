@@ -3,7 +3,8 @@
 //! - `recipe.json`: the [`StaticRecipe`](super::recipe::StaticRecipe), the zero rows, and the
 //!   names of the label files;
 //! - `labels-*.f32`: the teacher's rows, raw little-endian f32 ([`super::teacher`]);
-//! - `train.ids.u32`, `dev.ids.u32`: each text's student token ids without `[CLS]`/`[SEP]` as
+//! - `variants.txt`, `variants.tsv`: the variant groups (tools/train/variants.py);
+//! - `train.ids.u32`, `dev.ids.u32`, `variants.ids.u32`: each text's student token ids without `[CLS]`/`[SEP]` as
 //!   little-endian u32, each text as its length then its ids;
 //! - the float checkpoint's `config.json` and `vocab.txt` (written here), `embeddings.safetensors`
 //!   and `training.json` (written by the trainer).
@@ -47,6 +48,7 @@ pub fn write_inputs(
     teacher: &Checkpoint,
     choice: &Choice,
     corpus: &Corpus,
+    variants: &[String],
     labels: &Labels,
     recipe: &StaticRecipe,
     name: &str,
@@ -57,6 +59,7 @@ pub fn write_inputs(
         &id_file(choice, &corpus.train)?,
     )?;
     output::write_whole(&work.join("dev.ids.u32"), &id_file(choice, &corpus.dev)?)?;
+    output::write_whole(&work.join("variants.ids.u32"), &id_file(choice, variants)?)?;
     let t = choice.tokenizer;
     let doc = json!({
         "recipe": recipe,
@@ -68,6 +71,7 @@ pub fn write_inputs(
         "tokens": labels.tokens,
         "train": labels.train,
         "dev": labels.dev,
+        "variants": labels.variants,
         "train_texts": corpus.train.len(),
         "dev_texts": corpus.dev.len(),
     });
