@@ -19,7 +19,7 @@
 //! 6. **evaluate** ([`evaluate`]): SICK dev and the StackFAQ bank, student and teacher in one
 //!    run; the bank `NAME.pithkb` for the device;
 //! 7. **card** ([`card`]): `README.md` (figures, the exact command, data and licenses) and
-//!    `record.json` (recipe, dev history, hashes, timings).
+//!    `record.json` (recipe, corpus, figures, dev history, timings).
 
 pub mod card;
 pub mod corpus;
