@@ -135,7 +135,10 @@ def main():
         var_groups = [np.array(ix) + n_train for (split, _), ix in by.items() if split == "train"]
         pairs = np.array([(ix[0], j) for (split, _), ix in by.items() if split == "dev" for j in ix[1:]])
         if len(pairs):
-            close = (pairs, (t_var[pairs[:, 0]] * t_var[pairs[:, 1]]).sum(1), [vs[i] for i in range(len(vs))])
+            # Only the dev groups' texts are pooled at each check; `pos` indexes them.
+            used = np.unique(pairs)
+            close = ([vs[i] for i in used], np.searchsorted(used, pairs),
+                     (t_var[pairs[:, 0]] * t_var[pairs[:, 1]]).sum(1))
         train = train + vs
         t_train = np.concatenate([t_train, t_var])
         log(f"{len(var_groups)} variant groups, {len(pairs)} close dev pairs")
@@ -144,11 +147,9 @@ def main():
         e = pooled(table, dev)
         out = {"dev_agreement": 100 * spearman((e[:-1] * e[1:]).sum(1), t_cos)}
         if close is not None:
-            pairs, t_close, seqs = close
-            used = np.unique(pairs)
-            ev = np.zeros((len(seqs), table.shape[1]), np.float32)
-            ev[used] = pooled(table, [seqs[i] for i in used])
-            out["close_agreement"] = 100 * spearman((ev[pairs[:, 0]] * ev[pairs[:, 1]]).sum(1), t_close)
+            seqs, pos, t_close = close
+            ec = pooled(table, seqs)
+            out["close_agreement"] = 100 * spearman((ec[pos[:, 0]] * ec[pos[:, 1]]).sum(1), t_close)
         return out
 
     # 1. PCA.
