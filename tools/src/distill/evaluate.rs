@@ -56,6 +56,31 @@ struct Bench<'b> {
 type EmbedFn<'f> = dyn Fn(&str) -> Result<Vec<f32>> + Sync + 'f;
 
 impl Bench<'_> {
+    /// What the teacher's figures depend on besides the teacher (`teacher_key`): the pairs,
+    /// the queries, and the entries' texts and answer bias.
+    fn key(&self, teacher_key: u64) -> u64 {
+        let mut d = super::teacher::CRC.digest_with_initial(teacher_key);
+        let mut text = |s: &str| {
+            d.update(&(s.len() as u64).to_le_bytes());
+            d.update(s.as_bytes());
+        };
+        for (score, a, b) in &self.pairs {
+            text(&score.to_string());
+            text(a);
+            text(b);
+        }
+        for (id, q) in &self.queries {
+            text(id);
+            text(q);
+        }
+        for e in self.bank.entries() {
+            text(&e.question.to_string());
+            text(&e.answer.to_string());
+        }
+        text(&self.bank.answer_bias().to_string());
+        d.finalize()
+    }
+
     /// SICK dev Spearman (percent) of the cosines `embed` gives.
     fn sick(&self, embed: &EmbedFn<'_>) -> Result<f64> {
         let pred: Vec<f64> = self.pool.install(|| {
@@ -128,7 +153,8 @@ impl Bench<'_> {
 
 /// Measures both models and writes the student's StackFAQ bank (abstain threshold calibrated
 /// on the queries, as `pith kb build` does) to `bank_path`. The teacher's figures are cached in
-/// `work` under the hash of its files (`teacher_key`): its fp32 passes take longer than the rest.
+/// `work` under the hash of its files (`teacher_key`) and of the benchmarks' texts: its fp32
+/// passes take longer than the rest.
 pub fn run(
     teacher: &Checkpoint,
     teacher_key: u64,
@@ -171,7 +197,10 @@ pub fn run(
         faq_mrr: mrr,
     };
 
-    let cache = work.join(format!("teacher-figures-{teacher_key:016x}.json"));
+    let cache = work.join(format!(
+        "teacher-figures-{:016x}.json",
+        bench.key(teacher_key)
+    ));
     let cached: Option<Scores> =
         crate::input::text_or_missing(&cache)?.and_then(|t| serde_json::from_str(&t).ok());
     let teacher = match cached {

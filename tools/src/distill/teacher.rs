@@ -38,7 +38,7 @@ pub struct Labels {
     pub variants: String,
 }
 
-const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
+pub(super) const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
 
 /// The teacher folder's files that decide its outputs.
 const TEACHER_FILES: [&str; 8] = [
