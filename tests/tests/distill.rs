@@ -1,10 +1,13 @@
-//! `pith distill --tier s` end to end on a tiny random teacher (seconds): the package fits its
-//! budget, loads, embeds, its card and record carry the figures and the command, and a second
-//! run of the same command into a fresh folder makes the same package byte for byte. Bad
-//! teachers and settings are errors that name the problem.
+//! `pith distill` end to end on a tiny random teacher (seconds): the package fits its budget,
+//! loads, embeds, its card and record carry the figures and the command, and a second run of the
+//! same command into a fresh folder makes the same package byte for byte. Tier M's training,
+//! killed mid-run, resumes with the same command and ends with the same weights as a run never
+//! stopped. Bad teachers and settings are errors that name the problem.
 
+use std::io::BufRead as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use pith_runtime::Model;
 use pith_tests::checkpoint::{tiny_bert_checkpoint, HIDDEN};
@@ -15,6 +18,10 @@ const DIM: usize = 16;
 const BUDGET: usize = 96 * 1024;
 const STEPS: usize = 300;
 const CORPUS_LINES: usize = 3000;
+/// Tier M: one layer of one 16-wide head (the tiny teacher's head width), FFN 32.
+const M_DIM: usize = 16;
+const M_BUDGET: usize = 160 * 1024;
+const M_STEPS: usize = 400;
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pith-distill-{}-{name}", std::process::id()));
@@ -45,25 +52,43 @@ fn teacher(dir: &Path) -> (PathBuf, PathBuf) {
     (ck, corpus)
 }
 
-/// `pith distill` of `teacher` into `out`, the test's settings unless `extra` names them.
-fn distill(teacher: &Path, corpus: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut settings = vec![
-        ("--dim", DIM.to_string()),
-        ("--budget", BUDGET.to_string()),
-        ("--steps", STEPS.to_string()),
-        ("--threads", "2".to_string()),
-        ("--name", "tiny-s".to_string()),
-    ];
+/// The `pith distill --tier s` command of `teacher` into `out`, the test's settings unless
+/// `extra` names them.
+fn command(teacher: &Path, corpus: &Path, out: &Path, tier: &str, extra: &[&str]) -> Command {
+    let mut settings = match tier {
+        "s" => vec![
+            ("--dim", DIM.to_string()),
+            ("--budget", BUDGET.to_string()),
+            ("--steps", STEPS.to_string()),
+        ],
+        _ => vec![
+            ("--dim", M_DIM.to_string()),
+            ("--heads", "1".to_string()),
+            ("--layers", "1".to_string()),
+            ("--ffn", "32".to_string()),
+            ("--budget", M_BUDGET.to_string()),
+            ("--steps", M_STEPS.to_string()),
+            ("--save-every", "40".to_string()),
+        ],
+    };
+    settings.push(("--threads", "2".to_string()));
+    settings.push(("--name", format!("tiny-{tier}")));
     settings.retain(|(k, _)| !extra.contains(k));
-    Command::new(pith_bin())
-        .arg("distill")
+    let mut c = Command::new(pith_bin());
+    c.arg("distill")
         .arg(teacher)
-        .args(["--tier", "s", "--corpus"])
+        .args(["--tier", tier, "--corpus"])
         .arg(corpus)
         .arg("-o")
         .arg(out)
         .args(settings.iter().flat_map(|(k, v)| [*k, v.as_str()]))
-        .args(extra)
+        .args(extra);
+    c
+}
+
+/// `pith distill --tier s`, run to its end.
+fn distill(teacher: &Path, corpus: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    command(teacher, corpus, out, "s", extra)
         .output()
         .expect("running pith distill")
 }
@@ -86,17 +111,7 @@ fn tier_s_of_a_tiny_random_teacher_loads_embeds_and_redistills_byte_for_byte() {
     let pkg = std::fs::read(a.join("tiny-s.pith")).unwrap();
     assert!(pkg.len() <= BUDGET, "{} bytes > {BUDGET}", pkg.len());
     let model = Model::new(&pkg).expect("the student package loads");
-    assert_eq!(model.dim(), DIM);
-    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
-    let (mut x, mut y) = (vec![0i8; DIM], vec![0i8; DIM]);
-    model
-        .embed("A man is playing a guitar.", &mut arena, &mut x)
-        .unwrap();
-    model
-        .embed("Two dogs run through a snowy field.", &mut arena, &mut y)
-        .unwrap();
-    assert!(x.iter().any(|&v| v != 0), "an all-zero embedding");
-    assert_ne!(x, y, "two different sentences embed the same");
+    check_embeds(&model, DIM);
     // The bank for the device opens with this package.
     let bank = std::fs::read(a.join("tiny-s.pithkb")).unwrap();
     pith_runtime::kb::Bank::for_model(&bank, &model).expect("the student's bank opens");
@@ -170,4 +185,124 @@ fn distill_refuses_bad_teachers_and_settings_with_the_reason() {
         "a package from a failed run"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Embeds two sentences with the package at `path` and checks it is a working model.
+fn embeds(path: &Path, budget: usize, dim: usize) -> Vec<u8> {
+    let pkg = std::fs::read(path).unwrap();
+    assert!(pkg.len() <= budget, "{} bytes > {budget}", pkg.len());
+    check_embeds(&Model::new(&pkg).expect("the student package loads"), dim);
+    pkg
+}
+
+/// Two different sentences give two different, non-zero embeddings of `dim` values.
+fn check_embeds(model: &Model<'_>, dim: usize) {
+    assert_eq!(model.dim(), dim);
+    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+    let (mut x, mut y) = (vec![0i8; dim], vec![0i8; dim]);
+    model
+        .embed("A man is playing a guitar.", &mut arena, &mut x)
+        .unwrap();
+    model
+        .embed("Two dogs run through a snowy field.", &mut arena, &mut y)
+        .unwrap();
+    assert!(x.iter().any(|&v| v != 0), "an all-zero embedding");
+    assert_ne!(x, y, "two different sentences embed the same");
+}
+
+#[test]
+fn tier_m_killed_mid_training_resumes_to_the_same_weights() {
+    let dir = scratch("tier-m");
+    let (ck, corpus) = teacher(&dir);
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let weights = |d: &Path| std::fs::read(d.join("checkpoint/model.safetensors")).unwrap();
+
+    // Uninterrupted.
+    let out = command(&ck, &corpus, &a, "m", &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "pith distill --tier m failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pkg = embeds(&a.join("tiny-m.pith"), M_BUDGET, M_DIM);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("record.json")).unwrap()).unwrap();
+    let history = record["training"]["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["step"], M_STEPS);
+    assert!(history[0]["dev_agreement"].as_f64().unwrap().is_finite());
+    assert_eq!(record["recipe"]["layers"], 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pith's fp32 forward agrees with the trainer"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ETA"), "no progress lines:\n{stderr}");
+
+    // Killed (the whole process group, as a terminal's Ctrl-C reaches it) once the trainer has
+    // saved step 120 of 400, then the same command again.
+    let mut child = command(&ck, &corpus, &b, "m", &[])
+        .process_group(0)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("saved step 120") {
+            let killed = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            break;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run ended before the kill:\n{seen}");
+    assert!(
+        !b.join("checkpoint/model.safetensors").exists(),
+        "the trainer finished before the kill:\n{seen}"
+    );
+    let out = command(&ck, &corpus, &b, "m", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the resumed run failed:\n{stderr}");
+    assert!(
+        stderr.contains("resuming from step"),
+        "it started afresh:\n{stderr}"
+    );
+    assert!(
+        weights(&b) == weights(&a),
+        "the resumed run ended with other weights"
+    );
+    let again = std::fs::read(b.join("tiny-m.pith")).unwrap();
+    assert!(again == pkg, "the resumed run made another package");
+
+    // Tier M's shape is checked against the teacher before any work.
+    let e = command(&ck, &corpus, &dir.join("c"), "m", &["--heads", "2"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    let e = String::from_utf8_lossy(&e.stderr);
+    assert!(e.contains("head width 16"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tier M's trainer writes its backward pass by hand (numpy, no autograd): it must match central
+/// differences of its own forward pass (float64, a random two-layer model with padding).
+#[test]
+fn tier_m_trainer_backward_matches_finite_differences() {
+    let python = std::env::var("PITH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .arg(repo_root().unwrap().join("tools/train/bert_np.py"))
+        .arg("--check")
+        .output()
+        .expect("running python3 tools/train/bert_np.py --check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("worst relative error"), "{text}");
 }

@@ -23,6 +23,7 @@ pub mod fp32;
 pub mod framed_file;
 pub mod input;
 pub mod kb;
+pub mod lexical;
 pub mod load;
 pub mod onnx;
 pub mod output;

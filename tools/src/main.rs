@@ -20,8 +20,8 @@ enum Command {
     Export(cmd::export::Args),
     /// Calibrate and quantize a checkpoint into a .pith package (and optionally a QDQ ONNX).
     Quantize(cmd::quantize::Args),
-    /// Distill a small student (Tier S: static, <= 512 KiB) of a teacher checkpoint, with its
-    /// bank, model card and training record.
+    /// Distill a small student of a teacher checkpoint (Tier S: static, <= 512 KiB; Tier M: a
+    /// small BERT, <= 2 MB, resumable), with its bank, model card and training record.
     Distill(cmd::distill::Args),
     /// Embed one text and print the vector.
     Embed(cmd::embed::Args),

@@ -72,6 +72,35 @@ def pooled(table, seqs):
     return unit(np.add.reduceat(table[flat], starts, axis=0))
 
 
+def read_variants(work, spec, train, t_train):
+    """The variant groups (tools/train/variants.py): the training ones join the training texts
+    (drawn only as whole groups; their rows come after ``train``'s), the dev ones make the
+    close-pair check: (the dev groups' texts, each pair's two positions among them, the
+    teacher's cosine of each pair), or None. Returns (groups, check, texts, labels)."""
+    if not spec.get("variants"):
+        return [], None, train, t_train
+    n_train = len(train)
+    vs = read_seqs(os.path.join(work, "variants.ids.u32"))
+    t_var = unit(read_rows(os.path.join(work, spec["variants"]), len(vs)).astype(np.float32))
+    with open(os.path.join(work, "variants.tsv"), encoding="utf-8") as f:
+        meta = [line.split() for line in f if line.strip()]
+    if len(meta) != len(vs):
+        raise SystemExit("variants.tsv and variants.ids.u32 disagree on the number of texts")
+    by = {}
+    for i, (g, split) in enumerate(meta):
+        by.setdefault((split, g), []).append(i)
+    groups = [np.array(ix) + n_train for (split, _), ix in by.items() if split == "train"]
+    pairs = np.array([(ix[0], j) for (split, _), ix in by.items() if split == "dev" for j in ix[1:]])
+    close = None
+    if len(pairs):
+        # Only the dev groups' texts are embedded at each check; the positions index them.
+        used = np.unique(pairs)
+        close = ([vs[i] for i in used], np.searchsorted(used, pairs),
+                 (t_var[pairs[:, 0]] * t_var[pairs[:, 1]]).sum(1))
+    log(f"{len(groups)} variant groups, {len(pairs)} close dev pairs")
+    return groups, close, train + vs, np.concatenate([t_train, t_var])
+
+
 def neighbour_groups(t, r, rng):
     """Groups of ``group_size`` training texts: an anchor, its nearest text by the teacher's
     cosine and others drawn from its ``neighbour_ranks`` nearest; near copies skipped."""
@@ -95,14 +124,20 @@ def neighbour_groups(t, r, rng):
     return np.array(groups, dtype=np.int64).reshape(-1, r["group_size"])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def trainer_args(doc):
+    """The command line every `pith distill` trainer takes (--work, --out) and the work folder's
+    recipe.json."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", required=True, help="the work folder pith distill wrote")
-    ap.add_argument("--out", required=True, help="the float checkpoint folder (config.json and vocab.txt are there)")
+    ap.add_argument("--out", required=True, help="the float checkpoint folder (its configuration is there)")
     args = ap.parse_args()
-    started = time.time()
     with open(os.path.join(args.work, "recipe.json")) as f:
-        spec = json.load(f)
+        return args, json.load(f)
+
+
+def main():
+    started = time.time()
+    args, spec = trainer_args(__doc__)
     r = spec["recipe"]
     rng = np.random.default_rng(r["seed"])
     v, dim = spec["vocab_size"], r["dim"]
@@ -119,29 +154,7 @@ def main():
     n_train = len(train)
     log(f"{v} tokens x {dim}, {n_train} training texts, {len(dev)} dev texts")
 
-    # Variant groups (tools/train/variants.py): the training ones join the training texts (drawn
-    # only as whole groups), the dev ones make the close-pair check.
-    var_groups, close = [], None
-    if spec.get("variants"):
-        vs = read_seqs(os.path.join(args.work, "variants.ids.u32"))
-        t_var = unit(read_rows(os.path.join(args.work, spec["variants"]), len(vs)).astype(np.float32))
-        with open(os.path.join(args.work, "variants.tsv"), encoding="utf-8") as f:
-            meta = [l.split() for l in f if l.strip()]
-        if len(meta) != len(vs):
-            raise SystemExit("variants.tsv and variants.ids.u32 disagree on the number of texts")
-        by = {}
-        for i, (g, split) in enumerate(meta):
-            by.setdefault((split, g), []).append(i)
-        var_groups = [np.array(ix) + n_train for (split, _), ix in by.items() if split == "train"]
-        pairs = np.array([(ix[0], j) for (split, _), ix in by.items() if split == "dev" for j in ix[1:]])
-        if len(pairs):
-            # Only the dev groups' texts are pooled at each check; `pos` indexes them.
-            used = np.unique(pairs)
-            close = ([vs[i] for i in used], np.searchsorted(used, pairs),
-                     (t_var[pairs[:, 0]] * t_var[pairs[:, 1]]).sum(1))
-        train = train + vs
-        t_train = np.concatenate([t_train, t_var])
-        log(f"{len(var_groups)} variant groups, {len(pairs)} close dev pairs")
+    var_groups, close, train, t_train = read_variants(args.work, spec, train, t_train)
 
     def check(table):
         e = pooled(table, dev)

@@ -1,4 +1,4 @@
-//! `pith distill CHECKPOINT --tier s -o DIR`: a microcontroller-sized student of a teacher
+//! `pith distill CHECKPOINT --tier s|m -o DIR`: a microcontroller-sized student of a teacher
 //! checkpoint, with its bank, model card and training record (the recipe: `crate::distill`).
 
 use anyhow::Result;

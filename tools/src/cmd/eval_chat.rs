@@ -15,12 +15,12 @@ use anyhow::{bail, Result};
 // How many of the best candidates the refinement step re-scores: as the device's `chat`.
 use pith_console::chat::REFINE_TOP;
 
+use crate::lexical::{self, Lexicon};
 use crate::load::Engine;
 use crate::reasoner::eval::{
     candidates, cosine, mean_of, positions, rank, rank_of, read_conversations, LinearMap, Position,
     Score, SplitMix,
 };
-use crate::reasoner::lexical::{self, Lexicon};
 use crate::reasoner::mix;
 use crate::reasoner::predictor::{dequantize, embed_turns, Predictor, TurnVectors};
 use crate::reasoner::WINDOW;

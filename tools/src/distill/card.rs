@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 
 use super::corpus::Corpus;
 use super::evaluate::{Figures, SICK_DEV};
-use super::recipe::StaticRecipe;
 use super::vocab::Choice;
 use super::{Options, Outputs};
 use crate::checkpoint::Checkpoint;
@@ -30,7 +29,21 @@ pub struct Card<'a> {
     pub options: &'a Options,
     pub name: &'a str,
     pub teacher: &'a Checkpoint,
-    pub recipe: &'a StaticRecipe,
+    /// The recipe as data (the record's copy).
+    pub recipe: Value,
+    /// What the student is, for the title and the first paragraph.
+    pub kind: &'static str,
+    pub intro: &'static str,
+    /// The model row's student cell.
+    pub shape: String,
+    /// What the dev history's first entry is (the state before training).
+    pub start: &'static str,
+    /// The method section (numbered steps).
+    pub method: String,
+    /// The package budget in bytes.
+    pub budget: usize,
+    /// BLAS threads of the training.
+    pub blas_threads: usize,
     pub vocab: &'a Choice,
     pub corpus: &'a Corpus,
     pub outputs: &'a Outputs,
@@ -90,7 +103,6 @@ pub fn write(c: &Card<'_>) -> Result<()> {
     let f = c.figures;
     let (dev0, dev1) = dev_span(c.history, "dev_agreement");
     let (close0, close1) = dev_span(c.history, "close_agreement");
-    let params = c.vocab.vocab.len() * c.recipe.dim;
     let total: f64 = c.timings.0.iter().map(|t| t.1).sum();
     let file_name = |p: &std::path::Path| {
         p.file_name()
@@ -101,21 +113,15 @@ pub fn write(c: &Card<'_>) -> Result<()> {
     let w = &mut md;
     writeln!(
         w,
-        "# {}: a static (Tier S) student of {}\n",
-        c.name, c.teacher.name
+        "# {}: a {} student of {}\n",
+        c.name, c.kind, c.teacher.name
     )?;
+    writeln!(w, "{} Made by `pith distill`.\n", c.intro)?;
+    writeln!(w, "| | student | teacher | TF-IDF |\n|---|---|---|---|")?;
     writeln!(
         w,
-        "One int8 vector per WordPiece token, mean-pooled: no attention, no matmuls, so it runs \
-         on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`). Made by `pith distill`.\n"
-    )?;
-    writeln!(w, "| | student | teacher |\n|---|---|---|")?;
-    writeln!(
-        w,
-        "| model | {} tokens × {} dims = {params} parameters, package {} bytes | {} layers, \
-         {} wide, {} tokens (fp32) |",
-        c.vocab.vocab.len(),
-        c.recipe.dim,
+        "| model | {}, package {} bytes | {} layers, {} wide, {} tokens (fp32) | word counts, no model |",
+        c.shape,
         c.package_bytes,
         c.teacher.config.layers,
         c.teacher.config.hidden,
@@ -123,37 +129,44 @@ pub fn write(c: &Card<'_>) -> Result<()> {
     )?;
     writeln!(
         w,
-        "| SICK dev Spearman ({} pairs) | **{:.2}** | {:.2} |",
-        f.sick_pairs, f.student.sick_dev, f.teacher.sick_dev
+        "| SICK dev Spearman ({} pairs) | **{:.2}** | {:.2} | {:.2} |",
+        f.sick_pairs, f.student.sick_dev, f.teacher.sick_dev, f.lexical.sick_dev
     )?;
     writeln!(
         w,
-        "| StackFAQ top-1 / MRR ({} queries, {} entries) | **{:.2}** / {:.2} | {:.2} / {:.2} |",
+        "| StackFAQ top-1 / MRR ({} queries, {} entries) | **{:.2}** / {:.2} | {:.2} / {:.2} | \
+         {:.2} / {:.2} |",
         f.faq_queries,
         f.faq_entries,
         f.student.faq_top1,
         f.student.faq_mrr,
         f.teacher.faq_top1,
-        f.teacher.faq_mrr
+        f.teacher.faq_mrr,
+        f.lexical.faq_top1,
+        f.lexical.faq_mrr
     )?;
     writeln!(
         w,
         "| dev check (agreement with the teacher's cosines, {} held-out SNLI pairs) | {dev0:.2} \
-         after the PCA, **{dev1:.2}** after training | 100 |",
-        c.corpus.dev.len().saturating_sub(1)
+         {}, **{dev1:.2}** after training | 100 | — |",
+        c.corpus.dev.len().saturating_sub(1),
+        c.start
     )?;
     if close1.is_finite() {
         writeln!(
             w,
             "| close-pair check (the same agreement on those lines against their own edited \
-             variants) | {close0:.2} after the PCA, **{close1:.2}** after training | 100 |"
+             variants) | {close0:.2} {}, **{close1:.2}** after training | 100 | — |",
+            c.start
         )?;
     }
     writeln!(w)?;
     writeln!(
         w,
         "The student is measured as a device runs it (the int8 package, the integer bank \
-         search); the teacher is its fp32 forward pass scored the same way in float. SICK dev is \
+         search); the teacher is its fp32 forward pass scored the same way in float; TF-IDF is \
+         the cosine of word-count vectors (sublinear term frequency, BM25's IDF over the SICK \
+         sentences, or over each FAQ entry's question and answer as one document). SICK dev is \
          `{SICK_DEV}` (never trained on); StackFAQ is the bank `data/faq/stackfaq-bank.jsonl` \
          and its user queries (never trained on; the queries also set the bank's abstain \
          threshold).\n"
@@ -162,8 +175,9 @@ pub fn write(c: &Card<'_>) -> Result<()> {
     writeln!(
         w,
         "Same command, same seed, same bytes: the teacher's labels are cached in `work/` (by \
-         the teacher's files and the texts), the training is seeded with one BLAS thread. Took \
-         {total:.0} s: {}.\n",
+         the teacher's files and the texts), the training is seeded and runs on {} BLAS \
+         thread(s) (the same count splits every product the same way). Took {total:.0} s: {}.\n",
+        c.blas_threads,
         c.timings
             .0
             .iter()
@@ -188,58 +202,20 @@ pub fn write(c: &Card<'_>) -> Result<()> {
     writeln!(
         w,
         "- Sources and licenses of the project's data: `data/README.md` (SNLI CC BY-SA 4.0, \
-         BYU chit-chat MIT, SICK CC BY-NC-SA 3.0, StackFAQ CC BY-SA). Only the derived token \
-         table is in the package; no text is.\n"
+         BYU chit-chat MIT, SICK CC BY-NC-SA 3.0, StackFAQ CC BY-SA). Only weights derived \
+         from them are in the package; no text is.\n"
     )?;
-    writeln!(w, "## Method\n")?;
-    let r = c.recipe;
-    writeln!(
-        w,
-        "1. Vocabulary: the teacher's special and Latin-script single-character tokens, then its \
-         tokens most frequent on the training texts (each source weighing the same), as many as a {}-byte package holds \
-         ({} tokens).\n\
-         2. Labels: the teacher's embedding (its int8 package with 16-bit FFNs, run by pith's \
-         runtime) of every kept token (`[CLS] token [SEP]`) and of every training, dev and \
-         variant text.\n\
-         3. PCA of the token vectors (weighted by frequency) to {} dimensions.\n\
-         4. {} Adam steps (batch {}, step {} × the table's RMS, warm-up then linear decay, \
-         seed {}) on the squared error between the batch's cosine matrix and the teacher's, \
-         {} % of each batch in whole groups: half groups of {} close texts (an anchor and \
-         neighbours from its {} nearest by the teacher, near copies above {} skipped), half \
-         groups of a text and its edited variants ({} training texts with {} variants each: \
-         negation, dropped and swapped words, \"There is no\", another determiner{}); {} % \
-         single kept tokens as one-token texts; pulled ({}) towards the PCA table.\n\
-         5. `pith quantize`: int8 rows, symmetric per row, one pooling scale.\n",
-        c.options.budget,
-        c.vocab.vocab.len(),
-        r.dim,
-        r.steps,
-        r.batch,
-        r.lr,
-        r.seed,
-        r.group_share * 100.0,
-        r.group_size,
-        r.neighbour_ranks,
-        r.near_copy,
-        r.variant_sources,
-        r.variants_per_text,
-        if c.options.wordnet.is_some() {
-            ", WordNet synonyms, co-hyponyms, antonyms, the passive"
-        } else {
-            ""
-        },
-        r.token_share * 100.0,
-        r.pull
-    )?;
+    writeln!(w, "## Method\n\n{}", c.method)?;
     writeln!(w, "## Files\n")?;
     writeln!(
         w,
         "- `{}`: the package (flash it, or `pith embed --model`).\n\
          - `{}`: the StackFAQ bank for this package (`pith ask --bank`).\n\
-         - `checkpoint/`: the float table (`pith quantize checkpoint` rebuilds the package), \
+         - `checkpoint/`: the float model (`pith quantize checkpoint` rebuilds the package), \
          with the trainer's record `training.json`.\n\
          - `record.json`: everything above as data.\n\
-         - `work/`: the teacher's cached labels and the trainer's inputs (safe to delete).",
+         - `work/`: the teacher's cached labels, the trainer's inputs and saved state (delete \
+         it once the run has ended).",
         file_name(&c.outputs.package),
         file_name(&c.outputs.bank)
     )?;
@@ -256,8 +232,8 @@ pub fn write(c: &Card<'_>) -> Result<()> {
             "hidden": c.teacher.config.hidden,
             "vocab": c.teacher.vocab.len(),
         },
-        "recipe": c.recipe,
-        "budget": c.options.budget,
+        "recipe": &c.recipe,
+        "budget": c.budget,
         "vocabulary": { "tokens": c.vocab.vocab.len(), "estimated_bytes": c.vocab.bytes },
         "corpus": {
             "sources": c.corpus.sources.iter().map(|(p, n)| json!({"path": shown(p), "texts": n})).collect::<Vec<_>>(),

@@ -1,7 +1,9 @@
 //! The student's figures beside its teacher's, in one run: SICK dev Spearman (data/sts) and
 //! StackFAQ retrieval (data/faq: the bank the device holds, the user queries). The student is
 //! measured as the device runs it (the int8 package, integer bank search); the teacher is its
-//! fp32 forward pass with the same scoring in float.
+//! fp32 forward pass with the same scoring in float. Beside both, what needs no model at all:
+//! TF-IDF cosine ([`crate::lexical`]: sublinear term frequency, BM25's IDF; over the SICK dev
+//! sentences, and over each StackFAQ entry's question and answer together).
 
 use std::path::Path;
 
@@ -15,6 +17,7 @@ use crate::checkpoint::Checkpoint;
 use crate::fp32::cosine;
 use crate::kb::rank_of;
 use crate::kb::source::read_queries;
+use crate::lexical::Lexicon;
 use crate::text::CheckpointTokenizer;
 
 /// The SICK dev pairs.
@@ -31,11 +34,13 @@ pub struct Scores {
     pub faq_mrr: f64,
 }
 
-/// Student and teacher, side by side.
+/// Student and teacher, side by side, and the lexical baseline.
 #[derive(Clone, Debug, Serialize)]
 pub struct Figures {
     pub student: Scores,
     pub teacher: Scores,
+    /// TF-IDF cosine, no model.
+    pub lexical: Scores,
     /// SICK pairs and FAQ queries and entries measured.
     pub sick_pairs: usize,
     pub faq_queries: usize,
@@ -106,6 +111,38 @@ impl Bench<'_> {
         let top1 = ranks.iter().filter(|&&r| r == 1).count() as f64;
         let rr: f64 = ranks.iter().map(|&r| 1.0 / r as f64).sum();
         Ok((100.0 * top1 / n, 100.0 * rr / n))
+    }
+
+    /// TF-IDF cosine: SICK pairs with the IDF of the SICK dev sentences, StackFAQ queries
+    /// against each entry's question and answer as one document.
+    fn lexical(&self) -> Result<Scores> {
+        let sentences: Vec<&str> = self
+            .pairs
+            .iter()
+            .flat_map(|(_, a, b)| [a.as_str(), b.as_str()])
+            .collect();
+        let lex = Lexicon::new(&sentences);
+        let pred: Vec<f64> = self
+            .pairs
+            .iter()
+            .map(|(_, a, b)| lex.cosine(a, b))
+            .collect();
+        let gold: Vec<f64> = self.pairs.iter().map(|p| p.0).collect();
+        let docs: Vec<String> = self
+            .bank
+            .entries()
+            .map(|e| format!("{} {}", e.question, e.answer))
+            .collect();
+        let faq = Lexicon::new(&docs);
+        let (top1, mrr) = self.faq(|q| {
+            let qv = faq.tfidf_query(&faq.query(&[q]));
+            Ok((0..faq.len()).map(|i| faq.tfidf(&qv, i)).collect())
+        })?;
+        Ok(Scores {
+            sick_dev: 100.0 * crate::stats::spearman(&gold, &pred),
+            faq_top1: top1,
+            faq_mrr: mrr,
+        })
     }
 
     /// The device's search: integer scores of the bank's stored vectors.
@@ -223,6 +260,7 @@ pub fn run(
     Ok(Figures {
         student,
         teacher,
+        lexical: bench.lexical()?,
         sick_pairs: bench.pairs.len(),
         faq_queries: bench.queries.len(),
         faq_entries: bench.bank.len(),

@@ -2,7 +2,10 @@
 //! teacher, in one command.
 //!
 //! Tier S is a static model (one int8 vector per WordPiece token, mean-pooled; a package of at
-//! most 512 KiB that runs on a Cortex-M0+). The command runs the recipe of [`recipe`] in order:
+//! most 512 KiB that runs on a Cortex-M0+). Tier M is a small BERT (4 layers × 128 by default, a
+//! package of at most 2 MB) initialised from the teacher's layers ([`tier_m`]); its training
+//! takes hours on two cores, saves its state as it goes, and the same command resumes it. The
+//! command runs the recipe of [`recipe`] in order:
 //!
 //! 1. **corpus** ([`corpus`]): training texts (the project's SNLI training lines and chit-chat
 //!    turns, or `--corpus FILE`) and the held-out SNLI lines of the dev check, and groups of
@@ -12,9 +15,10 @@
 //! 3. **labels** ([`teacher`]): the teacher, quantized with 16-bit FFNs and run by pith's own
 //!    runtime on all cores, embeds every kept token (`[CLS] token [SEP]`) and every text; cached
 //!    in the work folder by the teacher's and the texts' hash, so a rerun skips it;
-//! 4. **train**: `tools/train/static_student.py` (numpy): PCA of the token vectors, then Adam on
-//!    the in-batch cosine matrices (what STS measures), seeded, one BLAS thread, so the same
-//!    seed gives the same bytes;
+//! 4. **train** (numpy, seeded, one BLAS thread, so the same seed gives the same bytes):
+//!    Tier S `tools/train/static_student.py` (PCA of the token vectors, then Adam on the in-batch
+//!    cosine matrices, what STS measures); Tier M `tools/train/tier_m_student.py` (the same loss
+//!    through a transformer, hand-written backward, checkpointed);
 //! 5. **quantize**: the checkpoint into `NAME.pith` (the quantizer's static path);
 //! 6. **evaluate** ([`evaluate`]): SICK dev and the StackFAQ bank, student and teacher in one
 //!    run; the bank `NAME.pithkb` for the device;
@@ -26,6 +30,7 @@ pub mod corpus;
 pub mod evaluate;
 pub mod recipe;
 pub mod teacher;
+pub mod tier_m;
 pub mod variants;
 pub mod vocab;
 pub mod work;
@@ -37,7 +42,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::checkpoint::Checkpoint;
-use recipe::StaticRecipe;
+use recipe::{StaticRecipe, TransformerRecipe};
 
 /// Which student.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -45,6 +50,23 @@ use recipe::StaticRecipe;
 pub enum Tier {
     /// Static token table, package ≤ the byte budget (512 KiB by default).
     S,
+    /// A small BERT initialised from the teacher, package ≤ the byte budget (2 MB by default).
+    M,
+}
+
+impl Tier {
+    fn suffix(self) -> &'static str {
+        match self {
+            Tier::S => "-tier-s",
+            Tier::M => "-tier-m",
+        }
+    }
+}
+
+/// The recipe of the tier asked for.
+enum Plan {
+    S(StaticRecipe),
+    M(TransformerRecipe),
 }
 
 /// The options of `pith distill`.
@@ -67,15 +89,30 @@ pub struct Options {
     /// Seed of every random choice of the training.
     #[arg(long, default_value_t = recipe::SEED)]
     pub seed: u64,
-    /// Embedding width of the student (at most the teacher's).
+    /// Embedding width of the student (at most the teacher's; Tier M: its hidden width).
     #[arg(long, default_value_t = recipe::DIM, value_parser = crate::args::count)]
     pub dim: usize,
-    /// Package budget in bytes (the vocabulary shrinks to fit).
-    #[arg(long, default_value_t = recipe::BUDGET, value_parser = crate::args::count)]
-    pub budget: usize,
-    /// Optimizer steps of the cosine training.
-    #[arg(long, default_value_t = recipe::STEPS)]
-    pub steps: usize,
+    /// Package budget in bytes, the vocabulary shrinks to fit (default: 524,288 for Tier S,
+    /// 2,000,000 for Tier M).
+    #[arg(long, value_parser = crate::args::count)]
+    pub budget: Option<usize>,
+    /// Optimizer steps (default: 10,000 for Tier S, 30,000 for Tier M).
+    #[arg(long, value_parser = crate::args::count)]
+    pub steps: Option<usize>,
+    /// Tier M: layers, taken evenly spaced from the teacher's (default 4).
+    #[arg(long, value_parser = crate::args::count)]
+    pub layers: Option<usize>,
+    /// Tier M: attention heads per layer, kept whole from the teacher, so `--dim / --heads` is
+    /// its head width (default 4).
+    #[arg(long, value_parser = crate::args::count)]
+    pub heads: Option<usize>,
+    /// Tier M: FFN neurons per layer (default 512).
+    #[arg(long, value_parser = crate::args::count)]
+    pub ffn: Option<usize>,
+    /// Tier M: save the training state every this many steps (default 200); the same command
+    /// resumes from the last one after an interruption.
+    #[arg(long, value_parser = crate::args::count)]
+    pub save_every: Option<usize>,
     /// Package and model-card name (default: the teacher folder's name + `-tier-s`).
     #[arg(long)]
     pub name: Option<String>,
@@ -124,10 +161,31 @@ pub fn run(o: Options) -> Result<Outputs> {
         o.dim,
         teacher.config.hidden
     );
+    let plan = match o.tier {
+        Tier::S => {
+            ensure!(
+                o.layers.is_none()
+                    && o.heads.is_none()
+                    && o.ffn.is_none()
+                    && o.save_every.is_none(),
+                "--layers, --heads, --ffn and --save-every shape Tier M; Tier S is a token table"
+            );
+            Plan::S(StaticRecipe::new(&o))
+        }
+        Tier::M => {
+            let r = TransformerRecipe::new(&o);
+            tier_m::check_shape(&teacher, &r)?;
+            Plan::M(r)
+        }
+    };
+    let budget = o.budget.unwrap_or(match o.tier {
+        Tier::S => recipe::BUDGET_S,
+        Tier::M => recipe::BUDGET_M,
+    });
     let name = o
         .name
         .clone()
-        .unwrap_or_else(|| default_name(&o.checkpoint));
+        .unwrap_or_else(|| default_name(&o.checkpoint, o.tier));
     ensure!(
         name.len() <= pith_runtime::format::NAME_MAX
             && !name.is_empty()
@@ -137,7 +195,6 @@ pub fn run(o: Options) -> Result<Outputs> {
         "name {name:?}: 1 to {} ASCII letters, digits, '-', '_' or '.'",
         pith_runtime::format::NAME_MAX
     );
-    let recipe = StaticRecipe::new(&o);
     let out = Outputs::new(&o.output, &name);
     check_output(&o, &out)?;
     let work = o.output.join("work");
@@ -150,11 +207,29 @@ pub fn run(o: Options) -> Result<Outputs> {
         .or_else(|| std::env::var("PITH_PYTHON").ok())
         .unwrap_or_else(|| "python3".into());
     let texts = corpus::Corpus::load(o.corpus.as_deref())?;
-    let variants = variants::make(&python, &work, &texts, &recipe, o.wordnet.as_deref())?;
+    let plan_variants = match &plan {
+        Plan::S(r) => r.variants(),
+        Plan::M(r) => r.variants(),
+    };
+    let variants = variants::make(&python, &work, &texts, &plan_variants, o.wordnet.as_deref())?;
     timer.lap("corpus", started);
 
     let t = Instant::now();
-    let choice = vocab::choose(&teacher, &texts.train, &texts.weights(), o.dim, o.budget)?;
+    let fixed = match &plan {
+        Plan::S(_) => 0,
+        Plan::M(r) => r.fixed_bytes(),
+    };
+    let mut choice = vocab::choose(
+        &teacher,
+        &texts.train,
+        &texts.weights(),
+        o.dim,
+        budget,
+        fixed,
+    )?;
+    if let Plan::M(r) = &plan {
+        choice.tokenizer.max_len = tier_m::max_len(&teacher, r);
+    }
     stage(&format!(
         "vocabulary: {} of {} teacher tokens, about {} package bytes",
         choice.kept.len(),
@@ -188,29 +263,48 @@ pub fn run(o: Options) -> Result<Outputs> {
     );
 
     let t = Instant::now();
-    work::write_inputs(
-        &work,
-        &teacher,
-        &choice,
-        &texts,
-        &variants,
-        &labels,
-        &recipe,
-        &name,
-        &out.checkpoint,
-    )?;
+    let trainer_args = [
+        "--work".into(),
+        work.clone().into_os_string(),
+        "--out".into(),
+        out.checkpoint.clone().into_os_string(),
+    ];
     stage("training");
-    run_python(
-        &python,
-        "static_student.py",
-        &[
-            "--work".into(),
-            work.clone().into_os_string(),
-            "--out".into(),
-            out.checkpoint.clone().into_os_string(),
-        ],
-    )?;
+    match &plan {
+        Plan::S(r) => {
+            work::write_inputs(
+                &work,
+                &teacher,
+                &choice,
+                &texts,
+                &variants,
+                &labels,
+                r,
+                &name,
+                &out.checkpoint,
+            )?;
+            run_python(&python, "static_student.py", &trainer_args, 1)?;
+        }
+        Plan::M(r) => {
+            tier_m::write_inputs(
+                &work,
+                &o.checkpoint,
+                &teacher,
+                &choice,
+                &texts,
+                &variants,
+                &labels,
+                r,
+                &out.checkpoint,
+            )?;
+            run_python(&python, "tier_m_student.py", &trainer_args, threads)?;
+        }
+    }
     timer.lap("train", t);
+    let history = work::read_history(&out.checkpoint)?;
+    if let Plan::M(_) = plan {
+        tier_m::check_probe(&out.checkpoint, &texts.dev, &history)?;
+    }
 
     let t = Instant::now();
     let quantize = crate::quant::pipeline::Options {
@@ -220,10 +314,9 @@ pub fn run(o: Options) -> Result<Outputs> {
     crate::quant::pipeline::run(quantize)?;
     let size = std::fs::metadata(&out.package)?.len() as usize;
     ensure!(
-        size <= o.budget,
-        "{} is {size} bytes, over the {} byte budget (the vocabulary estimate was {})",
+        size <= budget,
+        "{} is {size} bytes, over the {budget} byte budget (the vocabulary estimate was {})",
         out.package.display(),
-        o.budget,
         choice.bytes
     );
     timer.lap("quantize", t);
@@ -240,12 +333,50 @@ pub fn run(o: Options) -> Result<Outputs> {
     )?;
     timer.lap("evaluate", t);
 
-    let history = work::read_history(&out.checkpoint)?;
+    let tokens = choice.vocab.len();
+    let wordnet = o.wordnet.is_some();
+    let (recipe, kind, intro, shape, start, method) = match &plan {
+        Plan::S(r) => (
+            serde_json::to_value(r)?,
+            "static (Tier S)",
+            "One int8 vector per WordPiece token, mean-pooled: no attention, no matmuls, so it \
+             runs on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`).",
+            format!(
+                "{tokens} tokens × {} dims = {} parameters",
+                r.dim,
+                tokens * r.dim
+            ),
+            "after the PCA",
+            static_method(r, budget, tokens, wordnet),
+        ),
+        Plan::M(r) => (
+            serde_json::to_value(r)?,
+            "transformer (Tier M)",
+            "A small BERT with the teacher's tokenizer rules and mean pooling, run by the same \
+             integer kernels as the full model.",
+            format!(
+                "{} layers × {} wide, {} heads, FFN {}, {tokens} tokens",
+                r.layers, r.hidden, r.heads, r.ffn
+            ),
+            "at initialisation",
+            tier_m::method(r, budget, tokens, wordnet),
+        ),
+    };
     card::write(&card::Card {
         options: &o,
         name: &name,
         teacher: &teacher,
-        recipe: &recipe,
+        recipe,
+        kind,
+        intro,
+        shape,
+        start,
+        method,
+        budget,
+        blas_threads: match plan {
+            Plan::S(_) => 1,
+            Plan::M(_) => threads,
+        },
         vocab: &choice,
         corpus: &texts,
         outputs: &out,
@@ -263,6 +394,41 @@ pub fn run(o: Options) -> Result<Outputs> {
         started.elapsed().as_secs_f64()
     ));
     Ok(out)
+}
+
+/// The method section of a Tier S card.
+fn static_method(r: &StaticRecipe, budget: usize, tokens: usize, wordnet: bool) -> String {
+    format!(
+        "1. Vocabulary: the teacher's special and Latin-script single-character tokens, then its \
+         tokens most frequent on the training texts (each source weighing the same), as many as a {budget}-byte package holds \
+         ({tokens} tokens).\n\
+         2. Labels: the teacher's embedding (its int8 package with 16-bit FFNs, run by pith's \
+         runtime) of every kept token (`[CLS] token [SEP]`) and of every training, dev and \
+         variant text.\n\
+         3. PCA of the token vectors (weighted by frequency) to {} dimensions.\n\
+         4. {} Adam steps (batch {}, step {} × the table's RMS, warm-up then linear decay, \
+         seed {}) on the squared error between the batch's cosine matrix and the teacher's, \
+         {} % of each batch in whole groups: half groups of {} close texts (an anchor and \
+         neighbours from its {} nearest by the teacher, near copies above {} skipped), half \
+         groups of a text and its edited variants ({} training texts with {} variants each: \
+         {}); {} % \
+         single kept tokens as one-token texts; pulled ({}) towards the PCA table.\n\
+         5. `pith quantize`: int8 rows, symmetric per row, one pooling scale.\n",
+        r.dim,
+        r.steps,
+        r.batch,
+        r.lr,
+        r.seed,
+        r.group_share * 100.0,
+        r.group_size,
+        r.neighbour_ranks,
+        r.near_copy,
+        r.variant_sources,
+        r.variants_per_text,
+        variants::operations(wordnet),
+        r.token_share * 100.0,
+        r.pull
+    )
 }
 
 /// Refuses an output folder that would overwrite an input, or another folder's files: it must be
@@ -291,8 +457,8 @@ fn check_output(o: &Options, out: &Outputs) -> Result<()> {
     Ok(())
 }
 
-/// `all-MiniLM-L6-v2` → `all-minilm-l6-v2-tier-s`.
-fn default_name(checkpoint: &Path) -> String {
+/// `all-MiniLM-L6-v2` → `all-minilm-l6-v2-tier-s` (or `-tier-m`).
+fn default_name(checkpoint: &Path, tier: Tier) -> String {
     let base: String = checkpoint
         .canonicalize()
         .ok()
@@ -307,8 +473,8 @@ fn default_name(checkpoint: &Path) -> String {
             }
         })
         .collect();
-    let max = pith_runtime::format::NAME_MAX - "-tier-s".len();
-    format!("{}-tier-s", &base[..base.len().min(max)])
+    let max = pith_runtime::format::NAME_MAX - tier.suffix().len();
+    format!("{}{}", &base[..base.len().min(max)], tier.suffix())
 }
 
 /// Progress for people watching: one line per stage on stderr.
@@ -316,10 +482,11 @@ pub fn stage(msg: &str) {
     eprintln!("[distill] {msg}");
 }
 
-/// Runs `tools/train/SCRIPT` with `args` under `python`, with one BLAS thread: the same sums in
-/// the same order on every run, so the same seed gives the same bytes (the matrices here are
-/// small; threads would buy little).
-fn run_python(python: &str, script: &str, args: &[std::ffi::OsString]) -> Result<()> {
+/// Runs `tools/train/SCRIPT` with `args` under `python`, with `blas` BLAS threads. A BLAS
+/// splits a product the same way for the same thread count, so the same seed and count give the
+/// same bytes; Tier S's matrices are small and run on one, Tier M's on every core (the record
+/// names the count).
+fn run_python(python: &str, script: &str, args: &[std::ffi::OsString], blas: usize) -> Result<()> {
     let script = crate::defaults::repo_root()?
         .join("tools/train")
         .join(script);
@@ -327,9 +494,9 @@ fn run_python(python: &str, script: &str, args: &[std::ffi::OsString]) -> Result
     let status = Command::new(python)
         .arg(&script)
         .args(args)
-        .env("OPENBLAS_NUM_THREADS", "1")
-        .env("OMP_NUM_THREADS", "1")
-        .env("MKL_NUM_THREADS", "1")
+        .env("OPENBLAS_NUM_THREADS", blas.to_string())
+        .env("OMP_NUM_THREADS", blas.to_string())
+        .env("MKL_NUM_THREADS", blas.to_string())
         .status()
         .with_context(|| {
             format!("running {python} (tools/train needs Python 3 with numpy and safetensors)")

@@ -1,6 +1,6 @@
-//! The Tier S recipe: every training setting in one place. `pith distill` writes it to
-//! `work/recipe.json` for the trainer (tools/train/static_student.py reads only that file) and
-//! into the record; the model card prints it.
+//! The recipes of both tiers: every training setting in one place. `pith distill` writes the
+//! chosen one to `work/recipe.json` for the trainer (tools/train/static_student.py or
+//! tier_m_student.py reads only that file) and into the record; the model card prints it.
 
 use serde::Serialize;
 
@@ -8,10 +8,30 @@ use serde::Serialize;
 pub const SEED: u64 = 1;
 /// Default student width.
 pub const DIM: usize = 128;
-/// Default package budget: 512 KiB.
-pub const BUDGET: usize = 512 * 1024;
-/// Default optimizer steps of the cosine training.
-pub const STEPS: usize = 10_000;
+/// Default package budget of Tier S: 512 KiB.
+pub const BUDGET_S: usize = 512 * 1024;
+/// Default package budget of Tier M: 2 MB of flash.
+pub const BUDGET_M: usize = 2_000_000;
+/// Default optimizer steps of Tier S's cosine training.
+pub const STEPS_S: usize = 10_000;
+/// Default optimizer steps of Tier M's distillation.
+pub const STEPS_M: usize = 30_000;
+/// Default layers, heads and FFN width of Tier M.
+pub const LAYERS_M: usize = 4;
+pub const HEADS_M: usize = 4;
+pub const FFN_M: usize = 512;
+/// Default interval of Tier M's saved training state, in steps.
+pub const SAVE_EVERY: usize = 200;
+
+/// How the variant groups are made (tools/train/variants.py).
+pub struct VariantPlan {
+    /// Training texts (4 to 20 words) that get variants.
+    pub sources: usize,
+    /// Variants per such text.
+    pub per_text: usize,
+    /// Seed of the draws.
+    pub seed: u64,
+}
 
 /// Settings of the static student's training.
 #[derive(Clone, Debug, Serialize)]
@@ -60,7 +80,7 @@ impl StaticRecipe {
         StaticRecipe {
             dim: o.dim,
             seed: o.seed,
-            steps: o.steps,
+            steps: o.steps.unwrap_or(STEPS_S),
             batch: 512,
             lr: 0.02,
             pull: 1e-3,
@@ -75,5 +95,132 @@ impl StaticRecipe {
             near_copy: 0.98,
             check_every: 500,
         }
+    }
+}
+
+impl StaticRecipe {
+    /// The variant groups this recipe trains on.
+    pub fn variants(&self) -> VariantPlan {
+        VariantPlan {
+            sources: self.variant_sources,
+            per_text: self.variants_per_text,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Settings of Tier M: a small BERT initialised from the teacher's layers and distilled.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransformerRecipe {
+    /// Width of the residual stream (PCA of the teacher's hidden states).
+    pub hidden: usize,
+    /// Layers, taken evenly spaced from the teacher's.
+    pub layers: usize,
+    /// Attention heads per layer (the teacher's head width: `hidden / heads` must equal it).
+    pub heads: usize,
+    /// FFN neurons per layer (the teacher's with the largest weight norms).
+    pub ffn: usize,
+    /// Position table rows; also the longest input in tokens.
+    pub positions: usize,
+    /// Texts of the first training lines whose teacher hidden states make the PCA.
+    pub pca_texts: usize,
+    /// Seed of every draw (each step's batch comes from a generator seeded by (seed, step)).
+    pub seed: u64,
+    /// AdamW steps.
+    pub steps: usize,
+    /// Texts per batch.
+    pub batch: usize,
+    /// The batch runs through the model in pieces of this many texts of similar length (less
+    /// padding; the loss and its gradient are still the whole batch's).
+    pub micro_batch: usize,
+    /// Peak step size (linear warm-up, then linear decay to zero).
+    pub lr: f64,
+    /// Share of the steps spent warming up.
+    pub warmup: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Weight of the squared distance to the teacher's embedding projected by the PCA.
+    pub anchor: f64,
+    /// Weight of the within-group cosine error, relative to the whole-matrix error.
+    pub group_weight: f64,
+    /// Share of every batch made of whole groups.
+    pub group_share: f64,
+    /// Share of the group slots filled with variant groups (neighbour groups fill the rest).
+    pub variant_share: f64,
+    /// Training texts (4 to 20 words) that get near-duplicate variants.
+    pub variant_sources: usize,
+    /// Variants per such text.
+    pub variants_per_text: usize,
+    /// Texts per neighbour group (the anchor included).
+    pub group_size: usize,
+    /// Training texts drawn as anchors of neighbour groups.
+    pub group_anchors: usize,
+    /// Neighbours are drawn from the anchor's nearest `neighbour_ranks`.
+    pub neighbour_ranks: usize,
+    /// Neighbours closer than this cosine are near copies and skipped.
+    pub near_copy: f64,
+    /// Dev-check interval in steps.
+    pub check_every: usize,
+    /// Interval of the saved training state in steps (resuming restarts from the last one).
+    pub save_every: usize,
+    /// Progress-line interval in steps.
+    pub progress_every: usize,
+}
+
+impl TransformerRecipe {
+    /// The recipe with the command's overrides.
+    pub fn new(o: &super::Options) -> Self {
+        TransformerRecipe {
+            hidden: o.dim,
+            layers: o.layers.unwrap_or(LAYERS_M),
+            heads: o.heads.unwrap_or(HEADS_M),
+            ffn: o.ffn.unwrap_or(FFN_M),
+            positions: 128,
+            pca_texts: 2_000,
+            seed: o.seed,
+            steps: o.steps.unwrap_or(STEPS_M),
+            batch: 128,
+            micro_batch: 16,
+            lr: 5e-4,
+            warmup: 0.02,
+            weight_decay: 0.01,
+            anchor: 1.0,
+            group_weight: 1.0,
+            group_share: 0.5,
+            variant_share: 0.5,
+            variant_sources: 10_000,
+            variants_per_text: 6,
+            group_size: 4,
+            group_anchors: 20_000,
+            neighbour_ranks: 20,
+            near_copy: 0.98,
+            check_every: 1_000,
+            save_every: o.save_every.unwrap_or(SAVE_EVERY),
+            progress_every: 50,
+        }
+    }
+
+    /// The variant groups this recipe trains on.
+    pub fn variants(&self) -> VariantPlan {
+        VariantPlan {
+            sources: self.variant_sources,
+            per_text: self.variants_per_text,
+            seed: self.seed,
+        }
+    }
+
+    /// Package bytes besides the vocabulary rows, as the quantizer lays them out
+    /// (tools/src/quant/lower.rs): per layer the int8 weights, per output channel an i32 bias and
+    /// an (i32, i32) requantization, two LayerNorms of `4 × hidden` i64, the GELU table and the
+    /// layer's scalars; the position table with its requantization, the embedding LayerNorm, the
+    /// softmax table; about 40 bytes of section record and alignment per section. Slightly
+    /// high on purpose: the finished package is measured against the budget again.
+    pub fn fixed_bytes(&self) -> usize {
+        let (h, f) = (self.hidden, self.ffn);
+        let weights = 4 * h * h + 2 * h * f;
+        let channels = (4 * h + f + h) * 12;
+        let per_layer = weights + channels + 2 * 32 * h + 256 + 64 + 20 * 40;
+        let embeddings = self.positions * (h + 8) + 32 * h + 1024 + 8 * 40;
+        self.layers * per_layer + embeddings + 4096
     }
 }

@@ -10,7 +10,17 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::corpus::Corpus;
-use super::recipe::StaticRecipe;
+use super::recipe::VariantPlan;
+
+/// The edits that make the variants, for a model card.
+pub fn operations(wordnet: bool) -> &'static str {
+    if wordnet {
+        "negation, dropped and swapped words, \"There is no\", another determiner, WordNet \
+         synonyms, co-hyponyms, antonyms, the passive"
+    } else {
+        "negation, dropped and swapped words, \"There is no\", another determiner"
+    }
+}
 
 /// Writes the texts the script reads, runs it, and returns the variant texts in file order
 /// (`work/variants.tsv` holds each one's group and split).
@@ -18,7 +28,7 @@ pub fn make(
     python: &str,
     work: &Path,
     corpus: &Corpus,
-    recipe: &StaticRecipe,
+    plan: &VariantPlan,
     wordnet: Option<&Path>,
 ) -> Result<Vec<String>> {
     let lines = |t: &[String]| t.join("\n") + "\n";
@@ -31,16 +41,16 @@ pub fn make(
         "--work".into(),
         work.as_os_str().to_owned(),
         "--sources".into(),
-        recipe.variant_sources.to_string().into(),
+        plan.sources.to_string().into(),
         "--per-text".into(),
-        recipe.variants_per_text.to_string().into(),
+        plan.per_text.to_string().into(),
         "--seed".into(),
-        recipe.seed.to_string().into(),
+        plan.seed.to_string().into(),
     ];
     if let Some(w) = wordnet {
         args.push("--wordnet".into());
         args.push(w.as_os_str().to_owned());
     }
-    super::run_python(python, "variants.py", &args)?;
+    super::run_python(python, "variants.py", &args, 1)?;
     crate::text::read_lines(&work.join("variants.txt"))
 }

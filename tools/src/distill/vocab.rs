@@ -55,14 +55,16 @@ fn is_special(tok: &str) -> bool {
     tok.starts_with('[') && tok.ends_with(']') && !tok.starts_with("[unused")
 }
 
-/// Chooses the vocabulary for a `dim`-wide table within `budget` package bytes.
-/// `weights` gives each text's share in the frequencies.
+/// Chooses the vocabulary for a `dim`-wide table within `budget` package bytes, of which
+/// `fixed` go to what is not the vocabulary (a transformer's layers). `weights` gives each
+/// text's share in the frequencies.
 pub fn choose(
     teacher: &Checkpoint,
     train: &[String],
     weights: &[f64],
     dim: usize,
     budget: usize,
+    fixed: usize,
 ) -> Result<Choice> {
     let n = teacher.vocab.len();
     let t = teacher.tokenizer;
@@ -77,7 +79,7 @@ pub fn choose(
     }
     let cost = |i: usize| dim + PER_TOKEN_BYTES + teacher.vocab[i].len();
     let mut keep = vec![false; n];
-    let mut bytes = FIXED_BYTES;
+    let mut bytes = FIXED_BYTES + fixed;
     let specials = [t.cls_id, t.sep_id, t.unk_id, t.pad_id].map(|i| i as usize);
     for (i, v) in teacher.vocab.iter().enumerate() {
         if specials.contains(&i) || is_special(v) || is_fallback_char(v) {
@@ -87,8 +89,8 @@ pub fn choose(
     }
     ensure!(
         bytes <= budget,
-        "the special and single-character tokens alone take about {bytes} bytes at {dim} \
-         dimensions, more than the {budget} byte budget"
+        "the special and single-character tokens (and the layers, if any) alone take about \
+         {bytes} bytes at {dim} dimensions, more than the {budget} byte budget"
     );
     let mut order: Vec<usize> = (0..n).filter(|&i| !keep[i] && freq[i] > 0.0).collect();
     order.sort_by(|&i, &j| freq[j].total_cmp(&freq[i]).then(i.cmp(&j)));

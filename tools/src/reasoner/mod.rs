@@ -4,7 +4,6 @@
 //! it through tract, and evaluates it against non-reasoning baselines (`pith eval chat`).
 
 pub mod eval;
-pub mod lexical;
 pub mod mix;
 pub mod native;
 pub mod onnx;

@@ -1,6 +1,6 @@
-//! Lexical baselines of `pith eval chat`: TF-IDF cosine and Okapi BM25 between a query (the last
-//! turn, or the whole context window) and each candidate turn — what a device could compute over its
-//! response bank with no encoder at all.
+//! Lexical baselines: TF-IDF cosine and Okapi BM25, what a device could compute with no encoder
+//! at all. `pith eval chat` scores a query (the last turn, or the whole context window) against
+//! each candidate turn; `pith distill` scores SICK pairs and StackFAQ queries beside its student.
 //!
 //! Words: lowercased runs of Unicode letters, digits and `_` (the `\w+` of most IR toolkits). The
 //! document frequencies come from the collection the lexicon is built over; `pith eval chat` builds
@@ -118,6 +118,24 @@ impl Lexicon {
     /// The TF-IDF vector of query counts `q` (weigh once, score every candidate).
     pub fn tfidf_query(&self, q: &[(u32, u32)]) -> Sparse {
         self.weigh(q)
+    }
+
+    /// TF-IDF cosine between two texts (words the collection lacks carry no weight).
+    pub fn cosine(&self, a: &str, b: &str) -> f64 {
+        dot(
+            &self.tfidf_query(&self.query(&[a])),
+            &self.tfidf_query(&self.query(&[b])),
+        )
+    }
+
+    /// Number of documents indexed.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether no document is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
     }
 
     /// TF-IDF cosine between a query vector and document `doc`.
