@@ -281,6 +281,17 @@ fn tier_m_killed_mid_training_resumes_to_the_same_weights() {
     let again = std::fs::read(b.join("tiny-m.pith")).unwrap();
     assert!(again == pkg, "the resumed run made another package");
 
+    // A damaged state (a disk that filled up, say) is named, and nothing made before is lost.
+    std::fs::write(b.join("work/tier-m-state.npz"), b"PK\x03\x04 cut short").unwrap();
+    let out = command(&ck, &corpus, &b, "m", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("tier-m-state.npz: unreadable training state"),
+        "{stderr}"
+    );
+    assert!(std::fs::read(b.join("tiny-m.pith")).unwrap() == pkg);
+
     // Tier M's shape is checked against the teacher before any work.
     let e = command(&ck, &corpus, &dir.join("c"), "m", &["--heads", "2"])
         .output()

@@ -180,8 +180,8 @@ def load_state(work, key):
         return (int(z["step"]), params, {n: z["m/" + n] for n in params}, {n: z["v/" + n] for n in params},
                 json.loads(str(z["history"])), [tuple(x) for x in z["running"]], json.loads(str(z["extra"])),
                 z["projection"])
-    except (OSError, ValueError, KeyError) as e:
-        raise SystemExit(f"{path}: unreadable training state ({e}); delete it to start afresh")
+    except Exception as e:  # a truncated zip, a missing array, a bad header: all the same to a user
+        raise SystemExit(f"{path}: unreadable training state ({type(e).__name__}: {e}); delete it to start afresh")
 
 
 def write_outputs(out, params, record):
