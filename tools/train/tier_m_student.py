@@ -217,8 +217,7 @@ def main():
     t_cos = (t_dev[:-1] * t_dev[1:]).sum(1)
     n_train = len(train)
     rng0 = np.random.default_rng(r["seed"])
-    groups = neighbour_groups(t_train, r, rng0) if r["group_share"] > 0 else np.zeros((0, 0), np.int64)
-    groups = [g for g in groups]
+    groups = list(neighbour_groups(t_train, r, rng0)) if r["group_share"] > 0 else []
     var_groups, close, train, t_train = read_variants(args.work, spec, train, t_train)
     log(f"{len(kept)} tokens, {r['layers']} layers x {r['hidden']}, {n_train} training texts, "
         f"{len(groups)} neighbour groups, {len(var_groups)} variant groups, {len(dev)} dev texts")

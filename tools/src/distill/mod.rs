@@ -15,7 +15,7 @@
 //! 3. **labels** ([`teacher`]): the teacher, quantized with 16-bit FFNs and run by pith's own
 //!    runtime on all cores, embeds every kept token (`[CLS] token [SEP]`) and every text; cached
 //!    in the work folder by the teacher's and the texts' hash, so a rerun skips it;
-//! 4. **train** (numpy, seeded, one BLAS thread, so the same seed gives the same bytes):
+//! 4. **train** (numpy, seeded, a fixed BLAS thread count, so the same seed gives the same bytes):
 //!    Tier S `tools/train/static_student.py` (PCA of the token vectors, then Adam on the in-batch
 //!    cosine matrices, what STS measures); Tier M `tools/train/tier_m_student.py` (the same loss
 //!    through a transformer, hand-written backward, checkpointed);
@@ -67,6 +67,24 @@ impl Tier {
 enum Plan {
     S(StaticRecipe),
     M(TransformerRecipe),
+}
+
+impl Plan {
+    /// The variant groups the recipe trains on.
+    fn variants(&self) -> recipe::VariantPlan {
+        match self {
+            Plan::S(r) => r.variants(),
+            Plan::M(r) => r.variants(),
+        }
+    }
+
+    /// Package bytes that are not the vocabulary (a transformer's layers).
+    fn fixed_bytes(&self) -> usize {
+        match self {
+            Plan::S(_) => 0,
+            Plan::M(r) => r.fixed_bytes(),
+        }
+    }
 }
 
 /// The options of `pith distill`.
@@ -207,25 +225,23 @@ pub fn run(o: Options) -> Result<Outputs> {
         .or_else(|| std::env::var("PITH_PYTHON").ok())
         .unwrap_or_else(|| "python3".into());
     let texts = corpus::Corpus::load(o.corpus.as_deref())?;
-    let plan_variants = match &plan {
-        Plan::S(r) => r.variants(),
-        Plan::M(r) => r.variants(),
-    };
-    let variants = variants::make(&python, &work, &texts, &plan_variants, o.wordnet.as_deref())?;
+    let variants = variants::make(
+        &python,
+        &work,
+        &texts,
+        &plan.variants(),
+        o.wordnet.as_deref(),
+    )?;
     timer.lap("corpus", started);
 
     let t = Instant::now();
-    let fixed = match &plan {
-        Plan::S(_) => 0,
-        Plan::M(r) => r.fixed_bytes(),
-    };
     let mut choice = vocab::choose(
         &teacher,
         &texts.train,
         &texts.weights(),
         o.dim,
         budget,
-        fixed,
+        plan.fixed_bytes(),
     )?;
     if let Plan::M(r) = &plan {
         choice.tokenizer.max_len = tier_m::max_len(&teacher, r);
