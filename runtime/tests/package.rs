@@ -201,8 +201,8 @@ fn hostile_text_never_panics() {
     );
 }
 
-/// `embed_observed` reports every stage once per embedding (the per-layer ones once per layer,
-/// FFN down's second pass once per 16-bit layer), in order, and gives the plain embedding: with a
+/// `embed_observed` reports every stage once per embedding (the per-layer ones once per layer),
+/// in order, and gives the plain embedding: with a
 /// clock that ticks once per read, each stage's total is how often it was reported.
 #[test]
 fn the_profile_sees_every_stage_of_every_layer() {
@@ -230,11 +230,9 @@ fn the_profile_sees_every_stage_of_every_layer() {
         .embed_observed(text, &mut arena, &mut out, &mut Order(&mut p, &mut seen))
         .unwrap();
     assert_eq!(out, embed(&m, text));
-    let wide = m.stage_macs(tokens)[Stage::FfnDownLow as usize] > 0;
     for s in Stage::ALL {
         let want = match s {
             Stage::Tokenize | Stage::Embed | Stage::Pool => 1,
-            Stage::FfnDownLow => layers * wide as u64,
             _ => layers,
         };
         assert_eq!(p.totals[s as usize], want, "{s:?}");

@@ -7,11 +7,11 @@
 
 use super::layernorm::layernorm;
 use super::profile::{Observer, Stage};
-use super::sections::{EmbedView, Gelu, LayerView, Linear};
+use super::sections::{EmbedView, Gelu, LayerView, Linear, WideAcc};
 use super::words_for_bytes;
 use crate::fixed::{div_round, narrow_by, rq, rq_i32, rq_narrow_half};
 use crate::kernels::epilogue::{Outputs, Rq};
-use crate::kernels::{matmul_sink, Epilogue, Sink};
+use crate::kernels::{matmul_planes_sink, matmul_sink, Epilogue, Sink};
 
 /// Shapes of one run.
 #[derive(Clone, Copy)]
@@ -127,10 +127,10 @@ pub type Fast = crate::kernels::packed::PackedLinear;
 #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
 pub type Fast = core::convert::Infallible;
 
-/// A layer's linears in order: Q, K, V, output, FFN up, FFN down, and FFN down's low-plane pass
-/// of the 16-bit FFN.
+/// A layer's linears in order: Q, K, V, output, FFN up, FFN down (packed with the 16-bit FFN's
+/// constants in a layer that has it, see `down16`).
 #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub const LINEARS: usize = 7;
+pub const LINEARS: usize = 6;
 
 /// `epi` ← `x[t] . w[n]` for every token and channel: on the host's packed kernel when the layer
 /// has one, else on the scalar-oracle matmul (the device's path). Both give the same bytes.
@@ -172,30 +172,57 @@ fn linear_with(
     let narrow = narrow && !crate::kernels::scalar_forced();
     let dims = (k, n, tokens);
     match narrow {
-        true => epi.specialized(Matmul::<_, true> { x, w, dims, consts }),
-        false => epi.specialized(Matmul::<_, false> { x, w, dims, consts }),
+        true => epi.specialized(Matmul::<_, _, true> { x, w, dims, consts }),
+        false => epi.specialized(Matmul::<_, _, false> { x, w, dims, consts }),
     }
 }
 
-/// The device's linear: [`matmul_sink`] with each channel's bias and requantization; `NARROW`
-/// requantizes in 32-bit steps ([`rq_narrow`]), which the caller has checked every channel admits.
-struct Matmul<'a, C, const NARROW: bool> {
-    x: &'a [i8],
+/// The device's linear: [`matmul_sink`] (or, for the 16-bit FFN's planes,
+/// [`matmul_planes_sink`]) with each channel's bias and requantization; `NARROW` requantizes in
+/// 32-bit steps ([`rq_narrow`]), which the caller has checked every channel admits.
+struct Matmul<'a, X, C, const NARROW: bool> {
+    x: X,
     w: &'a [i8],
     dims: (usize, usize, usize),
     consts: C,
 }
 
-impl<C: Fn(usize) -> (i32, (i32, i32)), const NARROW: bool> Outputs for Matmul<'_, C, NARROW> {
+/// A linear's activations: int8 rows, or the 16-bit FFN's two planes.
+trait Activations {
+    fn matmul<S: Sink>(&self, w: &[i8], dims: (usize, usize, usize), sink: &mut S);
+}
+
+impl Activations for &[i8] {
+    #[inline(always)]
+    fn matmul<S: Sink>(&self, w: &[i8], (k, n, tokens): (usize, usize, usize), sink: &mut S) {
+        matmul_sink(self, w, k, tokens, n, sink);
+    }
+}
+
+/// The 16-bit activations `y = 128·hi + lo`, `[tokens, k]` each.
+struct Planes<'a> {
+    hi: &'a [i8],
+    lo: &'a [i8],
+}
+
+impl Activations for Planes<'_> {
+    #[inline(always)]
+    fn matmul<S: Sink>(&self, w: &[i8], (k, n, tokens): (usize, usize, usize), sink: &mut S) {
+        matmul_planes_sink(self.hi, self.lo, w, k, tokens, n, sink);
+    }
+}
+
+impl<X: Activations, C: Fn(usize) -> (i32, (i32, i32)), const NARROW: bool> Outputs
+    for Matmul<'_, X, C, NARROW>
+{
     #[inline(always)]
     fn run(self, store: impl FnMut(usize, Rq)) {
-        let (k, n, tokens) = self.dims;
         let mut sink = Requantize::<_, _, NARROW> {
             consts: self.consts,
-            outs: n,
+            outs: self.dims.1,
             store,
         };
-        matmul_sink(self.x, self.w, k, tokens, n, &mut sink);
+        self.x.matmul(self.w, self.dims, &mut sink);
     }
 }
 
@@ -240,31 +267,62 @@ impl<C: Fn(usize) -> (i32, (i32, i32)), S: FnMut(usize, Rq), const NARROW: bool>
     }
 }
 
-/// The low-plane pass of the 16-bit FFN's down projection: `xr +=sat rq_i32(lo · w)` with each
-/// channel's multiplier over 2^7 and no bias (the high-plane pass added it).
-fn down_low(
+/// FFN down of the 16-bit FFN: `xr +=sat rq(s, m, shift + 7)` with
+/// `s = 128·(hi·w + b) + lo·w`, the product over the 16-bit activations `y = 128·hi + lo` in one
+/// sum and one rounding (the package's `(m, shift)` is in units of the high plane, hence the 7
+/// bits). `acc` says how the sum may be accumulated ([`WideAcc`], checked at load); `fast` is the
+/// host's packed layer with the constants `(128·b, (m, shift + 7))`.
+fn down16(
     lin: &Linear<'_>,
+    acc: WideAcc,
     fast: Option<&Fast>,
-    lo: &[i8],
-    dims: (usize, usize, usize),
+    (hi, lo): (&[i8], &[i8]),
+    (k, n, tokens): (usize, usize, usize),
     xr: &mut [i32],
 ) {
-    let consts = |j: usize| (0, low_rq(lin.rq.rq(j)));
-    linear_with(
-        lin.w,
-        consts,
-        lin.narrow,
-        fast,
-        lo,
-        dims,
-        Epilogue::Residual(xr),
-    );
-}
-
-/// The low plane's requantization from the high plane's: the same multiplier, 7 more bits of shift.
-#[inline(always)]
-pub fn low_rq((m, sh): (i32, i32)) -> (i32, i32) {
-    (m, sh.saturating_add(7))
+    let mut epi = Epilogue::Residual(xr);
+    let oracle = acc == WideAcc::I64 || crate::kernels::scalar_forced();
+    #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    if let Some(p) = fast {
+        if !oracle && !crate::kernels::portable_forced() {
+            p.run_planes(hi, lo, tokens, &mut epi);
+            return;
+        }
+    }
+    #[cfg(not(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    let _ = fast;
+    let consts = |j: usize| {
+        let (m, sh) = lin.rq.rq(j);
+        (lin.b.at(j).wrapping_mul(128), (m, sh.saturating_add(7)))
+    };
+    let x = Planes { hi, lo };
+    match (oracle, acc) {
+        (true, _) => {
+            // The definition: each plane's exact i32 dot product, combined in i64.
+            let dot = crate::kernels::generic::dot_i8;
+            for (j, row) in lin.w.chunks_exact(k.max(1)).take(n).enumerate() {
+                let (m, sh) = lin.rq.rq(j);
+                let b = lin.b.at(j) as i64;
+                let planes = hi.chunks_exact(k.max(1)).zip(lo.chunks_exact(k.max(1)));
+                for (t, (h, l)) in planes.take(tokens).enumerate() {
+                    let s = 128 * (dot(h, row) as i64 + b) + dot(l, row) as i64;
+                    epi.store(t * n + j, s, m, sh.saturating_add(7));
+                }
+            }
+        }
+        (false, WideAcc::Narrow) => epi.specialized(Matmul::<_, _, true> {
+            x,
+            w: lin.w,
+            dims: (k, n, tokens),
+            consts,
+        }),
+        (false, _) => epi.specialized(Matmul::<_, _, false> {
+            x,
+            w: lin.w,
+            dims: (k, n, tokens),
+            consts,
+        }),
+    }
 }
 
 /// One encoder layer, in place on `s.xr` / `s.xm`.
@@ -347,12 +405,9 @@ pub fn layer(
             let up = Epilogue::Gelu16 { hi, lo, table };
             linear(&lv.up, fast(4), s.xm, h, f, tn, up);
             finished(Stage::FfnUp);
-            // x·w = 128·(hi·w) + lo·w: the high plane with the package's bias and requantization
-            // (units of 128), then the low plane without bias, its multiplier 2^-7 of the high one.
-            linear(&lv.down, fast(5), s.u, f, h, tn, Epilogue::Residual(s.xr));
+            let planes = (&*s.u, &*s.u_lo);
+            down16(&lv.down, lv.down16, fast(5), planes, (f, h, tn), s.xr);
             finished(Stage::FfnDown);
-            down_low(&lv.down, fast(6), s.u_lo, (f, h, tn), s.xr);
-            finished(Stage::FfnDownLow);
         }
     }
     for t in 0..tn {

@@ -1,8 +1,8 @@
 //! Host only: repacks every linear of a validated BERT package for the x86-64 or aarch64 kernels,
 //! once at load.
 
-use super::bert::{low_rq, Fast, LINEARS};
-use super::sections::{LayerView, Linear};
+use super::bert::{Fast, LINEARS};
+use super::sections::{Gelu, LayerView, Linear, WideAcc};
 use crate::error::Result;
 use crate::format::Package;
 use crate::kernels::packed::PackedLinear;
@@ -13,11 +13,21 @@ fn pack_one(lin: &Linear<'_>, n: usize, k: usize) -> Option<PackedLinear> {
     PackedLinear::new(lin.w, &bias, &rq, n, k)
 }
 
-/// The 16-bit FFN's low-plane pass of FFN down: the packed weights of the high-plane pass, no
-/// bias, `low_rq`.
-fn pack_low(high: &PackedLinear, lin: &Linear<'_>, n: usize) -> Option<PackedLinear> {
-    let rq: Vec<(i32, i32)> = (0..n).map(|j| low_rq(lin.rq.rq(j))).collect();
-    high.with_constants(&vec![0; n], &rq)
+/// FFN down of a 16-bit FFN layer, with the constants of its one requantization over the 16-bit
+/// activations: bias `128·b`, shift 7 more (see `bert::down16`). Not packed where a channel's sum
+/// may leave i32 (`WideAcc::I64`): the oracle's i64 path runs it.
+fn pack_down16(lin: &Linear<'_>, acc: WideAcc, n: usize, k: usize) -> Option<PackedLinear> {
+    if acc == WideAcc::I64 {
+        return None;
+    }
+    let bias: Vec<i32> = (0..n).map(|j| lin.b.at(j).wrapping_mul(128)).collect();
+    let rq: Vec<(i32, i32)> = (0..n)
+        .map(|j| {
+            let (m, sh) = lin.rq.rq(j);
+            (m, sh.saturating_add(7))
+        })
+        .collect();
+    PackedLinear::new(lin.w, &bias, &rq, n, k)
 }
 
 /// Every layer's linears, packed for this CPU (`None` where no host kernel applies, which
@@ -31,19 +41,16 @@ pub fn pack(
     (0..layers)
         .map(|l| {
             let v = LayerView::resolve(p, l, hidden, ffn)?;
-            let down = pack_one(&v.down, hidden, ffn);
-            let low = match (&down, v.gelu.wide()) {
-                (Some(high), true) => pack_low(high, &v.down, hidden),
-                _ => None,
-            };
             Ok([
                 pack_one(&v.q, hidden, hidden),
                 pack_one(&v.k, hidden, hidden),
                 pack_one(&v.v, hidden, hidden),
                 pack_one(&v.o, hidden, hidden),
                 pack_one(&v.up, ffn, hidden),
-                down,
-                low,
+                match v.gelu {
+                    Gelu::I8(_) => pack_one(&v.down, hidden, ffn),
+                    Gelu::I16(_) => pack_down16(&v.down, v.down16, hidden, ffn),
+                },
             ])
         })
         .collect()

@@ -228,8 +228,8 @@ impl<'a> Model<'a> {
 
     /// Multiply-accumulates per stage (indexed by `Stage as usize`) of one embedding of `tokens`
     /// tokens: the denominators of instructions (or time) per MAC. Attention counts its scores
-    /// and its context; a 16-bit FFN layer counts FFN down's second pass under
-    /// [`Stage::FfnDownLow`]. A static model has none.
+    /// and its context; a 16-bit FFN's down projection counts its MACs once (one product over
+    /// the 16-bit activations, however many passes a kernel makes). A static model has none.
     pub fn stage_macs(&self, tokens: usize) -> [u64; Stage::ALL.len()] {
         let mut macs = [0u64; Stage::ALL.len()];
         let Net::Bert(_, layers) = &self.net else {
@@ -237,16 +237,13 @@ impl<'a> Model<'a> {
         };
         let m = &self.header().model;
         let (t, h, f) = (tokens as u64, m.hidden as u64, m.ffn as u64);
-        for lv in layers {
+        for _ in layers {
             for s in [Stage::Q, Stage::K, Stage::V, Stage::O] {
                 macs[s as usize] += t * h * h;
             }
             macs[Stage::Attention as usize] += 2 * t * t * h;
             macs[Stage::FfnUp as usize] += t * h * f;
             macs[Stage::FfnDown as usize] += t * f * h;
-            if lv.gelu.wide() {
-                macs[Stage::FfnDownLow as usize] += t * f * h;
-            }
         }
         macs
     }

@@ -28,10 +28,9 @@ pub enum Stage {
     /// FFN up with GELU: the table lookup is the epilogue of FFN up's kernel, so it has no
     /// separate time.
     FfnUp,
-    /// FFN down, added into the residual (the high plane of the 16-bit FFN).
+    /// FFN down, added into the residual (for the 16-bit FFN, over both planes of its
+    /// activations).
     FfnDown,
-    /// The 16-bit FFN's second pass over FFN down's weights (the low plane); zero for int8 FFNs.
-    FfnDownLow,
     /// The LayerNorm after the FFN.
     Ln2,
     /// Pooling into the int8 sentence vector.
@@ -40,7 +39,7 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order an embedding runs them.
-    pub const ALL: [Stage; 13] = [
+    pub const ALL: [Stage; 12] = [
         Stage::Tokenize,
         Stage::Embed,
         Stage::Q,
@@ -51,7 +50,6 @@ impl Stage {
         Stage::Ln1,
         Stage::FfnUp,
         Stage::FfnDown,
-        Stage::FfnDownLow,
         Stage::Ln2,
         Stage::Pool,
     ];
@@ -69,7 +67,6 @@ impl Stage {
             Stage::Ln1 => "ln1",
             Stage::FfnUp => "ffn_up_gelu",
             Stage::FfnDown => "ffn_down",
-            Stage::FfnDownLow => "ffn_down_low",
             Stage::Ln2 => "ln2",
             Stage::Pool => "pool",
         }
@@ -79,13 +76,7 @@ impl Stage {
     pub const fn is_linear(self) -> bool {
         matches!(
             self,
-            Stage::Q
-                | Stage::K
-                | Stage::V
-                | Stage::O
-                | Stage::FfnUp
-                | Stage::FfnDown
-                | Stage::FfnDownLow
+            Stage::Q | Stage::K | Stage::V | Stage::O | Stage::FfnUp | Stage::FfnDown
         )
     }
 }

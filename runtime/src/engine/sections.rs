@@ -2,7 +2,9 @@
 
 use super::layernorm::LnParams;
 use crate::error::{Error, Result};
-use crate::fixed::{narrow_ok, I32s, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
+use crate::fixed::{
+    narrow_ok, narrow_ok_for, wide_bound, I32s, GELU16_KNOTS, GELU16_MAX, GELU16_MIN,
+};
 use crate::format::layout::{
     LinearSections, Scalars, DOWN, GELU_LEN, K_PROJ, LAYER_SCALARS, LN_ROWS, O, Q, UP, V,
 };
@@ -22,8 +24,7 @@ pub struct Linear<'a> {
     pub b: I32s<'a>,
     /// (multiplier, shift) per output channel.
     pub rq: I32s<'a>,
-    /// Every channel admits [`crate::fixed::rq_narrow`], with its bias and with the 16-bit FFN's
-    /// low-plane requantization (no bias, 7 more bits of shift): checked here, once.
+    /// Every channel admits [`crate::fixed::rq_narrow`] with its bias: checked here, once.
     pub narrow: bool,
 }
 
@@ -41,6 +42,8 @@ pub struct LayerView<'a> {
     pub ln1: LnParams<'a>,
     pub ln2: LnParams<'a>,
     pub gelu: Gelu<'a>,
+    /// How FFN down of the 16-bit FFN accumulates (`I64` for an int8 FFN, which never asks).
+    pub down16: WideAcc,
     /// The layer's scalars, by name.
     pub scalars: Scalars,
 }
@@ -77,6 +80,41 @@ impl<'a> Gelu<'a> {
     }
 }
 
+/// How the 16-bit FFN's down projection `s = 128·(hi·w + b) + lo·w` may be accumulated: the
+/// product over its 16-bit activations `y = 128·hi + lo`, requantized once by `(m, shift + 7)`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WideAcc {
+    /// Some channel's `s` may leave i32: the definition's i64 sums, plane by plane (no real
+    /// package; a hostile one still gets exact bytes).
+    I64,
+    /// Every channel's `s` fits i32 whatever the activations: a kernel's wrapping 32-bit sum is
+    /// exact.
+    I32,
+    /// As `I32`, and every channel also admits [`crate::fixed::rq_narrow`] with `(m, shift + 7)`.
+    Narrow,
+}
+
+impl WideAcc {
+    /// Reads each channel's weight row once (`Σ|w|`, see [`wide_bound`]).
+    pub fn of(down: &Linear<'_>, out: usize, inp: usize) -> WideAcc {
+        let mut narrow = true;
+        for (j, row) in down.w.chunks_exact(inp.max(1)).take(out).enumerate() {
+            let abs: u64 = row.iter().map(|&v| v.unsigned_abs() as u64).sum();
+            let smax = wide_bound(abs, down.b.at(j));
+            if smax >= i32::MAX as u128 {
+                return WideAcc::I64;
+            }
+            let (m, sh) = down.rq.rq(j);
+            narrow &= narrow_ok_for(smax, m, sh.saturating_add(7));
+        }
+        if narrow {
+            WideAcc::Narrow
+        } else {
+            WideAcc::I32
+        }
+    }
+}
+
 /// Resolves and shape-checks one linear's three sections.
 pub fn linear<'a>(
     p: &Package<'a>,
@@ -90,7 +128,7 @@ pub fn linear<'a>(
     let rq = I32s(p.tensor(s.rq, layer, DType::I32, out, 2)?);
     let narrow = (0..out).all(|j| {
         let (m, sh) = rq.rq(j);
-        narrow_ok(inp, b.at(j), m, sh) && narrow_ok(inp, 0, m, sh.saturating_add(7))
+        narrow_ok(inp, b.at(j), m, sh)
     });
     Ok(Linear {
         w: as_i8(p.tensor(s.w, layer, DType::I8, out, inp)?),
@@ -104,16 +142,22 @@ impl<'a> LayerView<'a> {
     /// Resolves and shape-checks every section of layer `l`.
     pub fn resolve(p: &Package<'a>, l: u16, hidden: usize, ffn: usize) -> Result<Self> {
         use SectionKind::*;
+        let down = linear(p, l, DOWN, hidden, ffn)?;
+        let gelu = Gelu::resolve(p, l)?;
         Ok(LayerView {
             q: linear(p, l, Q, hidden, ffn)?,
             k: linear(p, l, K_PROJ, hidden, ffn)?,
             v: linear(p, l, V, hidden, ffn)?,
             o: linear(p, l, O, hidden, ffn)?,
             up: linear(p, l, UP, hidden, ffn)?,
-            down: linear(p, l, DOWN, hidden, ffn)?,
+            down,
             ln1: LnParams::new(p.tensor(Ln1, l, DType::I64, LN_ROWS, hidden)?, hidden),
             ln2: LnParams::new(p.tensor(Ln2, l, DType::I64, LN_ROWS, hidden)?, hidden),
-            gelu: Gelu::resolve(p, l)?,
+            gelu,
+            down16: match gelu {
+                Gelu::I16(_) => WideAcc::of(&down, hidden, ffn),
+                Gelu::I8(_) => WideAcc::I64,
+            },
             scalars: {
                 let t = I32s(p.tensor(LayerScalars, l, DType::I32, 1, LAYER_SCALARS)?);
                 Scalars::from_words(|i| t.at(i))
@@ -176,5 +220,55 @@ impl<'a> EmbedView<'a> {
         let n = self.exp.len() / 2;
         let i = d.min(n - 1) * 2;
         u16::from_le_bytes([self.exp[i], self.exp[i + 1]]) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// The bound follows the weights: a row whose `2^14·Σ|w| + 128·|b|` reaches i32::MAX sends
+    /// the layer to the i64 sums, one just below keeps 32 bits, and a multiplier too large for
+    /// the short requantization keeps the exact one.
+    #[test]
+    fn wide_accumulation_follows_each_rows_weights() {
+        let k = 1536;
+        // Σ|w| = 131_071: 2^14·131_071 = 2^31 - 2^14, so a bias of 127 (128·127 < 2^14) fits.
+        let mut w = vec![85i8; k]; // 130_560, and 511 more:
+        w[..12].fill(127);
+        w[12] = 92;
+        assert_eq!(w.iter().map(|&v| v as i32).sum::<i32>(), 131_071);
+        let (b, rq) = (words(&[127]), words(&[1 << 30, 40]));
+        let lin = |w: &'static [i8], b: &'static [u8], rq: &'static [u8]| Linear {
+            w,
+            b: I32s(b),
+            rq: I32s(rq),
+            narrow: false,
+        };
+        let leak = |v: Vec<u8>| -> &'static [u8] { Vec::leak(v) };
+        let w: &'static [i8] = Vec::leak(w);
+        let b: &'static [u8] = leak(b);
+        assert_eq!(
+            WideAcc::of(&lin(w, b, leak(rq.clone())), 1, k),
+            WideAcc::Narrow
+        );
+        assert_eq!(
+            WideAcc::of(&lin(w, b, leak(words(&[i32::MAX, 7]))), 1, k),
+            WideAcc::I32
+        );
+        assert_eq!(
+            WideAcc::of(&lin(w, leak(words(&[128])), leak(rq.clone())), 1, k),
+            WideAcc::I64
+        );
+        let mut more = w.to_vec();
+        more[100] = 86;
+        assert_eq!(
+            WideAcc::of(&lin(Vec::leak(more), b, leak(rq)), 1, k),
+            WideAcc::I64
+        );
     }
 }

@@ -9,6 +9,6 @@ mod requant;
 pub use gelu16::{gelu16, planes, GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 pub use i32s::I32s;
 pub use requant::{
-    ctx_rq, div_round, isqrt_u128, narrow_by, narrow_ok, rq, rq_i32, rq_i8, rq_narrow,
-    rq_narrow_by, rq_narrow_half,
+    ctx_rq, div_round, isqrt_u128, narrow_by, narrow_ok, narrow_ok_for, rq, rq_i32, rq_i8,
+    rq_narrow, rq_narrow_by, rq_narrow_half, wide_bound,
 };

@@ -43,12 +43,25 @@ pub fn rq_i32(acc: i64, m: i32, shift: i32) -> i32 {
 /// step. Checked once per linear layer at load; real packages meet it everywhere (their
 /// multipliers are ~2^30..2^31 with shifts of 25 or more).
 pub fn narrow_ok(k: usize, b: i32, m: i32, shift: i32) -> bool {
+    narrow_ok_for((k as u128) * 128 * 128 + b.unsigned_abs() as u128, m, shift)
+}
+
+/// [`narrow_ok`] for a channel whose `|acc + b|` is at most `smax`, however that bound was
+/// found (the 16-bit FFN's comes from its weights, see [`wide_bound`]).
+pub fn narrow_ok_for(smax: u128, m: i32, shift: i32) -> bool {
     if !(1..=62).contains(&shift) {
         return false;
     }
-    let smax = (k as u128) * 128 * 128 + b.unsigned_abs() as u128;
     let limit = (i32::MAX as u128 - 1) << (shift - 1);
     smax < i32::MAX as u128 && smax * (m.unsigned_abs() as u128) < limit
+}
+
+/// The largest `|s|` of the 16-bit FFN's down projection for one channel: `s = y·w + 128·b` with
+/// every 16-bit activation `|y| ≤ 2^14` ([`super::GELU16_MIN`]) and `abs_w = Σ|w|` over the
+/// channel's weight row. A bound from the weights themselves: the worst case over any int8 row
+/// (2^14·127·k) does not fit i32 for k = 1536, real rows (Σ|w| ≈ 30·k) do by far.
+pub fn wide_bound(abs_w: u64, b: i32) -> u128 {
+    (super::GELU16_MIN.unsigned_abs() as u128) * abs_w as u128 + 128 * b.unsigned_abs() as u128
 }
 
 /// [`rq_i32`]`(s, m, shift)` for a channel that [`narrow_ok`] admits, in 32-bit steps: one

@@ -5,7 +5,9 @@
 //! The matmul works on 2×2 output tiles (2 tokens × 2 weight rows). The two tokens' activations are
 //! unpacked to int16 pairs once per token pair into a stack buffer, so the inner loop loads four
 //! ready words with one LDM and only unpacks the weights, each weight word serving both tokens:
-//! per 16 MACs 1 LDM + 2 LDR + 4 SXTB16 + 8 SMLAD (15 instructions, see [`tile_2x2`]).
+//! per 16 MACs 1 LDM + 2 LDR + 4 SXTB16 + 8 SMLAD (15 instructions, see [`tile_2x2`]). The 16-bit
+//! FFN's activations (`y = 128·hi + lo`, two int8 planes) widen into the same buffer as int16
+//! values, so its down projection is the same single pass.
 //!
 //! Enabled by the `arm-dsp` feature, which the firmware turns on only for cores with the DSP
 //! extension (the assembler rejects these instructions elsewhere).
@@ -112,7 +114,7 @@ pub fn dot2_i8(x: &[i8], w0: &[i8], w1: &[i8]) -> (i32, i32) {
 }
 
 /// `[t0·w0, t0·w1, t1·w0, t1·w1]` over `groups` groups of 4 K, each added to its row's `start`. `xw` holds `4·groups` widened
-/// words (see [`widen_pair`]); row 0 starts at `w`, row 1 at `w + stride_m4 + 4`.
+/// words (see [`Widen::widen`]); row 0 starts at `w`, row 1 at `w + stride_m4 + 4`.
 ///
 /// Hand-scheduled because the loop needs 14 registers (LLVM's own code for it spills):
 ///   r0 widened activations, 4 words per 4 K: [t0 lanes 0,2 | t0 lanes 1,3 | t1 0,2 | t1 1,3]
@@ -221,19 +223,70 @@ const WIDE_WORDS: usize = 1536;
 /// The smaller buffer for `k` ≤ 512 (every linear of Tier M), so small models keep a small stack.
 const WIDE_WORDS_SMALL: usize = 512;
 
-/// Unpacks the first `4·groups` bytes of two token rows into `out` in the tile kernel's order.
-#[inline]
-fn widen_pair(x0: &[i8], x1: &[i8], out: &mut [u32]) {
-    for ((a, b), o) in x0
-        .chunks_exact(4)
-        .zip(x1.chunks_exact(4))
-        .zip(out.chunks_exact_mut(4))
-    {
-        let (wa, wb) = (word(a), word(b));
-        o[0] = sxtb16(wa);
-        o[1] = sxtb16_ror8(wa);
-        o[2] = sxtb16(wb);
-        o[3] = sxtb16_ror8(wb);
+/// A matmul's activations as the tile kernel takes them: a token pair widened to int16 pairs.
+trait Widen: Copy {
+    /// Whole `k`-element rows held.
+    fn rows(self, k: usize) -> usize;
+    /// Fills `out` (4 words per 4 K) with rows `t0` and `t1`'s first `out.len()` elements in the
+    /// tile kernel's order: per 4 K, `[t0 lanes 0,2 | t0 lanes 1,3 | t1 0,2 | t1 1,3]`.
+    fn widen(self, t0: usize, t1: usize, k: usize, out: &mut [u32]);
+    /// Element `i` of row `t` (the last `k mod 4`, which the tiles leave).
+    fn at(self, t: usize, k: usize, i: usize) -> i32;
+}
+
+/// int8 rows: SXTB16 unpacks each word's lanes 0,2 and 1,3.
+impl Widen for &[i8] {
+    fn rows(self, k: usize) -> usize {
+        self.len() / k
+    }
+
+    #[inline]
+    fn widen(self, t0: usize, t1: usize, k: usize, out: &mut [u32]) {
+        let (x0, x1) = (&self[t0 * k..(t0 + 1) * k], &self[t1 * k..(t1 + 1) * k]);
+        for ((a, b), o) in x0
+            .chunks_exact(4)
+            .zip(x1.chunks_exact(4))
+            .zip(out.chunks_exact_mut(4))
+        {
+            let (wa, wb) = (word(a), word(b));
+            o[0] = sxtb16(wa);
+            o[1] = sxtb16_ror8(wa);
+            o[2] = sxtb16(wb);
+            o[3] = sxtb16_ror8(wb);
+        }
+    }
+
+    #[inline(always)]
+    fn at(self, t: usize, k: usize, i: usize) -> i32 {
+        self[t * k + i] as i32
+    }
+}
+
+/// The 16-bit FFN's planes `(hi, lo)`: widened straight to `y = 128·hi + lo`, which fits int16
+/// for any int8 pair (-16512..=16383), so one SMLAD pass computes `y·w`.
+impl Widen for (&[i8], &[i8]) {
+    fn rows(self, k: usize) -> usize {
+        self.0.len().min(self.1.len()) / k
+    }
+
+    #[inline]
+    fn widen(self, t0: usize, t1: usize, k: usize, out: &mut [u32]) {
+        let y = |t: usize, i: usize| -> u32 {
+            let v = 128 * self.0[t * k + i] as i32 + self.1[t * k + i] as i32;
+            v as u16 as u32
+        };
+        for (g, o) in out.chunks_exact_mut(4).enumerate() {
+            let i = 4 * g;
+            o[0] = y(t0, i) | y(t0, i + 2) << 16;
+            o[1] = y(t0, i + 1) | y(t0, i + 3) << 16;
+            o[2] = y(t1, i) | y(t1, i + 2) << 16;
+            o[3] = y(t1, i + 1) | y(t1, i + 3) << 16;
+        }
+    }
+
+    #[inline(always)]
+    fn at(self, t: usize, k: usize, i: usize) -> i32 {
+        128 * self.0[t * k + i] as i32 + self.1[t * k + i] as i32
     }
 }
 
@@ -249,11 +302,39 @@ pub fn matmul_i8<S: super::Sink>(
     outs: usize,
     sink: &mut S,
 ) -> bool {
+    matmul(x, w, k, tokens, outs, sink)
+}
+
+/// `kernels::matmul_planes_sink` on DSP cores: the tiles of [`matmul_i8`] over the 16-bit
+/// activations, widened from the two planes (the int8 path widens to 16 bits anyway, so the
+/// 16-bit FFN costs what the int8 one does). `false` as for [`matmul_i8`].
+#[inline]
+pub fn matmul_planes<S: super::Sink>(
+    hi: &[i8],
+    lo: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    sink: &mut S,
+) -> bool {
+    matmul((hi, lo), w, k, tokens, outs, sink)
+}
+
+#[inline]
+fn matmul<X: Widen, S: super::Sink>(
+    x: X,
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    sink: &mut S,
+) -> bool {
     if k <= WIDE_WORDS_SMALL {
-        matmul_buffered::<WIDE_WORDS_SMALL, S>(x, w, k, tokens, outs, sink);
+        matmul_buffered::<WIDE_WORDS_SMALL, X, S>(x, w, k, tokens, outs, sink);
         true
     } else if k <= WIDE_WORDS {
-        matmul_buffered::<WIDE_WORDS, S>(x, w, k, tokens, outs, sink);
+        matmul_buffered::<WIDE_WORDS, X, S>(x, w, k, tokens, outs, sink);
         true
     } else {
         false
@@ -265,8 +346,8 @@ pub fn matmul_i8<S: super::Sink>(
 /// `Epilogue::specialized`) is a separate function, so their buffers do not add up in the
 /// caller's frame.
 #[inline(never)]
-fn matmul_buffered<const N: usize, S: super::Sink>(
-    x: &[i8],
+fn matmul_buffered<const N: usize, X: Widen, S: super::Sink>(
+    x: X,
     w: &[i8],
     k: usize,
     tokens: usize,
@@ -278,9 +359,9 @@ fn matmul_buffered<const N: usize, S: super::Sink>(
 }
 
 #[inline(always)]
-fn matmul_with<S: super::Sink>(
+fn matmul_with<X: Widen, S: super::Sink>(
     buf: &mut [u32],
-    x: &[i8],
+    x: X,
     w: &[i8],
     k: usize,
     tokens: usize,
@@ -293,7 +374,7 @@ fn matmul_with<S: super::Sink>(
     let groups = k / 4;
     let k4 = groups * 4;
     // Whole rows only: the kernel reads `k4` bytes of each row it is given.
-    let tokens = tokens.min(x.len() / k);
+    let tokens = tokens.min(x.rows(k));
     let outs = outs.min(w.len() / k);
     let Some(buf) = buf.get_mut(..4 * groups) else {
         return;
@@ -302,8 +383,7 @@ fn matmul_with<S: super::Sink>(
     while t < tokens {
         // An odd last token is paired with itself; only its own results are emitted.
         let t1 = (t + 1).min(tokens - 1);
-        let (x0, x1) = (&x[t * k..(t + 1) * k], &x[t1 * k..(t1 + 1) * k]);
-        widen_pair(x0, x1, buf);
+        x.widen(t, t1, k, buf);
         let mut n = 0;
         while n < outs {
             let n1 = (n + 1).min(outs - 1);
@@ -325,12 +405,12 @@ fn matmul_with<S: super::Sink>(
             if k4 < k {
                 let (w0, w1) = (&w[n * k..(n + 1) * k], &w[n1 * k..(n1 + 1) * k]);
                 for i in k4..k {
-                    let (a, b) = (x0[i] as i32, x1[i] as i32);
+                    let (a, b) = (x.at(t, k, i), x.at(t1, k, i));
                     let (p, q) = (w0[i] as i32, w1[i] as i32);
-                    acc[0] = acc[0].wrapping_add(a * p);
-                    acc[1] = acc[1].wrapping_add(a * q);
-                    acc[2] = acc[2].wrapping_add(b * p);
-                    acc[3] = acc[3].wrapping_add(b * q);
+                    acc[0] = acc[0].wrapping_add(a.wrapping_mul(p));
+                    acc[1] = acc[1].wrapping_add(a.wrapping_mul(q));
+                    acc[2] = acc[2].wrapping_add(b.wrapping_mul(p));
+                    acc[3] = acc[3].wrapping_add(b.wrapping_mul(q));
                 }
             }
             sink.put(t, n, c0, acc[0]);

@@ -62,7 +62,7 @@ macro_rules! tile_3x2_asm {
 }
 
 /// `[x0·w0, x1·w0, x0·w1, x1·w1, x0·w2, x1·w2]` over `k` int8 lanes of each of the five rows,
-/// each row's pair added to its `start`.
+/// each added to its entry of `acc`.
 ///
 /// # Safety
 /// Each pointer must be valid for `k` bytes of reads (predicated-off lanes are not accessed).
@@ -71,10 +71,9 @@ unsafe fn tile_3x2(
     x0: *const i8,
     x1: *const i8,
     w: [*const i8; 3],
-    start: [i32; 3],
+    mut acc: [i32; 6],
     k: usize,
 ) -> [i32; 6] {
-    let mut acc = [start[0], start[0], start[1], start[1], start[2], start[2]];
     // SAFETY: the caller guarantees the five k-byte rows; q0-q5 (d0-d11) and LR are clobbered.
     // VMLADAVA takes even accumulators only, and six are all the even registers an asm block
     // may name besides LR (r6 and r7 are LLVM's), so the count comes in LR itself.
@@ -131,6 +130,76 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     acc
 }
 
+/// A Helium matmul's activations: one int8 row per token, or the 16-bit FFN's two planes.
+trait Rows: Copy {
+    /// Whole `k`-byte rows held.
+    fn rows(self, k: usize) -> usize;
+    /// The tile over tokens `t0`, `t1` and `rows`, accumulators starting at `start`.
+    ///
+    /// # Safety
+    /// `t0`, `t1` < `rows(k)`; each of `rows` valid for `k` bytes of reads.
+    unsafe fn tile(
+        self,
+        t0: usize,
+        t1: usize,
+        rows: [*const i8; 3],
+        start: [i32; 6],
+        k: usize,
+    ) -> [i32; 6];
+}
+
+impl Rows for &[i8] {
+    fn rows(self, k: usize) -> usize {
+        self.len() / k
+    }
+
+    #[inline(always)]
+    unsafe fn tile(
+        self,
+        t0: usize,
+        t1: usize,
+        rows: [*const i8; 3],
+        start: [i32; 6],
+        k: usize,
+    ) -> [i32; 6] {
+        let x = self.as_ptr();
+        // SAFETY: the caller's bounds: rows t0, t1 are whole k-byte rows of `self`.
+        unsafe { tile_3x2(x.add(t0 * k), x.add(t1 * k), rows, start, k) }
+    }
+}
+
+/// `(hi, lo)`: the tile over the high plane from zero, its sums times 128 added to the starts of
+/// the tile over the low plane (the same weight rows, still in cache):
+/// `start + 128·(hi·w) + lo·w`, wrapping.
+/// Helium's int8 MACs do 16 lanes where 16-bit ones do 8, so two int8 passes cost what one
+/// 16-bit pass would.
+impl Rows for (&[i8], &[i8]) {
+    fn rows(self, k: usize) -> usize {
+        self.0.len().min(self.1.len()) / k
+    }
+
+    #[inline(always)]
+    unsafe fn tile(
+        self,
+        t0: usize,
+        t1: usize,
+        rows: [*const i8; 3],
+        start: [i32; 6],
+        k: usize,
+    ) -> [i32; 6] {
+        let (h, l) = (self.0.as_ptr(), self.1.as_ptr());
+        // SAFETY: the caller's bounds hold for both planes (`rows` is the shorter's).
+        unsafe {
+            let high = tile_3x2(h.add(t0 * k), h.add(t1 * k), rows, [0; 6], k);
+            let mut start = start;
+            for (s, h) in start.iter_mut().zip(high) {
+                *s = s.wrapping_add(h.wrapping_mul(128));
+            }
+            tile_3x2(l.add(t0 * k), l.add(t1 * k), rows, start, k)
+        }
+    }
+}
+
 /// `kernels::matmul_i8` on Helium: 3 weight rows × 2 tokens per tile (12 instructions per 96
 /// MACs in the loop, against 9 per 64 of a 2×2 tile). Weight-row triples outer, token pairs
 /// inner: every weight byte is read from memory once per matmul (the activations, a few KB, stay
@@ -144,11 +213,37 @@ pub fn matmul_i8<S: super::Sink>(
     outs: usize,
     sink: &mut S,
 ) {
+    matmul(x, w, k, tokens, outs, sink)
+}
+
+/// `kernels::matmul_planes_sink` on Helium: [`matmul_i8`]'s tiles, two per tile position.
+#[inline]
+pub fn matmul_planes<S: super::Sink>(
+    hi: &[i8],
+    lo: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    sink: &mut S,
+) {
+    matmul((hi, lo), w, k, tokens, outs, sink)
+}
+
+#[inline(always)]
+fn matmul<X: Rows, S: super::Sink>(
+    x: X,
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    sink: &mut S,
+) {
     if k == 0 {
         return;
     }
     // Whole rows only: the kernel reads exactly k bytes of each row it is given.
-    let tokens = tokens.min(x.len() / k);
+    let tokens = tokens.min(x.rows(k));
     let outs = outs.min(w.len() / k);
     let mut n = 0;
     while n < outs {
@@ -157,19 +252,16 @@ pub fn matmul_i8<S: super::Sink>(
         let n1 = (n + 1).min(outs - 1);
         let n2 = (n + 2).min(outs - 1);
         let c = [sink.channel(n), sink.channel(n1), sink.channel(n2)];
-        let start = c.map(|c| sink.start(c));
+        let s = c.map(|c| sink.start(c));
+        let start = [s[0], s[0], s[1], s[1], s[2], s[2]];
         // SAFETY (for the pointers): rows n, n1, n2 < outs ≤ w.len()/k are whole k-byte rows.
         let rows = [n, n1, n2].map(|r| unsafe { w.as_ptr().add(r * k) });
-        let x_row = |t: usize| {
-            // SAFETY: callers pass t < tokens ≤ x.len()/k: a whole k-byte row.
-            unsafe { x.as_ptr().add(t * k) }
-        };
         let whole = n2 == n + 2;
         let mut t = 0;
         // Whole tiles (three distinct rows, two tokens): every result emitted, no tests.
         while whole && t + 1 < tokens {
             // SAFETY: tokens t, t + 1 and the three weight rows are whole k-byte rows.
-            let acc = unsafe { tile_3x2(x_row(t), x_row(t + 1), rows, start, k) };
+            let acc = unsafe { x.tile(t, t + 1, rows, start, k) };
             for (i, &j) in [n, n1, n2].iter().enumerate() {
                 sink.put(t, j, c[i], acc[2 * i]);
                 sink.put(t + 1, j, c[i], acc[2 * i + 1]);
@@ -180,7 +272,7 @@ pub fn matmul_i8<S: super::Sink>(
         while t < tokens {
             let t1 = (t + 1).min(tokens - 1);
             // SAFETY: as above (t1 < tokens).
-            let acc = unsafe { tile_3x2(x_row(t), x_row(t1), rows, start, k) };
+            let acc = unsafe { x.tile(t, t1, rows, start, k) };
             for (i, (j, fresh)) in [(n, true), (n1, n1 != n), (n2, n2 != n1)]
                 .into_iter()
                 .enumerate()

@@ -123,29 +123,72 @@ pub fn matmul_i8<S: super::Sink>(
     outs: usize,
     sink: &mut S,
 ) {
+    matmul([x], w, k, tokens, outs, sink)
+}
+
+/// `kernels::matmul_planes_sink` on plain-Thumb cores: [`matmul_i8`]'s passes over each plane of
+/// a token in turn, `128·(hi·w) + lo·w` (no 16-bit multiply here to do better with).
+#[inline]
+pub fn matmul_planes<S: super::Sink>(
+    hi: &[i8],
+    lo: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    sink: &mut S,
+) {
+    matmul([hi, lo], w, k, tokens, outs, sink)
+}
+
+/// The passes over `planes` (one or two), each plane's sums scaled by 128 before the next adds
+/// (a constant count, so the int8 path keeps its one pass with nothing added).
+#[inline(always)]
+fn matmul<const P: usize, S: super::Sink>(
+    planes: [&[i8]; P],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    sink: &mut S,
+) {
     // The kernel's index counts down from k-1 with a signed test, so k must stay below 2^31.
     if k == 0 || k > i32::MAX as usize {
         return;
     }
+    let Some((first, rest)) = planes.split_first() else {
+        return;
+    };
     // Whole rows only: the kernel reads exactly k bytes of each row it is given.
-    let tokens = tokens.min(x.len() / k);
+    let tokens = planes.iter().fold(tokens, |t, x| t.min(x.len() / k));
     let outs = outs.min(w.len() / k);
     let quads = outs / ROWS;
     for q in 0..quads {
         let n = q * ROWS;
         let c: [S::Channel; ROWS] = core::array::from_fn(|j| sink.channel(n + j));
         for t in 0..tokens {
+            let dot = |x: &[i8], out: &mut [i32; ROWS]| {
+                // SAFETY: token t < x.len()/k and rows n..n+4 ≤ outs ≤ w.len()/k are whole
+                // k-byte rows; `out` has room for four i32.
+                unsafe {
+                    pith_thumb_dot_4rows(
+                        x.as_ptr().add(t * k),
+                        w.as_ptr().add(n * k),
+                        k,
+                        k,
+                        out.as_mut_ptr(),
+                    );
+                }
+            };
+            // The first plane straight into the accumulators (the int8 path's only pass).
             let mut acc = [0i32; ROWS];
-            // SAFETY: token t < x.len()/k and rows n..n+4 ≤ outs ≤ w.len()/k are whole k-byte
-            // rows; `acc` has room for four i32.
-            unsafe {
-                pith_thumb_dot_4rows(
-                    x.as_ptr().add(t * k),
-                    w.as_ptr().add(n * k),
-                    k,
-                    k,
-                    acc.as_mut_ptr(),
-                );
+            dot(first, &mut acc);
+            for x in rest {
+                let mut part = [0i32; ROWS];
+                dot(x, &mut part);
+                for (a, p) in acc.iter_mut().zip(part) {
+                    *a = a.wrapping_mul(128).wrapping_add(p);
+                }
             }
             for (j, (&a, &c)) in acc.iter().zip(&c).enumerate() {
                 sink.put(t, n + j, c, sink.start(c).wrapping_add(a));
@@ -157,8 +200,11 @@ pub fn matmul_i8<S: super::Sink>(
         let c = sink.channel(n);
         let s = sink.start(c);
         for t in 0..tokens {
-            let d = super::generic::dot_i8(&x[t * k..(t + 1) * k], row);
-            sink.put(t, n, c, s.wrapping_add(d));
+            let a = planes.iter().fold(0i32, |a, x| {
+                let d = super::generic::dot_i8(&x[t * k..(t + 1) * k], row);
+                a.wrapping_mul(128).wrapping_add(d)
+            });
+            sink.put(t, n, c, s.wrapping_add(a));
         }
     }
 }

@@ -2,7 +2,8 @@
 //! command executes it on the simulated core itself (so the Cortex-M assembly is what is tested),
 //! and the host unit tests run it for the host's dispatch. Random shapes with every tail length,
 //! extreme values (-128/127 activations, ±127 weights), all-zero rows; every result of the
-//! dispatching [`super::matmul_i8`] and [`super::dot_i8`] is compared with the scalar oracle.
+//! dispatching [`super::matmul_i8`], [`super::matmul_planes_sink`] (the 16-bit FFN's product)
+//! and [`super::dot_i8`] is compared with the scalar oracle.
 
 use super::generic;
 
@@ -69,7 +70,7 @@ const FILLS: [Fill; 5] = [
     Fill::ZeroRows,
 ];
 
-/// Runs every shape that fits `scratch` (bytes for the operands; about 10 KB runs them all),
+/// Runs every shape that fits `scratch` (bytes for the operands; about 15 KB runs them all),
 /// starting the random stream at `seed`.
 pub fn self_check(seed: u32, scratch: &mut [u8]) -> Report {
     let mut r = Report::default();
@@ -104,8 +105,13 @@ fn run_case(
     outs: usize,
     fill: Fill,
 ) {
-    let (xb, rest) = scratch.split_at_mut(scratch.len() / 2);
-    let (Some(xb), Some(wb)) = (xb.get_mut(..k * tokens), rest.get_mut(..k * outs)) else {
+    let (xb, rest) = scratch.split_at_mut(scratch.len() / 3);
+    let (lb, wb) = rest.split_at_mut(rest.len() / 2);
+    let (Some(xb), Some(lb), Some(wb)) = (
+        xb.get_mut(..k * tokens),
+        lb.get_mut(..k * tokens),
+        wb.get_mut(..k * outs),
+    ) else {
         return;
     };
     let x: &mut [i8] = bytemuck::cast_slice_mut(xb);
@@ -118,6 +124,17 @@ fn run_case(
             Fill::ZeroRows => xorshift(seed) as i8,
         };
     }
+    // The 16-bit FFN's low plane (-64..=63 as the GELU's split makes it), beside `x` as its
+    // high plane.
+    let lo: &mut [i8] = bytemuck::cast_slice_mut(lb);
+    for (i, v) in lo.iter_mut().enumerate() {
+        *v = match fill {
+            Fill::MinMin | Fill::MinMax => -64,
+            Fill::MaxMax => 63,
+            Fill::ZeroRows if (i / k) % 2 == 1 => 0,
+            _ => (xorshift(seed) as i8) >> 1,
+        };
+    }
     let w: &mut [i8] = bytemuck::cast_slice_mut(wb);
     for (i, v) in w.iter_mut().enumerate() {
         *v = match fill {
@@ -128,7 +145,7 @@ fn run_case(
             Fill::ZeroRows => (xorshift(seed) as i8).max(-127),
         };
     }
-    let (x, w) = (&*x, &*w);
+    let (x, lo, w) = (&*x, &*lo, &*w);
     r.cases += 1;
     let mut seen = 0u64; // tokens·outs ≤ 64 bits
     let bad = |r: &mut Report, t: usize, n: usize, got: i32, want: i32| {
@@ -157,6 +174,26 @@ fn run_case(
     } else {
         (1u64 << (tokens * outs)) - 1
     };
+    if seen != all {
+        bad(r, u32::MAX as usize, u32::MAX as usize, 0, 0);
+    }
+    // The 16-bit FFN's product, from a start of 1 (any start must pass through): the oracle's
+    // two plane sums combined with the same wrapping arithmetic the contract names.
+    seen = 0;
+    let mut sink = super::Emit(|t: usize, n: usize, got: i32| {
+        let (dh, dl) = (
+            generic::dot_i8(row(x, k, t), row(w, k, n)),
+            generic::dot_i8(row(lo, k, t), row(w, k, n)),
+        );
+        let want = 1i32.wrapping_add(dh.wrapping_mul(128)).wrapping_add(dl);
+        r.values += 1;
+        let bit = 1u64 << ((t * outs + n) % 64);
+        if got != want || t >= tokens || n >= outs || seen & bit != 0 {
+            bad(r, t, n, got, want);
+        }
+        seen |= bit;
+    });
+    super::matmul_planes_sink(x, lo, w, k, tokens, outs, &mut Started(&mut sink));
     if seen != all {
         bad(r, u32::MAX as usize, u32::MAX as usize, 0, 0);
     }
@@ -195,6 +232,23 @@ fn run_case(
                 }
             }
         }
+    }
+}
+
+/// A sink whose accumulators start at 1 (so a kernel that drops or doubles the start fails).
+struct Started<'a, S>(&'a mut S);
+
+impl<S: super::Sink<Channel = ()>> super::Sink for Started<'_, S> {
+    type Channel = ();
+    #[inline(always)]
+    fn channel(&self, _: usize) {}
+    #[inline(always)]
+    fn start(&self, _: ()) -> i32 {
+        1
+    }
+    #[inline(always)]
+    fn put(&mut self, t: usize, j: usize, c: (), acc: i32) {
+        self.0.put(t, j, c, acc)
     }
 }
 

@@ -207,6 +207,62 @@ pub fn matmul_sink<S: Sink>(
     }
 }
 
+/// The 16-bit FFN's product: for every token and row, `emit` takes
+/// `start(c) + 128·(hi[t]·w[n]) + lo[t]·w[n]` (wrapping i32), which is `y[t]·w[n]` over the 16-bit
+/// activations `y = 128·hi + lo`. Exact wherever the true sum fits i32, which the caller checks
+/// once per layer from its weights. The DSP cores run it as one pass over `y` (their
+/// kernels widen activations to 16 bits anyway); the others as two int8 passes per tile whose
+/// sums meet in registers.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_planes_sink<S: Sink>(
+    hi: &[i8],
+    lo: &[i8],
+    w: &[i8],
+    k: usize,
+    tokens: usize,
+    outs: usize,
+    sink: &mut S,
+) {
+    if k == 0 {
+        return;
+    }
+    let tokens = tokens.min(hi.len() / k).min(lo.len() / k);
+    #[cfg(all(feature = "arm-mve", target_arch = "arm"))]
+    {
+        arm_mve::matmul_planes(hi, lo, w, k, tokens, outs, sink);
+        return;
+    }
+    #[cfg(all(
+        target_arch = "arm",
+        target_os = "none",
+        not(any(feature = "arm-dsp", feature = "arm-mve"))
+    ))]
+    {
+        arm_thumb::matmul_planes(hi, lo, w, k, tokens, outs, sink);
+        return;
+    }
+    #[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
+    if arm_dsp::matmul_planes(hi, lo, w, k, tokens, outs, sink) {
+        return;
+    }
+    #[allow(unreachable_code)]
+    for (n, row) in w.chunks_exact(k).take(outs).enumerate() {
+        let c = sink.channel(n);
+        let s = sink.start(c);
+        let planes = hi.chunks_exact(k).zip(lo.chunks_exact(k)).take(tokens);
+        for (t, (h, l)) in planes.enumerate() {
+            let (dh, dl) = (dot_i8(h, row), dot_i8(l, row));
+            sink.put(
+                t,
+                n,
+                c,
+                s.wrapping_add(dh.wrapping_mul(128)).wrapping_add(dl),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

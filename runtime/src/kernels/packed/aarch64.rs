@@ -30,6 +30,7 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use super::layout::{Isa, Line, PackedLinear, BLOCK};
+use super::{meet, Input};
 use crate::fixed::{gelu16, planes};
 use crate::kernels::epilogue::Epilogue;
 
@@ -41,10 +42,10 @@ const MR_NEON: usize = 2;
 type Tile = [[i32; BLOCK]; MR_SDOT];
 
 /// `epi` ← the layer `p` over `tokens` rows of `x` (`x.len() == tokens * p.inputs()`).
-pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
-    debug_assert_eq!(x.len(), tokens * p.inputs());
-    let tokens = tokens.min(x.len() / p.inputs().max(1));
+pub fn gemm(p: &PackedLinear, x: Input<'_>, tokens: usize, epi: &mut Epilogue<'_>) {
+    let tokens = x.rows(p.inputs().max(1), tokens);
     let mut tile: Tile = [[0; BLOCK]; MR_SDOT];
+    let mut high: Tile = [[0; BLOCK]; MR_SDOT];
     let mr_max = match p.isa() {
         Isa::Sdot => MR_SDOT,
         Isa::Neon => MR_NEON,
@@ -63,14 +64,22 @@ pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
             // CPU supports and, for NEON, only for weights without -128.
             unsafe {
                 let w = p.lines().as_ptr().add(b * p.groups());
-                let xr = x.as_ptr().add(t0 * p.inputs());
-                match (p.isa(), mr) {
-                    (Isa::Sdot, 1) => tile_sdot::<1>(w, p.groups(), xr, p.inputs(), &mut tile),
-                    (Isa::Sdot, 2) => tile_sdot::<2>(w, p.groups(), xr, p.inputs(), &mut tile),
-                    (Isa::Sdot, 3) => tile_sdot::<3>(w, p.groups(), xr, p.inputs(), &mut tile),
-                    (Isa::Sdot, _) => tile_sdot::<4>(w, p.groups(), xr, p.inputs(), &mut tile),
-                    (Isa::Neon, 1) => tile_neon::<1>(w, p.groups(), xr, p.inputs(), &mut tile),
-                    (Isa::Neon, _) => tile_neon::<2>(w, p.groups(), xr, p.inputs(), &mut tile),
+                let (g, k) = (p.groups(), p.inputs());
+                let run = |xr: *const i8, tile: &mut Tile| match (p.isa(), mr) {
+                    (Isa::Sdot, 1) => tile_sdot::<1>(w, g, xr, k, tile),
+                    (Isa::Sdot, 2) => tile_sdot::<2>(w, g, xr, k, tile),
+                    (Isa::Sdot, 3) => tile_sdot::<3>(w, g, xr, k, tile),
+                    (Isa::Sdot, _) => tile_sdot::<4>(w, g, xr, k, tile),
+                    (Isa::Neon, 1) => tile_neon::<1>(w, g, xr, k, tile),
+                    (Isa::Neon, _) => tile_neon::<2>(w, g, xr, k, tile),
+                };
+                match x {
+                    Input::I8(x) => run(x.as_ptr().add(t0 * k), &mut tile),
+                    Input::Planes(hi, lo) => {
+                        run(hi.as_ptr().add(t0 * k), &mut high);
+                        run(lo.as_ptr().add(t0 * k), &mut tile);
+                        meet(tile.as_flattened_mut(), high.as_flattened());
+                    }
                 }
             }
             for (i, sums) in tile.iter().enumerate().take(mr) {

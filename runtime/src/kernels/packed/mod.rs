@@ -30,12 +30,66 @@ pub use layout::{prefer, Isa, Line, PackedLinear, BLOCK};
 
 use super::epilogue::Epilogue;
 
+/// What a packed layer multiplies.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    /// int8 rows, `[tokens, k]`.
+    I8(&'a [i8]),
+    /// The 16-bit FFN's planes `y = 128·hi + lo`, `[tokens, k]` each: each tile is computed over
+    /// both (the weights still in cache for the second) and its sums meet, `128·hi + lo`, before
+    /// the one epilogue.
+    Planes(&'a [i8], &'a [i8]),
+}
+
+impl Input<'_> {
+    /// Rows of `k` bytes, up to `tokens`.
+    fn rows(&self, k: usize, tokens: usize) -> usize {
+        match self {
+            Input::I8(x) => tokens.min(x.len() / k),
+            Input::Planes(h, l) => tokens.min(h.len() / k).min(l.len() / k),
+        }
+    }
+
+    /// Each token's `Σx` over its `k` inputs (for planes, `Σy = 128·Σhi + Σlo`, wrapping like
+    /// the sums it corrects).
+    #[cfg(target_arch = "x86_64")]
+    fn sums(&self, k: usize, tokens: usize) -> Vec<i32> {
+        let sum = |r: &[i8]| r.iter().map(|&v| v as i32).sum::<i32>();
+        match self {
+            Input::I8(x) => x.chunks_exact(k).take(tokens).map(sum).collect(),
+            Input::Planes(h, l) => h
+                .chunks_exact(k)
+                .zip(l.chunks_exact(k))
+                .take(tokens)
+                .map(|(h, l)| sum(h).wrapping_mul(128).wrapping_add(sum(l)))
+                .collect(),
+        }
+    }
+}
+
+/// `tile = 128·high + tile` over every lane (a tile's unused lanes included: harmless): the sums
+/// of the 16-bit FFN's planes meeting, wrapping like every kernel sum (exact where the layer's
+/// load-time bound holds).
+fn meet(tile: &mut [i32], high: &[i32]) {
+    for (a, h) in tile.iter_mut().zip(high) {
+        *a = h.wrapping_mul(128).wrapping_add(*a);
+    }
+}
+
 impl PackedLinear {
     /// Runs the layer over `tokens` rows of `x` (`[tokens, k]`) into `epi` (`[tokens, n]`).
     /// Gives exactly the bytes of the scalar oracle with the same epilogue.
     pub fn run(&self, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
-        let tokens = tokens.min(x.len() / self.inputs());
-        gemm::gemm(self, &x[..tokens * self.inputs()], tokens, epi);
+        let tokens = Input::I8(x).rows(self.inputs(), tokens);
+        gemm::gemm(self, Input::I8(x), tokens, epi);
+    }
+
+    /// [`PackedLinear::run`] over the 16-bit FFN's planes: `epi` takes
+    /// `rq(128·(hi·w) + lo·w + bias, m, shift)` with this layer's constants (for the 16-bit FFN,
+    /// `128·b` and `shift + 7`), exact where the sum fits i32.
+    pub fn run_planes(&self, hi: &[i8], lo: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
+        let tokens = Input::Planes(hi, lo).rows(self.inputs(), tokens);
+        gemm::gemm(self, Input::Planes(hi, lo), tokens, epi);
     }
 }
 
@@ -187,6 +241,26 @@ mod tests {
         };
         oracle(&c.x, &c.w, &c.bias, &c.rq, dims, &mut want);
         prop_assert_eq!((&ah, &al), (&bh, &bl), "gelu16 epilogue");
+        // The 16-bit FFN's planes: `x` as the high plane, a low plane in -64..=63 beside it. The
+        // sum wraps in i32 like every kernel's (exact where the engine's load-time bound holds,
+        // which random cases need not meet), so the oracle wraps too.
+        let lo: Vec<i8> = c.x.iter().map(|&v| v >> 1).collect();
+        let (mut a, mut b) = (c.xr.clone(), c.xr.clone());
+        p.run_planes(&c.x, &lo, c.tokens, &mut Epilogue::Residual(&mut a));
+        let mut want = Epilogue::Residual(&mut b);
+        for t in 0..c.tokens {
+            for j in 0..c.n {
+                let row = &c.w[j * c.k..(j + 1) * c.k];
+                let dh = generic::dot_i8(&c.x[t * c.k..(t + 1) * c.k], row);
+                let dl = generic::dot_i8(&lo[t * c.k..(t + 1) * c.k], row);
+                let s = dh
+                    .wrapping_mul(128)
+                    .wrapping_add(dl)
+                    .wrapping_add(c.bias[j]);
+                want.store(t * c.n + j, s as i64, c.rq[j].0, c.rq[j].1);
+            }
+        }
+        prop_assert_eq!(&a, &b, "16-bit planes");
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 use core::arch::x86_64::*;
 
 use super::layout::{Isa, Line, PackedLinear, BLOCK};
+use super::{meet, Input};
 use crate::fixed::{GELU16_KNOTS, GELU16_MAX, GELU16_MIN};
 use crate::kernels::epilogue::Epilogue;
 
@@ -24,12 +25,11 @@ const MR_AVX2: usize = 4;
 /// Raw sums of one tile: `[token][block][channel]`.
 type Tile = [[[i32; BLOCK]; 2]; MR_VNNI];
 
-/// `epi` ← the layer `p` over `tokens` rows of `x` (`x.len() == tokens * p.inputs()`).
-pub fn gemm(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
-    debug_assert_eq!(x.len(), tokens * p.inputs());
+/// `epi` ← the layer `p` over `tokens` rows of `x`.
+pub fn gemm(p: &PackedLinear, x: Input<'_>, tokens: usize, epi: &mut Epilogue<'_>) {
     // The tiles read whole rows through raw pointers: never more rows than `x` holds, whatever
     // the caller passed (a safe function cannot rely on the caller's shapes).
-    let tokens = tokens.min(x.len() / p.inputs().max(1));
+    let tokens = x.rows(p.inputs().max(1), tokens);
     match p.isa() {
         // SAFETY: `PackedLinear::with_isa` only builds a layer for an ISA the CPU supports.
         Isa::Avx512Vnni => unsafe { gemm_vnni(p, x, tokens, epi) },
@@ -114,13 +114,22 @@ fn tile_height(tokens: usize) -> usize {
     tokens.div_ceil(passes.max(1))
 }
 
+/// Row `t0` of each plane of `x` (only the first for int8 rows).
+fn at(x: Input<'_>, t0: usize, k: usize) -> (*const i8, *const i8) {
+    match x {
+        Input::I8(x) => (x[t0 * k..].as_ptr(), core::ptr::null()),
+        Input::Planes(h, l) => (h[t0 * k..].as_ptr(), l[t0 * k..].as_ptr()),
+    }
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn gemm_vnni(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
+unsafe fn gemm_vnni(p: &PackedLinear, x: Input<'_>, tokens: usize, epi: &mut Epilogue<'_>) {
     let mut tile: Tile = [[[0; BLOCK]; 2]; MR_VNNI];
     // Each token's share of the `+128` in the weights: Σ (w + 128)·x = Σ w·x + 128 · Σ x.
     let corr: Vec<i32> = x
-        .chunks_exact(p.inputs())
-        .map(|r| 128 * r.iter().map(|&v| v as i32).sum::<i32>())
+        .sums(p.inputs(), tokens)
+        .iter()
+        .map(|s| s.wrapping_mul(128))
         .collect();
     let mut b0 = 0;
     // Channel blocks outside, tokens inside: a block pair's weights (groups × 128 bytes) stay in
@@ -131,17 +140,21 @@ unsafe fn gemm_vnni(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogu
         let mut t0 = 0;
         while t0 < tokens {
             let mr = (tokens - t0).min(height);
-            // SAFETY: blocks b0..b0+nr and tokens t0..t0+mr are in range (loop bounds); the CPU
-            // features were checked when `p` was built.
+            let (x0, x1) = at(x, t0, p.inputs());
+            // SAFETY: blocks b0..b0+nr and tokens t0..t0+mr are in range (loop bounds; both
+            // planes hold `tokens` rows); the CPU features were checked when `p` was built.
             unsafe {
                 let w = p.lines().as_ptr().add(b0 * p.groups());
-                let xr = x.as_ptr().add(t0 * p.inputs());
-                by_shape!(
-                    tile_vnni,
-                    mr,
-                    nr,
-                    (w, p.groups(), xr, p.inputs(), &mut tile)
-                );
+                let (g, k) = (p.groups(), p.inputs());
+                by_shape!(tile_vnni, mr, nr, (w, g, x0, k, &mut tile));
+                if !x1.is_null() {
+                    let high = tile;
+                    by_shape!(tile_vnni, mr, nr, (w, g, x1, k, &mut tile));
+                    meet(
+                        tile.as_flattened_mut().as_flattened_mut(),
+                        high.as_flattened().as_flattened(),
+                    );
+                }
             }
             for (i, row) in tile.iter().enumerate().take(mr) {
                 for (j, sums) in row.iter().enumerate().take(nr) {
@@ -195,18 +208,27 @@ unsafe fn tile_avx2<const MR: usize, const NR: usize>(
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn gemm_avx2(p: &PackedLinear, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
+unsafe fn gemm_avx2(p: &PackedLinear, x: Input<'_>, tokens: usize, epi: &mut Epilogue<'_>) {
     let mut tile: Tile = [[[0; BLOCK]; 2]; MR_VNNI];
     for b in 0..p.blocks() {
         let mut t0 = 0;
         while t0 < tokens {
             let mr = (tokens - t0).min(MR_AVX2);
+            let (x0, x1) = at(x, t0, p.inputs());
             // SAFETY: block b and tokens t0..t0+mr are in range; AVX2 and the absence of -128 were
             // checked when `p` was built.
             unsafe {
                 let w = p.lines().as_ptr().add(b * p.groups());
-                let xr = x.as_ptr().add(t0 * p.inputs());
-                by_shape!(tile_avx2, mr, 1, (w, p.groups(), xr, p.inputs(), &mut tile));
+                let (g, k) = (p.groups(), p.inputs());
+                by_shape!(tile_avx2, mr, 1, (w, g, x0, k, &mut tile));
+                if !x1.is_null() {
+                    let high = tile;
+                    by_shape!(tile_avx2, mr, 1, (w, g, x1, k, &mut tile));
+                    meet(
+                        tile.as_flattened_mut().as_flattened_mut(),
+                        high.as_flattened().as_flattened(),
+                    );
+                }
             }
             for (i, row) in tile.iter().enumerate().take(mr) {
                 p.store_block(t0 + i, b, &row[0], 0, epi);
