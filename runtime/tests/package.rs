@@ -270,3 +270,80 @@ fn the_short_requantization_matches_the_definition_on_the_real_package() {
     pith_runtime::kernels::force_portable(false);
     assert_eq!(device, oracle);
 }
+
+/// A batch gives each sentence the bytes it gets alone: batches of 1 to all 12 sentences (short,
+/// long, one-word), on the host's kernels and on the devices' portable path.
+#[test]
+fn a_batch_gives_each_sentence_its_own_bytes() {
+    let bytes = package();
+    let m = Model::new(&bytes).unwrap();
+    let long = "the quick brown fox jumps over the lazy dog ".repeat(40);
+    let texts = [
+        "A man is playing a guitar.",
+        "hi",
+        "Two dogs run through a snowy field while a third watches from the fence.",
+        long.as_str(),
+        "What is the capital of France?",
+        "ok",
+        "A woman slices an onion in a small kitchen.",
+        "Nobody is swimming.",
+        "The kids are not playing outside because it is raining hard today.",
+        "x",
+        "Is it safe to delete the contents of /tmp on a running Linux server?",
+        "A cat sleeps.",
+    ];
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| {
+            let mut buf = vec![0u32; m.max_tokens()];
+            let n = m.tokenizer().encode(t, &mut buf).unwrap();
+            buf.truncate(n);
+            buf
+        })
+        .collect();
+    let alone: Vec<Vec<i8>> = texts.iter().map(|t| embed(&m, t)).collect();
+    for portable in [false, true] {
+        pith_runtime::kernels::force_portable(portable);
+        for size in [1, 2, 5, 12] {
+            for (c, chunk) in ids.chunks(size).enumerate() {
+                let flat: Vec<u32> = chunk.concat();
+                let lens: Vec<usize> = chunk.iter().map(Vec::len).collect();
+                let mut arena = vec![0i32; m.arena_words(flat.len()) - flat.len()];
+                let mut out = vec![0i8; chunk.len() * m.dim()];
+                m.embed_ids_batch(&flat, &lens, &mut arena, &mut out)
+                    .unwrap();
+                for (i, v) in out.chunks_exact(m.dim()).enumerate() {
+                    let want = &alone[c * size + i];
+                    assert_eq!(
+                        v,
+                        &want[..],
+                        "batch {size}, sentence {}, portable {portable}",
+                        c * size + i
+                    );
+                }
+            }
+        }
+    }
+    pith_runtime::kernels::force_portable(false);
+    // Lengths that do not add up, an empty sentence or a short output are refused.
+    let mut arena = vec![0i32; m.arena_words(8)];
+    let mut out = vec![0i8; 2 * m.dim()];
+    let flat = [ids[1].clone(), ids[5].clone()].concat();
+    assert_eq!(
+        m.embed_ids_batch(&flat, &[ids[1].len(), 1], &mut arena, &mut out),
+        Err(Error::PackageBadConfig)
+    );
+    assert_eq!(
+        m.embed_ids_batch(&flat, &[flat.len(), 0], &mut arena, &mut out),
+        Err(Error::PackageBadConfig)
+    );
+    assert_eq!(
+        m.embed_ids_batch(
+            &flat,
+            &[ids[1].len(), ids[5].len()],
+            &mut arena,
+            &mut out[..5]
+        ),
+        Err(Error::OutputSizeMismatch)
+    );
+}

@@ -2,13 +2,16 @@
 """ONNX Runtime's side of `pith bench`: the same sentences, pre-tokenized by pith, batch 1.
 
   python3 ort_bench.py --fp32 MODEL.fp32.onnx --ids IDS.json --int8-cache OUT.onnx [--repeat 3]
+                      [--batch-sizes 1,8,32,128]
 
 IDS.json is a list of token-id lists (pith's WordPiece ids, which equal Hugging Face's). Two peers:
 ONNX Runtime fp32 on the fp32 export, and ONNX Runtime dynamic int8 (`quantize_dynamic`,
 per-channel QInt8 weights) of the same export, cached at --int8-cache. Each runs one thread
 (intra- and inter-op threads 1, sequential) for latency, and all threads for throughput. A pass is
 every sentence once; the best of --repeat passes is reported (the machine may be shared).
-Prints one JSON object.
+With --batch-sizes, only throughput on all threads instead: consecutive sentences in batches of
+each size, padded to the batch's longest with the attention mask off on the padding (what a
+user of ONNX Runtime does to raise its throughput). Prints one JSON object.
 """
 
 import argparse
@@ -35,6 +38,20 @@ def feeds(ids):
     for x in ids:
         a = np.asarray([x], dtype=np.int64)
         out.append({"input_ids": a, "attention_mask": np.ones_like(a)})
+    return out
+
+
+def batch_feeds(ids, size):
+    out = []
+    for i in range(0, len(ids), size):
+        chunk = ids[i:i + size]
+        width = max(len(x) for x in chunk)
+        a = np.zeros((len(chunk), width), dtype=np.int64)
+        m = np.zeros_like(a)
+        for r, x in enumerate(chunk):
+            a[r, :len(x)] = x
+            m[r, :len(x)] = 1
+        out.append({"input_ids": a, "attention_mask": m})
     return out
 
 
@@ -65,15 +82,26 @@ def main():
     ap.add_argument("--ids", required=True)
     ap.add_argument("--int8-cache", required=True)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch-sizes", default="")
     a = ap.parse_args()
     with open(a.ids) as f:
         ids = json.load(f)
     if not ids or not all(isinstance(x, list) and x for x in ids):
         raise SystemExit(f"{a.ids}: expected a non-empty list of non-empty token-id lists")
-    inputs = feeds(ids)
     cpus = os.cpu_count() or 1
     models = {"ort_fp32": a.fp32, "ort_int8": ensure_int8(a.fp32, a.int8_cache)}
     out = {"version": ort.__version__, "sentences": len(ids), "threads_all": cpus}
+    if a.batch_sizes:
+        sizes = [int(v) for v in a.batch_sizes.split(",")]
+        for name, path in models.items():
+            sess = session(path, cpus)
+            out[name] = {
+                str(size): len(ids) / best_pass_seconds(sess, batch_feeds(ids, size), a.repeat)
+                for size in sizes
+            }
+        print(json.dumps(out))
+        return
+    inputs = feeds(ids)
     for name, path in models.items():
         one = best_pass_seconds(session(path, 1), inputs, a.repeat)
         every = best_pass_seconds(session(path, cpus), inputs, a.repeat)

@@ -13,6 +13,7 @@
 pub mod args;
 pub mod artifacts;
 pub mod backend;
+pub mod batch;
 pub mod catalog;
 pub mod checkpoint;
 pub mod cmd;

@@ -99,15 +99,17 @@ impl<'s> Scratch<'s> {
     }
 }
 
-/// Embedding sum and LayerNorm for every token.
-pub fn embed(ids: &[u32], e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
+/// Embedding sum and LayerNorm for every token; positions count from 0 in each sentence of
+/// `segs` (see [`layer`]).
+pub fn embed(ids: &[u32], segs: &[usize], e: &EmbedView<'_>, d: Dims, s: &mut Scratch<'_>) {
     let h = d.hidden;
-    for (t, &id) in ids.iter().enumerate() {
+    let positions = segs.iter().flat_map(|&len| 0..len);
+    for (t, (&id, pos)) in ids.iter().zip(positions).enumerate() {
         let id = id as usize;
         let (wm, ws) = e.word_rq.rq(id);
-        let (pm, ps) = e.pos_rq.rq(t);
+        let (pm, ps) = e.pos_rq.rq(pos);
         let wrow = e.word.get(id * h..(id + 1) * h).unwrap_or(&[]);
-        let prow = e.pos.get(t * h..(t + 1) * h).unwrap_or(&[]);
+        let prow = e.pos.get(pos * h..(pos + 1) * h).unwrap_or(&[]);
         let xr = &mut s.xr[t * h..(t + 1) * h];
         for (j, x) in xr.iter_mut().enumerate() {
             let w = wrow.get(j).copied().unwrap_or(0) as i64;
@@ -326,11 +328,16 @@ fn down16(
 }
 
 /// One encoder layer, in place on `s.xr` / `s.xm`.
+/// `segs` are the lengths of the sentences whose tokens lie one after another in the scratch
+/// (one sentence: `[d.tokens]`): the linear layers run over all of them at once, attention within
+/// each.
+#[allow(clippy::too_many_arguments)]
 pub fn layer(
     lv: &LayerView<'_>,
     fast: &[Option<Fast>],
     e: &EmbedView<'_>,
     d: Dims,
+    segs: &[usize],
     s: &mut Scratch<'_>,
     (l, obs): (usize, &mut impl Observer),
 ) {
@@ -344,44 +351,20 @@ pub fn layer(
     linear(&lv.v, fast(2), s.xm, h, h, tn, Epilogue::I8(s.v));
     finished(Stage::V);
 
-    let (sm, ssh) = lv.scalars.score;
-    let (cm, csh) = lv.scalars.context;
-    let ctx = &mut *s.xm; // Q/K/V consumed xm: it now holds the context.
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    let done = !crate::kernels::scalar_forced()
-        && (0..d.heads).all(|hd| {
-            let dh = h / d.heads;
-            let head = crate::kernels::x86_attn::Head {
-                tokens: tn,
-                hidden: h,
-                offset: hd * dh,
-                width: dh,
-                score_rq: (sm, ssh),
-                ctx_rq: (cm, csh),
-            };
-            let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
-            crate::kernels::x86_attn::head(&head, s.q, s.k, s.v, softmax, ctx)
-        });
-    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-    let done = false;
-    if !done {
-        let shape = (tn, h, d.heads);
-        let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
+    // Q/K/V consumed xm: it now holds the context. Each sentence of a batch attends to itself.
+    let mut off = 0;
+    for &len in segs {
+        let (a, b) = (off * h, (off + len) * h);
+        if b > tn * h {
+            break;
+        }
         let bufs = (&mut *s.scores, &mut *s.probs);
-        crate::kernels::generic::attention(
-            s.q,
-            s.k,
-            s.v,
-            shape,
-            (sm, ssh),
-            (cm, csh),
-            softmax,
-            bufs,
-            ctx,
-        );
+        let qkv = (&s.q[a..b], &s.k[a..b], &s.v[a..b]);
+        attend(lv, e, (len, h, d.heads), qkv, bufs, &mut s.xm[a..b]);
+        off += len;
     }
     finished(Stage::Attention);
-    linear(&lv.o, fast(3), ctx, h, h, tn, Epilogue::Residual(s.xr));
+    linear(&lv.o, fast(3), s.xm, h, h, tn, Epilogue::Residual(s.xr));
     finished(Stage::O);
     for t in 0..tn {
         layernorm(
@@ -418,6 +401,51 @@ pub fn layer(
         );
     }
     finished(Stage::Ln2);
+}
+
+/// Attention of one sentence (`tn` tokens): every head's scores, softmax table and context into
+/// `ctx`, on x86's own path where it applies, else the portable one.
+fn attend(
+    lv: &LayerView<'_>,
+    e: &EmbedView<'_>,
+    (tn, h, heads): (usize, usize, usize),
+    (q, k, v): (&[i8], &[i8], &[i8]),
+    (scores, probs): (&mut [i32], &mut [u8]),
+    ctx: &mut [i8],
+) {
+    let (sm, ssh) = lv.scalars.score;
+    let (cm, csh) = lv.scalars.context;
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    let done = !crate::kernels::scalar_forced()
+        && (0..heads).all(|hd| {
+            let dh = h / heads;
+            let head = crate::kernels::x86_attn::Head {
+                tokens: tn,
+                hidden: h,
+                offset: hd * dh,
+                width: dh,
+                score_rq: (sm, ssh),
+                ctx_rq: (cm, csh),
+            };
+            let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
+            crate::kernels::x86_attn::head(&head, q, k, v, softmax, ctx)
+        });
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    let done = false;
+    if !done {
+        let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
+        crate::kernels::generic::attention(
+            q,
+            k,
+            v,
+            (tn, h, heads),
+            (sm, ssh),
+            (cm, csh),
+            softmax,
+            (scores, probs),
+            ctx,
+        );
+    }
 }
 
 /// Softmax of one row of requantized scores, up to its normalization: each probability is the

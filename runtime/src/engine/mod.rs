@@ -186,6 +186,64 @@ impl<'a> Model<'a> {
         self.embed_ids_with(ids, arena, out, &mut Residuals(observe))
     }
 
+    /// Embeds several tokenized sentences in one pass: `ids` holds them one after another
+    /// (each `[CLS] .. [SEP]`), `lens` their lengths, and `out` gets their vectors one after
+    /// another (`lens.len() · dim`). Every linear layer runs once over all their tokens, so its
+    /// weights are read once per batch instead of once per sentence; attention and pooling stay
+    /// within each sentence, so each vector is the bytes [`Model::embed_ids`] gives it alone.
+    /// `arena` needs [`Model::arena_words`]`(ids.len()) - ids.len()` words.
+    pub fn embed_ids_batch(
+        &self,
+        ids: &[u32],
+        lens: &[usize],
+        arena: &mut [i32],
+        out: &mut [i8],
+    ) -> Result<()> {
+        let m = self.header().model;
+        let (tn, h) = (ids.len(), m.hidden as usize);
+        if out.len() != lens.len() * h {
+            return Err(Error::OutputSizeMismatch);
+        }
+        let sum = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l));
+        if sum != Some(tn) || lens.iter().any(|&l| l == 0 || l > self.max_tokens()) {
+            return Err(Error::PackageBadConfig);
+        }
+        if lens.is_empty() {
+            return Ok(());
+        }
+        let (embed, layers) = match &self.net {
+            Net::Bert(e, layers) => (e, layers),
+            Net::Static(_) => {
+                // Nothing to share between sentences: one at a time.
+                let mut off = 0;
+                for (&len, o) in lens.iter().zip(out.chunks_exact_mut(h)) {
+                    self.embed_ids(&ids[off..off + len], arena, o)?;
+                    off += len;
+                }
+                return Ok(());
+            }
+        };
+        if ids.iter().any(|&i| i >= m.vocab_size) {
+            return Err(Error::PackageBadConfig);
+        }
+        if arena.len() + tn < self.arena_words(tn) {
+            return Err(Error::ArenaTooSmall);
+        }
+        let d = self.dims(tn);
+        let mut s = Scratch::carve(arena, d);
+        bert::embed(ids, lens, embed, d, &mut s);
+        for (l, lv) in layers.iter().enumerate() {
+            bert::layer(lv, self.fast(l), embed, d, lens, &mut s, (l, &mut ()));
+        }
+        let mut off = 0;
+        for (&len, o) in lens.iter().zip(out.chunks_exact_mut(h)) {
+            let xr = &s.xr[off * h..(off + len) * h];
+            bert::pool(xr, len, h, m.pooling == Pooling::Cls, o);
+            off += len;
+        }
+        Ok(())
+    }
+
     /// [`Model::embed_ids`] reporting to `obs`.
     fn embed_ids_with(
         &self,
@@ -215,10 +273,11 @@ impl<'a> Model<'a> {
         };
         let d = self.dims(tn);
         let mut s = Scratch::carve(arena, d);
-        bert::embed(ids, embed, d, &mut s);
+        let segs = [tn];
+        bert::embed(ids, &segs, embed, d, &mut s);
         obs.stage(0, Stage::Embed);
         for (l, lv) in layers.iter().enumerate() {
-            bert::layer(lv, self.fast(l), embed, d, &mut s, (l, obs));
+            bert::layer(lv, self.fast(l), embed, d, &segs, &mut s, (l, obs));
             obs.residual(l, s.xr);
         }
         bert::pool(s.xr, tn, h, m.pooling == Pooling::Cls, out);

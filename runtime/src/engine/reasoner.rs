@@ -187,7 +187,7 @@ impl<'a> Reasoner<'a> {
         self.embed(window, d, &mut s);
         for lv in &self.layers {
             // No repacked linears: eight rows are too few for the host's packed kernels to pay.
-            bert::layer(lv, &[], &self.embed, d, &mut s, (0, &mut ()));
+            bert::layer(lv, &[], &self.embed, d, &[d.tokens], &mut s, (0, &mut ()));
         }
         // Row 0's matmul head (the last LayerNorm-2 wrote it) → the read-out, accumulated into
         // a zeroed row 0 of the residual (no longer needed).

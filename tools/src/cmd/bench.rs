@@ -43,6 +43,11 @@ pub struct Args {
     /// attention, O, LayerNorms, FFN up with GELU, FFN down, pooling), one thread.
     #[arg(long)]
     pub profile: bool,
+    /// Also throughput on every core with batching, over the last N lines of the file: pith in
+    /// batches of consecutive sentences (one GEMM per layer per batch) against ONNX Runtime at
+    /// batch sizes 1, 8, 32 and 128 (padded). 0: not measured.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub throughput: u32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -193,22 +198,15 @@ fn native_all(model: &Model<'_>, sents: &[&str], threads: usize, repeat: u32) ->
     })
 }
 
-/// ONNX Runtime's rows, from tools/bench/ort_bench.py on the same token ids.
-fn ort_rows(
+/// What tools/bench/ort_bench.py prints for the same token ids (`extra`: its further flags).
+fn ort_json(
     model: &Model<'_>,
     sents: &[&str],
     fp32: &std::path::Path,
     repeat: u32,
-) -> Result<Vec<Row>> {
-    let mut ids = Vec::with_capacity(sents.len());
-    let mut buf = vec![0u32; model.max_tokens()];
-    for s in sents {
-        let n = model
-            .tokenizer()
-            .encode(s, &mut buf)
-            .map_err(|e| anyhow!("tokenizing {s:?}: {e}"))?;
-        ids.push(buf[..n].to_vec());
-    }
+    extra: &[&str],
+) -> Result<serde_json::Value> {
+    let ids = crate::batch::tokenize(model, sents)?;
     let dir = tempfile::tempdir().context("creating a temporary folder for the token ids")?;
     let ids_path = dir.path().join("ids.json");
     std::fs::write(&ids_path, serde_json::to_vec(&ids)?)
@@ -225,6 +223,7 @@ fn ort_rows(
         .arg(&cache)
         .arg("--repeat")
         .arg(repeat.to_string())
+        .args(extra)
         .output()
         .with_context(|| format!("running python3 {}", script.display()))?;
     if !out.status.success() {
@@ -235,8 +234,18 @@ fn ort_rows(
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("reading the JSON printed by {}", script.display()))?;
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("reading the JSON printed by {}", script.display()))
+}
+
+/// ONNX Runtime's rows, from tools/bench/ort_bench.py on the same token ids.
+fn ort_rows(
+    model: &Model<'_>,
+    sents: &[&str],
+    fp32: &std::path::Path,
+    repeat: u32,
+) -> Result<Vec<Row>> {
+    let v = ort_json(model, sents, fp32, repeat, &[])?;
     let version = v["version"].as_str().unwrap_or("?");
     ["ort_int8", "ort_fp32"]
         .iter()
@@ -250,10 +259,81 @@ fn ort_rows(
                     ms_per_sentence: ms,
                     sentences_per_s_all_threads: Some(sps),
                 }),
-                _ => bail!("{}: no figures for {name} in its output", script.display()),
+                _ => bail!("tools/bench/ort_bench.py: no figures for {name} in its output"),
             }
         })
         .collect()
+}
+
+/// ONNX Runtime's batch sizes in the throughput comparison.
+const ORT_BATCHES: [usize; 4] = [1, 8, 32, 128];
+
+/// Throughput on every core with batching: pith's batches (crate::batch, text in) against ONNX
+/// Runtime at each of [`ORT_BATCHES`] (pre-tokenized, padded); printed, or returned as JSON.
+fn throughput(
+    model: &Model<'_>,
+    sents: &[&str],
+    fp32: &std::path::Path,
+    repeat: u32,
+    json: bool,
+) -> Result<serde_json::Value> {
+    let n = sents.len() as f64;
+    let pass = || crate::batch::embed(model, sents).map(drop);
+    pass()?; // warm-up
+    let pith = n / best(repeat, pass)?;
+    let sizes: Vec<String> = ORT_BATCHES.iter().map(usize::to_string).collect();
+    let v = ort_json(
+        model,
+        sents,
+        fp32,
+        repeat,
+        &["--batch-sizes", &sizes.join(",")],
+    )?;
+    let mut rows = vec![serde_json::json!({"backend": "pith native int8",
+        "batch": format!("{} tokens", crate::batch::BATCH_TOKENS), "sentences_per_s": pith})];
+    for name in ["ort_int8", "ort_fp32"] {
+        for size in &sizes {
+            let sps = v[name][size].as_f64().ok_or_else(|| {
+                anyhow!("tools/bench/ort_bench.py: no throughput for {name} at batch {size}")
+            })?;
+            rows.push(serde_json::json!({"backend": name, "batch": size, "sentences_per_s": sps}));
+        }
+    }
+    let best_int8 = rows
+        .iter()
+        .filter(|r| r["backend"] == "ort_int8")
+        .filter_map(|r| r["sentences_per_s"].as_f64())
+        .fold(0.0, f64::max);
+    if !json {
+        crate::outln!(
+            "throughput on every core, {} sentences, batched (best of {repeat} passes):",
+            sents.len()
+        );
+        crate::outln!(
+            "{:<28} {:>12} {:>12} {:>12}",
+            "backend",
+            "batch",
+            "sent/s",
+            "pith / this"
+        );
+        for r in &rows {
+            let sps = r["sentences_per_s"].as_f64().unwrap_or(0.0);
+            crate::outln!(
+                "{:<28} {:>12} {:>12.0} {:>12.2}",
+                r["backend"].as_str().unwrap_or("?"),
+                r["batch"].as_str().unwrap_or("?"),
+                sps,
+                pith / sps
+            );
+        }
+        crate::outln!(
+            "pith / ONNX Runtime int8 at its best batch size: {:.2}",
+            pith / best_int8
+        );
+        crate::outln!();
+    }
+    Ok(serde_json::json!({"sentences": sents.len(), "rows": rows,
+        "pith_over_best_ort_int8": pith / best_int8}))
 }
 
 /// Runs the subcommand.
@@ -283,6 +363,23 @@ pub fn run(a: Args) -> Result<()> {
             a.json,
         )?),
         false => None,
+    };
+    let batched = match (a.throughput, a.native_only) {
+        (0, _) => None,
+        (_, true) => bail!("--throughput compares with ONNX Runtime: drop --native-only"),
+        (count, false) => {
+            let fp32 = match &a.fp32_onnx {
+                Some(p) => p.clone(),
+                None => crate::artifacts::default_artifacts()?.fp32_onnx,
+            };
+            let many: Vec<&str> = lines
+                .iter()
+                .rev()
+                .take(count as usize)
+                .map(String::as_str)
+                .collect();
+            Some(throughput(&model, &many, &fp32, a.repeat, a.json)?)
+        }
     };
     let one = native_one(&model, &sents, a.repeat)?;
     let all = native_all(&model, &sents, threads, a.repeat)?;
@@ -339,7 +436,7 @@ pub fn run(a: Args) -> Result<()> {
         crate::outln!(
             "{}",
             serde_json::json!({"sentences": sents.len(), "file": file, "threads": threads,
-                "repeat": a.repeat, "results": v, "profile": profile})
+                "repeat": a.repeat, "results": v, "profile": profile, "throughput": batched})
         );
         return Ok(());
     }

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::backend::Kind;
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -17,7 +19,8 @@ pub struct Args {
     /// With --file: where the embeddings go, as raw little-endian f32 rows (lines x dim).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// With --file: worker threads (each runs its own engine on a share of the lines).
+    /// With --file: worker threads (the native runtime embeds batches of consecutive lines, one
+    /// GEMM per layer each; a tract backend runs one engine per thread on a share of the lines).
     #[arg(long, default_value_t = 1, value_parser = crate::args::count)]
     pub threads: usize,
     #[command(flatten)]
@@ -55,6 +58,25 @@ fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
         bail!("{} has no non-empty lines", file.display());
     }
     let threads = a.threads.clamp(1, 64);
+    if a.model.backend == Kind::Native {
+        // Batches of consecutive lines, one GEMM per layer each, on `threads` workers.
+        let model = pith_runtime::Model::new(bytes).map_err(|e| anyhow!("loading package: {e}"))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .context("starting the worker threads")?;
+        let texts: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let vecs = pool.install(|| crate::batch::embed(&model, &texts))?;
+        let rows: Vec<f32> = vecs
+            .iter()
+            .flat_map(|q| {
+                let mut f = vec![0f32; q.len()];
+                pith_runtime::Model::dequantize(q, &mut f);
+                f
+            })
+            .collect();
+        return write_rows(out, &[rows], lines.len());
+    }
     let chunk = lines.len().div_ceil(threads).max(1);
     let parts: Vec<Result<Vec<f32>>> = std::thread::scope(|s| {
         let handles: Vec<_> = lines
@@ -80,6 +102,11 @@ fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
     });
     // Every worker must have finished before a byte is written: a failed line leaves no file.
     let parts: Vec<Vec<f32>> = parts.into_iter().collect::<Result<_>>()?;
+    write_rows(out, &parts, lines.len())
+}
+
+/// Writes the rows of every part, in order, as one whole file.
+fn write_rows(out: &Path, parts: &[Vec<f32>], lines: usize) -> Result<()> {
     let n: usize = parts.iter().map(Vec::len).sum();
     crate::output::write_whole_with(
         out,
@@ -92,9 +119,8 @@ fn embed_file(bytes: &[u8], a: &Args, file: &Path, out: &Path) -> Result<()> {
         |_| Ok(()),
     )?;
     eprintln!(
-        "{} lines x {} dims -> {}",
-        lines.len(),
-        n / lines.len(),
+        "{lines} lines x {} dims -> {}",
+        n / lines.max(1),
         out.display()
     );
     Ok(())

@@ -13,7 +13,6 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use rayon::prelude::*;
 
 use super::corpus::Corpus;
 use super::vocab::Choice;
@@ -117,7 +116,6 @@ pub fn label(
         .collect();
     let tok = CheckpointTokenizer::new(teacher);
     let ids = |texts: &[String]| pool.install(|| tok.ids_all(texts));
-    let words = model.arena_words(model.max_tokens());
     // Labels depend on the package's bytes (the teacher and the quantizer that made it).
     let package_key = CRC.checksum(&package);
     let fresh = std::cell::Cell::new(false);
@@ -149,24 +147,13 @@ pub fn label(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_message(what.to_string());
-        let rows: Vec<Vec<f32>> = pool.install(|| {
-            seqs.par_iter()
-                .with_min_len(8)
-                .map_init(
-                    || vec![0i32; words],
-                    |arena, s| {
-                        let mut v = vec![0i8; dim];
-                        model
-                            .embed_ids(s, arena, &mut v)
-                            .map_err(|e| anyhow!("the teacher on {} tokens: {e}", s.len()))?;
-                        bar.inc(1);
-                        Ok(v.into_iter().map(f32::from).collect())
-                    },
-                )
-                .collect::<Result<_>>()
+        // Batches of consecutive texts, one GEMM per layer each (crate::batch).
+        let rows = pool.install(|| {
+            let done = |n: usize| bar.inc(n as u64);
+            crate::batch::embed_ids(&model, &seqs, crate::batch::BATCH_TOKENS, &done)
         })?;
         bar.finish_and_clear();
-        let flat: Vec<f32> = rows.into_iter().flatten().collect();
+        let flat: Vec<f32> = rows.into_iter().flatten().map(f32::from).collect();
         write_f32(&file, &flat).with_context(|| format!("caching the teacher's {what}"))?;
         Ok(name)
     };

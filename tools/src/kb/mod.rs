@@ -10,7 +10,6 @@ use pith_runtime::kb::{
     package_tag, Bank, BankEntry, BankOptions, BankWriter, Hit, Index, SCORE_ONE,
 };
 use pith_runtime::Model;
-use rayon::prelude::*;
 
 use source::{read_queries, read_source, SourceEntry};
 
@@ -31,22 +30,9 @@ pub fn stackfaq_dev_queries() -> Result<PathBuf> {
     Ok(crate::defaults::data_dir()?.join("faq/stackfaq-dev-queries.tsv"))
 }
 
-/// Embeds texts with the native runtime, in parallel (one arena per worker).
+/// Embeds texts with the native runtime, batched and in parallel ([`crate::batch`]).
 pub fn embed_all(model: &Model<'_>, texts: &[&str]) -> Result<Vec<Vec<i8>>> {
-    let words = model.arena_words(model.max_tokens());
-    texts
-        .par_iter()
-        .map_init(
-            || vec![0i32; words],
-            |arena, t| {
-                let mut v = vec![0i8; model.dim()];
-                model
-                    .embed(t, arena, &mut v)
-                    .map_err(|e| anyhow!("embedding {t:?}: {e}"))?;
-                Ok(v)
-            },
-        )
-        .collect()
+    crate::batch::embed(model, texts)
 }
 
 /// Embeds every entry's question and answer and writes the bank (threshold as in `options`).
