@@ -64,6 +64,11 @@
 //! # }
 //! ```
 //!
+//! Many sentences at once (a host or a large part embedding a corpus): tokenize each
+//! ([`Model::tokenizer`]), lay their ids one after another and call [`Model::embed_ids_batch`]
+//! with their lengths; every linear layer then reads its weights once for the whole batch, and
+//! each vector is the bytes [`Model::embed`] gives its sentence alone.
+//!
 //! A reasoner ([`Reasoner`]) reads the int8 vectors of the last turns of a conversation (latest
 //! first) and predicts the next turn's vector in the same arena; `pith-console`'s `Chat` keeps
 //! that ring and answers from a response bank. Every failure is an [`Error`] value: a corrupt

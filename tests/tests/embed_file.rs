@@ -22,7 +22,12 @@ fn embed_file_rows_equal_each_lines_own_embedding() {
     let root = repo_root().unwrap();
     let snli = std::fs::read_to_string(root.join("data/calib/snli-dev-sentences.txt")).unwrap();
     // 150 lines (about 2,000 tokens: several batches), a long one among them.
-    let mut lines: Vec<String> = snli.lines().skip(1000).take(149).map(String::from).collect();
+    let mut lines: Vec<String> = snli
+        .lines()
+        .skip(1000)
+        .take(149)
+        .map(String::from)
+        .collect();
     lines.insert(70, "a very long line of words ".repeat(60));
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("lines.txt");

@@ -39,6 +39,13 @@ pub struct Labels {
 
 pub(super) const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
 
+/// Sentences whose teacher vectors go into the labels' cache key (see [`label`]).
+const PROBES: [&str; 3] = [
+    "A man is playing a guitar on the street.",
+    "Nobody is riding a bicycle; it is raining.",
+    "How do I list the files in a directory, sorted by size?",
+];
+
 /// The teacher folder's files that decide its outputs.
 const TEACHER_FILES: [&str; 8] = [
     "config.json",
@@ -116,8 +123,21 @@ pub fn label(
         .collect();
     let tok = CheckpointTokenizer::new(teacher);
     let ids = |texts: &[String]| pool.install(|| tok.ids_all(texts));
-    // Labels depend on the package's bytes (the teacher and the quantizer that made it).
-    let package_key = CRC.checksum(&package);
+    // Labels depend on the package's bytes (the teacher and the quantizer that made it) and on
+    // the runtime's arithmetic, which a newer pith may refine without changing a package byte:
+    // the key holds the teacher's own vectors of a few probe sentences, so cached labels from
+    // another arithmetic are not reused.
+    let mut package_key = CRC.digest();
+    package_key.update(&package);
+    let mut probe = vec![0i8; model.dim()];
+    let mut arena = vec![0i32; model.arena_words(model.max_tokens())];
+    for text in PROBES {
+        model
+            .embed(text, &mut arena, &mut probe)
+            .map_err(|e| anyhow!("the teacher on {text:?}: {e}"))?;
+        package_key.update(&probe.iter().map(|&v| v as u8).collect::<Vec<u8>>());
+    }
+    let package_key = package_key.finalize();
     let fresh = std::cell::Cell::new(false);
     let run = |what: &str, seqs: Vec<Vec<u32>>| -> Result<String> {
         let mut d = CRC.digest_with_initial(package_key);
