@@ -124,9 +124,27 @@ def neighbour_groups(t, r, rng):
     return np.array(groups, dtype=np.int64).reshape(-1, r["group_size"])
 
 
+def die_with_parent():
+    """On Linux, have the kernel send this trainer SIGTERM when `pith distill` (its parent) ends,
+    however it ends: a killed `pith distill` must not leave a trainer writing into its work folder
+    (Ctrl-C stops the whole process group anyway; `kill PID` or an OOM kill stops only the parent).
+    Elsewhere nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        sys.exit("pith distill, which started this trainer, has already ended")
+
+
 def trainer_args(doc):
     """The command line every `pith distill` trainer takes (--work, --out) and the work folder's
-    recipe.json."""
+    recipe.json. Also ties the trainer's life to pith distill's (die_with_parent)."""
+    die_with_parent()
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", required=True, help="the work folder pith distill wrote")
     ap.add_argument("--out", required=True, help="the float checkpoint folder (its configuration is there)")
