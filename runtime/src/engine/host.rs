@@ -3,8 +3,6 @@
 
 use super::bert::{Fast, LINEARS};
 use super::sections::{Gelu, LayerView, Linear, WideAcc};
-use crate::error::Result;
-use crate::format::Package;
 use crate::kernels::packed::PackedLinear;
 
 fn pack_one(lin: &Linear<'_>, n: usize, k: usize) -> Option<PackedLinear> {
@@ -31,17 +29,12 @@ fn pack_down16(lin: &Linear<'_>, acc: WideAcc, n: usize, k: usize) -> Option<Pac
 }
 
 /// Every layer's linears, packed for this CPU (`None` where no host kernel applies, which
-/// leaves that linear on the scalar path).
-pub fn pack(
-    p: &Package<'_>,
-    layers: u16,
-    hidden: usize,
-    ffn: usize,
-) -> Result<Vec<[Option<Fast>; LINEARS]>> {
-    (0..layers)
-        .map(|l| {
-            let v = LayerView::resolve(p, l, hidden, ffn)?;
-            Ok([
+/// leaves that linear on the scalar path), from the layers `Model::new` resolved.
+pub fn pack(layers: &[LayerView<'_>], hidden: usize, ffn: usize) -> Vec<[Option<Fast>; LINEARS]> {
+    layers
+        .iter()
+        .map(|v| {
+            [
                 pack_one(&v.q, hidden, hidden),
                 pack_one(&v.k, hidden, hidden),
                 pack_one(&v.v, hidden, hidden),
@@ -51,7 +44,7 @@ pub fn pack(
                     Gelu::I8(_) => pack_one(&v.down, hidden, ffn),
                     Gelu::I16(_) => pack_down16(&v.down, v.down16, hidden, ffn),
                 },
-            ])
+            ]
         })
         .collect()
 }

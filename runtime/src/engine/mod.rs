@@ -91,7 +91,7 @@ impl<'a> Model<'a> {
         };
         #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
         let host = std::sync::Arc::new(match net {
-            Net::Bert(..) => host::pack(&package, m.layers as u16, hidden, ffn)?,
+            Net::Bert(_, ref layers) => host::pack(layers, hidden, ffn),
             Net::Static(_) => Vec::new(),
         });
         Ok(Model {
