@@ -76,6 +76,12 @@ pub fn vocab() -> Vec<String> {
 
 /// Builds the package.
 pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
+    tiny_package_with(seed, |_| {})
+}
+
+/// Builds the package with whatever `extra` adds to it (sections another model family has, or
+/// broken ones) before it is finished.
+pub fn tiny_package_with(seed: u64, extra: impl FnOnce(&mut PackageWriter)) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let vocab = vocab();
     let header = Header {
@@ -186,5 +192,35 @@ pub fn tiny_bert_package(seed: u64) -> Vec<u8> {
             .to_words(),
         );
     }
+    extra(&mut w);
     w.finish()
+}
+
+/// MPNet's relative position sections for the tiny package: each offset's bucket (32 of them,
+/// `key − query + POSITIONS − 1`, in the pattern of MPNet's: exact near the query, coarser
+/// further away, the other half for keys after it) and a random bias of up to ±8 logits in the
+/// package's score steps.
+pub fn add_rel_bias(w: &mut PackageWriter, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let span = POSITIONS as i64 - 1;
+    let buckets: Vec<u8> = (-span..=span)
+        .map(|d| {
+            let (side, n) = if d > 0 { (16, d) } else { (0, -d) };
+            let b = if n < 8 { n } else { (8 + (n - 8) / 16).min(15) };
+            (side + b) as u8
+        })
+        .collect();
+    w.add(
+        SectionKind::RelBuckets,
+        0,
+        DType::U8,
+        1,
+        buckets.len(),
+        buckets,
+    );
+    // score_step_log2 = 4: 16 steps a logit.
+    let bias: Vec<i32> = (0..32 * HEADS)
+        .map(|_| rng.range(-128, 128) as i32)
+        .collect();
+    w.add_i32(SectionKind::RelBias, 0, 32, HEADS, &bias);
 }

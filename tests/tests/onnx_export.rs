@@ -1,6 +1,6 @@
 //! `pith export` end to end: the fp32 ONNX graph must load and run in tract and onnxruntime and
-//! match the independent numpy BERT (tests/reference/bert_ref.py), padded or not; and tract's
-//! loading path must turn bad ONNX files into errors, not panics.
+//! match the independent numpy BERT and MPNet (tests/reference/bert_ref.py), padded or not; and
+//! tract's loading path must turn bad ONNX files into errors, not panics.
 //!
 //! The `pith` binary belongs to another package, so Cargo does not build it for this one: the
 //! tests ask Cargo for it (`cargo build --release -p pith-tools --bin pith`, a no-op when fresh)
@@ -8,6 +8,7 @@
 //! The QDQ export is tested inside pith-tools (tools/src/onnx/tests.rs), where a QModel can be
 //! built and handed to `export_qdq`.
 
+use pith_tests::checkpoint::{mpnet_vocab, tiny_checkpoint, Family};
 use pith_tests::cli::{model_dir, pith_bin};
 use pith_tests::qemu::repo_root;
 use pith_tools::tract::TractModel;
@@ -188,6 +189,49 @@ fn fp32_export_matches_numpy_in_tract_and_onnxruntime() {
     let model = model_dir();
     let dir = scratch("fp32");
     check_checkpoint(&model, EVAL_LINES, &dir, true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tiny random MPNet (its relative position bias at ±2 logits, positions from row 2, `<s>` and
+/// `</s>` around the words): the export against the numpy reference's own MPNet, whose tokens
+/// come from Hugging Face's WordPiece tokenizer with the checkpoint's special tokens; and the
+/// quantized package's tokenizer gives Hugging Face's ids.
+#[test]
+fn mpnet_export_matches_numpy_in_tract_and_onnxruntime() {
+    let dir = scratch("mpnet");
+    let bert: Vec<String> = std::fs::read_to_string(model_dir().join("vocab.txt"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let ck = dir.join("tiny-mpnet");
+    tiny_checkpoint(&ck, 11, &mpnet_vocab(&bert), Family::Mpnet).unwrap();
+    check_checkpoint(&ck, 120, &dir, true);
+
+    let package = dir.join("tiny-mpnet.pith");
+    let status = Command::new(pith_bin())
+        .args([
+            "quantize",
+            "--calib-count",
+            "60",
+            "--eval-count",
+            "20",
+            "-o",
+        ])
+        .arg(&package)
+        .arg(&ck)
+        .status()
+        .expect("running pith quantize");
+    assert!(status.success(), "pith quantize of the tiny MPNet failed");
+    let bytes = std::fs::read(&package).unwrap();
+    let model = pith_runtime::Model::new(&bytes).expect("the MPNet package loads");
+    let (_, want, _) = reference(&ck, &sentences(120), &dir);
+    let mut buf = vec![0u32; model.max_tokens()];
+    for (s, want) in sentences(120).iter().zip(&want) {
+        let n = model.tokenizer().encode(s, &mut buf).unwrap();
+        let got: Vec<i64> = buf[..n].iter().map(|&i| i as i64).collect();
+        assert_eq!(&got, want, "{s}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

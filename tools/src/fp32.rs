@@ -81,11 +81,13 @@ fn softmax_rows(x: &mut Array2<f32>) {
     }
 }
 
+/// One post-LayerNorm layer; `bias`, when given, is each head's `[query, key]` position bias
+/// added to the scaled scores (MPNet's, [`crate::checkpoint::relpos::head_bias`]).
 pub fn encoder_layer(
     l: &Layer,
     li: usize,
     x: &Array2<f32>,
-    heads: usize,
+    (heads, bias): (usize, Option<&[Array2<f32>]>),
     eps: f32,
     obs: &mut dyn Observer,
 ) -> Array2<f32> {
@@ -104,6 +106,9 @@ pub fn encoder_layer(
         let ks = k.slice(s![.., hd * dh..(hd + 1) * dh]);
         let vs = v.slice(s![.., hd * dh..(hd + 1) * dh]);
         let mut sc = qs.dot(&ks.t()) * scale;
+        if let Some(b) = bias.and_then(|b| b.get(hd)) {
+            sc += b;
+        }
         softmax_rows(&mut sc);
         ctx.slice_mut(s![.., hd * dh..(hd + 1) * dh])
             .assign(&sc.dot(&vs));
@@ -135,8 +140,13 @@ pub fn embed(ck: &Checkpoint, ids: &[u32], obs: &mut dyn Observer) -> Array1<f32
     obs.see(Site::EmbSum, 0, &x);
     let mut x = layernorm(&x, &ck.emb_ln_g, &ck.emb_ln_b, ck.config.layer_norm_eps);
     obs.see(Site::EmbLn, 0, &x);
+    let bias = ck
+        .rel_bias
+        .as_ref()
+        .map(|t| crate::checkpoint::relpos::head_bias(t, ids.len()));
+    let attn = (ck.config.heads, bias.as_deref());
     for (li, l) in ck.layers.iter().enumerate() {
-        x = encoder_layer(l, li, &x, ck.config.heads, ck.config.layer_norm_eps, obs);
+        x = encoder_layer(l, li, &x, attn, ck.config.layer_norm_eps, obs);
     }
     let pooled = match ck.pooling {
         Pooling::Mean => x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(h)),

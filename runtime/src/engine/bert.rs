@@ -427,13 +427,13 @@ fn attend(
                 score_rq: (sm, ssh),
                 ctx_rq: (cm, csh),
             };
-            let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
+            let softmax = |at, sc: &mut [i32], p: &mut [u8]| softmax_row(at, sc, p, e);
             crate::kernels::x86_attn::head(&head, q, k, v, softmax, ctx)
         });
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     let done = false;
     if !done {
-        let softmax = |sc: &[i32], p: &mut [u8]| softmax_row(sc, p, e);
+        let softmax = |at, sc: &mut [i32], p: &mut [u8]| softmax_row(at, sc, p, e);
         crate::kernels::generic::attention(
             q,
             k,
@@ -448,15 +448,26 @@ fn attend(
     }
 }
 
-/// Softmax of one row of requantized scores, up to its normalization: each probability is the
-/// table exponential of the score's distance to the row maximum on a grid of 1/255 of the
-/// maximum's (so the maximum itself is 255), and the row's sum is returned for the
-/// context to divide by ([`crate::fixed::ctx_rq`]). Relative to the maximum, a flat row over many tokens keeps
-/// 8 bits per probability where probabilities over the sum would keep one or two.
-pub fn softmax_row(scores: &[i32], probs: &mut [u8], e: &EmbedView<'_>) -> u32 {
+/// Softmax of one row of requantized scores (query token `t` of `head`), up to its
+/// normalization: MPNet's relative position bias is added to the scores first (in place); each
+/// probability is the table exponential of the score's distance to the row maximum on a grid of
+/// 1/255 of the maximum's (so the maximum itself is 255), and the row's sum is returned for the
+/// context to divide by ([`crate::fixed::ctx_rq`]). Relative to the maximum, a flat row over many
+/// tokens keeps 8 bits per probability where probabilities over the sum would keep one or two.
+pub fn softmax_row(
+    (head, t): (usize, usize),
+    scores: &mut [i32],
+    probs: &mut [u8],
+    e: &EmbedView<'_>,
+) -> u32 {
+    if let Some(rel) = &e.rel {
+        for (u, sc) in scores.iter_mut().enumerate() {
+            *sc = sc.saturating_add(rel.at(head, t, u));
+        }
+    }
     let max = scores.iter().copied().max().unwrap_or(0);
     let mut sum: u32 = 0;
-    for (p, &sc) in probs.iter_mut().zip(scores) {
+    for (p, &sc) in probs.iter_mut().zip(scores.iter()) {
         // round(ex · 255 / 65535) for the table's Q16 entries (65535 → 255), without a division.
         let q = ((e.exp_at(max.saturating_sub(sc) as usize) * 255 + 32768) >> 16).min(255);
         *p = q as u8;

@@ -77,7 +77,8 @@ impl<'a> Model<'a> {
         }
         let net = match h.arch {
             Arch::Bert => {
-                let embed = EmbedView::resolve(&package, vocab, hidden, m.max_positions as usize)?;
+                let shape = (vocab, hidden, m.heads as usize);
+                let embed = EmbedView::resolve(&package, shape, m.max_positions as usize)?;
                 let mut layers = heapless::Vec::new();
                 for l in 0..m.layers {
                     let view = LayerView::resolve(&package, l as u16, hidden, ffn)?;

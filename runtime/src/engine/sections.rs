@@ -176,11 +176,65 @@ pub struct EmbedView<'a> {
     /// The embedding LayerNorm, its ranges computed once here like the layers'.
     pub ln: LnParams<'a>,
     pub exp: &'a [u8],
+    /// MPNet's relative position bias (`None`: BERT's absolute positions only).
+    pub rel: Option<RelPos<'a>>,
+}
+
+/// MPNet's relative position bias, validated once: every bucket names a row of the bias, so
+/// [`RelPos::at`] cannot miss.
+#[derive(Clone, Copy)]
+pub struct RelPos<'a> {
+    /// Bucket of offset `key − query`, at `offset + span`.
+    buckets: &'a [u8],
+    /// `[buckets, heads]` in softmax-table steps.
+    bias: I32s<'a>,
+    heads: usize,
+    /// `positions − 1`: the largest offset either way.
+    span: usize,
+}
+
+impl<'a> RelPos<'a> {
+    /// The package's `RelBuckets` and `RelBias`, or `None` when it has neither; one without the
+    /// other, a bucket past the bias's rows or shapes that disagree with the model fail.
+    pub fn resolve(p: &Package<'a>, heads: usize, positions: usize) -> Result<Option<Self>> {
+        use SectionKind::*;
+        let (has_buckets, has_bias) = (p.find(RelBuckets, 0), p.find(RelBias, 0));
+        let Some((info, _)) = has_bias else {
+            return match has_buckets {
+                Some(_) => Err(Error::PackageBadSection),
+                None => Ok(None),
+            };
+        };
+        let span = positions.saturating_sub(1);
+        let buckets = p.tensor(RelBuckets, 0, DType::U8, 1, 2 * span + 1)?;
+        let bias = p.tensor(RelBias, 0, DType::I32, 0, heads)?;
+        let rows = info.rows as usize;
+        if positions == 0 || buckets.iter().any(|&b| b as usize >= rows) {
+            return Err(Error::PackageBadSection);
+        }
+        Ok(Some(RelPos {
+            buckets,
+            bias: I32s(bias),
+            heads,
+            span,
+        }))
+    }
+
+    /// The bias of `head` for query token `t` attending to key token `u`.
+    #[inline(always)]
+    pub fn at(&self, head: usize, t: usize, u: usize) -> i32 {
+        let b = self.buckets.get(u + self.span - t.min(self.span)).copied();
+        self.bias.at(b.unwrap_or(0) as usize * self.heads + head)
+    }
 }
 
 impl<'a> EmbedView<'a> {
     /// Resolves and shape-checks the embedding sections and the softmax table.
-    pub fn resolve(p: &Package<'a>, vocab: usize, hidden: usize, positions: usize) -> Result<Self> {
+    pub fn resolve(
+        p: &Package<'a>,
+        (vocab, hidden, heads): (usize, usize, usize),
+        positions: usize,
+    ) -> Result<Self> {
         use SectionKind::*;
         let exp = p.tensor(ExpTable, 0, DType::U16, 1, 0)?;
         if exp.len() < 4 {
@@ -193,6 +247,7 @@ impl<'a> EmbedView<'a> {
             pos_rq: I32s(p.tensor(PosEmbRq, 0, DType::I32, positions, 2)?),
             ln: LnParams::new(p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?, hidden),
             exp,
+            rel: RelPos::resolve(p, heads, positions)?,
         })
     }
 
@@ -211,6 +266,7 @@ impl<'a> EmbedView<'a> {
             pos_rq: I32s(p.tensor(PosEmbRq, 0, DType::I32, positions, 2)?),
             ln: LnParams::new(p.tensor(EmbLn, 0, DType::I64, LN_ROWS, hidden)?, hidden),
             exp,
+            rel: None,
         })
     }
 

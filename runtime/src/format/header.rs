@@ -171,6 +171,13 @@ pub enum SectionKind {
     /// Reasoner: LayerNorm of each input turn vector, i64 [4, hidden]; its residual head gives
     /// the input's share of the embedding sum (the matmul head is unused).
     InLn = 15,
+    /// MPNet's relative positions: the bucket of each query-to-key offset, u8
+    /// [1, 2·positions − 1], entry `key − query + positions − 1`. Optional (BERT has none); with it
+    /// comes [`SectionKind::RelBias`].
+    RelBuckets = 16,
+    /// MPNet's relative position bias, added to every layer's attention scores: i32
+    /// [buckets, heads] in softmax-table steps (`2^-score_step_log2` of a logit).
+    RelBias = 17,
     /// Query weight, i8 [hidden, hidden] (out, in), per-output-channel symmetric.
     Wq = 20,
     /// Key weight.

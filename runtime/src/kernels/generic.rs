@@ -41,10 +41,11 @@ pub fn matvec_i8(x: &[i8], w: &[i8], k: usize, out: &mut [i32]) {
 }
 
 /// Scaled dot-product attention, the scalar oracle: for every token and head,
-/// `ctx = rq_i8(softmax(rq_i32(q · kᵀ)) · v)`, with `softmax` one row at a time returning the
+/// `ctx = rq_i8(softmax(rq_i32(q · kᵀ)) · v)`, with `softmax((head, token), scores, probs)` one
+/// row at a time (adding a position bias to the scores where the model has one) returning the
 /// sum its probabilities are divided by ([`ctx_rq`]).
 #[allow(clippy::too_many_arguments)]
-pub fn attention<F: FnMut(&[i32], &mut [u8]) -> u32>(
+pub fn attention<F: FnMut((usize, usize), &mut [i32], &mut [u8]) -> u32>(
     q: &[i8],
     k: &[i8],
     v: &[i8],
@@ -78,7 +79,8 @@ pub fn attention<F: FnMut(&[i32], &mut [u8]) -> u32>(
                     false => rq_i32(dot as i64, sm, ssh),
                 };
             }
-            let (rm, rsh) = ctx_rq((cm, csh), softmax(&scores[..tn], &mut probs[..tn]));
+            let row = softmax((hd, t), &mut scores[..tn], &mut probs[..tn]);
+            let (rm, rsh) = ctx_rq((cm, csh), row);
             // context[t, head] = sum_u p[u] * v[u, head]
             acc.fill(0);
             for (u, &p) in probs[..tn].iter().enumerate() {

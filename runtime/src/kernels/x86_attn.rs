@@ -42,10 +42,10 @@ pub fn available() -> bool {
 }
 
 /// Computes the head's context into `ctx` (`[tokens, hidden]`, this head's columns) with
-/// `softmax(scores, probs)` turning each row of i32 scores into u8 probabilities and returning
-/// their sum (the context divides by it, [`ctx_rq`]). Returns `false`
+/// `softmax((head, row), scores, probs)` turning each row of i32 scores into u8 probabilities
+/// (adding whatever it adds to the scores first) and returning their sum (the context divides by it, [`ctx_rq`]). Returns `false`
 /// (nothing written) when the shapes are outside this path; the caller then runs the oracle.
-pub fn head<F: FnMut(&[i32], &mut [u8]) -> u32>(
+pub fn head<F: FnMut((usize, usize), &mut [i32], &mut [u8]) -> u32>(
     h: &Head,
     q: &[i8],
     k: &[i8],
@@ -101,7 +101,8 @@ pub fn head<F: FnMut(&[i32], &mut [u8]) -> u32>(
         let corr = 128 * qrow.iter().map(|&x| x as i32).sum::<i32>();
         // SAFETY: features checked; kt holds w/4 groups of `stride` words, `scores` MAX_TOKENS.
         unsafe { scores_row(&kt, stride, ublocks, qrow, corr, h.score_rq, &mut scores) };
-        let row_rq = ctx_rq(h.ctx_rq, softmax(&scores[..t], &mut probs[..t]));
+        let at = (h.offset / w, row);
+        let row_rq = ctx_rq(h.ctx_rq, softmax(at, &mut scores[..t], &mut probs[..t]));
         probs[t..t.next_multiple_of(4)].fill(0);
         let out = &mut ctx[row * h.hidden + h.offset..row * h.hidden + h.offset + w];
         // SAFETY: features checked; vt holds `groups` rows of w words; `out` is w bytes.
@@ -251,12 +252,12 @@ mod tests {
             let mut want = vec![0i8; tn * h];
             let (mut sc, mut pr) = (vec![0i32; tn], vec![0u8; tn]);
             let mut s1 = Vec::new();
-            attention(&q, &k, &v, (tn, h, heads), srq, crq, |s: &[i32], p: &mut [u8]| { s1.push(s.to_vec()); toy_softmax(s, p) }, (&mut sc, &mut pr), &mut want);
+            attention(&q, &k, &v, (tn, h, heads), srq, crq, |_, s: &mut [i32], p: &mut [u8]| { s1.push(s.to_vec()); toy_softmax(s, p) }, (&mut sc, &mut pr), &mut want);
             let mut s2 = Vec::new();
             let mut got = vec![0i8; tn * h];
             for hd in 0..heads {
                 let head = Head { tokens: tn, hidden: h, offset: hd * dh, width: dh, score_rq: srq, ctx_rq: crq };
-                let ok = super::head(&head, &q, &k, &v, |s: &[i32], p: &mut [u8]| { s2.push(s.to_vec()); toy_softmax(s, p) }, &mut got);
+                let ok = super::head(&head, &q, &k, &v, |_, s: &mut [i32], p: &mut [u8]| { s2.push(s.to_vec()); toy_softmax(s, p) }, &mut got);
                 // Every case in range is taken (the suite only runs where the CPU has the path).
                 prop_assert!(ok, "refused a case in range (available: {})", available());
             }

@@ -67,21 +67,33 @@ pub struct BertConfig {
     pub max_positions: usize,
     /// `layer_norm_eps` (default 1e-12, BERT's).
     pub layer_norm_eps: f32,
+    /// MPNet's relative position buckets (`relative_attention_num_buckets`); 0 for BERT, whose
+    /// positions are absolute only.
+    pub rel_buckets: usize,
+}
+
+/// Rows at the head of MPNet's position table that no token uses: its positions count from
+/// `pad_token_id + 1` (RoBERTa's convention), and pith's from 0.
+pub fn mpnet_position_offset(pad_token_id: usize) -> usize {
+    pad_token_id + 1
 }
 
 impl BertConfig {
-    /// Reads and checks `dir/config.json`: a BERT encoder with exact GELU, absolute positions, at
-    /// least one layer and head, heads dividing the width, and a positive LayerNorm epsilon.
+    /// Reads and checks `dir/config.json`: a BERT or MPNet encoder with exact GELU, absolute
+    /// positions (MPNet: and its relative position bias), at least one layer and head, heads
+    /// dividing the width, and a positive LayerNorm epsilon.
     pub fn read(dir: &Path) -> Result<BertConfig> {
         let f = JsonFile::read(dir, "config.json")?
             .with_context(|| format!("{} has no config.json", dir.display()))?;
         let model_type: String = f.opt("model_type")?.unwrap_or_else(|| "bert".into());
-        if model_type != "bert" {
-            bail!(
-                "{}: model_type `{model_type}` is not a BERT-family encoder pith supports",
+        let mpnet = match model_type.as_str() {
+            "bert" => false,
+            "mpnet" => true,
+            _ => bail!(
+                "{}: model_type `{model_type}` is not an encoder pith supports (bert, mpnet)",
                 f.name
-            );
-        }
+            ),
+        };
         if let Some(act) = f.opt::<String>("hidden_act")? {
             if act != "gelu" {
                 bail!(
@@ -98,14 +110,32 @@ impl BertConfig {
                 );
             }
         }
+        let table_rows: usize = f.req("max_position_embeddings")?;
+        // MPNet's position rows below its offset are never used: pith's table starts after them.
+        let (max_positions, rel_buckets) = match mpnet {
+            false => (table_rows, 0),
+            true => {
+                let pad: usize = f.opt("pad_token_id")?.unwrap_or(1);
+                let offset = mpnet_position_offset(pad);
+                let buckets: usize = f.opt("relative_attention_num_buckets")?.unwrap_or(32);
+                if !(4..=256).contains(&buckets) || !buckets.is_multiple_of(4) {
+                    bail!(
+                        "{}: relative_attention_num_buckets {buckets} is not a multiple of 4 in 4..=256",
+                        f.name
+                    );
+                }
+                (table_rows.saturating_sub(offset), buckets)
+            }
+        };
         let c = BertConfig {
             vocab_size: f.req("vocab_size")?,
             hidden: f.req("hidden_size")?,
             layers: f.req("num_hidden_layers")?,
             heads: f.req("num_attention_heads")?,
             ffn: f.req("intermediate_size")?,
-            max_positions: f.req("max_position_embeddings")?,
+            max_positions,
             layer_norm_eps: f.opt::<f64>("layer_norm_eps")?.unwrap_or(1e-12) as f32,
+            rel_buckets,
         };
         c.validate(&f.name)?;
         Ok(c)
@@ -441,5 +471,45 @@ mod tests {
             );
             let _ = std::fs::remove_dir_all(&d);
         }
+    }
+}
+
+/// The special tokens' texts: special_tokens_map.json's, else tokenizer_config.json's, else
+/// BERT's (`[CLS]`, `[SEP]`, `[UNK]`, `[PAD]`). MPNet names its own (`<s>`, `</s>`, `<pad>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecialTokens {
+    pub cls: String,
+    pub sep: String,
+    pub unk: String,
+    pub pad: String,
+}
+
+impl SpecialTokens {
+    /// Reads them from `dir`; a field that is neither a string nor `{"content": string}` is an
+    /// error naming the file.
+    pub fn read(dir: &Path) -> Result<SpecialTokens> {
+        let files = [
+            JsonFile::read(dir, "special_tokens_map.json")?,
+            JsonFile::read(dir, "tokenizer_config.json")?,
+        ];
+        let pick = |key: &str, default: &str| -> Result<String> {
+            for f in files.iter().flatten() {
+                match f.obj.get(key) {
+                    None | Some(Value::Null) => continue,
+                    Some(Value::String(s)) => return Ok(s.clone()),
+                    Some(v) => match v.get("content").and_then(Value::as_str) {
+                        Some(s) => return Ok(s.to_string()),
+                        None => bail!("{}: field `{key}` is {v}", f.name),
+                    },
+                }
+            }
+            Ok(default.to_string())
+        };
+        Ok(SpecialTokens {
+            cls: pick("cls_token", "[CLS]")?,
+            sep: pick("sep_token", "[SEP]")?,
+            unk: pick("unk_token", "[UNK]")?,
+            pad: pick("pad_token", "[PAD]")?,
+        })
     }
 }

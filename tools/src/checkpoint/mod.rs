@@ -1,9 +1,11 @@
 //! Reading a Hugging Face sentence-transformers checkpoint of the BERT family (BERT, MiniLM,
-//! bge-small, e5-small): config.json, model.safetensors, vocab.txt or tokenizer.json, pooling config.
+//! bge-small, e5-small) or an MPNet (all-mpnet-base-v2): config.json, model.safetensors,
+//! vocab.txt or tokenizer.json, special tokens, pooling config.
 
 pub mod hf_config;
 pub mod onnx;
 pub mod prune;
+pub mod relpos;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,6 +48,9 @@ pub struct Checkpoint {
     pub emb_ln_g: Array1<f32>,
     pub emb_ln_b: Array1<f32>,
     pub layers: Vec<Layer>,
+    /// MPNet's relative position bias, `[buckets, heads]`, shared by every layer (`None` for
+    /// BERT).
+    pub rel_bias: Option<Array2<f32>>,
     /// Vocabulary in id order.
     pub vocab: Vec<String>,
     pub tokenizer: TokenizerConfig,
@@ -84,6 +89,7 @@ impl Tensors {
             let key = name
                 .trim_start_matches("0.auto_model.")
                 .trim_start_matches("bert.")
+                .trim_start_matches("mpnet.")
                 .trim_start_matches("model.")
                 .to_string();
             // One NaN weight would map every text to the same vector without a word of warning.
@@ -209,16 +215,39 @@ fn load_vocab(dir: &Path) -> Result<Vec<String>> {
     Ok(pairs.into_iter().map(|(_, t)| t).collect())
 }
 
+/// MPNet's name of a BERT module inside `encoder.layer.N.` (the attention's four linears and
+/// its LayerNorm differ; the FFN's modules are named alike).
+fn mpnet_name(bert: &str) -> String {
+    const RENAMES: [(&str, &str); 5] = [
+        ("attention.self.query", "attention.attn.q"),
+        ("attention.self.key", "attention.attn.k"),
+        ("attention.self.value", "attention.attn.v"),
+        ("attention.output.dense", "attention.attn.o"),
+        ("attention.output.LayerNorm", "attention.LayerNorm"),
+    ];
+    for (from, to) in RENAMES {
+        if let Some(rest) = bert.strip_prefix(from) {
+            return format!("{to}{rest}");
+        }
+    }
+    bert.to_string()
+}
+
 impl Checkpoint {
     /// Loads every piece the exporter and quantizer need, failing with a message naming what is missing.
     pub fn load(dir: &Path) -> Result<Self> {
         let config = BertConfig::read(dir)?;
+        let mpnet = config.rel_buckets > 0;
         let mut t = Tensors::load(&dir.join("model.safetensors"))?;
         let mut layers = Vec::new();
         let (h, f) = (config.hidden, config.ffn);
         for l in 0..config.layers {
             let p = format!("encoder.layer.{l}.");
-            let n = |s: &str| format!("{p}{s}");
+            // MPNet names the attention's modules its own way; the rest as BERT does.
+            let n = |s: &str| match mpnet {
+                true => format!("{p}{}", mpnet_name(s)),
+                false => format!("{p}{s}"),
+            };
             layers.push(Layer {
                 wq: t.mat(&n("attention.self.query.weight"), h, h)?,
                 bq: t.vec(&n("attention.self.query.bias"), h)?,
@@ -240,12 +269,26 @@ impl Checkpoint {
         }
         t.no_layer_beyond(config.layers)?;
         let word_emb = t.mat("embeddings.word_embeddings.weight", config.vocab_size, h)?;
-        let pos_emb = t.mat(
-            "embeddings.position_embeddings.weight",
-            config.max_positions,
-            h,
-        )?;
-        let type_emb = t.take_rows("embeddings.token_type_embeddings.weight", h)?;
+        let pos_name = "embeddings.position_embeddings.weight";
+        let (pos_emb, type_emb, rel_bias) = match mpnet {
+            false => (
+                t.mat(pos_name, config.max_positions, h)?,
+                t.take_rows("embeddings.token_type_embeddings.weight", h)?,
+                None,
+            ),
+            true => {
+                // The first rows belong to positions no token has (see mpnet_position_offset).
+                let table = t.take_rows(pos_name, h)?;
+                let offset = table.nrows().saturating_sub(config.max_positions);
+                let pos = table.slice(ndarray::s![offset.., ..]).to_owned();
+                let bias = t.mat(
+                    "encoder.relative_attention_bias.weight",
+                    config.rel_buckets,
+                    config.heads,
+                )?;
+                (pos, Array2::zeros((1, h)), Some(bias))
+            }
+        };
         let emb_ln_g = t.vec("embeddings.LayerNorm.weight", h)?;
         let emb_ln_b = t.vec("embeddings.LayerNorm.bias", h)?;
 
@@ -265,6 +308,7 @@ impl Checkpoint {
                 .with_context(|| format!("vocabulary lacks {tok}"))
         };
         let norm = Normalizer::read(dir)?;
+        let special = hf_config::SpecialTokens::read(dir)?;
         let max_len = hf_config::max_seq_length(dir)?
             .unwrap_or(config.max_positions)
             .min(config.max_positions);
@@ -272,10 +316,10 @@ impl Checkpoint {
             lowercase: norm.lowercase,
             strip_accents: norm.strip_accents,
             split_cjk: norm.split_cjk,
-            cls_id: id("[CLS]")?,
-            sep_id: id("[SEP]")?,
-            unk_id: id("[UNK]")?,
-            pad_id: id("[PAD]")?,
+            cls_id: id(&special.cls)?,
+            sep_id: id(&special.sep)?,
+            unk_id: id(&special.unk)?,
+            pad_id: id(&special.pad)?,
             max_len: max_len as u32,
             max_chars_per_word: 100,
         };
@@ -294,6 +338,7 @@ impl Checkpoint {
             emb_ln_g,
             emb_ln_b,
             layers,
+            rel_bias,
             vocab,
             tokenizer,
             pooling,

@@ -19,7 +19,7 @@ use tract_onnx::pb::{tensor_proto::DataType, ModelProto, TensorProto};
 use crate::checkpoint::{BertConfig, Checkpoint, Layer};
 use crate::onnx::metadata::{ExportConfig, CONFIG_KEY, FORMAT_KEY, FORMAT_VERSION, VOCAB_KEY};
 use crate::onnx::{
-    layer_prefix, ln_module, Lin, EMB_LN, POS_EMB, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB,
+    layer_prefix, ln_module, Lin, EMB_LN, POS_EMB, REL_BIAS, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB,
 };
 
 /// The graph's initializers by name.
@@ -144,6 +144,7 @@ impl Checkpoint {
             ffn: cfg.ffn,
             max_positions: cfg.max_positions,
             layer_norm_eps: cfg.layer_norm_eps as f32,
+            rel_buckets: cfg.rel_buckets,
         };
         config.validate(&format!("{} (`{CONFIG_KEY}` metadata)", path.display()))?;
         let (pooling, normalize, tokenizer) = (cfg.pooling.into(), cfg.normalize, cfg.tokenizer);
@@ -212,6 +213,10 @@ impl Checkpoint {
         ensure!(type_emb.nrows() > 0, "initializer `{TYPE_EMB}` has no rows");
         let emb_ln_g = inits.vec(&format!("{EMB_LN}.weight"), h)?;
         let emb_ln_b = inits.vec(&format!("{EMB_LN}.bias"), h)?;
+        let rel_bias = match config.rel_buckets {
+            0 => None,
+            b => Some(inits.mat(REL_BIAS, b, config.heads)?),
+        };
         Ok(Checkpoint {
             name,
             config,
@@ -221,6 +226,7 @@ impl Checkpoint {
             emb_ln_g,
             emb_ln_b,
             layers,
+            rel_bias,
             vocab,
             tokenizer,
             pooling,

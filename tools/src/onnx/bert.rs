@@ -7,6 +7,7 @@ use pith_runtime::format::Pooling;
 use tract_onnx::pb::tensor_proto::DataType;
 
 use super::builder::{Attr, Dim, Graph};
+use crate::checkpoint::relpos::bucket;
 use crate::checkpoint::BertConfig;
 
 /// Name of the token-id input.
@@ -101,6 +102,10 @@ pub trait Weights: LayerWeights {
     fn pos_table(&mut self, g: &mut Graph) -> Result<String>;
     /// Embedding LayerNorm gamma and beta.
     fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>);
+    /// MPNet's relative position bias table `[buckets, heads]`, float; `None` for BERT.
+    fn rel_bias(&mut self, _g: &mut Graph) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// The constants every layer uses, created once per graph.
@@ -130,15 +135,16 @@ impl LayerConsts {
     }
 }
 
-/// One post-LayerNorm BERT layer over `x` `[B, S, H]`: attention (with `add_mask` `[B, 1, 1, S]`
-/// added to the scores when given), LayerNorm, exact-GELU FFN, LayerNorm.
+/// One post-LayerNorm BERT layer over `x` `[B, S, H]`: attention (with `pos_bias`
+/// `[heads, S, S]` and `add_mask` `[B, 1, 1, S]` added to the scores when given), LayerNorm,
+/// exact-GELU FFN, LayerNorm.
 pub(crate) fn layer(
     g: &mut Graph,
     w: &mut dyn LayerWeights,
     l: usize,
     x: &str,
     k: &LayerConsts,
-    add_mask: Option<&str>,
+    (pos_bias, add_mask): (Option<&str>, Option<&str>),
 ) -> Result<String> {
     let (heads, dh) = (k.heads, k.dh);
     let q = w.linear(g, l, Lin::Q, x)?;
@@ -152,6 +158,9 @@ pub(crate) fn layer(
     let vh = split_heads(g, &v, heads, dh, false);
     let scores = g.op("MatMul", &[&qh, &kt], vec![]);
     let mut scores = g.op("Mul", &[&scores, &k.inv_sqrt_dh], vec![]);
+    if let Some(b) = pos_bias {
+        scores = g.op("Add", &[&scores, b], vec![]);
+    }
     if let Some(m) = add_mask {
         scores = g.op("Add", &[&scores, m], vec![]);
     }
@@ -226,6 +235,26 @@ pub(crate) fn split_heads(g: &mut Graph, x: &str, heads: usize, dh: usize, keys_
     g.op("Transpose", &[&r], vec![("perm", Attr::Ints(perm))])
 }
 
+/// MPNet's position bias `[heads, S, S]` for the sequence length `seq_len` (`[1]`): the bucket
+/// of every offset among the table's positions is a constant, cut to `S × S` and looked up in
+/// `table` (`[buckets, heads]`).
+fn relative_bias(g: &mut Graph, cfg: &BertConfig, table: &str, seq_len: &str) -> String {
+    let n = cfg.max_positions;
+    let idx: Vec<i64> = (0..n * n)
+        .map(|i| bucket((i % n) as i64 - (i / n) as i64, cfg.rel_buckets) as i64)
+        .collect();
+    let idx = g.init_i64("rel_bucket", &[n, n], &idx);
+    let ends = g.op("Concat", &[seq_len, seq_len], vec![("axis", Attr::Int(0))]);
+    let (starts, axes) = (g.ints(&[0, 0]), g.ints(&[0, 1]));
+    let idx = g.op("Slice", &[&idx, &starts, &ends, &axes], vec![]);
+    let vals = g.op("Gather", &[table, &idx], vec![("axis", Attr::Int(0))]);
+    g.op(
+        "Transpose",
+        &[&vals],
+        vec![("perm", Attr::Ints(vec![2, 0, 1]))],
+    )
+}
+
 /// Builds the whole graph: inputs, embeddings, `cfg.layers` encoder layers, pooling, normalization.
 pub fn build(
     g: &mut Graph,
@@ -272,9 +301,12 @@ pub fn build(
     let axes12 = g.ints(&[1, 2]);
     // [B, 1, 1, S]: broadcast over heads and query positions.
     let add_mask = g.op("Unsqueeze", &[&add_mask, &axes12], vec![]);
+    let pos_bias = w
+        .rel_bias(g)?
+        .map(|table| relative_bias(g, cfg, &table, &seq_len));
     let k = LayerConsts::new(g, h, heads);
     for l in 0..cfg.layers {
-        x = layer(g, w, l, &x, &k, Some(&add_mask))?;
+        x = layer(g, w, l, &x, &k, (pos_bias.as_deref(), Some(&add_mask)))?;
     }
 
     let pooled = match pooling {

@@ -148,6 +148,13 @@ impl Graph {
         }
     }
 
+    /// Adds an int64 initializer of shape `dims` (row-major data).
+    pub fn init_i64(&mut self, hint: &str, dims: &[usize], data: &[i64]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.raw_init(hint, DataType::Int64, dims, raw)
+    }
+
     /// Adds an int8 initializer of shape `dims` (row-major data).
     pub fn init_i8(&mut self, hint: &str, dims: &[usize], data: &[i8]) -> String {
         debug_assert_eq!(dims.iter().product::<usize>(), data.len());

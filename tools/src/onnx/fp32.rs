@@ -91,6 +91,8 @@ pub fn linear_of(layer: &Layer, lin: Lin) -> (&Array2<f32>, &Array1<f32>) {
 pub const WORD_EMB: &str = "embeddings.word_embeddings.weight";
 /// See [`WORD_EMB`].
 pub const POS_EMB: &str = "embeddings.position_embeddings.weight";
+/// See [`WORD_EMB`]: MPNet's relative position bias, `[buckets, heads]`.
+pub const REL_BIAS: &str = "encoder.relative_attention_bias.weight";
 /// See [`WORD_EMB`].
 pub const TYPE_EMB: &str = "embeddings.token_type_embeddings.weight";
 
@@ -132,6 +134,14 @@ impl Weights for Fp32<'_> {
 
     fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>) {
         (&self.ckpt.emb_ln_g, &self.ckpt.emb_ln_b)
+    }
+
+    fn rel_bias(&mut self, g: &mut Graph) -> Result<Option<String>> {
+        Ok(self.ckpt.rel_bias.as_ref().map(|t| {
+            let t = t.as_standard_layout();
+            let dims = [t.nrows(), t.ncols()];
+            g.init_f32_named(REL_BIAS, &dims, t.as_slice().expect("standard layout"))
+        }))
     }
 }
 

@@ -37,6 +37,13 @@ pub struct ExportConfig {
     pub pooling: PoolingName,
     pub normalize: bool,
     pub tokenizer: TokenizerConfig,
+    /// MPNet's relative position buckets (absent, 0, for BERT).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rel_buckets: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Pooling as the export spells it.
@@ -80,6 +87,7 @@ pub fn metadata(ck: &Checkpoint) -> Result<Vec<StringStringEntryProto>> {
         pooling: ck.pooling.into(),
         normalize: ck.normalize,
         tokenizer: ck.tokenizer,
+        rel_buckets: c.rel_buckets,
     };
     // One token a line only works if no token holds a line break.
     if let Some(bad) = ck.vocab.iter().find(|tok| tok.contains('\n')) {

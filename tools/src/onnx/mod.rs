@@ -29,7 +29,7 @@ fn write(model: &ModelProto, path: &Path) -> Result<()> {
 pub(crate) use bert::{
     layer, layer_norm, layer_prefix, ln_module, LayerConsts, LayerWeights, Lin, Site, EMB_LN,
 };
-pub(crate) use fp32::{POS_EMB, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB};
+pub(crate) use fp32::{POS_EMB, REL_BIAS, TRANSPOSED_DOC, TYPE_EMB, WORD_EMB};
 
 /// The fp32 graph as an in-memory ONNX model, its initializers named after the checkpoint's
 /// tensors and its metadata carrying the rest of the checkpoint, so `Checkpoint::from_onnx`

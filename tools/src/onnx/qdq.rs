@@ -226,6 +226,14 @@ impl Weights for Qdq<'_> {
     fn emb_ln(&self) -> (&Array1<f32>, &Array1<f32>) {
         (&self.q.emb_ln_g, &self.q.emb_ln_b)
     }
+
+    fn rel_bias(&mut self, g: &mut Graph) -> Result<Option<String>> {
+        Ok(self.q.rel_bias.as_ref().map(|t| {
+            let t = t.as_standard_layout();
+            let dims = [t.nrows(), t.ncols()];
+            g.init_f32("rel_bias", &dims, t.as_slice().expect("standard layout"))
+        }))
+    }
 }
 
 impl LayerWeights for Qdq<'_> {

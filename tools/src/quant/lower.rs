@@ -1,7 +1,7 @@
 //! Lowering the real-valued [`Plan`] to fixed point and writing the `.pith` package.
 
 use anyhow::{ensure, Result};
-use ndarray::Array1;
+use ndarray::{Array1, Array2};
 
 use super::build::{gelu16_knots, Plan};
 use super::model::{QLayer, QLinear};
@@ -193,6 +193,25 @@ pub fn add_exp_table(w: &mut PackageWriter) {
     w.add_u16(K::ExpTable, 0, 1, EXP_TABLE_LEN, &exp);
 }
 
+/// MPNet's relative positions: the bucket of every offset between two of `positions` tokens
+/// and the bias (already on the scores' grid) in score steps.
+fn add_rel_bias(w: &mut PackageWriter, bias: &Array2<f32>, positions: usize) -> Result<()> {
+    let (buckets, heads) = bias.dim();
+    ensure!(
+        (1..=256).contains(&buckets) && positions > 0,
+        "{buckets} relative position buckets for {positions} positions"
+    );
+    let span = positions as i64 - 1;
+    let of: Vec<u8> = (-span..=span)
+        .map(|d| crate::checkpoint::relpos::bucket(d, buckets) as u8)
+        .collect();
+    w.add(K::RelBuckets, 0, DType::U8, 1, of.len(), of);
+    let steps = (1u32 << SCORE_STEP_LOG2) as f32;
+    let v: Vec<i32> = bias.iter().map(|&b| (b * steps).round() as i32).collect();
+    w.add_i32(K::RelBias, 0, buckets, heads, &v);
+    Ok(())
+}
+
 /// The model name as the header stores it: at most `NAME_MAX` bytes, cut on a character boundary
 /// (only the recipes' own names reach here uncut-checked; `--name` longer than that is refused).
 pub fn header_name(name: &str) -> heapless::String<{ pith_runtime::format::NAME_MAX }> {
@@ -234,6 +253,9 @@ pub fn write_package(ck: &Checkpoint, p: &Plan, name: &str) -> Result<Vec<u8>> {
     let vocab = pith_runtime::tokenizer::build_vocab_section(&ck.vocab);
     w.add(K::Vocab, 0, DType::U8, 1, vocab.len(), vocab);
     add_exp_table(&mut w);
+    if let Some(bias) = &p.q.rel_bias {
+        add_rel_bias(&mut w, bias, c.max_positions)?;
+    }
 
     let q = &p.q;
     let (v, _) = q.word_emb.dim();

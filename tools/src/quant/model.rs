@@ -73,4 +73,15 @@ pub struct QModel {
     pub emb_ln_b: Array1<f32>,
     pub layers: Vec<QLayer>,
     pub layer_norm_eps: f32,
+    /// MPNet's relative position bias `[buckets, heads]`, on the attention scores' grid
+    /// ([`rel_bias_on_grid`]); `None` for BERT.
+    pub rel_bias: Option<Array2<f32>>,
+}
+
+/// The relative position bias as the integer scores add it: each value rounded to the nearest
+/// step of the scores' grid (`2^-score_step_log2` of a logit), so the package's integers and
+/// the QDQ graph's floats are the same numbers.
+pub fn rel_bias_on_grid(bias: &Array2<f32>, score_step_log2: u8) -> Array2<f32> {
+    let steps = (1u32 << score_step_log2) as f32;
+    bias.mapv(|b| (b * steps).round() / steps)
 }

@@ -34,7 +34,7 @@ pub struct Options {
     #[arg(long, default_value_t = build::SMOOTH_ALPHA, value_parser = crate::args::fraction)]
     pub alpha: f32,
     /// The layers whose FFN runs at 16 bits (GELU on an i16 input grid, 15-bit output, FFN down
-    /// as two int8 passes): `all`, `none` or a list like `0,5`.
+    /// one product over its two int8 planes): `all`, `none` or a list like `0,5`.
     #[arg(long, default_value = "none", value_parser = crate::args::layers)]
     pub ffn16: u64,
     /// Output package.

@@ -165,7 +165,7 @@ fn build(r: &Reasoner, w: &mut dyn ReasonerWeights, name: &str) -> Result<ModelP
     let mut x = layer_norm(&mut g, "ln_emb", &r.ln_emb, eps, &x);
     let k = LayerConsts::new(&mut g, d, r.heads);
     for l in 0..r.layers.len() {
-        x = layer(&mut g, w, l, &x, &k, None)?;
+        x = layer(&mut g, w, l, &x, &k, (None, None))?;
     }
     let first = g.scalar_i64(0);
     let h0 = g.op("Gather", &[&x, &first], vec![("axis", Attr::Int(1))]);

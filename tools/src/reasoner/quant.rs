@@ -66,7 +66,7 @@ impl Fp32 {
         let mut x = fp32::layernorm(&x, &r.ln_emb.0, &r.ln_emb.1, r.eps);
         obs.see(Site::EmbLn, 0, &x);
         for (li, l) in self.layers.iter().enumerate() {
-            x = fp32::encoder_layer(l, li, &x, r.heads, r.eps, obs);
+            x = fp32::encoder_layer(l, li, &x, (r.heads, None), r.eps, obs);
         }
         let row0 = x.slice(ndarray::s![0..1, ..]).to_owned();
         obs.see(Site::ReadOut, 0, &row0);
