@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pith_runtime::Model;
-use pith_tests::checkpoint::{tiny_bert_checkpoint, HIDDEN};
+use pith_tests::checkpoint::{mpnet_vocab, tiny_bert_checkpoint, tiny_checkpoint, Family, HIDDEN};
 use pith_tests::cli::{model_dir, pith_bin};
 use pith_tests::qemu::repo_root;
 
@@ -33,13 +33,21 @@ fn scratch(name: &str) -> PathBuf {
 /// The tiny teacher (the real MiniLM vocabulary, random weights) and a training corpus (the
 /// first SNLI training lines), in `dir`.
 fn teacher(dir: &Path) -> (PathBuf, PathBuf) {
+    teacher_of(dir, Family::Bert)
+}
+
+/// [`teacher`] of another family (an MPNet's vocabulary is MiniLM's with MPNet's specials).
+fn teacher_of(dir: &Path, family: Family) -> (PathBuf, PathBuf) {
     let vocab: Vec<String> = std::fs::read_to_string(model_dir().join("vocab.txt"))
         .unwrap()
         .lines()
         .map(String::from)
         .collect();
     let ck = dir.join("teacher");
-    tiny_bert_checkpoint(&ck, 7, &vocab).unwrap();
+    match family {
+        Family::Bert => tiny_bert_checkpoint(&ck, 7, &vocab).unwrap(),
+        Family::Mpnet => tiny_checkpoint(&ck, 7, &mpnet_vocab(&vocab), family).unwrap(),
+    }
     let snli = std::fs::read_to_string(
         repo_root()
             .unwrap()
@@ -299,6 +307,36 @@ fn tier_m_killed_mid_training_resumes_to_the_same_weights() {
     assert!(!e.status.success());
     let e = String::from_utf8_lossy(&e.stderr);
     assert!(e.contains("head width 16"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An MPNet teacher (relative position bias, positions from row 2, `<s>`/`</s>`): both tiers
+/// distill, load and embed, and each student wraps its texts in the teacher's own special tokens
+/// (the Tier M student is a BERT, so its folder must name them).
+#[test]
+fn an_mpnet_teacher_distills_to_both_tiers_with_its_special_tokens() {
+    let dir = scratch("mpnet");
+    let (ck, corpus) = teacher_of(&dir, Family::Mpnet);
+    let (s, m) = (dir.join("s"), dir.join("m"));
+    ok(distill(&ck, &corpus, &s, &[]));
+    ok(command(&ck, &corpus, &m, "m", &[]).output().unwrap());
+    for (out, pkg, budget, dim) in [
+        (&s, "tiny-s.pith", BUDGET, DIM),
+        (&m, "tiny-m.pith", M_BUDGET, M_DIM),
+    ] {
+        let bytes = embeds(&out.join(pkg), budget, dim);
+        let model = Model::new(&bytes).unwrap();
+        let vocab = std::fs::read_to_string(out.join("checkpoint/vocab.txt")).unwrap();
+        let id = |tok: &str| vocab.lines().position(|l| l == tok).unwrap() as u32;
+        let mut ids = vec![0u32; model.max_tokens()];
+        let n = model.tokenizer().encode("a dog", &mut ids).unwrap();
+        assert_eq!(
+            (ids[0], ids[n - 1]),
+            (id("<s>"), id("</s>")),
+            "{pkg}: {:?}",
+            &ids[..n]
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

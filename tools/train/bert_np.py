@@ -119,6 +119,24 @@ def pad(seqs, rows, dtype):
     return ids, mask
 
 
+# An MPNet teacher's relative position bias, ``[buckets, heads]`` (``teacher_params`` in
+# tier_m_student.py renames the rest of an MPNet to BERT's names). Students never have it.
+REL_BIAS = "encoder.relative_attention_bias.weight"
+
+
+def relative_bucket(rel, buckets=32, max_distance=128):
+    """MPNet's bucket of each offset ``key - query`` (tools/src/checkpoint/relpos.rs)."""
+    half = buckets // 2
+    exact = half // 2
+    n = -rel
+    side = (n < 0).astype(np.int64) * half
+    n = np.abs(n)
+    ratio = np.log(np.maximum(n, 1).astype(np.float32) / np.float32(exact)) / np.float32(
+        math.log(max_distance / exact))
+    large = np.minimum(exact + (ratio * np.float32(half - exact)).astype(np.int64), half - 1)
+    return side + np.where(n < exact, n, large)
+
+
 def forward(p, shape, ids, mask, layers=None, keep=False):
     """Unit sentence embeddings ``[B, H]`` of padded ``ids`` (and, with ``keep``, what
     ``backward`` needs; with ``layers`` a list, every layer's output is appended to it)."""
@@ -132,6 +150,12 @@ def forward(p, shape, ids, mask, layers=None, keep=False):
     if layers is not None:
         layers.append(x)
     bias = ((1.0 - mask) * -1e4).astype(dt)[:, None, None, :]
+    if REL_BIAS in p:
+        if keep:
+            raise ValueError("the backward pass has no relative position bias (teachers only)")
+        table = p[REL_BIAS]
+        rel = np.arange(t)[None, :] - np.arange(t)[:, None]
+        bias = bias + table[relative_bucket(rel, table.shape[0])].transpose(2, 0, 1)[None].astype(dt)
     scale = dt.type(1.0 / math.sqrt(dh))
     caches = []
     for layer in range(shape.layers):

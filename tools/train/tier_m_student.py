@@ -74,6 +74,8 @@ def teacher_params(folder):
     with open(os.path.join(folder, "config.json")) as f:
         cfg = json.load(f)
     raw = load_file(os.path.join(folder, "model.safetensors"))
+    if cfg.get("model_type") == "mpnet":
+        cfg, raw = mpnet_as_bert(cfg, raw)
     shape = bert_np.Shape(cfg)
     p = {}
     for name, dims in bert_np.names(shape):
@@ -85,7 +87,34 @@ def teacher_params(folder):
             raise SystemExit(f"{folder}/model.safetensors lacks {name}")
         if p[name].shape != dims and name != "embeddings.token_type_embeddings.weight":
             raise SystemExit(f"{folder}: {name} is {p[name].shape}, config.json gives {dims}")
+    if bert_np.REL_BIAS in raw:
+        p[bert_np.REL_BIAS] = raw[bert_np.REL_BIAS].astype(np.float32)
     return shape, p
+
+
+MPNET_NAMES = {"attention.attn.q": "attention.self.query", "attention.attn.k": "attention.self.key",
+               "attention.attn.v": "attention.self.value", "attention.attn.o": "attention.output.dense",
+               "attention.LayerNorm": "attention.output.LayerNorm"}
+
+
+def mpnet_as_bert(cfg, raw):
+    """An MPNet teacher under BERT's names (as tools/src/checkpoint reads one): its position
+    rows from pad id + 1 on, zero token types, and its relative position bias kept for the
+    teacher's forward pass (``bert_np.REL_BIAS``)."""
+    offset = int(cfg.get("pad_token_id", 1)) + 1
+    out = {}
+    for key, v in raw.items():
+        key = key[len("mpnet."):] if key.startswith("mpnet.") else key
+        for old, new in MPNET_NAMES.items():
+            if f".{old}." in key:
+                key = key.replace(f".{old}.", f".{new}.")
+        out[key] = v
+    pos = "embeddings.position_embeddings.weight"
+    out[pos] = out[pos][offset:]
+    h = out[pos].shape[1]
+    out["embeddings.token_type_embeddings.weight"] = np.zeros((2, h), out[pos].dtype)
+    cfg = dict(cfg, max_position_embeddings=int(cfg["max_position_embeddings"]) - offset)
+    return cfg, out
 
 
 def init_from_teacher(t_shape, t, r, kept, sample):

@@ -90,7 +90,7 @@ impl Plan {
 /// The options of `pith distill`.
 #[derive(clap::Args, Clone)]
 pub struct Options {
-    /// Teacher checkpoint: a BERT-family sentence-transformers folder (config.json,
+    /// Teacher checkpoint: a BERT-family or MPNet sentence-transformers folder (config.json,
     /// model.safetensors, vocab.txt or tokenizer.json).
     pub checkpoint: PathBuf,
     /// Which student to make.

@@ -124,6 +124,17 @@ fn write_config(
     vocab.push('\n');
     output::write_whole(&dir.join("vocab.txt"), vocab.as_bytes())?;
     let t = choice.tokenizer;
+    // The teacher's special tokens by name (MPNet's `<s>` and `</s>` are not BERT's).
+    let token = |id: u32| choice.vocab.get(id as usize).cloned().unwrap_or_default();
+    output::write_json(
+        &dir.join("special_tokens_map.json"),
+        &json!({
+            "cls_token": token(t.cls_id),
+            "sep_token": token(t.sep_id),
+            "unk_token": token(t.unk_id),
+            "pad_token": token(t.pad_id),
+        }),
+    )?;
     output::write_json(
         &dir.join("tokenizer_config.json"),
         &json!({
