@@ -11,7 +11,7 @@ use super::sections::{EmbedView, Gelu, LayerView, Linear, WideAcc};
 use super::words_for_bytes;
 use crate::fixed::{div_round, narrow_by, rq, rq_i32, rq_narrow_half};
 use crate::kernels::epilogue::{Outputs, Rq};
-use crate::kernels::{matmul_planes_sink, matmul_sink, Epilogue, Sink};
+use crate::kernels::{matmul, Epilogue, Input, Sink};
 
 /// Shapes of one run.
 #[derive(Clone, Copy)]
@@ -164,7 +164,7 @@ fn linear_with(
     #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
     if let Some(p) = fast {
         if !crate::kernels::scalar_forced() && !crate::kernels::portable_forced() {
-            p.run(x, tokens, &mut epi);
+            p.run(Input::I8(x), tokens, &mut epi);
             return;
         }
     }
@@ -174,57 +174,40 @@ fn linear_with(
     let narrow = narrow && !crate::kernels::scalar_forced();
     let dims = (k, n, tokens);
     match narrow {
-        true => epi.specialized(Matmul::<_, _, true> { x, w, dims, consts }),
-        false => epi.specialized(Matmul::<_, _, false> { x, w, dims, consts }),
+        true => epi.specialized(Matmul::<_, true> {
+            x: Input::I8(x),
+            w,
+            dims,
+            consts,
+        }),
+        false => epi.specialized(Matmul::<_, false> {
+            x: Input::I8(x),
+            w,
+            dims,
+            consts,
+        }),
     }
 }
 
-/// The device's linear: [`matmul_sink`] (or, for the 16-bit FFN's planes,
-/// [`matmul_planes_sink`]) with each channel's bias and requantization; `NARROW` requantizes in
-/// 32-bit steps ([`rq_narrow`]), which the caller has checked every channel admits.
-struct Matmul<'a, X, C, const NARROW: bool> {
-    x: X,
+/// The device's linear: [`matmul`] with each channel's bias and requantization; `NARROW`
+/// requantizes in 32-bit steps ([`rq_narrow`]), which the caller has checked every channel admits.
+struct Matmul<'a, C, const NARROW: bool> {
+    x: Input<'a>,
     w: &'a [i8],
     dims: (usize, usize, usize),
     consts: C,
 }
 
-/// A linear's activations: int8 rows, or the 16-bit FFN's two planes.
-trait Activations {
-    fn matmul<S: Sink>(&self, w: &[i8], dims: (usize, usize, usize), sink: &mut S);
-}
-
-impl Activations for &[i8] {
-    #[inline(always)]
-    fn matmul<S: Sink>(&self, w: &[i8], (k, n, tokens): (usize, usize, usize), sink: &mut S) {
-        matmul_sink(self, w, k, tokens, n, sink);
-    }
-}
-
-/// The 16-bit activations `y = 128·hi + lo`, `[tokens, k]` each.
-struct Planes<'a> {
-    hi: &'a [i8],
-    lo: &'a [i8],
-}
-
-impl Activations for Planes<'_> {
-    #[inline(always)]
-    fn matmul<S: Sink>(&self, w: &[i8], (k, n, tokens): (usize, usize, usize), sink: &mut S) {
-        matmul_planes_sink(self.hi, self.lo, w, k, tokens, n, sink);
-    }
-}
-
-impl<X: Activations, C: Fn(usize) -> (i32, (i32, i32)), const NARROW: bool> Outputs
-    for Matmul<'_, X, C, NARROW>
-{
+impl<C: Fn(usize) -> (i32, (i32, i32)), const NARROW: bool> Outputs for Matmul<'_, C, NARROW> {
     #[inline(always)]
     fn run(self, store: impl FnMut(usize, Rq)) {
+        let (k, n, tokens) = self.dims;
         let mut sink = Requantize::<_, _, NARROW> {
             consts: self.consts,
-            outs: self.dims.1,
+            outs: n,
             store,
         };
-        self.x.matmul(self.w, self.dims, &mut sink);
+        matmul(self.x, self.w, k, tokens, n, &mut sink);
     }
 }
 
@@ -287,7 +270,7 @@ fn down16(
     #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
     if let Some(p) = fast {
         if !oracle && !crate::kernels::portable_forced() {
-            p.run_planes(hi, lo, tokens, &mut epi);
+            p.run(Input::Planes(hi, lo), tokens, &mut epi);
             return;
         }
     }
@@ -297,7 +280,7 @@ fn down16(
         let (m, sh) = lin.rq.rq(j);
         (lin.b.at(j).wrapping_mul(128), (m, sh.saturating_add(7)))
     };
-    let x = Planes { hi, lo };
+    let x = Input::Planes(hi, lo);
     match (oracle, acc) {
         (true, _) => {
             // The definition: each plane's exact i32 dot product, combined in i64.
@@ -312,13 +295,13 @@ fn down16(
                 }
             }
         }
-        (false, WideAcc::Narrow) => epi.specialized(Matmul::<_, _, true> {
+        (false, WideAcc::Narrow) => epi.specialized(Matmul::<_, true> {
             x,
             w: lin.w,
             dims: (k, n, tokens),
             consts,
         }),
-        (false, _) => epi.specialized(Matmul::<_, _, false> {
+        (false, _) => epi.specialized(Matmul::<_, false> {
             x,
             w: lin.w,
             dims: (k, n, tokens),

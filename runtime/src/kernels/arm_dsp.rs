@@ -290,39 +290,28 @@ impl Widen for (&[i8], &[i8]) {
     }
 }
 
-/// `kernels::matmul_i8` on DSP cores; `false` when `k` is beyond the widened buffer (the caller
+/// `kernels::matmul` on DSP cores; `false` when `k` is beyond the widened buffer (the caller
 /// then takes the portable path). Token pairs outer, weight-row pairs inner: the pair's widened
-/// activations stay in the buffer while every weight row streams past once.
+/// activations stay in the buffer while every weight row streams past once. The 16-bit FFN's
+/// planes are widened straight to `y` (the int8 path widens to 16 bits anyway, so the 16-bit
+/// FFN costs what the int8 one does).
 #[inline]
-pub fn matmul_i8<S: super::Sink>(
-    x: &[i8],
+pub fn matmul<S: super::Sink>(
+    x: super::Input<'_>,
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
     sink: &mut S,
 ) -> bool {
-    matmul(x, w, k, tokens, outs, sink)
-}
-
-/// `kernels::matmul_planes_sink` on DSP cores: the tiles of [`matmul_i8`] over the 16-bit
-/// activations, widened from the two planes (the int8 path widens to 16 bits anyway, so the
-/// 16-bit FFN costs what the int8 one does). `false` as for [`matmul_i8`].
-#[inline]
-pub fn matmul_planes<S: super::Sink>(
-    hi: &[i8],
-    lo: &[i8],
-    w: &[i8],
-    k: usize,
-    tokens: usize,
-    outs: usize,
-    sink: &mut S,
-) -> bool {
-    matmul((hi, lo), w, k, tokens, outs, sink)
+    match x {
+        super::Input::I8(x) => tiles(x, w, k, tokens, outs, sink),
+        super::Input::Planes(hi, lo) => tiles((hi, lo), w, k, tokens, outs, sink),
+    }
 }
 
 #[inline]
-fn matmul<X: Widen, S: super::Sink>(
+fn tiles<X: Widen, S: super::Sink>(
     x: X,
     w: &[i8],
     k: usize,

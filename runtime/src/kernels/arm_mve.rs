@@ -200,38 +200,28 @@ impl Rows for (&[i8], &[i8]) {
     }
 }
 
-/// `kernels::matmul_i8` on Helium: 3 weight rows × 2 tokens per tile (12 instructions per 96
-/// MACs in the loop, against 9 per 64 of a 2×2 tile). Weight-row triples outer, token pairs
-/// inner: every weight byte is read from memory once per matmul (the activations, a few KB, stay
-/// in cache on hardware), and each row's channel constants are fetched once.
+/// `kernels::matmul` on Helium: 3 weight rows × 2 tokens per tile (12 instructions per 96
+/// MACs in the loop, against 9 per 64 of a 2×2 tile); the 16-bit FFN's planes take two tiles a
+/// tile position. Weight-row triples outer, token pairs inner: every weight byte is read from
+/// memory once per matmul (the activations, a few KB, stay in cache on hardware), and each row's
+/// channel constants are fetched once.
 #[inline]
-pub fn matmul_i8<S: super::Sink>(
-    x: &[i8],
+pub fn matmul<S: super::Sink>(
+    x: super::Input<'_>,
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
     sink: &mut S,
 ) {
-    matmul(x, w, k, tokens, outs, sink)
-}
-
-/// `kernels::matmul_planes_sink` on Helium: [`matmul_i8`]'s tiles, two per tile position.
-#[inline]
-pub fn matmul_planes<S: super::Sink>(
-    hi: &[i8],
-    lo: &[i8],
-    w: &[i8],
-    k: usize,
-    tokens: usize,
-    outs: usize,
-    sink: &mut S,
-) {
-    matmul((hi, lo), w, k, tokens, outs, sink)
+    match x {
+        super::Input::I8(x) => tiles(x, w, k, tokens, outs, sink),
+        super::Input::Planes(hi, lo) => tiles((hi, lo), w, k, tokens, outs, sink),
+    }
 }
 
 #[inline(always)]
-fn matmul<X: Rows, S: super::Sink>(
+fn tiles<X: Rows, S: super::Sink>(
     x: X,
     w: &[i8],
     k: usize,

@@ -112,39 +112,28 @@ extern "C" {
 /// Rows per pass.
 const ROWS: usize = 4;
 
-/// `kernels::matmul_i8` on plain-Thumb cores: four weight rows per pass over one token; rows past
-/// the last multiple of four take the oracle's dot product.
+/// `kernels::matmul` on plain-Thumb cores: four weight rows per pass over one token (rows past
+/// the last multiple of four take the oracle's dot product); the 16-bit FFN's planes one pass
+/// each in turn, `128·(hi·w) + lo·w` (no 16-bit multiply here to do better with).
 #[inline]
-pub fn matmul_i8<S: super::Sink>(
-    x: &[i8],
+pub fn matmul<S: super::Sink>(
+    x: super::Input<'_>,
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
     sink: &mut S,
 ) {
-    matmul([x], w, k, tokens, outs, sink)
-}
-
-/// `kernels::matmul_planes_sink` on plain-Thumb cores: [`matmul_i8`]'s passes over each plane of
-/// a token in turn, `128·(hi·w) + lo·w` (no 16-bit multiply here to do better with).
-#[inline]
-pub fn matmul_planes<S: super::Sink>(
-    hi: &[i8],
-    lo: &[i8],
-    w: &[i8],
-    k: usize,
-    tokens: usize,
-    outs: usize,
-    sink: &mut S,
-) {
-    matmul([hi, lo], w, k, tokens, outs, sink)
+    match x {
+        super::Input::I8(x) => passes([x], w, k, tokens, outs, sink),
+        super::Input::Planes(hi, lo) => passes([hi, lo], w, k, tokens, outs, sink),
+    }
 }
 
 /// The passes over `planes` (one or two), each plane's sums scaled by 128 before the next adds
 /// (a constant count, so the int8 path keeps its one pass with nothing added).
 #[inline(always)]
-fn matmul<const P: usize, S: super::Sink>(
+fn passes<const P: usize, S: super::Sink>(
     planes: [&[i8]; P],
     w: &[i8],
     k: usize,

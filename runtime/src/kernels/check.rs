@@ -2,7 +2,7 @@
 //! command executes it on the simulated core itself (so the Cortex-M assembly is what is tested),
 //! and the host unit tests run it for the host's dispatch. Random shapes with every tail length,
 //! extreme values (-128/127 activations, ±127 weights), all-zero rows; every result of the
-//! dispatching [`super::matmul_i8`], [`super::matmul_planes_sink`] (the 16-bit FFN's product)
+//! dispatching [`super::matmul_i8`], [`super::matmul`] over [`super::Input::Planes`] (the 16-bit FFN's product)
 //! and [`super::dot_i8`] is compared with the scalar oracle.
 
 use super::generic;
@@ -193,7 +193,14 @@ fn run_case(
         }
         seen |= bit;
     });
-    super::matmul_planes_sink(x, lo, w, k, tokens, outs, &mut Started(&mut sink));
+    super::matmul(
+        super::Input::Planes(x, lo),
+        w,
+        k,
+        tokens,
+        outs,
+        &mut Started(&mut sink),
+    );
     if seen != all {
         bad(r, u32::MAX as usize, u32::MAX as usize, 0, 0);
     }

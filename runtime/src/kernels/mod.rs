@@ -135,9 +135,32 @@ impl<F: FnMut(usize, usize, i32)> Sink for Emit<F> {
     }
 }
 
+/// A matmul's activations, `[tokens, k]`.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    /// int8 rows.
+    I8(&'a [i8]),
+    /// The 16-bit FFN's activations `y = 128·hi + lo` as two int8 planes `(hi, lo)`: every
+    /// kernel gives `128·(hi·w) + lo·w` (wrapping i32), which is `y·w` wherever the true sum fits
+    /// i32 — the caller checks that once per layer from its weights. The DSP cores widen `y` to
+    /// int16 (their int8 path widens anyway) and take one pass; the others run two int8 tiles a
+    /// tile position whose sums meet in registers.
+    Planes(&'a [i8], &'a [i8]),
+}
+
+impl Input<'_> {
+    /// Whole `k`-element rows held, up to `tokens` (for planes, the shorter plane's).
+    #[inline]
+    pub fn rows(&self, k: usize, tokens: usize) -> usize {
+        match self {
+            Input::I8(x) => tokens.min(x.len() / k.max(1)),
+            Input::Planes(h, l) => tokens.min(h.len() / k.max(1)).min(l.len() / k.max(1)),
+        }
+    }
+}
+
 /// For every token `t < tokens` and output row `n < outs` of the row-major `w` (`[outs, k]`),
-/// calls `emit(t, n, x[t] . w[n])`. Rows are visited output-major, two at a time, so each weight
-/// row is read once and each activation word is unpacked once per pair of rows.
+/// calls `emit(t, n, x[t] . w[n])` over int8 rows `x`.
 #[inline]
 pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     x: &[i8],
@@ -147,25 +170,23 @@ pub fn matmul_i8<F: FnMut(usize, usize, i32)>(
     outs: usize,
     emit: F,
 ) {
-    matmul_sink(x, w, k, tokens, outs, &mut Emit(emit));
+    matmul(Input::I8(x), w, k, tokens, outs, &mut Emit(emit));
 }
 
-/// [`matmul_i8`] into a [`Sink`].
+/// The matmul every linear layer runs: for every token `t` and output row `n` of `w`
+/// (`[outs, k]`), `sink` takes `start(c) + x[t]·w[n]` (see [`Input`] for the planes' product), on
+/// this core's kernel: Helium's 3×2 tiles, the DSP cores' widened SMLAD tiles, Thumb-1's
+/// four-row passes, or the portable loop (the host's fallback, and the DSP cores' past their
+/// buffer). Each weight row is read once per pass and its channel constants fetched once.
 #[inline]
-pub fn matmul_sink<S: Sink>(
-    x: &[i8],
-    w: &[i8],
-    k: usize,
-    tokens: usize,
-    outs: usize,
-    sink: &mut S,
-) {
+pub fn matmul<S: Sink>(x: Input<'_>, w: &[i8], k: usize, tokens: usize, outs: usize, sink: &mut S) {
     if k == 0 {
         return;
     }
+    let tokens = x.rows(k, tokens);
     #[cfg(all(feature = "arm-mve", target_arch = "arm"))]
     {
-        arm_mve::matmul_i8(x, w, k, tokens, outs, sink);
+        arm_mve::matmul(x, w, k, tokens, outs, sink);
         return;
     }
     #[cfg(all(
@@ -174,15 +195,23 @@ pub fn matmul_sink<S: Sink>(
         not(any(feature = "arm-dsp", feature = "arm-mve"))
     ))]
     {
-        arm_thumb::matmul_i8(x, w, k, tokens, outs, sink);
+        arm_thumb::matmul(x, w, k, tokens, outs, sink);
         return;
     }
     #[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
-    if arm_dsp::matmul_i8(x, w, k, tokens, outs, sink) {
+    if arm_dsp::matmul(x, w, k, tokens, outs, sink) {
         return;
     }
-    // The portable path: the host's fallback and the DSP cores' path past their buffer.
     #[allow(unreachable_code)]
+    match x {
+        Input::I8(x) => portable_i8(x, w, k, tokens, outs, sink),
+        Input::Planes(hi, lo) => portable_planes((hi, lo), w, k, tokens, outs, sink),
+    }
+}
+
+/// int8 rows, output rows two at a time, so each activation word is unpacked once per pair.
+#[allow(dead_code)]
+fn portable_i8<S: Sink>(x: &[i8], w: &[i8], k: usize, tokens: usize, outs: usize, sink: &mut S) {
     let rows = w.chunks_exact(k).take(outs);
     let pairs = rows.len() / 2;
     let mut rows = rows.enumerate();
@@ -207,46 +236,16 @@ pub fn matmul_sink<S: Sink>(
     }
 }
 
-/// The 16-bit FFN's product: for every token and row, `emit` takes
-/// `start(c) + 128·(hi[t]·w[n]) + lo[t]·w[n]` (wrapping i32), which is `y[t]·w[n]` over the 16-bit
-/// activations `y = 128·hi + lo`. Exact wherever the true sum fits i32, which the caller checks
-/// once per layer from its weights. The DSP cores run it as one pass over `y` (their
-/// kernels widen activations to 16 bits anyway); the others as two int8 passes per tile whose
-/// sums meet in registers.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-pub fn matmul_planes_sink<S: Sink>(
-    hi: &[i8],
-    lo: &[i8],
+/// The planes' product one row and token at a time: each plane's exact dot, combined wrapping.
+#[allow(dead_code)]
+fn portable_planes<S: Sink>(
+    (hi, lo): (&[i8], &[i8]),
     w: &[i8],
     k: usize,
     tokens: usize,
     outs: usize,
     sink: &mut S,
 ) {
-    if k == 0 {
-        return;
-    }
-    let tokens = tokens.min(hi.len() / k).min(lo.len() / k);
-    #[cfg(all(feature = "arm-mve", target_arch = "arm"))]
-    {
-        arm_mve::matmul_planes(hi, lo, w, k, tokens, outs, sink);
-        return;
-    }
-    #[cfg(all(
-        target_arch = "arm",
-        target_os = "none",
-        not(any(feature = "arm-dsp", feature = "arm-mve"))
-    ))]
-    {
-        arm_thumb::matmul_planes(hi, lo, w, k, tokens, outs, sink);
-        return;
-    }
-    #[cfg(all(feature = "arm-dsp", not(feature = "arm-mve"), target_arch = "arm"))]
-    if arm_dsp::matmul_planes(hi, lo, w, k, tokens, outs, sink) {
-        return;
-    }
-    #[allow(unreachable_code)]
     for (n, row) in w.chunks_exact(k).take(outs).enumerate() {
         let c = sink.channel(n);
         let s = sink.start(c);

@@ -30,29 +30,12 @@ pub use layout::{prefer, Isa, Line, PackedLinear, BLOCK};
 
 use super::epilogue::Epilogue;
 
-/// What a packed layer multiplies.
-#[derive(Clone, Copy)]
-pub enum Input<'a> {
-    /// int8 rows, `[tokens, k]`.
-    I8(&'a [i8]),
-    /// The 16-bit FFN's planes `y = 128·hi + lo`, `[tokens, k]` each: each tile is computed over
-    /// both (the weights still in cache for the second) and its sums meet, `128·hi + lo`, before
-    /// the one epilogue.
-    Planes(&'a [i8], &'a [i8]),
-}
+pub use super::Input;
 
+#[cfg(target_arch = "x86_64")]
 impl Input<'_> {
-    /// Rows of `k` bytes, up to `tokens`.
-    fn rows(&self, k: usize, tokens: usize) -> usize {
-        match self {
-            Input::I8(x) => tokens.min(x.len() / k),
-            Input::Planes(h, l) => tokens.min(h.len() / k).min(l.len() / k),
-        }
-    }
-
     /// Each token's `Σx` over its `k` inputs (for planes, `Σy = 128·Σhi + Σlo`, wrapping like
     /// the sums it corrects).
-    #[cfg(target_arch = "x86_64")]
     fn sums(&self, k: usize, tokens: usize) -> Vec<i32> {
         let sum = |r: &[i8]| r.iter().map(|&v| v as i32).sum::<i32>();
         match self {
@@ -78,18 +61,14 @@ fn meet(tile: &mut [i32], high: &[i32]) {
 
 impl PackedLinear {
     /// Runs the layer over `tokens` rows of `x` (`[tokens, k]`) into `epi` (`[tokens, n]`).
-    /// Gives exactly the bytes of the scalar oracle with the same epilogue.
-    pub fn run(&self, x: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
-        let tokens = Input::I8(x).rows(self.inputs(), tokens);
-        gemm::gemm(self, Input::I8(x), tokens, epi);
-    }
-
-    /// [`PackedLinear::run`] over the 16-bit FFN's planes: `epi` takes
+    /// Gives exactly the bytes of the scalar oracle with the same epilogue. Over the 16-bit
+    /// FFN's planes, each tile is computed over both (the weights still in cache for the second)
+    /// and its sums meet, `128·hi + lo`, before the one epilogue: `epi` takes
     /// `rq(128·(hi·w) + lo·w + bias, m, shift)` with this layer's constants (for the 16-bit FFN,
     /// `128·b` and `shift + 7`), exact where the sum fits i32.
-    pub fn run_planes(&self, hi: &[i8], lo: &[i8], tokens: usize, epi: &mut Epilogue<'_>) {
-        let tokens = Input::Planes(hi, lo).rows(self.inputs(), tokens);
-        gemm::gemm(self, Input::Planes(hi, lo), tokens, epi);
+    pub fn run(&self, x: Input<'_>, tokens: usize, epi: &mut Epilogue<'_>) {
+        let tokens = x.rows(self.inputs(), tokens);
+        gemm::gemm(self, x, tokens, epi);
     }
 }
 
@@ -196,11 +175,11 @@ mod tests {
         let dims = (c.n, c.k, c.tokens);
         let len = c.tokens * c.n;
         let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
-        p.run(&c.x, c.tokens, &mut Epilogue::I8(&mut a));
+        p.run(Input::I8(&c.x), c.tokens, &mut Epilogue::I8(&mut a));
         oracle(&c.x, &c.w, &c.bias, &c.rq, dims, &mut Epilogue::I8(&mut b));
         prop_assert_eq!(&a, &b, "i8 epilogue");
         let (mut a, mut b) = (c.xr.clone(), c.xr.clone());
-        p.run(&c.x, c.tokens, &mut Epilogue::Residual(&mut a));
+        p.run(Input::I8(&c.x), c.tokens, &mut Epilogue::Residual(&mut a));
         oracle(
             &c.x,
             &c.w,
@@ -211,7 +190,11 @@ mod tests {
         );
         prop_assert_eq!(&a, &b, "residual epilogue");
         let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
-        p.run(&c.x, c.tokens, &mut Epilogue::Gelu(&mut a, &c.table));
+        p.run(
+            Input::I8(&c.x),
+            c.tokens,
+            &mut Epilogue::Gelu(&mut a, &c.table),
+        );
         oracle(
             &c.x,
             &c.w,
@@ -233,7 +216,7 @@ mod tests {
             lo: &mut al,
             table,
         };
-        p.run(&c.x, c.tokens, &mut got);
+        p.run(Input::I8(&c.x), c.tokens, &mut got);
         let mut want = Epilogue::Gelu16 {
             hi: &mut bh,
             lo: &mut bl,
@@ -246,7 +229,11 @@ mod tests {
         // which random cases need not meet), so the oracle wraps too.
         let lo: Vec<i8> = c.x.iter().map(|&v| v >> 1).collect();
         let (mut a, mut b) = (c.xr.clone(), c.xr.clone());
-        p.run_planes(&c.x, &lo, c.tokens, &mut Epilogue::Residual(&mut a));
+        p.run(
+            Input::Planes(&c.x, &lo),
+            c.tokens,
+            &mut Epilogue::Residual(&mut a),
+        );
         let mut want = Epilogue::Residual(&mut b);
         for t in 0..c.tokens {
             for j in 0..c.n {
