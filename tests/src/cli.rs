@@ -7,6 +7,16 @@ use std::sync::OnceLock;
 use crate::qemu::repo_root;
 
 /// The teacher checkpoint; panics (the test fails) when scripts/fetch-model.sh has not fetched it.
+/// The default teacher's vocabulary (its vocab.txt, id = line), which the tiny random
+/// checkpoints borrow.
+pub fn model_vocab() -> Vec<String> {
+    std::fs::read_to_string(model_dir().join("vocab.txt"))
+        .expect("reading the default teacher's vocab.txt")
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 pub fn model_dir() -> PathBuf {
     let d = pith_tools::defaults::checkpoint_dir().unwrap();
     assert!(

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use pith_runtime::Model;
 use pith_tests::checkpoint::{mpnet_vocab, tiny_bert_checkpoint, tiny_checkpoint, Family, HIDDEN};
-use pith_tests::cli::{model_dir, pith_bin};
+use pith_tests::cli::{model_vocab, pith_bin};
 use pith_tests::qemu::repo_root;
 
 const DIM: usize = 16;
@@ -38,11 +38,7 @@ fn teacher(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// [`teacher`] of another family (an MPNet's vocabulary is MiniLM's with MPNet's specials).
 fn teacher_of(dir: &Path, family: Family) -> (PathBuf, PathBuf) {
-    let vocab: Vec<String> = std::fs::read_to_string(model_dir().join("vocab.txt"))
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let vocab = model_vocab();
     let ck = dir.join("teacher");
     match family {
         Family::Bert => tiny_bert_checkpoint(&ck, 7, &vocab).unwrap(),

@@ -9,7 +9,7 @@
 //! built and handed to `export_qdq`.
 
 use pith_tests::checkpoint::{mpnet_vocab, tiny_checkpoint, Family};
-use pith_tests::cli::{model_dir, pith_bin};
+use pith_tests::cli::{model_dir, model_vocab, pith_bin};
 use pith_tests::qemu::repo_root;
 use pith_tools::tract::TractModel;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -199,13 +199,8 @@ fn fp32_export_matches_numpy_in_tract_and_onnxruntime() {
 #[test]
 fn mpnet_export_matches_numpy_in_tract_and_onnxruntime() {
     let dir = scratch("mpnet");
-    let bert: Vec<String> = std::fs::read_to_string(model_dir().join("vocab.txt"))
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
     let ck = dir.join("tiny-mpnet");
-    tiny_checkpoint(&ck, 11, &mpnet_vocab(&bert), Family::Mpnet).unwrap();
+    tiny_checkpoint(&ck, 11, &mpnet_vocab(&model_vocab()), Family::Mpnet).unwrap();
     check_checkpoint(&ck, 120, &dir, true);
 
     let package = dir.join("tiny-mpnet.pith");

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use pith_console::frame::{Request, Response};
 use pith_runtime::Model;
 use pith_tests::checkpoint::{mpnet_vocab, tiny_checkpoint, Family};
-use pith_tests::cli::{model_dir, pith_bin};
+use pith_tests::cli::{model_vocab, pith_bin};
 use pith_tests::qemu::{
     board, build_firmware, build_firmware_with_arena, package_path, repo_root, Qemu, RamFigures,
     BOARDS,
@@ -228,12 +228,8 @@ fn tiny_random_model_is_bit_exact_on_the_device() -> Result<()> {
 fn tiny_random_mpnet_is_bit_exact_on_the_device() -> Result<()> {
     let dir = repo_root().unwrap().join("target/pith-tests/tiny-mpnet");
     let _ = std::fs::remove_dir_all(&dir);
-    let bert: Vec<String> = std::fs::read_to_string(model_dir().join("vocab.txt"))?
-        .lines()
-        .map(String::from)
-        .collect();
     let ck = dir.join("checkpoint");
-    tiny_checkpoint(&ck, 13, &mpnet_vocab(&bert), Family::Mpnet)?;
+    tiny_checkpoint(&ck, 13, &mpnet_vocab(&model_vocab()), Family::Mpnet)?;
     let package = dir.join("tiny-random-mpnet.pith");
     let status = std::process::Command::new(pith_bin())
         .args(["quantize", "--ffn16", "0", "--vocab-size", "3000", "-o"])
