@@ -194,8 +194,9 @@ pub fn naive_qmodel(ckpt: &Checkpoint, sentences: &[String]) -> Result<QModel> {
         emb_ln_b: ckpt.emb_ln_b.clone(),
         layers,
         layer_norm_eps: ckpt.config.layer_norm_eps,
-        rel_bias: ckpt.rel_bias.as_ref().map(|b| {
-            crate::quant::model::rel_bias_on_grid(b, crate::quant::lower::SCORE_STEP_LOG2)
-        }),
+        rel_bias: ckpt
+            .rel_bias
+            .as_ref()
+            .map(crate::quant::model::rel_bias_on_grid),
     })
 }

@@ -264,10 +264,7 @@ pub fn plan(ck: &Checkpoint, st: &Stats, opt: Options) -> Plan {
             emb_ln_b: ck.emb_ln_b.clone(),
             layers,
             layer_norm_eps: ck.config.layer_norm_eps,
-            rel_bias: ck
-                .rel_bias
-                .as_ref()
-                .map(|b| super::model::rel_bias_on_grid(b, super::lower::SCORE_STEP_LOG2)),
+            rel_bias: ck.rel_bias.as_ref().map(super::model::rel_bias_on_grid),
         },
         emb_sum_scale,
         res_attn,

@@ -9,8 +9,7 @@ use crate::checkpoint::Checkpoint;
 use pith_runtime::format::layout::{self, LinearSections, GELU_LEN, LAYER_SCALARS, LN_ROWS};
 use pith_runtime::format::{Arch, DType, Header, ModelConfig, PackageWriter, SectionKind as K};
 
-/// Softmax table resolution: 2^5 = 32 steps per unit of attention logit.
-pub const SCORE_STEP_LOG2: u8 = 5;
+pub use super::model::SCORE_STEP_LOG2;
 /// Softmax table length: covers logit gaps up to 16, beyond which exp() < 2^-23.
 pub const EXP_TABLE_LEN: usize = 16 << SCORE_STEP_LOG2;
 

@@ -78,10 +78,14 @@ pub struct QModel {
     pub rel_bias: Option<Array2<f32>>,
 }
 
+/// Softmax table resolution: 2^5 = 32 steps per unit of attention logit (the attention scores'
+/// integer grid).
+pub const SCORE_STEP_LOG2: u8 = 5;
+
 /// The relative position bias as the integer scores add it: each value rounded to the nearest
-/// step of the scores' grid (`2^-score_step_log2` of a logit), so the package's integers and
-/// the QDQ graph's floats are the same numbers.
-pub fn rel_bias_on_grid(bias: &Array2<f32>, score_step_log2: u8) -> Array2<f32> {
-    let steps = (1u32 << score_step_log2) as f32;
+/// step of the scores' grid ([`SCORE_STEP_LOG2`]), so the package's integers and the QDQ graph's
+/// floats are the same numbers.
+pub fn rel_bias_on_grid(bias: &Array2<f32>) -> Array2<f32> {
+    let steps = (1u32 << SCORE_STEP_LOG2) as f32;
     bias.mapv(|b| (b * steps).round() / steps)
 }
