@@ -31,9 +31,10 @@ fn tokenizer_config(vocab: &[&str]) -> TokenizerConfig {
     }
 }
 
+const VOCAB: [&str; 8] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "cat", "dog", "##s", "a"];
+
 /// A 4-dimensional static package over a tiny vocabulary; rows chosen so sums are easy to check.
 fn synthetic() -> Vec<u8> {
-    let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "cat", "dog", "##s", "a"];
     let rows: [[i8; 4]; 8] = [
         [0, 0, 0, 0],
         [4, 4, 4, 4],
@@ -45,7 +46,7 @@ fn synthetic() -> Vec<u8> {
         [10, 10, 10, 10],
     ];
     // cat and dog at scale 1, ##s at 1/2, the rest at 1/4 of the pooling unit (m = 2^30, shift 30 = 1.0).
-    let rq: [(i32, i32); 8] = [
+    let rq = [
         (0, 0),
         (1 << 30, 32),
         (0, 0),
@@ -55,6 +56,19 @@ fn synthetic() -> Vec<u8> {
         (1 << 30, 31),
         (1 << 30, 32),
     ];
+    static_package(&rows.concat(), &rq, |w, v| {
+        w.add_i8(SectionKind::StaticEmb, 0, 8, 4, v)
+    })
+}
+
+/// The synthetic vocabulary at dim 4 with `rows` (8 × 4 values, row-major) and `rq`, the table
+/// written by `table`.
+fn static_package(
+    rows: &[i8],
+    rq: &[(i32, i32); 8],
+    table: impl FnOnce(&mut PackageWriter, &[i8]),
+) -> Vec<u8> {
+    let vocab = VOCAB;
     let header = Header {
         name: heapless::String::try_from("synthetic-static").unwrap(),
         arch: Arch::Static,
@@ -82,7 +96,7 @@ fn synthetic() -> Vec<u8> {
         section.len(),
         section,
     );
-    w.add_i8(SectionKind::StaticEmb, 0, 8, 4, &rows.concat());
+    table(&mut w, rows);
     w.add_i32(
         SectionKind::StaticEmbRq,
         0,
@@ -115,6 +129,49 @@ fn synthetic_static_sums_rows_exactly() {
     assert_eq!(embed(&model, ""), vec![0, 0, 0, 0]);
     // Unknown words use the [UNK] row.
     assert_eq!(embed(&model, "zebra"), vec![127, 127, 127, 127]);
+}
+
+/// The same table at 4 bits (`StaticEmb4`): every value in −7..=7, so the int8 package with the
+/// same values and requantization must give the same bytes for every text.
+#[test]
+fn four_bit_table_embeds_like_the_same_values_at_eight_bits() {
+    let rows: [i8; 32] = [
+        0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, -3, -7, 0, 7, 0, 5, -1, -2, 6, 0, 3,
+        3, -3, 3,
+    ];
+    let rq = [
+        (0, 0),
+        (1 << 30, 28),
+        (0, 0),
+        (0, 0),
+        (1 << 30, 26),
+        (1_518_500_250, 27),
+        (1 << 30, 29),
+        (1_073_741_823, 26),
+    ];
+    let i8s = static_package(&rows, &rq, |w, v| {
+        w.add_i8(SectionKind::StaticEmb, 0, 8, 4, v)
+    });
+    let i4s = static_package(&rows, &rq, |w, v| {
+        w.add_i4(SectionKind::StaticEmb4, 0, 8, 4, v)
+    });
+    assert!(i4s.len() < i8s.len(), "the 4-bit table is half the bytes");
+    let (m8, m4) = (Model::new(&i8s).unwrap(), Model::new(&i4s).unwrap());
+    for text in [
+        "cats",
+        "a dog",
+        "zebra",
+        "",
+        "cat dog ##s a a a",
+        "dogs and cats",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(pith_tests::hostile::texts())
+    {
+        assert_eq!(embed(&m8, &text), embed(&m4, &text), "{text:?}");
+    }
+    assert_ne!(embed(&m4, "cat"), embed(&m4, "dog"));
 }
 
 #[test]

@@ -28,8 +28,8 @@ pub fn count(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
-/// Bits per stored bank vector element: 4 or 8.
-pub fn bank_bits(s: &str) -> Result<u8, String> {
+/// Bits per stored value (a bank vector's element, a static table's value): 4 or 8.
+pub fn value_bits(s: &str) -> Result<u8, String> {
     match s.trim() {
         "4" => Ok(4),
         "8" => Ok(8),

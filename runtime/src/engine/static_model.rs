@@ -1,30 +1,57 @@
-//! The static model (Tier S): one int8 vector per token, mean-pooled.
+//! The static model (Tier S): one int8 or int4 vector per token, mean-pooled.
 //!
-//! Each row `i` of the `StaticEmb` table is int8 with its own scale (token weights are folded in
-//! before quantization); `StaticEmbRq[i]` = (multiplier, shift) brings it into one common i32
-//! pooling scale, so the sum over tokens is exact integer arithmetic. The int8 output is scaled
-//! like the encoder's pooling (largest |value| = 127), which also absorbs the division by the
-//! token count. Scratch is only the token ids and one i32 accumulator row: a few hundred bytes.
+//! Each row `i` of the token table has its own scale (token weights are folded in before
+//! quantization); `StaticEmbRq[i]` = (multiplier, shift) brings it into one common i32 pooling
+//! scale, so the sum over tokens is exact integer arithmetic. The table is `StaticEmb` (one i8 a
+//! value) or `StaticEmb4` (two 4-bit values a byte: half the flash, so twice the vocabulary in
+//! the same budget). The int8 output is scaled like the encoder's pooling (largest |value| =
+//! 127), which also absorbs the division by the token count. Scratch is only the token ids and
+//! one i32 accumulator row: a few hundred bytes.
 
 use super::bert::pool;
 use super::sections::as_i8;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fixed::I32s;
+use crate::format::int4::{nibbles, I4_MAX};
 use crate::format::{DType, Package, SectionKind};
+
+/// How the table stores its values.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// `StaticEmb`: `dim` i8 values a row.
+    I8(&'a [i8]),
+    /// `StaticEmb4`: `dim / 2` bytes a row, the even column in the low nibble.
+    I4(&'a [u8]),
+}
 
 /// The token table and its per-row requantization, shape-checked at load.
 #[derive(Clone, Copy)]
 pub struct StaticView<'a> {
-    rows: &'a [i8],
+    rows: Rows<'a>,
     rq: I32s<'a>,
     dim: usize,
 }
 
 impl<'a> StaticView<'a> {
-    /// Resolves `StaticEmb` (i8 [vocab, dim]) and `StaticEmbRq` (i32 [vocab, 2]).
+    /// Resolves `StaticEmb4` (u8 [vocab, dim / 2]) if the package has it, else `StaticEmb`
+    /// (i8 [vocab, dim]), and `StaticEmbRq` (i32 [vocab, 2]).
     pub fn resolve(p: &Package<'a>, vocab: usize, dim: usize) -> Result<Self> {
+        let rows = if p.find(SectionKind::StaticEmb4, 0).is_some() {
+            if !dim.is_multiple_of(2) {
+                return Err(Error::PackageBadSection);
+            }
+            Rows::I4(p.tensor(SectionKind::StaticEmb4, 0, DType::U8, vocab, dim / 2)?)
+        } else {
+            Rows::I8(as_i8(p.tensor(
+                SectionKind::StaticEmb,
+                0,
+                DType::I8,
+                vocab,
+                dim,
+            )?))
+        };
         Ok(StaticView {
-            rows: as_i8(p.tensor(SectionKind::StaticEmb, 0, DType::I8, vocab, dim)?),
+            rows,
             rq: I32s(p.tensor(SectionKind::StaticEmbRq, 0, DType::I32, vocab, 2)?),
             dim,
         })
@@ -45,15 +72,38 @@ pub fn embed(ids: &[u32], v: &StaticView<'_>, acc: &mut [i32], out: &mut [i8]) {
     acc.fill(0);
     for &id in ids {
         let id = id as usize;
-        let Some(row) = id.checked_mul(d).and_then(|s| v.rows.get(s..s + d)) else {
-            continue;
-        };
+        // Past the table's end the pair reads as zeros: such ids add nothing either.
         let (m, sh) = v.rq.rq(id);
         if m == 0 {
             continue; // an all-zero row ([CLS], [SEP], [PAD]): nothing to add
         }
-        for (a, &q) in acc.iter_mut().zip(row) {
-            *a = a.saturating_add(rq_small(q, m, sh));
+        match v.rows {
+            Rows::I8(rows) => {
+                let Some(row) = id.checked_mul(d).and_then(|s| rows.get(s..s + d)) else {
+                    continue;
+                };
+                for (a, &q) in acc.iter_mut().zip(row) {
+                    *a = a.saturating_add(rq_small(q, m, sh));
+                }
+            }
+            Rows::I4(rows) => {
+                let h = d / 2;
+                let Some(row) = id.checked_mul(h).and_then(|s| rows.get(s..s + h)) else {
+                    continue;
+                };
+                // Fifteen values can occur: requantize each once, then look them up (the
+                // same numbers as `rq_small` per value, without a 64-bit product per column).
+                let mut lut = [0i32; 2 * I4_MAX as usize + 1];
+                for (q, l) in (-I4_MAX..=I4_MAX).zip(lut.iter_mut()) {
+                    *l = rq_small(q, m, sh);
+                }
+                let at = |q: i8| lut[(q.clamp(-I4_MAX, I4_MAX) + I4_MAX) as usize];
+                for (pair, &b) in acc.chunks_exact_mut(2).zip(row) {
+                    let (lo, hi) = nibbles(b);
+                    pair[0] = pair[0].saturating_add(at(lo));
+                    pair[1] = pair[1].saturating_add(at(hi));
+                }
+            }
         }
     }
     // The accumulator is the "residual" of a single pooled row: reuse the encoder's rounding.
@@ -77,7 +127,7 @@ mod tests {
         let rq: [i32; 4] = [1 << 30, 30, 1 << 30, 31];
         let rq_bytes: std::vec::Vec<u8> = rq.iter().flat_map(|x| x.to_le_bytes()).collect();
         let v = StaticView {
-            rows: &rows,
+            rows: Rows::I8(&rows),
             rq: I32s(&rq_bytes),
             dim: 2,
         };
@@ -86,5 +136,35 @@ mod tests {
         embed(&[0, 1, 7], &v, &mut acc, &mut out);
         assert_eq!(acc, [127, -64 + 64]);
         assert_eq!(out, [127, 0]);
+    }
+
+    proptest::proptest! {
+        /// The 4-bit table (its lookup of fifteen requantized values) adds exactly what the
+        /// 8-bit path adds for the same values and requantization pairs.
+        #[test]
+        fn four_bit_rows_sum_like_the_same_values_at_eight_bits(
+            values in proptest::collection::vec(-I4_MAX..=I4_MAX, 5 * 6),
+            pairs in proptest::collection::vec((0i32..i32::MAX, 20i32..45), 5),
+            ids in proptest::collection::vec(0u32..7, 0..12),
+        ) {
+            let (vocab, dim) = (5, 6);
+            let packed: std::vec::Vec<u8> = values
+                .chunks_exact(2)
+                .map(|p| crate::format::int4::pack(p[0], p[1]))
+                .collect();
+            let rq: std::vec::Vec<u8> = pairs
+                .iter()
+                .flat_map(|&(m, s)| [m, s])
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            let at = |rows| StaticView { rows, rq: I32s(&rq), dim };
+            let (mut a8, mut a4) = ([0i32; 6], [0i32; 6]);
+            let (mut o8, mut o4) = ([0i8; 6], [0i8; 6]);
+            embed(&ids, &at(Rows::I8(&values)), &mut a8, &mut o8);
+            embed(&ids, &at(Rows::I4(&packed)), &mut a4, &mut o4);
+            proptest::prop_assert_eq!(a8, a4);
+            proptest::prop_assert_eq!(o8, o4);
+            proptest::prop_assert_eq!(packed.len(), vocab * dim / 2);
+        }
     }
 }

@@ -254,6 +254,10 @@ pub enum SectionKind {
     StaticEmb = 60,
     /// Per-row requantization of the static table into the pooling scale, i32 [vocab, 2].
     StaticEmbRq = 61,
+    /// Static model token table at 4 bits, u8 [vocab, dim / 2]: two signed values in −7..=7 a
+    /// byte, the even column in the low nibble. A static package has this or
+    /// [`SectionKind::StaticEmb`].
+    StaticEmb4 = 62,
     /// Knowledge bank (see `kb`), u8.
     Bank = 70,
 }

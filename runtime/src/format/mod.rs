@@ -5,6 +5,7 @@
 //! Nothing here copies: sections are sub-slices of the caller's bytes (flash on a device).
 
 mod header;
+pub mod int4;
 pub mod layout;
 #[cfg(feature = "std")]
 mod write;

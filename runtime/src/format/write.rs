@@ -38,6 +38,18 @@ impl PackageWriter {
             .push((kind, layer, dtype, rows as u32, cols as u32, bytes));
     }
 
+    /// Adds a 4-bit tensor of `cols` values a row (`cols` even, values in −7..=7), packed two a
+    /// byte as [`super::int4`] reads them: a u8 section of `cols / 2` columns.
+    pub fn add_i4(&mut self, kind: SectionKind, layer: u16, rows: usize, cols: usize, v: &[i8]) {
+        assert!(
+            cols.is_multiple_of(2),
+            "section {kind:?}: a 4-bit row needs an even width"
+        );
+        assert_eq!(v.len(), rows * cols, "section {kind:?} size mismatch");
+        let packed = v.chunks_exact(2).map(|p| super::int4::pack(p[0], p[1]));
+        self.add(kind, layer, DType::U8, rows, cols / 2, packed.collect());
+    }
+
     /// Adds an i8 tensor.
     pub fn add_i8(&mut self, kind: SectionKind, layer: u16, rows: usize, cols: usize, v: &[i8]) {
         self.add(

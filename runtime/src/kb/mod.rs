@@ -225,10 +225,11 @@ impl<'a> Vector<'a> {
 }
 
 fn nibble(b: u8, high: bool) -> i8 {
+    let (even, odd) = crate::format::int4::nibbles(b);
     if high {
-        (b as i8) >> 4
+        odd
     } else {
-        ((b << 4) as i8) >> 4
+        even
     }
 }
 

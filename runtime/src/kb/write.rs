@@ -253,9 +253,11 @@ fn pack_row(out: &mut Vec<u8>, v: &[i8], bits: u8, row: usize) {
         out.extend(v.iter().map(|&x| x.max(-127) as u8));
     } else {
         for pair in quantize_4bit(v).chunks(2) {
-            let lo = pair[0] as u8 & 0x0f;
-            let hi = pair.get(1).map_or(0, |&x| x as u8 & 0x0f);
-            out.push(lo | hi << 4);
+            // An odd dimension's last byte pads its high nibble with 0.
+            out.push(crate::format::int4::pack(
+                pair[0],
+                pair.get(1).copied().unwrap_or(0),
+            ));
         }
     }
     out.resize(start + row, 0);

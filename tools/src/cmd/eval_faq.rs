@@ -54,7 +54,7 @@ pub struct FaqArgs {
     #[command(flatten)]
     pub model: crate::load::ModelArgs,
     /// Bits per vector element when `--bank` is a source (4 or 8).
-    #[arg(long, default_value_t = 4, value_parser = crate::args::bank_bits)]
+    #[arg(long, default_value_t = 4, value_parser = crate::args::value_bits)]
     pub bits: u8,
     /// Also apply the bank's abstain threshold and report how many queries it answers.
     #[arg(long)]

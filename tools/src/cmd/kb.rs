@@ -40,7 +40,7 @@ pub struct BuildArgs {
     #[arg(long, value_enum)]
     pub format: Option<SourceFormat>,
     /// Bits per stored vector element, 4 or 8 (both question and answer vectors).
-    #[arg(long, default_value_t = 4, value_parser = crate::args::bank_bits)]
+    #[arg(long, default_value_t = 4, value_parser = crate::args::value_bits)]
     pub bits: u8,
     /// Store texts plain instead of byte-pair coded (every answer then borrowable as &str on the device).
     #[arg(long)]

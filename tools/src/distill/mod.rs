@@ -78,6 +78,14 @@ impl Plan {
         }
     }
 
+    /// Package bytes of one vocabulary row of `dim` values.
+    fn row_bytes(&self, dim: usize) -> usize {
+        match self {
+            Plan::S(r) => dim * r.bits as usize / 8,
+            Plan::M(_) => dim,
+        }
+    }
+
     /// Package bytes that are not the vocabulary (a transformer's layers).
     fn fixed_bytes(&self) -> usize {
         match self {
@@ -114,6 +122,10 @@ pub struct Options {
     /// 2,000,000 for Tier M).
     #[arg(long, value_parser = crate::args::count)]
     pub budget: Option<usize>,
+    /// Tier S: bits a table value takes in the package, 4 or 8 (default 4: twice the
+    /// vocabulary in the same budget).
+    #[arg(long, value_parser = crate::args::value_bits)]
+    pub bits: Option<u8>,
     /// Optimizer steps (default: 10,000 for Tier S, 30,000 for Tier M).
     #[arg(long, value_parser = crate::args::count)]
     pub steps: Option<usize>,
@@ -191,6 +203,10 @@ pub fn run(o: Options) -> Result<Outputs> {
             Plan::S(StaticRecipe::new(&o))
         }
         Tier::M => {
+            ensure!(
+                o.bits.is_none(),
+                "--bits sets Tier S's token table; Tier M's rows are int8"
+            );
             let r = TransformerRecipe::new(&o);
             tier_m::check_shape(&teacher, &r)?;
             Plan::M(r)
@@ -239,7 +255,7 @@ pub fn run(o: Options) -> Result<Outputs> {
         &teacher,
         &texts.train,
         &texts.weights(),
-        o.dim,
+        plan.row_bytes(o.dim),
         budget,
         plan.fixed_bytes(),
     )?;
@@ -355,12 +371,18 @@ pub fn run(o: Options) -> Result<Outputs> {
         Plan::S(r) => (
             serde_json::to_value(r)?,
             "static (Tier S)",
-            "One int8 vector per WordPiece token, mean-pooled: no attention, no matmuls, so it \
-             runs on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`).",
+            if r.bits == 4 {
+                "One 4-bit vector per WordPiece token, mean-pooled: no attention, no matmuls, so \
+                 it runs on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`)."
+            } else {
+                "One int8 vector per WordPiece token, mean-pooled: no attention, no matmuls, so \
+                 it runs on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`)."
+            },
             format!(
-                "{tokens} tokens × {} dims = {} parameters",
+                "{tokens} tokens × {} dims = {} parameters at {} bits",
                 r.dim,
-                tokens * r.dim
+                tokens * r.dim,
+                r.bits
             ),
             "after the PCA",
             static_method(r, budget, tokens, wordnet),
@@ -429,7 +451,7 @@ fn static_method(r: &StaticRecipe, budget: usize, tokens: usize, wordnet: bool) 
          groups of a text and its edited variants ({} training texts with {} variants each: \
          {}); {} % \
          single kept tokens as one-token texts; pulled ({}) towards the PCA table.\n\
-         5. `pith quantize`: int8 rows, symmetric per row, one pooling scale.\n",
+         5. `pith quantize`: {}, one pooling scale.\n",
         r.dim,
         r.steps,
         r.batch,
@@ -443,7 +465,13 @@ fn static_method(r: &StaticRecipe, budget: usize, tokens: usize, wordnet: bool) 
         r.variants_per_text,
         variants::operations(wordnet),
         r.token_share * 100.0,
-        r.pull
+        r.pull,
+        if r.bits == 4 {
+            "4-bit rows (−7..7), symmetric per row, each row's clipping chosen for the least \
+             squared error"
+        } else {
+            "int8 rows, symmetric per row"
+        }
     )
 }
 

@@ -13,7 +13,7 @@ use pith_runtime::format::TokenizerConfig;
 use crate::checkpoint::Checkpoint;
 use crate::text::CheckpointTokenizer;
 
-/// Package bytes per token besides its `dim` int8 values: the (multiplier, shift) pair (8) and
+/// Package bytes per token besides its row of values: the (multiplier, shift) pair (8) and
 /// the vocabulary section's offset and sorted-index entries (3 + 3); the token's text comes on
 /// top. The finished package is measured against the budget again.
 pub const PER_TOKEN_BYTES: usize = 14;
@@ -55,14 +55,14 @@ fn is_special(tok: &str) -> bool {
     tok.starts_with('[') && tok.ends_with(']') && !tok.starts_with("[unused")
 }
 
-/// Chooses the vocabulary for a `dim`-wide table within `budget` package bytes, of which
+/// Chooses the vocabulary for a table of `row_bytes` a row within `budget` package bytes, of which
 /// `fixed` go to what is not the vocabulary (a transformer's layers). `weights` gives each
 /// text's share in the frequencies.
 pub fn choose(
     teacher: &Checkpoint,
     train: &[String],
     weights: &[f64],
-    dim: usize,
+    row_bytes: usize,
     budget: usize,
     fixed: usize,
 ) -> Result<Choice> {
@@ -77,7 +77,7 @@ pub fn choose(
             }
         }
     }
-    let cost = |i: usize| dim + PER_TOKEN_BYTES + teacher.vocab[i].len();
+    let cost = |i: usize| row_bytes + PER_TOKEN_BYTES + teacher.vocab[i].len();
     let mut keep = vec![false; n];
     let mut bytes = FIXED_BYTES + fixed;
     let specials = [t.cls_id, t.sep_id, t.unk_id, t.pad_id].map(|i| i as usize);
@@ -90,7 +90,7 @@ pub fn choose(
     ensure!(
         bytes <= budget,
         "the special and single-character tokens (and the layers, if any) alone take about \
-         {bytes} bytes at {dim} dimensions, more than the {budget} byte budget"
+         {bytes} bytes at {row_bytes} bytes a row, more than the {budget} byte budget"
     );
     let mut order: Vec<usize> = (0..n).filter(|&i| !keep[i] && freq[i] > 0.0).collect();
     order.sort_by(|&i, &j| freq[j].total_cmp(&freq[i]).then(i.cmp(&j)));

@@ -93,6 +93,7 @@ pub fn write_inputs(
         "name": name,
         "teacher": teacher.name,
         "dim": recipe.dim,
+        "bits": recipe.bits,
         "vocab_size": choice.vocab.len(),
         "pooling": "mean",
         "normalize": true,

@@ -3,7 +3,9 @@
 //!
 //! Checkpoint layout: `config.json` (`"arch": "static"`, `dim`, `tokenizer` settings),
 //! `vocab.txt` (one token a line, id = line number) and `embeddings.safetensors` (tensor
-//! `embeddings`, fp16 or fp32 `[vocab, dim]`, token weights already folded in).
+//! `embeddings`, fp16 or fp32 `[vocab, dim]`, token weights already folded in). `config.json`'s
+//! `bits` (8 when absent, or 4) sets the package's table: int8 rows (`StaticEmb`) or 4-bit rows
+//! (`StaticEmb4`, half the bytes, so twice the vocabulary in the same flash).
 
 use std::path::Path;
 
@@ -13,6 +15,7 @@ use serde_json::Value;
 
 use super::build::quantize_rows;
 use super::lower::multiplier;
+use pith_runtime::format::int4::I4_MAX;
 use pith_runtime::format::{
     Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind as K, TokenizerConfig,
 };
@@ -31,6 +34,8 @@ pub struct StaticCheckpoint {
     pub vocab: Vec<String>,
     /// Tokenizer settings (ids resolved against `vocab`).
     pub tokenizer: TokenizerConfig,
+    /// Bits a table value takes in the package: 8 or 4.
+    pub bits: u32,
 }
 
 /// Whether `dir/config.json` declares a static model.
@@ -84,6 +89,21 @@ impl StaticCheckpoint {
             );
         }
         let table = Array2::from_shape_vec((rows, dim), data)?;
+        let bits = match cfg.get("bits") {
+            None => 8,
+            Some(b) => match b.as_u64() {
+                Some(8) => 8,
+                Some(4) if dim.is_multiple_of(2) => 4,
+                Some(4) => bail!(
+                    "{}: bits 4 needs an even dim, not {dim}",
+                    dir.join("config.json").display()
+                ),
+                _ => bail!(
+                    "{}: bits is {b}; it must be 8 or 4",
+                    dir.join("config.json").display()
+                ),
+            },
+        };
 
         let t = cfg.get("tokenizer").cloned().unwrap_or(Value::Null);
         let flag = |k: &str, d: bool| t.get(k).and_then(Value::as_bool).unwrap_or(d);
@@ -121,6 +141,7 @@ impl StaticCheckpoint {
             table,
             vocab,
             tokenizer,
+            bits,
         })
     }
 
@@ -137,14 +158,20 @@ impl StaticCheckpoint {
     }
 }
 
-/// Writes the Static package: vocabulary, int8 rows (symmetric per row) and their (multiplier,
-/// shift) into the common pooling scale.
+/// Writes the Static package: vocabulary, int8 or 4-bit rows (symmetric per row) and their
+/// (multiplier, shift) into the common pooling scale.
 pub fn write_package(ck: &StaticCheckpoint, name: &str) -> Result<Vec<u8>> {
     let (vocab, dim) = ck.table.dim();
     let max_abs = ck.table.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
     ensure!(max_abs > 0.0, "the embedding table is all zeros");
     let pool_scale = max_abs / POOL_UNITS;
-    let (q, row_scale) = quantize_rows(&ck.table);
+    let (q, row_scale) = match ck.bits {
+        4 => quantize_rows4(&ck.table),
+        _ => {
+            let (q, s) = quantize_rows(&ck.table);
+            (q.into_raw_vec_and_offset().0, s)
+        }
+    };
     // An all-zero row keeps the quantizer's placeholder scale 1: give it multiplier 0 so the
     // runtime skips it instead of scaling zeros.
     let rq: Vec<i32> = ck
@@ -181,13 +208,76 @@ pub fn write_package(ck: &StaticCheckpoint, name: &str) -> Result<Vec<u8>> {
     let mut w = PackageWriter::new(header);
     let section = pith_runtime::tokenizer::build_vocab_section(&ck.vocab);
     w.add(K::Vocab, 0, DType::U8, 1, section.len(), section);
-    w.add_i8(
-        K::StaticEmb,
-        0,
-        vocab,
-        dim,
-        &q.iter().copied().collect::<Vec<_>>(),
-    );
+    match ck.bits {
+        4 => w.add_i4(K::StaticEmb4, 0, vocab, dim, &q),
+        _ => w.add_i8(K::StaticEmb, 0, vocab, dim, &q),
+    }
     w.add_i32(K::StaticEmbRq, 0, vocab, 2, &rq);
     Ok(w.finish())
+}
+
+/// Clipping ratios tried for each 4-bit row: the one with the least squared error wins (with 15
+/// levels, clipping a row's largest value often costs less than the coarser grid it would
+/// force on the rest).
+const CLIPS4: [f64; 9] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6];
+
+/// Symmetric 4-bit rows (−7..=7, row-major) and each row's scale; an all-zero row gets zeros and
+/// the placeholder scale 1, as [`quantize_rows`] gives it.
+pub fn quantize_rows4(t: &Array2<f32>) -> (Vec<i8>, Vec<f32>) {
+    let max = I4_MAX as f64;
+    let mut q = Vec::with_capacity(t.len());
+    let mut scales = Vec::with_capacity(t.nrows());
+    for row in t.rows() {
+        let m = row.iter().fold(0f64, |a, &v| a.max((v as f64).abs()));
+        if m == 0.0 {
+            q.extend(std::iter::repeat_n(0i8, row.len()));
+            scales.push(1.0);
+            continue;
+        }
+        let code = |v: f32, s: f64| (v as f64 / s).round().clamp(-max, max);
+        let error = |s: f64| -> f64 {
+            row.iter()
+                .map(|&v| (code(v, s) * s - v as f64).powi(2))
+                .sum()
+        };
+        let mut best = m / max;
+        let mut least = error(best);
+        for c in &CLIPS4[1..] {
+            let s = m * c / max;
+            let e = error(s);
+            if e < least {
+                (best, least) = (s, e);
+            }
+        }
+        q.extend(row.iter().map(|&v| code(v, best) as i8));
+        scales.push(best as f32);
+    }
+    (q, scales)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_bit_rows_stay_in_range_and_clip_only_when_it_helps() {
+        // Row 0: values just off the grid that max/7 gives (clipping the largest a little
+        // moves the grid onto the rest); row 1: values on that grid (no clipping); row 2: zeros.
+        let t = Array2::from_shape_vec(
+            (3, 8),
+            vec![
+                1.0, 0.64, -0.64, 0.64, -0.64, 0.64, -0.64, 0.64, //
+                7.0, -7.0, 6.0, -5.0, 4.0, -3.0, 2.0, -1.0, //
+                0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            ],
+        )
+        .unwrap();
+        let (q, s) = quantize_rows4(&t);
+        assert!(q.iter().all(|v| (-I4_MAX..=I4_MAX).contains(v)));
+        assert!(s[0] < 1.0 / 7.0, "the first row is clipped: scale {}", s[0]);
+        assert_eq!(&q[..3], &[7, 5, -5]);
+        assert_eq!(s[1], 1.0);
+        assert_eq!(&q[8..16], &[7, -7, 6, -5, 4, -3, 2, -1]);
+        assert_eq!((&q[16..], s[2]), (&[0i8; 8][..], 1.0));
+    }
 }
