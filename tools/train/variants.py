@@ -48,6 +48,9 @@ def main():
     ap.add_argument("--per-text", type=int, required=True, help="variants per training source")
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--wordnet", default=None)
+    ap.add_argument("--source-lines", default=None,
+                    help="lines of each corpus source in texts-train.txt, in order (N1,N2,...): each "
+                         "source gives the same share of the sources of variants")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     wn = WordNet(args.wordnet) if args.wordnet else NoWordNet()
@@ -56,9 +59,18 @@ def main():
         with open(os.path.join(args.work, name), encoding="utf-8") as f:
             return [l.rstrip("\n") for l in f if l.strip()]
 
-    train = [t for t in lines("texts-train.txt") if 4 <= len(t.split()) <= 20]
-    rng.shuffle(train)
-    sources = [(t, "train", args.per_text) for t in train[:args.sources]]
+    all_train = lines("texts-train.txt")
+    sizes = [int(n) for n in args.source_lines.split(",")] if args.source_lines else [len(all_train)]
+    if sum(sizes) != len(all_train):
+        raise SystemExit(f"--source-lines adds up to {sum(sizes)}, texts-train.txt has {len(all_train)} lines")
+    picked, start = [], 0
+    for k, n in enumerate(sizes):
+        train = [t for t in all_train[start:start + n] if 4 <= len(t.split()) <= 20]
+        start += n
+        rng.shuffle(train)
+        quota = args.sources // len(sizes) + (1 if k < args.sources % len(sizes) else 0)
+        picked += train[:quota]
+    sources = [(t, "train", args.per_text) for t in picked]
     sources += [(t, "dev", 2) for t in lines("texts-dev.txt")]
     texts, meta = [], []
     for g, (src, split, n) in enumerate(sources):

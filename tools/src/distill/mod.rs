@@ -108,10 +108,11 @@ pub struct Options {
     /// and `work/` with the cached teacher labels).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Training texts, one a line (default: the project's SNLI training lines and chit-chat
-    /// turns; data/README.md).
+    /// Training texts, one a line; repeat it for several sources, each of which then weighs the
+    /// same in the vocabulary's frequencies and gives the same share of the variant groups
+    /// (default: the project's SNLI training lines and chit-chat turns; data/README.md).
     #[arg(long)]
-    pub corpus: Option<PathBuf>,
+    pub corpus: Vec<PathBuf>,
     /// Seed of every random choice of the training.
     #[arg(long, default_value_t = recipe::SEED)]
     pub seed: u64,
@@ -240,7 +241,7 @@ pub fn run(o: Options) -> Result<Outputs> {
         .clone()
         .or_else(|| std::env::var("PITH_PYTHON").ok())
         .unwrap_or_else(|| "python3".into());
-    let texts = corpus::Corpus::load(o.corpus.as_deref())?;
+    let texts = corpus::Corpus::load(&o.corpus)?;
     let variants = variants::make(
         &python,
         &work,
@@ -276,12 +277,18 @@ pub fn run(o: Options) -> Result<Outputs> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    // Tier S learns what whole words mean, split into its tokens, from these one-word texts.
+    let words = match &plan {
+        Plan::S(r) => texts.words(r.words),
+        Plan::M(_) => Vec::new(),
+    };
     let labels = teacher::label(
         &o.checkpoint,
         &teacher,
         &choice,
         &texts,
         &variants,
+        &words,
         &work,
         threads,
     )?;
@@ -310,6 +317,7 @@ pub fn run(o: Options) -> Result<Outputs> {
                 &choice,
                 &texts,
                 &variants,
+                &words,
                 &labels,
                 r,
                 &name,
@@ -479,7 +487,7 @@ fn static_method(r: &StaticRecipe, budget: usize, tokens: usize, wordnet: bool) 
 /// new, empty, or an earlier `pith distill` output (which holds `work/`).
 fn check_output(o: &Options, out: &Outputs) -> Result<()> {
     let mut inputs: Vec<&Path> = vec![&o.checkpoint];
-    inputs.extend(o.corpus.as_deref());
+    inputs.extend(o.corpus.iter().map(PathBuf::as_path));
     crate::output::refuse_input(&o.output.join("work"), "--output", &inputs)?;
     for f in [
         &out.package,

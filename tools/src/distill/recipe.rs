@@ -58,8 +58,9 @@ pub struct StaticRecipe {
     /// Share of every batch made of neighbour groups: a text with its nearest corpus neighbours
     /// by the teacher's cosine (the close pairs STS judges, which random batches rarely hold).
     pub group_share: f64,
-    /// Share of every batch made of single kept tokens as one-token texts, labelled with the
-    /// teacher's `[CLS] token [SEP]` vector: what each word means to the teacher, in every batch.
+    /// Share of every batch made of single words as one-word texts ([`StaticRecipe::words`], or
+    /// the kept tokens labelled with the teacher's `[CLS] token [SEP]` vector when `words` is 0):
+    /// what each word means to the teacher, in every batch.
     pub token_share: f64,
     /// Training texts (4 to 20 words) that get near-duplicate variants.
     pub variant_sources: usize,
@@ -77,6 +78,10 @@ pub struct StaticRecipe {
     pub near_copy: f64,
     /// Dev-check interval in steps.
     pub check_every: usize,
+    /// The most frequent words of the training texts, each labelled by the teacher as a
+    /// one-word text: the one-text slots of every batch learn from them what a whole word
+    /// means, the many the vocabulary splits into pieces included.
+    pub words: usize,
 }
 
 impl StaticRecipe {
@@ -100,6 +105,7 @@ impl StaticRecipe {
             neighbour_ranks: 20,
             near_copy: 0.98,
             check_every: 500,
+            words: 20_000,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Labels {
     pub dev: String,
     /// One row per variant text.
     pub variants: String,
+    /// One row per frequent corpus word as a one-word text (Tier S; `None` without words).
+    pub words: Option<String>,
 }
 
 pub(super) const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
@@ -97,13 +99,16 @@ fn teacher_package(dir: &Path, key: u64, work: &Path) -> Result<Vec<u8>> {
     crate::input::bytes(&path)
 }
 
-/// Labels every kept token and every text, from the cache where it has them.
+/// Labels every kept token, every text and every word (a one-word text), from the cache where
+/// it has them.
+#[allow(clippy::too_many_arguments)]
 pub fn label(
     dir: &Path,
     teacher: &Checkpoint,
     choice: &Choice,
     corpus: &Corpus,
     variants: &[String],
+    words: &[String],
     work: &Path,
     threads: usize,
 ) -> Result<Labels> {
@@ -181,6 +186,10 @@ pub fn label(
     let train = run("train", ids(&corpus.train)?)?;
     let dev = run("dev", ids(&corpus.dev)?)?;
     let variants = run("variants", ids(variants)?)?;
+    let words = match words.is_empty() {
+        true => None,
+        false => Some(run("words", ids(words)?)?),
+    };
     Ok(Labels {
         teacher_key: key,
         cached: !fresh.get(),
@@ -189,5 +198,6 @@ pub fn label(
         train,
         dev,
         variants,
+        words,
     })
 }

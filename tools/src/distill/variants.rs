@@ -46,6 +46,15 @@ pub fn make(
         plan.per_text.to_string().into(),
         "--seed".into(),
         plan.seed.to_string().into(),
+        // Each source gives the same share of the sources of variants.
+        "--source-lines".into(),
+        corpus
+            .sources
+            .iter()
+            .map(|(_, n)| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+            .into(),
     ];
     if let Some(w) = wordnet {
         args.push("--wordnet".into());

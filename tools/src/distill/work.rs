@@ -5,7 +5,8 @@
 //!   teacher ids);
 //! - `labels-*.f32`: the teacher's rows, raw little-endian f32 ([`super::teacher`]);
 //! - `variants.txt`, `variants.tsv`: the variant groups (tools/train/variants.py);
-//! - `train.ids.u32`, `dev.ids.u32`, `variants.ids.u32`: each text's student token ids as
+//! - `train.ids.u32`, `dev.ids.u32`, `variants.ids.u32` (Tier S also `words.ids.u32`, the
+//!   frequent corpus words as one-word texts): each text's student token ids as
 //!   little-endian u32, each text as its length then its ids (Tier S without `[CLS]`/`[SEP]`);
 //!   Tier M also `pca.ids.u32`, the teacher's ids of the first training texts ([`super::tier_m`]);
 //! - the float checkpoint's configuration and `vocab.txt` (written here or in
@@ -60,6 +61,7 @@ pub fn write_inputs(
     choice: &Choice,
     corpus: &Corpus,
     variants: &[String],
+    words: &[String],
     labels: &Labels,
     recipe: &StaticRecipe,
     name: &str,
@@ -71,6 +73,7 @@ pub fn write_inputs(
     )?;
     output::write_whole(&work.join("dev.ids.u32"), &id_file(choice, &corpus.dev)?)?;
     output::write_whole(&work.join("variants.ids.u32"), &id_file(choice, variants)?)?;
+    output::write_whole(&work.join("words.ids.u32"), &id_file(choice, words)?)?;
     let t = choice.tokenizer;
     write_recipe(
         work,
@@ -79,6 +82,8 @@ pub fn write_inputs(
         corpus,
         json!({
             "vocab_size": choice.vocab.len(),
+            "words": labels.words,
+            "word_texts": words.len(),
             // Pooled as nothing: mean pooling over every token (as the runtime does) then equals
             // pooling over the words, up to a scale cosine ignores.
             "zero_rows": [t.cls_id, t.sep_id, t.pad_id],
