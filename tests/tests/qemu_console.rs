@@ -408,16 +408,39 @@ fn device_ask_answers_like_the_host() -> Result<()> {
 }
 
 /// Tier S (static model, 512 KB package) on the M0+-class build (thumbv6m, run on mps2-an385):
-/// byte-identical to the host.
+/// byte-identical to the host, with its int8 table and with the same table at 4 bits
+/// (`StaticEmb4`, what `pith distill --tier s` writes by default).
 #[test]
 fn tier_s_static_model_is_bit_exact_on_the_m0plus_class_build() -> Result<()> {
-    let package = repo_root().unwrap().join("models/tier-s.pith");
+    let root = repo_root().unwrap();
+    let package = root.join("models/tier-s.pith");
     assert!(
         package.is_file(),
         "{} is missing: scripts/test.sh builds it",
         package.display()
     );
-    assert_bit_exact("mps2-an385", package, &snli(4000, 100)?)
+    let sentences = snli(4000, 100)?;
+    assert_bit_exact("mps2-an385", package, &sentences)?;
+
+    let dir = root.join("target/pith-tests/tier-s-4bit");
+    let _ = std::fs::remove_dir_all(&dir);
+    let ck = dir.join("checkpoint");
+    std::fs::create_dir_all(&ck)?;
+    for f in ["vocab.txt", "embeddings.safetensors"] {
+        std::fs::copy(root.join("models/tier-s").join(f), ck.join(f))?;
+    }
+    let config = std::fs::read_to_string(root.join("models/tier-s/config.json"))?;
+    let mut config: serde_json::Value = serde_json::from_str(&config)?;
+    config["bits"] = 4.into();
+    std::fs::write(ck.join("config.json"), config.to_string())?;
+    let four = dir.join("tier-s-4bit.pith");
+    let status = std::process::Command::new(pith_bin())
+        .args(["quantize", "-o"])
+        .arg(&four)
+        .arg(&ck)
+        .status()?;
+    assert!(status.success(), "pith quantize of the 4-bit Tier S failed");
+    assert_bit_exact("mps2-an385", four, &sentences)
 }
 
 /// Tier M (a distilled 4-layer student, ≤ 2 MB package) on the Cortex-M4F board with the arena cut
