@@ -33,7 +33,7 @@ pub struct Card<'a> {
     pub recipe: Value,
     /// What the student is, for the title and the first paragraph.
     pub kind: &'static str,
-    pub intro: &'static str,
+    pub intro: String,
     /// The model row's student cell.
     pub shape: String,
     /// What the dev history's first entry is (the state before training).

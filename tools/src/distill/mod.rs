@@ -379,13 +379,11 @@ pub fn run(o: Options) -> Result<Outputs> {
         Plan::S(r) => (
             serde_json::to_value(r)?,
             "static (Tier S)",
-            if r.bits == 4 {
-                "One 4-bit vector per WordPiece token, mean-pooled: no attention, no matmuls, so \
-                 it runs on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`)."
-            } else {
-                "One int8 vector per WordPiece token, mean-pooled: no attention, no matmuls, so \
-                 it runs on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`)."
-            },
+            format!(
+                "One {} vector per WordPiece token, mean-pooled: no attention, no matmuls, so it \
+                 runs on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`).",
+                if r.bits == 4 { "4-bit" } else { "int8" }
+            ),
             format!(
                 "{tokens} tokens × {} dims = {} parameters at {} bits",
                 r.dim,
@@ -399,7 +397,8 @@ pub fn run(o: Options) -> Result<Outputs> {
             serde_json::to_value(r)?,
             "transformer (Tier M)",
             "A small BERT with the teacher's tokenizer rules and mean pooling, run by the same \
-             integer kernels as the full model.",
+             integer kernels as the full model."
+                .to_string(),
             format!(
                 "{} layers × {} wide, {} heads, FFN {}, {tokens} tokens",
                 r.layers, r.hidden, r.heads, r.ffn
