@@ -70,6 +70,12 @@ impl<'m, C: Clock> Console<'m, C> {
         &self.service
     }
 
+    /// The service behind the console, to attach a bank or `chat` after building the console in
+    /// place (see [`Service::attach_bank`]).
+    pub fn service_mut(&mut self) -> &mut Service<'m, C> {
+        &mut self.service
+    }
+
     /// Prints the banner and the first prompt.
     pub fn start<W: Write>(&mut self, w: &mut W) -> Result<(), W::Error> {
         reply::banner(w, &self.service)?;

@@ -165,8 +165,12 @@ pub enum Slot {
 }
 
 /// The model, its arena and the board: everything the commands act on.
+///
+/// The model is borrowed, not owned: a validated model is kilobytes (its layer table), and on a
+/// device every by-value move of a value that size can leave another copy in a frame that never
+/// returns.
 pub struct Service<'m, C: Clock> {
-    model: Result<Model<'m>, Unavailable>,
+    model: Result<&'m Model<'m>, Unavailable>,
     arena: &'m mut [i32],
     max_tokens: usize,
     board: Board<'m>,
@@ -182,7 +186,7 @@ impl<'m, C: Clock> Service<'m, C> {
     /// Checks once that the arena fits at least a two-token input and the dimension fits the reply
     /// buffers; otherwise model commands answer `ERR 4`.
     pub fn new(
-        model: Result<Model<'m>, Error>,
+        model: Result<&'m Model<'m>, Error>,
         arena: &'m mut [i32],
         board: Board<'m>,
         clock: C,
@@ -193,7 +197,7 @@ impl<'m, C: Clock> Service<'m, C> {
                 if m.dim() == 0 || m.dim() > MAX_DIM {
                     return Err(Error::OutputSizeMismatch);
                 }
-                max_tokens = largest_fitting(&m, arena.len());
+                max_tokens = largest_fitting(m, arena.len());
                 if max_tokens < 2 {
                     return Err(Error::ArenaTooSmall);
                 }
@@ -220,9 +224,10 @@ impl<'m, C: Clock> Service<'m, C> {
     }
 
     /// Attaches a knowledge bank for `ask` (validated by the caller with `Bank::for_model`).
-    pub fn with_bank(mut self, bank: Bank<'m>) -> Self {
+    /// By `&mut`, not by value: a service is several kilobytes, and each by-value pass can leave
+    /// one more copy in the caller's frame on a device.
+    pub fn attach_bank(&mut self, bank: Bank<'m>) {
         self.bank = Some(bank);
-        self
     }
 
     /// Attaches `chat` (built with [`Chat::new`] for this very model), after checking that the
@@ -270,8 +275,8 @@ impl<'m, C: Clock> Service<'m, C> {
     }
 
     /// The model, or why there is none.
-    pub fn model(&self) -> Result<&Model<'m>, Unavailable> {
-        self.model.as_ref().map_err(|e| *e)
+    pub fn model(&self) -> Result<&'m Model<'m>, Unavailable> {
+        self.model
     }
 
     /// The board description.

@@ -101,18 +101,20 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
         }
         None => (arena, &mut [][..]),
     };
-    let mut service = Service::new(model, arena, info, clock);
+    // The console (the model, the service and the line and frame buffers: kilobytes) is built
+    // in one expression and completed through `&mut`: by-value builder steps each left a copy in
+    // this frame, which never returns (10 KB more stack when the bank branch folded away).
+    let mut console = Console::new(Service::new(model.as_ref().map_err(|e| *e), arena, info, clock));
     if let Some(b) = bank {
-        service = service.with_bank(b);
+        console.service_mut().attach_bank(b);
     }
     if let Some(r) = &reasoner {
-        attach_chat(&mut service, r, chat_mem);
+        attach_chat(console.service_mut(), r, chat_mem);
     }
     defmt::info!(
         "max tokens within the arena: {=usize}",
-        service.max_tokens()
+        console.service().max_tokens()
     );
-    let mut console = Console::new(service);
     // `serve` returns only if the port reports end of input or an error; a UART does neither.
     let _ = console.serve(port);
     fatal("console stopped")

@@ -89,7 +89,7 @@ fn serve(bank_bytes: &[u8], input: &[u8], attach: bool) -> Vec<u8> {
         let (arena, mem) = arena.split_at_mut(16 * 1024 - chat::words(128));
         let bank = Bank::for_model(bank_bytes, &model).unwrap();
         let chat = attach.then(|| Chat::new(&reasoner, bank, &model, mem).unwrap());
-        let mut service = Service::new(Ok(model), arena, BOARD, NoClock);
+        let mut service = Service::new(Ok(&model), arena, BOARD, NoClock);
         if let Some(c) = chat {
             service.attach_chat(c).unwrap();
         }
@@ -265,7 +265,7 @@ fn chat_takes_only_the_encoder_its_reasoner_was_built_over() {
         Some(pith_runtime::Error::ReasonerEncoderMismatch)
     );
     assert!(c.is_empty(), "a refused turn leaves the ring as it was");
-    let mut service = Service::new(Ok(model_m), &mut arena, BOARD, NoClock);
+    let mut service = Service::new(Ok(&model_m), &mut arena, BOARD, NoClock);
     assert_eq!(
         service.attach_chat(c).err(),
         Some(pith_runtime::Error::ReasonerEncoderMismatch)

@@ -24,7 +24,7 @@ const BOARD: Board<'static> = Board {
 /// Runs the console over `input` (read in chunks of up to `max_read` bytes) and returns its output.
 fn run(model: Result<Model<'_>, Error>, board: Board<'_>, input: &[u8], max_read: usize) -> String {
     let mut arena = vec![0i32; 8192];
-    let service = Service::new(model, &mut arena, board, NoClock);
+    let service = Service::new(model.as_ref().map_err(|e| *e), &mut arena, board, NoClock);
     let mut console = Console::new(service);
     let mut port = MemPort::new(max_read);
     port.push(input);

@@ -205,7 +205,7 @@ fn native(
         arena_bytes: u32::try_from(arena.len() * 4).unwrap_or(u32::MAX),
         ..Board::host("host", std::env::consts::ARCH)
     };
-    let mut service = Service::new(Ok(model), arena, board, NoClock);
+    let mut service = Service::new(Ok(&model), arena, board, NoClock);
     service.attach_chat(c).map_err(|e| anyhow!("{e}"))?;
     while let Some(turn) = s.next_turn() {
         let turn = turn?;
