@@ -8,5 +8,6 @@ pub mod hostile;
 pub mod memport;
 pub mod noise;
 pub mod qemu;
+pub mod static_head;
 pub mod sts;
 pub mod synthetic;

@@ -338,16 +338,28 @@ fn an_mpnet_teacher_distills_to_both_tiers_with_its_special_tokens() {
 
 /// Tier M's trainer writes its backward pass by hand (numpy, no autograd): it must match central
 /// differences of its own forward pass (float64, a random two-layer model with padding).
-#[test]
-fn tier_m_trainer_backward_matches_finite_differences() {
+/// Runs a trainer's `--check` (its hand-written gradients against central differences).
+fn gradient_check(script: &str) {
     let python = std::env::var("PITH_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(python)
-        .arg(repo_root().unwrap().join("tools/train/bert_np.py"))
+        .arg(repo_root().unwrap().join("tools/train").join(script))
         .arg("--check")
         .output()
-        .expect("running python3 tools/train/bert_np.py --check");
+        .unwrap_or_else(|e| panic!("running python3 tools/train/{script} --check: {e}"));
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("worst relative error"), "{text}");
+}
+
+#[test]
+fn tier_s_trainer_gradients_match_finite_differences() {
+    // The table's and the head's gradients are written out by hand (the head's input is scaled
+    // by its largest |value|, whose gradient reaches every column).
+    gradient_check("static_student.py");
+}
+
+#[test]
+fn tier_m_trainer_backward_matches_finite_differences() {
+    gradient_check("bert_np.py");
 }

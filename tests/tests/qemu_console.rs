@@ -433,14 +433,30 @@ fn tier_s_static_model_is_bit_exact_on_the_m0plus_class_build() -> Result<()> {
     let mut config: serde_json::Value = serde_json::from_str(&config)?;
     config["bits"] = 4.into();
     std::fs::write(ck.join("config.json"), config.to_string())?;
+    let quantize = |out: &std::path::Path| -> Result<()> {
+        let status = std::process::Command::new(pith_bin())
+            .args(["quantize", "-o"])
+            .arg(out)
+            .arg(&ck)
+            .status()?;
+        anyhow::ensure!(status.success(), "pith quantize {} failed", ck.display());
+        Ok(())
+    };
     let four = dir.join("tier-s-4bit.pith");
-    let status = std::process::Command::new(pith_bin())
-        .args(["quantize", "-o"])
-        .arg(&four)
-        .arg(&ck)
-        .status()?;
-    assert!(status.success(), "pith quantize of the 4-bit Tier S failed");
-    assert_bit_exact("mps2-an385", four, &sentences)
+    quantize(&four)?;
+    assert_bit_exact("mps2-an385", four, &sentences)?;
+
+    // A head on the pooled vector (what `pith distill --tier s` trains; a random one here, the
+    // bytes must agree all the same), run by the encoder's linear kernels: Thumb-1 here, Helium
+    // on the M55.
+    pith_tests::static_head::add_random_head(&ck, 64, 2.0, 11)?;
+    let head = dir.join("tier-s-head.pith");
+    quantize(&head)?;
+    let bytes = std::fs::read(&head)?;
+    let model = Model::new(&bytes).context("Tier S with a head")?;
+    assert_eq!(model.header().model.ffn, 64);
+    assert_bit_exact("mps2-an385", head.clone(), &sentences)?;
+    assert_bit_exact("mps3-an547", head, &sentences)
 }
 
 /// Tier M (a distilled 4-layer student, ≤ 2 MB package) on the Cortex-M4F board with the arena cut

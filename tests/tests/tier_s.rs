@@ -248,3 +248,104 @@ fn tier_s_package_fits_and_keeps_its_quality() {
         "SICK dev Spearman {rho:.2} fell below {REPORTED_SICK_SPEARMAN} - 0.5"
     );
 }
+
+/// A small random static checkpoint with a head, written where `pith quantize` reads one;
+/// `config_extra` is merged into its config.json after the head is added.
+fn head_checkpoint(dir: &std::path::Path, config_extra: serde_json::Value) {
+    let mut vocab: Vec<String> = VOCAB.iter().map(|s| s.to_string()).collect();
+    for w in "the man woman is not playing guitar piano runs on beach two people".split(' ') {
+        vocab.push(w.to_string());
+    }
+    let (v, dim) = (vocab.len(), 16);
+    // xorshift: reproducible values without a dependency.
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut table: Vec<f32> = (0..v * dim)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+        })
+        .collect();
+    // [PAD], [UNK], [CLS], [SEP] pool as nothing, as `pith distill` writes them.
+    table[..4 * dim].fill(0.0);
+    let tb: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![v, dim], &tb).unwrap();
+    let st = safetensors::serialize([("embeddings", view)], None).unwrap();
+    std::fs::write(dir.join("embeddings.safetensors"), st).unwrap();
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::json!({"arch": "static", "dim": dim}).to_string(),
+    )
+    .unwrap();
+    pith_tests::static_head::add_random_head(dir, 32, 2.0, 5).unwrap();
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (k, val) in config_extra.as_object().unwrap() {
+        config[k] = val.clone();
+    }
+    std::fs::write(path, config.to_string()).unwrap();
+}
+
+/// The head (two linears on the pooled vector, run by the encoder's kernels) gives the float
+/// model's vectors, and matters: without it they would be measurably different.
+#[test]
+fn a_head_embeds_like_its_float_model() {
+    use pith_tools::quant::static_model::{write_package, StaticCheckpoint};
+    let dir = tempfile::tempdir().unwrap();
+    head_checkpoint(dir.path(), serde_json::json!({}));
+    let ck = StaticCheckpoint::load(dir.path()).unwrap();
+    let bytes = write_package(&ck, "head-test").unwrap();
+    let model = Model::new(&bytes).unwrap();
+    assert_eq!(model.header().model.ffn, 32);
+    let without = StaticCheckpoint {
+        head: None,
+        ..StaticCheckpoint::load(dir.path()).unwrap()
+    };
+    let cos = |a: &[f32], b: &[f32]| {
+        let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        d / (a.iter().map(|x| x * x).sum::<f32>() * b.iter().map(|x| x * x).sum::<f32>()).sqrt()
+    };
+    let mut apart = 1f32;
+    for text in [
+        "the man is playing guitar",
+        "the man is not playing guitar",
+        "two people runs on the beach",
+        "a woman is playing piano",
+        "a dog",
+        "cats and dogs",
+    ] {
+        let mut ids = vec![0u32; model.max_tokens()];
+        let n = model.tokenizer().encode(text, &mut ids).unwrap();
+        let q: Vec<f32> = embed(&model, text).iter().map(|&x| x as f32).collect();
+        let float = ck.embed_ids(&ids[..n]);
+        let c = cos(&q, &float);
+        assert!(c >= 0.99, "{text:?}: cosine {c} to the float model");
+        apart = apart.min(cos(&float, &without.embed_ids(&ids[..n])));
+    }
+    assert!(apart < 0.98, "the head changes no vector by much ({apart})");
+}
+
+#[test]
+fn a_head_without_its_grid_or_tensors_is_refused_naming_the_file() {
+    use pith_tools::quant::static_model::StaticCheckpoint;
+    let dir = tempfile::tempdir().unwrap();
+    head_checkpoint(dir.path(), serde_json::json!({"head_z_max": null}));
+    let e = StaticCheckpoint::load(dir.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("config.json") && e.contains("head_z_max"), "{e}");
+    head_checkpoint(
+        dir.path(),
+        serde_json::json!({"head_z_max": 2.0, "head": 8}),
+    );
+    let e = format!("{:#}", StaticCheckpoint::load(dir.path()).err().unwrap());
+    assert!(
+        e.contains("embeddings.safetensors") && e.contains("head.up.weight"),
+        "{e}"
+    );
+}

@@ -15,6 +15,11 @@ recipe.json holds every setting, tools/src/distill/recipe.rs declares them). Ste
    within-group entries count again, part made of single words as one-word texts (the training
    texts' most frequent words, whole even where the vocabulary splits them, with the teacher's
    vectors), and a weak pull towards the step-1 table. Gradients are written out by hand (no autograd needed for a bag of rows).
+3. With ``head`` > 0 in the recipe, the same loss trains a head with the table: the pooled
+   vector, divided by its largest |value| as the device's int8 pooling does, goes through
+   ``x + W2 relu(W1 x + b1)`` (``head`` hidden units), so the words of a sentence act on each
+   other once. Its ReLU inputs' 99.99th percentile over training texts sets the int8 grid
+   ``pith quantize`` gives them (``head_z_max`` in config.json).
 
 (The ridge fit of pooled texts to the teacher that tools/train/distill_static.py runs before its
 cosine tuning -- model2vec's tokenlearn, solved exactly -- lowered the dev check here, 58.6 ->
@@ -22,7 +27,10 @@ cosine tuning -- model2vec's tokenlearn, solved exactly -- lowered the dev check
 words and the 373,643-text Debian corpus of models/tier-m.md it ended at 84.68 against 85.22
 without it (SICK dev 68.52 against 68.76), so it is not a step.)
 
-Writes OUT/embeddings.safetensors (fp16 ``[vocab, dim]``) and OUT/training.json (the dev
+Writes OUT/embeddings.safetensors (fp16 ``[vocab, dim]``; with a head also fp32
+``head.up.weight`` ``[head, dim]``, ``head.up.bias`` ``[head]`` and ``head.down.weight``
+``[dim, head]``), adds ``head`` and ``head_z_max`` to OUT/config.json, and writes
+OUT/training.json (the dev
 check's history: Spearman of the student's cosines against the teacher's on consecutive
 held-out SNLI lines). Deterministic for a seed with one BLAS thread (the caller sets it).
 """
@@ -67,11 +75,17 @@ def unit(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def pooled(table, seqs):
-    """Unit mean-pooled vectors (sums: the scale does not matter to a cosine)."""
+def pooled(table, seqs, head=None):
+    """Unit mean-pooled vectors (sums: the scale does not matter to a cosine), through the head
+    when there is one (its input scaled to a largest |value| of 1, as the device's pooling)."""
     flat = np.concatenate(seqs)
     starts = np.cumsum([0] + [len(s) for s in seqs[:-1]])
-    return unit(np.add.reduceat(table[flat], starts, axis=0))
+    x = np.add.reduceat(table[flat], starts, axis=0)
+    if head is not None:
+        x = x / np.maximum(np.abs(x).max(1, keepdims=True), 1e-12)
+        w1, b1, w2 = head
+        x = x + np.maximum(x @ w1 + b1, 0) @ w2
+    return unit(x)
 
 
 def read_variants(work, spec, train, t_train):
@@ -138,6 +152,77 @@ def neighbour_groups(t, r, rng):
     return np.array(groups, dtype=np.int64).reshape(-1, r["group_size"])
 
 
+def batch_grads(a, w, head, t, gid):
+    """The loss of one batch and its gradients (written out: a bag of rows needs no autograd).
+
+    ``a``: texts x vocabulary token counts; ``w``: the table; ``head``: [W1, b1, W2] or None;
+    ``t``: the teacher's unit vectors; ``gid``: each text's group (-1: none). The loss is
+    ``10 mean(d^2) + 10 mean over same-group pairs of d^2``, ``d`` the batch's cosine matrix
+    minus the teacher's. Returns (mean d^2, same-group mean d^2, loss, d loss / d w, the head's
+    gradients)."""
+    b = a.shape[0]
+    s = a @ w
+    if head is not None:
+        rows_b = np.arange(b)
+        am = np.abs(s).argmax(1)
+        mx = np.maximum(np.abs(s[rows_b, am]), 1e-12)[:, None]
+        x = s / mx
+        z = x @ head[0] + head[1]
+        hh = np.maximum(z, 0)
+        y = x + hh @ head[2]
+    else:
+        y = s
+    n = np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+    e = y / n
+    d = e @ e.T - t @ t.T
+    same = (gid[:, None] == gid[None, :]) & (gid[:, None] >= 0)
+    np.fill_diagonal(same, False)
+    n_same = max(1, int(same.sum()))
+    rel = float((d * d).mean())
+    grp = float((d * d)[same].sum() / n_same)
+    g = (20.0 / (b * b)) * d + (20.0 / n_same) * same * d
+    de = 2.0 * g @ e
+    ds = (de - e * (de * e).sum(1, keepdims=True)) / n
+    head_grads = []
+    if head is not None:
+        dy = ds
+        dh = (dy @ head[2].T) * (z > 0)
+        head_grads = [x.T @ dh, dh.sum(0), hh.T @ dy]
+        dx = dy + dh @ head[0].T
+        # Through x = s / |s[am]|: the largest entry's scale carries the rest's gradient too.
+        ds = dx / mx
+        ds[rows_b, am] -= (dx * x).sum(1) / mx[:, 0] * np.sign(s[rows_b, am])
+    return rel, grp, 10.0 * rel + 10.0 * grp, a.T @ ds, head_grads
+
+
+def check_gradients():
+    """Compares batch_grads with central differences on a small random batch, table and head;
+    prints the worst relative error and fails above 1e-4."""
+    rng = np.random.default_rng(0)
+    b, v, dim, f = 12, 30, 8, 10
+    a = rng.integers(0, 3, size=(b, v)).astype(np.float64)
+    w = rng.standard_normal((v, dim))
+    head = [rng.standard_normal((dim, f)), rng.standard_normal(f) * 0.3, rng.standard_normal((f, dim)) * 0.5]
+    t = unit(rng.standard_normal((b, dim)))
+    gid = np.array([0, 0, 0, 1, 1, -1, -1, 2, 2, 2, -1, -1])
+    _, _, _, gw, hg = batch_grads(a, w, head, t, gid)
+    worst = 0.0
+    for p, g in [(w, gw)] + list(zip(head, hg)):
+        flat, gflat = p.reshape(-1), g.reshape(-1)
+        for i in rng.choice(flat.size, size=min(flat.size, 25), replace=False):
+            old, eps = flat[i], 1e-6
+            flat[i] = old + eps
+            up = batch_grads(a, w, head, t, gid)[2]
+            flat[i] = old - eps
+            down = batch_grads(a, w, head, t, gid)[2]
+            flat[i] = old
+            num = (up - down) / (2 * eps)
+            worst = max(worst, abs(num - gflat[i]) / max(1e-6, abs(num) + abs(gflat[i])))
+    print(f"static_student gradients: worst relative error {worst:.2e}")
+    if worst > 1e-4:
+        raise SystemExit("gradients disagree with central differences")
+
+
 def die_with_parent():
     """On Linux, have the kernel send this trainer SIGTERM when `pith distill` (its parent) ends,
     however it ends: a killed `pith distill` must not leave a trainer writing into its work folder
@@ -189,12 +274,12 @@ def main():
     var_groups, close, train, t_train = read_variants(args.work, spec, train, t_train)
     words = read_words(args.work, spec)
 
-    def check(table):
-        e = pooled(table, dev)
+    def check(table, head=None):
+        e = pooled(table, dev, head)
         out = {"dev_agreement": 100 * spearman((e[:-1] * e[1:]).sum(1), t_cos)}
         if close is not None:
             seqs, pos, t_close = close
-            ec = pooled(table, seqs)
+            ec = pooled(table, seqs, head)
             out["close_agreement"] = 100 * spearman((ec[pos[:, 0]] * ec[pos[:, 1]]).sum(1), t_close)
         return out
 
@@ -244,6 +329,17 @@ def main():
     pull_scale = 2.0 * r["pull"] / (v * rms * rms * dim)
     lens = np.array([len(s) for s in train])
     running = []
+    # 3. The head (none when the recipe's ``head`` is 0): W2 starts at zero, so training starts
+    # from the bag of tokens; its own generator leaves the batch draws as without a head.
+    n_head = int(r.get("head", 0))
+    head, head_adam = None, []
+    if n_head:
+        hrng = np.random.default_rng(r["seed"] + 1)
+        x_rms = 0.3  # typical |value| of a pooled vector scaled to a largest |value| of 1
+        head = [(hrng.standard_normal((dim, n_head)) / (np.sqrt(dim) * x_rms)).astype(np.float32),
+                np.zeros(n_head, np.float32), np.zeros((n_head, dim), np.float32)]
+        head_lr = [0.01 / (np.sqrt(dim) * x_rms), 0.01, 0.01 * x_rms / np.sqrt(n_head)]
+        head_adam = [(np.zeros_like(p), np.zeros_like(p)) for p in head]
     for step in range(1, r["steps"] + 1):
         g_idx, g_ids = draw_groups()
         idx = np.concatenate([g_idx, rng.integers(n_train, size=r["batch"] - n_words - len(g_idx))])
@@ -252,43 +348,61 @@ def main():
         b = r["batch"]
         # The batch as a dense count matrix (texts x vocabulary): pooling and its gradient are
         # then two matrix products, far faster than scattering rows one by one. Texts first, then
-        # single tokens as one-token texts.
+        # the one-word texts.
         flat = np.concatenate([train[i] for i in idx] + [one_seqs[i] for i in ones])
         rows = np.repeat(np.arange(b), np.concatenate([lens[idx], one_lens[ones]]))
         a = np.bincount(rows * v + flat, minlength=b * v).reshape(b, v).astype(np.float32)
-        s = a @ w
-        n = np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)
-        e = s / n
         t = np.concatenate([t_train[idx], t_one[ones]])
-        d = e @ e.T - t @ t.T
-        same = (gid[:, None] == gid[None, :]) & (gid[:, None] >= 0)
-        np.fill_diagonal(same, False)
-        n_same = max(1, int(same.sum()))
-        rel = float((d * d).mean())
-        grp = float((d * d)[same].sum() / n_same)
-        g = (20.0 / (b * b)) * d + (20.0 / n_same) * same * d
-        de = 2.0 * g @ e
-        ds = (de - e * (de * e).sum(1, keepdims=True)) / n
-        grad = a.T @ ds + pull_scale * (w - w0)
+        rel, grp, _, gw, head_grads = batch_grads(a, w, head, t, gid)
+        for i, g_ in enumerate(head_grads):
+            m1, m2 = head_adam[i]
+            head_adam[i] = (b1 * m1 + (1 - b1) * g_, b2 * m2 + (1 - b2) * g_ * g_)
+        grad = gw + pull_scale * (w - w0)
         grad[zero] = 0.0
         m = b1 * m + (1 - b1) * grad
         s2 = b2 * s2 + (1 - b2) * grad * grad
         sched = min(1.0, step / 100) * max(0.0, 1 - (step - 1) / r["steps"])
         w -= (lr * sched / (1 - b1 ** step)) * m / (np.sqrt(s2 / (1 - b2 ** step)) + eps)
+        for p, (m1, m2), plr in zip(head or [], head_adam, head_lr if head else []):
+            p -= (plr * sched / (1 - b1 ** step)) * m1 / (np.sqrt(m2 / (1 - b2 ** step)) + eps)
         w[zero] = 0.0
         running.append((rel, grp))
         if step % r["check_every"] == 0 or step == r["steps"]:
             mean = np.mean(running, 0)
             running = []
-            history.append({"stage": "adam", "step": step, **check(w),
+            history.append({"stage": "adam", "step": step, **check(w, head),
                             "rel_loss": float(mean[0]), "group_loss": float(mean[1])})
             log(history[-1])
 
     from safetensors.numpy import save_file
 
     os.makedirs(args.out, exist_ok=True)
+    tensors = {"embeddings": w.astype(np.float16)}
+    if head is not None:
+        # The device's int8 grid for the ReLU inputs: their 99.99th percentile over (up to)
+        # 20,000 training texts, pooled with the table as stored (fp16).
+        w16 = w.astype(np.float16).astype(np.float32)
+        sample = train[:min(n_train, 20000)]
+        flat = np.concatenate(sample)
+        starts = np.cumsum([0] + [len(q) for q in sample[:-1]])
+        xs = np.add.reduceat(w16[flat], starts, axis=0)
+        xs = xs / np.maximum(np.abs(xs).max(1, keepdims=True), 1e-12)
+        zs = xs @ head[0] + head[1]
+        z_max = float(np.percentile(zs[zs > 0], 99.99)) if (zs > 0).any() else 1.0
+        tensors.update({"head.up.weight": np.ascontiguousarray(head[0].T),
+                        "head.up.bias": head[1],
+                        "head.down.weight": np.ascontiguousarray(head[2].T)})
+        cfg_path = os.path.join(args.out, "config.json")
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        cfg.update({"head": n_head, "head_z_max": z_max})
+        tmp = os.path.join(args.out, ".config.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(cfg, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, cfg_path)
     tmp = os.path.join(args.out, ".embeddings.safetensors.tmp")
-    save_file({"embeddings": w.astype(np.float16)}, tmp)
+    save_file(tensors, tmp)
     os.replace(tmp, os.path.join(args.out, "embeddings.safetensors"))
     record = {"history": history, "neighbour_groups": int(len(groups)), "variant_groups": len(var_groups), "numpy": np.__version__,
               "python": sys.version.split()[0], "seconds": round(time.time() - started, 1)}
@@ -301,4 +415,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--check"]:
+        check_gradients()
+    else:
+        main()

@@ -21,6 +21,7 @@ use sections::{EmbedView, LayerView};
 use static_model::StaticView;
 
 pub use reasoner::{Reasoner, TRUST_ONE};
+pub use static_model::HEAD_RESIDUAL_SHIFT;
 
 /// The network-specific sections, resolved once at load: embedding never looks a section up again,
 /// so it cannot fail on the package after [`Model::new`].
@@ -87,7 +88,7 @@ impl<'a> Model<'a> {
                 }
                 Net::Bert(embed, layers)
             }
-            Arch::Static => Net::Static(StaticView::resolve(&package, vocab, hidden)?),
+            Arch::Static => Net::Static(StaticView::resolve(&package, vocab, hidden, ffn)?),
             Arch::Reasoner => return Err(Error::PackageWrongKind),
         };
         #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -134,7 +135,8 @@ impl<'a> Model<'a> {
         let m = &self.header().model;
         let (t, h) = (max_tokens, m.hidden as usize);
         if let Net::Static(_) = self.net {
-            return t + static_model::scratch_words(h); // ids + one i32 accumulator row
+            // ids, one i32 accumulator row and the head's activations
+            return t + static_model::scratch_words(h, m.ffn as usize);
         }
         t + Scratch::words(self.dims(t)) // ids, then the layers' scratch
     }
@@ -269,6 +271,12 @@ impl<'a> Model<'a> {
             Net::Static(sv) => {
                 static_model::embed(ids, sv, arena, out);
                 obs.stage(0, Stage::Embed);
+                if sv.has_head() {
+                    static_model::head_up(sv, arena, out);
+                    obs.stage(0, Stage::FfnUp);
+                    static_model::head_down(sv, arena, out);
+                    obs.stage(0, Stage::FfnDown);
+                }
                 return Ok(());
             }
         };
@@ -289,13 +297,17 @@ impl<'a> Model<'a> {
     /// Multiply-accumulates per stage (indexed by `Stage as usize`) of one embedding of `tokens`
     /// tokens: the denominators of instructions (or time) per MAC. Attention counts its scores
     /// and its context; a 16-bit FFN's down projection counts its MACs once (one product over
-    /// the 16-bit activations, however many passes a kernel makes). A static model has none.
+    /// the 16-bit activations, however many passes a kernel makes). A static model counts its head (none without one).
     pub fn stage_macs(&self, tokens: usize) -> [u64; Stage::ALL.len()] {
         let mut macs = [0u64; Stage::ALL.len()];
+        let m = &self.header().model;
         let Net::Bert(_, layers) = &self.net else {
+            // A static model's head: one row through its two linears.
+            let (h, f) = (m.hidden as u64, m.ffn as u64);
+            macs[Stage::FfnUp as usize] = h * f;
+            macs[Stage::FfnDown as usize] = f * h;
             return macs;
         };
-        let m = &self.header().model;
         let (t, h, f) = (tokens as u64, m.hidden as u64, m.ffn as u64);
         for _ in layers {
             for s in [Stage::Q, Stage::K, Stage::V, Stage::O] {

@@ -1,8 +1,8 @@
 //! `pith distill`: a microcontroller-sized student of any BERT-family sentence-transformers
 //! teacher, in one command.
 //!
-//! Tier S is a static model (one int8 vector per WordPiece token, mean-pooled; a package of at
-//! most 512 KiB that runs on a Cortex-M0+). Tier M is a small BERT (4 layers × 128 by default, a
+//! Tier S is a static model (one 4-bit or int8 vector per WordPiece token, mean-pooled, then a
+//! small head on the pooled vector; a package of at most 512 KiB that runs on a Cortex-M0+). Tier M is a small BERT (4 layers × 128 by default, a
 //! package of at most 2 MB) initialised from the teacher's layers ([`tier_m`]); its training
 //! takes hours on two cores, saves its state as it goes, and the same command resumes it. The
 //! command runs the recipe of [`recipe`] in order:
@@ -86,10 +86,10 @@ impl Plan {
         }
     }
 
-    /// Package bytes that are not the vocabulary (a transformer's layers).
+    /// Package bytes that are not the vocabulary (a transformer's layers, a static head).
     fn fixed_bytes(&self) -> usize {
         match self {
-            Plan::S(_) => 0,
+            Plan::S(r) => r.head_bytes(),
             Plan::M(r) => r.fixed_bytes(),
         }
     }
@@ -127,7 +127,12 @@ pub struct Options {
     /// vocabulary in the same budget).
     #[arg(long, value_parser = crate::args::value_bits)]
     pub bits: Option<u8>,
-    /// Optimizer steps (default: 10,000 for Tier S, 30,000 for Tier M).
+    /// Tier S: hidden units of the head on the pooled vector (default 256; 0: none, a bag of
+    /// tokens alone). It costs 2 x dim x head multiply-accumulates a sentence and its bytes come
+    /// out of the vocabulary's budget.
+    #[arg(long)]
+    pub head: Option<usize>,
+    /// Optimizer steps (default: 20,000 for Tier S, 30,000 for Tier M).
     #[arg(long, value_parser = crate::args::count)]
     pub steps: Option<usize>,
     /// Tier M: layers, taken evenly spaced from the teacher's (default 4).
@@ -201,12 +206,18 @@ pub fn run(o: Options) -> Result<Outputs> {
                     && o.save_every.is_none(),
                 "--layers, --heads, --ffn and --save-every shape Tier M; Tier S is a token table"
             );
+            ensure!(
+                o.head.unwrap_or(0) <= 4096,
+                "--head {}: at most 4096 hidden units",
+                o.head.unwrap_or(0)
+            );
             Plan::S(StaticRecipe::new(&o))
         }
         Tier::M => {
             ensure!(
-                o.bits.is_none(),
-                "--bits sets Tier S's token table; Tier M's rows are int8"
+                o.bits.is_none() && o.head.is_none(),
+                "--bits and --head shape Tier S's static model; Tier M's rows are int8 and its \
+                 layers are set by --layers, --heads and --ffn"
             );
             let r = TransformerRecipe::new(&o);
             tier_m::check_shape(&teacher, &r)?;
@@ -380,15 +391,29 @@ pub fn run(o: Options) -> Result<Outputs> {
             serde_json::to_value(r)?,
             "static (Tier S)",
             format!(
-                "One {} vector per WordPiece token, mean-pooled: no attention, no matmuls, so it \
-                 runs on any Cortex-M (the runtime builds for `thumbv6m-none-eabi`).",
-                if r.bits == 4 { "4-bit" } else { "int8" }
+                "One {} vector per WordPiece token, mean-pooled{}: no attention, so it runs on \
+                 any Cortex-M (the runtime builds for `thumbv6m-none-eabi`).",
+                if r.bits == 4 { "4-bit" } else { "int8" },
+                match r.head {
+                    0 => String::new(),
+                    f => format!(
+                        ", then a head of two int8 linears ({} → {f} → {}, ReLU, added to the \
+                         pooled vector; {} multiply-accumulates a sentence)",
+                        r.dim,
+                        r.dim,
+                        2 * r.dim * f
+                    ),
+                }
             ),
             format!(
-                "{tokens} tokens × {} dims = {} parameters at {} bits",
+                "{tokens} tokens × {} dims = {} parameters at {} bits{}",
                 r.dim,
                 tokens * r.dim,
-                r.bits
+                r.bits,
+                match r.head {
+                    0 => String::new(),
+                    f => format!(", head {} parameters at int8", 2 * r.dim * f + f),
+                }
             ),
             "after the PCA",
             static_method(r, budget, tokens, wordnet),
@@ -457,8 +482,9 @@ fn static_method(r: &StaticRecipe, budget: usize, tokens: usize, wordnet: bool) 
          neighbours from its {} nearest by the teacher, near copies above {} skipped), half \
          groups of a text and its edited variants ({} training texts with {} variants each: \
          {}); {} % \
-         single kept tokens as one-token texts; pulled ({}) towards the PCA table.\n\
-         5. `pith quantize`: {}, one pooling scale.\n",
+         one-word texts (the training texts' {} most frequent words); pulled ({}) towards the PCA \
+         table.{}\n\
+         5. `pith quantize`: {}, one pooling scale{}.\n",
         r.dim,
         r.steps,
         r.batch,
@@ -472,12 +498,26 @@ fn static_method(r: &StaticRecipe, budget: usize, tokens: usize, wordnet: bool) 
         r.variants_per_text,
         variants::operations(wordnet),
         r.token_share * 100.0,
+        r.words,
         r.pull,
+        match r.head {
+            0 => String::new(),
+            f => format!(
+                " The head ({f} ReLU units on the pooled vector scaled to a largest |value| of 1, \
+                 added back to it; its last layer starts at zero, so training starts from the \
+                 bag of tokens) learns with the table from the same loss."
+            ),
+        },
         if r.bits == 4 {
             "4-bit rows (−7..7), symmetric per row, each row's clipping chosen for the least \
              squared error"
         } else {
             "int8 rows, symmetric per row"
+        },
+        match r.head {
+            0 => "",
+            _ => "; the head's linears int8 per channel, its ReLU inputs on an int8 grid up to \
+                  their 99.99th percentile over the training texts",
         }
     )
 }

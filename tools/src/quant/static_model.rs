@@ -6,16 +6,23 @@
 //! `embeddings`, fp16 or fp32 `[vocab, dim]`, token weights already folded in). `config.json`'s
 //! `bits` (8 when absent, or 4) sets the package's table: int8 rows (`StaticEmb`) or 4-bit rows
 //! (`StaticEmb4`, half the bytes, so twice the vocabulary in the same flash).
+//!
+//! A head (`config.json` `head` > 0, with `head_z_max`; tensors `head.up.weight` `[head, dim]`,
+//! `head.up.bias` `[head]`, `head.down.weight` `[dim, head]`): `y = x + W2 relu(W1 x + b1)` on
+//! the pooled vector scaled to a largest |value| of 1, written as layer 0's FFN sections with a
+//! ReLU table in `GeluTable` (the runtime's `static_model` module).
 
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
 use serde_json::Value;
 
-use super::build::quantize_rows;
-use super::lower::multiplier;
+use super::build::{qlinear, quantize_rows};
+use super::lower::{add_linear, multiplier};
+use pith_runtime::engine::HEAD_RESIDUAL_SHIFT;
 use pith_runtime::format::int4::I4_MAX;
+use pith_runtime::format::layout::{DOWN, GELU_LEN, UP};
 use pith_runtime::format::{
     Arch, DType, Header, ModelConfig, PackageWriter, Pooling, SectionKind as K, TokenizerConfig,
 };
@@ -36,6 +43,59 @@ pub struct StaticCheckpoint {
     pub tokenizer: TokenizerConfig,
     /// Bits a table value takes in the package: 8 or 4.
     pub bits: u32,
+    /// The head on the pooled vector, if the checkpoint has one.
+    pub head: Option<StaticHead>,
+}
+
+/// A static model's head: `y = x + down · relu(up · x + up_bias)`, `x` scaled to a largest
+/// |value| of 1.
+pub struct StaticHead {
+    /// `[head, dim]`.
+    pub up: Array2<f32>,
+    /// `[head]`.
+    pub up_bias: Array1<f32>,
+    /// `[dim, head]`.
+    pub down: Array2<f32>,
+    /// The largest ReLU input the int8 grid covers (config.json `head_z_max`).
+    pub z_max: f32,
+}
+
+impl StaticHead {
+    /// `x` (scaled to a largest |value| of 1) through the head.
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let x = Array1::from_vec(x.to_vec());
+        let z = self.up.dot(&x) + &self.up_bias;
+        // The device's int8 grid stops at z_max.
+        let h = z.mapv(|v| v.clamp(0.0, self.z_max));
+        (&x + &self.down.dot(&h)).to_vec()
+    }
+}
+
+/// Reads `name` from `st` as an fp32 array of `shape`, or says which file lacks it.
+fn head_tensor(
+    st: &safetensors::SafeTensors<'_>,
+    name: &str,
+    shape: &[usize],
+    file: &Path,
+) -> Result<Vec<f32>> {
+    let view = st
+        .tensor(name)
+        .with_context(|| format!("{}: config.json has a head but no `{name}`", file.display()))?;
+    ensure!(
+        view.shape() == shape,
+        "{}: `{name}` has shape {:?}, expected {shape:?}",
+        file.display(),
+        view.shape()
+    );
+    let Some(data) = crate::checkpoint::tensor_f32(&view) else {
+        bail!("{}: `{name}` is not F16, BF16 or F32", file.display());
+    };
+    ensure!(
+        data.iter().all(|v| v.is_finite()),
+        "{}: `{name}` has non-finite values",
+        file.display()
+    );
+    Ok(data)
 }
 
 /// Whether `dir/config.json` declares a static model.
@@ -104,6 +164,31 @@ impl StaticCheckpoint {
                 ),
             },
         };
+        let config = dir.join("config.json");
+        let head = match cfg.get("head").map(|h| (h.as_u64(), cfg.get("head_z_max"))) {
+            None | Some((Some(0), _)) => None,
+            Some((Some(f), Some(z))) => {
+                let f = f as usize;
+                let z_max = z
+                    .as_f64()
+                    .filter(|z| z.is_finite() && *z > 0.0)
+                    .with_context(|| {
+                        format!("{}: head_z_max must be a positive number", config.display())
+                    })? as f32;
+                let file = dir.join("embeddings.safetensors");
+                let up = head_tensor(&st, "head.up.weight", &[f, dim], &file)?;
+                let up_bias = head_tensor(&st, "head.up.bias", &[f], &file)?;
+                let down = head_tensor(&st, "head.down.weight", &[dim, f], &file)?;
+                Some(StaticHead {
+                    up: Array2::from_shape_vec((f, dim), up)?,
+                    up_bias: Array1::from_vec(up_bias),
+                    down: Array2::from_shape_vec((dim, f), down)?,
+                    z_max,
+                })
+            }
+            Some((None, _)) => bail!("{}: head must be a whole number", config.display()),
+            Some((Some(_), None)) => bail!("{}: a head needs head_z_max", config.display()),
+        };
 
         let t = cfg.get("tokenizer").cloned().unwrap_or(Value::Null);
         let flag = |k: &str, d: bool| t.get(k).and_then(Value::as_bool).unwrap_or(d);
@@ -142,10 +227,12 @@ impl StaticCheckpoint {
             vocab,
             tokenizer,
             bits,
+            head,
         })
     }
 
-    /// The float reference: mean of the rows of `ids` (un-normalized; cosine ignores the scale).
+    /// The float reference: mean of the rows of `ids` (un-normalized; cosine ignores the scale),
+    /// through the head when there is one.
     pub fn embed_ids(&self, ids: &[u32]) -> Vec<f32> {
         let dim = self.table.ncols();
         let mut out = vec![0f32; dim];
@@ -154,7 +241,16 @@ impl StaticCheckpoint {
                 *o += v;
             }
         }
-        out
+        match &self.head {
+            None => out,
+            Some(h) => {
+                let m = out.iter().fold(0f32, |m, v| m.max(v.abs()));
+                if m == 0.0 {
+                    return out;
+                }
+                h.apply(&out.iter().map(|v| v / m).collect::<Vec<_>>())
+            }
+        }
     }
 }
 
@@ -196,7 +292,7 @@ pub fn write_package(ck: &StaticCheckpoint, name: &str) -> Result<Vec<u8>> {
             hidden: dim as u32,
             layers: 0,
             heads: 0,
-            ffn: 0,
+            ffn: ck.head.as_ref().map_or(0, |h| h.up.nrows() as u32),
             max_positions: ck.tokenizer.max_len,
             pooling: Pooling::Mean,
             normalize: true,
@@ -213,7 +309,27 @@ pub fn write_package(ck: &StaticCheckpoint, name: &str) -> Result<Vec<u8>> {
         _ => w.add_i8(K::StaticEmb, 0, vocab, dim, &q),
     }
     w.add_i32(K::StaticEmbRq, 0, vocab, 2, &rq);
+    if let Some(h) = &ck.head {
+        add_head(&mut w, h);
+    }
     Ok(w.finish())
+}
+
+/// Writes the head as layer 0's FFN sections. Up reads the pooled int8 vector (127 a unit) and
+/// writes the ReLU input on the grid of `z_max / 127`; the activation table is the ReLU on that
+/// grid; down adds into the pooled vector's residual, `127 * 2^HEAD_RESIDUAL_SHIFT` a unit.
+fn add_head(w: &mut PackageWriter, h: &StaticHead) {
+    let (f, dim) = h.up.dim();
+    let z_scale = h.z_max / 127.0;
+    let up = qlinear(&h.up, &h.up_bias, &vec![1.0; dim], None);
+    add_linear(w, 0, UP, &up, Some(z_scale), None);
+    let relu: Vec<i8> = (0..GELU_LEN as i32)
+        .map(|i| (i - 128).max(0) as i8)
+        .collect();
+    w.add_i8(K::GeluTable, 0, 1, GELU_LEN, &relu);
+    let down = qlinear(&h.down, &Array1::zeros(dim), &vec![h.z_max; f], None);
+    let residual_unit = 1.0 / (127.0 * (1u32 << HEAD_RESIDUAL_SHIFT) as f32);
+    add_linear(w, 0, DOWN, &down, Some(residual_unit), None);
 }
 
 /// Clipping ratios tried for each 4-bit row: the one with the least squared error wins (with 15
