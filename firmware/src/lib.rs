@@ -104,7 +104,12 @@ pub fn serve<P: Read + Write>(port: &mut P, clock: SysTickClock) -> ! {
     // The console (the model, the service and the line and frame buffers: kilobytes) is built
     // in one expression and completed through `&mut`: by-value builder steps each left a copy in
     // this frame, which never returns (10 KB more stack when the bank branch folded away).
-    let mut console = Console::new(Service::new(model.as_ref().map_err(|e| *e), arena, info, clock));
+    let mut console = Console::new(Service::new(
+        model.as_ref().map_err(|e| *e),
+        arena,
+        info,
+        clock,
+    ));
     if let Some(b) = bank {
         console.service_mut().attach_bank(b);
     }
