@@ -75,14 +75,20 @@ def unit(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def pooled(table, seqs, head=None):
-    """Unit mean-pooled vectors (sums: the scale does not matter to a cosine), through the head
-    when there is one (its input scaled to a largest |value| of 1, as the device's pooling)."""
+def summed(table, seqs, scaled=False):
+    """Each text's sum of rows; ``scaled``: divided by its largest |value|, the head's input
+    (what the device's int8 pooling gives, up to its 127)."""
     flat = np.concatenate(seqs)
     starts = np.cumsum([0] + [len(s) for s in seqs[:-1]])
     x = np.add.reduceat(table[flat], starts, axis=0)
+    return x / np.maximum(np.abs(x).max(1, keepdims=True), 1e-12) if scaled else x
+
+
+def pooled(table, seqs, head=None):
+    """Unit mean-pooled vectors (sums: the scale does not matter to a cosine), through the head
+    when there is one."""
+    x = summed(table, seqs, scaled=head is not None)
     if head is not None:
-        x = x / np.maximum(np.abs(x).max(1, keepdims=True), 1e-12)
         w1, b1, w2 = head
         x = x + np.maximum(x @ w1 + b1, 0) @ w2
     return unit(x)
@@ -382,12 +388,7 @@ def main():
         # The device's int8 grid for the ReLU inputs: their 99.99th percentile over (up to)
         # 20,000 training texts, pooled with the table as stored (fp16).
         w16 = w.astype(np.float16).astype(np.float32)
-        sample = train[:min(n_train, 20000)]
-        flat = np.concatenate(sample)
-        starts = np.cumsum([0] + [len(q) for q in sample[:-1]])
-        xs = np.add.reduceat(w16[flat], starts, axis=0)
-        xs = xs / np.maximum(np.abs(xs).max(1, keepdims=True), 1e-12)
-        zs = xs @ head[0] + head[1]
+        zs = summed(w16, train[:min(n_train, 20000)], scaled=True) @ head[0] + head[1]
         z_max = float(np.percentile(zs[zs > 0], 99.99)) if (zs > 0).any() else 1.0
         tensors.update({"head.up.weight": np.ascontiguousarray(head[0].T),
                         "head.up.bias": head[1],
