@@ -349,3 +349,20 @@ fn a_head_without_its_grid_or_tensors_is_refused_naming_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn a_checkpoint_without_its_table_is_refused_naming_the_file() {
+    use pith_tools::quant::static_model::StaticCheckpoint;
+    let dir = tempfile::tempdir().unwrap();
+    head_checkpoint(dir.path(), serde_json::json!({}));
+    let tb = vec![0u8; 4 * 16];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4, 4], &tb).unwrap();
+    let st = safetensors::serialize([("table", view)], None).unwrap();
+    std::fs::write(dir.path().join("embeddings.safetensors"), st).unwrap();
+    let e = format!("{:#}", StaticCheckpoint::load(dir.path()).err().unwrap());
+    assert!(
+        e.contains("embeddings.safetensors") && e.contains("no `embeddings`"),
+        "{e}"
+    );
+}

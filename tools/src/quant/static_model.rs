@@ -71,28 +71,44 @@ impl StaticHead {
     }
 }
 
-/// Reads `name` from `st` as an fp32 array of `shape`, or says which file lacks it.
+/// Reads `name` from `st` (the contents of `file`) as fp32 values with its shape, or says what
+/// is wrong with it, naming the file: absent (`why` says why it must be there), not a float type,
+/// or not finite.
+fn f32_tensor(
+    st: &safetensors::SafeTensors<'_>,
+    name: &str,
+    file: &Path,
+    why: &str,
+) -> Result<(Vec<usize>, Vec<f32>)> {
+    let view = st
+        .tensor(name)
+        .with_context(|| format!("{}: no `{name}` ({why})", file.display()))?;
+    let Some(data) = crate::checkpoint::tensor_f32(&view) else {
+        bail!(
+            "{}: `{name}` is {:?}, not F16, BF16 or F32",
+            file.display(),
+            view.dtype()
+        );
+    };
+    ensure!(
+        data.iter().all(|v| v.is_finite()),
+        "{}: `{name}` has non-finite values",
+        file.display()
+    );
+    Ok((view.shape().to_vec(), data))
+}
+
+/// A head tensor: `name` from `st`, of exactly `shape`.
 fn head_tensor(
     st: &safetensors::SafeTensors<'_>,
     name: &str,
     shape: &[usize],
     file: &Path,
 ) -> Result<Vec<f32>> {
-    let view = st
-        .tensor(name)
-        .with_context(|| format!("{}: config.json has a head but no `{name}`", file.display()))?;
+    let (got, data) = f32_tensor(st, name, file, "config.json declares a head")?;
     ensure!(
-        view.shape() == shape,
-        "{}: `{name}` has shape {:?}, expected {shape:?}",
-        file.display(),
-        view.shape()
-    );
-    let Some(data) = crate::checkpoint::tensor_f32(&view) else {
-        bail!("{}: `{name}` is not F16, BF16 or F32", file.display());
-    };
-    ensure!(
-        data.iter().all(|v| v.is_finite()),
-        "{}: `{name}` has non-finite values",
+        got == shape,
+        "{}: `{name}` has shape {got:?}, expected {shape:?}",
         file.display()
     );
     Ok(data)
@@ -117,26 +133,17 @@ impl StaticCheckpoint {
             "config.json: arch is not \"static\""
         );
         let vocab = crate::checkpoint::read_vocab_txt(&dir.join("vocab.txt"))?;
-        let bytes = crate::input::bytes(&dir.join("embeddings.safetensors"))?;
+        let file = dir.join("embeddings.safetensors");
+        let bytes = crate::input::bytes(&file)?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
-            .context("parsing embeddings.safetensors")?;
-        let view = st
-            .tensor("embeddings")
-            .context("embeddings.safetensors lacks `embeddings`")?;
-        let (rows, dim) = match view.shape() {
-            [r, c] => (*r, *c),
-            s => bail!("embeddings has shape {s:?}, expected [vocab, dim]"),
-        };
-        let Some(data) = crate::checkpoint::tensor_f32(&view) else {
+            .with_context(|| format!("parsing {}", file.display()))?;
+        let (shape, data) = f32_tensor(&st, "embeddings", &file, "the token table")?;
+        let [rows, dim] = shape[..] else {
             bail!(
-                "embeddings dtype {:?} (expected F16, BF16 or F32)",
-                view.dtype()
+                "{}: `embeddings` has shape {shape:?}, expected [vocab, dim]",
+                file.display()
             );
         };
-        ensure!(
-            data.iter().all(|v| v.is_finite()),
-            "embeddings contain non-finite values"
-        );
         ensure!(
             rows == vocab.len(),
             "embeddings have {rows} rows, vocab.txt has {} tokens",
@@ -175,7 +182,6 @@ impl StaticCheckpoint {
                     .with_context(|| {
                         format!("{}: head_z_max must be a positive number", config.display())
                     })? as f32;
-                let file = dir.join("embeddings.safetensors");
                 let up = head_tensor(&st, "head.up.weight", &[f, dim], &file)?;
                 let up_bias = head_tensor(&st, "head.up.bias", &[f], &file)?;
                 let down = head_tensor(&st, "head.down.weight", &[dim, f], &file)?;
