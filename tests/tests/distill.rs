@@ -157,6 +157,33 @@ fn tier_s_of_a_tiny_random_teacher_loads_embeds_and_redistills_byte_for_byte() {
     ok(distill(&ck, &corpus, &b, &["--seed", "2"]));
     let other = std::fs::read(b.join("tiny-s.pith")).unwrap();
     assert!(other != pkg, "--seed 2 made the same package as seed 1");
+
+    // A word list gives its words tokens of their own though no training text has them, and
+    // the card says where it came from.
+    let corpus_text = std::fs::read_to_string(&corpus).unwrap();
+    let kept = |out: &Path| -> Vec<String> {
+        let v = std::fs::read_to_string(out.join("checkpoint/vocab.txt")).unwrap();
+        v.lines().map(String::from).collect()
+    };
+    for word in ["kangaroo", "slicing"] {
+        assert!(!corpus_text.contains(word) && !kept(&a).contains(&word.to_string()));
+    }
+    let list = dir.join("words.tsv");
+    std::fs::write(&list, "kangaroo\t2e-6\nslicing\t1e-6\n").unwrap();
+    ok(distill(
+        &ck,
+        &corpus,
+        &b,
+        &["--words", list.to_str().unwrap()],
+    ));
+    for word in ["kangaroo", "slicing"] {
+        assert!(
+            kept(&b).contains(&word.to_string()),
+            "{word} not in the vocabulary"
+        );
+    }
+    let card = std::fs::read_to_string(b.join("README.md")).unwrap();
+    assert!(card.contains("Word list: 2 words from"), "{card}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

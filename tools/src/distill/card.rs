@@ -194,6 +194,15 @@ pub fn write(c: &Card<'_>) -> Result<()> {
     for (path, n) in &c.corpus.sources {
         writeln!(w, "- Training texts: {n} from `{}`.", shown(path))?;
     }
+    if let Some(path) = &c.corpus.word_list_file {
+        writeln!(
+            w,
+            "- Word list: {} words from `{}`, weighing as one more source in the vocabulary's \
+             token frequencies and the choice of one-word texts (not training text).",
+            c.corpus.word_list.len(),
+            shown(path)
+        )?;
+    }
     writeln!(
         w,
         "- Dev check: the {} SNLI lines after the first 10,000 of `data/calib/snli-dev-sentences.txt`.",
@@ -239,6 +248,7 @@ pub fn write(c: &Card<'_>) -> Result<()> {
             "sources": c.corpus.sources.iter().map(|(p, n)| json!({"path": shown(p), "texts": n})).collect::<Vec<_>>(),
             "train": c.corpus.train.len(),
             "dev": c.corpus.dev.len(),
+            "word_list": c.corpus.word_list_file.as_ref().map(|p| json!({"path": shown(p), "words": c.corpus.word_list.len()})),
         },
         "package_bytes": c.package_bytes,
         "figures": f,

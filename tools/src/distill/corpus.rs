@@ -7,9 +7,9 @@
 //! bank and queries (the other evaluation) are never training text.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 
 use crate::catalog::CHITCHAT_TRAIN;
 
@@ -25,13 +25,19 @@ pub struct Corpus {
     pub dev: Vec<String>,
     /// Where the training texts came from (for the card).
     pub sources: Vec<(PathBuf, usize)>,
+    /// A word-frequency list (`--words`): its words and their shares of its total, most
+    /// frequent first; empty without one. It weighs as one more source in the vocabulary's
+    /// frequencies and in the choice of one-word texts, not as training text.
+    pub word_list: Vec<(String, f64)>,
+    /// The list's file (for the card).
+    pub word_list_file: Option<PathBuf>,
 }
 
 impl Corpus {
     /// The default corpus, or the lines of `files` (each a source; a text already in an earlier
     /// source is not repeated). Lines of the dev check are dropped from the training texts
     /// either way.
-    pub fn load(files: &[PathBuf]) -> Result<Corpus> {
+    pub fn load(files: &[PathBuf], word_list: Option<&Path>) -> Result<Corpus> {
         let snli = crate::defaults::calib_file()?;
         let lines = crate::text::read_lines(&snli)?;
         ensure!(
@@ -84,6 +90,11 @@ impl Corpus {
             train,
             dev,
             sources,
+            word_list: match word_list {
+                Some(f) => read_word_list(f)?,
+                None => Vec::new(),
+            },
+            word_list_file: word_list.map(Path::to_path_buf),
         })
     }
 }
@@ -103,7 +114,8 @@ impl Corpus {
 impl Corpus {
     /// The `n` most frequent words of the training texts (lowercased runs of letters, two or
     /// more; each source weighing the same, as in [`Corpus::weights`]), most frequent first,
-    /// ties in alphabetical order.
+    /// ties in alphabetical order. With a word list, a word's frequency is its share of the
+    /// texts' words plus its share of the list's.
     pub fn words(&self, n: usize) -> Vec<String> {
         let mut freq: std::collections::HashMap<String, f64> = Default::default();
         for (text, w) in self.train.iter().zip(self.weights()) {
@@ -114,10 +126,56 @@ impl Corpus {
                 *freq.entry(word.to_lowercase()).or_default() += w;
             }
         }
+        if !self.word_list.is_empty() {
+            let total: f64 = freq.values().sum();
+            freq.values_mut()
+                .for_each(|f| *f /= total.max(f64::MIN_POSITIVE));
+            for (word, share) in &self.word_list {
+                *freq.entry(word.clone()).or_default() += share;
+            }
+        }
         let mut words: Vec<(String, f64)> = freq.into_iter().collect();
         words.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         words.into_iter().take(n).map(|(w, _)| w).collect()
     }
+}
+
+/// Reads a word-frequency list: `word<TAB>frequency` a line (a word: two or more letters,
+/// lowercase; a frequency: a positive number, any scale). Returns each word with its share of
+/// the list's total. Any other line is an error naming the file and the line.
+pub fn read_word_list(path: &Path) -> Result<Vec<(String, f64)>> {
+    let mut words = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, line) in crate::input::text(path)?.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let Some((word, f)) = line.split_once('\t') else {
+            bail!("{}: expected `word<TAB>frequency`, got {line:?}", at());
+        };
+        let ok = word.chars().nth(1).is_some()
+            && word.chars().all(|c| c.is_alphabetic() && !c.is_uppercase());
+        ensure!(
+            ok,
+            "{}: {word:?} is not a lowercase word of two or more letters",
+            at()
+        );
+        let f: f64 = match f.trim().parse() {
+            Ok(f) if f > 0.0 && f64::is_finite(f) => f,
+            _ => bail!("{}: the frequency {f:?} is not a positive number", at()),
+        };
+        ensure!(
+            seen.insert(word.to_string()),
+            "{}: {word:?} comes twice",
+            at()
+        );
+        words.push((word.to_string(), f));
+    }
+    ensure!(!words.is_empty(), "{}: no words", path.display());
+    let total: f64 = words.iter().map(|w| w.1).sum();
+    Ok(words.into_iter().map(|(w, f)| (w, f / total)).collect())
 }
 
 /// Trimmed, non-empty, first occurrence only, none of `drop`.
@@ -142,10 +200,59 @@ mod tests {
                 .to_vec(),
             dev: Vec::new(),
             sources: vec![("a".into(), 3), ("b".into(), 2)],
+            word_list: Vec::new(),
+            word_list_file: None,
         };
         // Source a's texts weigh 1/3 each, b's 1/2: "hi" 1, "cat" and "the" 2/3 (a tie, in
         // alphabetical order), "there" 1/2 (not "the"); one-letter "a" and "x" are not words.
         assert_eq!(c.words(4), ["hi", "cat", "the", "there"]);
         assert_eq!(c.words(100).len(), 7);
+    }
+
+    #[test]
+    fn a_word_list_weighs_as_one_more_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("words.tsv");
+        std::fs::write(&path, "onion\t3\n\nslicing\t2e0\n").unwrap();
+        let list = read_word_list(&path).unwrap();
+        assert_eq!(
+            list,
+            [("onion".to_string(), 0.6), ("slicing".to_string(), 0.4)]
+        );
+        let c = Corpus {
+            train: ["the cat", "the dog"].map(String::from).to_vec(),
+            dev: Vec::new(),
+            sources: vec![("a".into(), 2)],
+            word_list: list,
+            word_list_file: Some(path),
+        };
+        // The texts' words: "the" 1/2 of them, "cat" and "dog" 1/4 each; the list adds 0.6 and
+        // 0.4.
+        assert_eq!(c.words(3), ["onion", "the", "slicing"]);
+    }
+
+    #[test]
+    fn a_malformed_word_list_is_refused_naming_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("words.tsv");
+        for (text, why) in [
+            ("onion\t3\nslicing 1\n", "expected `word<TAB>frequency`"),
+            ("onion\t3\n\nOnion\t1\n", "not a lowercase word"),
+            ("onion\t3\nx\t1\n", "not a lowercase word"),
+            ("onion\t3\nslicing\t-1\n", "not a positive number"),
+            ("onion\t3\nslicing\tNaN\n", "not a positive number"),
+            ("onion\t3\nonion\t1\n", "comes twice"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = read_word_list(&path).unwrap_err().to_string();
+            let line = text.lines().count();
+            assert!(
+                e.contains(&format!("words.tsv:{line}")) && e.contains(why),
+                "{e}"
+            );
+        }
+        std::fs::write(&path, "\n").unwrap();
+        let e = read_word_list(&path).unwrap_err().to_string();
+        assert!(e.contains("words.tsv") && e.contains("no words"), "{e}");
     }
 }

@@ -113,6 +113,12 @@ pub struct Options {
     /// (default: the project's SNLI training lines and chit-chat turns; data/README.md).
     #[arg(long)]
     pub corpus: Vec<PathBuf>,
+    /// A word-frequency list of the language the student will read (`word<TAB>frequency` a
+    /// line, e.g. data/words/wordfreq-en.tsv): it weighs as one more source in choosing the
+    /// vocabulary and the one-word texts (Tier S), so common words the training texts lack
+    /// still get tokens of their own. Not training text.
+    #[arg(long)]
+    pub words: Option<PathBuf>,
     /// Seed of every random choice of the training.
     #[arg(long, default_value_t = recipe::SEED)]
     pub seed: u64,
@@ -252,7 +258,7 @@ pub fn run(o: Options) -> Result<Outputs> {
         .clone()
         .or_else(|| std::env::var("PITH_PYTHON").ok())
         .unwrap_or_else(|| "python3".into());
-    let texts = corpus::Corpus::load(&o.corpus)?;
+    let texts = corpus::Corpus::load(&o.corpus, o.words.as_deref())?;
     let variants = variants::make(
         &python,
         &work,
@@ -267,6 +273,7 @@ pub fn run(o: Options) -> Result<Outputs> {
         &teacher,
         &texts.train,
         &texts.weights(),
+        &texts.word_list,
         plan.row_bytes(o.dim),
         budget,
         plan.fixed_bytes(),

@@ -4,7 +4,7 @@
 //! digits and common symbols (plain and `##`), so WordPiece can always fall back on them and no
 //! English word becomes `[UNK]`. Then the tokens the teacher's tokenizer uses most on the training
 //! corpus (the BERT vocabulary is not sorted by frequency; each source of the corpus weighs the
-//! same), ties by id; a token that would not fit
+//! same, and so does a word-frequency list when one is given), ties by id; a token that would not fit
 //! is skipped and a shorter, rarer one may still fit. The kept tokens keep the teacher's order.
 
 use anyhow::{ensure, Result};
@@ -57,11 +57,13 @@ fn is_special(tok: &str) -> bool {
 
 /// Chooses the vocabulary for a table of `row_bytes` a row within `budget` package bytes, of which
 /// `fixed` go to what is not the vocabulary (a transformer's layers). `weights` gives each
-/// text's share in the frequencies.
+/// text's share in the frequencies; `word_list` (words and their shares of a word-frequency
+/// list, summing to 1) adds its words' tokens as one more source.
 pub fn choose(
     teacher: &Checkpoint,
     train: &[String],
     weights: &[f64],
+    word_list: &[(String, f64)],
     row_bytes: usize,
     budget: usize,
     fixed: usize,
@@ -70,7 +72,14 @@ pub fn choose(
     let t = teacher.tokenizer;
     let tok = CheckpointTokenizer::new(teacher);
     let mut freq = vec![0f64; n];
-    for (ids, w) in tok.ids_all(train)?.into_iter().zip(weights) {
+    let words: Vec<String> = word_list.iter().map(|(w, _)| w.clone()).collect();
+    let shares = weights.iter().chain(word_list.iter().map(|(_, s)| s));
+    for (ids, w) in tok
+        .ids_all(train)?
+        .into_iter()
+        .chain(tok.ids_all(&words)?)
+        .zip(shares)
+    {
         for id in ids {
             if id != t.cls_id && id != t.sep_id {
                 freq[id as usize] += w;
