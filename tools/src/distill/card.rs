@@ -198,7 +198,8 @@ pub fn write(c: &Card<'_>) -> Result<()> {
         writeln!(
             w,
             "- Word list: {} words from `{}`, weighing as one more source in the vocabulary's \
-             token frequencies and the choice of one-word texts (not training text).",
+             token frequencies and as much as the texts in the choice of one-word texts (not \
+             training text).",
             c.corpus.word_list.len(),
             shown(path)
         )?;

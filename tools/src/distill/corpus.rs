@@ -27,7 +27,8 @@ pub struct Corpus {
     pub sources: Vec<(PathBuf, usize)>,
     /// A word-frequency list (`--words`): its words and their shares of its total, most
     /// frequent first; empty without one. It weighs as one more source in the vocabulary's
-    /// frequencies and in the choice of one-word texts, not as training text.
+    /// frequencies and as much as all the texts in the choice of one-word texts
+    /// ([`Corpus::words`]); it is not training text.
     pub word_list: Vec<(String, f64)>,
     /// The list's file (for the card).
     pub word_list_file: Option<PathBuf>,
@@ -115,7 +116,7 @@ impl Corpus {
     /// The `n` most frequent words of the training texts (lowercased runs of letters, two or
     /// more; each source weighing the same, as in [`Corpus::weights`]), most frequent first,
     /// ties in alphabetical order. With a word list, a word's frequency is its share of the
-    /// texts' words plus its share of the list's.
+    /// texts' words plus its share of the list's (the two weigh the same).
     pub fn words(&self, n: usize) -> Vec<String> {
         let mut freq: std::collections::HashMap<String, f64> = Default::default();
         for (text, w) in self.train.iter().zip(self.weights()) {

@@ -114,9 +114,10 @@ pub struct Options {
     #[arg(long)]
     pub corpus: Vec<PathBuf>,
     /// A word-frequency list of the language the student will read (`word<TAB>frequency` a
-    /// line, e.g. data/words/wordfreq-en.tsv): it weighs as one more source in choosing the
-    /// vocabulary and the one-word texts (Tier S), so common words the training texts lack
-    /// still get tokens of their own. Not training text.
+    /// line, e.g. data/words/wordfreq-en.tsv): it weighs as one more corpus source in choosing
+    /// the vocabulary, and as much as all the texts together in choosing the one-word texts
+    /// (Tier S), so common words the training texts lack still get tokens of their own. Not
+    /// training text.
     #[arg(long)]
     pub words: Option<PathBuf>,
     /// Seed of every random choice of the training.

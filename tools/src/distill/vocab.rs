@@ -4,8 +4,9 @@
 //! digits and common symbols (plain and `##`), so WordPiece can always fall back on them and no
 //! English word becomes `[UNK]`. Then the tokens the teacher's tokenizer uses most on the training
 //! corpus (the BERT vocabulary is not sorted by frequency; each source of the corpus weighs the
-//! same, and so does a word-frequency list when one is given), ties by id; a token that would not fit
-//! is skipped and a shorter, rarer one may still fit. The kept tokens keep the teacher's order.
+//! same, and so does a word-frequency list when one is given), ties by id; a token that would
+//! not fit is skipped and a shorter, rarer one may still fit. The kept tokens keep the teacher's
+//! order.
 
 use anyhow::{ensure, Result};
 use pith_runtime::format::TokenizerConfig;
