@@ -2,6 +2,7 @@
 //! chosen one to `work/recipe.json` for the trainer (tools/train/static_student.py or
 //! tier_m_student.py reads only that file) and into the record; the model card prints it.
 
+use pith_runtime::format::layout::GELU_LEN;
 use serde::Serialize;
 
 /// Default seed of the training's random choices.
@@ -119,12 +120,11 @@ impl StaticRecipe {
 }
 
 impl StaticRecipe {
-    /// Package bytes of the head: its two int8 weight matrices, each channel's bias and
-    /// requantization pair, the activation table and the section records.
+    /// Package bytes of the head: an FFN block of the student's width ([`ffn_block_bytes`]).
     pub fn head_bytes(&self) -> usize {
         match self.head {
             0 => 0,
-            f => 2 * self.dim * f + (f + self.dim) * 12 + 256 + 7 * 40,
+            f => ffn_block_bytes(self.dim, f),
         }
     }
 
@@ -239,17 +239,27 @@ impl TransformerRecipe {
     }
 
     /// Package bytes besides the vocabulary rows, as the quantizer lays them out
-    /// (tools/src/quant/lower.rs): per layer the int8 weights, per output channel an i32 bias and
-    /// an (i32, i32) requantization, two LayerNorms of `4 × hidden` i64, the GELU table and the
-    /// layer's scalars; the position table with its requantization, the embedding LayerNorm, the
-    /// softmax table; about 40 bytes of section record and alignment per section. Slightly
-    /// high on purpose: the finished package is measured against the budget again.
+    /// (tools/src/quant/lower.rs): per layer the four attention linears (int8 weights, per output
+    /// channel an i32 bias and an (i32, i32) requantization), two LayerNorms of `4 × hidden` i64,
+    /// the layer's scalars and the FFN block ([`ffn_block_bytes`]); the position table with its
+    /// requantization, the embedding LayerNorm, the softmax table. Slightly high on purpose: the
+    /// finished package is measured against the budget again.
     pub fn fixed_bytes(&self) -> usize {
         let (h, f) = (self.hidden, self.ffn);
-        let weights = 4 * h * h + 2 * h * f;
-        let channels = (4 * h + f + h) * 12;
-        let per_layer = weights + channels + 2 * 32 * h + 256 + 64 + 20 * 40;
-        let embeddings = self.positions * (h + 8) + 32 * h + 1024 + 8 * 40;
+        let attention = 4 * h * h + 4 * h * 12;
+        let per_layer = attention + 2 * 32 * h + 64 + 13 * SECTION_BYTES + ffn_block_bytes(h, f);
+        let embeddings = self.positions * (h + 8) + 32 * h + 1024 + 8 * SECTION_BYTES;
         self.layers * per_layer + embeddings + 4096
     }
+}
+
+/// Estimated package bytes of a section's record and alignment.
+const SECTION_BYTES: usize = 40;
+
+/// Package bytes of an FFN block of width `hidden` and `ffn` units, as the quantizer writes both
+/// an encoder layer's and a static model's head: the two int8 weight matrices, per output
+/// channel an i32 bias and an (i32, i32) requantization, the activation table, and its seven
+/// sections' records.
+fn ffn_block_bytes(hidden: usize, ffn: usize) -> usize {
+    2 * hidden * ffn + (ffn + hidden) * 12 + GELU_LEN + 7 * SECTION_BYTES
 }
