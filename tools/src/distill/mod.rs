@@ -2,8 +2,9 @@
 //! teacher, in one command.
 //!
 //! Tier S is a static model (one 4-bit or int8 vector per WordPiece token, mean-pooled, then a
-//! small head on the pooled vector; a package of at most 512 KiB that runs on a Cortex-M0+). Tier M is a small BERT (4 layers × 128 by default, a
-//! package of at most 2 MB) initialised from the teacher's layers ([`tier_m`]); its training
+//! small head on the pooled vector; a package of at most 512 KiB that runs on a Cortex-M0+).
+//! Tier M is a small BERT (4 layers × 128 by default, a package of at most 2 MB) initialised
+//! from the teacher's layers ([`tier_m`]); its training
 //! takes hours on two cores, saves its state as it goes, and the same command resumes it. The
 //! command runs the recipe of [`recipe`] in order:
 //!
